@@ -1,0 +1,60 @@
+# Gatehouse — one workspace, several services. `make run` and `make test` each do all their set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
+export UV_LINK_MODE := copy
+PG_ADMIN := postgresql://postgres@127.0.0.1:5432/postgres
+AUTH_DB := gatehouse_auth
+PYTEST := $(UV) run --frozen pytest
+TEST_FLAGS ?= -q -p no:cacheprovider
+
+.PHONY: help install services databases migrate test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+install:  ## install uv if missing, then every workspace member and dev tool from uv.lock
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --all-packages --quiet
+
+services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
+	@scripts/services.sh
+
+databases: services install  ## create each service's database if missing
+	@$(UV) run --frozen python scripts/create_databases.py $(AUTH_DB)
+
+migrate: databases  ## apply every service's migrations
+	@cd auth-service && AUTH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/$(AUTH_DB) $(UV) run --frozen alembic upgrade head
+
+test: install services  ## every test suite (each makes and drops its own databases and vhosts)
+	$(PYTEST) $(TEST_FLAGS) shared-contracts/tests
+	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
+	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
+	$(PYTEST) $(TEST_FLAGS) emulators/tests
+
+lint: install  ## ruff and mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src emulators/src
+
+format: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+schemas: install  ## re-export the event JSON Schemas and AsyncAPI document
+	$(UV) run --frozen gatehouse-export-schemas
+
+run: migrate  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
+	@$(UV) run --frozen honcho start -f Procfile
+
+bench: migrate  ## benchmarks; each prints a table
+	$(UV) run --frozen python bench/auth_login.py
+
+rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
+	$(UV) run --frozen auth-service rotate-keys
+
+create-admin: install  ## create the first admin: make create-admin EMAIL=... (asks for the password)
+	$(UV) run --frozen auth-service create-admin $(EMAIL)
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache var

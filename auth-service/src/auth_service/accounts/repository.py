@@ -1,0 +1,94 @@
+"""Queries on users, profiles and one-time tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import selectinload
+
+from auth_service.models import OneTimeToken, Profile, TokenPurpose, User
+from gatehouse_platform.db import Repository, utcnow
+
+
+class UserRepository(Repository[User]):
+    model = User
+
+    async def by_id(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        stmt = select(User).where(User.id == user_id).options(selectinload(User.profile))
+        if for_update:
+            stmt = stmt.with_for_update(of=User)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_email(self, email: str) -> User | None:
+        stmt = select(User).where(func.lower(User.email) == email.strip().lower()).options(selectinload(User.profile))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_login(self, login: str) -> User | None:
+        """By email or username, both case-insensitive."""
+        value = login.strip().lower()
+        stmt = (
+            select(User)
+            .where(or_(func.lower(User.email) == value, func.lower(User.username) == value))
+            .options(selectinload(User.profile))
+        )
+        return (await self.session.execute(stmt)).scalars().first()
+
+    async def email_taken(self, email: str, *, excluding: uuid.UUID | None = None) -> bool:
+        stmt = select(User.id).where(func.lower(User.email) == email.strip().lower())
+        if excluding:
+            stmt = stmt.where(User.id != excluding)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def username_taken(self, username: str, *, excluding: uuid.UUID | None = None) -> bool:
+        stmt = select(User.id).where(func.lower(User.username) == username.strip().lower())
+        if excluding:
+            stmt = stmt.where(User.id != excluding)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def search(
+        self, query: str | None, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[User]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        stmt = select(User).options(selectinload(User.profile))
+        if query:
+            escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            stmt = stmt.where(or_(func.lower(User.email).like(pattern), func.lower(User.username).like(pattern)))
+        if after:
+            created_at, last_id = after
+            stmt = stmt.where(
+                or_(User.created_at < created_at, (User.created_at == created_at) & (User.id < last_id))
+            )
+        stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def count_active_admins(self) -> int:
+        stmt = select(func.count()).select_from(User).where(User.is_active, User.roles.any("admin"))
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    def add_with_profile(self, user: User) -> User:
+        user.profile = Profile(user_id=user.id)
+        self.session.add(user)
+        return user
+
+
+class OneTimeTokenRepository(Repository[OneTimeToken]):
+    model = OneTimeToken
+
+    async def by_digest(self, digest: bytes, purpose: TokenPurpose) -> OneTimeToken | None:
+        stmt = (
+            select(OneTimeToken)
+            .where(OneTimeToken.token_hash == digest, OneTimeToken.purpose == purpose)
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def spend_all(self, user_id: uuid.UUID, purpose: TokenPurpose) -> None:
+        """Older links die when a new one is sent or one is used."""
+        await self.session.execute(
+            update(OneTimeToken)
+            .where(OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose, OneTimeToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        )

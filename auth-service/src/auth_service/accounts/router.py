@@ -1,0 +1,147 @@
+"""Registration, my account, email verification, passwords, deactivation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from auth_service.accounts import passwords, service
+from auth_service.accounts.repository import UserRepository
+from auth_service.accounts.schemas import (
+    ChangeEmailRequest,
+    PasswordConfirmation,
+    ProfileUpdate,
+    RegisterRequest,
+    Status,
+    TokenBody,
+    UserOut,
+)
+from auth_service.dependencies import ClientDep, CurrentPrincipal, DbSession, ServicesDep
+from auth_service.errors import (
+    AlreadyVerified,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidField,
+    InvalidOneTimeToken,
+    UsernameTaken,
+)
+from auth_service.security import PASSWORD_MAX_LENGTH
+from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
+
+router = APIRouter(prefix="/auth", tags=["accounts"])
+
+
+class ForgotPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class NewPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=10, max_length=200)
+    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    old_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(EmailAlreadyRegistered, UsernameTaken, InvalidField),
+    summary="Create an account (a verification email follows)",
+)
+async def register(body: RegisterRequest, db: DbSession, services: ServicesDep) -> UserOut:
+    return UserOut.of(await service.register(db, services, body))
+
+
+@router.get("/me", responses=responses(Unauthorized))
+async def me(principal: CurrentPrincipal, db: DbSession) -> UserOut:
+    user = await UserRepository(db).by_id(principal.user.id)
+    assert user is not None
+    return UserOut.of(user)
+
+
+@router.patch("/me", responses=responses(Unauthorized, UsernameTaken), summary="Update my profile")
+async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.update_profile(db, principal.user, body))
+
+
+@router.post(
+    "/change-email",
+    responses=responses(Unauthorized, InvalidCredentials, EmailAlreadyRegistered),
+    summary="Change my email (the new address must be verified)",
+)
+async def change_email(
+    body: ChangeEmailRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> UserOut:
+    return UserOut.of(await service.change_email(db, services, principal, body))
+
+
+@router.get("/verify", responses=responses(InvalidOneTimeToken), summary="The emailed verification link")
+async def verify_link(token: Annotated[str, Query(min_length=10, max_length=200)], db: DbSession) -> Status:
+    await service.verify_email(db, token)
+    return Status(status="verified")
+
+
+@router.post("/verify", responses=responses(InvalidOneTimeToken))
+async def verify(body: TokenBody, db: DbSession) -> Status:
+    await service.verify_email(db, body.token)
+    return Status(status="verified")
+
+
+@router.post(
+    "/request/verify",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(Unauthorized, AlreadyVerified, TooManyRequests),
+    summary="Send the verification email again",
+)
+async def resend_verification(
+    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, client: ClientDep
+) -> Status:
+    await services.throttle.request_attempt("verify", client.ip, str(principal.user.id))
+    await service.send_verification(db, services, principal.user)
+    return Status(status="accepted")
+
+
+@router.post("/forget-password", status_code=status.HTTP_202_ACCEPTED, responses=responses(TooManyRequests))
+async def forget_password(
+    body: ForgotPasswordRequest, db: DbSession, services: ServicesDep, client: ClientDep
+) -> Status:
+    """Same answer whether or not the address has an account."""
+    await services.throttle.request_attempt("reset", client.ip, str(body.email))
+    await passwords.request_reset(db, services, str(body.email))
+    return Status(status="accepted", detail="If the address has an account, a reset link is on its way.")
+
+
+@router.post("/new-password", responses=responses(InvalidOneTimeToken, InvalidField), summary="Set a new password")
+async def new_password(body: NewPasswordRequest, db: DbSession, services: ServicesDep) -> Status:
+    await passwords.reset_password(db, services, body.token, body.new_password)
+    return Status(status="password_changed", detail="Every session was signed out.")
+
+
+@router.post("/change-password", responses=responses(Unauthorized, InvalidCredentials, InvalidField))
+async def change_password(
+    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+) -> Status:
+    await passwords.change_password(db, services, principal, body.old_password, body.new_password)
+    return Status(status="password_changed", detail="Your other sessions were signed out.")
+
+
+@router.post("/deactivate", responses=responses(Unauthorized, InvalidCredentials), summary="Deactivate my account")
+async def deactivate(
+    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, body: PasswordConfirmation | None = None
+) -> Status:
+    user = await UserRepository(db).by_id(principal.user.id, for_update=True)
+    assert user is not None
+    await service.confirm_password(services, user, body.password if body else None)
+    await service.deactivate(db, user, by="self")
+    return Status(status="deactivated")

@@ -1,0 +1,128 @@
+"""Request and response bodies of the account endpoints."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+
+from auth_service.models import User
+from auth_service.security import PASSWORD_MAX_LENGTH
+
+USERNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$"
+
+Password = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)  # policy (8–128 chars) is checked in code
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+    username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    password: str = Password
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class ProfileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    display_name: str | None
+    first_name: str | None
+    last_name: str | None
+    avatar_url: str | None
+    bio: str | None
+    locale: str | None
+    timezone: str | None
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    username: str
+    email_verified: bool
+    is_active: bool
+    roles: list[str]
+    registration_method: str
+    created_at: datetime
+    last_login_at: datetime | None
+    profile: ProfileOut | None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            username=user.username,
+            email_verified=user.email_verified,
+            is_active=user.is_active,
+            roles=sorted(user.roles),
+            registration_method=user.registration_method,
+            created_at=user.created_at,
+            last_login_at=user.last_login_at,
+            profile=ProfileOut.model_validate(user.profile) if "profile" in user.__dict__ and user.profile else None,
+        )
+
+
+class ProfileUpdate(BaseModel):
+    """Fields left out stay as they are; null clears one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = Field(default=None, min_length=3, max_length=32, pattern=USERNAME_PATTERN)
+    display_name: str | None = Field(default=None, max_length=100)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    avatar_url: HttpUrl | None = None
+    bio: str | None = Field(default=None, max_length=1000)
+    locale: str | None = Field(default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    timezone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError("Unknown time zone; use an IANA name such as Europe/Paris.")
+        return value
+
+    @model_validator(mode="after")
+    def _username_not_null(self) -> ProfileUpdate:
+        if "username" in self.model_fields_set and self.username is None:
+            raise ValueError("username cannot be cleared")
+        return self
+
+
+class ChangeEmailRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: EmailStr = Field(max_length=320)
+    password: str | None = Field(default=None, max_length=PASSWORD_MAX_LENGTH * 4)
+
+
+class PasswordConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(
+        default=None, max_length=PASSWORD_MAX_LENGTH * 4, description="Required when the account has a password."
+    )
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=10, max_length=200)
+
+
+class Status(BaseModel):
+    status: Literal["verified", "accepted", "deactivated", "reactivated", "ok", "password_changed", "logged_out"]
+    detail: str | None = None
+
+
+def looks_like_email(value: str) -> bool:
+    return re.fullmatch(r"[^@\s]+@[^@\s]+", value) is not None

@@ -1,0 +1,193 @@
+"""Account rules: register, profile, email change, email verification, deactivation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
+from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
+from auth_service.dependencies import Principal, Services
+from auth_service.errors import (
+    AlreadyVerified,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidOneTimeToken,
+    UsernameTaken,
+)
+from auth_service.events import emit
+from auth_service.models import OneTimeToken, TokenPurpose, User
+from auth_service.security import check_password_policy, new_token, normalize_password, token_digest
+from auth_service.sessions.service import revoke_all_sessions
+from gatehouse_contracts.events import (
+    UserDeactivated,
+    UserEmailChanged,
+    UserEmailVerificationRequested,
+    UserRegistered,
+    UserVerified,
+)
+from gatehouse_platform.db import utcnow
+
+
+async def register(db: AsyncSession, services: Services, body: RegisterRequest) -> User:
+    users = UserRepository(db)
+    email = str(body.email)
+    if await users.email_taken(email):
+        raise EmailAlreadyRegistered("An account with this email already exists.")
+    if await users.username_taken(body.username):
+        raise UsernameTaken("This username is taken.")
+    password = normalize_password(body.password)
+    check_password_policy(password, email=email, username=body.username)
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        username=body.username,
+        password_hash=await services.hasher.hash(password),
+        roles=[],
+        is_active=True,
+        registration_method="password",
+    )
+    users.add_with_profile(user)
+    user.profile.display_name = body.display_name
+    try:
+        await db.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race for the same email/username
+        raise EmailAlreadyRegistered("An account with this email or username already exists.") from exc
+    await emit(
+        db,
+        UserRegistered(
+            user_id=user.id,
+            email=user.email,
+            username=user.username,
+            provider="password",
+            email_verified=False,
+            registered_at=user.created_at,
+        ),
+        user_id=user.id,
+    )
+    await send_verification(db, services, user)
+    return user
+
+
+async def send_verification(db: AsyncSession, services: Services, user: User) -> None:
+    """A new link for the current address; earlier links stop working."""
+    if user.email_verified:
+        raise AlreadyVerified("This email address is already verified.")
+    tokens = OneTimeTokenRepository(db)
+    await tokens.spend_all(user.id, TokenPurpose.VERIFY_EMAIL)
+    token = new_token()
+    expires_at = utcnow() + timedelta(seconds=services.settings.verification_token_ttl_seconds)
+    tokens.add(
+        OneTimeToken(
+            user_id=user.id,
+            purpose=TokenPurpose.VERIFY_EMAIL,
+            token_hash=token_digest(token),
+            email=user.email,
+            expires_at=expires_at,
+        )
+    )
+    await emit(
+        db,
+        UserEmailVerificationRequested(
+            user_id=user.id, email=user.email, username=user.username, token=token, expires_at=expires_at
+        ),
+        user_id=user.id,
+    )
+
+
+async def spend_one_time_token(db: AsyncSession, raw: str, purpose: TokenPurpose) -> User:
+    """The user a link token belongs to, spending the token; any failure says the same thing."""
+    tokens = OneTimeTokenRepository(db)
+    record = await tokens.by_digest(token_digest(raw), purpose)
+    if record is None or record.used_at is not None or record.expires_at <= utcnow():
+        raise InvalidOneTimeToken("This link is invalid or has expired; ask for a new one.")
+    user = await UserRepository(db).by_id(record.user_id, for_update=True)
+    if user is None or not user.is_active or user.email.lower() != record.email.lower():
+        raise InvalidOneTimeToken("This link is invalid or has expired; ask for a new one.")
+    record.used_at = utcnow()
+    return user
+
+
+async def verify_email(db: AsyncSession, raw_token: str) -> User:
+    user = await spend_one_time_token(db, raw_token, TokenPurpose.VERIFY_EMAIL)
+    if user.email_verified_at is None:
+        await mark_verified(db, user)
+    return user
+
+
+async def mark_verified(db: AsyncSession, user: User) -> None:
+    user.email_verified_at = utcnow()
+    await emit(db, UserVerified(user_id=user.id, email=user.email, verified_at=user.email_verified_at), user_id=user.id)
+
+
+async def update_profile(db: AsyncSession, user: User, body: ProfileUpdate) -> User:
+    users = UserRepository(db)
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    username = changes.pop("username", None)
+    if username is not None and username.lower() != user.username.lower():
+        if await users.username_taken(username, excluding=user.id):
+            raise UsernameTaken("This username is taken.")
+        user.username = username
+    elif username is not None:
+        user.username = username  # a change of case only
+    loaded = await users.by_id(user.id)
+    assert loaded is not None
+    for field, value in changes.items():
+        setattr(loaded.profile, field, value)
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise UsernameTaken("This username is taken.") from exc
+    return loaded
+
+
+async def confirm_password(services: Services, user: User, password: str | None) -> None:
+    """Sensitive changes ask for the password again when the account has one."""
+    if user.password_hash is None:
+        return
+    if not password or not await services.hasher.verify(user.password_hash, normalize_password(password)):
+        raise InvalidCredentials("The password is not correct.")
+
+
+async def change_email(db: AsyncSession, services: Services, principal: Principal, body: ChangeEmailRequest) -> User:
+    users = UserRepository(db)
+    user = await users.by_id(principal.user.id, for_update=True)
+    assert user is not None
+    await confirm_password(services, user, body.password)
+    new_email = str(body.new_email)
+    if new_email.lower() == user.email.lower():
+        return user
+    if await users.email_taken(new_email, excluding=user.id):
+        raise EmailAlreadyRegistered("An account with this email already exists.")
+    old_email = user.email
+    user.email = new_email
+    user.email_verified_at = None
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise EmailAlreadyRegistered("An account with this email already exists.") from exc
+    await emit(
+        db,
+        UserEmailChanged(user_id=user.id, old_email=old_email, new_email=new_email, changed_at=utcnow()),
+        user_id=user.id,
+    )
+    await send_verification(db, services, user)
+    return user
+
+
+async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:
+    """Refresh tokens die at once; `user.deactivated` lets every verifier reject access tokens."""
+    if not user.is_active:
+        return
+    now = utcnow()
+    user.is_active = False
+    user.deactivated_at = now
+    await revoke_all_sessions(db, user.id, reason="deactivated")
+    await emit(
+        db,
+        UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now),  # type: ignore[arg-type]
+        user_id=user.id,
+    )

@@ -1,0 +1,60 @@
+"""Admin endpoints: list and search users, deactivate/reactivate, roles."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from auth_service.accounts.schemas import UserOut
+from auth_service.admin import service
+from auth_service.dependencies import AdminPrincipal, DbSession
+from auth_service.errors import LastAdmin, UserNotFound
+from gatehouse_platform.errors import Forbidden, Unauthorized, responses
+
+router = APIRouter(prefix="/auth/admin", tags=["admin"], responses=responses(Unauthorized, Forbidden))
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class RolesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Literal["admin"]] = Field(max_length=8)
+
+
+@router.get("/users", responses=responses(service.InvalidCursor))
+async def list_users(
+    _: AdminPrincipal,
+    db: DbSession,
+    q: Annotated[str | None, Query(max_length=320, description="Part of an email or username")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> UserPage:
+    users, next_cursor = await service.search_users(db, q, limit, cursor)
+    return UserPage(items=[UserOut.of(u) for u in users], next_cursor=next_cursor)
+
+
+@router.get("/users/{user_id}", responses=responses(UserNotFound))
+async def get_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.get_user(db, user_id))
+
+
+@router.post("/users/{user_id}/deactivate", responses=responses(UserNotFound, LastAdmin))
+async def deactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.admin_deactivate(db, user_id))
+
+
+@router.post("/users/{user_id}/reactivate", responses=responses(UserNotFound))
+async def reactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.admin_reactivate(db, user_id))
+
+
+@router.put("/users/{user_id}/roles", responses=responses(UserNotFound, LastAdmin), summary="Grant or revoke admin")
+async def put_roles(user_id: uuid.UUID, body: RolesUpdate, _: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.set_roles(db, user_id, list(body.roles)))

@@ -1,0 +1,88 @@
+"""Admin rules: find users, deactivate and reactivate them, grant and revoke roles."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.accounts.repository import UserRepository
+from auth_service.accounts.service import deactivate
+from auth_service.errors import LastAdmin, UserNotFound
+from auth_service.events import emit
+from auth_service.models import User
+from auth_service.sessions.service import revoke_all_sessions
+from gatehouse_contracts.events import UserReactivated
+from gatehouse_platform.db import utcnow
+from gatehouse_platform.errors import DomainError
+
+KNOWN_ROLES = frozenset({"admin"})
+
+
+class InvalidCursor(DomainError):
+    status = 400
+    slug = "invalid-cursor"
+    title = "Invalid cursor"
+
+
+def encode_cursor(user: User) -> str:
+    return base64.urlsafe_b64encode(f"{user.created_at.isoformat()}|{user.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, user_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(user_id)
+    except ValueError as exc:
+        raise InvalidCursor("The cursor is not one we gave out.") from exc
+
+
+async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+    user = await UserRepository(db).by_id(user_id, for_update=for_update)
+    if user is None:
+        raise UserNotFound(f"No user {user_id}.")
+    return user
+
+
+async def search_users(
+    db: AsyncSession, query: str | None, limit: int, cursor: str | None
+) -> tuple[list[User], str | None]:
+    users = await UserRepository(db).search(query, limit=limit + 1, after=decode_cursor(cursor) if cursor else None)
+    page = users[:limit]
+    return page, encode_cursor(page[-1]) if len(users) > limit else None
+
+
+async def _guard_last_admin(db: AsyncSession, user: User) -> None:
+    if user.is_admin and user.is_active and await UserRepository(db).count_active_admins() <= 1:
+        raise LastAdmin("At least one active admin must remain.")
+
+
+async def admin_deactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await get_user(db, user_id, for_update=True)
+    await _guard_last_admin(db, user)
+    await deactivate(db, user, by="admin")
+    return user
+
+
+async def admin_reactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await get_user(db, user_id, for_update=True)
+    if not user.is_active:
+        user.is_active = True
+        user.deactivated_at = None
+        await emit(db, UserReactivated(user_id=user.id, email=user.email, reactivated_at=utcnow()), user_id=user.id)
+    return user
+
+
+async def set_roles(db: AsyncSession, user_id: uuid.UUID, roles: list[str]) -> User:
+    """Taking a role away ends the user's sessions, so no token keeps carrying it."""
+    user = await get_user(db, user_id, for_update=True)
+    wanted = sorted(set(roles))
+    removed = set(user.roles) - set(wanted)
+    if "admin" in removed:
+        await _guard_last_admin(db, user)
+    user.roles = wanted
+    if removed:
+        await revoke_all_sessions(db, user.id, reason="revoked")
+    return user

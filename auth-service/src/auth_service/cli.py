@@ -1,0 +1,80 @@
+"""`auth-service` command line: serve, migrate, create-admin, rotate-keys, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from auth_service import maintenance
+from auth_service.keys.service import rotate_keys
+from auth_service.settings import get_settings
+from gatehouse_platform.db import make_engine, make_session_factory, session_scope
+
+app = typer.Typer(help="Gatehouse auth-service operations.", no_args_is_help=True)
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _in_transaction(work):  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(make_session_factory(engine)) as session:
+            return await work(session, settings)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8001, workers: int = 1) -> None:
+    """Run the API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "auth_service.main:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True
+    )
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Apply the Alembic migrations to AUTH_DATABASE_URL."""
+    cmd = [sys.executable, "-m", "alembic", "-c", str(SERVICE_ROOT / "alembic.ini"), "upgrade", revision]
+    raise typer.Exit(subprocess.call(cmd))  # noqa: S603
+
+
+@app.command("create-admin")
+def create_admin(email: str, password: str = typer.Option(..., prompt=True, hide_input=True), username: str = "") -> None:
+    """Create the first admin (or make an existing account admin)."""
+
+    async def work(session, settings):  # type: ignore[no-untyped-def]
+        return await maintenance.create_admin(session, settings, email=email, password=password, username=username or None)
+
+    user = asyncio.run(_in_transaction(work))
+    typer.echo(f"admin {user.email} ({user.id})")
+
+
+@app.command("rotate-keys")
+def rotate() -> None:
+    """Start signing with a new key; the old one stays in the JWKS until its tokens expire."""
+
+    async def work(session, settings):  # type: ignore[no-untyped-def]
+        return await rotate_keys(session, settings)
+
+    typer.echo(f"new signing key {asyncio.run(_in_transaction(work))}")
+
+
+@app.command()
+def purge() -> None:
+    """Delete expired and long-spent tokens, codes and sessions."""
+
+    async def work(session, settings):  # type: ignore[no-untyped-def]
+        return await maintenance.purge_expired(session)
+
+    typer.echo(str(asyncio.run(_in_transaction(work))))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,84 @@
+"""auth-service's domain errors: each carries its status and a stable problem type."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gatehouse_platform.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    slug = "invalid-credentials"
+    title = "Invalid credentials"
+
+
+class InvalidRefreshToken(Unauthorized):
+    slug = "invalid-refresh-token"
+    title = "Invalid refresh token"
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    """A rotated-out refresh token came back: the family is revoked, and that must be committed."""
+
+    slug = "refresh-token-reused"
+    title = "Refresh token reused"
+    keeps_changes: ClassVar[bool] = True
+
+
+class InvalidLoginCode(Unauthorized):
+    slug = "invalid-login-code"
+    title = "Invalid or expired code"
+    keeps_changes: ClassVar[bool] = True  # the spent attempt must be recorded
+
+
+class InvalidOneTimeToken(DomainError):
+    status = 400
+    slug = "invalid-token"
+    title = "Invalid or expired token"
+
+
+class AccountDeactivated(Forbidden):
+    slug = "account-deactivated"
+    title = "Account deactivated"
+
+
+class EmailAlreadyRegistered(Conflict):
+    slug = "email-taken"
+    title = "Email already registered"
+
+
+class UsernameTaken(Conflict):
+    slug = "username-taken"
+    title = "Username already taken"
+
+
+class AlreadyVerified(Conflict):
+    slug = "already-verified"
+    title = "Email already verified"
+
+
+class UserNotFound(NotFound):
+    slug = "user-not-found"
+    title = "User not found"
+
+
+class SessionNotFound(NotFound):
+    slug = "session-not-found"
+    title = "Session not found"
+
+
+class LastAdmin(Conflict):
+    slug = "last-admin"
+    title = "Cannot remove the last active admin"
+
+
+class InvalidField(DomainError):
+    """A request field breaks a rule the schema cannot express (password policy, …): 422 like any
+    validation failure, with the field's message in `errors`."""
+
+    status = 422
+    slug = "validation-failed"
+    title = "Validation failed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__("The request has invalid fields.", errors={field: message})

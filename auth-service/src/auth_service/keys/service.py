@@ -1,0 +1,134 @@
+"""RS256 signing keys: the key ring that signs access tokens and publishes the JWKS.
+
+Keys live in the `signing_keys` table with the private half Fernet-encrypted, or come from
+configuration (AUTH_SIGNING_KEY_PEM). Rotation adds a key that signs from then on; the retired key
+stays published until every token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_service.models import SigningKey
+from auth_service.settings import Settings
+from gatehouse_platform.db import session_scope, utcnow
+from gatehouse_platform.jwt import jwks_to_keys, public_jwk
+
+PUBLISH_LEEWAY = timedelta(minutes=5)
+
+
+def thumbprint_kid(public_key: rsa.RSAPublicKey) -> str:
+    """RFC 7638 JWK thumbprint: a kid derived from the key itself."""
+    jwk = public_jwk(public_key, kid="")
+    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class KeySet:
+    signing_kid: str
+    signing_key: rsa.RSAPrivateKey
+    public_keys: dict[str, rsa.RSAPublicKey]
+    jwks: dict[str, Any]
+    loaded_at: float
+
+
+def generate_key(fernet: Fernet) -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = thumbprint_kid(private.public_key())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return SigningKey(
+        kid=kid,
+        private_key_encrypted=fernet.encrypt(pem),
+        public_jwk=public_jwk(private.public_key(), kid=kid),
+        created_at=utcnow(),
+    )
+
+
+async def rotate_keys(session: AsyncSession, settings: Settings) -> str:
+    """Add a new signing key and retire the current ones; returns the new kid."""
+    fernet = Fernet(settings.key_encryption_key.encode())
+    now = utcnow()
+    for key in (await session.execute(select(SigningKey).where(SigningKey.retired_at.is_(None)))).scalars():
+        key.retired_at = now
+    key = generate_key(fernet)
+    session.add(key)
+    await session.flush()
+    return key.kid
+
+
+class KeyRing:
+    """Caches the key set for a few seconds so a rotation by the CLI reaches every replica soon."""
+
+    def __init__(self, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self._fernet = Fernet(settings.key_encryption_key.encode())
+        self._cached: KeySet | None = None
+
+    async def current(self) -> KeySet:
+        cached = self._cached
+        if cached is None or time.monotonic() - cached.loaded_at > self._settings.key_cache_seconds:
+            cached = self._cached = await self._load()
+        return cached
+
+    async def refresh(self) -> KeySet:
+        self._cached = await self._load()
+        return self._cached
+
+    async def _load(self) -> KeySet:
+        if self._settings.signing_key_pem:
+            return self._from_pem(self._settings.signing_key_pem)
+        async with session_scope(self._session_factory) as session:
+            keys = await self._published_keys(session)
+            if not keys or all(k.retired_at is not None for k in keys):
+                # Replicas starting together must not each create a first key.
+                await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))"))
+                keys = await self._published_keys(session)
+                if not keys or all(k.retired_at is not None for k in keys):
+                    keys.append(generate_key(self._fernet))
+                    session.add(keys[-1])
+        active = max((k for k in keys if k.retired_at is None), key=lambda k: k.created_at)
+        private = serialization.load_pem_private_key(self._fernet.decrypt(active.private_key_encrypted), None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        jwks = {"keys": [k.public_jwk for k in sorted(keys, key=lambda k: k.created_at, reverse=True)]}
+        return KeySet(
+            signing_kid=active.kid,
+            signing_key=private,
+            public_keys=jwks_to_keys(jwks),
+            jwks=jwks,
+            loaded_at=time.monotonic(),
+        )
+
+    async def _published_keys(self, session: AsyncSession) -> list[SigningKey]:
+        horizon = utcnow() - timedelta(seconds=self._settings.access_token_ttl_seconds) - PUBLISH_LEEWAY
+        stmt = select(SigningKey).where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > horizon))
+        return list((await session.execute(stmt)).scalars())
+
+    def _from_pem(self, pem: str) -> KeySet:
+        private = serialization.load_pem_private_key(pem.encode(), None)
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise ValueError("AUTH_SIGNING_KEY_PEM must be an RSA private key")
+        kid = thumbprint_kid(private.public_key())
+        return KeySet(
+            signing_kid=kid,
+            signing_key=private,
+            public_keys={kid: private.public_key()},
+            jwks={"keys": [public_jwk(private.public_key(), kid=kid)]},
+            loaded_at=time.monotonic(),
+        )
+

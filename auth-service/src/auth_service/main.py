@@ -1,0 +1,81 @@
+"""The composition root of the API process: `create_app()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from auth_service.accounts.router import router as accounts_router
+from auth_service.admin.router import router as admin_router
+from auth_service.dependencies import Services
+from auth_service.keys.router import router as keys_router
+from auth_service.keys.service import KeyRing
+from auth_service.security import PasswordHasher
+from auth_service.sessions.router import router as sessions_router
+from auth_service.settings import Settings, get_settings
+from auth_service.throttle import Throttle
+from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.http import install_platform
+from gatehouse_platform.logging import configure_logging
+from gatehouse_platform.outbox import OutboxRelay
+
+
+def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("auth-service", level=settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    session_factory = make_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        keyring=KeyRing(settings, session_factory),
+        hasher=PasswordHasher(settings),
+        redis=redis,
+        throttle=Throttle(settings, redis),
+    )
+    relay = OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.keyring.current()  # creates the first signing key on a fresh database
+        if run_relay:
+            await relay.start()
+        try:
+            yield
+        finally:
+            if run_relay:
+                await relay.stop()
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Gatehouse auth-service",
+        version="0.1.0",
+        description="Accounts, sessions and tokens. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    async def database() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def broker() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(settings.amqp_url, timeout=2)
+        await connection.close()
+
+    async def cache() -> None:
+        await redis.ping()
+
+    install_platform(app, {"database": database, "broker": broker, "redis": cache})
+    for router in (accounts_router, sessions_router, admin_router, keys_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,82 @@
+"""Periodic and operator work: purge expired secrets, create the first admin, rotate keys."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.accounts.repository import UserRepository
+from auth_service.models import AuthSession, LoginCode, OneTimeToken, RefreshToken, User
+from auth_service.security import PasswordHasher, check_password_policy, normalize_password
+from auth_service.settings import Settings
+from gatehouse_platform.db import utcnow
+
+log = logging.getLogger(__name__)
+
+# Spent and expired rows are kept this long for audit before they go.
+RETENTION = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    one_time_tokens: int
+    login_codes: int
+    refresh_tokens: int
+    sessions: int
+
+
+async def purge_expired(db: AsyncSession) -> PurgeResult:
+    horizon = utcnow() - RETENTION
+    now = utcnow()
+
+    async def count(stmt: object) -> int:
+        result = await db.execute(stmt)  # type: ignore[call-overload]
+        return int(result.rowcount or 0)
+
+    tokens = await count(
+        delete(OneTimeToken).where(or_(OneTimeToken.expires_at < now, OneTimeToken.used_at < horizon))
+    )
+    codes = await count(delete(LoginCode).where(or_(LoginCode.expires_at < now, LoginCode.used_at < horizon)))
+    refresh = await count(
+        delete(RefreshToken).where(or_(RefreshToken.expires_at < now, RefreshToken.rotated_at < horizon))
+    )
+    sessions = await count(
+        delete(AuthSession).where(or_(AuthSession.expires_at < horizon, AuthSession.revoked_at < horizon))
+    )
+    result = PurgeResult(tokens, codes, refresh, sessions)
+    log.info("purged expired credentials", extra=result.__dict__)
+    return result
+
+
+async def create_admin(
+    db: AsyncSession, settings: Settings, *, email: str, password: str, username: str | None = None
+) -> User:
+    """Creates the admin, or grants admin to an existing account with that email (idempotent)."""
+    users = UserRepository(db)
+    existing = await users.by_email(email)
+    if existing is not None:
+        if "admin" not in existing.roles:
+            existing.roles = sorted({*existing.roles, "admin"})
+        return existing
+    username = username or email.split("@")[0][:32]
+    password = normalize_password(password)
+    check_password_policy(password, email=email, username=username)
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        username=username,
+        password_hash=await PasswordHasher(settings).hash(password),
+        roles=["admin"],
+        is_active=True,
+        email_verified_at=utcnow(),
+        registration_method="password",
+    )
+    users.add_with_profile(user)
+    await db.flush()
+    return user
+

@@ -1,0 +1,97 @@
+"""Password hashing and policy, and the opaque secrets we hand out (refresh tokens, links, codes)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from functools import lru_cache
+
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from auth_service.errors import InvalidField
+from auth_service.settings import Settings
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+
+
+class PasswordHasher:
+    """Argon2id, run in a worker thread (argon2-cffi releases the GIL) so the event loop stays free."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._argon2 = Argon2Hasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            type=Type.ID,
+        )
+        self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, secret: str) -> str:
+        return await asyncio.to_thread(self._argon2.hash, secret)
+
+    async def verify(self, hashed: str | None, secret: str) -> bool:
+        """Constant work whether or not there is a hash: an unknown user costs one dummy hash too."""
+        return await asyncio.to_thread(self._verify_sync, hashed, secret)
+
+    def _verify_sync(self, hashed: str | None, secret: str) -> bool:
+        try:
+            return self._argon2.verify(hashed or self._dummy_hash, secret) and hashed is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, hashed: str) -> bool:
+        return self._argon2.check_needs_rehash(hashed)
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def normalize_password(password: str) -> str:
+    """NIST 800-63B: Unicode passwords are NFKC-normalized before hashing."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def check_password_policy(password: str, *, email: str | None = None, username: str | None = None) -> None:
+    """NIST 800-63B: 8–128 characters, no composition rules, not a commonly used or context word."""
+    field = "password"
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise InvalidField(field, f"Use at least {PASSWORD_MIN_LENGTH} characters.")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise InvalidField(field, f"Use at most {PASSWORD_MAX_LENGTH} characters.")
+    lowered = password.lower()
+    if lowered in _common_passwords() or len(set(lowered)) == 1:
+        raise InvalidField(field, "This password is too common; choose another.")
+    context = {c.lower() for c in (username, email, email.split("@")[0] if email else None) if c}
+    if lowered in context:
+        raise InvalidField(field, "The password must not be your username or email.")
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> bytes:
+    """High-entropy tokens are stored as SHA-256: enough against a stolen table, and indexable."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def derive_successor(secret: str, session_id: str, token: str) -> str:
+    """The refresh token that replaces `token`, computed rather than stored: presenting the same
+    token twice within the grace period yields the same successor without keeping it in plain text."""
+    mac = hmac.new(secret.encode(), f"{session_id}:{token}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def new_login_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"

@@ -1,0 +1,85 @@
+"""Bodies of sign-in, refresh and session endpoints (OAuth 2.0 token response naming)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from auth_service.accounts.schemas import UserOut
+from auth_service.security import PASSWORD_MAX_LENGTH
+from auth_service.sessions.service import IssuedTokens
+
+
+class LoginRequest(BaseModel):
+    """Sign in with the email or the username, and the password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(default=None, max_length=320)
+    username: str | None = Field(default=None, max_length=32)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> LoginRequest:
+        if bool(self.email) == bool(self.username):
+            raise ValueError("Give either email or username.")
+        return self
+
+    @property
+    def login(self) -> str:
+        return self.email or self.username or ""
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+class LoginCodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+
+
+class CodeLoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=320)
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str
+    user: UserOut
+
+    @classmethod
+    def of(cls, issued: IssuedTokens) -> TokenResponse:
+        return cls(
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            refresh_token=issued.refresh_token,
+            user=UserOut.of(issued.user),
+        )
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    method: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None = None

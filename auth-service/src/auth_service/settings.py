@@ -1,0 +1,85 @@
+"""auth-service settings: environment variables prefixed AUTH_ (e.g. AUTH_DATABASE_URL)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from gatehouse_platform.settings import ServiceSettings
+
+# Development-only defaults; `Settings` refuses them in production.
+DEV_KEY_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYiE="
+DEV_TOKEN_SECRET = "dev-only-token-secret-change-me"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/gatehouse_auth"
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL clients reach us at.")
+
+    # Tokens
+    issuer: str = "http://127.0.0.1:8000/auth"
+    audience: str = "gatehouse"
+    access_token_ttl_seconds: int = Field(default=900, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=60, description="Idle lifetime of one refresh token")
+    session_max_age_seconds: int = Field(default=30 * 86400, ge=60, description="Absolute lifetime of a session")
+    refresh_reuse_grace_seconds: int = Field(default=10, ge=0)
+    token_secret: str = Field(default=DEV_TOKEN_SECRET, min_length=16, description="HMAC key for refresh successors")
+    key_encryption_key: str = Field(
+        default=DEV_KEY_ENCRYPTION_KEY, description="Fernet key encrypting stored private signing keys"
+    )
+    signing_key_pem: str | None = Field(default=None, description="PEM private key to sign with, instead of stored keys")
+    key_cache_seconds: int = 30
+
+    # Refresh cookie
+    refresh_cookie_name: str = "gatehouse_refresh"
+    refresh_cookie_path: str = "/auth"
+    cookie_secure: bool | None = Field(default=None, description="Defaults to true outside development/test")
+
+    # Passwords (OWASP: Argon2id m=19 MiB, t=2, p=1 at least)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    # One-time tokens and codes
+    verification_token_ttl_seconds: int = 24 * 3600
+    reset_token_ttl_seconds: int = 3600
+    login_code_ttl_seconds: int = 600
+    login_code_max_attempts: int = 5
+
+    # Throttling (limits syntax: "N/period")
+    rate_limits_enabled: bool = True
+    redis_key_prefix: str = "gatehouse-auth"
+    credential_ip_limit: str = "30/minute"
+    credential_account_limit: str = "10/minute"
+    request_ip_limit: str = "10/minute"
+    request_account_limit: str = "3/minute"
+    failures_before_backoff: int = 5
+    max_backoff_seconds: int = 900
+
+    # Celery (broker = RabbitMQ)
+    celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    purge_interval_seconds: int = 3600
+
+    @property
+    def refresh_cookie_secure(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        if self.is_production:
+            if self.token_secret == DEV_TOKEN_SECRET:
+                raise ValueError("AUTH_TOKEN_SECRET must be set in production")
+            if self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY and not self.signing_key_pem:
+                raise ValueError("AUTH_KEY_ENCRYPTION_KEY (or AUTH_SIGNING_KEY_PEM) must be set in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,45 @@
+"""Celery app of auth-service (broker: RabbitMQ) and its periodic task: purge expired secrets.
+
+Run a worker with `celery -A auth_service.tasks worker` and the schedule with
+`celery -A auth_service.tasks beat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from celery import Celery
+
+from auth_service.maintenance import purge_expired
+from auth_service.settings import get_settings
+from gatehouse_platform.db import make_engine, make_session_factory, session_scope
+
+settings = get_settings()
+celery_app = Celery("auth_service", broker=settings.celery_broker_url)
+celery_app.conf.update(
+    task_default_queue="auth-service.tasks",
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    beat_schedule={
+        "purge-expired-credentials": {
+            "task": "auth_service.tasks.purge_expired_credentials",
+            "schedule": float(settings.purge_interval_seconds),
+        }
+    },
+)
+
+
+async def _purge(database_url: str) -> dict[str, int]:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with session_scope(make_session_factory(engine)) as session:
+            return asdict(await purge_expired(session))
+    finally:
+        await engine.dispose()
+
+
+@celery_app.task(name="auth_service.tasks.purge_expired_credentials")
+def purge_expired_credentials() -> dict[str, int]:
+    return asyncio.run(_purge(get_settings().database_url))

@@ -1,0 +1,78 @@
+"""Throttling of credential endpoints: per-IP and per-account rate limits, and a back-off that
+slows an account down after repeated failures without ever locking it out for good."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from redis.asyncio import Redis
+
+from auth_service.settings import Settings
+from gatehouse_platform.errors import TooManyRequests
+from gatehouse_platform.ratelimit import RateLimiter
+
+
+def account_key(identifier: str) -> str:
+    """Accounts are keyed by a digest of the normalized identifier: no emails in Redis keys."""
+    return hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+
+
+class Throttle:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._limiter = RateLimiter(settings.redis_url, prefix=settings.redis_key_prefix)
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings.rate_limits_enabled
+
+    async def credential_attempt(self, action: str, ip: str | None, identifier: str) -> None:
+        """Before checking a password or code: limits per IP and per account, then the back-off."""
+        if not self.enabled:
+            return
+        account = account_key(identifier)
+        await self._limiter.hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
+        await self._limiter.hit(self._settings.credential_account_limit, action, "account", account)
+        wait = await self._backoff_remaining(account)
+        if wait > 0:
+            raise TooManyRequests(wait, "Too many failed attempts for this account; try again later.")
+
+    async def request_attempt(self, action: str, ip: str | None, identifier: str) -> None:
+        """Before sending an email (code, reset link): tighter limits, same answer for any address."""
+        if not self.enabled:
+            return
+        await self._limiter.hit(self._settings.request_ip_limit, action, "ip", ip or "unknown")
+        await self._limiter.hit(self._settings.request_account_limit, action, "account", account_key(identifier))
+
+    def _failures_key(self, identifier: str) -> str:
+        return f"{self._settings.redis_key_prefix}:failures:{account_key(identifier)}"
+
+    async def failed(self, identifier: str) -> None:
+        key = self._failures_key(identifier)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "count", 1)
+            pipe.hset(key, "last", str(time.time()))
+            pipe.expire(key, self._settings.max_backoff_seconds * 2)
+            await pipe.execute()
+
+    async def succeeded(self, identifier: str) -> None:
+        await self._redis.delete(self._failures_key(identifier))
+
+    async def _backoff_remaining(self, account: str) -> int:
+        """After N failures each further attempt waits 2^(failures-N) s, capped; the count expires."""
+        data = await self._redis.hgetall(f"{self._settings.redis_key_prefix}:failures:{account}")
+        if not data:
+            return 0
+        failures = int(data.get(b"count", data.get("count", 0)))
+        last = float(data.get(b"last", data.get("last", 0)))
+        excess = failures - self._settings.failures_before_backoff
+        if excess < 0:
+            return 0
+        delay = min(self._settings.max_backoff_seconds, 2**excess)
+        return max(0, math.ceil(last + delay - time.time()))
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())

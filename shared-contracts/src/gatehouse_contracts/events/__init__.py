@@ -1,0 +1,39 @@
+"""Event data contracts. `REGISTRY` maps each event type (= routing key) to its data model."""
+
+from gatehouse_contracts.envelope import EventData
+from gatehouse_contracts.events.auth import (
+    AUTH_EVENTS,
+    LoginCodeRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    SessionRevoked,
+    UserDeactivated,
+    UserEmailChanged,
+    UserEmailVerificationRequested,
+    UserReactivated,
+    UserRegistered,
+    UserVerified,
+)
+
+REGISTRY: dict[str, type[EventData]] = {model.event_type: model for model in AUTH_EVENTS}
+
+
+def parse_data(event_type: str, data: dict[str, object]) -> EventData:
+    """Validate an event's `data` against its contract; KeyError for an unknown type."""
+    return REGISTRY[event_type].model_validate(data)
+
+
+__all__ = [
+    "REGISTRY",
+    "LoginCodeRequested",
+    "PasswordChanged",
+    "PasswordResetRequested",
+    "SessionRevoked",
+    "UserDeactivated",
+    "UserEmailChanged",
+    "UserEmailVerificationRequested",
+    "UserReactivated",
+    "UserRegistered",
+    "UserVerified",
+    "parse_data",
+]

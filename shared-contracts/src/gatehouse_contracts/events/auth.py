@@ -1,0 +1,146 @@
+"""Events published by auth-service (source `/auth-service`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from gatehouse_contracts.envelope import EventData
+
+SignInMethod = Literal["password", "google", "github"]
+
+
+class UserRegistered(EventData):
+    event_type = "user.registered"
+    description = "A new account exists (password sign-up or first sign-in with a provider)."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    username: str
+    provider: SignInMethod
+    email_verified: bool
+    registered_at: datetime
+
+
+class UserEmailVerificationRequested(EventData):
+    event_type = "user.email_verification_requested"
+    carries_secret = True
+    description = "Send the verification link. `token` is a one-time secret: never log it."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    username: str
+    token: str = Field(description="One-time verification token; the link is built from configuration.")
+    expires_at: datetime
+
+
+class UserVerified(EventData):
+    event_type = "user.verified"
+    description = "The user proved they own their email address."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    verified_at: datetime
+
+
+class PasswordResetRequested(EventData):
+    event_type = "user.password_reset_requested"
+    carries_secret = True
+    description = "Send the password reset link. `token` is a one-time secret: never log it."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    username: str
+    token: str = Field(description="One-time reset token; the link is built from configuration.")
+    expires_at: datetime
+
+
+class PasswordChanged(EventData):
+    event_type = "user.password_changed"
+    description = "The password was changed (signed in) or set anew (reset); sessions were revoked."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    method: Literal["change", "reset"]
+    changed_at: datetime
+
+
+class LoginCodeRequested(EventData):
+    event_type = "user.login_code_requested"
+    carries_secret = True
+    description = "Send a one-time sign-in code. `code` is a secret: never log it."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    code: str = Field(pattern=r"^[0-9]{6}$")
+    expires_at: datetime
+
+
+class UserEmailChanged(EventData):
+    event_type = "user.email_changed"
+    description = "The account's email address changed; tell both the old and the new address."
+
+    user_id: uuid.UUID
+    old_email: EmailStr
+    new_email: EmailStr
+    changed_at: datetime
+
+
+class UserDeactivated(EventData):
+    event_type = "user.deactivated"
+    description = (
+        "The account is deactivated: every verifier must reject its access tokens at once, "
+        "billing cancels its subscription."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    by: Literal["self", "admin"]
+    deactivated_at: datetime
+
+
+class UserReactivated(EventData):
+    event_type = "user.reactivated"
+    description = "An admin reactivated the account."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    reactivated_at: datetime
+
+
+class SessionRevoked(EventData):
+    event_type = "session.revoked"
+    description = (
+        "These sessions (refresh-token families, the `sid` claim) are revoked: verifiers reject "
+        "access tokens carrying them until they expire."
+    )
+
+    user_id: uuid.UUID
+    session_ids: list[uuid.UUID] = Field(min_length=1)
+    reason: Literal[
+        "logout",
+        "logout_all",
+        "revoked",
+        "refresh_reuse",
+        "password_reset",
+        "password_changed",
+        "deactivated",
+    ]
+    revoked_at: datetime
+
+
+AUTH_EVENTS: tuple[type[EventData], ...] = (
+    UserRegistered,
+    UserEmailVerificationRequested,
+    UserVerified,
+    PasswordResetRequested,
+    PasswordChanged,
+    LoginCodeRequested,
+    UserEmailChanged,
+    UserDeactivated,
+    UserReactivated,
+    SessionRevoked,
+)

@@ -1,0 +1,98 @@
+"""What every service's FastAPI app has: request ids, problem+json, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
+
+from gatehouse_platform.errors import install_exception_handlers
+
+log = logging.getLogger("gatehouse.http")
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", request.url.path))
+    return "unmatched"
+
+
+class MetricsMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        elapsed = time.perf_counter() - start
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        if route not in ("/healthz", "/metrics"):
+            log.info(
+                "request",
+                extra={"method": request.method, "route": route, "status": response.status_code, "ms": round(elapsed * 1000, 2)},
+            )
+        return response
+
+
+def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Hard dependencies answer", responses={503: {"description": "Not ready"}})
+    async def readyz() -> JSONResponse:
+        async def run(check: ReadinessCheck) -> str:
+            try:
+                await asyncio.wait_for(check(), timeout)
+            except Exception as exc:  # a failing dependency is reported, never raised
+                return f"fail: {type(exc).__name__}"
+            return "ok"
+
+        names = list(checks)
+        results = await asyncio.gather(*(run(checks[n]) for n in names))
+        status = dict(zip(names, results, strict=True))
+        ok = all(r == "ok" for r in results)
+        return JSONResponse({"status": "ok" if ok else "fail", "checks": status}, status_code=200 if ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def valid_request_id(value: str) -> bool:
+    """Accept callers' ids that are safe to log and echo (not only UUIDs)."""
+    return re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", value) is not None
+
+
+def install_platform(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
+    """Request ids (X-Request-ID in and out), metrics, problem+json handlers, health routes."""
+    install_exception_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", update_request_header=True, validator=valid_request_id
+    )
+    app.include_router(health_router(checks))

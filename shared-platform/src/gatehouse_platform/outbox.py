@@ -1,0 +1,336 @@
+"""Transactional outbox: events are written with the change they announce and published after commit.
+
+`add_event` puts the CloudEvent in the `outbox` table inside the caller's transaction, so a
+rolled-back change publishes nothing. `OutboxRelay` runs in each service process; one replica at a
+time (the holder of a Postgres advisory lock) publishes unpublished rows, oldest first, with
+publisher confirms, and marks them published only once RabbitMQ has confirmed them. While the
+broker is unreachable rows simply wait; delivery is at least once (exactly once unless the relay
+dies between the broker's confirm and its own commit), so consumers stay idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from asgi_correlation_id import correlation_id as request_correlation_id
+from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
+from prometheus_client import Counter, Gauge
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from gatehouse_platform.db import make_session_factory, session_scope, utcnow
+from gatehouse_platform.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "gatehouse_outbox"
+# Advisory locks are scoped to one database, and each service has its own: one key serves them all.
+RELAY_LOCK_KEY = 0x6761_7465_686F_7573  # "gatehous"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+
+OUTBOX_PUBLISHED = Counter(
+    "gatehouse_outbox_published_total", "Outbox events confirmed by the broker.", ["event_type"]
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "gatehouse_outbox_publish_failures_total", "Failed attempts to reach the broker or publish an event."
+)
+OUTBOX_LAG = Gauge(
+    "gatehouse_outbox_lag_seconds", "Age of the oldest unpublished outbox event, seen by the leading relay."
+)
+OUTBOX_LEADER = Gauge("gatehouse_outbox_relay_leader", "1 while this process's relay holds the leader lock.")
+
+
+async def add_event(
+    session: AsyncSession,
+    data: EventData,
+    *,
+    source: str,
+    subject: str | None = None,
+    correlation_id: str | None = None,
+) -> CloudEvent:
+    """Stage `data` for publication in the caller's transaction; never commits.
+
+    The correlation id defaults to the current request's id. The NOTIFY rides in the same
+    transaction, and Postgres delivers it only on commit: the relay wakes right after commit and
+    never for a rolled-back change.
+    """
+    event = new_event(
+        data,
+        source=source,
+        subject=subject,
+        correlation_id=correlation_id if correlation_id is not None else request_correlation_id.get(),
+    )
+    session.add(
+        OutboxMessage(
+            id=event.id,
+            event_type=event.type,
+            payload=event.model_dump(mode="json"),
+            created_at=event.time,
+        )
+    )
+    await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+    return event
+
+
+class BrokerUnavailableError(Exception):
+    """RabbitMQ could not be reached, or refused or failed to confirm a publish."""
+
+
+class _Backoff:
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+
+class OutboxRelay:
+    """Publishes outbox rows to the events exchange; run one per service process.
+
+    Each relay keeps a dedicated asyncpg connection that holds the advisory lock while it leads
+    and LISTENs for commits. The others wait on `pg_try_advisory_lock` and take over as soon as
+    the leader's connection ends (graceful stop, crash, or a killed backend).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        amqp_url: str,
+        *,
+        exchange: str = "gatehouse.events",
+        poll_interval: float = 1.0,
+        batch_size: int = 100,
+        publish_timeout: float = 10.0,
+        max_backoff: float = 30.0,
+        lock_key: int = RELAY_LOCK_KEY,
+    ) -> None:
+        self._sessions = make_session_factory(engine)
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._amqp_url = amqp_url
+        self._exchange_name = exchange
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._publish_timeout = publish_timeout
+        self._lock_key = lock_key
+        self._broker_backoff = _Backoff(min(0.5, max_backoff), max_backoff)
+        self._db_backoff = _Backoff(min(0.5, max_backoff), max_backoff)
+        self._connection: AbstractConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._leader = False
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("relay already started")
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, give up leadership and close both connections."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._close_broker()
+
+    async def publish_pending_once(self) -> int:
+        """Publish one batch of unpublished rows (for tests and CLIs); returns how many were published.
+
+        Safe beside a running leader: rows are claimed with FOR UPDATE SKIP LOCKED, so no row is
+        published twice. Raises `BrokerUnavailableError` if the broker fails.
+        """
+        return await self._publish_batch()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=10, server_settings={"application_name": "gatehouse-outbox-relay"}
+                )
+            except _DB_ERRORS as exc:
+                await self._pause_after_db_error(exc)
+                continue
+            try:
+                if await self._wait_for_leadership(conn):
+                    self._db_backoff.reset()
+                    await self._lead(conn)
+            except _DB_ERRORS as exc:
+                await self._pause_after_db_error(exc)
+            except Exception:
+                # Never let the task die silently: log, back off, start over.
+                logger.exception("outbox relay failed; restarting")
+                await self._sleep(self._db_backoff.next_delay())
+            finally:
+                self._set_leader(False)
+                await self._close_pg(conn)
+
+    async def _wait_for_leadership(self, conn: asyncpg.Connection) -> bool:
+        announced = False
+        while not self._stopping:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                self._set_leader(True)
+                logger.info("outbox relay is the leader")
+                return True
+            if not announced:
+                logger.info("outbox relay standing by: another replica leads")
+                announced = True
+            await self._sleep(self._poll_interval)
+        return False
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        while not self._stopping:
+            # The lock lives exactly as long as this connection: if it is gone, so is leadership.
+            await conn.execute("SELECT 1")
+            try:
+                published = await self._publish_batch()
+            except BrokerUnavailableError as exc:
+                delay = self._broker_backoff.next_delay()
+                logger.warning("outbox relay cannot publish (%s); retrying in %.1f s", exc, delay)
+                await self._sleep(delay)
+                continue
+            self._broker_backoff.reset()
+            await self._measure_lag()
+            if published < self._batch_size:
+                await self._sleep(self._poll_interval)
+
+    def _on_notify(self, _conn: asyncpg.Connection, _pid: int, _channel: str, _payload: str) -> None:
+        self._wakeup.set()
+
+    async def _publish_batch(self) -> int:
+        failure: BaseException | None = None
+        published = 0
+        async with session_scope(self._sessions) as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.published_at.is_(None))
+                    .order_by(OutboxMessage.created_at, OutboxMessage.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            exchange = await self._ensure_exchange()
+            for row in rows:
+                try:
+                    await exchange.publish(
+                        _to_message(row),
+                        routing_key=row.event_type,
+                        mandatory=False,
+                        timeout=self._publish_timeout,
+                    )
+                except Exception as exc:
+                    # Stop at the first failure so later events never overtake this one.
+                    failure = exc
+                    row.attempts += 1
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                    OUTBOX_PUBLISH_FAILURES.inc()
+                    logger.warning("publishing event id=%s type=%s failed", row.id, row.event_type)
+                    break
+                row.published_at = utcnow()
+                published += 1
+                OUTBOX_PUBLISHED.labels(row.event_type).inc()
+                logger.debug("published event id=%s type=%s", row.id, row.event_type)
+        if failure is not None:
+            await self._close_broker()
+            raise BrokerUnavailableError(type(failure).__name__) from failure
+        return published
+
+    async def _ensure_exchange(self) -> AbstractExchange:
+        if self._exchange is not None and self._connection is not None and not self._connection.is_closed:
+            return self._exchange
+        await self._close_broker()
+        try:
+            self._connection = await aio_pika.connect(self._amqp_url, timeout=self._publish_timeout)
+            channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
+            self._exchange = await channel.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        except Exception as exc:
+            OUTBOX_PUBLISH_FAILURES.inc()
+            await self._close_broker()
+            raise BrokerUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        logger.info("outbox relay connected to the broker")
+        return self._exchange
+
+    async def _measure_lag(self) -> None:
+        async with self._sessions() as session:
+            oldest = await session.scalar(
+                select(func.min(OutboxMessage.created_at)).where(OutboxMessage.published_at.is_(None))
+            )
+        OUTBOX_LAG.set(0 if oldest is None else max((utcnow() - oldest) / timedelta(seconds=1), 0))
+
+    async def _pause_after_db_error(self, exc: BaseException) -> None:
+        delay = self._db_backoff.next_delay()
+        logger.warning("outbox relay lost the database (%s); retrying in %.1f s", type(exc).__name__, delay)
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for a NOTIFY, `stop()` or the timeout, whichever comes first.
+
+        A NOTIFY that arrived while a batch was running is still pending here, so the next batch
+        starts at once instead of after the poll interval.
+        """
+        if self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        if not self._stopping:
+            self._wakeup.clear()
+
+    def _set_leader(self, leader: bool) -> None:
+        self._leader = leader
+        OUTBOX_LEADER.set(1 if leader else 0)
+
+    async def _close_broker(self) -> None:
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except Exception:
+                logger.debug("closing the broker connection failed", exc_info=True)
+
+    @staticmethod
+    async def _close_pg(conn: asyncpg.Connection) -> None:
+        try:
+            await asyncio.wait_for(conn.close(), timeout=5)
+        except Exception:
+            conn.terminate()
+
+
+def _to_message(row: OutboxMessage) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=json.dumps(row.payload, separators=(",", ":")).encode(),
+        content_type=CLOUDEVENTS_CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(row.id),
+        type=row.event_type,
+        timestamp=row.created_at,
+        correlation_id=row.payload.get("correlationid"),
+    )

@@ -1,0 +1,377 @@
+"""EventConsumer against the real Postgres and RabbitMQ: effects, idempotency, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from asgi_correlation_id import correlation_id
+from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
+from gatehouse_contracts.events import UserVerified
+from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler
+from gatehouse_platform.models import ProcessedEvent
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+# The proxy that plays the broker outage; it belongs in gatehouse_platform.testing once shared.
+from test_outbox import TcpProxy
+
+pytestmark = pytest.mark.timeout(90)
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        outcome = condition()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def effects_table(engine: AsyncEngine) -> None:
+    """What handlers in these tests do: one row per run, no uniqueness, so a double effect shows."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS consumer_test_effects"
+                " (id bigserial PRIMARY KEY, consumer text NOT NULL, event_id uuid NOT NULL, request_id text)"
+            )
+        )
+
+
+@pytest.fixture
+def consumer_name() -> str:
+    return f"test-consumer-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def exchange_name() -> str:
+    return f"test.events.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def broker(amqp_url: str) -> AsyncIterator[AbstractConnection]:
+    connection = await aio_pika.connect(amqp_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def channel(broker: AbstractConnection, exchange_name: str) -> AbstractChannel:
+    channel = await broker.channel(publisher_confirms=True)
+    await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+    return channel
+
+
+@pytest.fixture
+async def make_consumer(
+    amqp_url: str, exchange_name: str, consumer_name: str, session_factory: Sessions
+) -> AsyncIterator[Callable[..., Awaitable[EventConsumer]]]:
+    started: list[EventConsumer] = []
+
+    async def make(
+        handlers: Mapping[str, Handler], *, retry_delays: Sequence[float] = (0.05, 0.1), prefetch: int = 16
+    ) -> EventConsumer:
+        consumer = EventConsumer(
+            amqp_url,
+            exchange=exchange_name,
+            name=consumer_name,
+            handlers=handlers,
+            session_factory=session_factory,
+            prefetch=prefetch,
+            retry_delays=retry_delays,
+        )
+        await consumer.start()
+        started.append(consumer)
+        return consumer
+
+    yield make
+    for consumer in started:
+        await consumer.stop()
+
+
+def verified_event(correlation: str | None = None) -> CloudEvent:
+    data = UserVerified(user_id=uuid.uuid4(), email="ada@example.com", verified_at=datetime.now(UTC))
+    return new_event(data, source="/auth-service", subject=str(data.user_id), correlation_id=correlation)
+
+
+async def publish(channel: AbstractChannel, exchange_name: str, body: bytes, routing_key: str) -> None:
+    exchange = await channel.get_exchange(exchange_name, ensure=False)
+    await exchange.publish(
+        aio_pika.Message(body, message_id=str(uuid.uuid4()), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=routing_key,
+    )
+
+
+async def publish_event(channel: AbstractChannel, exchange_name: str, event: CloudEvent) -> None:
+    await publish(channel, exchange_name, event.model_dump_json().encode(), event.type)
+
+
+async def record_effect(session: AsyncSession, event: CloudEvent, consumer: str) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO consumer_test_effects (consumer, event_id, request_id)"
+            " VALUES (:consumer, :event_id, :rid)"
+        ),
+        {"consumer": consumer, "event_id": event.id, "rid": correlation_id.get()},
+    )
+
+
+async def effects(session_factory: Sessions, consumer: str) -> list[tuple[uuid.UUID, str | None]]:
+    async with session_factory() as session:
+        rows = await session.execute(
+            text("SELECT event_id, request_id FROM consumer_test_effects WHERE consumer = :c ORDER BY id"),
+            {"c": consumer},
+        )
+        return [(row.event_id, row.request_id) for row in rows]
+
+
+async def ready_messages(channel: AbstractChannel, queue_name: str) -> int:
+    queue = await channel.declare_queue(queue_name, passive=True)
+    count = queue.declaration_result.message_count
+    assert count is not None
+    return count
+
+
+async def ready_count_is(channel: AbstractChannel, queue_name: str, expected: int) -> bool:
+    return await ready_messages(channel, queue_name) == expected
+
+
+async def has_effects(session_factory: Sessions, consumer: str, count: int) -> bool:
+    return len(await effects(session_factory, consumer)) == count
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_redelivered_event_has_its_effect_once(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    runs = 0
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        nonlocal runs
+        runs += 1
+        assert isinstance(data, UserVerified)
+        await record_effect(session, event, consumer_name)
+        # Keep the transaction open so the duplicates, delivered concurrently, race this one.
+        await asyncio.sleep(0.3)
+
+    await make_consumer({"user.verified": handler})
+    event = verified_event(correlation="req-42")
+    for _ in range(3):
+        await publish_event(channel, exchange_name, event)
+
+    await eventually(
+        lambda: (
+            metric("gatehouse_events_duplicates_total", consumer=consumer_name, event_type="user.verified")
+            == 2
+        ),
+        "both duplicates to be skipped",
+    )
+    assert runs == 1
+    assert await effects(session_factory, consumer_name) == [(event.id, "req-42")]
+    async with session_factory() as session:
+        recorded = await session.scalar(
+            select(func.count()).select_from(ProcessedEvent).where(ProcessedEvent.consumer == consumer_name)
+        )
+    assert recorded == 1
+    await eventually(lambda: ready_count_is(channel, consumer_name, 0), "the queue to be empty")
+
+
+async def test_a_failing_handler_is_retried_until_it_succeeds(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    runs = 0
+
+    async def flaky(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        nonlocal runs
+        runs += 1
+        await record_effect(session, event, consumer_name)
+        if runs <= 2:
+            raise RuntimeError("downstream hiccup")  # rolls the effect above back
+
+    consumer = await make_consumer({"user.verified": flaky}, retry_delays=(0.1, 0.2, 0.3))
+    event = verified_event()
+    await publish_event(channel, exchange_name, event)
+
+    await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the third run to succeed")
+    assert runs == 3
+    assert await effects(session_factory, consumer_name) == [(event.id, None)]
+    assert await ready_messages(channel, consumer.dead_letter_queue) == 0
+    assert metric("gatehouse_events_retried_total", consumer=consumer_name, event_type="user.verified") == 2
+
+
+async def test_an_event_failing_every_retry_is_dead_lettered_and_can_be_replayed(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    runs = 0
+    healthy = False
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        nonlocal runs
+        runs += 1
+        if not healthy:
+            raise RuntimeError("downstream down")
+        await record_effect(session, event, consumer_name)
+
+    consumer = await make_consumer({"user.verified": handler}, retry_delays=(0.05, 0.1))
+    event = verified_event()
+    await publish_event(channel, exchange_name, event)
+
+    await eventually(lambda: ready_count_is(channel, consumer.dead_letter_queue, 1), "a dead letter")
+    assert runs == 3  # the first delivery and two retries
+    assert await effects(session_factory, consumer_name) == []
+
+    healthy = True
+    assert await consumer.replay_dead_letters(limit=10) == 1
+    await eventually(
+        lambda: has_effects(session_factory, consumer_name, 1), "the replayed event to be handled"
+    )
+    assert runs == 4
+    assert await ready_messages(channel, consumer.dead_letter_queue) == 0
+    assert await consumer.replay_dead_letters(limit=10) == 0
+
+
+async def test_malformed_messages_go_straight_to_the_dead_letter_queue(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    runs = 0
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        nonlocal runs
+        runs += 1
+        await record_effect(session, event, consumer_name)
+
+    consumer = await make_consumer({"user.verified": handler})
+    bad_data = verified_event().model_dump(mode="json")
+    bad_data["data"] = {"user_id": "not-a-uuid", "email": "s3cret-input", "verified_at": "yesterday"}
+    unknown_type = verified_event().model_dump(mode="json") | {"type": "user.teleported"}
+    await publish(channel, exchange_name, b"{not json", "user.verified")
+    await publish(channel, exchange_name, b'{"specversion": "1.0", "type": "user.verified"}', "user.verified")
+    await publish(channel, exchange_name, json.dumps(bad_data).encode(), "user.verified")
+    # Not routable through the exchange (no binding), so straight into the consumer's queue.
+    await channel.default_exchange.publish(aio_pika.Message(json.dumps(unknown_type).encode()), consumer_name)
+    good = verified_event()
+    await publish_event(channel, exchange_name, good)
+
+    await eventually(lambda: ready_count_is(channel, consumer.dead_letter_queue, 4), "four dead letters")
+    await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the good event to be handled")
+    assert runs == 1
+    assert await effects(session_factory, consumer_name) == [(good.id, None)]
+
+    dlq = await channel.get_queue(consumer.dead_letter_queue)
+    reasons = []
+    while (message := await dlq.get(no_ack=True, fail=False)) is not None:
+        reasons.append(str(message.headers[DEATH_REASON_HEADER]))
+    assert len(reasons) == 4
+    assert all(reason.startswith("malformed: ") for reason in reasons)
+    assert any("no handler" in reason for reason in reasons)
+    assert not any("s3cret" in reason for reason in reasons)
+
+
+async def test_stop_waits_for_the_handler_in_flight(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        started.set()
+        await asyncio.sleep(1)
+        await record_effect(session, event, consumer_name)
+
+    consumer = await make_consumer({"user.verified": slow})
+    event = verified_event()
+    await publish_event(channel, exchange_name, event)
+    await asyncio.wait_for(started.wait(), timeout=10)
+
+    await consumer.stop()
+
+    assert await effects(session_factory, consumer_name) == [(event.id, None)]
+    # Acknowledged before the connection closed, so not handed back for redelivery.
+    await eventually(lambda: ready_count_is(channel, consumer_name, 0), "the queue to stay empty")
+
+
+def test_a_handler_for_an_event_without_contract_is_refused(session_factory: Sessions) -> None:
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="no contract"):
+        EventConsumer(
+            "amqp://unused/",
+            exchange="x",
+            name="n",
+            handlers={"user.teleported": handler},
+            session_factory=session_factory,
+        )
+
+
+async def test_consuming_resumes_after_a_broker_outage(
+    amqp_url: str,
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    target = urlsplit(amqp_url)
+    assert target.hostname is not None
+    proxy = TcpProxy(target.hostname, target.port or 5672)
+    proxied = target._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}", query="reconnect_interval=0.5")
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        await record_effect(session, event, consumer_name)
+
+    consumer = EventConsumer(
+        urlunsplit(proxied),
+        exchange=exchange_name,
+        name=consumer_name,
+        handlers={"user.verified": handler},
+        session_factory=session_factory,
+    )
+    await proxy.open()
+    await consumer.start()
+    try:
+        await publish_event(channel, exchange_name, verified_event())
+        await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the first event handled")
+        await proxy.close()
+        await publish_event(channel, exchange_name, verified_event())
+        await proxy.open()
+        await eventually(lambda: has_effects(session_factory, consumer_name, 2), "the second event handled")
+    finally:
+        await consumer.stop()
+        await proxy.close()
