@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 ADMIN_DSN = os.environ.get("GATEHOUSE_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

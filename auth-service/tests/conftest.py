@@ -74,6 +74,7 @@ def make_settings(database_url: str, amqp_url: str, **overrides: Any) -> Setting
         "request_ip_limit": "10000/minute",
         "credential_account_limit": "1000/minute",
         "request_account_limit": "1000/minute",
+        "failures_before_backoff": 1000,  # the back-off has its own tests
     }
     values.update(overrides)
     return Settings(**values)
@@ -93,7 +94,9 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="session")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth.test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://auth.test"
+    ) as client:
         yield client
 
 
@@ -139,7 +142,9 @@ class EventTap:
                 assert message.message_id == body["id"]
                 self.seen.append(body)
 
-    async def all_of(self, event_type: str, where: Callable[[dict[str, Any]], bool], settle: float = 1.0) -> list[dict[str, Any]]:
+    async def all_of(
+        self, event_type: str, where: Callable[[dict[str, Any]], bool], settle: float = 1.0
+    ) -> list[dict[str, Any]]:
         """Every event of the type matching `where` seen within `settle` seconds."""
         await asyncio.sleep(settle)
         while (message := await self.queue.get(fail=False, no_ack=True)) is not None:
@@ -156,7 +161,9 @@ def validate_event(event: dict[str, Any]) -> None:
 async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
     connection = await aio_pika.connect_robust(amqp_url)
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    exchange = await channel.declare_exchange(
+        settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
     queue = await channel.declare_queue(f"{RUN}.tap", exclusive=True)
     await queue.bind(exchange, "#")
     yield EventTap(queue)
@@ -171,15 +178,20 @@ def new_username() -> str:
     return f"u{uuid.uuid4().hex[:12]}"
 
 
-async def register(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD) -> dict[str, Any]:
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
     response = await client.post(
-        "/auth/register", json={"email": email or new_email(), "username": new_username(), "password": password}
+        "/auth/register",
+        json={"email": email or new_email(), "username": new_username(), "password": password},
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str) -> dict[str, Any]:
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
+) -> dict[str, Any]:
     response = await client.post("/auth/login", json={"email": email, "password": password}, headers=headers)
     assert response.status_code == 200, response.text
     return dict(response.json())

@@ -41,14 +41,18 @@ async def test_login_returns_tokens_and_sets_an_httponly_refresh_cookie(client: 
 
 async def test_login_by_username_is_case_insensitive(client: httpx.AsyncClient) -> None:
     user = await register(client)
-    response = await client.post("/auth/login", json={"username": user["username"].upper(), "password": PASSWORD})
+    response = await client.post(
+        "/auth/login", json={"username": user["username"].upper(), "password": PASSWORD}
+    )
     assert response.status_code == 200
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_answer(client: httpx.AsyncClient) -> None:
     user = await register(client)
     wrong = await client.post("/auth/login", json={"email": user["email"], "password": "not the password"})
-    unknown = await client.post("/auth/login", json={"email": "nobody@example.com", "password": "not the password"})
+    unknown = await client.post(
+        "/auth/login", json={"email": "nobody@example.com", "password": "not the password"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert {k: v for k, v in wrong.json().items() if k != "request_id"} == {
         k: v for k, v in unknown.json().items() if k != "request_id"
@@ -63,7 +67,9 @@ async def test_access_token_verifies_with_pyjwt_and_joserfc_through_the_jwks(
     header = jwt.get_unverified_header(tokens["access_token"])
     assert header["alg"] == "RS256" and header["typ"] == "at+jwt"
     key = jwks_to_keys(keyset)[header["kid"]]
-    claims = jwt.decode(tokens["access_token"], key, algorithms=["RS256"], audience=settings.audience, issuer=settings.issuer)
+    claims = jwt.decode(
+        tokens["access_token"], key, algorithms=["RS256"], audience=settings.audience, issuer=settings.issuer
+    )
     assert claims["sub"] == user["id"]
     assert claims["email"] == user["email"]
     assert claims["email_verified"] is False
@@ -90,8 +96,18 @@ def _b64(data: bytes) -> str:
 
 @pytest.mark.parametrize(
     "attack",
-    ["alg_none", "hs256_with_public_key", "expired", "not_yet_valid", "wrong_iss", "wrong_aud", "unknown_kid",
-     "tampered", "wrong_typ", "stranger_key"],
+    [
+        "alg_none",
+        "hs256_with_public_key",
+        "expired",
+        "not_yet_valid",
+        "wrong_iss",
+        "wrong_aud",
+        "unknown_kid",
+        "tampered",
+        "wrong_typ",
+        "stranger_key",
+    ],
 )
 async def test_forged_or_invalid_access_tokens_are_rejected(
     client: httpx.AsyncClient, app: FastAPI, attack: str
@@ -113,8 +129,12 @@ async def test_forged_or_invalid_access_tokens_are_rejected(
         public_pem = keys.public_keys[keys.signing_kid].public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        signing_input = f"{_b64(json.dumps({'alg': 'HS256', **real}).encode())}.{_b64(json.dumps(claims).encode())}"
-        token = f"{signing_input}.{_b64(hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest())}"
+        signing_input = (
+            f"{_b64(json.dumps({'alg': 'HS256', **real}).encode())}.{_b64(json.dumps(claims).encode())}"
+        )
+        token = (
+            f"{signing_input}.{_b64(hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest())}"
+        )
     elif attack == "expired":
         token = sign({**claims, "iat": now - 3600, "nbf": now - 3600, "exp": now - 600})
     elif attack == "not_yet_valid":

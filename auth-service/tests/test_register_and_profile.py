@@ -27,20 +27,27 @@ async def test_register_creates_user_with_profile_and_publishes_events(
         user = await session.get(User, uuid.UUID(body["id"]))
         assert user is not None and user.password_hash and user.password_hash.startswith("$argon2id$")
         assert await session.get(Profile, user.id) is not None
-        tokens = (await session.execute(select(OneTimeToken).where(OneTimeToken.user_id == user.id))).scalars().all()
+        tokens = (
+            (await session.execute(select(OneTimeToken).where(OneTimeToken.user_id == user.id)))
+            .scalars()
+            .all()
+        )
         assert [t.purpose for t in tokens] == ["verify_email"]
     registered = await events.wait_for("user.registered", lambda e: e["data"]["email"] == email)
     assert registered["source"] == "/auth-service"
     assert registered["subject"] == body["id"]
     assert registered["data"]["provider"] == "password"
-    requested = await events.wait_for("user.email_verification_requested", lambda e: e["data"]["email"] == email)
+    requested = await events.wait_for(
+        "user.email_verification_requested", lambda e: e["data"]["email"] == email
+    )
     assert len(requested["data"]["token"]) >= 40
 
 
 async def test_email_is_unique_case_insensitively(client: httpx.AsyncClient) -> None:
     user = await register(client)
     response = await client.post(
-        "/auth/register", json={"email": user["email"].upper(), "username": new_username(), "password": PASSWORD}
+        "/auth/register",
+        json={"email": user["email"].upper(), "username": new_username(), "password": PASSWORD},
     )
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
@@ -50,7 +57,8 @@ async def test_email_is_unique_case_insensitively(client: httpx.AsyncClient) -> 
 async def test_username_is_unique_case_insensitively(client: httpx.AsyncClient) -> None:
     user = await register(client)
     response = await client.post(
-        "/auth/register", json={"email": new_email(), "username": user["username"].upper(), "password": PASSWORD}
+        "/auth/register",
+        json={"email": new_email(), "username": user["username"].upper(), "password": PASSWORD},
     )
     assert response.status_code == 409
     assert response.json()["type"].endswith("/username-taken")
@@ -64,7 +72,9 @@ async def test_common_password_is_refused_with_a_field_error(client: httpx.Async
     assert "common" in response.json()["errors"]["password"]
 
 
-async def test_short_and_overlong_passwords_are_refused_but_no_composition_rules(client: httpx.AsyncClient) -> None:
+async def test_short_and_overlong_passwords_are_refused_but_no_composition_rules(
+    client: httpx.AsyncClient,
+) -> None:
     for password in ("short1!", "x" * 64 + "y" * 65):
         response = await client.post(
             "/auth/register", json={"email": new_email(), "username": new_username(), "password": password}
@@ -80,7 +90,9 @@ async def test_short_and_overlong_passwords_are_refused_but_no_composition_rules
 
 
 async def test_invalid_fields_are_reported_per_field(client: httpx.AsyncClient) -> None:
-    response = await client.post("/auth/register", json={"email": "not-an-email", "username": "a", "password": PASSWORD})
+    response = await client.post(
+        "/auth/register", json={"email": "not-an-email", "username": "a", "password": PASSWORD}
+    )
     assert response.status_code == 422
     errors = response.json()["errors"]
     assert set(errors) == {"email", "username"}
@@ -115,3 +127,18 @@ async def test_me_requires_a_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/auth/me")
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_nul_characters_are_a_validation_error_not_a_server_error(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: PostgreSQL text cannot hold NUL, so it must be refused up front."""
+    _, tokens = await signed_up(client)
+    response = await client.patch("/auth/me", headers=bearer(tokens), json={"bio": "hi\u0000there"})
+    assert response.status_code == 422, response.text
+    assert "bio" in response.json()["errors"]
+    register = await client.post(
+        "/auth/register",
+        json={"email": new_email(), "username": new_username(), "password": "nul\u0000" + PASSWORD},
+    )
+    assert register.status_code == 422
+    search = await client.get("/auth/verify", params={"token": "a" * 20 + "\u0000"})
+    assert search.status_code in (400, 422)

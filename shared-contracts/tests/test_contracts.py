@@ -13,7 +13,9 @@ from gatehouse_contracts.export import SCHEMAS_DIR, render
 def test_exported_schemas_are_current() -> None:
     rendered = render()
     on_disk = {path.name: path.read_text() for path in SCHEMAS_DIR.glob("*.json")}
-    stale = sorted(name for name in rendered.keys() | on_disk.keys() if rendered.get(name) != on_disk.get(name))
+    stale = sorted(
+        name for name in rendered.keys() | on_disk.keys() if rendered.get(name) != on_disk.get(name)
+    )
     assert not stale, f"run `make schemas` (gatehouse-export-schemas): stale {stale}"
 
 
@@ -73,4 +75,6 @@ def test_secret_carrying_events_are_marked() -> None:
 
 def test_login_code_must_be_six_digits() -> None:
     with pytest.raises(ValidationError):
-        LoginCodeRequested(user_id=uuid.uuid4(), email="a@example.com", code="12a456", expires_at=datetime.now(UTC))
+        LoginCodeRequested(
+            user_id=uuid.uuid4(), email="a@example.com", code="12a456", expires_at=datetime.now(UTC)
+        )

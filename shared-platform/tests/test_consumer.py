@@ -14,16 +14,17 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from asgi_correlation_id import correlation_id
-from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
-from gatehouse_contracts.events import UserVerified
-from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler
-from gatehouse_platform.models import ProcessedEvent
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # The proxy that plays the broker outage; it belongs in gatehouse_platform.testing once shared.
 from test_outbox import TcpProxy
+
+from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
+from gatehouse_contracts.events import UserVerified
+from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler
+from gatehouse_platform.models import ProcessedEvent
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -19,6 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from fastapi import Depends, FastAPI, Request
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet, RSAKey
+from prometheus_client import REGISTRY
+
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.errors import install_exception_handlers
 from gatehouse_platform.jwks import (
@@ -29,9 +33,6 @@ from gatehouse_platform.jwks import (
     require_role,
 )
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token, public_jwk
-from joserfc import jwt as jose_jwt
-from joserfc.jwk import KeySet, RSAKey
-from prometheus_client import REGISTRY
 
 ISSUER = "https://auth.gatehouse.test"
 AUDIENCE = "gatehouse"

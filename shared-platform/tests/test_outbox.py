@@ -15,14 +15,15 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from asgi_correlation_id import correlation_id
+from prometheus_client import REGISTRY
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from gatehouse_contracts.envelope import CloudEvent
 from gatehouse_contracts.events import UserVerified, parse_data
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.outbox import OutboxRelay, add_event
-from prometheus_client import REGISTRY
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -34,7 +34,12 @@ def serve(host: str = "127.0.0.1", port: int = 8001, workers: int = 1) -> None:
     import uvicorn
 
     uvicorn.run(
-        "auth_service.main:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True
+        "auth_service.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
     )
 
 
@@ -46,11 +51,15 @@ def migrate(revision: str = "head") -> None:
 
 
 @app.command("create-admin")
-def create_admin(email: str, password: str = typer.Option(..., prompt=True, hide_input=True), username: str = "") -> None:
+def create_admin(
+    email: str, password: str = typer.Option(..., prompt=True, hide_input=True), username: str = ""
+) -> None:
     """Create the first admin (or make an existing account admin)."""
 
     async def work(session, settings):  # type: ignore[no-untyped-def]
-        return await maintenance.create_admin(session, settings, email=email, password=password, username=username or None)
+        return await maintenance.create_admin(
+            session, settings, email=email, password=password, username=username or None
+        )
 
     user = asyncio.run(_in_transaction(work))
     typer.echo(f"admin {user.email} ({user.id})")

@@ -79,7 +79,9 @@ class Client:
 
 def get_client(request: Request) -> Client:
     agent = request.headers.get("user-agent")
-    return Client(ip=request.client.host if request.client else None, user_agent=agent[:512] if agent else None)
+    return Client(
+        ip=request.client.host if request.client else None, user_agent=agent[:512] if agent else None
+    )
 
 
 ClientDep = Annotated[Client, Depends(get_client)]
@@ -103,13 +105,17 @@ async def verify_access_token(services: Services, token: str) -> AccessTokenClai
     keyring, settings = services.keyring, services.settings
     keys = await keyring.current()
     try:
-        return decode_access_token(token, keys.public_keys, issuer=settings.issuer, audience=settings.audience)
+        return decode_access_token(
+            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
+        )
     except UnknownKeyId:
         # Another replica may have rotated keys since our cache was filled.
         if time.monotonic() - keys.loaded_at < KEY_REFRESH_MIN_AGE:
             raise
         keys = await keyring.refresh()
-        return decode_access_token(token, keys.public_keys, issuer=settings.issuer, audience=settings.audience)
+        return decode_access_token(
+            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
+        )
 
 
 async def current_principal(request: Request, services: ServicesDep, db: DbSession) -> Principal:

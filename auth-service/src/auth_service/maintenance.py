@@ -79,4 +79,3 @@ async def create_admin(
     users.add_with_profile(user)
     await db.flush()
     return user
-

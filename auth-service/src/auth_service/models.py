@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Boolean,
     CheckConstraint,
     Enum,
@@ -21,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gatehouse_platform.db import Base, TimestampMixin, utcnow
@@ -41,7 +40,9 @@ class User(TimestampMixin, Base):
     email_verified_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default=text("'{}'"))
-    registration_method: Mapped[str] = mapped_column(String(16), default="password", server_default="password")
+    registration_method: Mapped[str] = mapped_column(
+        String(16), default="password", server_default="password"
+    )
     deactivated_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
@@ -76,7 +77,9 @@ class AuthSession(Base):
     """A signed-in device: one refresh-token family. Its id is the `sid` claim of access tokens."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_user_active", "user_id", postgresql_where=text("revoked_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_sessions_user_active", "user_id", postgresql_where=text("revoked_at IS NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -24,14 +24,22 @@ class Settings(ServiceSettings):
     issuer: str = "http://127.0.0.1:8000/auth"
     audience: str = "gatehouse"
     access_token_ttl_seconds: int = Field(default=900, ge=60)
-    refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=60, description="Idle lifetime of one refresh token")
-    session_max_age_seconds: int = Field(default=30 * 86400, ge=60, description="Absolute lifetime of a session")
+    refresh_token_ttl_seconds: int = Field(
+        default=14 * 86400, ge=60, description="Idle lifetime of one refresh token"
+    )
+    session_max_age_seconds: int = Field(
+        default=30 * 86400, ge=60, description="Absolute lifetime of a session"
+    )
     refresh_reuse_grace_seconds: int = Field(default=10, ge=0)
-    token_secret: str = Field(default=DEV_TOKEN_SECRET, min_length=16, description="HMAC key for refresh successors")
+    token_secret: str = Field(
+        default=DEV_TOKEN_SECRET, min_length=16, description="HMAC key for refresh successors"
+    )
     key_encryption_key: str = Field(
         default=DEV_KEY_ENCRYPTION_KEY, description="Fernet key encrypting stored private signing keys"
     )
-    signing_key_pem: str | None = Field(default=None, description="PEM private key to sign with, instead of stored keys")
+    signing_key_pem: str | None = Field(
+        default=None, description="PEM private key to sign with, instead of stored keys"
+    )
     key_cache_seconds: int = 30
 
     # Refresh cookie
@@ -76,7 +84,9 @@ class Settings(ServiceSettings):
             if self.token_secret == DEV_TOKEN_SECRET:
                 raise ValueError("AUTH_TOKEN_SECRET must be set in production")
             if self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY and not self.signing_key_pem:
-                raise ValueError("AUTH_KEY_ENCRYPTION_KEY (or AUTH_SIGNING_KEY_PEM) must be set in production")
+                raise ValueError(
+                    "AUTH_KEY_ENCRYPTION_KEY (or AUTH_SIGNING_KEY_PEM) must be set in production"
+                )
         return self
 
 

@@ -45,7 +45,9 @@ class Throttle:
         if not self.enabled:
             return
         await self._limiter.hit(self._settings.request_ip_limit, action, "ip", ip or "unknown")
-        await self._limiter.hit(self._settings.request_account_limit, action, "account", account_key(identifier))
+        await self._limiter.hit(
+            self._settings.request_account_limit, action, "account", account_key(identifier)
+        )
 
     def _failures_key(self, identifier: str) -> str:
         return f"{self._settings.redis_key_prefix}:failures:{account_key(identifier)}"

@@ -1,6 +1,6 @@
 """SMTP catcher: accepts every message and writes it to a Maildir (what `make run` and tests read).
 
-    gatehouse-smtp-catcher --port 1025 --maildir var/mail
+gatehouse-smtp-catcher --port 1025 --maildir var/mail
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ def start_catcher(maildir: Path, *, host: str = "127.0.0.1", port: int = 1025) -
     maildir.parent.mkdir(parents=True, exist_ok=True)
     for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips these when the folder exists
         (maildir / sub).mkdir(parents=True, exist_ok=True)
-    controller = Controller(Mailbox(str(maildir)), hostname=host, port=port)
+    controller = Controller(Mailbox(maildir), hostname=host, port=port)
     controller.start()
     return controller
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--maildir", type=Path, default=Path("var/mail"))

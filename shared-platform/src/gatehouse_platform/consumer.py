@@ -29,13 +29,13 @@ from aio_pika.abc import (
     ConsumerTag,
 )
 from asgi_correlation_id import correlation_id
-from gatehouse_contracts.envelope import CloudEvent, EventData
-from gatehouse_contracts.events import REGISTRY, parse_data
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gatehouse_contracts.envelope import CloudEvent, EventData
+from gatehouse_contracts.events import REGISTRY, parse_data
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.models import ProcessedEvent
 
@@ -127,10 +127,10 @@ class EventConsumer:
         logger.info("consumer %s started for %s", self.name, sorted(self._handlers))
 
     async def stop(self, grace_period: float = 30) -> None:
-        """Stop taking messages, let the handlers in flight finish (up to `grace_period` seconds), then close.
+        """Stop taking messages, let the handlers in flight finish, then close the connection.
 
-        A handler still running after that is abandoned; its message, unacknowledged, is
-        redelivered later.
+        A handler still running after `grace_period` seconds is abandoned; its message,
+        unacknowledged, is redelivered later.
         """
         if self._queue is not None and self._consumer_tag is not None:
             await self._queue.cancel(self._consumer_tag)

@@ -40,7 +40,9 @@ class TimestampMixin:
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+    )
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -83,7 +85,9 @@ class Repository(Generic[ModelT]):
     async def flush(self) -> None:
         await self.session.flush()
 
-    async def list_where(self, *criteria: Any, order_by: Sequence[Any] = (), limit: int | None = None) -> list[ModelT]:
+    async def list_where(
+        self, *criteria: Any, order_by: Sequence[Any] = (), limit: int | None = None
+    ) -> list[ModelT]:
         stmt = select(self.model).where(*criteria).order_by(*order_by)
         if limit is not None:
             stmt = stmt.limit(limit)

@@ -26,7 +26,9 @@ class DomainError(Exception):
     slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = headers or {}
@@ -75,7 +77,9 @@ class TooManyRequests(DomainError):
     title = "Too many requests"
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(detail or "Too many attempts; try again later.", headers={"Retry-After": str(retry_after)})
+        super().__init__(
+            detail or "Too many attempts; try again later.", headers={"Retry-After": str(retry_after)}
+        )
         self.retry_after = retry_after
 
 
@@ -159,7 +163,11 @@ def install_exception_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         from http import HTTPStatus
 
-        title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
+        title = (
+            HTTPStatus(exc.status_code).phrase
+            if exc.status_code in HTTPStatus._value2member_map_
+            else "Error"
+        )
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         return problem_response(
             exc.status_code, title, detail=detail, instance=request.url.path, headers=dict(exc.headers or {})

@@ -7,14 +7,17 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Match
 
+from gatehouse_contracts.problem import Problem
 from gatehouse_platform.errors import install_exception_handlers
 
 log = logging.getLogger("gatehouse.http")
@@ -49,7 +52,12 @@ class MetricsMiddleware(BaseHTTPMiddleware):
         if route not in ("/healthz", "/metrics"):
             log.info(
                 "request",
-                extra={"method": request.method, "route": route, "status": response.status_code, "ms": round(elapsed * 1000, 2)},
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                },
             )
         return response
 
@@ -74,7 +82,9 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0)
         results = await asyncio.gather(*(run(checks[n]) for n in names))
         status = dict(zip(names, results, strict=True))
         ok = all(r == "ok" for r in results)
-        return JSONResponse({"status": "ok" if ok else "fail", "checks": status}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "fail", "checks": status}, status_code=200 if ok else 503
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -88,11 +98,45 @@ def valid_request_id(value: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", value) is not None
 
 
+def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """OpenAPI that says what we send: every error as application/problem+json with the Problem
+    schema, 422 included (FastAPI would document its own validation body)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status.startswith(("4", "5")):
+                        response["content"] = problem
+                        if status == "422":
+                            response["description"] = (
+                                "Validation failed: `errors` maps each field to a message"
+                            )
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
 def install_platform(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
     """Request ids (X-Request-ID in and out), metrics, problem+json handlers, health routes."""
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_exception_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(
-        CorrelationIdMiddleware, header_name="X-Request-ID", update_request_header=True, validator=valid_request_id
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        update_request_header=True,
+        validator=valid_request_id,
     )
     app.include_router(health_router(checks))

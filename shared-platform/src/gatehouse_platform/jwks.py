@@ -14,9 +14,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from gatehouse_contracts.tokens import AccessTokenClaims
 from prometheus_client import Counter
 
+from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.errors import Forbidden, ServiceUnavailable, Unauthorized
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token, jwks_to_keys
 

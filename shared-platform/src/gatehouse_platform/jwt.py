@@ -13,9 +13,9 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
-from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM, AccessTokenClaims
 from pydantic import ValidationError
 
+from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM, AccessTokenClaims
 from gatehouse_platform.errors import Unauthorized
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,14 @@ from gatehouse_platform.db import Base, utcnow
 class OutboxMessage(Base):
     """An event written in the same transaction as the change it announces; the relay publishes it.
 
-    `payload` is the whole CloudEvent (it may carry a one-time secret: never log it).
+    `id` is the CloudEvent id (and the AMQP message_id), `event_type` its type (the routing key),
+    `payload` the whole CloudEvent (it may carry a one-time secret: never log it).
     """
 
     __tablename__ = "outbox"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, comment="The CloudEvent id (= AMQP message_id).")
-    event_type: Mapped[str] = mapped_column(String(200), comment="CloudEvent type, used as the routing key.")
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
     published_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -19,12 +19,12 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from asgi_correlation_id import correlation_id as request_correlation_id
-from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_platform.db import make_session_factory, session_scope, utcnow
 from gatehouse_platform.models import OutboxMessage
 
@@ -131,8 +131,8 @@ class OutboxRelay:
         self._db_backoff = _Backoff(min(0.5, max_backoff), max_backoff)
         self._connection: AbstractConnection | None = None
         self._exchange: AbstractExchange | None = None
-        self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._wakeup = asyncio.Event()  # set by NOTIFY and by stop()
+        self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._leader = False
 
@@ -143,12 +143,12 @@ class OutboxRelay:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("relay already started")
-        self._stopping = False
+        self._stop_requested.clear()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         """Finish the batch in flight, give up leadership and close both connections."""
-        self._stopping = True
+        self._stop_requested.set()
         self._wakeup.set()
         if self._task is not None:
             await self._task
@@ -158,8 +158,9 @@ class OutboxRelay:
     async def publish_pending_once(self) -> int:
         """Publish one batch of unpublished rows (for tests and CLIs); returns how many were published.
 
-        Safe beside a running leader: rows are claimed with FOR UPDATE SKIP LOCKED, so no row is
-        published twice. Raises `BrokerUnavailableError` if the broker fails.
+        Call it on a relay that is not started, then `stop()` to close the broker connection. It is
+        safe beside a running leader elsewhere: rows are claimed with FOR UPDATE SKIP LOCKED, so
+        none is published twice. Raises `BrokerUnavailableError` if the broker fails.
         """
         return await self._publish_batch()
 
@@ -172,9 +173,9 @@ class OutboxRelay:
             except _DB_ERRORS as exc:
                 await self._pause_after_db_error(exc)
                 continue
+            self._db_backoff.reset()
             try:
                 if await self._wait_for_leadership(conn):
-                    self._db_backoff.reset()
                     await self._lead(conn)
             except _DB_ERRORS as exc:
                 await self._pause_after_db_error(exc)
@@ -207,9 +208,11 @@ class OutboxRelay:
             try:
                 published = await self._publish_batch()
             except BrokerUnavailableError as exc:
+                await self._measure_lag()
                 delay = self._broker_backoff.next_delay()
                 logger.warning("outbox relay cannot publish (%s); retrying in %.1f s", exc, delay)
-                await self._sleep(delay)
+                # New commits must not cut the back-off short and hammer a broker that is down.
+                await self._sleep(delay, wake_on_notify=False)
                 continue
             self._broker_backoff.reset()
             await self._measure_lag()
@@ -289,20 +292,25 @@ class OutboxRelay:
         logger.warning("outbox relay lost the database (%s); retrying in %.1f s", type(exc).__name__, delay)
         await self._sleep(delay)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for a NOTIFY, `stop()` or the timeout, whichever comes first.
+    async def _sleep(self, seconds: float, *, wake_on_notify: bool = True) -> None:
+        """Wait for `stop()`, a NOTIFY (if `wake_on_notify`) or the timeout, whichever comes first.
 
         A NOTIFY that arrived while a batch was running is still pending here, so the next batch
         starts at once instead of after the poll interval.
         """
         if self._stopping:
             return
+        event = self._wakeup if wake_on_notify else self._stop_requested
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+            await asyncio.wait_for(event.wait(), timeout=seconds)
         except TimeoutError:
             return
         if not self._stopping:
             self._wakeup.clear()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_requested.is_set()
 
     def _set_leader(self, leader: bool) -> None:
         self._leader = leader

@@ -33,5 +33,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _database_url_uses_asyncpg(self) -> ServiceSettings:
         if self.database_url.startswith("postgresql://"):
-            object.__setattr__(self, "database_url", self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+            object.__setattr__(
+                self, "database_url", self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+            )
         return self

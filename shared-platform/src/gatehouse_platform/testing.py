@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 PG_ADMIN_DSN = os.environ.get("GATEHOUSE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "postgres@127.0.0.1:5432")

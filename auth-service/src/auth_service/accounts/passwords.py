@@ -60,7 +60,9 @@ async def reset_password(db: AsyncSession, services: Services, raw_token: str, n
         await mark_verified(db, user)
     await revoke_all_sessions(db, user.id, reason="password_reset")
     await emit(
-        db, PasswordChanged(user_id=user.id, email=user.email, method="reset", changed_at=utcnow()), user_id=user.id
+        db,
+        PasswordChanged(user_id=user.id, email=user.email, method="reset", changed_at=utcnow()),
+        user_id=user.id,
     )
     return user
 
@@ -75,5 +77,7 @@ async def change_password(
     await _set_password(services, user, new_password)
     await revoke_all_sessions(db, user.id, reason="password_changed", keep=principal.session_id)
     await emit(
-        db, PasswordChanged(user_id=user.id, email=user.email, method="change", changed_at=utcnow()), user_id=user.id
+        db,
+        PasswordChanged(user_id=user.id, email=user.email, method="change", changed_at=utcnow()),
+        user_id=user.id,
     )

@@ -22,7 +22,11 @@ class UserRepository(Repository[User]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def by_email(self, email: str) -> User | None:
-        stmt = select(User).where(func.lower(User.email) == email.strip().lower()).options(selectinload(User.profile))
+        stmt = (
+            select(User)
+            .where(func.lower(User.email) == email.strip().lower())
+            .options(selectinload(User.profile))
+        )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def by_login(self, login: str) -> User | None:
@@ -55,7 +59,9 @@ class UserRepository(Repository[User]):
         if query:
             escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = f"%{escaped}%"
-            stmt = stmt.where(or_(func.lower(User.email).like(pattern), func.lower(User.username).like(pattern)))
+            stmt = stmt.where(
+                or_(func.lower(User.email).like(pattern), func.lower(User.username).like(pattern))
+            )
         if after:
             created_at, last_id = after
             stmt = stmt.where(
@@ -65,7 +71,7 @@ class UserRepository(Repository[User]):
         return list((await self.session.execute(stmt)).scalars())
 
     async def count_active_admins(self) -> int:
-        stmt = select(func.count()).select_from(User).where(User.is_active, User.roles.any("admin"))
+        stmt = select(func.count()).select_from(User).where(User.is_active, User.roles.contains(["admin"]))
         return int((await self.session.execute(stmt)).scalar_one())
 
     def add_with_profile(self, user: User) -> User:
@@ -89,6 +95,10 @@ class OneTimeTokenRepository(Repository[OneTimeToken]):
         """Older links die when a new one is sent or one is used."""
         await self.session.execute(
             update(OneTimeToken)
-            .where(OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose, OneTimeToken.used_at.is_(None))
+            .where(
+                OneTimeToken.user_id == user_id,
+                OneTimeToken.purpose == purpose,
+                OneTimeToken.used_at.is_(None),
+            )
             .values(used_at=utcnow())
         )

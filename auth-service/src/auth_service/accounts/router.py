@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import EmailStr, Field
 
 from auth_service.accounts import passwords, service
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.schemas import (
+    TOKEN_PATTERN,
     ChangeEmailRequest,
     PasswordConfirmation,
     ProfileUpdate,
@@ -29,26 +30,21 @@ from auth_service.errors import (
 )
 from auth_service.security import PASSWORD_MAX_LENGTH
 from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
+from gatehouse_platform.schemas import RequestModel
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
 
 
-class ForgotPasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ForgotPasswordRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
 
 
-class NewPasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=10, max_length=200)
+class NewPasswordRequest(RequestModel):
+    token: str = Field(min_length=10, max_length=200, pattern=TOKEN_PATTERN)
     new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
 
 
-class ChangePasswordRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangePasswordRequest(RequestModel):
     old_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
     new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
 
@@ -87,7 +83,9 @@ async def change_email(
 
 
 @router.get("/verify", responses=responses(InvalidOneTimeToken), summary="The emailed verification link")
-async def verify_link(token: Annotated[str, Query(min_length=10, max_length=200)], db: DbSession) -> Status:
+async def verify_link(
+    token: Annotated[str, Query(min_length=10, max_length=200, pattern=TOKEN_PATTERN)], db: DbSession
+) -> Status:
     await service.verify_email(db, token)
     return Status(status="verified")
 
@@ -122,7 +120,9 @@ async def forget_password(
     return Status(status="accepted", detail="If the address has an account, a reset link is on its way.")
 
 
-@router.post("/new-password", responses=responses(InvalidOneTimeToken, InvalidField), summary="Set a new password")
+@router.post(
+    "/new-password", responses=responses(InvalidOneTimeToken, InvalidField), summary="Set a new password"
+)
 async def new_password(body: NewPasswordRequest, db: DbSession, services: ServicesDep) -> Status:
     await passwords.reset_password(db, services, body.token, body.new_password)
     return Status(status="password_changed", detail="Every session was signed out.")
@@ -136,9 +136,14 @@ async def change_password(
     return Status(status="password_changed", detail="Your other sessions were signed out.")
 
 
-@router.post("/deactivate", responses=responses(Unauthorized, InvalidCredentials), summary="Deactivate my account")
+@router.post(
+    "/deactivate", responses=responses(Unauthorized, InvalidCredentials), summary="Deactivate my account"
+)
 async def deactivate(
-    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, body: PasswordConfirmation | None = None
+    principal: CurrentPrincipal,
+    db: DbSession,
+    services: ServicesDep,
+    body: PasswordConfirmation | None = None,
 ) -> Status:
     user = await UserRepository(db).by_id(principal.user.id, for_update=True)
     assert user is not None

@@ -11,15 +11,15 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_vali
 
 from auth_service.models import User
 from auth_service.security import PASSWORD_MAX_LENGTH
+from gatehouse_platform.schemas import RequestModel
 
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe alphabet our tokens are made of
 USERNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$"
 
 Password = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)  # policy (8–128 chars) is checked in code
 
 
-class RegisterRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegisterRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
     username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
     password: str = Password
@@ -62,14 +62,14 @@ class UserOut(BaseModel):
             registration_method=user.registration_method,
             created_at=user.created_at,
             last_login_at=user.last_login_at,
-            profile=ProfileOut.model_validate(user.profile) if "profile" in user.__dict__ and user.profile else None,
+            profile=ProfileOut.model_validate(user.profile)
+            if "profile" in user.__dict__ and user.profile
+            else None,
         )
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(RequestModel):
     """Fields left out stay as they are; null clears one."""
-
-    model_config = ConfigDict(extra="forbid")
 
     username: str | None = Field(default=None, min_length=3, max_length=32, pattern=USERNAME_PATTERN)
     display_name: str | None = Field(default=None, max_length=100)
@@ -98,29 +98,27 @@ class ProfileUpdate(BaseModel):
         return self
 
 
-class ChangeEmailRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChangeEmailRequest(RequestModel):
     new_email: EmailStr = Field(max_length=320)
     password: str | None = Field(default=None, max_length=PASSWORD_MAX_LENGTH * 4)
 
 
-class PasswordConfirmation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PasswordConfirmation(RequestModel):
     password: str | None = Field(
-        default=None, max_length=PASSWORD_MAX_LENGTH * 4, description="Required when the account has a password."
+        default=None,
+        max_length=PASSWORD_MAX_LENGTH * 4,
+        description="Required when the account has a password.",
     )
 
 
-class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=10, max_length=200)
+class TokenBody(RequestModel):
+    token: str = Field(min_length=10, max_length=200, pattern=TOKEN_PATTERN)
 
 
 class Status(BaseModel):
-    status: Literal["verified", "accepted", "deactivated", "reactivated", "ok", "password_changed", "logged_out"]
+    status: Literal[
+        "verified", "accepted", "deactivated", "reactivated", "ok", "password_changed", "logged_out"
+    ]
     detail: str | None = None
 
 

@@ -120,7 +120,11 @@ async def verify_email(db: AsyncSession, raw_token: str) -> User:
 
 async def mark_verified(db: AsyncSession, user: User) -> None:
     user.email_verified_at = utcnow()
-    await emit(db, UserVerified(user_id=user.id, email=user.email, verified_at=user.email_verified_at), user_id=user.id)
+    await emit(
+        db,
+        UserVerified(user_id=user.id, email=user.email, verified_at=user.email_verified_at),
+        user_id=user.id,
+    )
 
 
 async def update_profile(db: AsyncSession, user: User, body: ProfileUpdate) -> User:
@@ -152,7 +156,9 @@ async def confirm_password(services: Services, user: User, password: str | None)
         raise InvalidCredentials("The password is not correct.")
 
 
-async def change_email(db: AsyncSession, services: Services, principal: Principal, body: ChangeEmailRequest) -> User:
+async def change_email(
+    db: AsyncSession, services: Services, principal: Principal, body: ChangeEmailRequest
+) -> User:
     users = UserRepository(db)
     user = await users.by_id(principal.user.id, for_update=True)
     assert user is not None
@@ -188,6 +194,6 @@ async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:
     await revoke_all_sessions(db, user.id, reason="deactivated")
     await emit(
         db,
-        UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now),  # type: ignore[arg-type]
+        UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now),
         user_id=user.id,
     )

@@ -6,13 +6,14 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from auth_service.accounts.schemas import UserOut
 from auth_service.admin import service
 from auth_service.dependencies import AdminPrincipal, DbSession
 from auth_service.errors import LastAdmin, UserNotFound
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
+from gatehouse_platform.schemas import RequestModel, SafeStr
 
 router = APIRouter(prefix="/auth/admin", tags=["admin"], responses=responses(Unauthorized, Forbidden))
 
@@ -22,9 +23,7 @@ class UserPage(BaseModel):
     next_cursor: str | None
 
 
-class RolesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RolesUpdate(RequestModel):
     roles: list[Literal["admin"]] = Field(max_length=8)
 
 
@@ -32,7 +31,7 @@ class RolesUpdate(BaseModel):
 async def list_users(
     _: AdminPrincipal,
     db: DbSession,
-    q: Annotated[str | None, Query(max_length=320, description="Part of an email or username")] = None,
+    q: Annotated[SafeStr | None, Query(max_length=320, description="Part of an email or username")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> UserPage:
@@ -55,6 +54,8 @@ async def reactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) 
     return UserOut.of(await service.admin_reactivate(db, user_id))
 
 
-@router.put("/users/{user_id}/roles", responses=responses(UserNotFound, LastAdmin), summary="Grant or revoke admin")
+@router.put(
+    "/users/{user_id}/roles", responses=responses(UserNotFound, LastAdmin), summary="Grant or revoke admin"
+)
 async def put_roles(user_id: uuid.UUID, body: RolesUpdate, _: AdminPrincipal, db: DbSession) -> UserOut:
     return UserOut.of(await service.set_roles(db, user_id, list(body.roles)))

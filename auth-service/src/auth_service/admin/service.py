@@ -49,7 +49,9 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = F
 async def search_users(
     db: AsyncSession, query: str | None, limit: int, cursor: str | None
 ) -> tuple[list[User], str | None]:
-    users = await UserRepository(db).search(query, limit=limit + 1, after=decode_cursor(cursor) if cursor else None)
+    users = await UserRepository(db).search(
+        query, limit=limit + 1, after=decode_cursor(cursor) if cursor else None
+    )
     page = users[:limit]
     return page, encode_cursor(page[-1]) if len(users) > limit else None
 
@@ -71,7 +73,9 @@ async def admin_reactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
     if not user.is_active:
         user.is_active = True
         user.deactivated_at = None
-        await emit(db, UserReactivated(user_id=user.id, email=user.email, reactivated_at=utcnow()), user_id=user.id)
+        await emit(
+            db, UserReactivated(user_id=user.id, email=user.email, reactivated_at=utcnow()), user_id=user.id
+        )
     return user
 
 

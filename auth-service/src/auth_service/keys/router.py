@@ -34,5 +34,17 @@ async def openid_configuration(services: ServicesDep) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["none"],
-        "claims_supported": ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "email", "email_verified", "roles"],
+        "claims_supported": [
+            "iss",
+            "aud",
+            "sub",
+            "iat",
+            "nbf",
+            "exp",
+            "jti",
+            "sid",
+            "email",
+            "email_verified",
+            "roles",
+        ],
     }

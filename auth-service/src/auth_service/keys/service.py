@@ -131,4 +131,3 @@ class KeyRing:
             jwks={"keys": [public_jwk(private.public_key(), kid=kid)]},
             loaded_at=time.monotonic(),
         )
-

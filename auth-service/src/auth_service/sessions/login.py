@@ -55,7 +55,9 @@ async def request_login_code(db: AsyncSession, services: Services, email: str, c
     expires_at = now + timedelta(seconds=services.settings.login_code_ttl_seconds)
     db.add(LoginCode(user_id=user.id, code_hash=code_hash, expires_at=expires_at))
     await emit(
-        db, LoginCodeRequested(user_id=user.id, email=user.email, code=code, expires_at=expires_at), user_id=user.id
+        db,
+        LoginCodeRequested(user_id=user.id, email=user.email, code=code, expires_at=expires_at),
+        user_id=user.id,
     )
 
 
@@ -70,7 +72,9 @@ async def login_with_code(
         record = (
             await db.execute(
                 select(LoginCode)
-                .where(LoginCode.user_id == user.id, LoginCode.used_at.is_(None), LoginCode.expires_at > utcnow())
+                .where(
+                    LoginCode.user_id == user.id, LoginCode.used_at.is_(None), LoginCode.expires_at > utcnow()
+                )
                 .order_by(LoginCode.created_at.desc())
                 .limit(1)
                 .with_for_update()

@@ -57,7 +57,9 @@ def _clear_cookie(response: Response, settings: Settings) -> None:
 
 
 @router.post(
-    "/login", responses=responses(InvalidCredentials, AccountDeactivated, TooManyRequests), summary="Password sign-in"
+    "/login",
+    responses=responses(InvalidCredentials, AccountDeactivated, TooManyRequests),
+    summary="Password sign-in",
 )
 async def password_login(
     body: LoginRequest, db: DbSession, services: ServicesDep, client: ClientDep, response: Response
@@ -83,7 +85,9 @@ async def refresh_token(
     return _tokens(response, services.settings, issued)
 
 
-@router.post("/request/login-code", status_code=status.HTTP_202_ACCEPTED, responses=responses(TooManyRequests))
+@router.post(
+    "/request/login-code", status_code=status.HTTP_202_ACCEPTED, responses=responses(TooManyRequests)
+)
 async def request_login_code(
     body: LoginCodeRequest, db: DbSession, services: ServicesDep, client: ClientDep
 ) -> Status:
@@ -100,7 +104,9 @@ async def code_login(
 
 
 @router.post("/logout", responses=responses(Unauthorized), summary="End this session")
-async def logout(principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response) -> Status:
+async def logout(
+    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response
+) -> Status:
     session = await service.get_own_session(db, principal.user.id, principal.session_id)
     if session is not None:
         await service.revoke_sessions(db, principal.user.id, [session], reason="logout")
@@ -109,7 +115,9 @@ async def logout(principal: CurrentPrincipal, db: DbSession, services: ServicesD
 
 
 @router.post("/logout-all", responses=responses(Unauthorized), summary="End every session of mine")
-async def logout_all(principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response) -> Status:
+async def logout_all(
+    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response
+) -> Status:
     await service.revoke_all_sessions(db, principal.user.id, reason="logout_all")
     _clear_cookie(response, services.settings)
     return Status(status="logged_out")
@@ -136,7 +144,9 @@ async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> SessionLi
 
 
 @router.delete(
-    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(Unauthorized, SessionNotFound)
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(Unauthorized, SessionNotFound),
 )
 async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
     session = await service.get_own_session(db, principal.user.id, session_id)

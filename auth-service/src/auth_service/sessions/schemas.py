@@ -6,17 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from auth_service.accounts.schemas import UserOut
 from auth_service.security import PASSWORD_MAX_LENGTH
 from auth_service.sessions.service import IssuedTokens
+from gatehouse_platform.schemas import RequestModel
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     """Sign in with the email or the username, and the password."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: str | None = Field(default=None, max_length=320)
     username: str | None = Field(default=None, max_length=32)
@@ -33,21 +32,15 @@ class LoginRequest(BaseModel):
         return self.email or self.username or ""
 
 
-class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RefreshRequest(RequestModel):
     refresh_token: str | None = Field(default=None, max_length=200)
 
 
-class LoginCodeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LoginCodeRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
 
 
-class CodeLoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CodeLoginRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
     code: str = Field(pattern=r"^[0-9]{6}$")
 

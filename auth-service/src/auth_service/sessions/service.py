@@ -48,13 +48,14 @@ def sign_access_token(keys: KeySet, settings: Settings, user: User, session_id: 
         "roles": sorted(user.roles),
     }
     return jwt.encode(
-        claims, keys.signing_key, algorithm=ALGORITHM, headers={"kid": keys.signing_kid, "typ": ACCESS_TOKEN_TYP}
+        claims,
+        keys.signing_key,
+        algorithm=ALGORITHM,
+        headers={"kid": keys.signing_kid, "typ": ACCESS_TOKEN_TYP},
     )
 
 
-async def _issue(
-    services: Services, user: User, session: AuthSession, refresh_token: str
-) -> IssuedTokens:
+async def _issue(services: Services, user: User, session: AuthSession, refresh_token: str) -> IssuedTokens:
     keys = await services.keyring.current()
     return IssuedTokens(
         access_token=sign_access_token(keys, services.settings, user, session.id),
@@ -94,7 +95,9 @@ async def start_session(
     return await _issue(services, user, session, token)
 
 
-async def refresh_session(db: AsyncSession, services: Services, raw_token: str, client: Client) -> IssuedTokens:
+async def refresh_session(
+    db: AsyncSession, services: Services, raw_token: str, client: Client
+) -> IssuedTokens:
     """Rotate: the presented token is spent and its successor returned.
 
     The row lock makes concurrent refreshes with one token take turns: the first rotates, the
@@ -158,7 +161,7 @@ async def revoke_sessions(
             SessionRevoked(
                 user_id=user_id,
                 session_ids=[s.id for s in revoked],
-                reason=reason,  # type: ignore[arg-type]
+                reason=reason,
                 revoked_at=now,
             ),
             user_id=user_id,
@@ -166,10 +169,16 @@ async def revoke_sessions(
     return [s.id for s in revoked]
 
 
-async def active_sessions(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> list[AuthSession]:
+async def active_sessions(
+    db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False
+) -> list[AuthSession]:
     stmt = (
         select(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > utcnow())
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > utcnow(),
+        )
         .order_by(AuthSession.last_used_at.desc())
     )
     if for_update:
@@ -185,6 +194,9 @@ async def revoke_all_sessions(
 
 
 async def get_own_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> AuthSession | None:
-    stmt = select(AuthSession).where(AuthSession.id == session_id, AuthSession.user_id == user_id).with_for_update()
+    stmt = (
+        select(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+        .with_for_update()
+    )
     return (await db.execute(stmt)).scalar_one_or_none()
-

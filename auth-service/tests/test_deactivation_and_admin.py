@@ -1,0 +1,141 @@
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_service.maintenance import create_admin
+from auth_service.models import User
+from auth_service.settings import Settings
+from conftest import PASSWORD, EventTap, bearer, login, new_email, register, signed_up
+
+
+@pytest.fixture
+async def admin(
+    client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession], settings: Settings
+) -> dict[str, Any]:
+    email = new_email()
+    async with db() as session:
+        await create_admin(session, settings, email=email, password=PASSWORD)
+        await session.commit()
+    return await login(client, email)
+
+
+async def test_deactivate_myself_kills_every_session_at_once(
+    client: httpx.AsyncClient, events: EventTap
+) -> None:
+    user = await register(client)
+    one = await login(client, user["email"])
+    two = await login(client, user["email"])
+    wrong = await client.post("/auth/deactivate", headers=bearer(one), json={"password": "not it at all"})
+    assert wrong.status_code == 401
+    response = await client.post("/auth/deactivate", headers=bearer(one), json={"password": PASSWORD})
+    assert response.status_code == 200, response.text
+    for tokens in (one, two):
+        assert (await client.get("/auth/me", headers=bearer(tokens))).status_code == 401
+        assert (
+            await client.post("/auth/refresh-token", json={"refresh_token": tokens["refresh_token"]})
+        ).status_code == 401
+    assert (
+        await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+    ).status_code == 403
+    event = await events.wait_for("user.deactivated", lambda e: e["data"]["user_id"] == user["id"])
+    assert event["data"]["by"] == "self"
+    revoked = await events.wait_for(
+        "session.revoked",
+        lambda e: e["data"]["user_id"] == user["id"] and e["data"]["reason"] == "deactivated",
+    )
+    assert len(revoked["data"]["session_ids"]) == 2
+
+
+async def test_admin_endpoints_refuse_non_admins(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    response = await client.get("/auth/admin/users", headers=bearer(tokens))
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/auth/admin/users")).status_code == 401
+
+
+async def test_admin_lists_and_searches_users_with_a_cursor(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    for i in range(3):
+        await client.post(
+            "/auth/register",
+            json={"email": f"{marker}-{i}@example.com", "username": f"s{marker}{i}", "password": PASSWORD},
+        )
+    first = await client.get("/auth/admin/users", params={"q": marker, "limit": 2}, headers=bearer(admin))
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    second = await client.get(
+        "/auth/admin/users",
+        params={"q": marker, "limit": 2, "cursor": page["next_cursor"]},
+        headers=bearer(admin),
+    )
+    rest = second.json()
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+    emails = {u["email"] for u in page["items"] + rest["items"]}
+    assert emails == {f"{marker}-{i}@example.com" for i in range(3)}
+    bad = await client.get("/auth/admin/users", params={"cursor": "!!!"}, headers=bearer(admin))
+    assert bad.status_code == 400
+
+
+async def test_admin_deactivates_and_reactivates_a_user(
+    client: httpx.AsyncClient, admin: dict[str, Any], events: EventTap
+) -> None:
+    user, tokens = await signed_up(client)
+    response = await client.post(f"/auth/admin/users/{user['id']}/deactivate", headers=bearer(admin))
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False
+    assert (await client.get("/auth/me", headers=bearer(tokens))).status_code == 401
+    event = await events.wait_for("user.deactivated", lambda e: e["data"]["user_id"] == user["id"])
+    assert event["data"]["by"] == "admin"
+    response = await client.post(f"/auth/admin/users/{user['id']}/reactivate", headers=bearer(admin))
+    assert response.json()["is_active"] is True
+    await events.wait_for("user.reactivated", lambda e: e["data"]["user_id"] == user["id"])
+    await login(client, user["email"])
+
+
+async def test_admin_grants_and_revokes_admin(
+    client: httpx.AsyncClient, admin: dict[str, Any], db: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await register(client)
+    granted = await client.put(
+        f"/auth/admin/users/{user['id']}/roles", json={"roles": ["admin"]}, headers=bearer(admin)
+    )
+    assert granted.status_code == 200 and granted.json()["roles"] == ["admin"]
+    tokens = await login(client, user["email"])
+    assert (await client.get("/auth/admin/users", headers=bearer(tokens))).status_code == 200
+    revoked = await client.put(
+        f"/auth/admin/users/{user['id']}/roles", json={"roles": []}, headers=bearer(admin)
+    )
+    assert revoked.status_code == 200
+    # Taking the role away ends their sessions: no token keeps claiming admin.
+    assert (await client.get("/auth/admin/users", headers=bearer(tokens))).status_code == 401
+    async with db() as session:
+        row = await session.get(User, uuid.UUID(user["id"]))
+        assert row is not None and row.roles == []
+    unknown_role = await client.put(
+        f"/auth/admin/users/{user['id']}/roles", json={"roles": ["superuser"]}, headers=bearer(admin)
+    )
+    assert unknown_role.status_code == 422
+
+
+async def test_unknown_user_is_404(client: httpx.AsyncClient, admin: dict[str, Any]) -> None:
+    response = await client.get(f"/auth/admin/users/{uuid.uuid4()}", headers=bearer(admin))
+    assert response.status_code == 404
+    assert response.json()["type"].endswith("/user-not-found")
+
+
+async def test_create_admin_is_idempotent(db: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    email = new_email()
+    async with db() as session:
+        first = await create_admin(session, settings, email=email, password=PASSWORD)
+        await session.commit()
+    async with db() as session:
+        second = await create_admin(session, settings, email=email, password=PASSWORD)
+        await session.commit()
+    assert first.id == second.id and second.roles == ["admin"] and second.email_verified
