@@ -1,7 +1,10 @@
 # Gatehouse — one workspace, several services. `make run` and `make test` each do all their set-up.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
 export UV_LINK_MODE := copy
 PG_ADMIN := postgresql://postgres@127.0.0.1:5432/postgres
 AUTH_DB := gatehouse_auth
@@ -14,7 +17,7 @@ help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 install:  ## install uv if missing, then every workspace member and dev tool from uv.lock
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --all-packages --quiet
 
 services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
