@@ -32,16 +32,16 @@ RUN = testing.unique_name(f"gh_auth_{os.environ.get('PYTEST_XDIST_WORKER', 'main
 PASSWORD = "correct horse battery staple"
 
 
-def migrate(url: str) -> None:
+def alembic_config(url: str) -> Config:
+    """auth-service's Alembic config aimed at `url` (as `alembic -x url=...` would)."""
     config = Config(str(SERVICE_ROOT / "alembic.ini"))
     config.attributes["configure_logger"] = False
-    config.cmd_opts = None
-    command.upgrade(_with_url(config, url), "head")
-
-
-def _with_url(config: Config, url: str) -> Config:
-    config.cmd_opts = type("Opts", (), {"x": [f"url={url}"]})()  # alembic's `-x url=...`
+    config.cmd_opts = type("Opts", (), {"x": [f"url={url}"]})()  # type: ignore[assignment]
     return config
+
+
+def migrate(url: str) -> None:
+    command.upgrade(alembic_config(url), "head")
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +195,16 @@ async def login(
     response = await client.post("/auth/login", json={"email": email, "password": password}, headers=headers)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/auth/refresh-token", json={"refresh_token": token})
+
+
+async def assert_signed_out(client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
+    """Neither the session's access token nor its refresh token works any more."""
+    assert (await client.get("/auth/me", headers=bearer(tokens))).status_code == 401
+    assert (await refresh(client, tokens["refresh_token"])).status_code == 401
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

@@ -6,26 +6,18 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import maintenance
 from auth_service.keys.service import rotate_keys
-from auth_service.settings import get_settings
-from gatehouse_platform.db import make_engine, make_session_factory, session_scope
+from auth_service.maintenance import run_in_transaction
+from auth_service.settings import Settings
 
 app = typer.Typer(help="Gatehouse auth-service operations.", no_args_is_help=True)
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _in_transaction(work):  # type: ignore[no-untyped-def]
-    settings = get_settings()
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        async with session_scope(make_session_factory(engine)) as session:
-            return await work(session, settings)
-    finally:
-        await engine.dispose()
 
 
 @app.command()
@@ -56,12 +48,12 @@ def create_admin(
 ) -> None:
     """Create the first admin (or make an existing account admin)."""
 
-    async def work(session, settings):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession, settings: Settings) -> Any:
         return await maintenance.create_admin(
             session, settings, email=email, password=password, username=username or None
         )
 
-    user = asyncio.run(_in_transaction(work))
+    user = asyncio.run(run_in_transaction(work))
     typer.echo(f"admin {user.email} ({user.id})")
 
 
@@ -69,20 +61,20 @@ def create_admin(
 def rotate() -> None:
     """Start signing with a new key; the old one stays in the JWKS until its tokens expire."""
 
-    async def work(session, settings):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession, settings: Settings) -> Any:
         return await rotate_keys(session, settings)
 
-    typer.echo(f"new signing key {asyncio.run(_in_transaction(work))}")
+    typer.echo(f"new signing key {asyncio.run(run_in_transaction(work))}")
 
 
 @app.command()
 def purge() -> None:
     """Delete expired and long-spent tokens, codes and sessions."""
 
-    async def work(session, settings):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession, settings: Settings) -> Any:
         return await maintenance.purge_expired(session)
 
-    typer.echo(str(asyncio.run(_in_transaction(work))))
+    typer.echo(str(asyncio.run(run_in_transaction(work))))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,10 +15,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service.accounts.repository import UserRepository
 from auth_service.models import AuthSession, LoginCode, OneTimeToken, RefreshToken, User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
-from auth_service.settings import Settings
-from gatehouse_platform.db import utcnow
+from auth_service.settings import Settings, get_settings
+from gatehouse_platform.db import make_engine, make_session_factory, session_scope, utcnow
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """One unit of work outside a request (CLI, Celery task), on its own short-lived engine."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_scope(make_session_factory(engine)) as session:
+            return await work(session, settings)
+    finally:
+        await engine.dispose()
+
 
 # Spent and expired rows are kept this long for audit before they go.
 RETENTION = timedelta(days=7)

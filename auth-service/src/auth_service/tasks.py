@@ -10,10 +10,10 @@ import asyncio
 from dataclasses import asdict
 
 from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.maintenance import purge_expired
-from auth_service.settings import get_settings
-from gatehouse_platform.db import make_engine, make_session_factory, session_scope
+from auth_service.maintenance import purge_expired, run_in_transaction
+from auth_service.settings import Settings, get_settings
 
 settings = get_settings()
 celery_app = Celery("auth_service", broker=settings.celery_broker_url)
@@ -31,15 +31,10 @@ celery_app.conf.update(
 )
 
 
-async def _purge(database_url: str) -> dict[str, int]:
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        async with session_scope(make_session_factory(engine)) as session:
-            return asdict(await purge_expired(session))
-    finally:
-        await engine.dispose()
+async def _purge(session: AsyncSession, _settings: Settings) -> dict[str, int]:
+    return asdict(await purge_expired(session))
 
 
 @celery_app.task(name="auth_service.tasks.purge_expired_credentials")
 def purge_expired_credentials() -> dict[str, int]:
-    return asyncio.run(_purge(get_settings().database_url))
+    return asyncio.run(run_in_transaction(_purge))

@@ -49,11 +49,11 @@ class Throttle:
             self._settings.request_account_limit, action, "account", account_key(identifier)
         )
 
-    def _failures_key(self, identifier: str) -> str:
-        return f"{self._settings.redis_key_prefix}:failures:{account_key(identifier)}"
+    def _failures_key(self, account: str) -> str:
+        return f"{self._settings.redis_key_prefix}:failures:{account}"
 
     async def failed(self, identifier: str) -> None:
-        key = self._failures_key(identifier)
+        key = self._failures_key(account_key(identifier))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, "count", 1)
             pipe.hset(key, "last", str(time.time()))
@@ -61,15 +61,15 @@ class Throttle:
             await pipe.execute()
 
     async def succeeded(self, identifier: str) -> None:
-        await self._redis.delete(self._failures_key(identifier))
+        await self._redis.delete(self._failures_key(account_key(identifier)))
 
     async def _backoff_remaining(self, account: str) -> int:
         """After N failures each further attempt waits 2^(failures-N) s, capped; the count expires."""
-        data = await self._redis.hgetall(f"{self._settings.redis_key_prefix}:failures:{account}")
+        data = await self._redis.hgetall(self._failures_key(account))  # bytes: no decode_responses
         if not data:
             return 0
-        failures = int(data.get(b"count", data.get("count", 0)))
-        last = float(data.get(b"last", data.get("last", 0)))
+        failures = int(data.get(b"count", 0))
+        last = float(data.get(b"last", 0))
         excess = failures - self._settings.failures_before_backoff
         if excess < 0:
             return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -120,7 +119,3 @@ class Status(BaseModel):
         "verified", "accepted", "deactivated", "reactivated", "ok", "password_changed", "logged_out"
     ]
     detail: str | None = None
-
-
-def looks_like_email(value: str) -> bool:
-    return re.fullmatch(r"[^@\s]+@[^@\s]+", value) is not None

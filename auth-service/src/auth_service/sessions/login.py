@@ -82,7 +82,7 @@ async def login_with_code(
         ).scalar_one_or_none()
     max_attempts = services.settings.login_code_max_attempts
     usable = record is not None and record.attempts < max_attempts
-    ok = await services.hasher.verify(record.code_hash if usable and record else None, code)
+    ok = await services.hasher.verify(record.code_hash if record is not None and usable else None, code)
     if user is None or record is None or not ok:
         if record is not None:
             record.attempts += 1
