@@ -8,6 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,11 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="session")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client: it keeps no cookies, so a refresh cookie from one test never lends another
+    a session. Browser behaviour is tested with a client of its own."""
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://auth.test"
+        transport=httpx.ASGITransport(app=app), base_url="http://auth.test", cookies=no_cookies
     ) as client:
         yield client
 

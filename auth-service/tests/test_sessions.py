@@ -78,6 +78,7 @@ async def test_reuse_after_the_grace_period_is_theft_too(client: httpx.AsyncClie
 
 
 async def test_unknown_or_missing_refresh_token(client: httpx.AsyncClient) -> None:
+    await signed_up(client)  # an earlier sign-in on this client must not lend it a refresh cookie
     assert (await refresh(client, "x" * 43)).status_code == 401
     missing = await client.post("/auth/refresh-token")
     assert missing.status_code == 401
