@@ -3,6 +3,8 @@
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events.auth import (
     AUTH_EVENTS,
+    IdentityLinked,
+    IdentityUnlinked,
     LoginCodeRequested,
     PasswordChanged,
     PasswordResetRequested,
@@ -14,8 +16,21 @@ from gatehouse_contracts.events.auth import (
     UserRegistered,
     UserVerified,
 )
+from gatehouse_contracts.events.billing import (
+    BILLING_EVENTS,
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionActivated,
+    SubscriptionCancelScheduled,
+    SubscriptionEnded,
+    SubscriptionPastDue,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+    SubscriptionResumed,
+    SubscriptionTrialEnding,
+)
 
-REGISTRY: dict[str, type[EventData]] = {model.event_type: model for model in AUTH_EVENTS}
+REGISTRY: dict[str, type[EventData]] = {model.event_type: model for model in (*AUTH_EVENTS, *BILLING_EVENTS)}
 
 
 def parse_data(event_type: str, data: dict[str, object]) -> EventData:
@@ -24,11 +39,25 @@ def parse_data(event_type: str, data: dict[str, object]) -> EventData:
 
 
 __all__ = [
+    "AUTH_EVENTS",
+    "BILLING_EVENTS",
     "REGISTRY",
+    "IdentityLinked",
+    "IdentityUnlinked",
     "LoginCodeRequested",
     "PasswordChanged",
     "PasswordResetRequested",
+    "PaymentFailed",
+    "PaymentSucceeded",
     "SessionRevoked",
+    "SubscriptionActivated",
+    "SubscriptionCancelScheduled",
+    "SubscriptionEnded",
+    "SubscriptionPastDue",
+    "SubscriptionPlanChanged",
+    "SubscriptionRenewed",
+    "SubscriptionResumed",
+    "SubscriptionTrialEnding",
     "UserDeactivated",
     "UserEmailChanged",
     "UserEmailVerificationRequested",

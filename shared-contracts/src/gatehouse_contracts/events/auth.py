@@ -132,6 +132,30 @@ class SessionRevoked(EventData):
     revoked_at: datetime
 
 
+class IdentityLinked(EventData):
+    event_type = "user.identity_linked"
+    description = (
+        "A Google or GitHub identity now signs in to this account (linked by the user, by a verified "
+        "email, or at provisioning): tell the account owner."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    provider: Literal["google", "github"]
+    provider_email: EmailStr | None
+    linked_at: datetime
+
+
+class IdentityUnlinked(EventData):
+    event_type = "user.identity_unlinked"
+    description = "The user removed a Google or GitHub identity from their account."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    provider: Literal["google", "github"]
+    unlinked_at: datetime
+
+
 AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserEmailVerificationRequested,
@@ -143,4 +167,6 @@ AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserDeactivated,
     UserReactivated,
     SessionRevoked,
+    IdentityLinked,
+    IdentityUnlinked,
 )

@@ -1,0 +1,139 @@
+"""Events published by billing-service (source `/billing-service`).
+
+Amounts are integers in the currency's minor unit (cents), currencies ISO 4217 lower-case, as Stripe
+sends them. Each event carries the account's email (billing keeps it current from user events), so a
+consumer such as notification-service needs no projection of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from gatehouse_contracts.envelope import EventData
+
+Interval = Literal["day", "week", "month", "year"]
+
+
+class _SubscriptionData(EventData):
+    """Fields every subscription event carries (not an event itself)."""
+
+    user_id: uuid.UUID
+    email: EmailStr
+    subscription_id: uuid.UUID = Field(description="billing-service's id for the subscription.")
+    plan_code: str
+    plan_name: str
+    amount: int = Field(ge=0, description="Price per billing period, in minor units.")
+    currency: str = Field(min_length=3, max_length=3)
+    interval: Interval
+
+
+class SubscriptionActivated(_SubscriptionData):
+    event_type = "subscription.activated"
+    description = "A subscription started (paid, or trialing): grant the plan's entitlements."
+
+    status: Literal["active", "trialing"]
+    current_period_end: datetime
+    trial_end: datetime | None = None
+    entitlements: list[str]
+
+
+class SubscriptionRenewed(_SubscriptionData):
+    event_type = "subscription.renewed"
+    description = "A renewal was paid and the period extended."
+
+    current_period_start: datetime
+    current_period_end: datetime
+
+
+class SubscriptionPlanChanged(_SubscriptionData):
+    event_type = "subscription.plan_changed"
+    description = "The subscription moved to another plan (prorated); `plan_*` fields name the new plan."
+
+    previous_plan_code: str
+    previous_plan_name: str
+    entitlements: list[str]
+    changed_at: datetime
+
+
+class SubscriptionCancelScheduled(_SubscriptionData):
+    event_type = "subscription.cancel_scheduled"
+    description = "The subscription will end at `cancel_at` (period end); access runs until then."
+
+    cancel_at: datetime
+
+
+class SubscriptionResumed(_SubscriptionData):
+    event_type = "subscription.resumed"
+    description = "A scheduled cancellation was withdrawn; the subscription renews as before."
+
+    current_period_end: datetime
+
+
+class SubscriptionPastDue(_SubscriptionData):
+    event_type = "subscription.past_due"
+    description = "A renewal payment failed; Stripe retries it. Access continues while past due."
+
+    next_payment_attempt: datetime | None
+
+
+class SubscriptionEnded(_SubscriptionData):
+    event_type = "subscription.ended"
+    description = "The subscription ended: revoke the plan's entitlements."
+
+    reason: Literal["canceled", "payment_failed", "account_deactivated", "replaced"]
+    ended_at: datetime
+
+
+class SubscriptionTrialEnding(_SubscriptionData):
+    event_type = "subscription.trial_ending"
+    description = "The trial ends soon; the first payment is taken at `trial_end`."
+
+    trial_end: datetime
+
+
+class _PaymentData(EventData):
+    user_id: uuid.UUID
+    email: EmailStr
+    payment_id: uuid.UUID = Field(description="billing-service's id for the payment.")
+    subscription_id: uuid.UUID | None
+    plan_name: str | None
+    amount: int = Field(ge=0, description="In minor units.")
+    currency: str = Field(min_length=3, max_length=3)
+    invoice_id: str = Field(description="Stripe's invoice id (in_…).")
+
+
+class PaymentSucceeded(_PaymentData):
+    event_type = "payment.succeeded"
+    description = "An invoice was paid."
+
+    period_start: datetime
+    period_end: datetime
+    paid_at: datetime
+
+
+class PaymentFailed(_PaymentData):
+    event_type = "payment.failed"
+    description = "An invoice payment failed; tell the customer what to do before `next_payment_attempt`."
+
+    failure_reason: str | None
+    attempt_count: int = Field(ge=1)
+    next_payment_attempt: datetime | None
+    failed_at: datetime
+
+
+BILLING_EVENTS: tuple[type[EventData], ...] = (
+    SubscriptionActivated,
+    SubscriptionRenewed,
+    SubscriptionPlanChanged,
+    SubscriptionCancelScheduled,
+    SubscriptionResumed,
+    SubscriptionPastDue,
+    SubscriptionEnded,
+    SubscriptionTrialEnding,
+    PaymentSucceeded,
+    PaymentFailed,
+)
