@@ -11,7 +11,7 @@ AUTH_DB := gatehouse_auth
 PYTEST := $(UV) run --frozen pytest
 TEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install services databases migrate test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
+.PHONY: help install services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,7 +47,15 @@ format: install
 schemas: install  ## re-export the event JSON Schemas and AsyncAPI document
 	$(UV) run --frozen gatehouse-export-schemas
 
-run: migrate  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
+seed: migrate  ## the admin from SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD (generated and kept in var/ when unset)
+	@mkdir -p var/mail
+	@AUTH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/$(AUTH_DB) $(UV) run --frozen python scripts/seed.py
+
+run: seed  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
+	@echo "  auth-service:   http://127.0.0.1:8001  (API docs: http://127.0.0.1:8001/docs)"
+	@echo "  JWKS:           http://127.0.0.1:8001/auth/.well-known/jwks.json"
+	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"
+	@echo "  Ctrl-C stops everything."
 	@$(UV) run --frozen honcho start -f Procfile
 
 bench: migrate  ## benchmarks; each prints a table

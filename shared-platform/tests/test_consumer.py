@@ -19,12 +19,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # The proxy that plays the broker outage; it belongs in gatehouse_platform.testing once shared.
-from test_outbox import TcpProxy
-
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_contracts.events import UserVerified
 from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler
 from gatehouse_platform.models import ProcessedEvent
+from gatehouse_platform.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(90)
 

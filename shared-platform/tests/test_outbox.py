@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from gatehouse_contracts.events import UserVerified, parse_data
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.outbox import OutboxRelay, add_event
+from gatehouse_platform.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -130,51 +130,6 @@ async def running(*relays: OutboxRelay) -> AsyncIterator[None]:
     finally:
         for relay in relays:
             await relay.stop()
-
-
-class TcpProxy:
-    """Forwards a local port to RabbitMQ. Closing it is a broker outage as the relay sees it."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def open(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            broker_reader, broker_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            client_writer.transport.abort()
-            return
-        self._writers |= {client_writer, broker_writer}
-        await asyncio.gather(
-            self._pipe(client_reader, broker_writer),
-            self._pipe(broker_reader, client_writer),
-            return_exceptions=True,
-        )
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
 
 
 async def test_committed_event_reaches_a_bound_queue_right_after_commit(

@@ -44,9 +44,12 @@ def migrate(revision: str = "head") -> None:
 
 @app.command("create-admin")
 def create_admin(
-    email: str, password: str = typer.Option(..., prompt=True, hide_input=True), username: str = ""
+    email: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, envvar="AUTH_ADMIN_PASSWORD"),
+    username: str = "",
 ) -> None:
-    """Create the first admin (or make an existing account admin)."""
+    """Create the first admin (or make an existing account admin). The password is asked for, or
+    read from AUTH_ADMIN_PASSWORD; never pass it as an argument (it would show in `ps`)."""
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
         return await maintenance.create_admin(

@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
                 await relay.stop()
             await redis.aclose()
             await engine.dispose()
+            services.hasher.close()
 
     app = FastAPI(
         title="Gatehouse auth-service",

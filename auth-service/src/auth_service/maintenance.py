@@ -82,11 +82,16 @@ async def create_admin(
     username = username or email.split("@")[0][:32]
     password = normalize_password(password)
     check_password_policy(password, email=email, username=username)
+    hasher = PasswordHasher(settings)
+    try:
+        password_hash = await hasher.hash(password)
+    finally:
+        hasher.close()
     user = User(
         id=uuid.uuid4(),
         email=email,
         username=username,
-        password_hash=await PasswordHasher(settings).hash(password),
+        password_hash=password_hash,
         roles=["admin"],
         is_active=True,
         email_verified_at=utcnow(),

@@ -51,6 +51,15 @@ class Settings(ServiceSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19456, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_threads: int = Field(
+        default=0, ge=0, description="Hashing threads; 0 = one per CPU core (more only thrash memory)"
+    )
+    argon2_thread_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Hashing threads run at this lower priority so request handling stays responsive",
+    )
 
     # One-time tokens and codes
     verification_token_ttl_seconds: int = 24 * 3600

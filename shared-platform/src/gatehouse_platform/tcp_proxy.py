@@ -1,0 +1,55 @@
+"""A TCP forwarder for tests: put it between a client and a server, close it to cut the link.
+
+Closing it drops every open connection at once and refuses new ones, which is how a broker outage
+or a network partition looks to the client; opening it again heals the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+
+class TcpProxy:
+    """Forwards a local port to `target_host:target_port` while open."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            broker_reader, broker_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers |= {client_writer, broker_writer}
+        await asyncio.gather(
+            self._pipe(client_reader, broker_writer),
+            self._pipe(broker_reader, client_writer),
+            return_exceptions=True,
+        )
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
