@@ -89,7 +89,7 @@ class SubscriptionEnded(_SubscriptionData):
 
 
 class SubscriptionTrialEnding(_SubscriptionData):
-    event_type = "subscription.trial_ending"
+    event_type = "subscription.trial_will_end"
     description = "The trial ends soon; the first payment is taken at `trial_end`."
 
     trial_end: datetime
