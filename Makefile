@@ -54,9 +54,10 @@ seed: migrate  ## the admin from SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD (generat
 run: seed  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
 	@echo "  auth-service:   http://127.0.0.1:8001  (API docs: http://127.0.0.1:8001/docs)"
 	@echo "  JWKS:           http://127.0.0.1:8001/auth/.well-known/jwks.json"
+	@echo "  sign in with Google / GitHub: http://127.0.0.1:8001/auth/google/login (emulator on http://127.0.0.1:8090)"
 	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"
 	@echo "  Ctrl-C stops everything."
-	@$(UV) run --frozen honcho start -f Procfile
+	@$(UV) run --frozen honcho start -f Procfile -e local.env
 
 bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/auth_login.py

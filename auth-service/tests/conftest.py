@@ -25,12 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from gatehouse_contracts.export import SCHEMAS_DIR
+from gatehouse_emulators.oauth import create_app as create_oauth_emulator
+from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_auth_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 PASSWORD = "correct horse battery staple"
+APP_ORIGIN = "https://app.example.com"  # the frontend a sign-in may return to
 
 
 def alembic_config(url: str) -> Config:
@@ -61,6 +64,27 @@ async def database_url() -> AsyncIterator[str]:
         await testing.drop_database(RUN)
 
 
+@pytest.fixture(scope="session")
+def oauth_emulator() -> Iterator[str]:
+    """emulators/oauth over real HTTP: Google- and GitHub-like providers."""
+    with serve_in_thread(create_oauth_emulator()) as base_url:
+        yield base_url
+
+
+def oauth_settings(emulator_url: str) -> dict[str, Any]:
+    return {
+        "google_client_id": "gatehouse-google-client",
+        "google_client_secret": "gatehouse-google-secret",
+        "google_discovery_url": f"{emulator_url}/google/.well-known/openid-configuration",
+        "github_client_id": "gatehouse-github-client",
+        "github_client_secret": "gatehouse-github-secret",
+        "github_authorize_url": f"{emulator_url}/github/login/oauth/authorize",
+        "github_token_url": f"{emulator_url}/github/login/oauth/access_token",
+        "github_api_url": f"{emulator_url}/github/api",
+        "oauth_redirect_allowlist": [APP_ORIGIN + "/"],
+    }
+
+
 def make_settings(database_url: str, amqp_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
@@ -82,8 +106,8 @@ def make_settings(database_url: str, amqp_url: str, **overrides: Any) -> Setting
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, amqp_url: str) -> Settings:
-    return make_settings(database_url, amqp_url)
+def settings(database_url: str, amqp_url: str, oauth_emulator: str) -> Settings:
+    return make_settings(database_url, amqp_url, **oauth_settings(oauth_emulator))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.keys.service import KeyRing
 from auth_service.models import AuthSession, User
+from auth_service.oauth.providers import Provider
+from auth_service.oauth.state import StateCookies
 from auth_service.security import PasswordHasher
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
@@ -37,6 +40,9 @@ class Services:
     hasher: PasswordHasher
     redis: Redis
     throttle: Throttle
+    http: httpx.AsyncClient  # to the sign-in providers
+    providers: dict[str, Provider]
+    state_cookies: StateCookies
 
 
 def get_services(request: Request) -> Services:

@@ -82,3 +82,61 @@ class InvalidField(DomainError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__("The request has invalid fields.", errors={field: message})
+
+
+# Sign in with Google / GitHub
+
+
+class ProviderNotConfigured(NotFound):
+    slug = "provider-not-configured"
+    title = "Sign-in provider not available"
+
+
+class RedirectNotAllowed(DomainError):
+    status = 400
+    slug = "redirect-not-allowed"
+    title = "Redirect target not allowed"
+
+
+class OAuthStateInvalid(DomainError):
+    status = 400
+    slug = "oauth-state-invalid"
+    title = "Sign-in state invalid"
+
+
+class OAuthDenied(DomainError):
+    status = 400
+    slug = "oauth-denied"
+    title = "Sign-in cancelled at the provider"
+
+
+class OAuthCodeRejected(DomainError):
+    status = 400
+    slug = "oauth-code-rejected"
+    title = "The provider refused the sign-in"
+
+
+class ProviderUnavailable(DomainError):
+    status = 502
+    slug = "oauth-provider-unavailable"
+    title = "Sign-in provider unavailable"
+
+
+class ProviderEmailUnusable(Conflict):
+    slug = "provider-email-unusable"
+    title = "The provider's email address cannot be used"
+
+
+class IdentityInUse(Conflict):
+    slug = "identity-in-use"
+    title = "This provider account belongs to another user"
+
+
+class IdentityNotFound(NotFound):
+    slug = "identity-not-found"
+    title = "Identity not found"
+
+
+class LastSignInMethod(Conflict):
+    slug = "last-sign-in-method"
+    title = "Cannot remove the last way to sign in"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -14,6 +15,9 @@ from auth_service.admin.router import router as admin_router
 from auth_service.dependencies import Services
 from auth_service.keys.router import router as keys_router
 from auth_service.keys.service import KeyRing
+from auth_service.oauth.providers import configured_providers
+from auth_service.oauth.router import router as oauth_router
+from auth_service.oauth.state import StateCookies
 from auth_service.security import PasswordHasher
 from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
@@ -30,6 +34,7 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = make_session_factory(engine)
     redis = Redis.from_url(settings.redis_url)
+    http = httpx.AsyncClient(timeout=settings.oauth_http_timeout_seconds, follow_redirects=False)
     services = Services(
         settings=settings,
         engine=engine,
@@ -38,6 +43,9 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         hasher=PasswordHasher(settings),
         redis=redis,
         throttle=Throttle(settings, redis),
+        http=http,
+        providers=configured_providers(settings, http),
+        state_cookies=StateCookies(settings, redis),
     )
     relay = OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)
 
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         finally:
             if run_relay:
                 await relay.stop()
+            await http.aclose()
             await redis.aclose()
             await engine.dispose()
             services.hasher.close()
@@ -77,6 +86,6 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         await redis.ping()
 
     install_platform(app, {"database": database, "broker": broker, "redis": cache})
-    for router in (accounts_router, sessions_router, admin_router, keys_router):
+    for router in (accounts_router, sessions_router, oauth_router, admin_router, keys_router):
         app.include_router(router)
     return app

@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -161,3 +162,26 @@ class SigningKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     retired_at: Mapped[datetime | None]
+
+
+class Identity(Base):
+    """A Google or GitHub account that signs in to a user: one per provider per user.
+
+    `subject` is the provider's stable id for the person (Google `sub`, GitHub numeric id), never the
+    email, which can change or be recycled.
+    """
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+        UniqueConstraint("user_id", "provider", name="uq_identities_user_id_provider"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    last_login_at: Mapped[datetime | None]

@@ -77,6 +77,23 @@ class Settings(ServiceSettings):
     failures_before_backoff: int = 5
     max_backoff_seconds: int = 900
 
+    # Sign in with Google / GitHub: a provider is offered once its client id and secret are set.
+    # The URLs default to the real providers; `make run` and tests point them at emulators/oauth.
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"
+    github_api_url: str = "https://api.github.com"
+    oauth_redirect_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Where a sign-in may send the browser afterwards (origins or URL prefixes), as JSON",
+    )
+    oauth_state_ttl_seconds: int = Field(default=600, ge=30)
+    oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600

@@ -32,7 +32,8 @@ from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
 router = APIRouter(prefix="/auth", tags=["sessions"])
 
 
-def _tokens(response: Response, settings: Settings, issued: service.IssuedTokens) -> TokenResponse:
+def set_refresh_cookie(response: Response, settings: Settings, issued: service.IssuedTokens) -> None:
+    """The refresh token as an httpOnly cookie, for browsers; `no-store` keeps tokens out of caches."""
     response.set_cookie(
         settings.refresh_cookie_name,
         issued.refresh_token,
@@ -43,6 +44,10 @@ def _tokens(response: Response, settings: Settings, issued: service.IssuedTokens
         samesite="lax",
     )
     response.headers["Cache-Control"] = "no-store"
+
+
+def _tokens(response: Response, settings: Settings, issued: service.IssuedTokens) -> TokenResponse:
+    set_refresh_cookie(response, settings, issued)
     return TokenResponse.of(issued)
 
 
