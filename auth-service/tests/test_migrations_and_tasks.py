@@ -13,6 +13,7 @@ from auth_service.maintenance import purge_expired
 from auth_service.models import LoginCode, OneTimeToken, TokenPurpose
 from conftest import alembic_config, register
 from gatehouse_platform.db import utcnow
+from gatehouse_platform.models import OutboxMessage
 
 
 def test_models_match_the_migrated_schema(database_url: str) -> None:
@@ -59,3 +60,34 @@ async def test_purge_removes_expired_codes_and_tokens_only(
             .all()
         )
         assert tokens == [TokenPurpose.VERIFY_EMAIL]  # the registration's live link stays
+
+
+async def test_purge_drops_old_published_events_and_keeps_unpublished_ones(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    old = utcnow() - timedelta(days=8)
+    published_old, published_recent, unpublished_old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    # One transaction, rolled back: the running relay never sees these fake rows.
+    async with db() as session, session.begin():
+        session.add_all(
+            [
+                OutboxMessage(id=published_old, event_type="t", payload={}, created_at=old, published_at=old),
+                OutboxMessage(id=published_recent, event_type="t", payload={}, published_at=utcnow()),
+                # never published (the broker has been down for days): must survive any purge
+                OutboxMessage(id=unpublished_old, event_type="t", payload={}, created_at=old),
+            ]
+        )
+        await session.flush()
+        result = await purge_expired(session)
+        ids = set(
+            (
+                await session.scalars(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.id.in_([published_old, published_recent, unpublished_old])
+                    )
+                )
+            ).all()
+        )
+        await session.rollback()
+    assert result.published_events >= 1
+    assert ids == {published_recent, unpublished_old}

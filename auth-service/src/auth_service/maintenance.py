@@ -17,6 +17,7 @@ from auth_service.models import AuthSession, LoginCode, OneTimeToken, RefreshTok
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
 from auth_service.settings import Settings, get_settings
 from gatehouse_platform.db import make_engine, make_session_factory, session_scope, utcnow
+from gatehouse_platform.retention import prune_outbox
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class PurgeResult:
     login_codes: int
     refresh_tokens: int
     sessions: int
+    published_events: int
 
 
 async def purge_expired(db: AsyncSession) -> PurgeResult:
@@ -64,7 +66,8 @@ async def purge_expired(db: AsyncSession) -> PurgeResult:
     sessions = await count(
         delete(AuthSession).where(or_(AuthSession.expires_at < horizon, AuthSession.revoked_at < horizon))
     )
-    result = PurgeResult(tokens, codes, refresh, sessions)
+    published = await prune_outbox(db)
+    result = PurgeResult(tokens, codes, refresh, sessions, published)
     log.info("purged expired credentials", extra=result.__dict__)
     return result
 
