@@ -483,3 +483,12 @@ async def test_identity_endpoints_need_a_signed_in_user(client: httpx.AsyncClien
     assert (await client.get("/auth/identities")).status_code == 401
     assert (await client.delete("/auth/identities/google")).status_code == 401
     assert (await client.post("/auth/google/link")).status_code == 401
+
+
+def test_the_redirect_allow_list_is_read_from_a_comma_separated_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from auth_service.settings import Settings
+
+    monkeypatch.setenv("AUTH_OAUTH_REDIRECT_ALLOWLIST", "https://app.example.com/, http://localhost:3000/")
+    assert Settings().oauth_redirect_allowlist == ["https://app.example.com/", "http://localhost:3000/"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_platform.settings import ServiceSettings
 
@@ -87,9 +88,9 @@ class Settings(ServiceSettings):
     github_authorize_url: str = "https://github.com/login/oauth/authorize"
     github_token_url: str = "https://github.com/login/oauth/access_token"
     github_api_url: str = "https://api.github.com"
-    oauth_redirect_allowlist: list[str] = Field(
+    oauth_redirect_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Where a sign-in may send the browser afterwards (origins or URL prefixes), as JSON",
+        description="Origins or URL prefixes a sign-in may send the browser back to, comma-separated",
     )
     oauth_state_ttl_seconds: int = Field(default=600, ge=30)
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -97,6 +98,13 @@ class Settings(ServiceSettings):
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600
+
+    @field_validator("oauth_redirect_allowlist", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def refresh_cookie_secure(self) -> bool:
