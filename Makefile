@@ -8,6 +8,8 @@ endif
 export UV_LINK_MODE := copy
 PG_ADMIN := postgresql://postgres@127.0.0.1:5432/postgres
 AUTH_DB := gatehouse_auth
+NOTIFICATION_DB := gatehouse_notification
+DB_URL := postgresql+asyncpg://postgres@127.0.0.1:5432
 PYTEST := $(UV) run --frozen pytest
 TEST_FLAGS ?= -q -p no:cacheprovider
 
@@ -24,21 +26,23 @@ services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
 	@scripts/services.sh
 
 databases: services install  ## create each service's database if missing
-	@$(UV) run --frozen python scripts/create_databases.py $(AUTH_DB)
+	@$(UV) run --frozen python scripts/create_databases.py $(AUTH_DB) $(NOTIFICATION_DB)
 
 migrate: databases  ## apply every service's migrations
-	@cd auth-service && AUTH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/$(AUTH_DB) $(UV) run --frozen alembic upgrade head
+	@cd auth-service && AUTH_DATABASE_URL=$(DB_URL)/$(AUTH_DB) $(UV) run --frozen alembic upgrade head
+	@cd notification-service && NOTIFICATION_DATABASE_URL=$(DB_URL)/$(NOTIFICATION_DB) $(UV) run --frozen alembic upgrade head
 
 test: install services  ## every test suite (each makes and drops its own databases and vhosts)
 	$(PYTEST) $(TEST_FLAGS) shared-contracts/tests
 	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
+	$(PYTEST) $(TEST_FLAGS) -n 2 notification-service/tests
 	$(PYTEST) $(TEST_FLAGS) emulators/tests
 
 lint: install  ## ruff and mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src emulators/src
+	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src notification-service/src emulators/src
 
 format: install
 	$(UV) run --frozen ruff format .
@@ -49,7 +53,7 @@ schemas: install  ## re-export the event JSON Schemas and AsyncAPI document
 
 seed: migrate  ## the admin from SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD (generated and kept in var/ when unset)
 	@mkdir -p var/mail
-	@AUTH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/$(AUTH_DB) $(UV) run --frozen python scripts/seed.py
+	@AUTH_DATABASE_URL=$(DB_URL)/$(AUTH_DB) $(UV) run --frozen python scripts/seed.py
 
 run: seed  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
 	@echo "  auth-service:   http://127.0.0.1:8001  (API docs: http://127.0.0.1:8001/docs)"
@@ -61,6 +65,7 @@ run: seed  ## run the system locally (auth-service on :8001 with its outbox rela
 
 bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/auth_login.py
+	$(UV) run --frozen python bench/notify_pipeline.py
 
 rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
 	$(UV) run --frozen auth-service rotate-keys

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 # The proxy that plays the broker outage; it belongs in gatehouse_platform.testing once shared.
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_contracts.events import UserVerified
-from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler
+from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler, PermanentFailure
 from gatehouse_platform.models import ProcessedEvent
 from gatehouse_platform.tcp_proxy import TcpProxy
 
@@ -258,6 +258,45 @@ async def test_an_event_failing_every_retry_is_dead_lettered_and_can_be_replayed
     assert runs == 4
     assert await ready_messages(channel, consumer.dead_letter_queue) == 0
     assert await consumer.replay_dead_letters(limit=10) == 0
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once_and_replays_like_any_dead_letter(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    runs = 0
+    refusing = True
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        nonlocal runs
+        runs += 1
+        await record_effect(session, event, consumer_name)  # rolled back with the failure
+        if refusing:
+            raise PermanentFailure("recipient refused (550)")
+
+    consumer = await make_consumer({"user.verified": handler}, retry_delays=(0.05, 0.1, 0.2))
+    event = verified_event()
+    await publish_event(channel, exchange_name, event)
+
+    await eventually(lambda: ready_count_is(channel, consumer.dead_letter_queue, 1), "a dead letter")
+    assert runs == 1  # no retries
+    assert await effects(session_factory, consumer_name) == []
+    assert metric("gatehouse_events_dead_lettered_total", consumer=consumer_name, reason="rejected") == 1
+    assert metric("gatehouse_events_retried_total", consumer=consumer_name, event_type="user.verified") == 0
+    dlq = await channel.get_queue(consumer.dead_letter_queue)
+    dead = await dlq.get(fail=False)
+    assert dead is not None
+    assert dead.headers[DEATH_REASON_HEADER] == "rejected: recipient refused (550)"
+    await dead.nack(requeue=True)
+
+    refusing = False
+    assert await consumer.replay_dead_letters(limit=10) == 1
+    await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the replayed event handled")
+    assert runs == 2
+    assert await effects(session_factory, consumer_name) == [(event.id, None)]
 
 
 async def test_malformed_messages_go_straight_to_the_dead_letter_queue(

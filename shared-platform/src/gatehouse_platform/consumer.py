@@ -6,11 +6,16 @@ Topology for a consumer named `n` on the topic exchange `x`:
 - `n.retry.<ms>ms` (quorum), one per retry delay: a failed message waits there for its TTL and is
   dead-lettered by the broker back to `n` through the default exchange (so only this consumer
   sees the retry), its attempt count in the `x-gatehouse-attempt` header;
-- `n.dlq` (quorum): messages that are malformed, or still failing after the last retry. They stay
-  until `replay_dead_letters` moves them back.
+- `n.dlq` (quorum): messages that are malformed, still failing after the last retry, or whose
+  handler raised `PermanentFailure`. They stay until `replay_dead_letters` moves them back.
 
 Handlers run with the event id recorded in `processed_events` in the same transaction as their
 effect, so a redelivered event that was already handled is acknowledged without running again.
+
+A consumer without a database (the gateway, whose only state is in Redis) passes
+`session_factory=None`: nothing records processed ids, handlers get `session=None`
+(`StatelessHandler`), and a redelivered event runs its handler again, so such handlers must be
+idempotent by nature (e.g. Redis writes that converge, as in `denylist.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import aio_pika
 from aio_pika.abc import (
@@ -42,6 +47,8 @@ from gatehouse_platform.models import ProcessedEvent
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, CloudEvent, EventData], Awaitable[None]]
+# For consumers without a database (`session_factory=None`): the session argument is always None.
+StatelessHandler = Callable[[None, CloudEvent, EventData], Awaitable[None]]
 
 ATTEMPT_HEADER = "x-gatehouse-attempt"
 DEATH_REASON_HEADER = "x-gatehouse-death-reason"
@@ -65,13 +72,24 @@ EVENTS_RETRIED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "gatehouse_events_dead_lettered_total",
-    "Messages moved to the dead-letter queue (reason: malformed or exhausted).",
+    "Messages moved to the dead-letter queue (reason: malformed, exhausted or rejected).",
     ["consumer", "reason"],
 )
 
 
 class MalformedMessageError(Exception):
     """The message cannot be handled however often it is retried. Its text never holds the payload."""
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help (e.g. the SMTP server refused the recipient
+    for good): the message goes to the dead-letter queue at once, its text as the reason.
+
+    The handler's transaction is rolled back like for any failure, so the event is not marked
+    handled and a replayed dead letter runs the handler again. What must survive the rollback (a
+    record of the failure) the handler commits in a transaction of its own before raising. The
+    text is logged and stored in a message header: never put a secret or a payload in it.
+    """
 
 
 class EventConsumer:
@@ -82,6 +100,7 @@ class EventConsumer:
     and, if it was handled already, skipped.
     """
 
+    @overload
     def __init__(
         self,
         amqp_url: str,
@@ -90,6 +109,31 @@ class EventConsumer:
         name: str,
         handlers: Mapping[str, Handler],
         session_factory: async_sessionmaker[AsyncSession],
+        prefetch: int = ...,
+        retry_delays: Sequence[float] = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        exchange: str,
+        name: str,
+        handlers: Mapping[str, StatelessHandler],
+        session_factory: None,
+        prefetch: int = ...,
+        retry_delays: Sequence[float] = ...,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        exchange: str,
+        name: str,
+        handlers: Mapping[str, Handler] | Mapping[str, StatelessHandler],
+        session_factory: async_sessionmaker[AsyncSession] | None,
         prefetch: int = 16,
         retry_delays: Sequence[float] = (1, 5, 30),
     ) -> None:
@@ -99,7 +143,7 @@ class EventConsumer:
         self._amqp_url = amqp_url
         self._exchange_name = exchange
         self.name = name
-        self._handlers = dict(handlers)
+        self._handlers: dict[str, Callable[..., Awaitable[None]]] = dict(handlers)
         self._sessions = session_factory
         self._prefetch = prefetch
         # Queue arguments are immutable, so each delay gets its own queue, named after it.
@@ -228,6 +272,10 @@ class EventConsumer:
         try:
             try:
                 await self._handle(event, data)
+            except PermanentFailure as exc:
+                EVENTS_FAILED.labels(self.name, event.type).inc()
+                await self._dead_letter(message, reason=f"rejected: {exc}", metric_reason="rejected")
+                return
             except Exception as exc:
                 EVENTS_FAILED.labels(self.name, event.type).inc()
                 await self._retry_or_dead_letter(message, event, exc)
@@ -250,6 +298,11 @@ class EventConsumer:
         return event, data
 
     async def _handle(self, event: CloudEvent, data: EventData) -> None:
+        if self._sessions is None:
+            # No database, so no record of handled ids: the handler must be idempotent by itself.
+            await self._handlers[event.type](None, event, data)
+            EVENTS_HANDLED.labels(self.name, event.type).inc()
+            return
         async with session_scope(self._sessions) as session:
             # ON CONFLICT waits for a concurrent transaction holding the same key: if it commits,
             # this is a duplicate; if it rolls back, this delivery takes over.

@@ -1,4 +1,5 @@
-"""Helpers for tests: a throw-away Postgres database and RabbitMQ vhost per test run.
+"""Helpers for tests: a throw-away Postgres database and RabbitMQ vhost per test run, and a test
+token issuer.
 
 Every test run creates its own names (random suffix) and drops them afterwards, so two runs on
 one machine never collide and nothing is left behind.
@@ -9,11 +10,19 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
+from gatehouse_platform.jwt import public_jwk
 
 PG_ADMIN_DSN = os.environ.get("GATEHOUSE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "postgres@127.0.0.1:5432")
@@ -54,3 +63,67 @@ def rabbitmq_vhost(name: str) -> Iterator[str]:
         yield f"amqp://{AMQP_HOST}/{quote(name, safe='')}"
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+class TestIssuer:
+    """Mints access tokens the way auth-service does, with a key of its own, for services that
+    verify tokens through a JWKS (`JWKSVerifier`).
+
+    Serve `jwks()` over HTTP (a tiny ASGI app in a thread) and point the service's JWKS URL at it;
+    `token()` returns an RS256 JWT with header `kid` and `typ: at+jwt` whose claims are an
+    `AccessTokenClaims` (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`, `sid`, `email`,
+    `email_verified`, `roles`). Any claim can be overridden or added, e.g. `exp=` for an expired
+    token or `iss=` for a foreign one; overrides are not validated, so broken tokens can be made too.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self,
+        *,
+        issuer: str = "http://127.0.0.1:8000/auth",
+        audience: str = "gatehouse",
+        kid: str | None = None,
+        ttl_seconds: int = 900,
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.kid = kid or f"test-{secrets.token_hex(4)}"
+        self.ttl_seconds = ttl_seconds
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document publishing this issuer's public key."""
+        return {"keys": [public_jwk(self.private_key.public_key(), self.kid)]}
+
+    def token(
+        self,
+        sub: uuid.UUID | str | None = None,
+        *,
+        roles: Iterable[str] = (),
+        email: str = "ada@example.com",
+        email_verified: bool = True,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(sub or uuid.uuid4()),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+            "sid": str(uuid.uuid4()),
+            "email": email,
+            "email_verified": email_verified,
+            "roles": list(roles),
+        }
+        payload.update(claims)
+        return jwt.encode(
+            payload, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": ACCESS_TOKEN_TYP}
+        )
+
+    def bearer(self, sub: uuid.UUID | str | None = None, **kwargs: Any) -> dict[str, str]:
+        """`Authorization` header carrying `token(sub, **kwargs)`."""
+        return {"Authorization": f"Bearer {self.token(sub, **kwargs)}"}

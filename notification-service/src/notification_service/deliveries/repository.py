@@ -1,0 +1,95 @@
+"""Queries on deliveries and suppressions (no commits here)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from gatehouse_platform.db import Repository, utcnow
+from notification_service.models import Delivery, DeliveryStatus, Suppression
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    recipient: str | None = None
+    event_type: str | None = None
+    template: str | None = None
+    status: DeliveryStatus | None = None
+    event_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class DeliveryRepository(Repository[Delivery]):
+    model = Delivery
+
+    async def by_key(
+        self, event_id: uuid.UUID, template: str, recipient: str, *, for_update: bool = False
+    ) -> Delivery | None:
+        """The delivery an event caused (not a resend) for this template and recipient."""
+        stmt = select(Delivery).where(
+            Delivery.event_id == event_id,
+            Delivery.template == template,
+            Delivery.recipient == recipient,
+            Delivery.resend_of.is_(None),
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def search(
+        self, filters: DeliveryFilters, *, limit: int, before: tuple[datetime, uuid.UUID] | None
+    ) -> list[Delivery]:
+        """Newest first; `before` is the (created_at, id) of the last row of the previous page."""
+        criteria = []
+        if filters.recipient is not None:
+            criteria.append(func.lower(Delivery.recipient) == filters.recipient.lower())
+        if filters.event_type is not None:
+            criteria.append(Delivery.event_type == filters.event_type)
+        if filters.template is not None:
+            criteria.append(Delivery.template == filters.template)
+        if filters.status is not None:
+            criteria.append(Delivery.status == filters.status.value)
+        if filters.event_id is not None:
+            criteria.append(Delivery.event_id == filters.event_id)
+        if filters.created_after is not None:
+            criteria.append(Delivery.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            criteria.append(Delivery.created_at < filters.created_before)
+        if before is not None:
+            criteria.append(tuple_(Delivery.created_at, Delivery.id) < tuple_(*before))
+        return await self.list_where(
+            *criteria, order_by=(Delivery.created_at.desc(), Delivery.id.desc()), limit=limit
+        )
+
+    async def mark_sent(self, ids: Sequence[uuid.UUID]) -> None:
+        if not ids:
+            return
+        now = utcnow()
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, smtp_code=None, updated_at=now)
+        )
+
+
+class SuppressionRepository(Repository[Suppression]):
+    model = Suppression
+
+    async def is_suppressed(self, email: str, category: str) -> bool:
+        found = await self.session.scalar(
+            select(Suppression.email).where(
+                Suppression.email == email.lower(), Suppression.category == category
+            )
+        )
+        return found is not None
+
+    async def suppress(self, email: str, category: str) -> None:
+        await self.session.execute(
+            insert(Suppression).values(email=email.lower(), category=category).on_conflict_do_nothing()
+        )

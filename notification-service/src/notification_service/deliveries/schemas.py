@@ -1,0 +1,66 @@
+"""What the deliveries API answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from notification_service.models import Delivery, DeliveryStatus
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    template: str
+    recipient: str
+    subject: str
+    status: DeliveryStatus
+    attempts: int
+    message_id: str = Field(description="The Message-ID header of every attempt of this delivery.")
+    smtp_code: int | None = Field(description="Reply code of the last failed attempt.")
+    error: str | None = Field(description="What went wrong in the last failed attempt.")
+    resendable: bool = Field(
+        description="False for emails that carried a one-time secret (link or code): those are never "
+        "stored, so the user asks for a new one instead."
+    )
+    resend_of: uuid.UUID | None = Field(description="The delivery this one repeats (a manual resend).")
+    correlation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_attempt_at: datetime | None
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryOut:
+        return cls(
+            id=delivery.id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            template=delivery.template,
+            recipient=delivery.recipient,
+            subject=delivery.subject,
+            status=DeliveryStatus(delivery.status),
+            attempts=delivery.attempts,
+            message_id=delivery.message_id,
+            smtp_code=delivery.smtp_code,
+            error=delivery.error,
+            resendable=delivery.resendable,
+            resend_of=delivery.resend_of,
+            correlation_id=delivery.correlation_id,
+            created_at=delivery.created_at,
+            updated_at=delivery.updated_at,
+            last_attempt_at=delivery.last_attempt_at,
+            sent_at=delivery.sent_at,
+        )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class ReplayResult(BaseModel):
+    replayed: int = Field(description="Dead letters moved back to the queue to be handled again.")

@@ -1,0 +1,191 @@
+"""The only module that talks SMTP (aiosmtplib): composing the MIME message, sending it over a
+small pool of connections, and sorting failures into transient (retry later) and permanent.
+
+Sorting follows RFC 5321: a 5xx reply to MAIL, RCPT or DATA is permanent (the same message
+will be refused again); 4xx replies, timeouts, refused or dropped connections are transient. A
+failure to greet or authenticate is the relay's or our configuration's fault, not the
+message's, so it is transient too: the consumer retries and, in the end, dead-letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+
+import aiosmtplib
+from prometheus_client import Histogram
+
+from notification_service.email.render import RenderedEmail
+from notification_service.settings import Settings
+
+SEND_SECONDS = Histogram(
+    "notification_smtp_send_seconds",
+    "Time from handing a message to SMTP until the server accepted it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+IDLE_CONNECTION_SECONDS = 60.0  # idle pooled connections older than this are closed, not reused
+
+
+class SmtpError(Exception):
+    """A failed send. `code` is the SMTP reply code when the server answered one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SmtpTransientError(SmtpError):
+    """Try again later: the server is unreachable, timed out, or answered 4xx."""
+
+
+class SmtpPermanentError(SmtpError):
+    """The server refused this message for good (5xx): sending it again will not help."""
+
+
+def compose(email: RenderedEmail, *, settings: Settings, message_id: str) -> EmailMessage:
+    """The MIME message: text and HTML alternatives, and the headers automated mail should carry."""
+    message = EmailMessage()
+    message["From"] = formataddr((settings.from_name or settings.product_name, settings.from_address))
+    message["To"] = email.recipient
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = message_id
+    message["Reply-To"] = settings.support_email
+    # RFC 3834: machine-sent, so auto-responders (vacation replies) stay quiet.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    if email.unsubscribe_url:
+        # RFC 2369 + RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the URL.
+        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message
+
+
+def new_message_id(settings: Settings) -> str:
+    return make_msgid(domain=settings.message_id_domain)
+
+
+@dataclass
+class _Idle:
+    client: aiosmtplib.SMTP
+    since: float
+
+
+class SmtpSender:
+    """Sends messages over at most `smtp_max_connections` connections, reused between messages.
+
+    A pooled connection is checked with NOOP before use (relays drop idle connections), so a
+    message is never attempted on a dead one; any failure closes the connection it happened on.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._slots = asyncio.Semaphore(settings.smtp_max_connections)
+        self._idle: list[_Idle] = []
+        self._local_hostname = settings.smtp_local_hostname or socket.getfqdn()
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand `message` to the relay; raises SmtpTransientError or SmtpPermanentError."""
+        async with self._slots:
+            client = await self._checkout()
+            start = time.perf_counter()
+            try:
+                await client.send_message(message)
+            except aiosmtplib.SMTPException as exc:
+                _close(client)
+                raise _classify(exc) from None
+            except (OSError, TimeoutError) as exc:
+                _close(client)
+                raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from None
+            except BaseException:
+                _close(client)
+                raise
+            SEND_SECONDS.observe(time.perf_counter() - start)
+            self._idle.append(_Idle(client, time.monotonic()))
+
+    async def check(self) -> None:
+        """Readiness: connect, greet (EHLO, STARTTLS and AUTH as configured), NOOP, QUIT."""
+        client = self._client()
+        try:
+            await client.connect()
+            if client.last_ehlo_response is None:
+                await client.ehlo()
+            await client.noop()
+            await client.quit()
+        finally:
+            _close(client)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for entry in idle:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(entry.client.quit(), timeout=1)
+            _close(entry.client)
+
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            entry = self._idle.pop()
+            if time.monotonic() - entry.since > IDLE_CONNECTION_SECONDS or not entry.client.is_connected:
+                _close(entry.client)
+                continue
+            try:
+                await entry.client.noop()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                _close(entry.client)
+                continue
+            return entry.client
+        client = self._client()
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPException as exc:
+            _close(client)
+            raise _classify(exc, connecting=True) from None
+        except (OSError, TimeoutError) as exc:
+            _close(client)
+            raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from None
+        return client
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            use_tls=s.smtp_use_tls,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout,
+            local_hostname=self._local_hostname,
+        )
+
+
+def _close(client: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):
+        client.close()
+
+
+def _classify(exc: aiosmtplib.SMTPException, *, connecting: bool = False) -> SmtpError:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        refusals = exc.recipients
+        code = refusals[0].code if refusals else None
+        text = refusals[0].message if refusals else str(exc)
+        return _by_code(code, f"recipient refused: {code} {text}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        message = f"{type(exc).__name__}: {exc.code} {exc.message}"
+        if connecting or isinstance(exc, aiosmtplib.SMTPAuthenticationError | aiosmtplib.SMTPHeloError):
+            return SmtpTransientError(message, code=exc.code)
+        return _by_code(exc.code, message)
+    return SmtpTransientError(f"{type(exc).__name__}: {exc}")
+
+
+def _by_code(code: int | None, message: str) -> SmtpError:
+    if code is not None and 500 <= code < 600:
+        return SmtpPermanentError(message[:1000], code=code)
+    return SmtpTransientError(message[:1000], code=code)

@@ -1,0 +1,99 @@
+"""The composition root: `bootstrap()` builds the process's services once, `create_app()` the API
+(which runs the event consumer in its lifespan unless told not to)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from gatehouse_platform.consumer import EventConsumer
+from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.http import install_platform
+from gatehouse_platform.jwks import JWKSVerifier
+from gatehouse_platform.logging import configure_logging
+from notification_service.deliveries.dispatch import Dispatcher
+from notification_service.deliveries.router import router as deliveries_router
+from notification_service.dependencies import Services
+from notification_service.email.links import Links
+from notification_service.email.render import Renderer
+from notification_service.email.smtp import SmtpSender
+from notification_service.events.handlers import HANDLERS
+from notification_service.previews.router import router as previews_router
+from notification_service.settings import Settings, get_settings
+from notification_service.unsubscribe.router import router as unsubscribe_router
+
+
+def bootstrap(settings: Settings) -> Services:
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    session_factory = make_session_factory(engine)
+    links = Links(settings)
+    renderer = Renderer(settings, links)
+    sender = SmtpSender(settings)
+    dispatcher = Dispatcher(settings, session_factory, renderer, sender, links)
+    consumer = EventConsumer(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        name=settings.consumer_name,
+        handlers=dict.fromkeys(HANDLERS, dispatcher.handle_event),
+        session_factory=session_factory,
+        prefetch=settings.consumer_prefetch,
+        retry_delays=settings.consumer_retry_delays,
+    )
+    verifier = JWKSVerifier(settings.jwks_url, issuer=settings.issuer, audience=settings.audience)
+    return Services(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        links=links,
+        renderer=renderer,
+        sender=sender,
+        dispatcher=dispatcher,
+        consumer=consumer,
+        verifier=verifier,
+    )
+
+
+def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("notification-service", level=settings.log_level, json=settings.log_json)
+    services = bootstrap(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_consumer:
+            await services.consumer.start()
+        try:
+            yield
+        finally:
+            if run_consumer:
+                await services.consumer.stop()
+            await services.sender.aclose()
+            await services.verifier.aclose()
+            await services.engine.dispose()
+
+    app = FastAPI(
+        title="Gatehouse notification-service",
+        version="0.1.0",
+        description="Turns events into emails, each sent once. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    async def database() -> None:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def broker() -> None:
+        connection = await aio_pika.connect(settings.amqp_url, timeout=2)
+        await connection.close()
+
+    install_platform(app, {"database": database, "broker": broker, "smtp": services.sender.check})
+    app.include_router(deliveries_router)
+    app.include_router(unsubscribe_router)
+    if settings.previews_available:
+        app.include_router(previews_router)
+    return app

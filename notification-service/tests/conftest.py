@@ -1,0 +1,375 @@
+"""notification-service tests: the real app (ASGI) and its consumer on a real Postgres database
+migrated with Alembic, a RabbitMQ vhost of this run's own, real SMTP servers (aiosmtpd writing to
+Maildirs) and admin tokens from a test issuer whose JWKS is served over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractChannel
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
+from gatehouse_emulators.serving import free_port, serve_in_thread
+from gatehouse_emulators.smtp import start_catcher
+from gatehouse_platform import testing
+from gatehouse_platform.db import make_engine, make_session_factory
+from notification_service.email.render import SAMPLE_EVENTS
+from notification_service.main import create_app
+from notification_service.models import Delivery
+from notification_service.settings import Settings
+
+SERVICE_ROOT = Path(__file__).resolve().parents[1]
+RUN = testing.unique_name(f"gh_notif_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+TEST_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+def alembic_config(url: str) -> Config:
+    """notification-service's Alembic config aimed at `url` (as `alembic -x url=...` would)."""
+    config = Config(str(SERVICE_ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False
+    config.cmd_opts = type("Opts", (), {"x": [f"url={url}"]})()
+    return config
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    with testing.rabbitmq_vhost(RUN) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await testing.create_database(RUN)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        yield url
+    finally:
+        await testing.drop_database(RUN)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """For tests to read rows directly."""
+    return make_session_factory(engine)
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def issuer() -> testing.TestIssuer:
+    return testing.TestIssuer()
+
+
+@pytest.fixture(scope="session")
+def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
+    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
+    jwks_app = FastAPI()
+
+    @jwks_app.get("/auth/.well-known/jwks.json")
+    def jwks() -> dict[str, Any]:
+        return issuer.jwks()
+
+    with serve_in_thread(jwks_app) as base:
+        yield f"{base}/auth/.well-known/jwks.json"
+
+
+@pytest.fixture(scope="session")
+def admin(issuer: testing.TestIssuer) -> dict[str, str]:
+    return issuer.bearer(roles=["admin"], email="admin@example.com")
+
+
+# --- SMTP ---------------------------------------------------------------------------------------
+
+
+def read_maildir(maildir: Path, to: str) -> list[EmailMessage]:
+    """Messages in the Maildir addressed to `to`, oldest first."""
+    found: list[tuple[float, EmailMessage]] = []
+    for path in (maildir / "new").iterdir():
+        message = BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())
+        assert isinstance(message, EmailMessage)
+        if str(message["To"]).lower() == to.lower():
+            found.append((path.stat().st_mtime, message))
+    return [message for _, message in sorted(found, key=lambda pair: pair[0])]
+
+
+async def wait_for_mail(maildir: Path, to: str, count: int = 1, timeout: float = 10.0) -> list[EmailMessage]:
+    """The messages to `to` once `count` have arrived; fails after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        messages = read_maildir(maildir, to)
+        if len(messages) >= count:
+            return messages
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{len(messages)} of {count} emails to {to} arrived within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+class RefusingMailbox(Mailbox):
+    """Writes accepted mail to a Maildir; answers 550 to the addresses in `refused`, and 451 to
+    those in `greylisted` as many times as their count says."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.refused: set[str] = set()
+        self.greylisted: dict[str, int] = {}
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() in self.refused:
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        if self.greylisted.get(address.lower(), 0) > 0:
+            self.greylisted[address.lower()] -= 1
+            return "451 4.7.1 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class MailServer:
+    """A real SMTP server (aiosmtpd) that tests can stop and start again on the same port, and
+    make refuse recipients."""
+
+    def __init__(self, maildir: Path) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
+        self.maildir = maildir
+        self.port = free_port()
+        self.handler = RefusingMailbox(maildir)
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@dataclass(frozen=True)
+class Catcher:
+    maildir: Path
+    port: int
+
+
+@pytest.fixture(scope="session")
+def catcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catcher]:
+    """The session's SMTP catcher (the emulator `make run` uses), accepting everything."""
+    path = tmp_path_factory.mktemp("mail") / "Maildir"
+    port = free_port()
+    controller = start_catcher(path, port=port)
+    try:
+        yield Catcher(path, port)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def maildir(catcher: Catcher) -> Path:
+    return catcher.maildir
+
+
+# --- the service --------------------------------------------------------------------------------
+
+
+def make_settings(
+    database_url: str, amqp_url: str, jwks_url: str, smtp_port: int, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "jwks_url": jwks_url,
+        "log_json": False,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_timeout": 2.0,
+        "consumer_retry_delays": list(TEST_RETRY_DELAYS),
+        "app_url": "https://app.gatehouse.test",
+        "public_url": "https://api.gatehouse.test",
+        "from_address": "no-reply@gatehouse.test",
+        "support_email": "support@gatehouse.test",
+        "message_id_domain": "mail.gatehouse.test",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Stack:
+    """A running notification-service: its app, an API client, and where its events go."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    channel: AbstractChannel
+
+    async def publish(self, event: CloudEvent) -> None:
+        exchange = await self.channel.get_exchange(self.settings.events_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                event.model_dump_json().encode(),
+                message_id=str(event.id),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=event.type,
+        )
+
+    async def dead_letters(self) -> int:
+        queue = await self.channel.declare_queue(f"{self.settings.consumer_name}.dlq", passive=True)
+        count = queue.declaration_result.message_count
+        assert count is not None
+        return count
+
+
+@pytest.fixture(scope="session")
+async def bus(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
+    # Not a robust connection: its channels cache passive declarations (and their message counts).
+    connection = await aio_pika.connect(amqp_url)
+    yield connection
+    await connection.close()
+
+
+@asynccontextmanager
+async def running_stack(
+    settings: Settings, bus: aio_pika.abc.AbstractConnection, *, run_consumer: bool = True
+) -> AsyncIterator[Stack]:
+    app = create_app(settings, run_consumer=run_consumer)
+    channel = await bus.channel(publisher_confirms=True)
+    await channel.declare_exchange(settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    try:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://notify.test"
+            ) as client,
+        ):
+            yield Stack(app=app, client=client, settings=settings, channel=channel)
+    finally:
+        await channel.close()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    database_url: str,
+    amqp_url: str,
+    jwks_url: str,
+    catcher: Catcher,
+    bus: aio_pika.abc.AbstractConnection,
+) -> AsyncIterator[Stack]:
+    """The session's service, its consumer running, sending to the session's SMTP catcher."""
+    settings = make_settings(database_url, amqp_url, jwks_url, catcher.port)
+    async with running_stack(settings, bus) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> httpx.AsyncClient:
+    return stack.client
+
+
+@pytest.fixture
+async def isolated(
+    database_url: str,
+    amqp_url: str,
+    jwks_url: str,
+    bus: aio_pika.abc.AbstractConnection,
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Stack, MailServer]]:
+    """A service of this test's own (own exchange and queue) and an SMTP server the test controls."""
+    server = MailServer(tmp_path / "Maildir")
+    server.start()
+    name = uuid.uuid4().hex[:10]
+    settings = make_settings(
+        database_url,
+        amqp_url,
+        jwks_url,
+        server.port,
+        events_exchange=f"test.events.{name}",
+        consumer_name=f"notification-test-{name}",
+        consumer_retry_delays=[0.2, 0.5, 1.0, 2.0],
+    )
+    try:
+        async with running_stack(settings, bus) as running:
+            yield running, server
+    finally:
+        server.stop()
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def sample(event_type: str, **changes: Any) -> EventData:
+    """The sample event of `event_type` with `changes`, validated against its contract."""
+    data = SAMPLE_EVENTS[event_type]
+    return type(data).model_validate({**data.model_dump(), **changes})
+
+
+def envelope(data: EventData, correlation_id: str | None = None) -> CloudEvent:
+    source = (
+        "/billing-service" if data.event_type.startswith(("subscription.", "payment.")) else "/auth-service"
+    )
+    return new_event(
+        data, source=source, subject=str(getattr(data, "user_id", "")), correlation_id=correlation_id
+    )
+
+
+async def deliveries_of(db: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> list[Delivery]:
+    async with db() as session:
+        rows = await session.execute(
+            select(Delivery).where(Delivery.event_id == event_id).order_by(Delivery.created_at, Delivery.id)
+        )
+        return list(rows.scalars())
+
+
+async def wait_for_deliveries(
+    db: async_sessionmaker[AsyncSession],
+    event_id: uuid.UUID,
+    *statuses: str,
+    timeout: float = 10.0,
+) -> list[Delivery]:
+    """The event's deliveries once there are as many as `statuses` and they have those statuses."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await deliveries_of(db, event_id)
+        if sorted(r.status for r in rows) == sorted(statuses):
+            return rows
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"deliveries of {event_id}: {[(r.template, r.status) for r in rows]}")
+        await asyncio.sleep(0.05)

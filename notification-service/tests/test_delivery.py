@@ -1,0 +1,209 @@
+"""Events published to RabbitMQ become emails at a real SMTP server: content, headers, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from conftest import Stack, deliveries_of, envelope, new_email, sample, wait_for_deliveries, wait_for_mail
+from gatehouse_contracts.events import REGISTRY
+from notification_service.email.render import SAMPLE_EVENTS, TEMPLATES
+from notification_service.events.handlers import HANDLERS
+
+pytestmark = pytest.mark.timeout(60)
+
+Db = async_sessionmaker[AsyncSession]
+SECURITY_TEMPLATES = {
+    "email_verification",
+    "password_reset",
+    "login_code",
+    "password_changed",
+    "email_changed_old",
+    "email_changed_new",
+    "account_deactivated",
+    "identity_linked",
+}
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None, "expected text/plain and text/html alternatives"
+    return str(text.get_content()), str(html.get_content())
+
+
+def test_every_event_a_person_should_hear_about_is_consumed() -> None:
+    assert set(HANDLERS) == {
+        "user.email_verification_requested",
+        "user.password_reset_requested",
+        "user.login_code_requested",
+        "user.password_changed",
+        "user.email_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "user.identity_linked",
+        "user.identity_unlinked",
+        "subscription.activated",
+        "subscription.renewed",
+        "subscription.plan_changed",
+        "subscription.cancel_scheduled",
+        "subscription.resumed",
+        "subscription.past_due",
+        "subscription.ended",
+        "subscription.trial_will_end",
+        "payment.succeeded",
+        "payment.failed",
+    }
+    assert set(HANDLERS) <= set(REGISTRY)
+    assert set(SAMPLE_EVENTS) == set(HANDLERS)
+    assert {spec.event_type for spec in TEMPLATES.values()} == set(HANDLERS)
+
+
+async def test_verification_link_email(stack: Stack, maildir: Path, db: Db) -> None:
+    to = new_email()
+    event = envelope(sample("user.email_verification_requested", email=to, token="tok-Verify/+=123"))
+    await stack.publish(event)
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    link = "https://app.gatehouse.test/auth/verify?token=tok-Verify%2F%2B%3D123"
+    assert link in text
+    assert f'href="{link}"' in html
+    assert message["Subject"] == "Confirm your email address for Gatehouse"
+    assert message["From"] == "Gatehouse <no-reply@gatehouse.test>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["List-Unsubscribe"] is None
+    assert message["List-Unsubscribe-Post"] is None
+    assert re.fullmatch(r"<[^@<>]+@mail\.gatehouse\.test>", str(message["Message-ID"]))
+
+    [delivery] = await wait_for_deliveries(db, event.id, "sent")
+    assert delivery.message_id == message["Message-ID"]
+    assert (delivery.recipient, delivery.template, delivery.attempts) == (to, "email_verification", 1)
+    assert delivery.event_data is None  # the event carried a secret: nothing of it is kept
+
+
+async def test_password_reset_link_email(stack: Stack, maildir: Path) -> None:
+    to = new_email()
+    await stack.publish(envelope(sample("user.password_reset_requested", email=to, token="reset-tok-42")))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert "https://app.gatehouse.test/reset-password?token=reset-tok-42" in text
+    assert 'href="https://app.gatehouse.test/reset-password?token=reset-tok-42"' in html
+    assert message["List-Unsubscribe"] is None
+
+
+async def test_login_code_email_carries_the_code_but_the_delivery_row_does_not(
+    stack: Stack, maildir: Path, db: Db
+) -> None:
+    to = new_email()
+    event = envelope(sample("user.login_code_requested", email=to, code="615243"))
+    await stack.publish(event)
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert "615243" in text and "615243" in html
+    assert "615243" not in str(message["Subject"])
+    [delivery] = await wait_for_deliveries(db, event.id, "sent")
+    stored = " ".join(str(value) for value in vars(delivery).values())
+    assert "615243" not in stored
+
+
+async def test_receipt_carries_one_click_unsubscribe_and_formatted_amounts(
+    stack: Stack, maildir: Path
+) -> None:
+    to = new_email()
+    await stack.publish(envelope(sample("payment.succeeded", email=to, amount=999, currency="eur")))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert "€9.99 EUR" in text and "€9.99 EUR" in html
+    assert "24 November 2026 – 24 December 2026" in text
+    assert message["Subject"] == "Receipt: €9.99 EUR paid to Gatehouse"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = str(message["List-Unsubscribe"])
+    assert unsubscribe.startswith("<https://api.gatehouse.test/notifications/unsubscribe?token=")
+    assert parse_qs(urlsplit(unsubscribe.strip("<>")).query)["token"]
+    assert unsubscribe.strip("<>") in text
+
+
+async def test_email_change_is_told_to_the_old_and_the_new_address(
+    stack: Stack, maildir: Path, db: Db
+) -> None:
+    old, new = new_email(), new_email()
+    event = envelope(sample("user.email_changed", old_email=old, new_email=new))
+    await stack.publish(event)
+
+    [to_old] = await wait_for_mail(maildir, old)
+    [to_new] = await wait_for_mail(maildir, new)
+    assert to_old["Subject"] == "The email address of your Gatehouse account was changed"
+    assert to_new["Subject"] == "This is now the email address of your Gatehouse account"
+    for message in (to_old, to_new):
+        text, html = parts(message)
+        assert old in text and new in text and old in html and new in html
+        assert message["List-Unsubscribe"] is None
+    rows = await wait_for_deliveries(db, event.id, "sent", "sent")
+    assert {(r.template, r.recipient) for r in rows} == {
+        ("email_changed_old", old),
+        ("email_changed_new", new),
+    }
+    assert to_old["Message-ID"] != to_new["Message-ID"]
+
+
+async def test_an_event_delivered_three_times_sends_one_email(stack: Stack, maildir: Path, db: Db) -> None:
+    to = new_email()
+    event = envelope(sample("user.password_changed", email=to))
+    for _ in range(3):
+        await stack.publish(event)
+
+    await wait_for_mail(maildir, to)
+    await wait_for_deliveries(db, event.id, "sent")
+    await asyncio.sleep(0.5)  # time for the duplicates to be handled (and skipped)
+    assert len(await wait_for_mail(maildir, to)) == 1
+    assert len(await deliveries_of(db, event.id)) == 1
+
+
+async def test_an_upgrade_ending_the_old_subscription_sends_no_ended_email(
+    stack: Stack, maildir: Path, db: Db
+) -> None:
+    to = new_email()
+    replaced = envelope(sample("subscription.ended", email=to, reason="replaced"))
+    canceled = envelope(sample("subscription.ended", email=to, reason="canceled"))
+    await stack.publish(replaced)
+    await stack.publish(canceled)
+
+    [message] = await wait_for_mail(maildir, to)
+    assert "as it was canceled" in parts(message)[0]
+    await wait_for_deliveries(db, canceled.id, "sent")
+    assert await deliveries_of(db, replaced.id) == []
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLE_EVENTS))
+async def test_each_consumed_event_sends_its_emails(
+    stack: Stack, maildir: Path, db: Db, event_type: str
+) -> None:
+    to, other = new_email(), new_email()
+    changes = {"old_email": other, "new_email": to} if event_type == "user.email_changed" else {"email": to}
+    event = envelope(sample(event_type, **changes))
+    await stack.publish(event)
+
+    expected = sorted(spec.name for spec in TEMPLATES.values() if spec.event_type == event_type)
+    rows = await wait_for_deliveries(db, event.id, *["sent"] * len(expected))
+    assert sorted(r.template for r in rows) == expected
+    for row in rows:
+        [message] = await wait_for_mail(maildir, row.recipient)
+        text, html = parts(message)
+        assert message["Subject"] == row.subject
+        assert "Gatehouse" in text and "Gatehouse" in html
+        assert "support@gatehouse.test" in text
+        unsubscribable = TEMPLATES[row.template].unsubscribe_category is not None
+        assert (message["List-Unsubscribe"] is not None) == unsubscribable
+        if row.template in SECURITY_TEMPLATES:
+            assert not unsubscribable
+        assert row.event_data == (None if REGISTRY[event_type].carries_secret else event.data)
