@@ -1,0 +1,3 @@
+from gatehouse_emulators.stripe.app import main
+
+main()

@@ -1,0 +1,200 @@
+"""Control endpoints under /_emulator (no API key: a local tool for tests and people clicking through).
+
+POST /_emulator/reset                                   forget everything (objects, events, deliveries, clock)
+GET  /_emulator/clock                                   {"now", "iso", "mode"}
+POST /_emulator/clock/advance {"seconds": N} | {"to": t} run what falls due, in order; move the clock
+POST /_emulator/checkout/sessions/{id}/complete {"outcome": "paid"|"declined"|"requires_action", "email"?}
+GET|POST /_emulator/customers/{id}/payment_behavior {"outcome": "paid"|"declined"|"requires_action"}
+GET|POST /_emulator/webhooks/chaos {"duplicates": 3, "shuffle": true, "max_delay": 0.05, "seed": 1}
+GET  /_emulator/webhooks/deliveries?event_id=&event_type=&url=&succeeded=
+POST /_emulator/webhooks/flush {"timeout": 10}         wait until no delivery is queued or retrying
+GET  /_emulator/requests                                the last API calls (method, path, Stripe-Version, …)
+GET  /healthz"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gatehouse_emulators.stripe import checkout, customers
+from gatehouse_emulators.stripe.errors import StripeError, invalid
+from gatehouse_emulators.stripe.http import Runtime
+from gatehouse_emulators.stripe.state import RequestContext
+from gatehouse_emulators.stripe.store import Obj
+from gatehouse_emulators.stripe.webhooks import Chaos
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return dict(parse_qsl(raw.decode()))
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("The body must be a JSON object.") from None
+    if not isinstance(data, dict):
+        raise invalid("The body must be a JSON object.")
+    return data
+
+
+def _error(exc: StripeError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def _int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid(f"{key} must be an integer", param=key) from None
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    emu = runtime.emu
+
+    def context(request: Request) -> RequestContext:
+        return RequestContext(base_url=emu.config.public_url or str(request.base_url).rstrip("/"))
+
+    def clock_view() -> Obj:
+        now = emu.now()
+        return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat(), "mode": emu.clock.mode}
+
+    @router.get("/healthz")
+    async def healthz() -> Obj:
+        return {"status": "ok"}
+
+    @router.post("/_emulator/reset")
+    async def reset() -> Obj:
+        async with emu.lock:
+            emu.reset()
+            runtime.dispatcher.reset()
+        return {"reset": True, **clock_view()}
+
+    @router.get("/_emulator/clock")
+    async def clock() -> Obj:
+        return clock_view()
+
+    @router.post("/_emulator/clock/advance")
+    async def advance(request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            seconds, target = _int(data, "seconds"), _int(data, "to")
+            if (seconds is None) == (target is None):
+                raise invalid('Send {"seconds": N} or {"to": unix_time}.')
+            moment = emu.now() + seconds if seconds is not None else target
+            assert moment is not None
+            if moment < emu.now():
+                raise invalid("The clock only moves forward.")
+            before = len(emu.store.all("event"))
+            done = await runtime.run(lambda: runtime.advance_to(moment), context(request))
+        except StripeError as exc:
+            return _error(exc)
+        processed = [{"at": d.at, "kind": d.kind, "object": d.object_id} for d in done]
+        events = len(emu.store.all("event")) - before
+        return JSONResponse({**clock_view(), "processed": processed, "events": events})
+
+    @router.post("/_emulator/checkout/sessions/{session_id}/complete")
+    async def complete(session_id: str, request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            outcome = str(data.get("outcome", "paid"))
+            email = data.get("email")
+
+            def work() -> Obj:
+                session = emu.store.require(session_id, "checkout.session", "checkout.session", "session")
+                result = checkout.complete(emu, session, outcome, str(email) if email else None)
+                return {
+                    key: (emu.render(value) if isinstance(value, dict) and "object" in value else value)
+                    for key, value in result.items()
+                }
+
+            return JSONResponse(await runtime.run(work, context(request)))
+        except StripeError as exc:
+            return _error(exc)
+
+    @router.get("/_emulator/customers/{customer_id}/payment_behavior")
+    async def get_behavior(customer_id: str) -> JSONResponse:
+        try:
+            customer = emu.store.require(customer_id, "customer", "customer")
+        except StripeError as exc:
+            return _error(exc)
+        return JSONResponse({"customer": customer_id, "outcome": customer["_payment_outcome"]})
+
+    @router.post("/_emulator/customers/{customer_id}/payment_behavior")
+    async def set_behavior(customer_id: str, request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+
+            def work() -> None:
+                customer = emu.store.require(customer_id, "customer", "customer")
+                customers.set_payment_outcome(customer, str(data.get("outcome")))
+
+            await runtime.run(work)
+        except StripeError as exc:
+            return _error(exc)
+        return JSONResponse({"customer": customer_id, "outcome": data.get("outcome")})
+
+    @router.get("/_emulator/webhooks/chaos")
+    async def get_chaos() -> Obj:
+        chaos = runtime.dispatcher.chaos
+        return {"duplicates": chaos.duplicates, "shuffle": chaos.shuffle, "max_delay": chaos.max_delay}
+
+    @router.post("/_emulator/webhooks/chaos")
+    async def set_chaos(request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            duplicates = _int(data, "duplicates") or 1
+            if not 1 <= duplicates <= 20:
+                raise invalid("duplicates must be between 1 and 20", param="duplicates")
+            chaos = Chaos(
+                duplicates=duplicates,
+                shuffle=bool(data.get("shuffle", False)),
+                max_delay=float(data.get("max_delay", 0.0)),
+                seed=_int(data, "seed"),
+            )
+        except (StripeError, ValueError, TypeError) as exc:
+            return _error(exc if isinstance(exc, StripeError) else invalid(str(exc)))
+        runtime.dispatcher.set_chaos(chaos)
+        return JSONResponse(
+            {"duplicates": chaos.duplicates, "shuffle": chaos.shuffle, "max_delay": chaos.max_delay}
+        )
+
+    @router.get("/_emulator/webhooks/deliveries")
+    async def deliveries(
+        event_id: str | None = None,
+        event_type: str | None = None,
+        url: str | None = None,
+        succeeded: bool | None = None,
+    ) -> Obj:
+        rows = runtime.dispatcher.log(event_id=event_id, event_type=event_type, url=url, succeeded=succeeded)
+        return {"data": rows, "outstanding": runtime.dispatcher.outstanding}
+
+    @router.post("/_emulator/webhooks/flush")
+    async def flush(request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            timeout = float(data.get("timeout", 10.0))
+        except (StripeError, ValueError, TypeError):
+            return _error(invalid("timeout must be a number of seconds"))
+        drained = await runtime.dispatcher.flush(timeout)
+        return JSONResponse(
+            {"drained": drained, "outstanding": runtime.dispatcher.outstanding},
+            status_code=200 if drained else 504,
+        )
+
+    @router.get("/_emulator/requests")
+    async def requests() -> Obj:
+        return {"data": list(reversed(emu.requests))}
+
+    return router
