@@ -1,51 +1,7 @@
 """Alembic environment: the database URL comes from AUTH_DATABASE_URL (or -x url=...)."""
 
-from __future__ import annotations
-
-import asyncio
-from logging.config import fileConfig
-
-from alembic import context
-from sqlalchemy.engine import Connection
-
 import auth_service.models  # noqa: F401  (registers the tables)
-import gatehouse_platform.models  # noqa: F401  (outbox)
 from auth_service.settings import Settings
-from gatehouse_platform.db import Base, make_engine
+from gatehouse_platform.migrations import run_migrations
 
-config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
-
-target_metadata = Base.metadata
-
-
-def database_url() -> str:
-    return context.get_x_argument(as_dictionary=True).get("url") or Settings().database_url
-
-
-def run_migrations_offline() -> None:
-    context.configure(
-        url=database_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def do_run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def run_migrations_online() -> None:
-    engine = make_engine(database_url(), pool_size=1)
-    async with engine.connect() as connection:
-        await connection.run_sync(do_run_migrations)
-    await engine.dispose()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    asyncio.run(run_migrations_online())
+run_migrations(lambda: Settings().database_url)

@@ -16,7 +16,6 @@ import aio_pika
 import httpx
 import jsonschema
 import pytest
-from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -37,15 +36,7 @@ APP_ORIGIN = "https://app.example.com"  # the frontend a sign-in may return to
 
 
 def alembic_config(url: str) -> Config:
-    """auth-service's Alembic config aimed at `url` (as `alembic -x url=...` would)."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    config.cmd_opts = type("Opts", (), {"x": [f"url={url}"]})()  # type: ignore[assignment]
-    return config
-
-
-def migrate(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    return testing.alembic_config(SERVICE_ROOT, url)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +49,7 @@ def amqp_url() -> Iterator[str]:
 async def database_url() -> AsyncIterator[str]:
     url = await testing.create_database(RUN)
     try:
-        await asyncio.to_thread(migrate, url)
+        await testing.migrate(SERVICE_ROOT, url)
         yield url
     finally:
         await testing.drop_database(RUN)

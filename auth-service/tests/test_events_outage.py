@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from auth_service.main import create_app
-from conftest import EventTap, make_settings, migrate, new_email, register
+from conftest import SERVICE_ROOT, EventTap, make_settings, new_email, register
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.models import OutboxMessage
@@ -28,7 +28,7 @@ async def own_database() -> AsyncIterator[str]:
     name = testing.unique_name("gh_auth_outage")
     url = await testing.create_database(name)
     try:
-        await asyncio.to_thread(migrate, url)
+        await testing.migrate(SERVICE_ROOT, url)
         yield url
     finally:
         await testing.drop_database(name)

@@ -23,7 +23,6 @@ from aio_pika.abc import AbstractChannel
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -46,11 +45,7 @@ TEST_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 def alembic_config(url: str) -> Config:
-    """notification-service's Alembic config aimed at `url` (as `alembic -x url=...` would)."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    config.cmd_opts = type("Opts", (), {"x": [f"url={url}"]})()
-    return config
+    return testing.alembic_config(SERVICE_ROOT, url)
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +58,7 @@ def amqp_url() -> Iterator[str]:
 async def database_url() -> AsyncIterator[str]:
     url = await testing.create_database(RUN)
     try:
-        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        await testing.migrate(SERVICE_ROOT, url)
         yield url
     finally:
         await testing.drop_database(RUN)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +13,14 @@ from auth_service import maintenance
 from auth_service.keys.service import rotate_keys
 from auth_service.maintenance import run_in_transaction
 from auth_service.settings import Settings
+from gatehouse_platform.cli import service_cli
 
-app = typer.Typer(help="Gatehouse auth-service operations.", no_args_is_help=True)
-SERVICE_ROOT = Path(__file__).resolve().parents[2]
-
-
-@app.command()
-def serve(host: str = "127.0.0.1", port: int = 8001, workers: int = 1) -> None:
-    """Run the API with uvicorn."""
-    import uvicorn
-
-    uvicorn.run(
-        "auth_service.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-    )
-
-
-@app.command()
-def migrate(revision: str = "head") -> None:
-    """Apply the Alembic migrations to AUTH_DATABASE_URL."""
-    cmd = [sys.executable, "-m", "alembic", "-c", str(SERVICE_ROOT / "alembic.ini"), "upgrade", revision]
-    raise typer.Exit(subprocess.call(cmd))  # noqa: S603
+app = service_cli(
+    "auth-service",
+    app_factory="auth_service.main:create_app",
+    port=8001,
+    service_root=Path(__file__).resolve().parents[2],
+)
 
 
 @app.command("create-admin")

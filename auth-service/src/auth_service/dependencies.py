@@ -22,8 +22,8 @@ from auth_service.security import PasswordHasher
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
 from gatehouse_contracts.tokens import AccessTokenClaims
-from gatehouse_platform.db import utcnow
-from gatehouse_platform.errors import DomainError, Forbidden, Unauthorized
+from gatehouse_platform.db import session_scope, utcnow
+from gatehouse_platform.errors import Forbidden, Unauthorized
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token
 
 KEY_REFRESH_MIN_AGE = 5.0  # seconds: an unknown kid reloads the key ring at most this often
@@ -54,24 +54,10 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, before the response is sent.
-
-    A domain error rolls back, except one that `keeps_changes` (a revoked token family, a spent
-    code attempt): that is committed and then answered as the error.
-    """
-    async with services.session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except DomainError as error:
-            if getattr(error, "keeps_changes", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
+    """The request's unit of work, committed when the route returns, before the response is sent;
+    a domain error rolls it back unless the error `keeps_changes`."""
+    async with session_scope(services.session_factory) as session:
+        yield session
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
@@ -23,7 +22,7 @@ from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import install_platform
+from gatehouse_platform.http import broker_check, database_check, install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 
@@ -72,20 +71,12 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
     )
     app.state.services = services
 
-    async def database() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    async def broker() -> None:
-        import aio_pika
-
-        connection = await aio_pika.connect(settings.amqp_url, timeout=2)
-        await connection.close()
-
     async def cache() -> None:
         await redis.ping()
 
-    install_platform(app, {"database": database, "broker": broker, "redis": cache})
+    install_platform(
+        app, {"database": database_check(engine), "broker": broker_check(settings.amqp_url), "redis": cache}
+    )
     for router in (accounts_router, sessions_router, oauth_router, admin_router, keys_router):
         app.include_router(router)
     return app

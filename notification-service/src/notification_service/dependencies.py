@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.consumer import EventConsumer
-from gatehouse_platform.errors import DomainError
+from gatehouse_platform.db import session_scope
 from gatehouse_platform.jwks import JWKSVerifier, current_claims, require_role
 from notification_service.deliveries.dispatch import Dispatcher
 from notification_service.email.links import Links
@@ -44,23 +44,10 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, before the response is sent.
-
-    A domain error rolls back, except one that `keeps_changes` (a failed resend attempt is kept).
-    """
-    async with services.session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except DomainError as error:
-            if getattr(error, "keeps_changes", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
+    """The request's unit of work, committed when the route returns, before the response is sent;
+    a domain error rolls it back unless the error `keeps_changes`."""
+    async with session_scope(services.session_factory) as session:
+        yield session
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aio_pika
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import install_platform
+from gatehouse_platform.http import broker_check, database_check, install_platform
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from notification_service.deliveries.dispatch import Dispatcher
@@ -83,15 +81,14 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
     )
     app.state.services = services
 
-    async def database() -> None:
-        async with services.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    async def broker() -> None:
-        connection = await aio_pika.connect(settings.amqp_url, timeout=2)
-        await connection.close()
-
-    install_platform(app, {"database": database, "broker": broker, "smtp": services.sender.check})
+    install_platform(
+        app,
+        {
+            "database": database_check(services.engine),
+            "broker": broker_check(settings.amqp_url),
+            "smtp": services.sender.check,
+        },
+    )
     app.include_router(deliveries_router)
     app.include_router(unsubscribe_router)
     if settings.previews_available:

@@ -51,13 +51,21 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit if the block finishes, roll back if it raises."""
+    """One unit of work: commit if the block finishes, roll back if it raises.
+
+    An exception whose class sets `keeps_changes = True` (a domain error whose effect must stand,
+    such as a spent sign-in attempt or a revoked token family) is committed and then raised: this
+    is how a request can both change state and answer with an error.
+    """
     async with factory() as session:
         try:
             yield session
             await session.commit()
-        except BaseException:
-            await session.rollback()
+        except BaseException as error:
+            if getattr(error, "keeps_changes", False):
+                await session.commit()
+            else:
+                await session.rollback()
             raise
 
 

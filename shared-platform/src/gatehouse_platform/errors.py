@@ -25,6 +25,8 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    # True: the unit of work commits what was done before the error (see `db.session_scope`).
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any

@@ -9,11 +9,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aio_pika
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Match
 
@@ -60,6 +63,26 @@ class MetricsMiddleware(BaseHTTPMiddleware):
                 },
             )
         return response
+
+
+def database_check(engine: AsyncEngine) -> ReadinessCheck:
+    """Ready when the database answers a query."""
+
+    async def check() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def broker_check(amqp_url: str) -> ReadinessCheck:
+    """Ready when RabbitMQ accepts a connection."""
+
+    async def check() -> None:
+        connection = await aio_pika.connect(amqp_url, timeout=2)
+        await connection.close()
+
+    return check
 
 
 def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:

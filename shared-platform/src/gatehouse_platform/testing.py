@@ -7,6 +7,8 @@ one machine never collide and nothing is left behind.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import secrets
 import subprocess
@@ -14,11 +16,14 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
 import jwt
+from alembic import command
+from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
@@ -127,3 +132,16 @@ class TestIssuer:
     def bearer(self, sub: uuid.UUID | str | None = None, **kwargs: Any) -> dict[str, str]:
         """`Authorization` header carrying `token(sub, **kwargs)`."""
         return {"Authorization": f"Bearer {self.token(sub, **kwargs)}"}
+
+
+def alembic_config(service_root: Path, url: str) -> Config:
+    """A service's Alembic config aimed at `url`, as `alembic -x url=...` would be."""
+    config = Config(str(service_root / "alembic.ini"))
+    config.attributes["configure_logger"] = False  # keep pytest's logging as it is
+    config.cmd_opts = argparse.Namespace(x=[f"url={url}"])
+    return config
+
+
+async def migrate(service_root: Path, url: str) -> None:
+    """Bring a test database to the service's newest schema, through its real migrations."""
+    await asyncio.to_thread(command.upgrade, alembic_config(service_root, url), "head")
