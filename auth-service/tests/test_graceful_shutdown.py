@@ -1,0 +1,113 @@
+"""SIGTERM mid-load: auth-service finishes the requests in flight, refuses new ones, and every
+answered sign-up's event reaches the bus (now or after the restart), exactly once.
+
+auth-service runs as a real process (`auth-service serve`) on a database of its own, so its relay
+is the only one publishing from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from conftest import PASSWORD, SERVICE_ROOT, EventTap, new_email, new_username
+from gatehouse_emulators.serving import free_port
+from gatehouse_platform import testing
+
+SIGN_UPS = 40
+
+
+@pytest.fixture
+async def own_database() -> AsyncIterator[str]:
+    name = testing.unique_name("gh_auth_sigterm")
+    url = await testing.create_database(name)
+    try:
+        await testing.migrate(SERVICE_ROOT, url)
+        yield url
+    finally:
+        await testing.drop_database(name)
+
+
+def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "auth_service.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as http:
+        for _ in range(300):
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("auth-service did not become ready")
+
+
+async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
+    own_database: str, amqp_url: str, events: EventTap
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AUTH_ENVIRONMENT": "test",
+        "AUTH_DATABASE_URL": own_database,
+        "AUTH_AMQP_URL": amqp_url,
+        "AUTH_REDIS_KEY_PREFIX": testing.unique_name("gh_auth_sigterm"),
+        "AUTH_RATE_LIMITS_ENABLED": "false",
+        "AUTH_ARGON2_TIME_COST": "1",
+        "AUTH_ARGON2_MEMORY_KIB": "8192",
+        "AUTH_LOG_JSON": "false",
+    }
+    process = serve(env, port)
+    try:
+        await wait_ready(base)
+        emails = [new_email() for _ in range(SIGN_UPS)]
+        # A connection per request, so a refused request is refused before it is sent.
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, limits=no_reuse, timeout=30) as http:
+
+            async def sign_up(nth: int, email: str) -> int | str:
+                await asyncio.sleep(nth * 0.025)  # a steady stream of sign-ups over a second
+                body = {"email": email, "username": new_username(), "password": PASSWORD}
+                try:
+                    return (await http.post("/auth/register", json=body)).status_code
+                except httpx.ConnectError:
+                    return "refused"
+
+            async def terminate_mid_load() -> None:
+                await asyncio.sleep(0.4)
+                process.send_signal(signal.SIGTERM)
+
+            outcomes = await asyncio.gather(
+                *(sign_up(n, e) for n, e in enumerate(emails)), terminate_mid_load()
+            )
+        answered = [email for email, outcome in zip(emails, outcomes, strict=False) if outcome == 201]
+        assert set(outcomes[:-1]) <= {201, "refused"}, outcomes  # no 5xx, no request cut off
+        assert answered, "sign-ups before and during the shutdown were answered"
+        assert "refused" in outcomes, "sign-ups after it were refused"
+        assert await asyncio.to_thread(process.wait, 60) in (0, -signal.SIGTERM)
+
+        process = serve(env, port)  # what the relay had not sent yet goes out now
+        await wait_ready(base)
+        for email in answered:
+            await events.wait_for("user.registered", lambda e, email=email: e["data"]["email"] == email)
+        registered = await events.all_of("user.registered", lambda e: e["data"]["email"] in emails)
+        assert sorted(e["data"]["email"] for e in registered) == sorted(answered)  # each exactly once
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
