@@ -1,0 +1,126 @@
+"""What the benchmark scripts share: ports, waiting for a service, wrk as the load generator,
+percentiles and the printed table.
+
+wrk (C, epoll) drives the load so the figures measure our services and not a Python client
+competing with them for the same cores; it is installed from Debian's packages when missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value")) -> None:
+    width = max(len(label) for label, _ in [*rows, header])
+    print(f"\n| {header[0].ljust(width)} | {header[1]} |\n|{'-' * (width + 2)}|-------|")
+    for label, value in rows:
+        print(f"| {label.ljust(width)} | {value} |")
+
+
+async def wait_ready(base: str, path: str = "/readyz", within: float = 30.0) -> None:
+    async with httpx.AsyncClient(base_url=base) as http:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if (await http.get(path)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{base}{path} did not answer 200 within {within:.0f} s")
+
+
+def ensure_debian_tool(command: str, package: str | None = None) -> str:
+    """The tool's path, installing its Debian package first if it is missing."""
+    found = shutil.which(command)
+    if found is None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", package or command], check=True, capture_output=True
+        )
+        found = shutil.which(command)
+    if found is None:
+        raise RuntimeError(f"{command} is not installed and could not be installed")
+    return found
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and non-2xx/3xx answers
+
+    @classmethod
+    def parse(cls, output: str) -> WrkResult:
+        def latency(pct: str) -> float:
+            match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\b", output, re.MULTILINE)
+            if match is None:
+                raise RuntimeError(f"no {pct}% latency in wrk's output:\n{output}")
+            value, unit = float(match.group(1)), match.group(2)
+            return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+        errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+        if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+            errors += int(non_2xx.group(1))
+        requests = re.search(r"(\d+) requests in", output)
+        rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+        if requests is None or rate is None:
+            raise RuntimeError(f"unexpected wrk output:\n{output}")
+        return cls(int(requests.group(1)), float(rate.group(1)), latency("50"), latency("99"), errors)
+
+
+def lua_request(method: str, body: str | None = None, headers: dict[str, str] | None = None) -> str:
+    """A wrk script sending the same request every time."""
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = [[{body}]]")
+    for name, value in (headers or {}).items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    return "\n".join(lines) + "\n"
+
+
+async def run_wrk(
+    url: str, *, seconds: float, connections: int, threads: int = 1, script: str | None = None
+) -> WrkResult:
+    wrk = ensure_debian_tool("wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script or "")
+        lua.flush()
+        command = [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            lua.name,
+            url,
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+    return WrkResult.parse(output.decode())
