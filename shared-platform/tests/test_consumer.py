@@ -414,3 +414,56 @@ async def test_consuming_resumes_after_a_broker_outage(
     finally:
         await consumer.stop()
         await proxy.close()
+
+
+async def test_a_consumer_without_a_database_runs_handlers_with_no_session(
+    amqp_url: str,
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    """The gateway's shape (its only state is in Redis): nothing records handled ids, so a
+    redelivered event runs its handler again, which must therefore be idempotent by itself;
+    failures still retry."""
+    sessions: list[None] = []
+    runs: list[uuid.UUID] = []
+
+    async def handler(session: None, event: CloudEvent, data: EventData) -> None:
+        sessions.append(session)
+        runs.append(event.id)
+        if len(runs) == 1:
+            raise RuntimeError("Redis hiccup")
+
+    consumer = EventConsumer(
+        amqp_url,
+        exchange=exchange_name,
+        name=consumer_name,
+        handlers={"user.verified": handler},
+        session_factory=None,
+        retry_delays=(0.05,),
+    )
+    await consumer.start()
+    try:
+        event = verified_event()
+        await publish_event(channel, exchange_name, event)  # fails once, then the retry succeeds
+        await publish_event(channel, exchange_name, event)  # a duplicate: handled again
+        await eventually(
+            lambda: (
+                metric("gatehouse_events_handled_total", consumer=consumer_name, event_type="user.verified")
+                == 2
+            ),
+            "both deliveries handled",
+        )
+        assert runs == [event.id] * 3
+        assert sessions == [None] * 3
+        async with session_factory() as session:
+            recorded = await session.scalar(
+                select(func.count())
+                .select_from(ProcessedEvent)
+                .where(ProcessedEvent.consumer == consumer_name)
+            )
+        assert recorded == 0
+        await eventually(lambda: ready_count_is(channel, consumer_name, 0), "the queue to be empty")
+    finally:
+        await consumer.stop()

@@ -1,0 +1,267 @@
+"""What the gateway costs: an authenticated GET /auth/me straight to auth-service, through the
+gateway (edge token check with the Redis denylist, Redis rate limits, streaming proxy), and
+through nginx as a plain reverse proxy (keep-alive upstream), at the same concurrency in one run.
+Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself.
+
+    uv run python bench/gateway.py [--seconds 6] [--rounds 2] [--connections 1,16]
+
+wrk drives the load. The targets take turns in each round, so that drift on a shared machine
+spreads evenly over them; req/s is over all rounds, p50/p99 the mean of the rounds'. "proxy CPU"
+is the CPU time the proxy process(es) spent per request (from /proc), the cost independent of
+how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gatehouse_platform import testing
+from support import ROOT, WrkResult, ensure_debian_tool, free_port, lua_request, run_wrk, wait_ready
+
+PASSWORD = "benchmark passphrase of decent length"
+DIRECT, GATEWAY, NGINX = "direct (auth-service)", "through the gateway", "through nginx (plain proxy)"
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    upstream auth {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 1000000; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Runs:
+    results: list[WrkResult] = field(default_factory=list)
+    seconds: float = 0.0
+    proxy_cpu: float = 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return sum(r.requests for r in self.results) / self.seconds
+
+    def mean(self, attribute: str) -> float:
+        return sum(getattr(r, attribute) for r in self.results) / len(self.results)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def start_nginx(upstream_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int, str]:
+    """nginx as a plain reverse proxy in front of auth-service, or why it is unavailable."""
+    try:
+        nginx = ensure_debian_tool("nginx")
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        return None, 0, f"nginx could not be installed: {str(exc)[:120]}"
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, upstream=upstream_port, port=port))
+    process = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return process, port, ""
+
+
+async def main(seconds: float, rounds: int, connection_counts: list[int]) -> None:
+    name = testing.unique_name("gh_bench_gateway")
+    with testing.rabbitmq_vhost(name) as amqp_url:  # queues and exchange go with it afterwards
+        await bench(name, amqp_url, seconds, rounds, connection_counts)
+
+
+async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connection_counts: list[int]) -> None:
+    url = await testing.create_database(name)
+    auth_port, gateway_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="gh-bench-gateway-"))
+    unlimited = "1000000000/minute"  # counted in Redis as usual, never reached
+    environments = {
+        "auth_service.cli": (
+            auth_port,
+            {
+                "AUTH_DATABASE_URL": url,
+                "AUTH_AMQP_URL": amqp_url,
+                "AUTH_RATE_LIMITS_ENABLED": "false",
+                "AUTH_LOG_LEVEL": "WARNING",
+                "AUTH_REDIS_KEY_PREFIX": name,
+            },
+        ),
+        "gateway.cli": (
+            gateway_port,
+            {
+                "GATEWAY_AUTH_URL": f"http://127.0.0.1:{auth_port}",
+                "GATEWAY_AMQP_URL": amqp_url,
+                "GATEWAY_LOG_LEVEL": "WARNING",
+                "GATEWAY_REDIS_KEY_PREFIX": name,
+                "GATEWAY_CONSUMER_NAME": name,
+                "GATEWAY_RATE_LIMIT_RULES": json.dumps(
+                    [{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited}]
+                ),
+            },
+        ),
+    }
+    try:
+        await testing.migrate(ROOT / "auth-service", url)
+        for module, (port, env) in environments.items():
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module, "serve", "--port", str(port)],
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        await wait_ready(f"http://127.0.0.1:{auth_port}")
+        await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz")
+        gateway_pid = processes[1].pid
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}") as http:
+            email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+            registered = await http.post(
+                "/auth/register",
+                json={"email": email, "username": f"b{uuid.uuid4().hex[:10]}", "password": PASSWORD},
+            )
+            registered.raise_for_status()
+            login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+            login.raise_for_status()
+            token = login.json()["access_token"]
+
+        nginx, nginx_port, nginx_unavailable = start_nginx(auth_port, workdir)
+        targets = {DIRECT: (auth_port, list[int]()), GATEWAY: (gateway_port, [gateway_pid])}
+        if nginx is not None:
+            processes.append(nginx)
+            try:
+                await wait_ready(f"http://127.0.0.1:{nginx_port}", "/healthz", within=10)
+                targets[NGINX] = (nginx_port, [nginx.pid, *children(nginx.pid)])
+            except RuntimeError as exc:
+                nginx_unavailable = str(exc)
+
+        script = lua_request("GET", headers={"Authorization": f"Bearer {token}"})
+        for port, _ in targets.values():  # warm up: JWKS fetch, pools, caches
+            await run_wrk(f"http://127.0.0.1:{port}/auth/me", seconds=1, connections=4, script=script)
+
+        rows: list[tuple[str, ...]] = []
+        for connections in connection_counts:
+            runs = {label: Runs() for label in targets}
+            per_run = max(1, round(seconds / rounds))
+            for _ in range(rounds):
+                for label, (port, pids) in targets.items():
+                    before = cpu_seconds(pids)
+                    result = await run_wrk(
+                        f"http://127.0.0.1:{port}/auth/me",
+                        seconds=per_run,
+                        connections=connections,
+                        script=script,
+                    )
+                    if result.errors:
+                        raise RuntimeError(f"{label}: {result.errors} failed requests")
+                    runs[label].results.append(result)
+                    runs[label].seconds += per_run
+                    runs[label].proxy_cpu += cpu_seconds(pids) - before
+            direct = runs[DIRECT]
+            for label, run in runs.items():
+                requests = sum(r.requests for r in run.results)
+                rows.append(
+                    (
+                        str(connections),
+                        label,
+                        f"{run.requests_per_second:.0f}",
+                        f"{run.requests_per_second / direct.requests_per_second:.2f}",
+                        f"{run.mean('p50_ms'):.2f}",
+                        f"{run.mean('p50_ms') - direct.mean('p50_ms'):+.2f}",
+                        f"{run.mean('p99_ms'):.2f}",
+                        f"{run.proxy_cpu / requests * 1000:.2f}" if targets[label][1] else "-",
+                    )
+                )
+            if NGINX not in targets:
+                rows.append((str(connections), NGINX, "unavailable", "", "", "", "", ""))
+
+        header = (
+            "connections",
+            "GET /auth/me",
+            "req/s",
+            "vs direct",
+            "p50 ms",
+            "p50 added ms",
+            "p99 ms",
+            "proxy CPU ms/req",
+        )
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        print(f"\ncores: {os.cpu_count()}; {seconds:.0f} s per target and connection count, {rounds} rounds")
+        print("targets: gateway >= 0.8x direct throughput, p50 added <= 1 ms")
+        print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for row in rows:
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if NGINX not in targets:
+            print(f"nginx unavailable: {nginx_unavailable}")
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        await testing.drop_database(name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", default="1,16", help="comma-separated connection counts")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.rounds, [int(c) for c in args.connections.split(",")]))

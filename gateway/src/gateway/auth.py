@@ -1,0 +1,159 @@
+"""The edge token check: routes whose access rule says `token` or `admin` are refused here,
+before any upstream sees them, unless they carry a valid, unrevoked access token (with the
+`admin` role for `admin`). The token is passed on unchanged: services verify it themselves.
+
+Verification is `gatehouse_platform.jwks.JWKSVerifier` (RS256 against auth-service's JWKS) with
+`gatehouse_platform.denylist.RedisDenylist` as its denylist, kept current by an `EventConsumer`
+(no database) that applies `user.deactivated`, `user.reactivated` and `session.revoked`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.consumer import EventConsumer
+from gatehouse_platform.denylist import RedisDenylist, denylist_handlers
+from gatehouse_platform.errors import Forbidden, ServiceUnavailable
+from gatehouse_platform.jwks import JWKSVerifier, KeysUnavailable, MissingCredentials
+from gatehouse_platform.jwt import InvalidToken
+from gateway.metrics import EDGE_REJECTIONS
+from gateway.settings import Access, Settings
+
+log = logging.getLogger(__name__)
+
+
+class RevocationUnknown(ServiceUnavailable):
+    slug = "revocation-check-unavailable"
+    title = "Cannot check the token right now"
+
+    def __init__(self) -> None:
+        super().__init__("Token revocation cannot be checked right now.", headers={"Retry-After": "1"})
+
+
+def make_denylist(settings: Settings, redis: Redis) -> RedisDenylist:
+    return RedisDenylist(
+        redis,
+        prefix=f"{settings.redis_key_prefix}:denylist",
+        access_token_ttl_seconds=settings.access_token_max_ttl_seconds,
+        leeway_seconds=settings.token_leeway_seconds,
+    )
+
+
+def make_consumer(settings: Settings, denylist: RedisDenylist) -> EventConsumer:
+    """One durable queue for all replicas: the denylist is shared in Redis, so each event needs
+    applying once, by whichever replica receives it."""
+    return EventConsumer(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        name=settings.consumer_name,
+        handlers=denylist_handlers(denylist),
+        session_factory=None,
+    )
+
+
+class EdgeAuth:
+    """Verifies each distinct token once (signature and claims, the costly part: ~0.3 ms in
+    PyJWT) and remembers its claims until it expires; revocation is checked on every request."""
+
+    def __init__(self, settings: Settings, denylist: RedisDenylist) -> None:
+        self._denylist = denylist
+        self._leeway = settings.token_leeway_seconds
+        self._cache_size = settings.verified_token_cache_size
+        self._verified: dict[str, AccessTokenClaims] = {}
+        self.verifier = JWKSVerifier(
+            settings.jwks,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            cache_ttl=settings.jwks_cache_seconds,
+            min_refetch_interval=settings.jwks_min_refetch_seconds,
+            leeway_seconds=settings.token_leeway_seconds,
+            denylist=denylist,
+        )
+
+    async def aclose(self) -> None:
+        await self.verifier.aclose()
+
+    async def check(self, authorization: bytes | None, access: Access) -> Verified:
+        """The verified claims, or the DomainError to answer with (401, 403 or 503).
+
+        For a token verified before, revocation is left to the caller (`keys_for` + `judge`), who
+        batches that lookup with the request's rate limits in one Redis round trip.
+        """
+        token = _bearer(authorization)
+        if token is None:
+            EDGE_REJECTIONS.labels("missing").inc()
+            raise MissingCredentials()
+        claims = self._remembered(token)
+        verified = Verified(claims, revocation_checked=False) if claims is not None else None
+        if verified is None:
+            try:
+                claims = await self.verifier.verify(token)  # signature, claims, then the denylist
+            except InvalidToken as exc:
+                EDGE_REJECTIONS.labels(exc.reason).inc()
+                raise
+            except KeysUnavailable:
+                EDGE_REJECTIONS.labels("keys_unavailable").inc()
+                raise
+            except (RedisError, OSError) as exc:
+                raise self.revocation_unknown(exc) from None
+            self._remember(token, claims)
+            verified = Verified(claims, revocation_checked=True)
+        if access == "admin" and not verified.claims.is_admin:
+            EDGE_REJECTIONS.labels("not_admin").inc()
+            raise Forbidden("This route is for admins.")
+        return verified
+
+    def keys_for(self, claims: AccessTokenClaims) -> list[str]:
+        return self._denylist.keys_for(claims)
+
+    def judge(self, claims: AccessTokenClaims, values: list[bytes | None]) -> None:
+        """Raise the 401 for revoked `claims`, given the values of `keys_for(claims)`."""
+        if self._denylist.judge(claims, values):
+            EDGE_REJECTIONS.labels("revoked").inc()
+            raise InvalidToken("token revoked", reason="revoked")
+
+    @staticmethod
+    def revocation_unknown(exc: BaseException) -> RevocationUnknown:
+        """The denylist is unreachable: fail closed, but as "retry", not as "your token is bad"."""
+        EDGE_REJECTIONS.labels("denylist_unavailable").inc()
+        log.warning("denylist unreachable", extra={"error": type(exc).__name__})
+        return RevocationUnknown()
+
+    def _remembered(self, token: str) -> AccessTokenClaims | None:
+        claims = self._verified.get(token)
+        if claims is None:
+            return None
+        now = time.time()
+        if claims.nbf - self._leeway <= now < claims.exp + self._leeway:
+            return claims
+        del self._verified[token]  # expired: the verifier says so
+        return None
+
+    def _remember(self, token: str, claims: AccessTokenClaims) -> None:
+        if not self._cache_size:
+            return
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = claims
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    claims: AccessTokenClaims
+    revocation_checked: bool
+
+
+def _bearer(authorization: bytes | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token

@@ -1,0 +1,40 @@
+"""`gateway` command line: serve."""
+
+from __future__ import annotations
+
+import typer
+
+from gateway.settings import Settings
+
+app = typer.Typer(help="Gatehouse gateway operations.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """Gatehouse gateway."""
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the gateway with uvicorn. On SIGTERM it stops accepting, lets requests in flight finish
+    (up to GATEWAY_SHUTDOWN_GRACE_SECONDS), then closes its upstream connections."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "gateway.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # X-Forwarded-For is judged by the gateway itself (GATEWAY_TRUSTED_PROXIES): uvicorn must
+        # not rewrite the peer address from it first.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        log_level=settings.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    app()

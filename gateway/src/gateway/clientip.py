@@ -1,0 +1,59 @@
+"""Who the client is when proxies stand in front of the gateway.
+
+X-Forwarded-For is believed only as far as it was written by configured proxies: walking it from
+the right, each address appended by a trusted hop is skipped, and the first one that is not
+trusted is the client. Anything further left was written by the client itself and may be forged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    ip: str
+    peer_trusted: bool  # the direct peer is a configured proxy: its forwarding headers count
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "198.51.100.7:443"
+        value = value.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+class TrustedProxies:
+    def __init__(self, cidrs: Sequence[str]) -> None:
+        self._networks: list[IPNetwork] = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+    def trusts(self, ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        if not self._networks or ip is None:
+            return False
+        address = _parse_ip(ip) if isinstance(ip, str) else ip
+        return address is not None and any(address in network for network in self._networks)
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> ClientAddress:
+        peer = peer or "unknown"
+        if not self.trusts(peer):
+            return ClientAddress(peer, False)
+        if not forwarded_for:
+            return ClientAddress(peer, True)
+        client = peer
+        for entry in reversed(forwarded_for.split(",")):
+            address = _parse_ip(entry)
+            if address is None:
+                break  # garbage from here leftwards: keep the last hop we could vouch for
+            client = str(address)
+            if not self.trusts(address):
+                break
+        return ClientAddress(client, True)

@@ -1,0 +1,126 @@
+"""/healthz, /readyz (upstreams + Redis), /metrics, and the aggregated OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from conftest import Echo, asgi_gateway, dead_url, gateway_settings, upstream
+from gatehouse_emulators.serving import serve_in_thread
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class UserOut(BaseModel):  # a schema name auth-service uses too, defined differently
+    subscriber: bool
+
+
+@pytest.fixture(scope="module")
+def billing() -> Iterator[str]:
+    """A stand-in billing-service with an OpenAPI document of its own."""
+    app = FastAPI(title="billing")
+
+    @app.get("/billing/plans")
+    async def plans() -> list[str]:
+        return []
+
+    @app.get("/billing/subscriptions/me")
+    async def mine() -> UserOut:
+        return UserOut(subscriber=False)
+
+    @app.post("/billing/stripe/webhook")
+    async def webhook() -> dict[str, str]:
+        return {}
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    with serve_in_thread(app) as url:
+        yield url
+
+
+async def test_healthz_answers_while_upstreams_are_down(echo: Echo) -> None:
+    settings = gateway_settings(upstreams={"auth": upstream(dead_url(), "/auth")})
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_checks_every_upstream_and_redis(auth_service: str, billing: str) -> None:
+    settings = gateway_settings(
+        upstreams={"auth": upstream(auth_service, "/auth"), "billing": upstream(billing, "/billing")}
+    )
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "checks": {"redis": "ok", "auth": "ok", "billing": "ok"}}
+
+
+async def test_readyz_reports_a_down_upstream(auth_service: str) -> None:
+    settings = gateway_settings(
+        upstreams={"auth": upstream(auth_service, "/auth"), "billing": upstream(dead_url(), "/billing")}
+    )
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["auth"] == "ok" and checks["redis"] == "ok"
+    assert checks["billing"].startswith("fail")
+
+
+async def test_metrics_count_requests_latency_breakers_and_refusals(echo: Echo, jwks_url: str) -> None:
+    settings = gateway_settings(
+        jwks_url=jwks_url,
+        upstreams={"billing": upstream(echo.url, "/billing")},
+        rate_limit_rules=[{"name": "tiny", "paths": ["/billing/**"], "ip": "1/minute"}],
+    )
+    async with asgi_gateway(settings) as http:
+        assert (await http.get("/billing/plans")).status_code == 200
+        assert (await http.get("/billing/plans")).status_code == 429
+        text = (await http.get("/metrics")).text
+    assert 'gateway_requests_total{status="200",upstream="billing"}' in text
+    assert 'gateway_requests_total{status="429",upstream="billing"}' in text
+    assert 'gateway_request_duration_seconds_bucket{le="0.005",upstream="billing"}' in text
+    assert 'gateway_breaker_state{upstream="billing"} 0.0' in text
+    assert 'gateway_rate_limited_total{rule="tiny"}' in text
+
+
+async def test_the_openapi_document_merges_every_upstream(auth_service: str, billing: str) -> None:
+    settings = gateway_settings(
+        upstreams={
+            "auth": upstream(auth_service, "/auth", "/.well-known"),
+            "billing": upstream(billing, "/billing"),
+            "notifications": upstream(dead_url(), "/notifications"),
+        }
+    )
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/openapi.json")
+        docs = await http.get("/docs")
+    assert response.status_code == 200
+    document = response.json()
+    paths = document["paths"]
+    assert {"/auth/register", "/auth/login", "/auth/me", "/billing/plans"} <= set(paths)
+    assert "/billing/stripe/webhook" not in paths  # not routed by the gateway
+    assert paths["/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in paths["/auth/login"]["post"]
+    assert document["x-gatehouse-unavailable"] == ["notifications"]
+    schemas = document["components"]["schemas"]
+    assert "UserOut" in schemas and "billing_UserOut" in schemas
+    ref = paths["/billing/subscriptions/me"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert ref["schema"]["$ref"] == "#/components/schemas/billing_UserOut"
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+
+
+async def test_the_openapi_document_survives_every_upstream_being_down() -> None:
+    settings = gateway_settings(upstreams={"auth": upstream(dead_url(), "/auth")})
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["paths"] == {}
+    assert response.json()["x-gatehouse-unavailable"] == ["auth"]

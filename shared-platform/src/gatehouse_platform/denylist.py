@@ -1,0 +1,138 @@
+"""Token revocation for verifiers that cannot see auth-service's database (gateway, billing).
+
+`RedisDenylist` implements the `jwks.Denylist` protocol from what the events say:
+
+- `user.deactivated` (at T): tokens of that user issued at or before T are rejected. Tokens live
+  at most `access_token_ttl_seconds`, so the entry expires T + TTL + leeway later.
+- `user.reactivated` (at T'): lifts the user's entry. Events arrive unordered, so each user key
+  holds the latest event's kind and time, and an older event never overwrites a newer one: a
+  deactivation delivered after a later reactivation changes nothing.
+- `session.revoked`: every token carrying one of the `sid`s is rejected until it would have
+  expired anyway (revoked_at + TTL + leeway).
+
+Writes are idempotent (re-applying an event leaves the same state), which is why the consumer
+that feeds the denylist needs no database for deduplication: run it with
+`EventConsumer(..., session_factory=None, handlers=denylist_handlers(denylist))`.
+One Redis round trip (MGET) per check, or none of its own: `keys_for` and `judge` let a caller
+batch the lookup with its other Redis work. Redis being unreachable raises, so verification fails
+closed. Every replica of a verifier sharing the Redis and key prefix shares the denylist.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from gatehouse_contracts.envelope import CloudEvent, EventData
+from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.tokens import AccessTokenClaims
+
+# KEYS[1] user key; ARGV: kind ("D"/"R"), event time (epoch seconds), ttl in ms.
+# Keeps whichever event is newer, so redelivered and out-of-order events converge.
+_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local at = tonumber(string.sub(current, 3))
+  if at and at > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class RedisDenylist:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        access_token_ttl_seconds: int,
+        leeway_seconds: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._lifetime = access_token_ttl_seconds + leeway_seconds
+        self._clock = clock
+        self._set_if_newer = redis.register_script(_SET_IF_NEWER)
+
+    def _user_key(self, user_id: uuid.UUID) -> str:
+        return f"{self._prefix}:user:{user_id}"
+
+    def _sid_key(self, sid: uuid.UUID) -> str:
+        return f"{self._prefix}:sid:{sid}"
+
+    def _ttl_ms(self, at: datetime) -> int:
+        """How long an entry about an event at `at` matters: until tokens issued then expire."""
+        return int((at.timestamp() + self._lifetime - self._clock()) * 1000)
+
+    async def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        return self.judge(claims, await self._redis.mget(*self.keys_for(claims)))
+
+    def keys_for(self, claims: AccessTokenClaims) -> list[str]:
+        """The keys `judge` needs, for callers that fetch them (MGET) in a pipeline of their own."""
+        return [self._user_key(claims.sub), self._sid_key(claims.sid)]
+
+    @staticmethod
+    def judge(claims: AccessTokenClaims, values: Sequence[bytes | str | None]) -> bool:
+        """Whether `claims` are revoked, given the values of `keys_for(claims)`."""
+        user, sid = values
+        if sid is not None:
+            return True
+        if user is None:
+            return False
+        kind, _, at = (user.decode() if isinstance(user, bytes) else user).partition(":")
+        return kind == "D" and claims.iat <= float(at)
+
+    async def deactivate_user(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self._record_user(user_id, "D", at)
+
+    async def reactivate_user(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self._record_user(user_id, "R", at)
+
+    async def revoke_sessions(self, session_ids: Iterable[uuid.UUID], at: datetime) -> None:
+        ttl = self._ttl_ms(at)
+        if ttl <= 0:
+            return  # every token of these sessions has expired already
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid in session_ids:
+                pipe.set(self._sid_key(sid), f"{at.timestamp():.6f}", px=ttl)
+            await pipe.execute()
+
+    async def _record_user(self, user_id: uuid.UUID, kind: str, at: datetime) -> None:
+        ttl = self._ttl_ms(at)
+        if ttl <= 0:
+            return
+        await self._set_if_newer(keys=[self._user_key(user_id)], args=[kind, f"{at.timestamp():.6f}", ttl])
+
+
+# Handlers that ignore the session: they fit a consumer with a database (billing can add them to
+# its own handlers) as well as one without (the gateway's, `session_factory=None`).
+SessionAgnosticHandler = Callable[[object, CloudEvent, EventData], Awaitable[None]]
+
+
+def denylist_handlers(denylist: RedisDenylist) -> dict[str, SessionAgnosticHandler]:
+    """The event handlers that keep `denylist` current. Their Redis writes are idempotent, so they
+    need no processed-event record and may run in a consumer without a database."""
+
+    async def on_deactivated(_: object, event: CloudEvent, data: EventData) -> None:
+        assert isinstance(data, UserDeactivated)
+        await denylist.deactivate_user(data.user_id, data.deactivated_at)
+
+    async def on_reactivated(_: object, event: CloudEvent, data: EventData) -> None:
+        assert isinstance(data, UserReactivated)
+        await denylist.reactivate_user(data.user_id, data.reactivated_at)
+
+    async def on_sessions_revoked(_: object, event: CloudEvent, data: EventData) -> None:
+        assert isinstance(data, SessionRevoked)
+        await denylist.revoke_sessions(data.session_ids, data.revoked_at)
+
+    return {
+        UserDeactivated.event_type: on_deactivated,
+        UserReactivated.event_type: on_reactivated,
+        SessionRevoked.event_type: on_sessions_revoked,
+    }
