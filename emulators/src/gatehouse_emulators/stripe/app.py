@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -52,6 +53,10 @@ def create_app(config: StripeEmulatorConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state_file = Path(config.state_file) if config.state_file else None
+        if state_file is not None and state_file.exists():
+            emu.load(state_file)
+            log.info("stripe emulator: state loaded from %s", state_file)
         await dispatcher.start()
         ticker = asyncio.create_task(_tick(runtime)) if config.clock == "wall" else None
         try:
@@ -62,6 +67,10 @@ def create_app(config: StripeEmulatorConfig | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             await dispatcher.stop()
+            if state_file is not None:
+                async with emu.lock:
+                    emu.save(state_file)
+                log.info("stripe emulator: state saved to %s", state_file)
 
     app = FastAPI(title="Gatehouse Stripe emulator", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
@@ -92,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-secret", help="overrides STRIPE_WEBHOOK_SECRET")
     parser.add_argument("--clock", choices=("wall", "frozen"), help="overrides STRIPE_EMULATOR_CLOCK")
     parser.add_argument("--public-url", help="base URL for Checkout links (default: the request's)")
+    parser.add_argument("--state-file", help="keep the state here between runs (STRIPE_EMULATOR_STATE_FILE)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     config = StripeEmulatorConfig.from_env()
@@ -101,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         config = replace(config, webhook_secret=args.webhook_secret)
     if args.clock:
         config = replace(config, clock=args.clock)
+    if args.state_file:
+        config = replace(config, state_file=args.state_file)
     if args.public_url:
         config = replace(config, public_url=args.public_url.rstrip("/"))
     logging.basicConfig(level=args.log_level.upper())

@@ -39,6 +39,12 @@ class Clock:
             self._offset += seconds
         return self.now()
 
+    def snapshot(self) -> dict[str, int]:
+        return {"offset": self._offset, "frozen": self._frozen}
+
+    def restore(self, snapshot: dict[str, int]) -> None:
+        self._offset, self._frozen = int(snapshot["offset"]), int(snapshot["frozen"])
+
     def reset(self, start: int | None = None) -> None:
         self._offset = 0
         self._frozen = int(start if start is not None else self._wall())

@@ -34,6 +34,8 @@ class StripeEmulatorConfig:
     clock: ClockMode = "wall"
     start_time: int | None = None  # frozen clock only: the initial time (default: wall time at start)
     tick_interval: float = 1.0
+    # Where the state is kept between runs (`make run` restarts): loaded at start, written at stop.
+    state_file: str | None = None
     # Smart Retries stand-in: gaps in days between the failed renewal attempt and each retry.
     dunning_retry_days: tuple[int, ...] = (1, 3, 5)
     dunning_final_action: DunningFinalAction = "cancel"
@@ -77,4 +79,5 @@ class StripeEmulatorConfig:
             dunning_retry_days=retry_days,
             dunning_final_action=final,
             upcoming_invoice_days=int(env.get("STRIPE_EMULATOR_UPCOMING_DAYS", "7")),
+            state_file=env.get("STRIPE_EMULATOR_STATE_FILE") or None,
         )

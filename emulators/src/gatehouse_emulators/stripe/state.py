@@ -6,8 +6,10 @@ Every API call and every piece of due work runs under `lock`; the events it emit
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gatehouse_emulators.stripe.clock import Clock
@@ -51,6 +53,18 @@ class Emulator:
 
     def now(self) -> int:
         return self.clock.now()
+
+    def save(self, path: Path) -> None:
+        """The objects and the clock as JSON (idempotency records and the request log are not kept)."""
+        snapshot = {"version": 1, "store": self.store.snapshot(), "clock": self.clock.snapshot()}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(snapshot))
+        temporary.replace(path)
+
+    def load(self, path: Path) -> None:
+        snapshot = json.loads(path.read_text())
+        self.store.restore(snapshot["store"])
+        self.clock.restore(snapshot["clock"])
 
     def reset(self) -> None:
         self.store.clear()

@@ -31,6 +31,14 @@ class Store:
         self._seq: dict[str, int] = {}
         self._counter = 0
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"objects": self._objects, "seq": self._seq, "counter": self._counter}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self._objects = dict(snapshot["objects"])
+        self._seq = {key: int(value) for key, value in snapshot["seq"].items()}
+        self._counter = int(snapshot["counter"])
+
     def add(self, obj: Obj) -> Obj:
         self._counter += 1
         self._objects[obj["id"]] = obj
