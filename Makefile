@@ -8,6 +8,7 @@ endif
 export UV_LINK_MODE := copy
 PG_ADMIN := postgresql://postgres@127.0.0.1:5432/postgres
 AUTH_DB := gatehouse_auth
+BILLING_DB := gatehouse_billing
 NOTIFICATION_DB := gatehouse_notification
 DB_URL := postgresql+asyncpg://postgres@127.0.0.1:5432
 PYTEST := $(UV) run --frozen pytest
@@ -26,10 +27,11 @@ services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
 	@scripts/services.sh
 
 databases: services install  ## create each service's database if missing
-	@$(UV) run --frozen python scripts/create_databases.py $(AUTH_DB) $(NOTIFICATION_DB)
+	@$(UV) run --frozen python scripts/create_databases.py $(AUTH_DB) $(BILLING_DB) $(NOTIFICATION_DB)
 
 migrate: databases  ## apply every service's migrations
 	@cd auth-service && AUTH_DATABASE_URL=$(DB_URL)/$(AUTH_DB) $(UV) run --frozen alembic upgrade head
+	@cd billing-service && BILLING_DATABASE_URL=$(DB_URL)/$(BILLING_DB) $(UV) run --frozen alembic upgrade head
 	@cd notification-service && NOTIFICATION_DATABASE_URL=$(DB_URL)/$(NOTIFICATION_DB) $(UV) run --frozen alembic upgrade head
 
 test: install services  ## every test suite (each makes and drops its own databases and vhosts)
@@ -37,12 +39,15 @@ test: install services  ## every test suite (each makes and drops its own databa
 	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 notification-service/tests
+	$(PYTEST) $(TEST_FLAGS) -n 2 billing-service/tests
+	$(PYTEST) $(TEST_FLAGS) -n 2 gateway/tests
 	$(PYTEST) $(TEST_FLAGS) emulators/tests
+	$(PYTEST) $(TEST_FLAGS) tests-e2e
 
 lint: install  ## ruff and mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src notification-service/src emulators/src
+	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src billing-service/src notification-service/src gateway/src emulators/src
 
 format: install
 	$(UV) run --frozen ruff format .
@@ -51,14 +56,14 @@ format: install
 schemas: install  ## re-export the event JSON Schemas and AsyncAPI document
 	$(UV) run --frozen gatehouse-export-schemas
 
-seed: migrate  ## the admin from SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD (generated and kept in var/ when unset)
+seed: migrate  ## the admin (SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD, generated into var/ when unset); the demo plans are seeded as billing starts
 	@mkdir -p var/mail
 	@AUTH_DATABASE_URL=$(DB_URL)/$(AUTH_DB) $(UV) run --frozen python scripts/seed.py
 
-run: seed  ## run the system locally (auth-service on :8001 with its outbox relay, Celery worker+beat, SMTP catcher)
-	@echo "  auth-service:   http://127.0.0.1:8001  (API docs: http://127.0.0.1:8001/docs)"
-	@echo "  JWKS:           http://127.0.0.1:8001/auth/.well-known/jwks.json"
-	@echo "  sign in with Google / GitHub: http://127.0.0.1:8001/auth/google/login (emulator on http://127.0.0.1:8090)"
+run: seed  ## run the whole system locally (gateway :8000, services, workers, emulators, SMTP catcher)
+	@echo "  gateway (the front door): http://127.0.0.1:8000   API docs: http://127.0.0.1:8000/docs"
+	@echo "  services: auth http://127.0.0.1:8001  billing http://127.0.0.1:8002  notifications http://127.0.0.1:8003"
+	@echo "  Stripe emulator: http://127.0.0.1:12111   OAuth emulator: http://127.0.0.1:8090 (try http://127.0.0.1:8000/auth/google/login)"
 	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"
 	@echo "  Ctrl-C stops everything."
 	@$(UV) run --frozen honcho start -f Procfile -e local.env
@@ -66,6 +71,7 @@ run: seed  ## run the system locally (auth-service on :8001 with its outbox rela
 bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/auth_login.py
 	$(UV) run --frozen python bench/notify_pipeline.py
+	$(UV) run --frozen python bench/gateway.py
 
 rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
 	$(UV) run --frozen auth-service rotate-keys

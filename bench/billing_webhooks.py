@@ -1,0 +1,379 @@
+"""Stripe webhooks into billing-service: signed events per second applied exactly once, and the
+latency of the webhook endpoint while they pour in.
+
+Starts the Stripe emulator and billing-service (real settings but for the addresses; its outbox
+relay publishing to a throw-away RabbitMQ vhost) on a throw-away database, subscribes a few users
+through Checkout so their subscriptions are real, then has wrk post `invoice.paid` events shaped
+exactly like the emulator's (a real one as the template; a new event id and invoice id each, signed
+with the endpoint's secret), every fifth request repeating an earlier event. It measures until every
+stored event is applied and checks that each distinct invoice made exactly one payment row and one
+`payment.succeeded` event, whatever the duplicates.
+
+    uv run python bench/billing_webhooks.py [--seconds 10] [--connections 16] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import stripe
+from fastapi import FastAPI
+
+from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform import testing
+from support import ROOT, free_port, print_table, run_wrk, wait_ready
+
+SUBSCRIPTIONS = 8
+DUPLICATE_EVERY = 5
+LUA = """
+local requests = {}
+local i = 0
+local duplicates = 0
+init = function(args)
+  for line in io.lines("%(path)s") do
+    local signature, body = line:match("^([^\\t]*)\\t(.*)$")
+    requests[#requests + 1] = wrk.format("POST", "/billing/stripe/webhook",
+      {["Content-Type"] = "application/json", ["Stripe-Signature"] = signature}, body)
+  end
+end
+request = function()
+  i = i + 1
+  return requests[((i - 1) %% #requests) + 1]
+end
+response = function(status, headers, body)
+  if status ~= 200 then error("webhook answered " .. status .. ": " .. body) end
+  if body:find('"duplicate":true', 1, true) then duplicates = duplicates + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("DUPLICATES %%d\\n", duplicates))
+end
+"""
+
+
+def env_for(database_url: str, amqp_url: str, jwks_url: str, stripe_url: str, secret: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_AMQP_URL": amqp_url,
+        "BILLING_JWKS_URL": jwks_url,
+        "BILLING_STRIPE_API_BASE": stripe_url,
+        "BILLING_STRIPE_API_KEY": "sk_test_gatehouse_bench",
+        "BILLING_STRIPE_WEBHOOK_SECRET": secret,
+        "BILLING_STRIPE_MAX_NETWORK_RETRIES": "0",
+        "BILLING_LOG_LEVEL": "WARNING",
+        "BILLING_REDIS_KEY_PREFIX": f"gh-bench-billing-{secrets.token_hex(4)}",
+    }
+
+
+async def subscribe_users(
+    base: str, stripe_url: str, issuer: testing.TestIssuer, pg: asyncpg.Connection
+) -> list[str]:
+    """Real subscriptions, paid through Checkout at the emulator; returns their Stripe ids."""
+    admin = issuer.bearer(uuid.uuid4(), roles=["admin"])
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=30) as api,
+        httpx.AsyncClient(base_url=stripe_url) as control,
+    ):
+        plan = await api.post(
+            "/billing/plans",
+            json={"code": f"bench-{uuid.uuid4().hex[:8]}", "name": "Bench", "tier": "pro", "amount": 1500},
+            headers=admin,
+        )
+        plan.raise_for_status()
+        session_ids = []
+        for n in range(SUBSCRIPTIONS):
+            user = uuid.uuid4()
+            checkout = await api.post(
+                "/billing/subscriptions/subscribe",
+                json={"plan_code": plan.json()["code"]},
+                headers=issuer.bearer(user, email=f"bench-{n}@example.com"),
+            )
+            checkout.raise_for_status()
+            session_ids.append(checkout.json()["session_id"])
+            completed = await control.post(
+                f"/_emulator/checkout/sessions/{checkout.json()['session_id']}/complete",
+                json={"outcome": "paid"},
+            )
+            completed.raise_for_status()
+    for _ in range(300):
+        active = await pg.fetch("SELECT stripe_subscription_id FROM subscriptions WHERE status = 'active'")
+        if len(active) == SUBSCRIPTIONS:
+            return [row["stripe_subscription_id"] for row in active]
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the benchmark's subscriptions did not activate")
+
+
+def invoice_events(
+    template: dict[str, Any],
+    subscriptions: list[str],
+    metadata: dict[str, dict[str, str]],
+    count: int,
+    run: str,
+) -> list[dict[str, Any]]:
+    """`count` invoice.paid events like `template`, each for a new invoice of one of the subscriptions."""
+    events = []
+    now = int(time.time())
+    for n in range(count):
+        event = copy.deepcopy(template)
+        invoice = event["data"]["object"]
+        subscription = subscriptions[n % len(subscriptions)]
+        event["id"] = f"evt_bench_{run}_{n}"
+        event["created"] = now
+        invoice["id"] = f"in_bench_{run}_{n}"
+        invoice["number"] = f"BENCH-{n:06d}"
+        details = invoice["parent"]["subscription_details"]
+        details["subscription"] = subscription
+        details["metadata"] = metadata[subscription]
+        for line in invoice["lines"]["data"]:
+            line["invoice"] = invoice["id"]
+        events.append(event)
+    return events
+
+
+@dataclass
+class Run:
+    event_bytes: int
+    posted: int
+    posted_for: float
+    duplicates: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    stored: int
+    applied_for: float
+    payments: int
+    announced: int
+    per_invoice: int
+    ignored: int
+
+    @property
+    def exact(self) -> bool:
+        return self.payments == self.stored == self.announced and self.per_invoice == 1 and self.ignored == 0
+
+
+async def post_and_apply(
+    base: str,
+    pg: asyncpg.Connection,
+    secret: str,
+    distinct: list[dict[str, Any]],
+    *,
+    run: str,
+    seconds: float,
+    connections: int,
+) -> Run:
+    """wrk posts the events (every fifth request a duplicate); then wait until all are applied."""
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv") as requests_file:
+        for n, event in enumerate(distinct):
+            for repeat in [event] if n % (DUPLICATE_EVERY - 1) else [event, distinct[n // 2]]:
+                body = json.dumps(repeat, separators=(",", ":"))
+                signature = stripe.WebhookSignature.generate_signature_header(body, secret)
+                requests_file.write(f"{signature}\t{body}\n")
+        requests_file.flush()
+        started = time.perf_counter()
+        result = await run_wrk(
+            f"{base}/billing/stripe/webhook",
+            seconds=seconds,
+            connections=connections,
+            script=LUA % {"path": requests_file.name},
+        )
+    posted_for = time.perf_counter() - started
+    await asyncio.sleep(0.5)  # requests still in flight at wrk's deadline land
+    pattern = f"evt_bench_{run}_%"
+    pending = "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status IN ('pending', 'failed')"
+    for _ in range(6000):  # polled: the database is the only witness of "applied"
+        if not await pg.fetchval(pending, pattern):
+            break
+        await asyncio.sleep(0.05)
+    applied_for = time.perf_counter() - started
+    invoices = f"in_bench_{run}_%"
+    stored = await pg.fetchval("SELECT count(*) FROM stripe_events WHERE id LIKE $1", pattern)
+    return Run(
+        event_bytes=len(json.dumps(distinct[0])),
+        posted=result.requests,
+        posted_for=posted_for,
+        duplicates=result.requests - stored,
+        requests_per_second=result.requests_per_second,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        errors=result.errors,
+        stored=stored,
+        applied_for=applied_for,
+        payments=await pg.fetchval("SELECT count(*) FROM payments WHERE stripe_invoice_id LIKE $1", invoices),
+        announced=await pg.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'payment.succeeded'"
+            " AND payload->'data'->>'invoice_id' LIKE $1",
+            invoices,
+        ),
+        per_invoice=await pg.fetchval(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM payments"
+            " WHERE stripe_invoice_id LIKE $1 GROUP BY stripe_invoice_id) c",
+            invoices,
+        ),
+        ignored=await pg.fetchval(
+            "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status <> 'processed'", pattern
+        ),
+    )
+
+
+async def main(seconds: float, connections: int, workers: int) -> None:
+    name = testing.unique_name("gh_bench_billing")
+    database_url = await testing.create_database(name)
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    issuer = testing.TestIssuer()
+    jwks_app = FastAPI()
+    jwks_app.get("/jwks.json")(lambda: issuer.jwks())
+    secret = f"whsec_bench_{secrets.token_hex(12)}"
+    run = secrets.token_hex(3)
+    processes: list[subprocess.Popen[bytes]] = []
+    # billing-service's output, kept (and named) if the run fails
+    log = tempfile.NamedTemporaryFile("wb", prefix="bench-billing-", suffix=".log", delete=False)  # noqa: SIM115
+    failed = True
+    try:
+        await testing.migrate(ROOT / "billing-service", database_url)
+        with testing.rabbitmq_vhost(name) as amqp_url, serve_in_thread(jwks_app) as jwks_base:
+            billing_port, stripe_port = free_port(), free_port()
+            base, stripe_url = f"http://127.0.0.1:{billing_port}", f"http://127.0.0.1:{stripe_port}"
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gatehouse_emulators.stripe",
+                        "--port",
+                        str(stripe_port),
+                        "--webhook-url",
+                        f"{base}/billing/stripe/webhook",
+                        "--webhook-secret",
+                        secret,
+                        "--log-level",
+                        "warning",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            env = env_for(database_url, amqp_url, f"{jwks_base}/jwks.json", stripe_url, secret)
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "billing_service.cli",
+                        "serve",
+                        "--port",
+                        str(billing_port),
+                        "--workers",
+                        str(workers),
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            await wait_ready(stripe_url, "/healthz")
+            await wait_ready(base)
+            pg = await asyncpg.connect(dsn)
+            try:
+                subscriptions = await subscribe_users(base, stripe_url, issuer, pg)
+                sdk = stripe.StripeClient("sk_test_gatehouse_bench", base_addresses={"api": stripe_url})
+                template = next(
+                    e.to_dict(for_json=True)
+                    for e in sdk.v1.events.list(params={"type": "invoice.paid", "limit": 1}).data
+                )
+                metadata = {
+                    s: {k: str(v) for k, v in sdk.v1.subscriptions.retrieve(s).metadata.to_dict().items()}
+                    for s in subscriptions
+                }
+                burst = await post_and_apply(
+                    base,
+                    pg,
+                    secret,
+                    invoice_events(template, subscriptions, metadata, int(seconds * 1500), run),
+                    run=run,
+                    seconds=seconds,
+                    connections=connections,
+                )
+                light = await post_and_apply(
+                    base,
+                    pg,
+                    secret,
+                    invoice_events(template, subscriptions, metadata, int(seconds * 300), run + "l"),
+                    run=run + "l",
+                    seconds=seconds / 2,
+                    connections=2,
+                )
+            finally:
+                await pg.close()
+        print_table(
+            [
+                ("cores (shared with other engineers' work right now)", f"{os.cpu_count()}"),
+                ("billing-service processes (uvicorn workers)", f"{workers}"),
+                ("event size (invoice.paid, bytes)", f"{burst.event_bytes}"),
+                (
+                    f"burst: webhooks posted by wrk ({connections} connections)",
+                    f"{burst.posted} in {burst.posted_for:.1f} s",
+                ),
+                ("burst: of which duplicates (answered 200, duplicate: true)", f"{burst.duplicates}"),
+                ("burst: webhook requests/s", f"{burst.requests_per_second:.0f}"),
+                ("burst: webhook latency p50 / p99", f"{burst.p50_ms:.1f} / {burst.p99_ms:.1f} ms"),
+                (
+                    "burst: distinct events stored, all applied after",
+                    f"{burst.stored} in {burst.applied_for:.1f} s",
+                ),
+                (
+                    "events applied exactly once per second (target >= 500)",
+                    f"{burst.stored / burst.applied_for:.0f}",
+                ),
+                (
+                    "burst: payment rows / payment.succeeded / max rows per invoice",
+                    f"{burst.payments} / {burst.announced} / {burst.per_invoice}",
+                ),
+                ("light load (2 connections): webhook requests/s", f"{light.requests_per_second:.0f}"),
+                ("light load: webhook latency p50 / p99", f"{light.p50_ms:.1f} / {light.p99_ms:.1f} ms"),
+                (
+                    "exactly once in both runs (rows == events == announcements)",
+                    "yes" if burst.exact and light.exact else "NO",
+                ),
+                ("wrk errors", f"{burst.errors + light.errors}"),
+            ]
+        )
+        failed = False
+    finally:
+        log.close()
+        if failed:
+            print(f"billing-service's output: {log.name}", file=sys.stderr)
+        else:
+            os.unlink(log.name)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        await testing.drop_database(name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.connections, args.workers))

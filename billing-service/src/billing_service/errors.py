@@ -1,0 +1,128 @@
+"""billing-service's domain errors: each carries its status and a stable problem type."""
+
+from __future__ import annotations
+
+from gatehouse_platform.errors import Conflict, DomainError, Forbidden, NotFound
+
+
+class PlanNotFound(NotFound):
+    slug = "plan-not-found"
+    title = "Plan not found"
+
+
+class PlanNotAvailable(Conflict):
+    """The plan exists but is retired (soft-deleted): nobody can start or move to it."""
+
+    slug = "plan-not-available"
+    title = "Plan no longer offered"
+
+
+class PlanCodeTaken(Conflict):
+    slug = "plan-code-taken"
+    title = "Plan code already in use"
+
+
+class EmailNotVerified(Forbidden):
+    slug = "email-not-verified"
+    title = "Verify your email address first"
+
+
+class AccountInactive(Forbidden):
+    slug = "account-inactive"
+    title = "Account deactivated"
+
+
+class SubscriptionAlreadyActive(Conflict):
+    slug = "subscription-exists"
+    title = "You already have a subscription"
+
+
+class CheckoutInProgress(Conflict):
+    """A Checkout for the same plan is open: the problem body carries its `checkout_url` and
+    `session_id` so the client can send the customer back there."""
+
+    slug = "checkout-in-progress"
+    title = "A checkout is already in progress"
+
+
+class SubscriptionNotFound(NotFound):
+    slug = "subscription-not-found"
+    title = "No subscription"
+
+
+class SubscriptionNotChangeable(Conflict):
+    """The subscription is not in a state that allows this change (e.g. past due, still in
+    Checkout, already ended, or not scheduled to cancel when resuming)."""
+
+    slug = "subscription-not-changeable"
+    title = "Subscription cannot be changed now"
+
+
+class SamePlan(Conflict):
+    slug = "same-plan"
+    title = "Already on this plan"
+
+
+class IncompatiblePlan(Conflict):
+    slug = "incompatible-plan"
+    title = "Cannot switch to a plan in another currency"
+
+
+class InvalidCursor(DomainError):
+    status = 400
+    slug = "invalid-cursor"
+    title = "Invalid cursor"
+
+
+class InvalidProrationDate(DomainError):
+    status = 422
+    slug = "invalid-proration-date"
+    title = "Invalid proration date"
+
+
+class WebhookSignatureInvalid(DomainError):
+    """Missing, malformed, wrongly signed or too old: Stripe (or an attacker) gets a 400."""
+
+    status = 400
+    slug = "webhook-signature-invalid"
+    title = "Invalid webhook signature"
+
+
+class WebhookPayloadInvalid(DomainError):
+    status = 400
+    slug = "webhook-payload-invalid"
+    title = "Invalid webhook payload"
+
+
+# Stripe failures (raised by stripe_client.py, the only module that knows Stripe's errors)
+
+
+class PaymentDeclined(DomainError):
+    status = 402
+    slug = "payment-declined"
+    title = "Payment declined"
+
+
+class PaymentProviderUnavailable(DomainError):
+    """Stripe could not be reached, timed out or answered 5xx. Safe to retry: every call we make
+    carries an idempotency key."""
+
+    status = 503
+    slug = "payment-provider-unavailable"
+    title = "Payment provider unavailable"
+
+
+class PaymentProviderError(DomainError):
+    """Stripe refused a request we should not have sent (a bug or a misconfiguration on our side)."""
+
+    status = 502
+    slug = "payment-provider-error"
+    title = "Payment provider error"
+
+
+class PaymentProviderRejected(Conflict):
+    """Stripe refused the change because of the object's state (e.g. a Checkout session that was
+    completed meanwhile)."""
+
+    slug = "payment-provider-rejected"
+    title = "Payment provider refused the change"

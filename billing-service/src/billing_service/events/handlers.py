@@ -1,0 +1,74 @@
+"""The events billing consumes: one function per type, `HANDLERS` maps each type to its function.
+
+Each runs in the consumer's transaction, with the event id recorded in `processed_events` in that
+same transaction (gatehouse_platform.consumer), so a redelivered event changes nothing twice. Stripe
+calls made here carry idempotency keys derived from the event id, so a retry after a rolled-back
+attempt replays Stripe's first answer instead of acting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_service.customers import service as customers
+from billing_service.stripe_client import StripeGateway
+from billing_service.subscriptions.lifecycle import end_for_deactivated_account
+from gatehouse_contracts.envelope import CloudEvent, EventData
+from gatehouse_contracts.events import UserDeactivated, UserEmailChanged, UserReactivated, UserRegistered
+from gatehouse_platform.consumer import Handler
+
+BillingHandler = Callable[[AsyncSession, CloudEvent, Any, StripeGateway], Awaitable[None]]
+
+
+async def on_user_registered(
+    db: AsyncSession, event: CloudEvent, data: UserRegistered, stripe: StripeGateway
+) -> None:
+    """Start the customer projection (the Stripe customer is made on the first subscribe)."""
+    await customers.record_registration(db, data.user_id, data.email)
+
+
+async def on_email_changed(
+    db: AsyncSession, event: CloudEvent, data: UserEmailChanged, stripe: StripeGateway
+) -> None:
+    """Keep the address events and Stripe's receipts go to current."""
+    await customers.record_email_change(
+        db, stripe, data.user_id, data.new_email, changed_at=data.changed_at, key=f"customer-email-{event.id}"
+    )
+
+
+async def on_user_deactivated(
+    db: AsyncSession, event: CloudEvent, data: UserDeactivated, stripe: StripeGateway
+) -> None:
+    """Cancel the subscription at Stripe at once (subscription.ended, reason account_deactivated)
+    and refuse new ones."""
+    await end_for_deactivated_account(db, stripe, data.user_id, email=data.email)
+
+
+async def on_user_reactivated(
+    db: AsyncSession, event: CloudEvent, data: UserReactivated, stripe: StripeGateway
+) -> None:
+    """The account may subscribe again (its old subscription stays ended)."""
+    await customers.set_active(db, data.user_id, email=data.email, active=True)
+
+
+HANDLERS: Mapping[str, BillingHandler] = {
+    UserRegistered.event_type: on_user_registered,
+    UserEmailChanged.event_type: on_email_changed,
+    UserDeactivated.event_type: on_user_deactivated,
+    UserReactivated.event_type: on_user_reactivated,
+}
+
+
+def bind(stripe: StripeGateway) -> dict[str, Handler]:
+    """The handlers as the platform consumer calls them, with the Stripe gateway bound."""
+
+    def bound(handler: BillingHandler) -> Handler:
+        async def run(db: AsyncSession, event: CloudEvent, data: EventData) -> None:
+            await handler(db, event, data, stripe)
+
+        return run
+
+    return {event_type: bound(handler) for event_type, handler in HANDLERS.items()}

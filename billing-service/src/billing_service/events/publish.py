@@ -1,0 +1,182 @@
+"""The events billing publishes (subscription.*, payment.*): built from local state and written to the
+outbox in the caller's transaction. Callers emit on a state *transition* they just made, never because
+a Stripe event arrived, so a duplicate or reordered webhook cannot emit twice."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_service.models import EndReason, Payment, Plan, PlanPrice, Subscription
+from gatehouse_contracts.envelope import EventData
+from gatehouse_contracts.events import (
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionActivated,
+    SubscriptionCancelScheduled,
+    SubscriptionEnded,
+    SubscriptionPastDue,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+    SubscriptionResumed,
+    SubscriptionTrialEnding,
+)
+from gatehouse_platform.db import utcnow
+from gatehouse_platform.outbox import add_event
+
+SOURCE = "/billing-service"
+
+
+@dataclass(frozen=True)
+class SubscriptionFacts:
+    """What every subscription event says: whose, which plan, at what price."""
+
+    subscription: Subscription
+    plan: Plan
+    price: PlanPrice | None  # the Stripe price the subscriber pays (None: the plan's current one)
+    email: str
+
+    def base(self) -> dict[str, object]:
+        sub, plan, price = self.subscription, self.plan, self.price
+        return {
+            "user_id": sub.user_id,
+            "email": self.email,
+            "subscription_id": sub.id,
+            "plan_code": plan.code,
+            "plan_name": plan.name,
+            "amount": price.amount if price else plan.amount,
+            "currency": price.currency if price else plan.currency,
+            "interval": (price.interval if price else plan.interval).value,
+        }
+
+
+async def _emit(db: AsyncSession, data: EventData, subject: uuid.UUID) -> None:
+    await add_event(db, data, source=SOURCE, subject=str(subject))
+
+
+def _required(moment: datetime | None) -> datetime:
+    return moment or utcnow()
+
+
+async def activated(db: AsyncSession, facts: SubscriptionFacts) -> None:
+    sub = facts.subscription
+    status: Literal["active", "trialing"] = "trialing" if sub.status == "trialing" else "active"
+    data = SubscriptionActivated.model_validate(
+        {
+            **facts.base(),
+            "status": status,
+            "current_period_end": _required(sub.current_period_end),
+            "trial_end": sub.trial_end if status == "trialing" else None,
+            "entitlements": list(facts.plan.features),
+        }
+    )
+    await _emit(db, data, sub.id)
+
+
+async def renewed(db: AsyncSession, facts: SubscriptionFacts) -> None:
+    sub = facts.subscription
+    data = SubscriptionRenewed.model_validate(
+        {
+            **facts.base(),
+            "current_period_start": _required(sub.current_period_start),
+            "current_period_end": _required(sub.current_period_end),
+        }
+    )
+    await _emit(db, data, sub.id)
+
+
+async def plan_changed(db: AsyncSession, facts: SubscriptionFacts, previous: Plan) -> None:
+    data = SubscriptionPlanChanged.model_validate(
+        {
+            **facts.base(),
+            "previous_plan_code": previous.code,
+            "previous_plan_name": previous.name,
+            "entitlements": list(facts.plan.features),
+            "changed_at": utcnow(),
+        }
+    )
+    await _emit(db, data, facts.subscription.id)
+
+
+async def cancel_scheduled(db: AsyncSession, facts: SubscriptionFacts) -> None:
+    sub = facts.subscription
+    data = SubscriptionCancelScheduled.model_validate(
+        {
+            **facts.base(),
+            "cancel_at": _required(sub.cancel_at or sub.current_period_end),
+        }
+    )
+    await _emit(db, data, sub.id)
+
+
+async def resumed(db: AsyncSession, facts: SubscriptionFacts) -> None:
+    sub = facts.subscription
+    data = SubscriptionResumed.model_validate(
+        {
+            **facts.base(),
+            "current_period_end": _required(sub.current_period_end),
+        }
+    )
+    await _emit(db, data, sub.id)
+
+
+async def past_due(db: AsyncSession, facts: SubscriptionFacts, next_payment_attempt: datetime | None) -> None:
+    data = SubscriptionPastDue.model_validate({**facts.base(), "next_payment_attempt": next_payment_attempt})
+    await _emit(db, data, facts.subscription.id)
+
+
+async def ended(db: AsyncSession, facts: SubscriptionFacts, reason: EndReason) -> None:
+    sub = facts.subscription
+    data = SubscriptionEnded.model_validate(
+        {
+            **facts.base(),
+            "reason": reason.value,
+            "ended_at": _required(sub.ended_at),
+        }
+    )
+    await _emit(db, data, sub.id)
+
+
+async def trial_will_end(db: AsyncSession, facts: SubscriptionFacts) -> None:
+    sub = facts.subscription
+    data = SubscriptionTrialEnding.model_validate({**facts.base(), "trial_end": _required(sub.trial_end)})
+    await _emit(db, data, sub.id)
+
+
+async def payment_succeeded(db: AsyncSession, payment: Payment, *, email: str, plan_name: str | None) -> None:
+    data = PaymentSucceeded(
+        user_id=payment.user_id,
+        email=email,
+        payment_id=payment.id,
+        subscription_id=payment.subscription_id,
+        plan_name=plan_name,
+        amount=payment.amount_paid,
+        currency=payment.currency,
+        invoice_id=payment.stripe_invoice_id,
+        period_start=payment.period_start,
+        period_end=payment.period_end,
+        paid_at=_required(payment.paid_at),
+    )
+    await _emit(db, data, payment.user_id)
+
+
+async def payment_failed(db: AsyncSession, payment: Payment, *, email: str, plan_name: str | None) -> None:
+    data = PaymentFailed(
+        user_id=payment.user_id,
+        email=email,
+        payment_id=payment.id,
+        subscription_id=payment.subscription_id,
+        plan_name=plan_name,
+        amount=payment.amount_due,
+        currency=payment.currency,
+        invoice_id=payment.stripe_invoice_id,
+        failure_reason=payment.failure_reason,
+        attempt_count=max(payment.attempt_count, 1),
+        next_payment_attempt=payment.next_payment_attempt,
+        failed_at=utcnow(),
+    )
+    await _emit(db, data, payment.user_id)

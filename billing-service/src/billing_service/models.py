@@ -1,0 +1,296 @@
+"""billing-service tables. The platform's `outbox` and `processed_events` live in the same database.
+
+Statuses are strings with CHECK constraints (listed from the enums below), so the database and the
+model can never disagree about which values exist.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gatehouse_platform.db import Base, TimestampMixin, utcnow
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A VARCHAR with a CHECK constraint holding the enum's values (not its names)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class PlanInterval(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class PlanTier(enum.StrEnum):
+    FREE = "free"
+    STARTER = "starter"
+    PRO = "pro"
+    BUSINESS = "business"
+    ENTERPRISE = "enterprise"
+
+
+class SubscriptionStatus(enum.StrEnum):
+    # Ours: a Checkout session is open and no Stripe subscription exists yet.
+    CHECKOUT_PENDING = "checkout_pending"
+    # Ours: that Checkout session expired or was replaced; nothing was bought.
+    CHECKOUT_EXPIRED = "checkout_expired"
+    # Stripe's subscription statuses (`paused` is not used: we never pause).
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+
+
+# Statuses that hold access or are about to: at most one row per user in these (unique index).
+HOLDING_STATUSES = (
+    SubscriptionStatus.CHECKOUT_PENDING,
+    SubscriptionStatus.INCOMPLETE,
+    SubscriptionStatus.TRIALING,
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.PAST_DUE,
+    SubscriptionStatus.UNPAID,
+)
+# Statuses that grant the plan's entitlements (until the period end plus the grace).
+ACCESS_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+# Terminal statuses: nothing moves a subscription out of them.
+ENDED_STATUSES = (
+    SubscriptionStatus.CHECKOUT_EXPIRED,
+    SubscriptionStatus.INCOMPLETE_EXPIRED,
+    SubscriptionStatus.CANCELED,
+)
+
+
+class EndReason(enum.StrEnum):
+    CANCELED = "canceled"
+    PAYMENT_FAILED = "payment_failed"
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    REPLACED = "replaced"
+
+
+class PaymentStatus(enum.StrEnum):
+    OPEN = "open"
+    REQUIRES_ACTION = "requires_action"
+    FAILED = "failed"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+TERMINAL_PAYMENT_STATUSES = (PaymentStatus.PAID, PaymentStatus.VOID, PaymentStatus.UNCOLLECTIBLE)
+
+
+class StripeEventStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"  # retried after `next_attempt_at`
+
+
+def _in(column: str, values: tuple[enum.StrEnum, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Plan(TimestampMixin, Base):
+    """What can be bought. Its Stripe product and current price follow every change made here."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        CheckConstraint("trial_days >= 0", name="trial_days_non_negative"),
+        CheckConstraint("interval_count >= 1", name="interval_count_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    tier: Mapped[PlanTier] = mapped_column(_enum(PlanTier, "plan_tier"))
+    amount: Mapped[int] = mapped_column(Integer)  # minor units per period
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[PlanInterval] = mapped_column(_enum(PlanInterval, "plan_interval"))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    trial_days: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    stripe_product_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    # Bumped by every change pushed to Stripe: part of the idempotency keys of those calls.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    deleted_at: Mapped[datetime | None]
+
+
+class PlanPrice(Base):
+    """Every Stripe price a plan ever had: a webhook naming an old price still maps to its plan, and
+    subscribers who kept an old price are described with what they actually pay."""
+
+    __tablename__ = "plan_prices"
+
+    stripe_price_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[PlanInterval] = mapped_column(_enum(PlanInterval, "plan_price_interval"))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    archived_at: Mapped[datetime | None]
+
+
+class Customer(TimestampMixin, Base):
+    """billing's projection of a user (from user.* events or the first token it sees) and the one
+    Stripe customer that user has."""
+
+    __tablename__ = "customers"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # When the email was last set from an event: older email changes arriving late do not win.
+    email_changed_at: Mapped[datetime | None]
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    deactivated_at: Mapped[datetime | None]
+
+
+class Subscription(TimestampMixin, Base):
+    """One purchase of a plan, from the Checkout session to its end. Its Stripe fields are a copy of
+    Stripe's subscription, converged on every webhook (see subscriptions/sync.py)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        # The database, not the code, guarantees one live subscription per user.
+        Index(
+            "uq_subscriptions_user_holding",
+            "user_id",
+            unique=True,
+            postgresql_where=text(_in("status", HOLDING_STATUSES)),
+        ),
+        Index("ix_subscriptions_user_id_created_at", "user_id", "created_at"),
+        Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.user_id"))
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"))
+    status: Mapped[SubscriptionStatus] = mapped_column(_enum(SubscriptionStatus, "subscription_status"))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    cancel_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[EndReason | None] = mapped_column(_enum(EndReason, "end_reason"))
+    trial_end: Mapped[datetime | None]
+    # Transition markers: each event that announces a transition is emitted once because of these.
+    activated_at: Mapped[datetime | None]
+    renewed_through: Mapped[datetime | None]
+    trial_notice_for: Mapped[datetime | None]
+    # Bumped by every change we ask Stripe for: part of the idempotency keys of those calls.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    synced_at: Mapped[datetime | None]
+
+
+class Payment(TimestampMixin, Base):
+    """One Stripe invoice of a subscription. Applied forward only: paid is terminal, the attempt
+    count only grows."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("attempt_count >= 0", name="attempt_count_non_negative"),
+        Index("ix_payments_user_id_invoice_created_at", "user_id", "invoice_created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.user_id"))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
+    amount_due: Mapped[int] = mapped_column(Integer)
+    amount_paid: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    currency: Mapped[str] = mapped_column(String(3))
+    billing_reason: Mapped[str | None] = mapped_column(String(64))
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    next_payment_attempt: Mapped[datetime | None]
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime | None]
+    invoice_created_at: Mapped[datetime]
+
+
+class StripeEvent(Base):
+    """Every Stripe event received (webhook or reconciliation), stored once by its `evt_…` id, with
+    what processing made of it."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        Index(
+            "ix_stripe_events_due",
+            "next_attempt_at",
+            postgresql_where=text(_in("status", (StripeEventStatus.PENDING, StripeEventStatus.FAILED))),
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    api_version: Mapped[str | None] = mapped_column(String(64))
+    stripe_created_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    status: Mapped[StripeEventStatus] = mapped_column(
+        _enum(StripeEventStatus, "stripe_event_status"),
+        default=StripeEventStatus.PENDING,
+        server_default=StripeEventStatus.PENDING.value,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    processed_at: Mapped[datetime | None]
+
+
+class JobCursor(Base):
+    """Where a periodic job got to (e.g. the reconciliation's last Events API window)."""
+
+    __tablename__ = "job_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=text("now()")
+    )

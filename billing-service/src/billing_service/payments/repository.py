@@ -1,0 +1,57 @@
+"""Queries on payments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from billing_service.locks import lock_one
+from billing_service.models import Payment
+from gatehouse_platform.db import Repository
+
+# Built once: compiling a fresh INSERT per webhook was a measurable share of processing time.
+_INSERT_IF_MISSING = (
+    insert(Payment).on_conflict_do_nothing(index_elements=[Payment.stripe_invoice_id]).returning(Payment.id)
+)
+
+
+class PaymentRepository(Repository[Payment]):
+    model = Payment
+
+    async def insert_if_missing(self, values: dict[str, Any]) -> bool:
+        """Insert the invoice's row unless one exists; True if this call inserted it."""
+        return await self.session.scalar(_INSERT_IF_MISSING, values) is not None
+
+    async def by_invoice(self, invoice_id: str, *, for_update: bool = False) -> Payment | None:
+        if for_update:
+            return await lock_one(self.session, Payment, Payment.stripe_invoice_id == invoice_id)
+        stmt = select(Payment).where(Payment.stripe_invoice_id == invoice_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def lock_invoices(self, invoice_ids: set[str]) -> dict[str, Payment]:
+        """The existing rows of these invoices, locked (in one order, so workers cannot deadlock)."""
+        if not invoice_ids:
+            return {}
+        await self.session.flush()
+        stmt = (
+            select(Payment)
+            .where(Payment.stripe_invoice_id.in_(sorted(invoice_ids)))
+            .order_by(Payment.stripe_invoice_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return {p.stripe_invoice_id: p for p in (await self.session.execute(stmt)).scalars()}
+
+    async def page_for_user(
+        self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[Payment]:
+        """Newest invoice first, keyset-paginated on (invoice_created_at, id)."""
+        stmt = select(Payment).where(Payment.user_id == user_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(Payment.invoice_created_at, Payment.id) < tuple_(*after))
+        stmt = stmt.order_by(Payment.invoice_created_at.desc(), Payment.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())

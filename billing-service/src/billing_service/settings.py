@@ -1,0 +1,112 @@
+"""billing-service settings: environment variables prefixed BILLING_ (e.g. BILLING_DATABASE_URL)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from gatehouse_platform.settings import ServiceSettings
+
+# Development-only defaults; `Settings` refuses them in production. The webhook secret is the Stripe
+# emulator's default (emulators/stripe/config.py), so `make run` works without configuration.
+DEV_STRIPE_API_KEY = "sk_test_gatehouse_dev"
+DEV_WEBHOOK_SECRET = "whsec_gatehouse_dev"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/gatehouse_billing"
+
+    # Access tokens from auth-service, verified through its JWKS
+    jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
+    issuer: str = "http://127.0.0.1:8000/auth"
+    audience: str = "gatehouse"
+    access_token_ttl_seconds: int = Field(
+        default=900,
+        ge=60,
+        description="auth-service's access-token lifetime: how long a denylist entry matters.",
+    )
+    redis_key_prefix: str = Field(default="gatehouse-billing", description="Prefix of every Redis key.")
+    consume_events: bool = Field(default=True, description="Run the user-event consumers in the API process.")
+
+    # Stripe
+    stripe_api_key: str = Field(default=DEV_STRIPE_API_KEY, description="Secret API key (sk_…).")
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", description="Stripe's API address (the emulator in tests/local)."
+    )
+    stripe_max_network_retries: int = Field(
+        default=2, ge=0, le=5, description="SDK retries of failed requests (0 against the emulator in tests)."
+    )
+    stripe_timeout_seconds: float = Field(default=20.0, gt=0)
+    stripe_webhook_secret: str = Field(default=DEV_WEBHOOK_SECRET, description="Signing secret (whsec_…).")
+    stripe_webhook_secret_previous: str | None = Field(
+        default=None, description="The secret being rotated out: also accepted until removed."
+    )
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+
+    # Checkout
+    checkout_success_url: str = "http://127.0.0.1:8000/billing/success?session_id={CHECKOUT_SESSION_ID}"
+    checkout_cancel_url: str = "http://127.0.0.1:8000/billing/cancel"
+    checkout_replace_after_seconds: int = Field(
+        default=900,
+        ge=0,
+        description="A pending Checkout for the same plan younger than this answers 409 with its URL; "
+        "an older one (or one for another plan) is expired at Stripe and replaced.",
+    )
+
+    # Access
+    expiry_grace_seconds: int = Field(
+        default=3 * 86400,
+        ge=0,
+        description="Access outlives the paid period by this much (past-due and canceling subscriptions).",
+    )
+
+    # Webhook processing (a background worker in each API process)
+    webhook_processor_enabled: bool = True
+    webhook_batch_size: int = Field(default=200, ge=1, le=1000)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_initial_seconds: float = Field(default=2.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=900.0, gt=0)
+
+    # Consumed events (user.*)
+    consumer_name: str = Field(default="billing-service", description="Queue name of the consumer.")
+    consumer_prefetch: int = Field(default=8, ge=1)
+    consumer_retry_delays: list[float] = Field(default=[1, 10, 60, 300], min_length=1)
+
+    # Celery (broker = RabbitMQ) and the periodic jobs
+    celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    sweep_interval_seconds: float = Field(default=300.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=900.0, gt=0)
+    reconcile_lookback_seconds: int = Field(
+        default=3 * 86400, ge=60, le=30 * 86400, description="First reconciliation reaches back this far."
+    )
+    reconcile_overlap_seconds: int = Field(
+        default=300, ge=0, description="Each reconciliation re-reads this much before the previous run."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        if self.is_production:
+            if self.stripe_api_key == DEV_STRIPE_API_KEY or self.stripe_api_key.startswith(
+                "sk_test_gatehouse"
+            ):
+                raise ValueError("BILLING_STRIPE_API_KEY must be set in production")
+            if self.stripe_webhook_secret == DEV_WEBHOOK_SECRET:
+                raise ValueError("BILLING_STRIPE_WEBHOOK_SECRET must be set in production")
+            if self.stripe_webhook_secret_previous == DEV_WEBHOOK_SECRET:
+                raise ValueError("BILLING_STRIPE_WEBHOOK_SECRET_PREVIOUS must not be the development secret")
+        return self
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The secrets a webhook signature may use: the current one first."""
+        previous = self.stripe_webhook_secret_previous
+        return (self.stripe_webhook_secret, *((previous,) if previous else ()))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

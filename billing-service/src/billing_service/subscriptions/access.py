@@ -1,0 +1,69 @@
+"""Reading subscriptions: the caller's own, what they are entitled to now, and any user's for admins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_service.errors import SubscriptionNotFound
+from billing_service.models import Plan, PlanPrice, Subscription
+from billing_service.pagination import decode_time_cursor, encode_cursor
+from billing_service.plans.repository import PlanPriceRepository, PlanRepository
+from billing_service.settings import Settings
+from billing_service.subscriptions.repository import SubscriptionRepository
+from billing_service.subscriptions.schemas import EntitlementsOut, SubscriptionOut, has_access
+from gatehouse_platform.db import utcnow
+
+
+async def _describe(db: AsyncSession, rows: list[Subscription], settings: Settings) -> list[SubscriptionOut]:
+    plans: dict[uuid.UUID, Plan] = await PlanRepository(db).by_ids({r.plan_id for r in rows})
+    prices: dict[str, PlanPrice] = await PlanPriceRepository(db).by_price_ids(
+        {r.stripe_price_id for r in rows if r.stripe_price_id}
+    )
+    grace, now = timedelta(seconds=settings.expiry_grace_seconds), utcnow()
+    return [
+        SubscriptionOut.of(r, plans[r.plan_id], prices.get(r.stripe_price_id or ""), grace=grace, now=now)
+        for r in rows
+    ]
+
+
+async def describe(db: AsyncSession, settings: Settings, row: Subscription) -> SubscriptionOut:
+    return (await _describe(db, [row], settings))[0]
+
+
+async def current_subscription(db: AsyncSession, settings: Settings, user_id: uuid.UUID) -> SubscriptionOut:
+    """The subscription that holds access (or is about to), else the most recent one."""
+    subscriptions = SubscriptionRepository(db)
+    row = await subscriptions.holding(user_id) or await subscriptions.latest(user_id)
+    if row is None:
+        raise SubscriptionNotFound("You have never subscribed.")
+    return (await _describe(db, [row], settings))[0]
+
+
+async def entitlements(db: AsyncSession, settings: Settings, user_id: uuid.UUID) -> EntitlementsOut:
+    row = await SubscriptionRepository(db).holding(user_id)
+    if row is None or not has_access(
+        row, grace=timedelta(seconds=settings.expiry_grace_seconds), now=utcnow()
+    ):
+        return EntitlementsOut()
+    plan = await PlanRepository(db).get(row.plan_id)
+    assert plan is not None
+    return EntitlementsOut(
+        plan_code=plan.code,
+        tier=plan.tier,
+        features=list(plan.features),
+        status=row.status,
+        active_until=row.current_period_end,
+    )
+
+
+async def subscriptions_page(
+    db: AsyncSession, settings: Settings, user_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[SubscriptionOut], str | None]:
+    after = decode_time_cursor(cursor) if cursor else None
+    rows = await SubscriptionRepository(db).page_for_user(user_id, limit=limit + 1, after=after)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return await _describe(db, page, settings), next_cursor

@@ -1,0 +1,115 @@
+"""Subscribe: a Stripe Checkout session for the plan's current price.
+
+At most one subscription per user holds (or is about to hold) access. The customer row is locked for
+the whole request, so a user's subscribes run one after another; the partial unique index
+`uq_subscriptions_user_holding` makes it a database guarantee whatever the code does.
+
+A pending Checkout (`checkout_pending`) also holds the slot, so it must not block forever:
+- same plan, younger than `checkout_replace_after_seconds`: 409 `checkout-in-progress`, with the open
+  session's `checkout_url` in the problem body (a double click or a second tab resumes it, and five
+  concurrent requests make one session);
+- another plan, or older: the old session is expired at Stripe and its row marked
+  `checkout_expired`, then a new one is made. If Stripe says the old session was completed
+  meanwhile, the answer is 409 `subscription-exists` (the webhooks are on their way).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_service.customers.service import active_customer, ensure_stripe_customer
+from billing_service.errors import CheckoutInProgress, EmailNotVerified, SubscriptionAlreadyActive
+from billing_service.models import Plan, Subscription, SubscriptionStatus
+from billing_service.plans.service import available_plan
+from billing_service.settings import Settings
+from billing_service.stripe_client import StripeGateway, StripeRequestRejected
+from billing_service.subscriptions.repository import SubscriptionRepository
+from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.db import utcnow
+
+
+async def subscribe(
+    db: AsyncSession, stripe: StripeGateway, settings: Settings, claims: AccessTokenClaims, plan_code: str
+) -> Subscription:
+    if not claims.email_verified:
+        raise EmailNotVerified("Verify your email address before subscribing.")
+    plan = await available_plan(db, plan_code)
+    customer = await active_customer(db, claims.sub, email=claims.email)
+    existing = await SubscriptionRepository(db).holding(customer.user_id, for_update=True)
+    if existing is not None:
+        await _replace_pending_or_refuse(db, stripe, settings, existing, plan)
+    stripe_customer_id = await ensure_stripe_customer(stripe, customer)
+    assert plan.stripe_price_id is not None
+    row = Subscription(
+        id=uuid.uuid4(),
+        user_id=customer.user_id,
+        plan_id=plan.id,
+        status=SubscriptionStatus.CHECKOUT_PENDING,
+        stripe_price_id=plan.stripe_price_id,
+    )
+    try:
+        async with db.begin_nested():
+            db.add(row)
+            await db.flush()
+    except IntegrityError as exc:  # the index's guarantee, if the lock above were ever bypassed
+        raise SubscriptionAlreadyActive("You already have a subscription.") from exc
+    session = await stripe.create_checkout_session(
+        customer_id=stripe_customer_id,
+        price_id=plan.stripe_price_id,
+        metadata={
+            "user_id": str(customer.user_id),
+            "subscription_id": str(row.id),
+            "plan_id": str(plan.id),
+            "plan_code": plan.code,
+        },
+        trial_days=plan.trial_days,
+        success_url=settings.checkout_success_url,
+        cancel_url=settings.checkout_cancel_url,
+        key=f"checkout-{row.id}",
+    )
+    row.stripe_checkout_session_id = session.id
+    row.checkout_url = session.url
+    await db.flush()
+    return row
+
+
+async def _replace_pending_or_refuse(
+    db: AsyncSession, stripe: StripeGateway, settings: Settings, existing: Subscription, plan: Plan
+) -> None:
+    if existing.status != SubscriptionStatus.CHECKOUT_PENDING:
+        raise SubscriptionAlreadyActive(
+            f"You already have a subscription ({existing.status.value}); change its plan instead."
+        )
+    fresh = utcnow() - existing.created_at < timedelta(seconds=settings.checkout_replace_after_seconds)
+    if existing.plan_id == plan.id and fresh and existing.checkout_url:
+        raise CheckoutInProgress(
+            "Your checkout for this plan is open: continue it at `checkout_url`.",
+            checkout_url=existing.checkout_url,
+            session_id=existing.stripe_checkout_session_id,
+            subscription_id=str(existing.id),
+        )
+    await abandon_checkout(stripe, existing)
+    await db.flush()  # frees the one-live-subscription slot before the new row takes it
+
+
+async def abandon_checkout(stripe: StripeGateway, pending: Subscription) -> None:
+    """Expire a pending Checkout at Stripe and mark its (locked) row `checkout_expired`."""
+    session_id = pending.stripe_checkout_session_id
+    if session_id is not None:
+        try:
+            await stripe.expire_checkout_session(session_id, key=f"expire-{session_id}")
+        except StripeRequestRejected:
+            session = await stripe.retrieve_checkout_session(session_id)
+            if session.status == "complete":
+                raise SubscriptionAlreadyActive(
+                    "Your previous checkout was just completed; the subscription is being activated."
+                ) from None
+    now = utcnow()
+    pending.status = SubscriptionStatus.CHECKOUT_EXPIRED
+    pending.ended_at = now
+    pending.checkout_url = None
+    pending.updated_at = now

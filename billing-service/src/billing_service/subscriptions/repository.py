@@ -1,0 +1,93 @@
+"""Queries on subscriptions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, tuple_
+
+from billing_service.locks import lock_one
+from billing_service.models import HOLDING_STATUSES, Subscription, SubscriptionStatus
+from gatehouse_platform.db import Repository
+
+
+class SubscriptionRepository(Repository[Subscription]):
+    model = Subscription
+
+    async def holding(self, user_id: uuid.UUID, *, for_update: bool = False) -> Subscription | None:
+        """The user's subscription that holds (or is about to hold) access; at most one exists."""
+        criteria = (Subscription.user_id == user_id, Subscription.status.in_(HOLDING_STATUSES))
+        if for_update:
+            return await lock_one(self.session, Subscription, *criteria)
+        stmt = select(Subscription).where(*criteria)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def latest(self, user_id: uuid.UUID) -> Subscription | None:
+        stmt = (
+            select(Subscription)
+            .where(Subscription.user_id == user_id)
+            .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_stripe_id(self, stripe_id: str, *, for_update: bool = False) -> Subscription | None:
+        if for_update:
+            return await lock_one(
+                self.session, Subscription, Subscription.stripe_subscription_id == stripe_id
+            )
+        stmt = select(Subscription).where(Subscription.stripe_subscription_id == stripe_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def lock(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return await lock_one(self.session, Subscription, Subscription.id == subscription_id)
+
+    async def by_checkout_session(self, session_id: str, *, for_update: bool = False) -> Subscription | None:
+        if for_update:
+            return await lock_one(
+                self.session, Subscription, Subscription.stripe_checkout_session_id == session_id
+            )
+        stmt = select(Subscription).where(Subscription.stripe_checkout_session_id == session_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def page_for_user(
+        self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[Subscription]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        stmt = select(Subscription).where(Subscription.user_id == user_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(Subscription.created_at, Subscription.id) < tuple_(*after))
+        stmt = stmt.order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def due_for_expiry(self, *, period_ended_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Subscriptions whose access is over: canceling at period end, or past due / unpaid, with the
+        period (plus grace, folded into `period_ended_before`) behind us."""
+        canceling = and_(
+            Subscription.status.in_((SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)),
+            or_(Subscription.cancel_at_period_end.is_(True), Subscription.cancel_at.is_not(None)),
+            func.coalesce(Subscription.cancel_at, Subscription.current_period_end) < period_ended_before,
+        )
+        unpaid = and_(
+            Subscription.status.in_((SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)),
+            Subscription.current_period_end < period_ended_before,
+        )
+        stmt = (
+            select(Subscription.id)
+            .where(or_(canceling, unpaid))
+            .order_by(Subscription.current_period_end)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def stale_pending(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        stmt = (
+            select(Subscription.id)
+            .where(
+                Subscription.status.in_((SubscriptionStatus.CHECKOUT_PENDING, SubscriptionStatus.INCOMPLETE)),
+                Subscription.created_at < created_before,
+            )
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())

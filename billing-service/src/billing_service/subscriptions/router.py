@@ -1,0 +1,179 @@
+"""Subscription endpoints: subscribe through Checkout, change plan, cancel and resume, read."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession, SettingsDep, StripeDep
+from billing_service.errors import (
+    AccountInactive,
+    CheckoutInProgress,
+    EmailNotVerified,
+    IncompatiblePlan,
+    InvalidCursor,
+    InvalidProrationDate,
+    PaymentDeclined,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+    PlanNotAvailable,
+    PlanNotFound,
+    SamePlan,
+    SubscriptionAlreadyActive,
+    SubscriptionNotChangeable,
+    SubscriptionNotFound,
+)
+from billing_service.plans.schemas import PlanCode
+from billing_service.subscriptions import access, changes, checkout
+from billing_service.subscriptions.schemas import (
+    ChangePlanRequest,
+    ChangePreviewOut,
+    CheckoutOut,
+    EntitlementsOut,
+    PreviewLineOut,
+    SubscribeRequest,
+    SubscriptionOut,
+    SubscriptionPage,
+)
+from gatehouse_platform.errors import Forbidden, Unauthorized, responses
+
+router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=responses(Unauthorized))
+STRIPE_ERRORS = (PaymentProviderError, PaymentProviderUnavailable)
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.post(
+    "/subscriptions/subscribe",
+    status_code=201,
+    summary="Start a subscription: returns the Stripe Checkout URL to pay at",
+    responses=responses(
+        EmailNotVerified,
+        AccountInactive,
+        PlanNotFound,
+        PlanNotAvailable,
+        SubscriptionAlreadyActive,
+        CheckoutInProgress,
+        *STRIPE_ERRORS,
+    ),
+)
+async def subscribe(
+    body: SubscribeRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+) -> CheckoutOut:
+    row = await checkout.subscribe(db, stripe, settings, claims, body.plan_code)
+    assert row.checkout_url is not None and row.stripe_checkout_session_id is not None
+    return CheckoutOut(
+        checkout_url=row.checkout_url, session_id=row.stripe_checkout_session_id, subscription_id=row.id
+    )
+
+
+@router.post(
+    "/subscriptions/upgrade",
+    summary="Move to another plan (prorated; upgrades are charged now)",
+    responses=responses(
+        PlanNotFound,
+        PlanNotAvailable,
+        SubscriptionNotFound,
+        SubscriptionNotChangeable,
+        SamePlan,
+        IncompatiblePlan,
+        InvalidProrationDate,
+        PaymentDeclined,
+        *STRIPE_ERRORS,
+    ),
+)
+async def change_plan(
+    body: ChangePlanRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+) -> SubscriptionOut:
+    row = await changes.change_plan(db, stripe, claims, body.plan_code, proration_date=body.proration_date)
+    return await access.describe(db, settings, row)
+
+
+@router.get(
+    "/subscriptions/upgrade/preview",
+    summary="What moving to another plan would cost (Stripe's invoice preview)",
+    responses=responses(
+        PlanNotFound,
+        PlanNotAvailable,
+        SubscriptionNotFound,
+        SubscriptionNotChangeable,
+        SamePlan,
+        IncompatiblePlan,
+        *STRIPE_ERRORS,
+    ),
+)
+async def preview_change(
+    plan_code: Annotated[PlanCode, Query()], claims: CurrentClaims, db: DbSession, stripe: StripeDep
+) -> ChangePreviewOut:
+    plan, upgrade, behavior, proration_date, preview = await changes.preview_plan_change(
+        db, stripe, claims, plan_code
+    )
+    return ChangePreviewOut(
+        plan_code=plan.code,
+        direction="upgrade" if upgrade else "downgrade",
+        proration_behavior=behavior,
+        proration_date=proration_date,
+        due_now=behavior == "always_invoice",
+        amount_due=preview.amount_due,
+        currency=preview.currency,
+        lines=[PreviewLineOut(**line.__dict__) for line in preview.lines],
+    )
+
+
+@router.post(
+    "/subscriptions/cancel",
+    summary="Cancel at the end of the period (access runs until then)",
+    responses=responses(SubscriptionNotFound, SubscriptionNotChangeable, *STRIPE_ERRORS),
+)
+async def cancel(
+    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+) -> SubscriptionOut:
+    row = await changes.cancel_at_period_end(db, stripe, claims)
+    return await access.describe(db, settings, row)
+
+
+@router.post(
+    "/subscriptions/resume",
+    summary="Withdraw a scheduled cancellation",
+    responses=responses(SubscriptionNotFound, SubscriptionNotChangeable, *STRIPE_ERRORS),
+)
+async def resume(
+    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+) -> SubscriptionOut:
+    row = await changes.resume(db, stripe, claims)
+    return await access.describe(db, settings, row)
+
+
+@router.get(
+    "/subscriptions/me",
+    summary="My subscription (the live one, else the latest), with its entitlements",
+    responses=responses(SubscriptionNotFound),
+)
+async def my_subscription(claims: CurrentClaims, db: DbSession, settings: SettingsDep) -> SubscriptionOut:
+    return await access.current_subscription(db, settings, claims.sub)
+
+
+@router.get("/entitlements/me", summary="What I may use now (empty without access)")
+async def my_entitlements(claims: CurrentClaims, db: DbSession, settings: SettingsDep) -> EntitlementsOut:
+    return await access.entitlements(db, settings, claims.sub)
+
+
+@router.get(
+    "/admin/users/{user_id}/subscriptions",
+    tags=["admin"],
+    summary="A user's subscriptions, newest first",
+    responses=responses(Forbidden, InvalidCursor),
+)
+async def user_subscriptions(
+    user_id: uuid.UUID,
+    _: AdminClaims,
+    db: DbSession,
+    settings: SettingsDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> SubscriptionPage:
+    items, next_cursor = await access.subscriptions_page(db, settings, user_id, limit=limit, cursor=cursor)
+    return SubscriptionPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,148 @@
+"""Subscription request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from billing_service.models import (
+    ACCESS_STATUSES,
+    EndReason,
+    Plan,
+    PlanInterval,
+    PlanPrice,
+    PlanTier,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing_service.plans.schemas import PlanCode
+from gatehouse_platform.schemas import RequestModel
+
+
+class SubscribeRequest(RequestModel):
+    plan_code: PlanCode
+
+
+class CheckoutOut(BaseModel):
+    checkout_url: str = Field(description="Send the customer here to pay (Stripe Checkout).")
+    session_id: str
+    subscription_id: uuid.UUID
+
+
+class ChangePlanRequest(RequestModel):
+    plan_code: PlanCode
+    proration_date: int | None = Field(
+        default=None,
+        description="The preview's `proration_date` (unix time), so the charge matches what the "
+        "customer saw; it must lie in the current billing period.",
+    )
+
+
+def has_access(subscription: Subscription, *, grace: timedelta, now: datetime) -> bool:
+    return (
+        subscription.status in ACCESS_STATUSES
+        and subscription.current_period_end is not None
+        and subscription.current_period_end + grace > now
+    )
+
+
+class PlanSummary(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    tier: PlanTier
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: SubscriptionStatus
+    plan: PlanSummary
+    amount: int = Field(description="What the subscriber pays per period, in minor units.")
+    currency: str
+    interval: PlanInterval
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    end_reason: EndReason | None
+    trial_end: datetime | None
+    checkout_url: str | None = Field(description="While the Checkout is open: where to pay.")
+    has_access: bool
+    entitlements: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        subscription: Subscription,
+        plan: Plan,
+        price: PlanPrice | None,
+        *,
+        grace: timedelta,
+        now: datetime,
+    ) -> SubscriptionOut:
+        access = has_access(subscription, grace=grace, now=now)
+        return cls(
+            id=subscription.id,
+            user_id=subscription.user_id,
+            status=subscription.status,
+            plan=PlanSummary(id=plan.id, code=plan.code, name=plan.name, tier=plan.tier),
+            amount=price.amount if price else plan.amount,
+            currency=price.currency if price else plan.currency,
+            interval=price.interval if price else plan.interval,
+            current_period_start=subscription.current_period_start,
+            current_period_end=subscription.current_period_end,
+            cancel_at_period_end=subscription.cancel_at_period_end,
+            cancel_at=subscription.cancel_at,
+            canceled_at=subscription.canceled_at,
+            ended_at=subscription.ended_at,
+            end_reason=subscription.end_reason,
+            trial_end=subscription.trial_end,
+            checkout_url=subscription.checkout_url
+            if subscription.status == SubscriptionStatus.CHECKOUT_PENDING
+            else None,
+            has_access=access,
+            entitlements=list(plan.features) if access else [],
+            created_at=subscription.created_at,
+        )
+
+
+class SubscriptionPage(BaseModel):
+    items: list[SubscriptionOut]
+    next_cursor: str | None
+
+
+class EntitlementsOut(BaseModel):
+    """What the caller may do now. Empty (nulls, no features) without a subscription that grants access."""
+
+    plan_code: str | None = None
+    tier: PlanTier | None = None
+    features: list[str] = Field(default_factory=list)
+    status: SubscriptionStatus | None = None
+    active_until: datetime | None = Field(default=None, description="End of the paid (or trial) period.")
+
+
+class PreviewLineOut(BaseModel):
+    description: str | None
+    amount: int
+    proration: bool
+    period_start: datetime
+    period_end: datetime
+
+
+class ChangePreviewOut(BaseModel):
+    plan_code: str
+    direction: str = Field(
+        description="`upgrade` (charged now) or `downgrade` (credited on the next invoice)."
+    )
+    proration_behavior: str
+    proration_date: int = Field(description="Pass it back to the upgrade call to be charged exactly this.")
+    due_now: bool = Field(description="Whether `amount_due` is charged at once (upgrades) or at renewal.")
+    amount_due: int
+    currency: str
+    lines: list[PreviewLineOut]

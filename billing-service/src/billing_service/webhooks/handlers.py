@@ -1,0 +1,153 @@
+"""What each Stripe event type does, one function per type; `HANDLERS` lists them.
+
+Before the handlers of a batch run, the processor re-reads from Stripe, once each, the subscriptions
+the batch's events name (`subscriptions_named`) and converges the local rows on them (that is where
+subscription events have their effect). Handlers then apply what only the event carries: an
+invoice's payment outcome, a trial-ending notice, a Checkout that expired. Each returns whether the
+event concerned us ("processed") or not ("ignored").
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_service.events import publish
+from billing_service.models import Payment, Subscription, SubscriptionStatus
+from billing_service.payments.service import (
+    Addressee,
+    InvoiceChange,
+    addressee_of,
+    apply_invoice,
+    subscription_of,
+)
+from billing_service.stripe_client import (
+    StripeGateway,
+    WebhookEvent,
+    invoice_subscription_id,
+    parse_checkout_session,
+    parse_invoice,
+)
+from billing_service.subscriptions.repository import SubscriptionRepository
+from billing_service.subscriptions.sync import facts_for
+from gatehouse_platform.db import utcnow
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["processed", "ignored"]
+
+
+@dataclass
+class BatchContext:
+    db: AsyncSession
+    stripe: StripeGateway
+    # Stripe subscription id → the local row converged on Stripe's current state (None: not ours).
+    subscriptions: dict[str, Subscription | None] = field(default_factory=dict)
+    emitted: list[str] = field(default_factory=list)
+    # The batch's payment rows by invoice id, read in one query (the fast path; None when careful).
+    payments: dict[str, Payment] | None = None
+    _addressees: dict[tuple[uuid.UUID, uuid.UUID], Addressee] = field(default_factory=dict)
+
+    async def addressee(self, subscription: Subscription) -> Addressee:
+        """Looked up once per batch (a batch of invoices mostly names a few customers)."""
+        key = (subscription.user_id, subscription.plan_id)
+        if key not in self._addressees:
+            self._addressees[key] = await addressee_of(self.db, subscription)
+        return self._addressees[key]
+
+
+Handler = Callable[[BatchContext, WebhookEvent], Awaitable[Outcome]]
+
+
+def invoice_named(event: WebhookEvent) -> str | None:
+    return str(event.object["id"]) if event.type.startswith("invoice.") else None
+
+
+def subscriptions_named(event: WebhookEvent) -> list[str]:
+    """The Stripe subscriptions an event may have changed: re-read before its handler runs."""
+    obj = event.object
+    if event.type.startswith("customer.subscription."):
+        return [str(obj["id"])]
+    if event.type.startswith("invoice."):
+        subscription = invoice_subscription_id(obj)
+        return [subscription] if subscription else []
+    if event.type == "checkout.session.completed":
+        subscription = obj.get("subscription")
+        return [str(subscription)] if isinstance(subscription, str) and subscription else []
+    return []
+
+
+async def on_subscription_changed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """created / updated / deleted: the re-read before this handler already applied Stripe's state."""
+    return "processed" if ctx.subscriptions.get(str(event.object["id"])) is not None else "ignored"
+
+
+async def on_checkout_completed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    session = parse_checkout_session(event.object)
+    if session.subscription_id and ctx.subscriptions.get(session.subscription_id) is not None:
+        return "processed"
+    return "ignored"
+
+
+async def on_checkout_expired(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """The customer never paid: the pending row stops holding the user's one subscription slot."""
+    session = parse_checkout_session(event.object)
+    row = await SubscriptionRepository(ctx.db).by_checkout_session(session.id, for_update=True)
+    if row is None:
+        return "ignored"
+    if row.status == SubscriptionStatus.CHECKOUT_PENDING:
+        now = utcnow()
+        row.status = SubscriptionStatus.CHECKOUT_EXPIRED
+        row.ended_at = now
+        row.checkout_url = None
+        row.updated_at = now
+    return "processed"
+
+
+async def on_trial_will_end(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    row = ctx.subscriptions.get(str(event.object["id"]))
+    if row is None:
+        return "ignored"
+    # Once per trial end (a changed trial end deserves its own notice).
+    if row.status == SubscriptionStatus.TRIALING and row.trial_end and row.trial_notice_for != row.trial_end:
+        row.trial_notice_for = row.trial_end
+        await publish.trial_will_end(ctx.db, await facts_for(ctx.db, row))
+        ctx.emitted.append("subscription.trial_will_end")
+    return "processed"
+
+
+def _invoice_handler(change: InvoiceChange) -> Handler:
+    async def handle(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+        invoice = parse_invoice(event.object)
+        row = ctx.subscriptions.get(invoice.subscription_id) if invoice.subscription_id else None
+        if row is None:
+            row = await subscription_of(ctx.db, invoice)
+        if row is None:
+            return "ignored"
+        addressee = await ctx.addressee(row)
+        ctx.emitted += await apply_invoice(ctx.db, invoice, change, row, addressee, batch=ctx.payments)
+        return "processed"
+
+    handle.__name__ = f"on_invoice_{change.value}"
+    return handle
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": on_checkout_completed,
+    "checkout.session.expired": on_checkout_expired,
+    "customer.subscription.created": on_subscription_changed,
+    "customer.subscription.updated": on_subscription_changed,
+    "customer.subscription.deleted": on_subscription_changed,
+    "customer.subscription.trial_will_end": on_trial_will_end,
+    "invoice.paid": _invoice_handler(InvoiceChange.PAID),
+    "invoice.payment_succeeded": _invoice_handler(InvoiceChange.PAID),  # Stripe sends both; same effect
+    "invoice.payment_failed": _invoice_handler(InvoiceChange.FAILED),
+    "invoice.payment_action_required": _invoice_handler(InvoiceChange.ACTION_REQUIRED),
+    "invoice.voided": _invoice_handler(InvoiceChange.VOIDED),
+    "invoice.marked_uncollectible": _invoice_handler(InvoiceChange.UNCOLLECTIBLE),
+}

@@ -1,0 +1,60 @@
+"""Storing verified webhooks with group commit: concurrent requests share one INSERT and one commit.
+
+A request hands its event to the recorder and waits until it is committed (so a 2xx always means
+"stored durably"). When no write is in flight, the recorder writes at once, adding no latency; while
+one is, the events arriving meanwhile gather and go together in the next write. Under load a commit
+(and its WAL flush) is paid once per group instead of once per webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing_service.stripe_client import WebhookEvent
+from billing_service.webhooks.repository import record_events
+from gatehouse_platform.db import session_scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Waiting:
+    event: WebhookEvent
+    stored: asyncio.Future[bool]
+
+
+class EventRecorder:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], *, max_group: int = 500) -> None:
+        self._sessions = session_factory
+        self._max_group = max_group
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, event: WebhookEvent, *, source: str = "webhook") -> bool:
+        """Store the event once; True if it was new. Returns after the commit."""
+        waiting = _Waiting(event, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(source), name="stripe-event-recorder")
+        return await waiting.stored
+
+    async def _write(self, source: str) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
+            try:
+                async with session_scope(self._sessions) as db:
+                    new = await record_events(db, [w.event for w in group], source=source)
+            except Exception as exc:
+                for waiting in group:
+                    if not waiting.stored.done():
+                        waiting.stored.set_exception(exc)
+                continue
+            for waiting in group:
+                if not waiting.stored.done():
+                    # A second copy of one event in the same group is a duplicate of the first.
+                    waiting.stored.set_result(waiting.event.id in new)
+                    new.discard(waiting.event.id)

@@ -1,0 +1,497 @@
+"""billing-service tests: the real app served over real HTTP (so the Stripe emulator can post its
+webhooks to it), a real Postgres database migrated with Alembic, a RabbitMQ vhost and a Redis key
+prefix of this run's own, the Stripe emulator (emulators/stripe) driven through the official SDK,
+and access tokens from a test issuer whose JWKS is served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+import httpx
+import jsonschema
+import pytest
+import stripe
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from billing_service.main import create_app
+from billing_service.models import Payment, StripeEvent, StripeEventStatus, Subscription, SubscriptionStatus
+from billing_service.settings import Settings
+from gatehouse_contracts.envelope import EventData, new_event
+from gatehouse_contracts.export import SCHEMAS_DIR
+from gatehouse_emulators.serving import free_port, serve_in_thread
+from gatehouse_emulators.stripe import StripeEmulatorConfig
+from gatehouse_emulators.stripe import create_app as create_stripe_emulator
+from gatehouse_platform import testing
+from gatehouse_platform.db import make_engine, make_session_factory
+
+SERVICE_ROOT = Path(__file__).resolve().parents[1]
+RUN = testing.unique_name(f"gh_billing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+STRIPE_KEY = "sk_test_gatehouse_tests"
+PREVIOUS_WEBHOOK_SECRET = "whsec_previous_secret_being_rotated_out"
+T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # stripe-python's httpx client posts form bodies with `data=` (its code, not ours).
+    config.addinivalue_line("filterwarnings", "ignore:Use 'content=<...>':DeprecationWarning")
+
+
+# --- infrastructure ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    with testing.rabbitmq_vhost(RUN) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await testing.create_database(RUN)
+    try:
+        await testing.migrate(SERVICE_ROOT, url)
+        yield url
+    finally:
+        await testing.drop_database(RUN)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """For tests to read rows directly."""
+    return make_session_factory(engine)
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def issuer() -> testing.TestIssuer:
+    return testing.TestIssuer()
+
+
+@pytest.fixture(scope="session")
+def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
+    jwks_app = FastAPI()
+
+    @jwks_app.get("/auth/.well-known/jwks.json")
+    def jwks() -> dict[str, Any]:
+        return issuer.jwks()
+
+    with serve_in_thread(jwks_app) as base:
+        yield f"{base}/auth/.well-known/jwks.json"
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def new_user(issuer: testing.TestIssuer) -> Callable[..., User]:
+    def make(*, email_verified: bool = True, roles: tuple[str, ...] = ()) -> User:
+        user_id = uuid.uuid4()
+        email = f"user-{user_id.hex[:10]}@example.com"
+        return User(
+            user_id, email, issuer.bearer(user_id, email=email, email_verified=email_verified, roles=roles)
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin(issuer: testing.TestIssuer) -> dict[str, str]:
+    return issuer.bearer(uuid.uuid4(), email="admin@example.com", roles=["admin"])
+
+
+# --- Stripe (the emulator) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def billing_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stripe_url() -> Iterator[str]:
+    """The Stripe emulator over real HTTP. It sends webhooks only to endpoints registered through
+    its API (below), so tests can switch delivery off like a dashboard would."""
+    config = StripeEmulatorConfig(webhook_url=None, webhook_retry_delay=0.2, webhook_max_attempts=4)
+    with serve_in_thread(create_stripe_emulator(config)) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def sdk(stripe_url: str) -> stripe.StripeClient:
+    """The official SDK aimed at the emulator, for tests to look at (and act on) Stripe's side."""
+    return stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stripe_url}, max_network_retries=0)
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    secret: str
+
+
+@pytest.fixture(scope="session")
+def webhook_endpoint(sdk: stripe.StripeClient, billing_port: int) -> WebhookEndpoint:
+    endpoint = sdk.v1.webhook_endpoints.create(
+        params={"url": f"http://127.0.0.1:{billing_port}/billing/stripe/webhook", "enabled_events": ["*"]}
+    )
+    return WebhookEndpoint(endpoint.id, str(endpoint.secret))
+
+
+@pytest.fixture(scope="session")
+async def emulator(stripe_url: str) -> AsyncIterator[Emulator]:
+    async with httpx.AsyncClient(base_url=stripe_url, timeout=30) as http:
+        yield Emulator(http)
+
+
+class Emulator:
+    """The emulator's /_emulator control endpoints."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def complete_checkout(self, session_id: str, outcome: str = "paid") -> dict[str, Any]:
+        response = await self.http.post(
+            f"/_emulator/checkout/sessions/{session_id}/complete", json={"outcome": outcome}
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def advance(self, seconds: int) -> dict[str, Any]:
+        response = await self.http.post("/_emulator/clock/advance", json={"seconds": seconds})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def now(self) -> int:
+        return int((await self.http.get("/_emulator/clock")).json()["now"])
+
+    async def payment_behavior(self, customer_id: str, outcome: str) -> None:
+        response = await self.http.post(
+            f"/_emulator/customers/{customer_id}/payment_behavior", json={"outcome": outcome}
+        )
+        assert response.status_code == 200, response.text
+
+    async def flush(self) -> None:
+        response = await self.http.post("/_emulator/webhooks/flush", json={"timeout": 20})
+        assert response.status_code == 200, response.text
+
+
+# --- billing-service -----------------------------------------------------------------------------
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "log_json": False,
+        "stripe_api_key": STRIPE_KEY,
+        "stripe_max_network_retries": 0,
+        "stripe_webhook_secret_previous": PREVIOUS_WEBHOOK_SECRET,
+        "webhook_poll_interval_seconds": 0.2,
+        "webhook_retry_initial_seconds": 0.2,
+        "webhook_retry_max_seconds": 2.0,
+        "consumer_retry_delays": [0.2, 0.5, 1.0],
+        "checkout_success_url": "https://app.example.com/billing/success",
+        "checkout_cancel_url": "https://app.example.com/billing/cancel",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, amqp_url: str, jwks_url: str, stripe_url: str, webhook_endpoint: WebhookEndpoint
+) -> Settings:
+    return make_settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        celery_broker_url=amqp_url,
+        jwks_url=jwks_url,
+        redis_key_prefix=RUN,
+        stripe_api_base=stripe_url,
+        stripe_webhook_secret=webhook_endpoint.secret,
+    )
+
+
+@pytest.fixture(scope="session")
+def billing_url(settings: Settings, billing_port: int) -> Iterator[str]:
+    with serve_in_thread(create_app(settings), port=billing_port) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+async def client(billing_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=billing_url, timeout=30) as client:
+        yield client
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+class EventTap:
+    """A queue bound to every event of this run's vhost: tests read what was published."""
+
+    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
+        self.queue = queue
+        self.seen: list[dict[str, Any]] = []
+
+    async def _drain(self) -> None:
+        while (message := await self.queue.get(fail=False, no_ack=True)) is not None:
+            body = json.loads(message.body)
+            assert message.routing_key == body["type"]
+            self.seen.append(body)
+
+    async def wait_for(
+        self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """The first event of the type matching `where`, validated against its exported schema."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await self._drain()
+            for event in self.seen:
+                if event["type"] == event_type and where(event):
+                    validate_event(event)
+                    return event
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {event_type} event arrived; saw {[e['type'] for e in self.seen]}")
+            await asyncio.sleep(0.05)
+
+    async def all_of(
+        self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, settle: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """Every event of the type matching `where` seen within `settle` seconds (schema-checked)."""
+        await asyncio.sleep(settle)
+        await self._drain()
+        found = [e for e in self.seen if e["type"] == event_type and where(e)]
+        for event in found:
+            validate_event(event)
+        return found
+
+
+def validate_event(event: dict[str, Any]) -> None:
+    schema = json.loads((SCHEMAS_DIR / f"{event['type']}.v1.json").read_text())
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
+
+
+def of_subscription(subscription_id: uuid.UUID | str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["data"].get("subscription_id") == str(subscription_id)
+
+
+@pytest.fixture(scope="session")
+async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(f"{RUN}.tap", exclusive=True)
+    await queue.bind(exchange, "subscription.#")
+    await queue.bind(exchange, "payment.#")
+    yield EventTap(queue)
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
+async def publish(
+    amqp_url: str, settings: Settings, billing_url: str
+) -> AsyncIterator[Callable[[EventData], Awaitable[None]]]:
+    """Publish an event as its producer (auth-service) would, to the running billing-service."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.declare_exchange(
+        settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+
+    async def send(data: EventData) -> None:
+        event = new_event(data, source="/auth-service", subject=str(getattr(data, "user_id", "")))
+        await exchange.publish(
+            aio_pika.Message(
+                body=event.model_dump_json().encode(),
+                content_type="application/cloudevents+json",
+                message_id=str(event.id),
+                type=event.type,
+            ),
+            routing_key=event.type,
+        )
+
+    yield send
+    await connection.close()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 15.0) -> T:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def subscription_row(
+    db: async_sessionmaker[AsyncSession], subscription_id: uuid.UUID | str
+) -> Subscription:
+    async with db() as session:
+        row = await session.get(Subscription, uuid.UUID(str(subscription_id)))
+        assert row is not None
+        return row
+
+
+async def wait_for_status(
+    db: async_sessionmaker[AsyncSession],
+    subscription_id: uuid.UUID | str,
+    status: SubscriptionStatus,
+    timeout: float = 15.0,
+) -> Subscription:
+    async def check() -> Subscription | None:
+        row = await subscription_row(db, subscription_id)
+        return row if row.status == status else None
+
+    return await eventually(check, f"subscription {subscription_id} to be {status.value}", timeout)
+
+
+async def payments_of(db: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> list[Payment]:
+    async with db() as session:
+        rows = await session.execute(
+            select(Payment).where(Payment.user_id == user_id).order_by(Payment.invoice_created_at, Payment.id)
+        )
+        return list(rows.scalars())
+
+
+def new_code() -> str:
+    return f"plan-{uuid.uuid4().hex[:10]}"
+
+
+async def create_plan(client: httpx.AsyncClient, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
+    body = {
+        "code": new_code(),
+        "name": "Pro",
+        "tier": "pro",
+        "amount": 3000,
+        "currency": "usd",
+        "interval": "month",
+        "features": ["api", "projects:unlimited"],
+        **fields,
+    }
+    response = await client.post("/billing/plans", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@dataclass
+class Subscribed:
+    user: User
+    plan: dict[str, Any]
+    subscription_id: uuid.UUID
+    session_id: str
+    stripe_subscription_id: str
+    stripe_customer_id: str
+
+
+async def subscribe(client: httpx.AsyncClient, user: User, plan_code: str) -> dict[str, Any]:
+    response = await client.post(
+        "/billing/subscriptions/subscribe", json={"plan_code": plan_code}, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def subscribe_and_pay(
+    client: httpx.AsyncClient,
+    emulator: Emulator,
+    db: async_sessionmaker[AsyncSession],
+    user: User,
+    plan: dict[str, Any],
+) -> Subscribed:
+    """A user with an active (or trialing) subscription to `plan`, paid through Checkout."""
+    checkout = await subscribe(client, user, plan["code"])
+    result = await emulator.complete_checkout(checkout["session_id"], "paid")
+    expected = SubscriptionStatus.TRIALING if plan.get("trial_days") else SubscriptionStatus.ACTIVE
+    await wait_for_status(db, checkout["subscription_id"], expected)
+    return Subscribed(
+        user=user,
+        plan=plan,
+        subscription_id=uuid.UUID(checkout["subscription_id"]),
+        session_id=checkout["session_id"],
+        stripe_subscription_id=result["subscription"]["id"],
+        stripe_customer_id=result["subscription"]["customer"],
+    )
+
+
+def signed(payload: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Headers of a webhook as Stripe signs it."""
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def fake_event(event_type: str, obj: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
+    return {
+        "id": f"evt_test_{uuid.uuid4().hex}",
+        "object": "event",
+        "api_version": stripe.api_version,
+        "created": created or int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+async def settled(emulator: Emulator, db: async_sessionmaker[AsyncSession]) -> None:
+    """Every webhook Stripe has sent is delivered and applied."""
+    await emulator.flush()
+
+    async def nothing_pending() -> bool:
+        async with db() as session:
+            pending = await session.scalar(
+                select(func.count()).where(StripeEvent.status == StripeEventStatus.PENDING)
+            )
+        return pending == 0
+
+    await eventually(nothing_pending, "the stored Stripe events to be applied")
+
+
+@contextlib.asynccontextmanager
+async def webhooks_off(
+    sdk: stripe.StripeClient,
+    endpoint: WebhookEndpoint,
+    emulator: Emulator,
+    db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[None]:
+    """Stripe stops delivering to billing (as if the endpoint were disabled in the dashboard, or
+    billing unreachable for longer than Stripe retries): changes made meanwhile are missed."""
+    await settled(emulator, db)
+    sdk.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    try:
+        yield
+        await emulator.flush()
+    finally:
+        sdk.v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})

@@ -1,0 +1,208 @@
+"""The user events billing consumes: the customer projection, email changes reaching Stripe, and a
+deactivated account losing its subscription and its tokens at once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import stripe
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing_service.models import Customer, EndReason, SubscriptionStatus
+from conftest import (
+    Emulator,
+    EventTap,
+    create_plan,
+    eventually,
+    of_subscription,
+    subscribe,
+    subscribe_and_pay,
+    wait_for_status,
+)
+from gatehouse_contracts.envelope import EventData
+from gatehouse_contracts.events import (
+    SessionRevoked,
+    UserDeactivated,
+    UserEmailChanged,
+    UserReactivated,
+    UserRegistered,
+)
+from gatehouse_platform import testing
+
+Publish = Callable[[EventData], Awaitable[None]]
+
+
+async def customer(db: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> Customer | None:
+    async with db() as session:
+        return await session.get(Customer, user_id)
+
+
+async def test_a_registered_user_becomes_a_customer(
+    publish: Publish, db: async_sessionmaker[AsyncSession]
+) -> None:
+    user_id = uuid.uuid4()
+    await publish(
+        UserRegistered(
+            user_id=user_id,
+            email="new@example.com",
+            username="new",
+            provider="password",
+            email_verified=False,
+            registered_at=datetime.now(UTC),
+        )
+    )
+    row = await eventually(lambda: customer(db, user_id), "the customer row")
+    assert row.email == "new@example.com" and row.is_active and row.stripe_customer_id is None
+
+
+async def test_an_email_change_reaches_the_stripe_customer_and_older_ones_lose(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    new_user: Any,
+    publish: Publish,
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    user = new_user()
+    checkout = await subscribe(client, user, (await create_plan(client, admin))["code"])
+    stripe_customer = sdk.v1.checkout.sessions.retrieve(checkout["session_id"]).customer
+    now = datetime.now(UTC)
+    await publish(
+        UserEmailChanged(
+            user_id=user.id, old_email=user.email, new_email="second@example.com", changed_at=now
+        )
+    )
+
+    async def changed() -> Customer | None:
+        row = await customer(db, user.id)
+        return row if row is not None and row.email == "second@example.com" else None
+
+    await eventually(changed, "the new email in the projection")
+    assert sdk.v1.customers.retrieve(stripe_customer).email == "second@example.com"
+
+    # A change made earlier but delivered later does not win.
+    await publish(
+        UserEmailChanged(
+            user_id=user.id,
+            old_email=user.email,
+            new_email="first@example.com",
+            changed_at=now - timedelta(minutes=1),
+        )
+    )
+    await publish(
+        UserEmailChanged(
+            user_id=user.id,
+            old_email="second@example.com",
+            new_email="third@example.com",
+            changed_at=now + timedelta(seconds=1),
+        )
+    )
+
+    async def third() -> Customer | None:
+        row = await customer(db, user.id)
+        return row if row is not None and row.email == "third@example.com" else None
+
+    await eventually(third, "the newest email")
+    assert sdk.v1.customers.retrieve(stripe_customer).email == "third@example.com"
+
+
+async def test_deactivation_cancels_at_stripe_and_rejects_tokens_at_once(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    new_user: Any,
+    issuer: testing.TestIssuer,
+    emulator: Emulator,
+    publish: Publish,
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+    events: EventTap,
+) -> None:
+    plan = await create_plan(client, admin)
+    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    headers = subscribed.user.headers
+    assert (await client.get("/billing/subscriptions/me", headers=headers)).status_code == 200
+
+    await publish(
+        UserDeactivated(
+            user_id=subscribed.user.id,
+            email=subscribed.user.email,
+            by="admin",
+            deactivated_at=datetime.now(UTC),
+        )
+    )
+    row = await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.CANCELED)
+    assert row.end_reason == EndReason.ACCOUNT_DEACTIVATED
+    assert sdk.v1.subscriptions.retrieve(subscribed.stripe_subscription_id).status == "canceled"
+    ended = await events.wait_for("subscription.ended", of_subscription(subscribed.subscription_id))
+    assert ended["data"]["reason"] == "account_deactivated"
+
+    async def rejected() -> bool:
+        return (await client.get("/billing/subscriptions/me", headers=headers)).status_code == 401
+
+    await eventually(rejected, "the token to be rejected")
+    assert (await customer(db, subscribed.user.id)).is_active is False  # type: ignore[union-attr]
+
+    # Even a token issued later cannot start a new subscription for the deactivated account.
+    later = issuer.bearer(subscribed.user.id, email=subscribed.user.email, iat=int(time.time()) + 2)
+    refused = await client.post(
+        "/billing/subscriptions/subscribe", json={"plan_code": plan["code"]}, headers=later
+    )
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/account-inactive")
+
+    # Stripe's own webhook for the cancellation changes nothing more.
+    await emulator.flush()
+    assert len(await events.all_of("subscription.ended", of_subscription(subscribed.subscription_id))) == 1
+
+    await publish(
+        UserReactivated(
+            user_id=subscribed.user.id, email=subscribed.user.email, reactivated_at=datetime.now(UTC)
+        )
+    )
+
+    async def active_again() -> bool:
+        row = await customer(db, subscribed.user.id)
+        return bool(row and row.is_active)
+
+    await eventually(active_again, "the customer to be active again")
+
+
+async def test_a_revoked_session_s_tokens_are_rejected(
+    client: httpx.AsyncClient, issuer: testing.TestIssuer, publish: Publish
+) -> None:
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    headers = issuer.bearer(user_id, sid=str(session_id))
+    other = issuer.bearer(user_id, sid=str(uuid.uuid4()))
+    assert (await client.get("/billing/entitlements/me", headers=headers)).status_code == 200
+    await publish(
+        SessionRevoked(
+            user_id=user_id, session_ids=[session_id], reason="logout", revoked_at=datetime.now(UTC)
+        )
+    )
+
+    async def rejected() -> bool:
+        return (await client.get("/billing/entitlements/me", headers=headers)).status_code == 401
+
+    await eventually(rejected, "the revoked session's token to be rejected")
+    assert (await client.get("/billing/entitlements/me", headers=other)).status_code == 200
+
+
+async def test_a_deactivated_user_s_pending_checkout_is_abandoned(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    new_user: Any,
+    publish: Publish,
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    user = new_user()
+    checkout = await subscribe(client, user, (await create_plan(client, admin))["code"])
+    await publish(
+        UserDeactivated(user_id=user.id, email=user.email, by="self", deactivated_at=datetime.now(UTC))
+    )
+    await wait_for_status(db, checkout["subscription_id"], SubscriptionStatus.CHECKOUT_EXPIRED)
+    assert sdk.v1.checkout.sessions.retrieve(checkout["session_id"]).status == "expired"

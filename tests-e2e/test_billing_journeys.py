@@ -1,0 +1,289 @@
+"""DESIGN.md flows 6–10 through the gateway: plans managed by an admin with Stripe following, Checkout
+to an active subscription, renewal, failed payment, plan change, cancellation, deactivation, and
+Stripe's webhooks (straight to billing-service) applied once however often they come.
+
+The Stripe emulator has one clock for the whole run, so these journeys run in order, in one test
+module, each on users and plans of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import stripe
+
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, link_in, new_email
+
+T = TypeVar("T")
+DAY = 86400
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def sdk(system: System) -> stripe.StripeClient:
+    """Stripe's own SDK, to look at what billing-service did at 'Stripe'."""
+    return stripe.StripeClient(
+        "sk_test_e2e_observer", base_addresses={"api": system.urls["stripe"]}, max_network_retries=0
+    )
+
+
+class Stripe:
+    """The emulator's control endpoints: what a test (or a person clicking) does at 'Stripe'."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base, timeout=30)
+
+    async def pay(self, session_id: str, outcome: str = "paid") -> None:
+        response = await self.http.post(
+            f"/_emulator/checkout/sessions/{session_id}/complete", json={"outcome": outcome}
+        )
+        assert response.status_code == 200, response.text
+
+    async def advance(self, seconds: int) -> None:
+        assert (
+            await self.http.post("/_emulator/clock/advance", json={"seconds": seconds})
+        ).status_code == 200
+
+    async def card_of(self, customer: str, outcome: str) -> None:
+        response = await self.http.post(
+            f"/_emulator/customers/{customer}/payment_behavior", json={"outcome": outcome}
+        )
+        assert response.status_code == 200, response.text
+
+    async def chaos(self, **settings: Any) -> None:
+        assert (await self.http.post("/_emulator/webhooks/chaos", json=settings)).status_code == 200
+
+    async def flush(self) -> None:
+        await self.http.post("/_emulator/webhooks/flush")
+
+
+@pytest.fixture(scope="module")
+async def at_stripe(system: System) -> Stripe:
+    return Stripe(system.urls["stripe"])
+
+
+@pytest.fixture(scope="module")
+async def admin(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.post("/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert response.status_code == 200, response.text
+    return bearer(response.json())
+
+
+@pytest.fixture(scope="module")
+async def plans(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Two plans of this run, created by the admin through the gateway."""
+    run = uuid.uuid4().hex[:6]
+    created = {}
+    for code, tier, amount, features in (
+        (f"basic-{run}", "starter", 900, ["projects:3"]),
+        (f"pro-{run}", "pro", 2900, ["projects:unlimited", "priority-support"]),
+    ):
+        body = {"code": code, "name": code.title(), "tier": tier, "amount": amount, "features": features}
+        response = await client.post("/billing/plans", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        created[tier] = response.json()
+    return created
+
+
+async def verified_user(system: System, client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    email = new_email()
+    body = {"email": email, "username": f"b{uuid.uuid4().hex[:10]}", "password": PASSWORD}
+    assert (await client.post("/auth/register", json=body)).status_code == 201
+    link = link_in(await system.wait_for_mail(email, "confirm your email"), r"https?://\S+token=[\w-]+")
+    assert (await client.get(link.removeprefix(system.gateway))).status_code == 200
+    tokens = (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
+    return email, bearer(tokens)
+
+
+async def subscribed(
+    system: System, client: httpx.AsyncClient, at_stripe: Stripe, plan: dict[str, Any]
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A verified user who went through Checkout and paid: their email, token, subscription."""
+    email, auth = await verified_user(system, client)
+    checkout = await client.post(
+        "/billing/subscriptions/subscribe", json={"plan_code": plan["code"]}, headers=auth
+    )
+    assert checkout.status_code == 201, checkout.text
+    page = await at_stripe.http.get(checkout.json()["checkout_url"].removeprefix(system.urls["stripe"]))
+    assert page.status_code == 200 and "Pay" in page.text  # the page a person would click through
+    await at_stripe.pay(checkout.json()["session_id"])
+
+    async def active() -> dict[str, Any] | None:
+        response = await client.get("/billing/subscriptions/me", headers=auth)
+        body = response.json() if response.status_code == 200 else None
+        return body if body and body["status"] == "active" else None
+
+    return email, auth, await eventually(active, "the subscription to become active")
+
+
+async def test_admin_manages_plans_and_stripe_follows(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    plans: dict[str, dict[str, Any]],
+    sdk: stripe.StripeClient,
+) -> None:
+    pro = plans["pro"]
+    listed = (await client.get("/billing/plans")).json()["items"]
+    assert {pro["code"], plans["starter"]["code"]} <= {p["code"] for p in listed}
+
+    old_price = pro["stripe_price_id"]
+    changed = await client.patch(f"/billing/plans/{pro['id']}", json={"amount": 3900}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["stripe_price_id"] != old_price
+    assert sdk.v1.prices.retrieve(old_price).active is False  # prices are immutable: archived
+    assert sdk.v1.prices.retrieve(changed.json()["stripe_price_id"]).unit_amount == 3900
+    plans["pro"] = changed.json()
+
+    retired = await client.post(
+        "/billing/plans",
+        json={"code": f"old-{uuid.uuid4().hex[:6]}", "name": "Old", "tier": "starter", "amount": 100},
+        headers=admin,
+    )
+    assert (await client.delete(f"/billing/plans/{retired.json()['id']}", headers=admin)).status_code in (
+        200,
+        204,
+    )
+    assert retired.json()["code"] not in {
+        p["code"] for p in (await client.get("/billing/plans")).json()["items"]
+    }
+    assert sdk.v1.products.retrieve(retired.json()["stripe_product_id"]).active is False
+    assert (await client.post("/billing/plans", json={}, headers={})).status_code == 401  # admins only
+
+
+async def test_checkout_to_active_subscription_with_emails(
+    system: System, client: httpx.AsyncClient, at_stripe: Stripe, plans: dict[str, dict[str, Any]]
+) -> None:
+    email, auth, subscription = await subscribed(system, client, at_stripe, plans["starter"])
+    assert subscription["plan"]["code"] == plans["starter"]["code"]
+    entitlements = (await client.get("/billing/entitlements/me", headers=auth)).json()
+    assert entitlements["features"] == ["projects:3"]
+    await system.wait_for_mail(email, "subscription is active")
+    await system.wait_for_mail(email, "receipt")
+    payments = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+    assert [(p["status"], p["amount_paid"]) for p in payments] == [("paid", 900)]
+    again = await client.post(
+        "/billing/subscriptions/subscribe", json={"plan_code": plans["pro"]["code"]}, headers=auth
+    )
+    assert again.status_code == 409
+
+
+async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
+    system: System,
+    client: httpx.AsyncClient,
+    at_stripe: Stripe,
+    plans: dict[str, dict[str, Any]],
+    sdk: stripe.StripeClient,
+) -> None:
+    email, auth, subscription = await subscribed(system, client, at_stripe, plans["starter"])
+    first_end = subscription["current_period_end"]
+
+    # Renewal: the period moves on, the payment is recorded, the customer hears of it.
+    await at_stripe.advance(31 * DAY)
+
+    async def renewed() -> dict[str, Any] | None:
+        body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
+        return body if body["current_period_end"] != first_end else None
+
+    await eventually(renewed, "the renewal")
+    await system.wait_for_mail(email, "renewed")
+
+    async def two_payments() -> list[Any] | None:
+        items = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+        return items if len(items) == 2 else None
+
+    assert {p["status"] for p in await eventually(two_payments, "the renewal payment")} == {"paid"}
+
+    # Upgrade: the same Stripe subscription changes price, prorated; never a second subscription.
+    upgraded = await client.post(
+        "/billing/subscriptions/upgrade", json={"plan_code": plans["pro"]["code"]}, headers=auth
+    )
+    assert upgraded.status_code == 200, upgraded.text
+    await system.wait_for_mail(email, "you are now on")
+    customer = sdk.v1.customers.list(params={"email": email}).data[0].id
+    stripe_subscriptions = sdk.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data
+    assert len(stripe_subscriptions) == 1
+    entitlements = (await client.get("/billing/entitlements/me", headers=auth)).json()
+    assert "priority-support" in entitlements["features"]
+
+    # A failed renewal: past due, and an email saying what to do.
+    await at_stripe.card_of(customer, "declined")
+    await at_stripe.advance(31 * DAY)
+    await system.wait_for_mail(email, "failed")
+
+    async def past_due() -> bool:
+        return (await client.get("/billing/subscriptions/me", headers=auth)).json()["status"] == "past_due"
+
+    await eventually(past_due, "past_due")
+    await at_stripe.card_of(customer, "paid")
+
+    # Cancel at period end; at the end, access ends.
+    cancelled = await client.post("/billing/subscriptions/cancel", headers=auth)
+    assert cancelled.status_code == 200, cancelled.text
+    await system.wait_for_mail(email, "ends on")
+    await at_stripe.advance(62 * DAY)
+
+    async def ended() -> bool:
+        return (await client.get("/billing/entitlements/me", headers=auth)).json()["features"] == []
+
+    await eventually(ended, "access to end")
+    await system.wait_for_mail(email, "has ended")
+
+
+async def test_deactivation_cancels_the_subscription_at_stripe(
+    system: System,
+    client: httpx.AsyncClient,
+    at_stripe: Stripe,
+    plans: dict[str, dict[str, Any]],
+    sdk: stripe.StripeClient,
+) -> None:
+    email, auth, _ = await subscribed(system, client, at_stripe, plans["starter"])
+    deactivated = await client.post("/auth/deactivate", json={"password": PASSWORD}, headers=auth)
+    assert deactivated.status_code == 200, deactivated.text
+    customer = sdk.v1.customers.list(params={"email": email}).data[0].id
+
+    async def cancelled_at_stripe() -> bool:
+        subscriptions = sdk.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data
+        return bool(subscriptions) and all(s.status == "canceled" for s in subscriptions)
+
+    await eventually(cancelled_at_stripe, "billing to cancel the subscription at Stripe")
+
+
+async def test_webhooks_are_verified_and_applied_once_however_often_they_come(
+    system: System, client: httpx.AsyncClient, at_stripe: Stripe, plans: dict[str, dict[str, Any]]
+) -> None:
+    async with httpx.AsyncClient(base_url=system.urls["billing"]) as billing:
+        forged = await billing.post(
+            "/billing/stripe/webhook",
+            content=b'{"id": "evt_forged"}',
+            headers={"Stripe-Signature": "t=1,v1=00"},
+        )
+        assert forged.status_code == 400
+        assert forged.headers["content-type"].startswith("application/problem+json")
+    assert (
+        await client.post("/billing/stripe/webhook", content=b"{}")
+    ).status_code == 404  # not via the gateway
+
+    await at_stripe.chaos(duplicates=3, shuffle=True)
+    try:
+        _, auth, _ = await subscribed(system, client, at_stripe, plans["pro"])
+        await at_stripe.flush()
+        await asyncio.sleep(1.0)
+        payments = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+        assert len(payments) == 1  # three deliveries of each event, one payment
+    finally:
+        await at_stripe.chaos(duplicates=1, shuffle=False)
