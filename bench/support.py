@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: ports, waiting for a service, wrk as the load generator,
-percentiles and the printed table.
+"""What the benchmark scripts share: wrk as the load generator, percentiles and the printed table
+(plus, re-exported, `free_port` and `wait_ready` from the test helpers).
 
 wrk (C, epoll) drives the load so the figures measure our services and not a Python client
 competing with them for the same cores; it is installed from Debian's packages when missing.
@@ -10,21 +10,26 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from gatehouse_emulators.serving import free_port
+from gatehouse_platform.testing import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = [
+    "ROOT",
+    "WrkResult",
+    "ensure_debian_tool",
+    "free_port",
+    "lua_request",
+    "percentile",
+    "print_table",
+    "run_wrk",
+    "wait_ready",
+]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -37,19 +42,6 @@ def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure
     print(f"\n| {header[0].ljust(width)} | {header[1]} |\n|{'-' * (width + 2)}|-------|")
     for label, value in rows:
         print(f"| {label.ljust(width)} | {value} |")
-
-
-async def wait_ready(base: str, path: str = "/readyz", within: float = 30.0) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                if (await http.get(path)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{base}{path} did not answer 200 within {within:.0f} s")
 
 
 def ensure_debian_tool(command: str, package: str | None = None) -> str:

@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import stripe
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, link_in, new_email
+from gatehouse_platform.testing import eventually
 
-T = TypeVar("T")
 DAY = 86400
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +116,7 @@ async def subscribed(
         body = response.json() if response.status_code == 200 else None
         return body if body and body["status"] == "active" else None
 
-    return email, auth, await eventually(active, "the subscription to become active")
+    return email, auth, await eventually(active, "the subscription to become active", within=30)
 
 
 async def test_admin_manages_plans_and_stripe_follows(
@@ -199,14 +187,14 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
         body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
         return body if body["current_period_end"] != first_end else None
 
-    await eventually(renewed, "the renewal")
+    await eventually(renewed, "the renewal", within=30)
     await system.wait_for_mail(email, "renewed")
 
     async def two_payments() -> list[Any] | None:
         items = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
         return items if len(items) == 2 else None
 
-    assert {p["status"] for p in await eventually(two_payments, "the renewal payment")} == {"paid"}
+    assert {p["status"] for p in await eventually(two_payments, "the renewal payment", within=30)} == {"paid"}
 
     # Upgrade: the same Stripe subscription changes price, prorated; never a second subscription.
     upgraded = await client.post(
@@ -228,7 +216,7 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
     async def past_due() -> bool:
         return (await client.get("/billing/subscriptions/me", headers=auth)).json()["status"] == "past_due"
 
-    await eventually(past_due, "past_due")
+    await eventually(past_due, "past_due", within=30)
     await at_stripe.card_of(customer, "paid")
 
     # Cancel at period end; at the end, access ends.
@@ -240,7 +228,7 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
     async def ended() -> bool:
         return (await client.get("/billing/entitlements/me", headers=auth)).json()["features"] == []
 
-    await eventually(ended, "access to end")
+    await eventually(ended, "access to end", within=30)
     await system.wait_for_mail(email, "has ended")
 
 
@@ -260,7 +248,7 @@ async def test_deactivation_cancels_the_subscription_at_stripe(
         subscriptions = sdk.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data
         return bool(subscriptions) and all(s.status == "canceled" for s in subscriptions)
 
-    await eventually(cancelled_at_stripe, "billing to cancel the subscription at Stripe")
+    await eventually(cancelled_at_stripe, "billing to cancel the subscription at Stripe", within=30)
 
 
 async def test_webhooks_are_verified_and_applied_once_however_often_they_come(

@@ -20,6 +20,7 @@ import pytest
 from conftest import PASSWORD, SERVICE_ROOT, EventTap, new_email, new_username
 from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
+from gatehouse_platform.testing import wait_ready
 
 SIGN_UPS = 40
 
@@ -42,18 +43,6 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(300):
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("auth-service did not become ready")
 
 
 async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(

@@ -3,16 +3,11 @@ response matches its schema and content type."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
@@ -20,31 +15,15 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from conftest import PASSWORD, new_email, new_username
+from gatehouse_emulators.serving import serve_in_thread
 
 schema = schemathesis.openapi.from_dict(create_app(Settings(environment="test")).openapi())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_url(settings: Settings) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -24,21 +23,11 @@ from gatehouse_contracts.events import UserVerified
 from gatehouse_platform.consumer import DEATH_REASON_HEADER, EventConsumer, Handler, PermanentFailure
 from gatehouse_platform.models import ProcessedEvent
 from gatehouse_platform.tcp_proxy import TcpProxy
+from gatehouse_platform.testing import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        outcome = condition()
-        if await outcome if inspect.isawaitable(outcome) else outcome:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,22 +23,12 @@ from gatehouse_platform.db import session_scope
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.outbox import OutboxRelay, add_event
 from gatehouse_platform.tcp_proxy import TcpProxy
+from gatehouse_platform.testing import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
 SOURCE = "/test-service"
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        outcome = condition()
-        if await outcome if inspect.isawaitable(outcome) else outcome:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)

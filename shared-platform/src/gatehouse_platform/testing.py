@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
 import asyncpg
+import httpx
 import jwt
 from alembic import command
 from alembic.config import Config
@@ -145,3 +147,46 @@ def alembic_config(service_root: Path, url: str) -> Config:
 async def migrate(service_root: Path, url: str) -> None:
     """Bring a test database to the service's newest schema, through its real migrations."""
     await asyncio.to_thread(command.upgrade, alembic_config(service_root, url), "head")
+
+
+T = TypeVar("T")
+
+
+@overload
+async def eventually(
+    check: Callable[[], Awaitable[T]], what: str, *, within: float = ..., every: float = ...
+) -> T: ...
+
+
+@overload
+async def eventually(check: Callable[[], T], what: str, *, within: float = ..., every: float = ...) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any], what: str, *, within: float = 10.0, every: float = 0.05
+) -> Any:
+    """Poll `check` (plain or async) until it returns something truthy, and return that; fail the
+    test with `what` after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        outcome = check()
+        result = await outcome if inspect.isawaitable(outcome) else outcome
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def wait_ready(base_url: str, path: str = "/readyz", *, within: float = 30.0) -> None:
+    """Until the service at `base_url` answers 200 on `path` (a process that is still starting)."""
+
+    async def ready() -> bool:
+        try:
+            return (await http.get(f"{base_url}{path}")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        await eventually(ready, f"{base_url}{path} to answer 200", within=within, every=0.1)

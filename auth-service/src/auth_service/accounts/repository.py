@@ -21,12 +21,14 @@ class UserRepository(Repository[User]):
             stmt = stmt.with_for_update(of=User)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def by_email(self, email: str) -> User | None:
+    async def by_email(self, email: str, *, for_update: bool = False) -> User | None:
         stmt = (
             select(User)
             .where(func.lower(User.email) == email.strip().lower())
             .options(selectinload(User.profile))
         )
+        if for_update:
+            stmt = stmt.with_for_update(of=User)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def by_login(self, login: str) -> User | None:

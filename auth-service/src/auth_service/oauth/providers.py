@@ -16,9 +16,11 @@ from typing import Any, Literal, Protocol
 import httpx
 import jwt
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from auth_service.errors import OAuthCodeRejected, ProviderUnavailable
 from auth_service.settings import Settings
+from gatehouse_platform.jwt import jwks_to_keys
 
 ProviderName = Literal["google", "github"]
 PROVIDERS: tuple[ProviderName, ...] = ("google", "github")
@@ -108,7 +110,7 @@ class GoogleProvider:
         self._timeout = settings.oauth_http_timeout_seconds
         self._http = http
         self._metadata: dict[str, Any] | None = None
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._keys: dict[str, RSAPublicKey] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -130,24 +132,26 @@ class GoogleProvider:
                 self._metadata, self._keys, self._fetched_at = metadata, {}, time.monotonic()
             return self._metadata
 
-    async def _key(self, kid: str) -> jwt.PyJWK:
+    async def _key(self, kid: str) -> RSAPublicKey:
         if kid not in self._keys:  # first use, or the provider rotated its keys
             metadata = await self._discovery()
             jwks = await _get_json(self._http, metadata["jwks_uri"], timeout=self._timeout)
             try:
-                keys = jwt.PyJWKSet.from_dict(jwks).keys
-            except jwt.PyJWTError as exc:
+                self._keys = jwks_to_keys(jwks)
+            except ValueError as exc:
                 raise ProviderUnavailable("The provider's JWKS could not be read.") from exc
-            self._keys = {key.key_id: key for key in keys if key.key_id}
         if kid not in self._keys:
             raise OAuthCodeRejected("The provider's ID token is signed by an unknown key.")
         return self._keys[kid]
 
+    def _oauth(self, redirect_uri: str) -> AsyncOAuth2Client:
+        return _client(
+            self._client_id, self._client_secret, redirect_uri, "openid email profile", self._timeout
+        )
+
     async def authorization_url(self, *, redirect_uri: str, state: str, verifier: str, nonce: str) -> str:
         metadata = await self._discovery()
-        async with _client(
-            self._client_id, self._client_secret, redirect_uri, "openid email profile", self._timeout
-        ) as client:
+        async with self._oauth(redirect_uri) as client:
             url, _ = client.create_authorization_url(
                 metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce
             )
@@ -155,9 +159,7 @@ class GoogleProvider:
 
     async def profile(self, *, redirect_uri: str, code: str, verifier: str, nonce: str) -> ProviderProfile:
         metadata = await self._discovery()
-        async with _client(
-            self._client_id, self._client_secret, redirect_uri, "openid email profile", self._timeout
-        ) as client:
+        async with self._oauth(redirect_uri) as client:
             token = await _exchange(client, metadata["token_endpoint"], code, verifier)
         claims = await self._verify_id_token(token.get("id_token"), metadata["issuer"], nonce)
         return ProviderProfile(

@@ -85,7 +85,7 @@ async def _account_for(db: AsyncSession, services: Services, profile: ProviderPr
         return user
     if not profile.email:
         raise ProviderEmailUnusable("The provider shared no email address; allow access to it and try again.")
-    existing = await users.by_email(profile.email)
+    existing = await users.by_email(profile.email, for_update=True)
     if existing is None:
         return await _provision(db, services, profile)
     if not profile.email_verified:
@@ -96,7 +96,6 @@ async def _account_for(db: AsyncSession, services: Services, profile: ProviderPr
         )
     if not existing.is_active:
         raise AccountDeactivated("This account is deactivated.")
-    await users.by_id(existing.id, for_update=True)
     if not existing.email_verified:
         await _claim_unverified_account(db, existing)
     await _link(db, existing, profile)
