@@ -3,31 +3,25 @@ RabbitMQ vhost of this run's own, and Redis under a key prefix of this run's own
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
-import jsonschema
 import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.main import create_app
 from auth_service.settings import Settings
-from gatehouse_contracts.export import SCHEMAS_DIR
 from gatehouse_emulators.oauth import create_app as create_oauth_emulator
 from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_platform import testing
-from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_auth_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
@@ -40,19 +34,13 @@ def alembic_config(url: str) -> Config:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    with testing.rabbitmq_vhost(RUN) as url:
-        yield url
+def run_name() -> str:
+    return RUN
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    url = await testing.create_database(RUN)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(RUN)
+def service_root() -> Path:
+    return SERVICE_ROOT
 
 
 @pytest.fixture(scope="session")
@@ -120,73 +108,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """For tests to read rows directly."""
-    return make_session_factory(engine)
-
-
-class EventTap:
-    """A queue bound to every event of this run's vhost: tests read what was published."""
-
-    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
-        self.queue = queue
-        self.seen: list[dict[str, Any]] = []
-
-    async def wait_for(
-        self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 10.0
-    ) -> dict[str, Any]:
-        """The first event of the type matching `where`, validated against its exported schema."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for event in self.seen:
-                if event["type"] == event_type and where(event):
-                    validate_event(event)
-                    return event
-            if loop.time() > deadline:
-                raise AssertionError(f"no {event_type} event arrived; saw {[e['type'] for e in self.seen]}")
-            message = await self.queue.get(fail=False, no_ack=True)
-            if message is None:
-                await asyncio.sleep(0.05)
-            else:
-                body = json.loads(message.body)
-                assert message.routing_key == body["type"]
-                assert message.message_id == body["id"]
-                self.seen.append(body)
-
-    async def all_of(
-        self, event_type: str, where: Callable[[dict[str, Any]], bool], settle: float = 1.0
-    ) -> list[dict[str, Any]]:
-        """Every event of the type matching `where` seen within `settle` seconds."""
-        await asyncio.sleep(settle)
-        while (message := await self.queue.get(fail=False, no_ack=True)) is not None:
-            self.seen.append(json.loads(message.body))
-        return [e for e in self.seen if e["type"] == event_type and where(e)]
-
-
-def validate_event(event: dict[str, Any]) -> None:
-    schema = json.loads((SCHEMAS_DIR / f"{event['type']}.v1.json").read_text())
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
-
-
-@pytest.fixture(scope="session")
 async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(f"{RUN}.tap", exclusive=True)
-    await queue.bind(exchange, "#")
-    yield EventTap(queue)
-    await connection.close()
+    async with open_event_tap(amqp_url, f"{RUN}.tap", exchange=settings.events_exchange) as tap:
+        yield tap
 
 
 def new_email() -> str:
