@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aio_pika
 import asyncpg
-import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -32,20 +29,9 @@ from gatehouse_contracts.envelope import new_event
 from gatehouse_contracts.events import PasswordChanged
 from gatehouse_platform import testing
 from notification_service.settings import Settings
+from support import ROOT, free_port, percentile, print_table, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
 EXCHANGE = "gatehouse.events"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 class Arrivals:
@@ -81,12 +67,12 @@ async def publish(
 
 
 async def wait_for(arrivals: Arrivals, recipients: list[str], within: float) -> None:
-    deadline = time.monotonic() + within
-    while any(r not in arrivals.at for r in recipients):
-        if time.monotonic() > deadline:
-            missing = sum(r not in arrivals.at for r in recipients)
-            raise SystemExit(f"{missing} of {len(recipients)} emails did not arrive within {within}s")
-        await asyncio.sleep(0.01)
+    await testing.eventually(
+        lambda: all(r in arrivals.at for r in recipients),
+        f"{len(recipients)} emails to arrive",
+        within=within,
+        every=0.01,
+    )
 
 
 async def main(events: int, paced: int, rate: float) -> None:
@@ -106,13 +92,7 @@ async def main(events: int, paced: int, rate: float) -> None:
                 "NOTIFICATION_SMTP_PORT": str(smtp_port),
                 "NOTIFICATION_LOG_LEVEL": "WARNING",
             }
-            subprocess.run(
-                [sys.executable, "-m", "alembic", "upgrade", "head"],
-                cwd=ROOT / "notification-service",
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+            await testing.migrate(ROOT / "notification-service", url)
             server = subprocess.Popen(
                 [sys.executable, "-m", "notification_service.cli", "serve", "--port", str(port)],
                 env=env,
@@ -120,16 +100,7 @@ async def main(events: int, paced: int, rate: float) -> None:
                 stderr=subprocess.DEVNULL,
             )
             try:
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                    for _ in range(300):
-                        try:
-                            if (await http.get("/readyz")).status_code == 200:
-                                break
-                        except httpx.TransportError:
-                            pass
-                        await asyncio.sleep(0.1)
-                    else:
-                        raise SystemExit("notification-service did not become ready")
+                await wait_ready(f"http://127.0.0.1:{port}")
 
                 connection = await aio_pika.connect(amqp_url)
                 async with connection:
@@ -193,10 +164,7 @@ async def main(events: int, paced: int, rate: float) -> None:
             (f"paced ({rate:.0f}/s): mean", f"{statistics.mean(steady_latency) * 1000:.1f} ms"),
             ("emails received / delivery rows `sent` / events", f"{len(arrivals.at)} / {rows} / {expected}"),
         ]
-        width = max(len(r[0]) for r in rows_out)
-        print(f"\n| {'measure'.ljust(width)} | value |\n|{'-' * (width + 2)}|-------|")
-        for label, value in rows_out:
-            print(f"| {label.ljust(width)} | {value} |")
+        print_table(rows_out)
     finally:
         smtp.stop()
         await testing.drop_database(name)

@@ -9,7 +9,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from auth_service.main import create_app as create_auth_app
 from auth_service.settings import Settings as AuthSettings
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_platform import testing
 from gatehouse_platform.testing import TestIssuer
 from gateway.main import create_app
@@ -216,8 +216,6 @@ def jwks_url(issuer: TestIssuer) -> Iterator[str]:
 
 def dead_url() -> str:
     """A loopback URL nothing listens on."""
-    from gatehouse_emulators.serving import free_port
-
     return f"http://127.0.0.1:{free_port()}"
 
 
@@ -285,13 +283,3 @@ async def sign_up(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, An
     tokens = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert tokens.status_code == 200, tokens.text
     return dict(registered.json()), dict(tokens.json())
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, within: float = 10.0, every: float = 0.05
-) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(every)

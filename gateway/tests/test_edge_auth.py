@@ -12,10 +12,10 @@ import aio_pika
 import httpx
 import pytest
 
-from conftest import Echo, asgi_gateway, bearer, eventually, gateway_settings, upstream
+from conftest import Echo, asgi_gateway, bearer, gateway_settings, upstream
 from gatehouse_contracts.envelope import EventData, new_event
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
-from gatehouse_platform.testing import TestIssuer
+from gatehouse_platform.testing import TestIssuer, eventually
 
 pytestmark = pytest.mark.timeout(60)
 

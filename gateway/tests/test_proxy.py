@@ -14,8 +14,9 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from conftest import CHUNK, Echo, dead_url, eventually, gateway_settings, http_gateway, upstream
+from conftest import CHUNK, Echo, dead_url, gateway_settings, http_gateway, upstream
 from gatehouse_platform.tcp_proxy import TcpProxy
+from gatehouse_platform.testing import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from conftest import PASSWORD, Echo, asgi_gateway, bearer, eventually, gateway_settings, sign_up, upstream
+from conftest import PASSWORD, Echo, asgi_gateway, bearer, gateway_settings, sign_up, upstream
+from gatehouse_platform.testing import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,7 +4,6 @@ Maildirs) and admin tokens from a test issuer whose JWKS is served over real HTT
 
 from __future__ import annotations
 
-import asyncio
 import email.policy
 import os
 import uuid
@@ -34,7 +33,7 @@ from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.smtp import start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
-from notification_service.email.render import SAMPLE_EVENTS
+from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
 from notification_service.models import Delivery
 from notification_service.settings import Settings
@@ -119,14 +118,15 @@ def read_maildir(maildir: Path, to: str) -> list[EmailMessage]:
 
 async def wait_for_mail(maildir: Path, to: str, count: int = 1, timeout: float = 10.0) -> list[EmailMessage]:
     """The messages to `to` once `count` have arrived; fails after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+
+    def arrived() -> list[EmailMessage] | None:
         messages = read_maildir(maildir, to)
-        if len(messages) >= count:
-            return messages
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{len(messages)} of {count} emails to {to} arrived within {timeout}s")
-        await asyncio.sleep(0.05)
+        return messages if len(messages) >= count else None
+
+    messages: list[EmailMessage] = await testing.eventually(
+        arrived, f"{count} emails to {to}", within=timeout
+    )
+    return messages
 
 
 class RefusingMailbox(Mailbox):
@@ -359,12 +359,14 @@ async def wait_for_deliveries(
     *statuses: str,
     timeout: float = 10.0,
 ) -> list[Delivery]:
-    """The event's deliveries once there are as many as `statuses` and they have those statuses."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    """The event's deliveries once there are as many as `statuses` (at least one) and they have
+    those statuses."""
+
+    async def settled() -> list[Delivery] | None:
         rows = await deliveries_of(db, event_id)
-        if sorted(r.status for r in rows) == sorted(statuses):
-            return rows
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"deliveries of {event_id}: {[(r.template, r.status) for r in rows]}")
-        await asyncio.sleep(0.05)
+        return rows if sorted(r.status for r in rows) == sorted(statuses) else None
+
+    rows: list[Delivery] = await testing.eventually(
+        settled, f"deliveries of {event_id} to be {sorted(statuses)}", within=timeout
+    )
+    return rows

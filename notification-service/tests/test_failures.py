@@ -21,6 +21,7 @@ from conftest import (
     wait_for_deliveries,
     wait_for_mail,
 )
+from gatehouse_platform.testing import eventually
 from notification_service.models import Delivery
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,11 +33,11 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def eventually_dead_letters(stack: Stack, count: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while await stack.dead_letters() != count:
-        assert asyncio.get_running_loop().time() < deadline, f"expected {count} dead letters"
-        await asyncio.sleep(0.05)
+async def eventually_dead_letters(stack: Stack, count: int) -> None:
+    async def counted() -> bool:
+        return await stack.dead_letters() == count
+
+    await eventually(counted, f"{count} dead letters")
 
 
 async def test_an_email_sent_while_smtp_is_down_is_delivered_once_it_is_back(

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
-import httpx
 import pytest
 
 from conftest import SERVICE_ROOT, envelope, read_maildir, sample
@@ -58,15 +57,7 @@ class Service:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}") as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("notification-service did not become ready")
+        await testing.wait_ready(f"http://127.0.0.1:{self.port}")
 
     def terminate(self) -> int:
         assert self.process is not None
@@ -113,10 +104,12 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
                     ),
                     routing_key=event.type,
                 )
-            for _ in range(3000):  # until the load is under way
-                if len(list((maildir / "new").iterdir())) >= 5:
-                    break
-                await asyncio.sleep(0.01)
+            await testing.eventually(
+                lambda: len(list((maildir / "new").iterdir())) >= 5,
+                "the load to be under way",
+                within=30,
+                every=0.01,
+            )
 
             # uvicorn drains, then re-raises the signal, so the status is "terminated by SIGTERM".
             assert service.terminate() in (0, -signal.SIGTERM)
@@ -128,10 +121,11 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
             assert waiting > 0, "the load was still running when SIGTERM came"
 
         await service.start()
-        for _ in range(600):
-            if sum(len(read_maildir(maildir, to)) for to in recipients) >= EVENTS:
-                break
-            await asyncio.sleep(0.05)
+        await testing.eventually(
+            lambda: sum(len(read_maildir(maildir, to)) for to in recipients) >= EVENTS,
+            "every email to arrive",
+            within=30,
+        )
         await asyncio.sleep(0.5)  # anything extra would have arrived by now
         received = Counter(str(m["To"]) for to in recipients for m in read_maildir(maildir, to))
         assert received == Counter(recipients), "every email exactly once"

@@ -2,19 +2,19 @@
 before any upstream sees them, unless they carry a valid, unrevoked access token (with the
 `admin` role for `admin`). The token is passed on unchanged: services verify it themselves.
 
-Verification is `gatehouse_platform.jwks.JWKSVerifier` (RS256 against auth-service's JWKS) with
-`gatehouse_platform.denylist.RedisDenylist` as its denylist, kept current by an `EventConsumer`
-(no database) that applies `user.deactivated`, `user.reactivated` and `session.revoked`.
+Verification is `gatehouse_platform.jwks.JWKSVerifier` (RS256 against auth-service's JWKS);
+revocation is `gatehouse_platform.denylist.RedisDenylist`, kept current by an `EventConsumer` (no
+database) that applies `user.deactivated`, `user.reactivated` and `session.revoked`. The denylist
+lookup is not the verifier's: the edge batches it with the request's rate limits (`keys_for` +
+`judge`), one Redis round trip per request whether the token is new or remembered.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.consumer import EventConsumer
@@ -73,48 +73,48 @@ class EdgeAuth:
             cache_ttl=settings.jwks_cache_seconds,
             min_refetch_interval=settings.jwks_min_refetch_seconds,
             leeway_seconds=settings.token_leeway_seconds,
-            denylist=denylist,
         )
 
     async def aclose(self) -> None:
         await self.verifier.aclose()
 
-    async def check(self, authorization: bytes | None, access: Access) -> Verified:
-        """The verified claims, or the DomainError to answer with (401, 403 or 503).
-
-        For a token verified before, revocation is left to the caller (`keys_for` + `judge`), who
-        batches that lookup with the request's rate limits in one Redis round trip.
-        """
+    async def check(self, authorization: bytes | None) -> AccessTokenClaims:
+        """The verified claims, or the DomainError to answer with (401 or 503). Revocation is left
+        to the caller (`keys_for` + `judge`), and the role to `require` after it, so a revoked
+        token is a 401 whatever route it was sent to."""
         token = _bearer(authorization)
         if token is None:
             EDGE_REJECTIONS.labels("missing").inc()
             raise MissingCredentials()
         claims = self._remembered(token)
-        verified = Verified(claims, revocation_checked=False) if claims is not None else None
-        if verified is None:
+        if claims is None:
             try:
-                claims = await self.verifier.verify(token)  # signature, claims, then the denylist
+                claims = await self.verifier.verify(token)  # signature and claims
             except InvalidToken as exc:
                 EDGE_REJECTIONS.labels(exc.reason).inc()
                 raise
             except KeysUnavailable:
                 EDGE_REJECTIONS.labels("keys_unavailable").inc()
                 raise
-            except (RedisError, OSError) as exc:
-                raise self.revocation_unknown(exc) from None
             self._remember(token, claims)
-            verified = Verified(claims, revocation_checked=True)
-        if access == "admin" and not verified.claims.is_admin:
+        return claims
+
+    @staticmethod
+    def require(claims: AccessTokenClaims, access: Access) -> None:
+        """403 when the route is for admins and the (unrevoked) token is not an admin's."""
+        if access == "admin" and not claims.is_admin:
             EDGE_REJECTIONS.labels("not_admin").inc()
             raise Forbidden("This route is for admins.")
-        return verified
 
     def keys_for(self, claims: AccessTokenClaims) -> list[str]:
         return self._denylist.keys_for(claims)
 
-    def judge(self, claims: AccessTokenClaims, values: list[bytes | None]) -> None:
-        """Raise the 401 for revoked `claims`, given the values of `keys_for(claims)`."""
-        if self._denylist.judge(claims, values):
+    def judge(self, claims: AccessTokenClaims, reply: list[bytes | None] | Exception) -> None:
+        """Raise the 401 for revoked `claims`, or the 503 when the lookup failed, given the reply
+        to `MGET keys_for(claims)`."""
+        if isinstance(reply, Exception):
+            raise self.revocation_unknown(reply)
+        if self._denylist.judge(claims, reply):
             EDGE_REJECTIONS.labels("revoked").inc()
             raise InvalidToken("token revoked", reason="revoked")
 
@@ -141,12 +141,6 @@ class EdgeAuth:
         if len(self._verified) >= self._cache_size:
             del self._verified[next(iter(self._verified))]  # the oldest entry
         self._verified[token] = claims
-
-
-@dataclass(frozen=True, slots=True)
-class Verified:
-    claims: AccessTokenClaims
-    revocation_checked: bool
 
 
 def _bearer(authorization: bytes | None) -> str | None:

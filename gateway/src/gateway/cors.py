@@ -67,6 +67,6 @@ class CorsPolicy:
         ]
         if asked:
             headers.append((b"access-control-allow-headers", ", ".join(asked).encode("latin-1")))
-        if (b"vary", b"Origin") not in headers:
+        if self._any_origin:  # `_origin_headers` names Vary: Origin for listed origins only
             headers.append(VARY_ORIGIN)
         return headers

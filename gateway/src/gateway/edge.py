@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgi_correlation_id import correlation_id
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.errors import DomainError, problem_response
-from gateway.auth import EdgeAuth, Verified
+from gateway.auth import EdgeAuth
 from gateway.clientip import TrustedProxies
 from gateway.cors import CorsPolicy, PreflightRefused
 from gateway.metrics import LATENCY, REQUESTS
@@ -36,7 +37,7 @@ from gateway.proxy import (
     request_target,
     upstream_request_headers,
 )
-from gateway.ratelimits import RateLimits, too_many_requests, unavailable
+from gateway.ratelimits import RateLimits, too_many_requests
 from gateway.redislane import RedisLane
 from gateway.routing import Route, RouteTable, is_ambiguous
 from gateway.settings import Settings
@@ -100,7 +101,7 @@ class Edge:
     table: RouteTable
     upstreams: dict[str, Upstream]
     auth: EdgeAuth
-    limits: RateLimits | None
+    limits: RateLimits
     lane: RedisLane
     cors: CorsPolicy
     proxies: TrustedProxies
@@ -179,8 +180,10 @@ class Edge:
             length = self._check_request(scope, headers)
             peer = scope["client"][0] if scope.get("client") else None
             client = self.proxies.client(peer, _text(headers.get(b"x-forwarded-for")))
-            verified = await self._authorize(route, headers, client.ip, edge_headers)
-            await self._revocation_and_limits(route, verified, client.ip, edge_headers)
+            claims = await self._authorize(route, headers, client.ip, edge_headers)
+            await self._revocation_and_limits(route, claims, client.ip, edge_headers)
+            if claims is not None:
+                self.auth.require(claims, route.access)
 
             traceparent, continued = next_traceparent(_text(headers.get(b"traceparent")))
             forward_headers = upstream_request_headers(
@@ -247,41 +250,28 @@ class Edge:
         return length
 
     async def _revocation_and_limits(
-        self, route: Route, verified: Verified | None, ip: str, edge_headers: list[tuple[bytes, bytes]]
+        self, route: Route, claims: AccessTokenClaims | None, ip: str, edge_headers: list[tuple[bytes, bytes]]
     ) -> None:
-        """The denylist lookup still owed for a remembered token and the rate-limit hit, in one
-        Redis round trip. Redis failing: the token is refused (503), the limits let it pass."""
-        rule = route.rate_limit if self.limits is not None else None
-        user = str(verified.claims.sub) if verified is not None else None
-        pending = self.limits.prepare(rule, ip=ip, user=user) if self.limits and rule else None
-        unchecked = verified.claims if verified is not None and not verified.revocation_checked else None
-        if unchecked is None and pending is None:
-            return
-        if unchecked is None:
-            assert self.limits is not None and pending is not None
-            verdict = await self.limits.run(pending)
-        else:
-            commands: list[tuple[Any, ...]] = [("MGET", *self.auth.keys_for(unchecked))]
-            if pending is not None:
-                assert self.limits is not None
-                commands.append(self.limits.command(pending))
-            try:
-                results = await self.lane.execute(*commands)
-            except RedisError as exc:
-                raise self.auth.revocation_unknown(exc) from None
-            if isinstance(results[0], Exception):
-                raise self.auth.revocation_unknown(results[0])
-            self.auth.judge(unchecked, results[0])
+        """The token's denylist lookup and the rate-limit hit, in one Redis round trip. Redis
+        failing: the token is refused (503), the limits let the request pass."""
+        user = str(claims.sub) if claims is not None else None
+        pending = self.limits.prepare(route.rate_limit, ip=ip, user=user) if route.rate_limit else None
+        if claims is None:
             if pending is None:
                 return
-            assert self.limits is not None
-            outcome = results[1]
-            if isinstance(outcome, NoScriptError):  # Redis restarted: `run` loads the script again
-                verdict = await self.limits.run(pending)
-            elif isinstance(outcome, Exception):
-                verdict = unavailable(outcome)
-            else:
-                verdict = self.limits.judge(pending, outcome)
+            verdict = await self.limits.run(pending)
+        else:
+            commands: list[tuple[Any, ...]] = [("MGET", *self.auth.keys_for(claims))]
+            if pending is not None:
+                commands.append(self.limits.command(pending))
+            try:
+                replies = await self.lane.execute(*commands)
+            except RedisError as exc:
+                raise self.auth.revocation_unknown(exc) from None
+            self.auth.judge(claims, replies[0])
+            if pending is None:
+                return
+            verdict = await self.limits.verdict(pending, replies[1])
         edge_headers += verdict.headers
         if not verdict.admitted:
             raise too_many_requests(verdict)
@@ -292,14 +282,14 @@ class Edge:
         headers: dict[bytes, bytes],
         ip: str,
         edge_headers: list[tuple[bytes, bytes]],
-    ) -> Verified | None:
+    ) -> AccessTokenClaims | None:
         if route.access == "public":
             return None
         try:
-            return await self.auth.check(headers.get(b"authorization"), route.access)
+            return await self.auth.check(headers.get(b"authorization"))
         except DomainError:
             # A refused request still counts against its IP: guessing tokens is rate-limited too.
-            if route.rate_limit is not None and self.limits is not None:
+            if route.rate_limit is not None:
                 verdict = await self.limits.hit(route.rate_limit, ip=ip, user=None)
                 edge_headers += verdict.headers
                 if not verdict.admitted:

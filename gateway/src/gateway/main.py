@@ -79,8 +79,9 @@ class GatewayApp(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("gateway", level=settings.log_level, json=settings.log_json)
-    # Redis sits on the path of every request: when it is down, fail in well under a second
-    # (rate limits then let requests through, the denylist refuses with 503), not after
+    # Redis sits on the path of every request (through the lane; this client writes the denylist,
+    # reloads the rate-limit script and answers readiness): when it is down, fail in well under a
+    # second (rate limits then let requests through, the denylist refuses with 503), not after
     # redis-py's default retries with seconds of back-off.
     redis = Redis.from_url(
         settings.redis_url,
@@ -89,10 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry=Retry(NoBackoff(), 1),
     )
     lane = RedisLane(settings.redis_url, timeout=settings.redis_timeout_seconds)
-    limits: RateLimits | None = None
-    if settings.rate_limits_enabled:
-        limits = RateLimits(redis, lane, prefix=settings.redis_key_prefix)
-    table = RouteTable(settings)
+    table = RouteTable(settings)  # with rate limits switched off, no route has a rule
     upstreams = {name: Upstream(name, config) for name, config in settings.upstreams.items()}
     denylist = make_denylist(settings, redis)
     auth = EdgeAuth(settings, denylist)
@@ -102,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         table=table,
         upstreams=upstreams,
         auth=auth,
-        limits=limits,
+        limits=RateLimits(redis, lane, prefix=settings.redis_key_prefix),
         lane=lane,
         cors=CorsPolicy(settings),
         proxies=TrustedProxies(settings.trusted_proxies),

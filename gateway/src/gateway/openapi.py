@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -103,12 +103,15 @@ def _secure(item: dict[str, Any], path: str, table: RouteTable) -> dict[str, Any
 
 
 class OpenAPIAggregator:
+    """The merged document, built again only when the upstreams' documents are fetched again."""
+
     def __init__(self, settings: Settings, upstreams: Mapping[str, Upstream], table: RouteTable) -> None:
         self._settings = settings
         self._upstreams = upstreams
         self._table = table
         self._cache: dict[str, dict[str, Any]] = {}  # last good document per upstream
-        self._fetched_at: float | None = None
+        self._merged: dict[str, Any] | None = None
+        self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
     async def _fetch(self, upstream: Upstream) -> dict[str, Any] | None:
@@ -132,13 +135,17 @@ class OpenAPIAggregator:
             max_age = self._settings.openapi_cache_seconds
             if len(self._cache) < len(self._upstreams):
                 max_age = min(max_age, MISSING_RETRY_SECONDS)
-            if self._fetched_at is None or time.monotonic() - self._fetched_at >= max_age:
+            if self._merged is None or time.monotonic() - self._fetched_at >= max_age:
                 upstreams = list(self._upstreams.values())
                 results = await asyncio.gather(*(self._fetch(u) for u in upstreams))
                 for upstream, document in zip(upstreams, results, strict=True):
                     if document is not None:
                         self._cache[upstream.name] = document
                 self._fetched_at = time.monotonic()
+                self._merged = self._merge()
+            return self._merged
+
+    def _merge(self) -> dict[str, Any]:
         merged = merge_documents(
             {name: self._cache[name] for name in self._upstreams if name in self._cache},
             self._table,
@@ -159,7 +166,7 @@ def openapi_router(aggregator: OpenAPIAggregator) -> APIRouter:
         return JSONResponse(await aggregator.document())
 
     @router.get("/docs")
-    async def docs(request: Request) -> HTMLResponse:
+    async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Gatehouse API")
 
     return router

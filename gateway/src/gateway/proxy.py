@@ -136,11 +136,8 @@ def upstream_request_headers(
             continue
         out.append((name, value))
     hop = (peer or "unknown").encode("latin-1")
-    if client.peer_trusted and forwarded_for:
-        out.append((b"x-forwarded-for", forwarded_for + b", " + hop))
-    else:
-        out.append((b"x-forwarded-for", hop))
     trusted = client.peer_trusted
+    out.append((b"x-forwarded-for", forwarded_for + b", " + hop if trusted and forwarded_for else hop))
     out.append((b"x-forwarded-proto", forwarded_proto if trusted and forwarded_proto else scheme.encode()))
     original_host = forwarded_host if trusted and forwarded_host else host
     if original_host:

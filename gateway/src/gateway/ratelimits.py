@@ -134,8 +134,7 @@ class RateLimits:
         return PendingHit(rule.name, limits, keys, [*args, *weights], weights, elapsed)
 
     def command(self, pending: PendingHit) -> tuple[Any, ...]:
-        """The hit as a command for a caller's batch (`judge` its reply). A Redis that lost the
-        script answers NoScriptError: then call `run`, which loads it again."""
+        """The hit as a command for a caller's batch; `verdict` reads its reply."""
         return ("EVALSHA", self._script.sha, len(pending.keys), *pending.keys, *pending.args)
 
     async def hit(self, rule: RateLimitRule, *, ip: str, user: str | None) -> Verdict:
@@ -143,14 +142,22 @@ class RateLimits:
         return Verdict(True) if pending is None else await self.run(pending)
 
     async def run(self, pending: PendingHit) -> Verdict:
+        """The hit in a round trip of its own."""
         try:
             (reply,) = await self._lane.execute(self.command(pending))
-            if isinstance(reply, NoScriptError):  # a restarted Redis: the client loads it again
-                reply = await self._script(keys=pending.keys, args=pending.args)
-            elif isinstance(reply, Exception):
-                raise reply
         except RedisError as exc:
             return unavailable(exc)
+        return await self.verdict(pending, reply)
+
+    async def verdict(self, pending: PendingHit, reply: Sequence[int] | Exception) -> Verdict:
+        """The verdict from the reply to `command(pending)` (an error reply comes as the exception)."""
+        if isinstance(reply, NoScriptError):  # a restarted Redis lost the script: the client loads it
+            try:
+                reply = await self._script(keys=pending.keys, args=pending.args)
+            except RedisError as exc:
+                return unavailable(exc)
+        if isinstance(reply, Exception):
+            return unavailable(reply)
         return self.judge(pending, reply)
 
     def judge(self, pending: PendingHit, result: Sequence[int]) -> Verdict:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from asgi_correlation_id import correlation_id
 from prometheus_client import Counter
@@ -38,7 +39,7 @@ from gatehouse_platform.consumer import PermanentFailure
 from gatehouse_platform.db import session_scope, utcnow
 from notification_service.deliveries.repository import DeliveryRepository, SuppressionRepository
 from notification_service.email.links import Links
-from notification_service.email.render import TEMPLATES, RenderedEmail, Renderer
+from notification_service.email.render import RenderedEmail, Renderer
 from notification_service.email.smtp import (
     SmtpError,
     SmtpPermanentError,
@@ -47,7 +48,7 @@ from notification_service.email.smtp import (
     new_message_id,
 )
 from notification_service.errors import NotResendable, RecipientRejected, SecretNotStored, SmtpUnavailable
-from notification_service.events.handlers import HANDLERS
+from notification_service.events.handlers import HANDLERS, TEMPLATES
 from notification_service.models import Delivery, DeliveryStatus
 from notification_service.settings import Settings
 
@@ -129,30 +130,21 @@ class Dispatcher:
                 "is never stored. Ask the user to request a new one."
             )
         data = parse_data(original.event_type, original.event_data)
-        matching = [
-            notice
-            for notice in HANDLERS[original.event_type](data, self._links)
-            if notice.template == original.template and notice.recipient == original.recipient
-        ]
-        if not matching:
-            raise NotResendable(f"The {original.event_type} event no longer asks for this email.")
-        email = self._renderer.render(matching[0])
-        now = utcnow()
-        copy = Delivery(
-            id=uuid.uuid4(),
-            event_id=original.event_id,
-            event_type=original.event_type,
-            template=original.template,
-            recipient=original.recipient,
-            subject=email.subject,
-            status=DeliveryStatus.SENDING.value,
-            attempts=1,
-            message_id=new_message_id(self._settings),
-            event_data=original.event_data,
-            correlation_id=correlation_id.get(),
-            resend_of=original.id,
-            last_attempt_at=now,
+        notice = next(
+            (
+                notice
+                for notice in HANDLERS[original.event_type](data, self._links)
+                if notice.template == original.template and notice.recipient == original.recipient
+            ),
+            None,
         )
+        if notice is None:
+            raise NotResendable(f"The {original.event_type} event no longer asks for this email.")
+        email = self._renderer.render(notice)
+        copy = self._new_delivery(
+            original.event_id, original.event_type, email, original.event_data, correlation_id.get()
+        )
+        copy.resend_of, copy.attempts, copy.last_attempt_at = original.id, 1, utcnow()
         DeliveryRepository(db).add(copy)
         await db.flush()
         try:
@@ -171,7 +163,7 @@ class Dispatcher:
         return copy
 
     async def _claim(
-        self, event: CloudEvent, email: RenderedEmail, kept_data: dict[str, object] | None
+        self, event: CloudEvent, email: RenderedEmail, kept_data: dict[str, Any] | None
     ) -> Delivery:
         category = TEMPLATES[email.template].unsubscribe_category
         async with session_scope(self._sessions) as s:
@@ -179,19 +171,7 @@ class Dispatcher:
             delivery = await deliveries.by_key(event.id, email.template, email.recipient, for_update=True)
             if delivery is None:
                 delivery = deliveries.add(
-                    Delivery(
-                        id=uuid.uuid4(),
-                        event_id=event.id,
-                        event_type=event.type,
-                        template=email.template,
-                        recipient=email.recipient,
-                        subject=email.subject,
-                        status=DeliveryStatus.SENDING.value,
-                        attempts=0,
-                        message_id=new_message_id(self._settings),
-                        event_data=kept_data,
-                        correlation_id=event.correlationid,
-                    )
+                    self._new_delivery(event.id, event.type, email, kept_data, event.correlationid)
                 )
             elif DeliveryStatus(delivery.status).is_final:
                 return delivery
@@ -214,6 +194,30 @@ class Dispatcher:
             delivery.last_attempt_at = utcnow()
             await s.flush()
             return delivery
+
+    def _new_delivery(
+        self,
+        event_id: uuid.UUID,
+        event_type: str,
+        email: RenderedEmail,
+        event_data: dict[str, Any] | None,
+        correlation_id: str | None,
+    ) -> Delivery:
+        """A `sending` row for `email`, not attempted yet. Its Message-ID, chosen here, is the one
+        every attempt of this delivery carries."""
+        return Delivery(
+            id=uuid.uuid4(),
+            event_id=event_id,
+            event_type=event_type,
+            template=email.template,
+            recipient=email.recipient,
+            subject=email.subject,
+            status=DeliveryStatus.SENDING.value,
+            attempts=0,
+            message_id=new_message_id(self._settings),
+            event_data=event_data,
+            correlation_id=correlation_id,
+        )
 
     async def _settle(
         self, sent: list[Delivery], current: Delivery | None, status: DeliveryStatus, exc: Exception
@@ -241,4 +245,3 @@ def _record_failure(delivery: Delivery, status: DeliveryStatus, exc: Exception) 
     delivery.status = status.value
     delivery.smtp_code = exc.code if isinstance(exc, SmtpError) else None
     delivery.error = _describe(exc)
-    delivery.updated_at = utcnow()

@@ -58,12 +58,12 @@ async def list_deliveries(
         created_before=created_before,
     )
     deliveries, next_cursor = await service.list_deliveries(db, filters, limit, cursor)
-    return DeliveryPage(items=[DeliveryOut.of(d) for d in deliveries], next_cursor=next_cursor)
+    return DeliveryPage(items=[DeliveryOut.model_validate(d) for d in deliveries], next_cursor=next_cursor)
 
 
 @router.get("/deliveries/{delivery_id}", responses=responses(DeliveryNotFound))
 async def get_delivery(delivery_id: uuid.UUID, _: AdminClaims, db: DbSession) -> DeliveryOut:
-    return DeliveryOut.of(await service.get_delivery(db, delivery_id))
+    return DeliveryOut.model_validate(await service.get_delivery(db, delivery_id))
 
 
 @router.post(
@@ -78,7 +78,7 @@ async def get_delivery(delivery_id: uuid.UUID, _: AdminClaims, db: DbSession) ->
 async def resend_delivery(
     delivery_id: uuid.UUID, _: AdminClaims, db: DbSession, services: ServicesDep
 ) -> DeliveryOut:
-    return DeliveryOut.of(await service.resend(db, services.dispatcher, delivery_id))
+    return DeliveryOut.model_validate(await service.resend(db, services.dispatcher, delivery_id))
 
 
 @router.post(

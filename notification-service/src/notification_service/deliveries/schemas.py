@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from notification_service.models import Delivery, DeliveryStatus
+from notification_service.models import DeliveryStatus
 
 
 class DeliveryOut(BaseModel):
+    """A delivery row as the API shows it (`DeliveryOut.model_validate(delivery)`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     event_id: uuid.UUID
     event_type: str
@@ -32,29 +36,6 @@ class DeliveryOut(BaseModel):
     updated_at: datetime
     last_attempt_at: datetime | None
     sent_at: datetime | None
-
-    @classmethod
-    def of(cls, delivery: Delivery) -> DeliveryOut:
-        return cls(
-            id=delivery.id,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            template=delivery.template,
-            recipient=delivery.recipient,
-            subject=delivery.subject,
-            status=DeliveryStatus(delivery.status),
-            attempts=delivery.attempts,
-            message_id=delivery.message_id,
-            smtp_code=delivery.smtp_code,
-            error=delivery.error,
-            resendable=delivery.resendable,
-            resend_of=delivery.resend_of,
-            correlation_id=delivery.correlation_id,
-            created_at=delivery.created_at,
-            updated_at=delivery.updated_at,
-            last_attempt_at=delivery.last_attempt_at,
-            sent_at=delivery.sent_at,
-        )
 
 
 class DeliveryPage(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from notification_service.email.links import Links
-from notification_service.email.render import SAMPLE_EVENTS, TEMPLATES, RenderedEmail, Renderer
+from notification_service.email.render import RenderedEmail, Renderer
 from notification_service.errors import TemplateNotFound
-from notification_service.events.handlers import HANDLERS
+from notification_service.events.handlers import HANDLERS, SAMPLE_EVENTS, TEMPLATES
 
 
 def render_sample(renderer: Renderer, links: Links, name: str) -> RenderedEmail:
