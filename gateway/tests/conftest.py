@@ -56,27 +56,22 @@ async def redis_keys_removed_afterwards() -> AsyncIterator[None]:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    with testing.rabbitmq_vhost(RUN) as url:
-        yield url
+def run_name() -> str:
+    return RUN
 
 
 @pytest.fixture(scope="session")
-async def auth_database_url() -> AsyncIterator[str]:
-    url = await testing.create_database(RUN)
-    try:
-        await testing.migrate(AUTH_SERVICE_ROOT, url)  # auth-service's own Alembic migrations
-        yield url
-    finally:
-        await testing.drop_database(RUN)
+def service_root() -> Path:
+    """The database of this run is the real auth-service's, migrated with its own Alembic."""
+    return AUTH_SERVICE_ROOT
 
 
 @pytest.fixture(scope="session")
-def auth_service(auth_database_url: str, amqp_url: str) -> Iterator[str]:
+def auth_service(database_url: str, amqp_url: str) -> Iterator[str]:
     """auth-service over real HTTP, with its outbox relay publishing to this run's vhost."""
     settings = AuthSettings(
         environment="test",
-        database_url=auth_database_url,
+        database_url=database_url,
         amqp_url=amqp_url,
         redis_key_prefix=f"{RUN}:auth",
         log_json=False,

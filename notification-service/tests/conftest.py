@@ -26,13 +26,12 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.smtp import start_catcher
 from gatehouse_platform import testing
-from gatehouse_platform.db import make_engine, make_session_factory
 from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
 from notification_service.models import Delivery
@@ -48,32 +47,13 @@ def alembic_config(url: str) -> Config:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    with testing.rabbitmq_vhost(RUN) as url:
-        yield url
+def run_name() -> str:
+    return RUN
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    url = await testing.create_database(RUN)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(RUN)
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """For tests to read rows directly."""
-    return make_session_factory(engine)
+def service_root() -> Path:
+    return SERVICE_ROOT
 
 
 # --- tokens -------------------------------------------------------------------------------------
