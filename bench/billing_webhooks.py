@@ -94,7 +94,6 @@ async def subscribe_users(
             headers=admin,
         )
         plan.raise_for_status()
-        session_ids = []
         for n in range(SUBSCRIPTIONS):
             user = uuid.uuid4()
             checkout = await api.post(
@@ -103,18 +102,17 @@ async def subscribe_users(
                 headers=issuer.bearer(user, email=f"bench-{n}@example.com"),
             )
             checkout.raise_for_status()
-            session_ids.append(checkout.json()["session_id"])
             completed = await control.post(
                 f"/_emulator/checkout/sessions/{checkout.json()['session_id']}/complete",
                 json={"outcome": "paid"},
             )
             completed.raise_for_status()
-    for _ in range(300):
+
+    async def all_active() -> list[str]:
         active = await pg.fetch("SELECT stripe_subscription_id FROM subscriptions WHERE status = 'active'")
-        if len(active) == SUBSCRIPTIONS:
-            return [row["stripe_subscription_id"] for row in active]
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the benchmark's subscriptions did not activate")
+        return [row["stripe_subscription_id"] for row in active] if len(active) == SUBSCRIPTIONS else []
+
+    return await testing.eventually(all_active, "the subscriptions to activate", within=30, every=0.1)
 
 
 def invoice_events(

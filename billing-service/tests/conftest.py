@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aio_pika
 import httpx
@@ -40,7 +41,9 @@ SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_billing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 STRIPE_KEY = "sk_test_gatehouse_tests"
 PREVIOUS_WEBHOOK_SECRET = "whsec_previous_secret_being_rotated_out"
-T = TypeVar("T")
+# The platform's polling helper, with more time by default: a change here often waits for the
+# emulator to send a webhook and for billing to apply it.
+eventually = functools.partial(testing.eventually, within=15.0)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -267,16 +270,17 @@ class EventTap:
         self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 15.0
     ) -> dict[str, Any]:
         """The first event of the type matching `where`, validated against its exported schema."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def arrived() -> dict[str, Any] | None:
             await self._drain()
-            for event in self.seen:
-                if event["type"] == event_type and where(event):
-                    validate_event(event)
-                    return event
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {event_type} event arrived; saw {[e['type'] for e in self.seen]}")
-            await asyncio.sleep(0.05)
+            return next((e for e in self.seen if e["type"] == event_type and where(e)), None)
+
+        try:
+            event = await eventually(arrived, f"a {event_type} event", within=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; saw {[e['type'] for e in self.seen]}") from None
+        validate_event(event)
+        return event
 
     async def all_of(
         self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, settle: float = 1.0
@@ -343,18 +347,6 @@ async def publish(
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 15.0) -> T:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def subscription_row(
     db: async_sessionmaker[AsyncSession], subscription_id: uuid.UUID | str
 ) -> Subscription:
@@ -374,7 +366,7 @@ async def wait_for_status(
         row = await subscription_row(db, subscription_id)
         return row if row.status == status else None
 
-    return await eventually(check, f"subscription {subscription_id} to be {status.value}", timeout)
+    return await eventually(check, f"subscription {subscription_id} to be {status.value}", within=timeout)
 
 
 async def payments_of(db: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> list[Payment]:
@@ -389,20 +381,30 @@ def new_code() -> str:
     return f"plan-{uuid.uuid4().hex[:10]}"
 
 
-async def create_plan(client: httpx.AsyncClient, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
-    body = {
-        "code": new_code(),
-        "name": "Pro",
-        "tier": "pro",
-        "amount": 3000,
-        "currency": "usd",
-        "interval": "month",
-        "features": ["api", "projects:unlimited"],
-        **fields,
-    }
-    response = await client.post("/billing/plans", json=body, headers=admin)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+NewPlan = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def new_plan(client: httpx.AsyncClient, admin: dict[str, str]) -> NewPlan:
+    """`await new_plan(**fields)`: a plan an admin created, with its Stripe product and price;
+    `fields` override the defaults."""
+
+    async def create(**fields: Any) -> dict[str, Any]:
+        body = {
+            "code": new_code(),
+            "name": "Pro",
+            "tier": "pro",
+            "amount": 3000,
+            "currency": "usd",
+            "interval": "month",
+            "features": ["api", "projects:unlimited"],
+            **fields,
+        }
+        response = await client.post("/billing/plans", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return create
 
 
 @dataclass
@@ -423,26 +425,37 @@ async def subscribe(client: httpx.AsyncClient, user: User, plan_code: str) -> di
     return dict(response.json())
 
 
-async def subscribe_and_pay(
+PaidSubscription = Callable[..., Awaitable[Subscribed]]
+
+
+@pytest.fixture
+def paid_subscription(
     client: httpx.AsyncClient,
     emulator: Emulator,
     db: async_sessionmaker[AsyncSession],
-    user: User,
-    plan: dict[str, Any],
-) -> Subscribed:
-    """A user with an active (or trialing) subscription to `plan`, paid through Checkout."""
-    checkout = await subscribe(client, user, plan["code"])
-    result = await emulator.complete_checkout(checkout["session_id"], "paid")
-    expected = SubscriptionStatus.TRIALING if plan.get("trial_days") else SubscriptionStatus.ACTIVE
-    await wait_for_status(db, checkout["subscription_id"], expected)
-    return Subscribed(
-        user=user,
-        plan=plan,
-        subscription_id=uuid.UUID(checkout["subscription_id"]),
-        session_id=checkout["session_id"],
-        stripe_subscription_id=result["subscription"]["id"],
-        stripe_customer_id=result["subscription"]["customer"],
-    )
+    new_user: Callable[..., User],
+    new_plan: NewPlan,
+) -> PaidSubscription:
+    """`await paid_subscription(plan)`, or `(**plan_fields)` for a new plan: a new user with an
+    active (or trialing) subscription to it, paid through Checkout."""
+
+    async def start(plan: dict[str, Any] | None = None, **plan_fields: Any) -> Subscribed:
+        plan = plan or await new_plan(**plan_fields)
+        user = new_user()
+        checkout = await subscribe(client, user, plan["code"])
+        result = await emulator.complete_checkout(checkout["session_id"], "paid")
+        expected = SubscriptionStatus.TRIALING if plan.get("trial_days") else SubscriptionStatus.ACTIVE
+        await wait_for_status(db, checkout["subscription_id"], expected)
+        return Subscribed(
+            user=user,
+            plan=plan,
+            subscription_id=uuid.UUID(checkout["subscription_id"]),
+            session_id=checkout["session_id"],
+            stripe_subscription_id=result["subscription"]["id"],
+            stripe_customer_id=result["subscription"]["customer"],
+        )
+
+    return start
 
 
 def signed(payload: str, secret: str, timestamp: int | None = None) -> dict[str, str]:

@@ -19,8 +19,8 @@ from billing_service.models import Customer, EndReason, Subscription, Subscripti
 from billing_service.settings import Settings
 from conftest import (
     Emulator,
+    NewPlan,
     WebhookEndpoint,
-    create_plan,
     subscribe,
     subscription_row,
     wait_for_status,
@@ -31,7 +31,7 @@ from gatehouse_platform.db import utcnow
 
 async def test_beat_schedules_the_sweep_and_the_reconciliation_and_a_worker_runs_them(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     emulator: Emulator,
     sdk: stripe.StripeClient,
@@ -40,7 +40,7 @@ async def test_beat_schedules_the_sweep_and_the_reconciliation_and_a_worker_runs
     db: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     # A missed webhook: the Checkout was paid while Stripe could not reach us.
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])

@@ -14,13 +14,12 @@ from billing_service.models import PaymentStatus, SubscriptionStatus
 from conftest import (
     Emulator,
     EventTap,
-    Subscribed,
-    create_plan,
+    NewPlan,
+    PaidSubscription,
     eventually,
     of_subscription,
     payments_of,
     subscribe,
-    subscribe_and_pay,
     subscription_row,
 )
 
@@ -32,28 +31,17 @@ def share(amount: int, remaining: int, length: int) -> int:
     return (2 * amount * remaining + length) // (2 * length)
 
 
-async def started(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
-    emulator: Emulator,
-    db: async_sessionmaker[AsyncSession],
-    **plan: Any,
-) -> Subscribed:
-    return await subscribe_and_pay(client, emulator, db, new_user(), await create_plan(client, admin, **plan))
-
-
 async def test_an_upgrade_charges_the_prorated_difference_now_on_the_same_subscription(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
+    new_plan: NewPlan,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    current = await started(client, admin, new_user, emulator, db, amount=1000, features=["basic"])
-    target = await create_plan(client, admin, amount=3000, features=["basic", "pro"])
+    current = await paid_subscription(amount=1000, features=["basic"])
+    target = await new_plan(amount=3000, features=["basic", "pro"])
     await emulator.advance(10 * DAY)  # a third of the way into the month
     headers = current.user.headers
 
@@ -123,15 +111,15 @@ async def test_an_upgrade_charges_the_prorated_difference_now_on_the_same_subscr
 
 async def test_a_downgrade_switches_now_and_credits_the_next_invoice(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
+    new_plan: NewPlan,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    current = await started(client, admin, new_user, emulator, db, amount=5000)
-    target = await create_plan(client, admin, amount=2000)
+    current = await paid_subscription(amount=5000)
+    target = await new_plan(amount=2000)
     await emulator.advance(15 * DAY)
     headers = current.user.headers
     quote = (
@@ -164,14 +152,14 @@ async def test_a_downgrade_switches_now_and_credits_the_next_invoice(
 
 async def test_a_declined_upgrade_changes_nothing_and_can_be_retried(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
+    new_plan: NewPlan,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    current = await started(client, admin, new_user, emulator, db, amount=1000)
-    target = await create_plan(client, admin, amount=9000)
+    current = await paid_subscription(amount=1000)
+    target = await new_plan(amount=9000)
     await emulator.payment_behavior(current.stripe_customer_id, "declined")
     body = {"plan_code": target["code"]}
     declined = await client.post("/billing/subscriptions/upgrade", json=body, headers=current.user.headers)
@@ -189,12 +177,12 @@ async def test_a_declined_upgrade_changes_nothing_and_can_be_retried(
 
 async def test_plan_changes_that_cannot_happen_are_refused(
     client: httpx.AsyncClient,
+    paid_subscription: PaidSubscription,
+    new_plan: NewPlan,
     admin: dict[str, str],
     new_user: Any,
-    emulator: Emulator,
-    db: async_sessionmaker[AsyncSession],
 ) -> None:
-    current = await started(client, admin, new_user, emulator, db)
+    current = await paid_subscription()
     headers = current.user.headers
 
     async def change(code: str) -> httpx.Response:
@@ -202,16 +190,16 @@ async def test_plan_changes_that_cannot_happen_are_refused(
 
     same = await change(current.plan["code"])
     assert same.status_code == 409 and same.json()["type"].endswith("/same-plan")
-    euro = await create_plan(client, admin, currency="eur")
+    euro = await new_plan(currency="eur")
     other_currency = await change(euro["code"])
     assert other_currency.status_code == 409 and other_currency.json()["type"].endswith("/incompatible-plan")
-    retired = await create_plan(client, admin)
+    retired = await new_plan()
     await client.delete(f"/billing/plans/{retired['id']}", headers=admin)
     assert (await change(retired["code"])).json()["type"].endswith("/plan-not-available")
     assert (await change("no-such-plan")).status_code == 404
     stale = await client.post(
         "/billing/subscriptions/upgrade",
-        json={"plan_code": (await create_plan(client, admin))["code"], "proration_date": 1},
+        json={"plan_code": (await new_plan())["code"], "proration_date": 1},
         headers=headers,
     )
     assert stale.status_code == 422 and stale.json()["type"].endswith("/invalid-proration-date")
@@ -238,14 +226,12 @@ async def test_plan_changes_that_cannot_happen_are_refused(
 
 async def test_cancel_at_period_end_then_resume(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
-    db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    current = await started(client, admin, new_user, emulator, db)
+    current = await paid_subscription()
     headers = current.user.headers
     canceled = await client.post("/billing/subscriptions/cancel", headers=headers)
     assert canceled.status_code == 200, canceled.text
@@ -296,13 +282,13 @@ async def test_cancel_and_resume_need_a_subscription(client: httpx.AsyncClient, 
 
 async def test_canceling_a_pending_checkout_abandons_it(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     user = new_user()
-    checkout = await subscribe(client, user, (await create_plan(client, admin))["code"])
+    checkout = await subscribe(client, user, (await new_plan())["code"])
     response = await client.post("/billing/subscriptions/cancel", headers=user.headers)
     assert response.status_code == 200 and response.json()["status"] == "checkout_expired"
     assert sdk.v1.checkout.sessions.retrieve(checkout["session_id"]).status == "expired"

@@ -9,6 +9,7 @@ in Checkout) and re-read from the same Stripe, as production would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import uuid
@@ -68,29 +69,26 @@ def history_stripe() -> Iterator[str]:
 async def instances(history_stripe: str, amqp_url: str, jwks_url: str) -> AsyncIterator[dict[str, Instance]]:
     names = {kind: testing.unique_name(f"gh_billing_once_{kind}") for kind in SECRETS}
     made: dict[str, Instance] = {}
-    servers = []
     try:
-        for kind, name in names.items():
-            url = await testing.create_database(name)
-            await testing.migrate(SERVICE_ROOT, url)
-            settings = make_settings(
-                database_url=url,
-                amqp_url=amqp_url,
-                jwks_url=jwks_url,
-                redis_key_prefix=name,
-                stripe_api_base=history_stripe,
-                stripe_webhook_secret=SECRETS[kind],
-                webhook_poll_interval_seconds=0.1,
-            )
-            server = serve_in_thread(create_app(settings, run_relay=False, run_consumers=False))
-            base = server.__enter__()
-            servers.append(server)
-            engine = make_engine(url, pool_size=2)
-            made[kind] = Instance(base, make_session_factory(engine), engine, SECRETS[kind])
-        yield made
+        with contextlib.ExitStack() as servers:
+            for kind, name in names.items():
+                url = await testing.create_database(name)
+                await testing.migrate(SERVICE_ROOT, url)
+                settings = make_settings(
+                    database_url=url,
+                    amqp_url=amqp_url,
+                    jwks_url=jwks_url,
+                    redis_key_prefix=name,
+                    stripe_api_base=history_stripe,
+                    stripe_webhook_secret=SECRETS[kind],
+                    webhook_poll_interval_seconds=0.1,
+                )
+                app = create_app(settings, run_relay=False, run_consumers=False)
+                base = servers.enter_context(serve_in_thread(app))
+                engine = make_engine(url, pool_size=2)
+                made[kind] = Instance(base, make_session_factory(engine), engine, SECRETS[kind])
+            yield made
     finally:
-        for server in reversed(servers):
-            server.__exit__(None, None, None)
         for instance in made.values():
             await instance.engine.dispose()
         for name in names.values():
@@ -147,7 +145,7 @@ async def applied(instance: Instance, count: int) -> None:
             )
         return settled == count
 
-    await eventually(done, "every event to be applied", timeout=60)
+    await eventually(done, "every event to be applied", within=60)
 
 
 async def state(instance: Instance) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from billing_service.webhooks.reconcile import reconcile
 from conftest import (
     Emulator,
     EventTap,
+    NewPlan,
+    PaidSubscription,
     WebhookEndpoint,
-    create_plan,
     of_subscription,
     subscribe,
-    subscribe_and_pay,
     subscription_row,
     wait_for_status,
     webhooks_off,
@@ -45,7 +45,7 @@ async def gateway(settings: Settings) -> AsyncIterator[StripeGateway]:
 
 async def test_reconciliation_heals_a_missed_checkout_completion(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     emulator: Emulator,
     sdk: stripe.StripeClient,
@@ -55,7 +55,7 @@ async def test_reconciliation_heals_a_missed_checkout_completion(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])
     async with webhooks_off(sdk, webhook_endpoint, emulator, db):
@@ -63,7 +63,7 @@ async def test_reconciliation_heals_a_missed_checkout_completion(
         # Meanwhile the customer asks for another plan: Stripe will not expire a paid session.
         other = await client.post(
             "/billing/subscriptions/subscribe",
-            json={"plan_code": (await create_plan(client, admin))["code"]},
+            json={"plan_code": (await new_plan())["code"]},
             headers=user.headers,
         )
         assert other.status_code == 409 and other.json()["type"].endswith("/subscription-exists")
@@ -98,9 +98,7 @@ async def test_reconciliation_heals_a_missed_checkout_completion(
 
 
 async def test_reconciliation_heals_a_change_made_at_stripe(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     webhook_endpoint: WebhookEndpoint,
@@ -109,7 +107,7 @@ async def test_reconciliation_heals_a_change_made_at_stripe(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), await create_plan(client, admin))
+    subscribed = await paid_subscription()
     async with webhooks_off(sdk, webhook_endpoint, emulator, db):
         # e.g. support canceled it in the Stripe dashboard
         sdk.v1.subscriptions.update(subscribed.stripe_subscription_id, params={"cancel_at_period_end": True})
@@ -125,8 +123,7 @@ async def emulator_time(emulator: Emulator) -> datetime:
 
 async def test_the_sweep_ends_a_canceled_subscription_whose_deletion_was_missed(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     webhook_endpoint: WebhookEndpoint,
@@ -135,7 +132,7 @@ async def test_the_sweep_ends_a_canceled_subscription_whose_deletion_was_missed(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), await create_plan(client, admin))
+    subscribed = await paid_subscription()
     assert (
         await client.post("/billing/subscriptions/cancel", headers=subscribed.user.headers)
     ).status_code == 200
@@ -160,9 +157,7 @@ async def test_the_sweep_ends_a_canceled_subscription_whose_deletion_was_missed(
 
 
 async def test_the_sweep_cancels_a_past_due_subscription_after_the_grace(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     settings: Settings,
@@ -170,7 +165,7 @@ async def test_the_sweep_cancels_a_past_due_subscription_after_the_grace(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), await create_plan(client, admin))
+    subscribed = await paid_subscription()
     await emulator.payment_behavior(subscribed.stripe_customer_id, "declined")
     row = await subscription_row(db, subscribed.subscription_id)
     assert row.current_period_end is not None
@@ -191,8 +186,7 @@ async def test_the_sweep_cancels_a_past_due_subscription_after_the_grace(
 
 async def test_the_sweep_trusts_stripe_over_a_missed_resume(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     webhook_endpoint: WebhookEndpoint,
@@ -201,7 +195,7 @@ async def test_the_sweep_trusts_stripe_over_a_missed_resume(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), await create_plan(client, admin))
+    subscribed = await paid_subscription()
     assert (
         await client.post("/billing/subscriptions/cancel", headers=subscribed.user.headers)
     ).status_code == 200

@@ -10,21 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.models import PlanPrice
-from conftest import Emulator, create_plan, new_code, subscribe, subscribe_and_pay
+from conftest import NewPlan, PaidSubscription, new_code, subscribe
 
 
 async def test_admin_creates_a_plan_with_its_stripe_product_and_price(
-    client: httpx.AsyncClient, admin: dict[str, str], sdk: stripe.StripeClient
+    client: httpx.AsyncClient, new_plan: NewPlan, sdk: stripe.StripeClient
 ) -> None:
-    plan = await create_plan(
-        client,
-        admin,
-        name="Team",
-        tier="business",
-        amount=4900,
-        interval="year",
-        trial_days=7,
-        description="x",
+    plan = await new_plan(
+        name="Team", tier="business", amount=4900, interval="year", trial_days=7, description="x"
     )
     assert plan["active"] is True and plan["trial_days"] == 7
     product = sdk.v1.products.retrieve(plan["stripe_product_id"])
@@ -38,9 +31,7 @@ async def test_admin_creates_a_plan_with_its_stripe_product_and_price(
     assert public.status_code == 200 and public.json()["code"] == plan["code"]
 
 
-async def test_plan_creation_is_for_admins_only(
-    client: httpx.AsyncClient, new_user: Any, admin: dict[str, str]
-) -> None:
+async def test_plan_creation_is_for_admins_only(client: httpx.AsyncClient, new_user: Any) -> None:
     body = {"code": new_code(), "name": "X", "tier": "pro", "amount": 100}
     anonymous = await client.post("/billing/plans", json=body)
     assert anonymous.status_code == 401
@@ -50,8 +41,10 @@ async def test_plan_creation_is_for_admins_only(
     assert forbidden.json()["status"] == 403
 
 
-async def test_a_taken_code_is_a_conflict(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    plan = await create_plan(client, admin)
+async def test_a_taken_code_is_a_conflict(
+    client: httpx.AsyncClient, new_plan: NewPlan, admin: dict[str, str]
+) -> None:
+    plan = await new_plan()
     again = await client.post(
         "/billing/plans",
         json={"code": plan["code"], "name": "X", "tier": "pro", "amount": 100},
@@ -62,7 +55,7 @@ async def test_a_taken_code_is_a_conflict(client: httpx.AsyncClient, admin: dict
 
 
 async def test_invalid_plans_are_refused_with_field_errors(
-    client: httpx.AsyncClient, admin: dict[str, str]
+    client: httpx.AsyncClient, new_plan: NewPlan, admin: dict[str, str]
 ) -> None:
     response = await client.post(
         "/billing/plans",
@@ -73,18 +66,19 @@ async def test_invalid_plans_are_refused_with_field_errors(
     errors = response.json()["errors"]
     assert {"code", "name", "tier", "amount", "currency"} <= set(errors)
     patch = await client.patch(
-        f"/billing/plans/{(await create_plan(client, admin))['id']}", json={"name": None}, headers=admin
+        f"/billing/plans/{(await new_plan())['id']}", json={"name": None}, headers=admin
     )
     assert patch.status_code == 422 and "name" in patch.json()["errors"]
 
 
 async def test_a_price_change_makes_a_new_stripe_price_and_archives_the_old(
     client: httpx.AsyncClient,
+    new_plan: NewPlan,
     admin: dict[str, str],
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    plan = await create_plan(client, admin, amount=1500)
+    plan = await new_plan(amount=1500)
     old_price = plan["stripe_price_id"]
     response = await client.patch(
         f"/billing/plans/{plan['id']}",
@@ -124,14 +118,14 @@ async def test_a_price_change_makes_a_new_stripe_price_and_archives_the_old(
 
 async def test_retiring_a_plan_archives_it_blocks_new_subscriptions_and_keeps_existing_ones(
     client: httpx.AsyncClient,
+    paid_subscription: PaidSubscription,
+    new_plan: NewPlan,
     admin: dict[str, str],
     sdk: stripe.StripeClient,
     new_user: Any,
-    emulator: Emulator,
-    db: async_sessionmaker[AsyncSession],
 ) -> None:
-    plan = await create_plan(client, admin)
-    existing = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    plan = await new_plan()
+    existing = await paid_subscription(plan)
 
     deleted = await client.delete(f"/billing/plans/{plan['id']}", headers=admin)
     assert deleted.status_code == 204
@@ -174,10 +168,10 @@ async def test_retiring_a_plan_archives_it_blocks_new_subscriptions_and_keeps_ex
 
 
 async def test_the_public_list_is_paginated_cheapest_first(
-    client: httpx.AsyncClient, admin: dict[str, str]
+    client: httpx.AsyncClient, new_plan: NewPlan
 ) -> None:
     for amount in (1, 2, 3):
-        await create_plan(client, admin, amount=amount)
+        await new_plan(amount=amount)
     first = (await client.get("/billing/plans", params={"limit": 2})).json()
     assert len(first["items"]) == 2 and first["next_cursor"]
     second = (await client.get("/billing/plans", params={"limit": 2, "cursor": first["next_cursor"]})).json()

@@ -9,16 +9,15 @@ import httpx
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.models import EndReason, PaymentStatus, SubscriptionStatus
+from billing_service.models import EndReason, Payment, PaymentStatus, SubscriptionStatus
 from conftest import (
     Emulator,
     EventTap,
+    PaidSubscription,
     Subscribed,
-    create_plan,
     eventually,
     of_subscription,
     payments_of,
-    subscribe_and_pay,
     subscription_row,
     wait_for_status,
 )
@@ -40,17 +39,30 @@ def of_user(subscribed: Subscribed) -> Any:
     return lambda e: e["data"]["user_id"] == str(subscribed.user.id)
 
 
+async def invoice_payments(
+    db: async_sessionmaker[AsyncSession],
+    subscribed: Subscribed,
+    invoice_id: str,
+    status: PaymentStatus,
+    what: str,
+) -> list[Payment]:
+    """The subscriber's payment rows of `invoice_id`, once the first has `status`."""
+
+    async def check() -> list[Payment] | None:
+        rows = [p for p in await payments_of(db, subscribed.user.id) if p.stripe_invoice_id == invoice_id]
+        return rows if rows and rows[0].status == status else None
+
+    return await eventually(check, what)
+
+
 async def test_a_paid_renewal_extends_the_period_once(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, amount=1900)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription(amount=1900)
     before = await subscription_row(db, subscribed.subscription_id)
     old_end = await to_period_end(emulator, sdk, subscribed)
 
@@ -88,15 +100,13 @@ async def test_a_paid_renewal_extends_the_period_once(
 
 async def test_a_failed_renewal_is_past_due_until_a_retry_is_paid(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, amount=2500)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription(amount=2500)
     await emulator.payment_behavior(subscribed.stripe_customer_id, "declined")
     await to_period_end(emulator, sdk, subscribed)
 
@@ -107,7 +117,8 @@ async def test_a_failed_renewal_is_past_due_until_a_retry_is_paid(
     assert failed["data"]["attempt_count"] == 1 and failed["data"]["amount"] == 2500
     assert failed["data"]["next_payment_attempt"]
     entitled = (await client.get("/billing/entitlements/me", headers=subscribed.user.headers)).json()
-    assert entitled["status"] == "past_due" and entitled["features"] == plan["features"]  # access continues
+    # access continues
+    assert entitled["status"] == "past_due" and entitled["features"] == subscribed.plan["features"]
 
     await emulator.payment_behavior(subscribed.stripe_customer_id, "paid")  # the card was updated
     await emulator.advance(DAY + 3600)  # Stripe's retry
@@ -119,15 +130,9 @@ async def test_a_failed_renewal_is_past_due_until_a_retry_is_paid(
     )
     assert paid["data"]["amount"] == 2500
 
-    async def retried() -> Any:
-        rows = [
-            p
-            for p in await payments_of(db, subscribed.user.id)
-            if p.stripe_invoice_id == failed["data"]["invoice_id"]
-        ]
-        return rows if rows and rows[0].status == PaymentStatus.PAID else None
-
-    [payment] = await eventually(retried, "the retried invoice paid")
+    [payment] = await invoice_payments(
+        db, subscribed, failed["data"]["invoice_id"], PaymentStatus.PAID, "the retried invoice paid"
+    )
     assert payment.attempt_count == 2
     await emulator.flush()
     assert len(await events.all_of("payment.failed", of_user(subscribed))) == 1
@@ -135,15 +140,13 @@ async def test_a_failed_renewal_is_past_due_until_a_retry_is_paid(
 
 async def test_failing_every_retry_ends_the_subscription(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription()
     await emulator.payment_behavior(subscribed.stripe_customer_id, "declined")
     await to_period_end(emulator, sdk, subscribed)
     await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.PAST_DUE)
@@ -163,15 +166,13 @@ async def test_failing_every_retry_ends_the_subscription(
 
 async def test_a_scheduled_cancellation_ends_access_at_period_end(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription()
     assert (
         await client.post("/billing/subscriptions/cancel", headers=subscribed.user.headers)
     ).status_code == 200
@@ -186,22 +187,21 @@ async def test_a_scheduled_cancellation_ends_access_at_period_end(
     assert [p.billing_reason for p in await payments_of(db, subscribed.user.id)] == ["subscription_create"]
     # Free to subscribe again.
     again = await client.post(
-        "/billing/subscriptions/subscribe", json={"plan_code": plan["code"]}, headers=subscribed.user.headers
+        "/billing/subscriptions/subscribe",
+        json={"plan_code": subscribed.plan["code"]},
+        headers=subscribed.user.headers,
     )
     assert again.status_code == 201
 
 
 async def test_a_trial_warns_before_it_ends_then_bills(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, amount=4200, trial_days=7)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription(amount=4200, trial_days=7)
     trial_end = int(sdk.v1.subscriptions.retrieve(subscribed.stripe_subscription_id).trial_end)
     await emulator.advance(trial_end - await emulator.now() - 3 * DAY + 60)
     warning = await events.wait_for(
@@ -225,17 +225,14 @@ async def test_a_trial_warns_before_it_ends_then_bills(
 
 
 async def test_a_voided_invoice_is_recorded_and_the_subscription_recovers(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
     """Support forgives a failed renewal (voids its invoice): the payment is void, access continues."""
-    plan = await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription()
     await emulator.payment_behavior(subscribed.stripe_customer_id, "declined")
     await to_period_end(emulator, sdk, subscribed)
     await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.PAST_DUE)
@@ -243,15 +240,9 @@ async def test_a_voided_invoice_is_recorded_and_the_subscription_recovers(
     sdk.v1.invoices.void_invoice(failed["data"]["invoice_id"])
     await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.ACTIVE)
 
-    async def voided() -> Any:
-        rows = [
-            p
-            for p in await payments_of(db, subscribed.user.id)
-            if p.stripe_invoice_id == failed["data"]["invoice_id"]
-        ]
-        return rows if rows and rows[0].status == PaymentStatus.VOID else None
-
-    await eventually(voided, "the voided payment")
+    await invoice_payments(
+        db, subscribed, failed["data"]["invoice_id"], PaymentStatus.VOID, "the voided payment"
+    )
     await emulator.flush()
     assert (
         await events.all_of(

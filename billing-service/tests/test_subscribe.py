@@ -18,12 +18,12 @@ from billing_service.models import Customer, PaymentStatus, Subscription, Subscr
 from conftest import (
     Emulator,
     EventTap,
-    create_plan,
+    NewPlan,
+    PaidSubscription,
     eventually,
     of_subscription,
     payments_of,
     subscribe,
-    subscribe_and_pay,
     subscription_row,
     wait_for_status,
 )
@@ -31,14 +31,14 @@ from conftest import (
 
 async def test_subscribe_pay_and_get_activated(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, amount=2900, features=["api", "sso"])
+    plan = await new_plan(amount=2900, features=["api", "sso"])
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])
     assert checkout["checkout_url"].endswith(checkout["session_id"])
@@ -87,9 +87,9 @@ async def test_subscribe_pay_and_get_activated(
 
 
 async def test_unverified_email_cannot_subscribe(
-    client: httpx.AsyncClient, admin: dict[str, str], new_user: Any, db: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient, new_plan: NewPlan, new_user: Any, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user(email_verified=False)
     response = await client.post(
         "/billing/subscriptions/subscribe", json={"plan_code": plan["code"]}, headers=user.headers
@@ -118,14 +118,10 @@ async def test_subscribe_needs_a_token_and_a_known_plan(client: httpx.AsyncClien
 
 
 async def test_a_second_subscribe_is_a_conflict(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
-    emulator: Emulator,
-    db: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient, paid_subscription: PaidSubscription, new_plan: NewPlan
 ) -> None:
-    plan, other = await create_plan(client, admin), await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    plan, other = await new_plan(), await new_plan()
+    subscribed = await paid_subscription(plan)
     for code in (plan["code"], other["code"]):
         again = await client.post(
             "/billing/subscriptions/subscribe", json={"plan_code": code}, headers=subscribed.user.headers
@@ -136,12 +132,12 @@ async def test_a_second_subscribe_is_a_conflict(
 
 async def test_concurrent_subscribes_make_exactly_one_subscription(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user()
     responses = await asyncio.gather(
         *(
@@ -173,9 +169,9 @@ async def test_concurrent_subscribes_make_exactly_one_subscription(
 
 
 async def test_the_database_refuses_a_second_live_subscription(
-    client: httpx.AsyncClient, admin: dict[str, str], new_user: Any, db: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient, new_plan: NewPlan, new_user: Any, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user()
     first = await subscribe(client, user, plan["code"])
     async with db() as session:
@@ -188,14 +184,14 @@ async def test_the_database_refuses_a_second_live_subscription(
 
 async def test_a_declined_card_keeps_the_checkout_open_until_paid(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     emulator: Emulator,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])
     declined = await emulator.complete_checkout(checkout["session_id"], "declined")
@@ -213,13 +209,13 @@ async def test_a_declined_card_keeps_the_checkout_open_until_paid(
 
 async def test_a_payment_needing_authentication_waits_then_activates(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     emulator: Emulator,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, amount=1234)
+    plan = await new_plan(amount=1234)
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])
     result = await emulator.complete_checkout(checkout["session_id"], "requires_action")
@@ -251,12 +247,12 @@ async def test_a_payment_needing_authentication_waits_then_activates(
 
 async def test_an_abandoned_checkout_is_replaced(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    plan, other = await create_plan(client, admin), await create_plan(client, admin)
+    plan, other = await new_plan(), await new_plan()
     user = new_user()
     first = await subscribe(client, user, plan["code"])
 
@@ -285,12 +281,12 @@ async def test_an_abandoned_checkout_is_replaced(
 
 async def test_a_checkout_that_expires_at_stripe_frees_the_slot(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    plan = await create_plan(client, admin)
+    plan = await new_plan()
     user = new_user()
     checkout = await subscribe(client, user, plan["code"])
     sdk.v1.checkout.sessions.expire(checkout["session_id"])  # e.g. 24 hours passed; Stripe tells us
@@ -302,15 +298,12 @@ async def test_a_checkout_that_expires_at_stripe_frees_the_slot(
 
 async def test_a_trial_starts_trialing_without_a_payment_event(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
-    emulator: Emulator,
+    paid_subscription: PaidSubscription,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin, trial_days=14)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription(trial_days=14)
     stripe_sub = sdk.v1.subscriptions.retrieve(subscribed.stripe_subscription_id)
     assert stripe_sub.status == "trialing" and stripe_sub.trial_end
     activated = await events.wait_for("subscription.activated", of_subscription(subscribed.subscription_id))
@@ -322,4 +315,4 @@ async def test_a_trial_starts_trialing_without_a_payment_event(
         == []
     )
     entitled = (await client.get("/billing/entitlements/me", headers=subscribed.user.headers)).json()
-    assert entitled["status"] == "trialing" and entitled["features"] == plan["features"]
+    assert entitled["status"] == "trialing" and entitled["features"] == subscribed.plan["features"]

@@ -17,11 +17,11 @@ from billing_service.models import Customer, EndReason, SubscriptionStatus
 from conftest import (
     Emulator,
     EventTap,
-    create_plan,
+    NewPlan,
+    PaidSubscription,
     eventually,
     of_subscription,
     subscribe,
-    subscribe_and_pay,
     wait_for_status,
 )
 from gatehouse_contracts.envelope import EventData
@@ -62,14 +62,14 @@ async def test_a_registered_user_becomes_a_customer(
 
 async def test_an_email_change_reaches_the_stripe_customer_and_older_ones_lose(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     publish: Publish,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     user = new_user()
-    checkout = await subscribe(client, user, (await create_plan(client, admin))["code"])
+    checkout = await subscribe(client, user, (await new_plan())["code"])
     stripe_customer = sdk.v1.checkout.sessions.retrieve(checkout["session_id"]).customer
     now = datetime.now(UTC)
     await publish(
@@ -113,8 +113,7 @@ async def test_an_email_change_reaches_the_stripe_customer_and_older_ones_lose(
 
 async def test_deactivation_cancels_at_stripe_and_rejects_tokens_at_once(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     issuer: testing.TestIssuer,
     emulator: Emulator,
     publish: Publish,
@@ -122,8 +121,7 @@ async def test_deactivation_cancels_at_stripe_and_rejects_tokens_at_once(
     db: async_sessionmaker[AsyncSession],
     events: EventTap,
 ) -> None:
-    plan = await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription()
     headers = subscribed.user.headers
     assert (await client.get("/billing/subscriptions/me", headers=headers)).status_code == 200
 
@@ -150,7 +148,7 @@ async def test_deactivation_cancels_at_stripe_and_rejects_tokens_at_once(
     # Even a token issued later cannot start a new subscription for the deactivated account.
     later = issuer.bearer(subscribed.user.id, email=subscribed.user.email, iat=int(time.time()) + 2)
     refused = await client.post(
-        "/billing/subscriptions/subscribe", json={"plan_code": plan["code"]}, headers=later
+        "/billing/subscriptions/subscribe", json={"plan_code": subscribed.plan["code"]}, headers=later
     )
     assert refused.status_code == 403 and refused.json()["type"].endswith("/account-inactive")
 
@@ -193,14 +191,14 @@ async def test_a_revoked_session_s_tokens_are_rejected(
 
 async def test_a_deactivated_user_s_pending_checkout_is_abandoned(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     new_user: Any,
     publish: Publish,
     sdk: stripe.StripeClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     user = new_user()
-    checkout = await subscribe(client, user, (await create_plan(client, admin))["code"])
+    checkout = await subscribe(client, user, (await new_plan())["code"])
     await publish(
         UserDeactivated(user_id=user.id, email=user.email, by="self", deactivated_at=datetime.now(UTC))
     )

@@ -20,14 +20,14 @@ from conftest import (
     PREVIOUS_WEBHOOK_SECRET,
     Emulator,
     EventTap,
+    NewPlan,
+    PaidSubscription,
     WebhookEndpoint,
-    create_plan,
     eventually,
     fake_event,
     new_code,
     of_subscription,
     signed,
-    subscribe_and_pay,
 )
 
 WEBHOOK = "/billing/stripe/webhook"
@@ -36,6 +36,22 @@ WEBHOOK = "/billing/stripe/webhook"
 async def stored(db: async_sessionmaker[AsyncSession], event_id: str) -> StripeEvent | None:
     async with db() as session:
         return await session.get(StripeEvent, event_id)
+
+
+async def stored_as(
+    db: async_sessionmaker[AsyncSession],
+    event_id: str,
+    status: StripeEventStatus,
+    what: str,
+    within: float = 15.0,
+) -> StripeEvent:
+    """The stored event, once it has `status`."""
+
+    async def check() -> StripeEvent | None:
+        row = await stored(db, event_id)
+        return row if row is not None and row.status == status else None
+
+    return await eventually(check, what, within=within)
 
 
 def ping(event_type: str = "product.created") -> tuple[dict[str, Any], str]:
@@ -65,7 +81,7 @@ async def test_a_wrong_secret_is_refused(
 
 
 async def test_a_tampered_body_is_refused(
-    client: httpx.AsyncClient, webhook_endpoint: WebhookEndpoint, db: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient, webhook_endpoint: WebhookEndpoint
 ) -> None:
     event, body = ping()
     headers = signed(body, webhook_endpoint.secret)
@@ -132,26 +148,19 @@ async def test_each_event_is_stored_once_and_duplicates_are_acknowledged(
         {"received": True, "duplicate": True},
     ]
 
-    async def ignored() -> StripeEvent | None:
-        row = await stored(db, event["id"])
-        return row if row is not None and row.status == StripeEventStatus.IGNORED else None
-
-    row = await eventually(ignored, "the unknown event to be ignored")
+    row = await stored_as(db, event["id"], StripeEventStatus.IGNORED, "the unknown event to be ignored")
     assert row.attempts == 1 and row.processed_at is not None and row.source == "webhook"
     async with db() as session:
         assert await session.scalar(select(func.count()).where(StripeEvent.id == event["id"])) == 1
 
 
 async def test_every_delivered_event_is_recorded_with_its_outcome(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    new_user: Any,
+    paid_subscription: PaidSubscription,
     emulator: Emulator,
     db: async_sessionmaker[AsyncSession],
     sdk: stripe.StripeClient,
 ) -> None:
-    plan = await create_plan(client, admin)
-    subscribed = await subscribe_and_pay(client, emulator, db, new_user(), plan)
+    subscribed = await paid_subscription()
     await emulator.flush()
     delivered = sdk.v1.events.list(params={"limit": 100}).data
     mine = [e for e in delivered if subscribed.stripe_subscription_id in json.dumps(e.to_dict(for_json=True))]
@@ -178,7 +187,7 @@ async def test_every_delivered_event_is_recorded_with_its_outcome(
 
 async def test_an_event_that_cannot_be_applied_yet_is_retried_until_it_can(
     client: httpx.AsyncClient,
-    admin: dict[str, str],
+    new_plan: NewPlan,
     webhook_endpoint: WebhookEndpoint,
     settings: Settings,
     sdk: stripe.StripeClient,
@@ -224,14 +233,14 @@ async def test_an_event_that_cannot_be_applied_yet_is_retried_until_it_can(
     assert row.status == StripeEventStatus.FAILED and "names no known plan" in (row.last_error or "")
     assert row.next_attempt_at > row.received_at
 
-    await create_plan(client, admin, code=code, amount=700)
+    await new_plan(code=code, amount=700)
 
-    async def processed() -> StripeEvent | None:
-        current = await stored(db, event["id"])
-        return current if current is not None and current.status == StripeEventStatus.PROCESSED else None
-
-    await eventually(
-        processed, "the retried event to be processed", timeout=settings.webhook_retry_max_seconds + 10
+    await stored_as(
+        db,
+        event["id"],
+        StripeEventStatus.PROCESSED,
+        "the retried event to be processed",
+        within=settings.webhook_retry_max_seconds + 10,
     )
     async with db() as session:
         adopted = await session.get(Subscription, our_id)
@@ -263,11 +272,9 @@ async def test_events_of_subscriptions_that_are_not_ours_are_ignored(
     body = json.dumps(event)
     await client.post(WEBHOOK, content=body, headers=signed(body, webhook_endpoint.secret))
 
-    async def ignored() -> StripeEvent | None:
-        row = await stored(db, event["id"])
-        return row if row is not None and row.status == StripeEventStatus.IGNORED else None
-
-    await eventually(ignored, "the foreign subscription's event to be ignored")
+    await stored_as(
+        db, event["id"], StripeEventStatus.IGNORED, "the foreign subscription's event to be ignored"
+    )
 
 
 async def test_concurrent_copies_of_one_event_are_stored_once(

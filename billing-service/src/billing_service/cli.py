@@ -9,7 +9,9 @@ from pathlib import Path
 import typer
 
 from billing_service.errors import PaymentProviderUnavailable
-from billing_service.maintenance import reconcile_with_stripe, run_with_services, seed_plans, sweep
+from billing_service.maintenance import run_with_services, seed_plans
+from billing_service.subscriptions.lifecycle import sweep_expired
+from billing_service.webhooks.reconcile import reconcile as reconcile_with_stripe
 from gatehouse_platform.cli import service_cli
 
 app = service_cli(
@@ -49,7 +51,7 @@ def reconcile() -> None:
 @app.command("sweep")
 def sweep_command() -> None:
     """End the subscriptions whose access is over (period end plus grace)."""
-    result = asyncio.run(run_with_services(sweep))
+    result = asyncio.run(run_with_services(sweep_expired))
     typer.echo(f"examined {result.examined}, ended {result.ended}, skipped {result.skipped}")
 
 

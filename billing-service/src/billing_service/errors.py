@@ -126,3 +126,7 @@ class PaymentProviderRejected(Conflict):
 
     slug = "payment-provider-rejected"
     title = "Payment provider refused the change"
+
+
+# What a route that calls Stripe may answer besides its own errors (for its `responses=`).
+STRIPE_ERRORS = (PaymentProviderError, PaymentProviderUnavailable)

@@ -1,9 +1,9 @@
-"""Work outside a request (CLI commands, Celery tasks): the expiry sweep, reconciliation with
-Stripe, and seeding the demo plans. Each runs on a short-lived engine and Stripe client of its own."""
+"""Work outside a request (CLI commands, Celery tasks): `run_with_services` runs one job (the expiry
+sweep, the reconciliation with Stripe, seeding the demo plans) on a short-lived engine and Stripe
+client of its own."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -16,11 +16,7 @@ from billing_service.plans.schemas import PlanCreate
 from billing_service.plans.service import create_plan
 from billing_service.settings import Settings, get_settings
 from billing_service.stripe_client import StripeGateway
-from billing_service.subscriptions.lifecycle import SweepResult, sweep_expired
-from billing_service.webhooks.reconcile import ReconcileResult, reconcile
 from gatehouse_platform.db import make_engine, make_session_factory, session_scope
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
@@ -94,13 +90,3 @@ async def seed_plans(sessions: Sessions, stripe: StripeGateway, settings: Settin
             await create_plan(db, stripe, plan)
             created.append(plan.code)
     return created
-
-
-async def sweep(sessions: Sessions, stripe: StripeGateway, settings: Settings) -> SweepResult:
-    return await sweep_expired(sessions, stripe, settings)
-
-
-async def reconcile_with_stripe(
-    sessions: Sessions, stripe: StripeGateway, settings: Settings
-) -> ReconcileResult:
-    return await reconcile(sessions, stripe, settings)

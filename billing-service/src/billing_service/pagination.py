@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 
 from billing_service.errors import InvalidCursor
 
 T = TypeVar("T")
+Row = TypeVar("Row")
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+NOT_OURS = "The cursor is not one we gave out."
 
 
 class Page(BaseModel, Generic[T]):
@@ -24,14 +32,23 @@ def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def page_of(
+    rows: Sequence[Row], limit: int, position: Callable[[Row], tuple[object, ...]]
+) -> tuple[list[Row], str | None]:
+    """The first `limit` of `rows` (fetched with `limit + 1`) and, if there were more, the cursor
+    of the next page: the `position` of this page's last row."""
+    page = list(rows[:limit])
+    return page, encode_cursor(*position(page[-1])) if len(rows) > limit else None
+
+
 def _decode(cursor: str, count: int) -> list[str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("The cursor is not one we gave out.") from exc
+        raise InvalidCursor(NOT_OURS) from exc
     if len(parts) != count:
-        raise InvalidCursor("The cursor is not one we gave out.")
+        raise InvalidCursor(NOT_OURS)
     return parts
 
 
@@ -44,7 +61,7 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive timestamp")
         return parsed, uuid.UUID(row_id)
     except ValueError as exc:
-        raise InvalidCursor("The cursor is not one we gave out.") from exc
+        raise InvalidCursor(NOT_OURS) from exc
 
 
 def decode_plan_cursor(cursor: str) -> tuple[int, str]:
@@ -53,4 +70,4 @@ def decode_plan_cursor(cursor: str) -> tuple[int, str]:
     try:
         return int(amount), code
     except ValueError as exc:
-        raise InvalidCursor("The cursor is not one we gave out.") from exc
+        raise InvalidCursor(NOT_OURS) from exc

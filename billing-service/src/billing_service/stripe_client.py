@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import stripe
 
@@ -39,7 +39,8 @@ from billing_service.errors import (
 log = logging.getLogger(__name__)
 
 API_VERSION: str = stripe.api_version  # the version stripe-python 16 pins, and the shapes read here
-T = TypeVar("T")
+# A subscription is read with its price and latest invoice, which `parse_subscription` needs.
+SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice")
 Json = dict[str, Any]
 
 
@@ -190,13 +191,17 @@ def _metadata(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 
+def _subscription_details(invoice: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What an invoice (or a preview) says about the subscription it bills."""
+    return (invoice.get("parent") or {}).get("subscription_details") or {}
+
+
 def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
-    details = (invoice.get("parent") or {}).get("subscription_details") or {}
-    return _id(details.get("subscription"))
+    return _id(_subscription_details(invoice).get("subscription"))
 
 
 def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
-    details = (data.get("parent") or {}).get("subscription_details") or {}
+    details = _subscription_details(data)
     lines = ((data.get("lines") or {}).get("data")) or []
     service = [line for line in lines if not _is_proration(line)] or lines
     if service:
@@ -271,6 +276,14 @@ def parse_checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         metadata=_metadata(data.get("metadata")),
         expires_at=_time(data.get("expires_at")),
     )
+
+
+def _parse_customer(data: Mapping[str, Any]) -> StripeCustomer:
+    return StripeCustomer(id=str(data["id"]), email=data.get("email"))
+
+
+def _parse_product(data: Mapping[str, Any]) -> StripeProduct:
+    return StripeProduct(id=str(data["id"]), name=str(data["name"]), active=bool(data["active"]))
 
 
 def _parse_price(data: Mapping[str, Any]) -> StripePrice:
@@ -375,7 +388,7 @@ class StripeGateway:
                 params=_any(params), options={"idempotency_key": f"customer-{user_id}"}
             )
         )
-        return StripeCustomer(id=customer["id"], email=customer.get("email"))
+        return _parse_customer(customer)
 
     async def update_customer_email(self, customer_id: str, email: str, *, key: str) -> None:
         await self._obj(
@@ -385,8 +398,7 @@ class StripeGateway:
         )
 
     async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
-        customer = await self._obj(self._client.v1.customers.retrieve_async(customer_id))
-        return StripeCustomer(id=customer["id"], email=customer.get("email"))
+        return _parse_customer(await self._obj(self._client.v1.customers.retrieve_async(customer_id)))
 
     # catalog
 
@@ -399,7 +411,7 @@ class StripeGateway:
         product = await self._obj(
             self._client.v1.products.create_async(params=_any(params), options={"idempotency_key": key})
         )
-        return StripeProduct(id=product["id"], name=product["name"], active=bool(product["active"]))
+        return _parse_product(product)
 
     async def update_product(
         self,
@@ -456,13 +468,6 @@ class StripeGateway:
             )
         )
 
-    async def retrieve_price(self, price_id: str) -> StripePrice:
-        return _parse_price(await self._obj(self._client.v1.prices.retrieve_async(price_id)))
-
-    async def retrieve_product(self, product_id: str) -> StripeProduct:
-        product = await self._obj(self._client.v1.products.retrieve_async(product_id))
-        return StripeProduct(id=product["id"], name=product["name"], active=bool(product["active"]))
-
     # checkout
 
     async def create_checkout_session(
@@ -507,15 +512,14 @@ class StripeGateway:
         )
         return parse_checkout_session(session)
 
-    # subscriptions
+    # subscriptions (always read with what parse_subscription needs expanded)
 
     async def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
-        subscription = await self._obj(
+        return await self._subscription(
             self._client.v1.subscriptions.retrieve_async(
-                subscription_id, params=_any({"expand": ["items.data.price", "latest_invoice"]})
+                subscription_id, params=_any({"expand": SUBSCRIPTION_EXPAND})
             )
         )
-        return parse_subscription(subscription)
 
     async def change_price(
         self,
@@ -532,45 +536,40 @@ class StripeGateway:
             "items": [{"id": item_id, "price": price_id}],
             "proration_behavior": proration_behavior,
             "payment_behavior": payment_behavior,
-            "expand": ["items.data.price", "latest_invoice"],
         }
         if proration_date is not None:
             params["proration_date"] = proration_date
-        subscription = await self._obj(
-            self._client.v1.subscriptions.update_async(
-                subscription_id, params=_any(params), options={"idempotency_key": key}
-            )
-        )
-        return parse_subscription(subscription)
+        return await self._update_subscription(subscription_id, params, key=key)
 
     async def set_cancel_at_period_end(
         self, subscription_id: str, value: bool, *, key: str
     ) -> SubscriptionSnapshot:
-        params = {"cancel_at_period_end": value, "expand": ["items.data.price", "latest_invoice"]}
-        subscription = await self._obj(
-            self._client.v1.subscriptions.update_async(
-                subscription_id, params=_any(params), options={"idempotency_key": key}
-            )
-        )
-        return parse_subscription(subscription)
+        return await self._update_subscription(subscription_id, {"cancel_at_period_end": value}, key=key)
 
     async def cancel_subscription(
         self, subscription_id: str, *, comment: str, key: str
     ) -> SubscriptionSnapshot:
         """Cancel at once (no proration, no final invoice); `comment` says why, for whoever reads it."""
-        subscription = await self._obj(
+        params = {"cancellation_details": {"comment": comment}, "expand": SUBSCRIPTION_EXPAND}
+        return await self._subscription(
             self._client.v1.subscriptions.cancel_async(
+                subscription_id, params=_any(params), options={"idempotency_key": key}
+            )
+        )
+
+    async def _update_subscription(
+        self, subscription_id: str, params: Json, *, key: str
+    ) -> SubscriptionSnapshot:
+        return await self._subscription(
+            self._client.v1.subscriptions.update_async(
                 subscription_id,
-                params=_any(
-                    {
-                        "cancellation_details": {"comment": comment},
-                        "expand": ["items.data.price", "latest_invoice"],
-                    }
-                ),
+                params=_any({**params, "expand": SUBSCRIPTION_EXPAND}),
                 options={"idempotency_key": key},
             )
         )
-        return parse_subscription(subscription)
+
+    async def _subscription(self, awaitable: Any) -> SubscriptionSnapshot:
+        return parse_subscription(await self._obj(awaitable))
 
     async def preview_price_change(
         self,
@@ -605,12 +604,11 @@ class StripeGateway:
             )
             for line in (invoice.get("lines") or {}).get("data", [])
         ]
-        details = (invoice.get("parent") or {}).get("subscription_details") or {}
         return InvoicePreview(
             amount_due=int(invoice.get("amount_due") or 0),
             total=int(invoice.get("total") or 0),
             currency=str(invoice.get("currency")),
-            proration_date=_time(details.get("subscription_proration_date")),
+            proration_date=_time(_subscription_details(invoice).get("subscription_proration_date")),
             lines=lines,
         )
 
@@ -658,7 +656,3 @@ class StripeGateway:
 def _any(params: Json) -> Any:
     """The SDK types params as TypedDicts; ours are built as plain dicts."""
     return params
-
-
-def to_json(event: WebhookEvent) -> str:
-    return json.dumps(event.payload, separators=(",", ":"))

@@ -13,8 +13,10 @@ from typing import Any
 
 from celery import Celery
 
-from billing_service.maintenance import reconcile_with_stripe, run_with_services, sweep
+from billing_service.maintenance import run_with_services
 from billing_service.settings import get_settings
+from billing_service.subscriptions.lifecycle import sweep_expired
+from billing_service.webhooks.reconcile import reconcile as reconcile_with_stripe
 
 settings = get_settings()
 celery_app = Celery("billing_service", broker=settings.celery_broker_url)
@@ -38,7 +40,7 @@ celery_app.conf.update(
 
 @celery_app.task(name="billing_service.tasks.expire_subscriptions")
 def expire_subscriptions() -> dict[str, Any]:
-    return asdict(asyncio.run(run_with_services(sweep)))
+    return asdict(asyncio.run(run_with_services(sweep_expired)))
 
 
 @celery_app.task(name="billing_service.tasks.reconcile_with_stripe")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from billing_service.locks import lock_one
@@ -28,11 +27,3 @@ class CustomerRepository(Repository[Customer]):
 
     async def lock(self, user_id: uuid.UUID) -> Customer | None:
         return await lock_one(self.session, Customer, Customer.user_id == user_id)
-
-    async def emails(self, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not user_ids:
-            return {}
-        rows = await self.session.execute(
-            select(Customer.user_id, Customer.email).where(Customer.user_id.in_(user_ids))
-        )
-        return {user_id: email for user_id, email in rows.all()}

@@ -64,7 +64,6 @@ async def record_email_change(
         return
     customer.email = email
     customer.email_changed_at = changed_at
-    customer.updated_at = utcnow()
     if customer.stripe_customer_id is not None:
         await stripe.update_customer_email(customer.stripe_customer_id, email, key=key)
 
@@ -74,5 +73,4 @@ async def set_active(db: AsyncSession, user_id: uuid.UUID, *, email: str, active
     if customer.is_active != active:
         customer.is_active = active
         customer.deactivated_at = None if active else utcnow()
-        customer.updated_at = utcnow()
     return customer

@@ -147,36 +147,41 @@ async def trial_will_end(db: AsyncSession, facts: SubscriptionFacts) -> None:
     await _emit(db, data, sub.id)
 
 
+def _payment_base(payment: Payment, email: str, plan_name: str | None) -> dict[str, object]:
+    """What every payment event says: whose, which invoice of which subscription."""
+    return {
+        "user_id": payment.user_id,
+        "email": email,
+        "payment_id": payment.id,
+        "subscription_id": payment.subscription_id,
+        "plan_name": plan_name,
+        "currency": payment.currency,
+        "invoice_id": payment.stripe_invoice_id,
+    }
+
+
 async def payment_succeeded(db: AsyncSession, payment: Payment, *, email: str, plan_name: str | None) -> None:
-    data = PaymentSucceeded(
-        user_id=payment.user_id,
-        email=email,
-        payment_id=payment.id,
-        subscription_id=payment.subscription_id,
-        plan_name=plan_name,
-        amount=payment.amount_paid,
-        currency=payment.currency,
-        invoice_id=payment.stripe_invoice_id,
-        period_start=payment.period_start,
-        period_end=payment.period_end,
-        paid_at=_required(payment.paid_at),
+    data = PaymentSucceeded.model_validate(
+        {
+            **_payment_base(payment, email, plan_name),
+            "amount": payment.amount_paid,
+            "period_start": payment.period_start,
+            "period_end": payment.period_end,
+            "paid_at": _required(payment.paid_at),
+        }
     )
     await _emit(db, data, payment.user_id)
 
 
 async def payment_failed(db: AsyncSession, payment: Payment, *, email: str, plan_name: str | None) -> None:
-    data = PaymentFailed(
-        user_id=payment.user_id,
-        email=email,
-        payment_id=payment.id,
-        subscription_id=payment.subscription_id,
-        plan_name=plan_name,
-        amount=payment.amount_due,
-        currency=payment.currency,
-        invoice_id=payment.stripe_invoice_id,
-        failure_reason=payment.failure_reason,
-        attempt_count=max(payment.attempt_count, 1),
-        next_payment_attempt=payment.next_payment_attempt,
-        failed_at=utcnow(),
+    data = PaymentFailed.model_validate(
+        {
+            **_payment_base(payment, email, plan_name),
+            "amount": payment.amount_due,
+            "failure_reason": payment.failure_reason,
+            "attempt_count": max(payment.attempt_count, 1),
+            "next_payment_attempt": payment.next_payment_attempt,
+            "failed_at": utcnow(),
+        }
     )
     await _emit(db, data, payment.user_id)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession
 from billing_service.errors import InvalidCursor
+from billing_service.pagination import Cursor, Limit
 from billing_service.payments import service
 from billing_service.payments.schemas import PaymentOut, PaymentPage
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["payments"])
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get(
@@ -26,7 +23,7 @@ async def my_payments(
     claims: CurrentClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
 ) -> PaymentPage:
     payments, next_cursor = await service.payments_page(db, claims.sub, limit=limit, cursor=cursor)
-    return PaymentPage(items=[PaymentOut.of(p) for p in payments], next_cursor=next_cursor)
+    return PaymentPage(items=[PaymentOut.model_validate(p) for p in payments], next_cursor=next_cursor)
 
 
 @router.get(
@@ -39,4 +36,4 @@ async def user_payments(
     user_id: uuid.UUID, _: AdminClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
 ) -> PaymentPage:
     payments, next_cursor = await service.payments_page(db, user_id, limit=limit, cursor=cursor)
-    return PaymentPage(items=[PaymentOut.of(p) for p in payments], next_cursor=next_cursor)
+    return PaymentPage(items=[PaymentOut.model_validate(p) for p in payments], next_cursor=next_cursor)

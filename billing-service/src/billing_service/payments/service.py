@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_service.customers.repository import CustomerRepository
 from billing_service.events import publish
 from billing_service.models import TERMINAL_PAYMENT_STATUSES, Payment, PaymentStatus, Subscription
-from billing_service.pagination import decode_time_cursor, encode_cursor
+from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.payments.repository import PaymentRepository
 from billing_service.plans.repository import PlanRepository
 from billing_service.stripe_client import InvoiceSnapshot
@@ -138,15 +138,13 @@ async def apply_invoice(
     payment = existing
     if payment.status in TERMINAL_PAYMENT_STATUSES:
         return []
-    now = utcnow()
     if paid:
         payment.status = PaymentStatus.PAID
         payment.amount_paid = invoice.amount_paid
         payment.amount_due = invoice.amount_due
-        payment.paid_at = invoice.paid_at or now
+        payment.paid_at = invoice.paid_at or utcnow()
         payment.attempt_count = max(payment.attempt_count, invoice.attempt_count)
         payment.next_payment_attempt = None
-        payment.updated_at = now
         return await _announce(db, payment, addressee) if payment.amount_paid > 0 else []
     if change in _FAILURES:
         if invoice.attempt_count <= payment.attempt_count:
@@ -156,13 +154,11 @@ async def apply_invoice(
         payment.next_payment_attempt = invoice.next_payment_attempt
         payment.failure_reason = _failure_reason(change)
         payment.hosted_invoice_url = invoice.hosted_invoice_url or payment.hosted_invoice_url
-        payment.updated_at = now
         if invoice.billing_reason == FIRST_INVOICE:
             return []
         return await _announce(db, payment, addressee)
     payment.status = status  # voided or uncollectible: terminal, no event
     payment.next_payment_attempt = None
-    payment.updated_at = now
     return []
 
 
@@ -180,6 +176,4 @@ async def payments_page(
 ) -> tuple[list[Payment], str | None]:
     after = decode_time_cursor(cursor) if cursor else None
     rows = await PaymentRepository(db).page_for_user(user_id, limit=limit + 1, after=after)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].invoice_created_at, page[-1].id) if len(rows) > limit else None
-    return page, next_cursor
+    return page_of(rows, limit, lambda payment: (payment.invoice_created_at, payment.id))

@@ -45,15 +45,3 @@ class PlanPriceRepository(Repository[PlanPrice]):
             return {}
         rows = await self.session.execute(select(PlanPrice).where(PlanPrice.stripe_price_id.in_(price_ids)))
         return {price.stripe_price_id: price for price in rows.scalars()}
-
-    async def for_plan(self, plan_id: uuid.UUID) -> list[PlanPrice]:
-        stmt = (
-            select(PlanPrice)
-            .where(PlanPrice.plan_id == plan_id)
-            .order_by(PlanPrice.created_at, PlanPrice.stripe_price_id)
-        )
-        return list((await self.session.execute(stmt)).scalars())
-
-    async def live_for_plan(self, plan_id: uuid.UUID) -> list[PlanPrice]:
-        stmt = select(PlanPrice).where(PlanPrice.plan_id == plan_id, PlanPrice.archived_at.is_(None))
-        return list((await self.session.execute(stmt)).scalars())

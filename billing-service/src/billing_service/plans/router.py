@@ -3,44 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from billing_service.dependencies import AdminClaims, DbSession, StripeDep
-from billing_service.errors import (
-    InvalidCursor,
-    PaymentProviderError,
-    PaymentProviderUnavailable,
-    PlanCodeTaken,
-    PlanNotFound,
-)
+from billing_service.errors import STRIPE_ERRORS, InvalidCursor, PlanCodeTaken, PlanNotFound
+from billing_service.pagination import Cursor, Limit
 from billing_service.plans import service
 from billing_service.plans.schemas import PlanCreate, PlanOut, PlanPage, PlanUpdate
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["plans"])
-STRIPE_ERRORS = (PaymentProviderError, PaymentProviderUnavailable)
 ADMIN_ERRORS = (Unauthorized, Forbidden)
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("/plans", summary="Plans on offer, cheapest first", responses=responses(InvalidCursor))
 async def list_plans(db: DbSession, limit: Limit = 50, cursor: Cursor = None) -> PlanPage:
     plans, next_cursor = await service.list_plans(db, include_retired=False, limit=limit, cursor=cursor)
-    return PlanPage(items=[PlanOut.of(p) for p in plans], next_cursor=next_cursor)
+    return PlanPage(items=[PlanOut.model_validate(p) for p in plans], next_cursor=next_cursor)
 
 
 @router.get("/plans/{plan_id}", responses=responses(PlanNotFound))
 async def get_plan(plan_id: uuid.UUID, db: DbSession) -> PlanOut:
-    return PlanOut.of(await service.get_plan(db, plan_id))
+    return PlanOut.model_validate(await service.get_plan(db, plan_id))
 
 
 @router.post("/plans", status_code=201, responses=responses(*ADMIN_ERRORS, PlanCodeTaken, *STRIPE_ERRORS))
 async def create_plan(body: PlanCreate, _: AdminClaims, db: DbSession, stripe: StripeDep) -> PlanOut:
-    return PlanOut.of(await service.create_plan(db, stripe, body))
+    return PlanOut.model_validate(await service.create_plan(db, stripe, body))
 
 
 @router.patch(
@@ -51,7 +41,7 @@ async def create_plan(body: PlanCreate, _: AdminClaims, db: DbSession, stripe: S
 async def update_plan(
     plan_id: uuid.UUID, body: PlanUpdate, _: AdminClaims, db: DbSession, stripe: StripeDep
 ) -> PlanOut:
-    return PlanOut.of(await service.update_plan(db, stripe, plan_id, body))
+    return PlanOut.model_validate(await service.update_plan(db, stripe, plan_id, body))
 
 
 @router.delete(
@@ -73,4 +63,4 @@ async def retire_plan(plan_id: uuid.UUID, _: AdminClaims, db: DbSession, stripe:
 )
 async def list_all_plans(_: AdminClaims, db: DbSession, limit: Limit = 50, cursor: Cursor = None) -> PlanPage:
     plans, next_cursor = await service.list_plans(db, include_retired=True, limit=limit, cursor=cursor)
-    return PlanPage(items=[PlanOut.of(p) for p in plans], next_cursor=next_cursor)
+    return PlanPage(items=[PlanOut.model_validate(p) for p in plans], next_cursor=next_cursor)

@@ -6,13 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from billing_service.models import Plan, PlanInterval, PlanTier
+from billing_service.models import PlanInterval, PlanTier
+from billing_service.pagination import Page
 from gatehouse_platform.schemas import RequestModel
 
 PlanCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Currency = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
+Currency = Annotated[
+    str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$", to_lower=True)
+]
 Feature = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Amount = Annotated[int, Field(ge=0, le=99_999_999, description="Price per period in minor units (cents).")]
@@ -30,11 +33,6 @@ class PlanCreate(RequestModel):
     features: list[Feature] = Field(default_factory=list, max_length=50, description="Entitlements granted.")
     trial_days: int = Field(default=0, ge=0, le=730)
 
-    @field_validator("currency")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
-
 
 class PlanUpdate(RequestModel):
     """Changes to a plan. A new amount, currency or interval makes a new Stripe price (prices are
@@ -51,11 +49,6 @@ class PlanUpdate(RequestModel):
     trial_days: int | None = Field(default=None, ge=0, le=730)
     active: bool | None = Field(default=None, description="`true` offers a retired plan again.")
 
-    @field_validator("currency")
-    @classmethod
-    def _lower(cls, value: str | None) -> str | None:
-        return value.lower() if value is not None else None
-
     @field_validator("*", mode="after")
     @classmethod
     def _not_null(cls, value: object) -> object:
@@ -66,6 +59,9 @@ class PlanUpdate(RequestModel):
 
 
 class PlanOut(BaseModel):
+    # Read from a Plan row: `PlanOut.model_validate(plan)`.
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     code: str
     name: str
@@ -77,34 +73,12 @@ class PlanOut(BaseModel):
     interval_count: int
     features: list[str]
     trial_days: int
-    active: bool
+    active: bool = Field(validation_alias="is_active")
     stripe_product_id: str | None
     stripe_price_id: str | None
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, plan: Plan) -> PlanOut:
-        return cls(
-            id=plan.id,
-            code=plan.code,
-            name=plan.name,
-            description=plan.description,
-            tier=plan.tier,
-            amount=plan.amount,
-            currency=plan.currency,
-            interval=plan.interval,
-            interval_count=plan.interval_count,
-            features=list(plan.features),
-            trial_days=plan.trial_days,
-            active=plan.is_active,
-            stripe_product_id=plan.stripe_product_id,
-            stripe_price_id=plan.stripe_price_id,
-            created_at=plan.created_at,
-            updated_at=plan.updated_at,
-        )
 
-
-class PlanPage(BaseModel):
-    items: list[PlanOut]
-    next_cursor: str | None
+class PlanPage(Page[PlanOut]):
+    pass

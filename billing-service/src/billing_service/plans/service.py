@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.errors import PlanCodeTaken, PlanNotAvailable, PlanNotFound
 from billing_service.models import Plan, PlanPrice
-from billing_service.pagination import decode_plan_cursor, encode_cursor
+from billing_service.pagination import decode_plan_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.plans.schemas import PlanCreate, PlanUpdate
 from billing_service.stripe_client import StripeGateway
@@ -48,9 +48,7 @@ async def list_plans(
 ) -> tuple[list[Plan], str | None]:
     after = decode_plan_cursor(cursor) if cursor else None
     plans = await PlanRepository(db).page(include_retired=include_retired, limit=limit + 1, after=after)
-    page = plans[:limit]
-    next_cursor = encode_cursor(page[-1].amount, page[-1].code) if len(plans) > limit else None
-    return page, next_cursor
+    return page_of(plans, limit, lambda plan: (plan.amount, plan.code))
 
 
 def _metadata(plan: Plan) -> dict[str, str]:
@@ -145,7 +143,6 @@ async def update_plan(db: AsyncSession, stripe: StripeGateway, plan_id: uuid.UUI
         plan.deleted_at = None
     if retire:
         await _retire(db, stripe, plan)
-    plan.updated_at = utcnow()
     await db.flush()
     return plan
 
@@ -174,6 +171,5 @@ async def retire_plan(db: AsyncSession, stripe: StripeGateway, plan_id: uuid.UUI
     if plan.is_active:
         plan.revision += 1
         await _retire(db, stripe, plan)
-        plan.updated_at = utcnow()
         await db.flush()
     return plan

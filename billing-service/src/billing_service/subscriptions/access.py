@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.errors import SubscriptionNotFound
 from billing_service.models import Plan, PlanPrice, Subscription
-from billing_service.pagination import decode_time_cursor, encode_cursor
+from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.settings import Settings
 from billing_service.subscriptions.repository import SubscriptionRepository
@@ -39,7 +39,7 @@ async def current_subscription(db: AsyncSession, settings: Settings, user_id: uu
     row = await subscriptions.holding(user_id) or await subscriptions.latest(user_id)
     if row is None:
         raise SubscriptionNotFound("You have never subscribed.")
-    return (await _describe(db, [row], settings))[0]
+    return await describe(db, settings, row)
 
 
 async def entitlements(db: AsyncSession, settings: Settings, user_id: uuid.UUID) -> EntitlementsOut:
@@ -64,6 +64,5 @@ async def subscriptions_page(
 ) -> tuple[list[SubscriptionOut], str | None]:
     after = decode_time_cursor(cursor) if cursor else None
     rows = await SubscriptionRepository(db).page_for_user(user_id, limit=limit + 1, after=after)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = page_of(rows, limit, lambda row: (row.created_at, row.id))
     return await _describe(db, page, settings), next_cursor

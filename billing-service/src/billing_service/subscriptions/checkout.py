@@ -108,8 +108,12 @@ async def abandon_checkout(stripe: StripeGateway, pending: Subscription) -> None
                 raise SubscriptionAlreadyActive(
                     "Your previous checkout was just completed; the subscription is being activated."
                 ) from None
-    now = utcnow()
+    expire_locally(pending)
+
+
+def expire_locally(pending: Subscription) -> None:
+    """Mark a (locked) `checkout_pending` row `checkout_expired`: nothing was bought, and it stops
+    holding the user's one subscription slot."""
     pending.status = SubscriptionStatus.CHECKOUT_EXPIRED
-    pending.ended_at = now
+    pending.ended_at = utcnow()
     pending.checkout_url = None
-    pending.updated_at = now

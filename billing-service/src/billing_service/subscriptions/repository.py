@@ -80,14 +80,3 @@ class SubscriptionRepository(Repository[Subscription]):
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
-
-    async def stale_pending(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
-        stmt = (
-            select(Subscription.id)
-            .where(
-                Subscription.status.in_((SubscriptionStatus.CHECKOUT_PENDING, SubscriptionStatus.INCOMPLETE)),
-                Subscription.created_at < created_before,
-            )
-            .limit(limit)
-        )
-        return list((await self.session.execute(stmt)).scalars())

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession, SettingsDep, StripeDep
 from billing_service.errors import (
+    STRIPE_ERRORS,
     AccountInactive,
     CheckoutInProgress,
     EmailNotVerified,
@@ -16,8 +17,6 @@ from billing_service.errors import (
     InvalidCursor,
     InvalidProrationDate,
     PaymentDeclined,
-    PaymentProviderError,
-    PaymentProviderUnavailable,
     PlanNotAvailable,
     PlanNotFound,
     SamePlan,
@@ -25,6 +24,7 @@ from billing_service.errors import (
     SubscriptionNotChangeable,
     SubscriptionNotFound,
 )
+from billing_service.pagination import Cursor, Limit
 from billing_service.plans.schemas import PlanCode
 from billing_service.subscriptions import access, changes, checkout
 from billing_service.subscriptions.schemas import (
@@ -40,10 +40,6 @@ from billing_service.subscriptions.schemas import (
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=responses(Unauthorized))
-STRIPE_ERRORS = (PaymentProviderError, PaymentProviderUnavailable)
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 @router.post(

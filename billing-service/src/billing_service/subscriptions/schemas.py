@@ -17,6 +17,7 @@ from billing_service.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing_service.pagination import Page
 from billing_service.plans.schemas import PlanCode
 from gatehouse_platform.schemas import RequestModel
 
@@ -112,9 +113,8 @@ class SubscriptionOut(BaseModel):
         )
 
 
-class SubscriptionPage(BaseModel):
-    items: list[SubscriptionOut]
-    next_cursor: str | None
+class SubscriptionPage(Page[SubscriptionOut]):
+    pass
 
 
 class EntitlementsOut(BaseModel):

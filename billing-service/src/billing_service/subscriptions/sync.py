@@ -67,6 +67,8 @@ def _status(value: str) -> SubscriptionStatus:
 
 
 async def facts_for(db: AsyncSession, subscription: Subscription) -> SubscriptionFacts:
+    # By primary key: rows this unit of work has loaded already (the plan, the locked customer)
+    # come from the session, not from another query.
     plan = await PlanRepository(db).get(subscription.plan_id)
     assert plan is not None
     price = (
@@ -74,8 +76,8 @@ async def facts_for(db: AsyncSession, subscription: Subscription) -> Subscriptio
         if subscription.stripe_price_id
         else None
     )
-    emails = await CustomerRepository(db).emails({subscription.user_id})
-    return SubscriptionFacts(subscription, plan, price, emails.get(subscription.user_id, ""))
+    customer = await CustomerRepository(db).get(subscription.user_id)
+    return SubscriptionFacts(subscription, plan, price, customer.email if customer else "")
 
 
 def _end_reason(snapshot: SubscriptionSnapshot) -> EndReason:
@@ -116,7 +118,6 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     row.status = new_status
     row.checkout_url = None
     row.synced_at = now
-    row.updated_at = now
     if (
         old_period_start is not None
         and old_period_end is not None
@@ -127,18 +128,26 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         # a new period but not a renewal.
         row.renewed_through = max(row.renewed_through, snapshot.current_period_end)
 
-    facts = await facts_for(db, row)
+    facts: SubscriptionFacts | None = None
+
+    async def about() -> SubscriptionFacts:
+        # Read once, and only when an event is due: most convergences announce nothing.
+        nonlocal facts
+        if facts is None:
+            facts = await facts_for(db, row)
+        return facts
+
     emitted: list[str] = []
 
     if new_status in ACTIVATING and not was_activated:
         row.activated_at = now
         row.renewed_through = row.current_period_end
-        await publish.activated(db, facts)
+        await publish.activated(db, await about())
         emitted.append("subscription.activated")
     elif was_activated and old_plan_id != row.plan_id:
         previous = await PlanRepository(db).get(old_plan_id)
         assert previous is not None
-        await publish.plan_changed(db, facts, previous)
+        await publish.plan_changed(db, await about(), previous)
         emitted.append("subscription.plan_changed")
 
     if (
@@ -148,23 +157,23 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         and row.current_period_end > row.renewed_through
     ):
         row.renewed_through = row.current_period_end
-        await publish.renewed(db, facts)
+        await publish.renewed(db, await about())
         emitted.append("subscription.renewed")
 
     if new_status in STRIPE_ENDED:
         row.ended_at = snapshot.ended_at or now
         row.end_reason = row.end_reason or _end_reason(snapshot)
         if was_activated or row.activated_at is not None:
-            await publish.ended(db, facts, row.end_reason)
+            await publish.ended(db, await about(), row.end_reason)
             emitted.append("subscription.ended")
         return emitted
 
     scheduled = snapshot.cancel_at_period_end or snapshot.cancel_at is not None
     if row.activated_at is not None and scheduled and not was_scheduled:
-        await publish.cancel_scheduled(db, facts)
+        await publish.cancel_scheduled(db, await about())
         emitted.append("subscription.cancel_scheduled")
     elif row.activated_at is not None and was_scheduled and not scheduled:
-        await publish.resumed(db, facts)
+        await publish.resumed(db, await about())
         emitted.append("subscription.resumed")
 
     if (
@@ -173,7 +182,7 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         and old_status != SubscriptionStatus.PAST_DUE
     ):
         latest = snapshot.latest_invoice
-        await publish.past_due(db, facts, latest.next_payment_attempt if latest else None)
+        await publish.past_due(db, await about(), latest.next_payment_attempt if latest else None)
         emitted.append("subscription.past_due")
     return emitted
 
@@ -190,7 +199,6 @@ async def end_locally(db: AsyncSession, row: Subscription, reason: EndReason) ->
     row.ended_at = now
     row.end_reason = reason
     row.checkout_url = None
-    row.updated_at = now
     if was_activated:
         await publish.ended(db, await facts_for(db, row), reason)
     return True

@@ -9,7 +9,6 @@ event concerned us ("processed") or not ("ignored").
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,11 +32,9 @@ from billing_service.stripe_client import (
     parse_checkout_session,
     parse_invoice,
 )
+from billing_service.subscriptions.checkout import expire_locally
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import facts_for
-from gatehouse_platform.db import utcnow
-
-log = logging.getLogger(__name__)
 
 Outcome = Literal["processed", "ignored"]
 
@@ -101,11 +98,7 @@ async def on_checkout_expired(ctx: BatchContext, event: WebhookEvent) -> Outcome
     if row is None:
         return "ignored"
     if row.status == SubscriptionStatus.CHECKOUT_PENDING:
-        now = utcnow()
-        row.status = SubscriptionStatus.CHECKOUT_EXPIRED
-        row.ended_at = now
-        row.checkout_url = None
-        row.updated_at = now
+        expire_locally(row)
     return "processed"
 
 

@@ -9,7 +9,6 @@ one is, the events arriving meanwhile gather and go together in the next write. 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing_service.stripe_client import WebhookEvent
 from billing_service.webhooks.repository import record_events
 from gatehouse_platform.db import session_scope
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,20 +31,20 @@ class EventRecorder:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, event: WebhookEvent, *, source: str = "webhook") -> bool:
+    async def record(self, event: WebhookEvent) -> bool:
         """Store the event once; True if it was new. Returns after the commit."""
         waiting = _Waiting(event, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(source), name="stripe-event-recorder")
+            self._writer = asyncio.create_task(self._write(), name="stripe-event-recorder")
         return await waiting.stored
 
-    async def _write(self, source: str) -> None:
+    async def _write(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             try:
                 async with session_scope(self._sessions) as db:
-                    new = await record_events(db, [w.event for w in group], source=source)
+                    new = await record_events(db, [w.event for w in group], source="webhook")
             except Exception as exc:
                 for waiting in group:
                     if not waiting.stored.done():

@@ -81,10 +81,5 @@ async def mark_done(db: AsyncSession, ids: Sequence[str], status: StripeEventSta
         )
 
 
-async def counts_by_status(db: AsyncSession) -> dict[str, int]:
-    rows = await db.execute(select(StripeEvent.status, func.count()).group_by(StripeEvent.status))
-    return {status.value: count for status, count in rows.all()}
-
-
 async def oldest_due(db: AsyncSession) -> datetime | None:
     return await db.scalar(select(func.min(StripeEvent.received_at)).where(StripeEvent.status.in_(DUE)))
