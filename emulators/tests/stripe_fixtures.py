@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import stripe
-from stripe_support import API_KEY, WEBHOOK_SECRET, Control, Receiver
+from stripe_support import WEBHOOK_SECRET, Control, Receiver, sdk_client
 
 from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig, create_app
@@ -48,8 +48,5 @@ def emulator(stripe_emulator_url: str, webhook_receiver: Receiver) -> Iterator[C
 
 @pytest.fixture
 def client(emulator: Control) -> Iterator[stripe.StripeClient]:
-    http_client = stripe.RequestsClient()
-    yield stripe.StripeClient(
-        API_KEY, base_addresses={"api": emulator.base_url}, max_network_retries=0, http_client=http_client
-    )
-    http_client.close()
+    with sdk_client(emulator.base_url) as sdk:
+        yield sdk

@@ -1,11 +1,11 @@
-"""Helpers for the Stripe emulator tests: a webhook receiver, the /_emulator controls, plan and
-subscription shortcuts. The fixtures serving them live in stripe_fixtures.py."""
+"""Helpers for the Stripe emulator tests: a webhook receiver, the /_emulator controls, an SDK client,
+plan and subscription shortcuts. The fixtures serving them live in stripe_fixtures.py."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,28 @@ from starlette.routing import Route
 API_KEY = "sk_test_gatehouse_emulator"
 WEBHOOK_SECRET = "whsec_gatehouse_test"
 DAY = 86400
+# What collecting a subscription invoice with a good card raises, in order.
+PAID_INVOICE_EVENTS = [
+    "invoice.created",
+    "invoice.finalized",
+    "payment_intent.created",
+    "payment_intent.succeeded",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "customer.subscription.updated",
+]
+
+
+@contextmanager
+def sdk_client(base_url: str, api_key: str = API_KEY) -> Iterator[stripe.StripeClient]:
+    """The official SDK aimed at an emulator, without retries (so failures show)."""
+    http_client = stripe.RequestsClient()
+    try:
+        yield stripe.StripeClient(
+            api_key, base_addresses={"api": base_url}, max_network_retries=0, http_client=http_client
+        )
+    finally:
+        http_client.close()
 
 
 @dataclass
@@ -152,11 +174,3 @@ def subscribe(
     done = client.v1.checkout.sessions.retrieve(session.id)
     assert isinstance(done.subscription, str)
     return client.v1.subscriptions.retrieve(done.subscription)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)

@@ -1,37 +1,23 @@
 """The GitHub side of the OAuth emulator, over real HTTP: httpx and Authlib as clients."""
 
-import base64
-import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
+from oauth_support import REDIRECT_URI, pkce_pair, redirect_params
 
 from gatehouse_emulators.oauth import OAuthClient, OAuthEmulatorConfig, create_app
 from gatehouse_emulators.serving import serve_in_thread
 
+pytest_plugins = ["oauth_fixtures"]
+
 CLIENT_ID = "gatehouse-github-client"
 CLIENT_SECRET = "gatehouse-github-secret"
-REDIRECT_URI = "http://app.test/auth/github/callback"
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with serve_in_thread(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def http(base: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
-        client.post("/_emulator/reset").raise_for_status()
-        yield client
 
 
 def authorize(http: httpx.Client, **overrides: str | None) -> httpx.Response:
@@ -46,13 +32,6 @@ def authorize(http: httpx.Client, **overrides: str | None) -> httpx.Response:
     return http.get(
         "/github/login/oauth/authorize", params={k: v for k, v in params.items() if v is not None}
     )
-
-
-def redirect_params(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 302, response.text
-    location = httpx.URL(response.headers["location"])
-    assert str(location.copy_with(query=None)) == REDIRECT_URI
-    return dict(location.params)
 
 
 def get_code(http: httpx.Client, **overrides: str | None) -> str:
@@ -173,12 +152,6 @@ def test_basic_client_authentication_and_same_redirect_uri_work(http: httpx.Clie
         "/github/login/oauth/access_token", data=form, auth=(CLIENT_ID, CLIENT_SECRET), headers=JSON
     )
     assert response.json()["access_token"].startswith("gho_")
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def test_pkce_is_checked_when_a_challenge_was_sent(http: httpx.Client) -> None:

@@ -1,6 +1,7 @@
 """The Google side of the OAuth emulator, over real HTTP: httpx and Authlib as clients, ID tokens
 verified with PyJWT against the served JWKS."""
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,32 +20,16 @@ import httpx
 import jwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
+from oauth_support import REDIRECT_URI, pkce_pair, redirect_params
 
 from gatehouse_emulators.oauth import OAuthClient, OAuthEmulatorConfig, create_app
 from gatehouse_emulators.serving import free_port, serve_in_thread
+from gatehouse_platform.testing import wait_ready
+
+pytest_plugins = ["oauth_fixtures"]
 
 CLIENT_ID = "gatehouse-google-client"
 CLIENT_SECRET = "gatehouse-google-secret"
-REDIRECT_URI = "http://app.test/auth/google/callback"
-
-
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with serve_in_thread(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def http(base: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
-        client.post("/_emulator/reset").raise_for_status()
-        yield client
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 def authorize(http: httpx.Client, **overrides: str | None) -> httpx.Response:
@@ -60,13 +44,6 @@ def authorize(http: httpx.Client, **overrides: str | None) -> httpx.Response:
         **overrides,
     }
     return http.get("/google/o/oauth2/v2/auth", params={k: v for k, v in params.items() if v is not None})
-
-
-def redirect_params(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 302, response.text
-    location = httpx.URL(response.headers["location"])
-    assert str(location.copy_with(query=None)) == REDIRECT_URI
-    return dict(location.params)
 
 
 def get_code(http: httpx.Client, challenge: str | None = None, **overrides: str | None) -> str:
@@ -502,14 +479,7 @@ def test_command_line_reads_env_and_users_file(tmp_path: Path) -> None:
     process = subprocess.Popen([*command, "--users", str(tmp_path / "users.json")], env=env)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{base}/healthz").raise_for_status()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.05)
+        asyncio.run(wait_ready(base, "/healthz", within=15))
         issuer = httpx.get(f"{base}/google/.well-known/openid-configuration").json()["issuer"]
         assert issuer == "http://oauth.local:9999/google"
         listed = httpx.get(f"{base}/_emulator/users").json()

@@ -1,16 +1,10 @@
 import mailbox
 import smtplib
-import socket
 from email.message import EmailMessage
 from pathlib import Path
 
+from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import start_catcher
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_message_sent_over_smtp_lands_in_the_maildir(tmp_path: Path) -> None:

@@ -6,22 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import stripe
-from stripe_support import API_KEY
+from stripe_support import sdk_client
 
 from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig, create_app
 
 
-def sdk(base_url: str) -> stripe.StripeClient:
-    return stripe.StripeClient(API_KEY, base_addresses={"api": base_url}, max_network_retries=0)
-
-
 def test_objects_and_clock_survive_a_restart(tmp_path: Path) -> None:
     config = StripeEmulatorConfig(webhook_url=None, clock="frozen", state_file=str(tmp_path / "stripe.json"))
-    with serve_in_thread(create_app(config)) as url:
-        customer = sdk(url).v1.customers.create(params={"email": "ada@example.com"})
-        price = sdk(url).v1.prices.create(
+    with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
+        customer = sdk.v1.customers.create(params={"email": "ada@example.com"})
+        price = sdk.v1.prices.create(
             params={
                 "unit_amount": 900,
                 "currency": "usd",
@@ -31,18 +26,18 @@ def test_objects_and_clock_survive_a_restart(tmp_path: Path) -> None:
         )
         moved = httpx.post(f"{url}/_emulator/clock/advance", json={"seconds": 3600}).json()
 
-    with serve_in_thread(create_app(config)) as url:
-        assert sdk(url).v1.customers.retrieve(customer.id).email == "ada@example.com"
-        assert sdk(url).v1.prices.retrieve(price.id).unit_amount == 900
+    with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
+        assert sdk.v1.customers.retrieve(customer.id).email == "ada@example.com"
+        assert sdk.v1.prices.retrieve(price.id).unit_amount == 900
         assert httpx.get(f"{url}/_emulator/clock").json()["now"] == moved["now"]
         # new ids do not collide with the restored ones
-        assert sdk(url).v1.customers.create(params={"email": "grace@example.com"}).id != customer.id
+        assert sdk.v1.customers.create(params={"email": "grace@example.com"}).id != customer.id
 
 
 def test_without_a_state_file_nothing_is_kept(tmp_path: Path) -> None:
     config = StripeEmulatorConfig(webhook_url=None, clock="frozen")
-    with serve_in_thread(create_app(config)) as url:
-        customer = sdk(url).v1.customers.create(params={"email": "ada@example.com"})
-    with serve_in_thread(create_app(config)) as url:
-        assert sdk(url).v1.customers.list(params={"email": "ada@example.com"}).data == []
+    with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
+        customer = sdk.v1.customers.create(params={"email": "ada@example.com"})
+    with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
+        assert sdk.v1.customers.list(params={"email": "ada@example.com"}).data == []
         assert customer.id

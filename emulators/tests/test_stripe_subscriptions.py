@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import stripe
 from stripe_support import DAY, Control, make_price, subscribe
 
 pytest_plugins = ["stripe_fixtures"]
+
+
+def switch_price(
+    client: stripe.StripeClient,
+    sub: stripe.Subscription,
+    price_id: str,
+    proration_behavior: str,
+    **extra: Any,
+) -> stripe.Subscription:
+    """Move the subscription's one item to another price."""
+    params = {
+        "items": [{"id": sub["items"].data[0].id, "price": price_id}],
+        "proration_behavior": proration_behavior,
+        **extra,
+    }
+    return client.v1.subscriptions.update(sub.id, params=params)  # type: ignore[arg-type]
 
 
 def test_upgrade_with_always_invoice_charges_the_prorated_difference_at_once(
@@ -16,14 +34,13 @@ def test_upgrade_with_always_invoice_charges_the_prorated_difference_at_once(
     sub = subscribe(client, emulator, basic.id)
     item = sub["items"].data[0]
     emulator.advance(10 * DAY)  # 20 of 30 days remain
-    changed = client.v1.subscriptions.update(
-        sub.id,
-        params={
-            "items": [{"id": item.id, "price": pro.id}],
-            "proration_behavior": "always_invoice",
-            "proration_date": item.current_period_start + 10 * DAY,
-            "expand": ["latest_invoice"],
-        },
+    changed = switch_price(
+        client,
+        sub,
+        pro.id,
+        "always_invoice",
+        proration_date=item.current_period_start + 10 * DAY,
+        expand=["latest_invoice"],
     )
     assert changed["items"].data[0].price.id == pro.id and changed["items"].data[0].id == item.id
     # the period is unchanged by a same-interval swap
@@ -52,12 +69,8 @@ def test_create_prorations_defers_the_difference_to_the_renewal_invoice(
     basic, pro = make_price(client, 3000, name="Basic"), make_price(client, 9000, name="Pro")
     sub = subscribe(client, emulator, basic.id)
     first_invoice = sub.latest_invoice
-    item = sub["items"].data[0]
     emulator.advance(15 * DAY)
-    changed = client.v1.subscriptions.update(
-        sub.id,
-        params={"items": [{"id": item.id, "price": pro.id}], "proration_behavior": "create_prorations"},
-    )
+    changed = switch_price(client, sub, pro.id, "create_prorations")
     assert changed.latest_invoice == first_invoice  # nothing invoiced yet
     pending = client.v1.invoice_items.list(params={"customer": str(sub.customer), "pending": True}).data
     assert sorted(p.amount for p in pending) == [-1500, 4500]
@@ -113,16 +126,8 @@ def test_downgrade_credit_lands_on_the_customer_balance_and_pays_the_next_invoic
 ) -> None:
     basic, pro = make_price(client, 3000, name="Basic"), make_price(client, 9000, name="Pro")
     sub = subscribe(client, emulator, pro.id)
-    item = sub["items"].data[0]
     emulator.advance(15 * DAY)
-    changed = client.v1.subscriptions.update(
-        sub.id,
-        params={
-            "items": [{"id": item.id, "price": basic.id}],
-            "proration_behavior": "always_invoice",
-            "expand": ["latest_invoice"],
-        },
-    )
+    changed = switch_price(client, sub, basic.id, "always_invoice", expand=["latest_invoice"])
     assert changed.latest_invoice.total == -4500 + 1500
     assert (changed.latest_invoice.amount_due, changed.latest_invoice.status) == (0, "paid")
     assert client.v1.customers.retrieve(str(sub.customer)).balance == -3000
@@ -138,16 +143,8 @@ def test_a_monthly_to_yearly_switch_resets_the_cycle_and_invoices_now(
     monthly = make_price(client, 3000, interval="day", count=30)
     yearly = make_price(client, 30000, interval="year", count=1, name="Pro yearly")
     sub = subscribe(client, emulator, monthly.id)
-    item = sub["items"].data[0]
     emulator.advance(10 * DAY)
-    changed = client.v1.subscriptions.update(
-        sub.id,
-        params={
-            "items": [{"id": item.id, "price": yearly.id}],
-            "proration_behavior": "create_prorations",
-            "expand": ["latest_invoice"],
-        },
-    )
+    changed = switch_price(client, sub, yearly.id, "create_prorations", expand=["latest_invoice"])
     now = emulator.now()
     assert changed["items"].data[0].current_period_start == now
     assert changed.billing_cycle_anchor == now

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import stripe
-from stripe_support import WEBHOOK_SECRET, Control, Receiver, make_price, subscribe
+from stripe_support import PAID_INVOICE_EVENTS, WEBHOOK_SECRET, Control, Receiver, make_price, subscribe
 
 from gatehouse_emulators.stripe.webhooks import sign
 
@@ -19,13 +19,7 @@ CHECKOUT_EVENTS = [
     "customer.created",
     "payment_method.attached",
     "customer.subscription.created",
-    "invoice.created",
-    "invoice.finalized",
-    "payment_intent.created",
-    "payment_intent.succeeded",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "customer.subscription.updated",
+    *PAID_INVOICE_EVENTS,
     "checkout.session.completed",
 ]
 

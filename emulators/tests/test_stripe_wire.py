@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import stripe
-from stripe_support import API_KEY, Control, make_price, subscribe
+from stripe_support import API_KEY, Control, make_price, sdk_client, subscribe
 
 from gatehouse_emulators.stripe.clock import add_interval, next_period_end
 from gatehouse_emulators.stripe.errors import StripeError
@@ -50,16 +50,11 @@ def test_a_missing_or_foreign_api_key_is_refused_with_401(emulator: Control) -> 
     assert bare.status_code == 401
     assert bare.json()["error"]["type"] == "invalid_request_error"
     assert bare.headers["Request-Id"].startswith("req_")
-    http_client = stripe.RequestsClient()
-    live = stripe.StripeClient(
-        "sk_live_nope",
-        base_addresses={"api": emulator.base_url},
-        max_network_retries=0,
-        http_client=http_client,
-    )
-    with pytest.raises(stripe.AuthenticationError) as caught:
+    with (
+        sdk_client(emulator.base_url, "sk_live_nope") as live,
+        pytest.raises(stripe.AuthenticationError) as caught,
+    ):
         live.v1.customers.list()
-    http_client.close()
     assert caught.value.http_status == 401
 
 

@@ -3,11 +3,13 @@
 
 A bad `client_id` or `redirect_uri` is shown as an HTML error page and never redirected to, as the
 RFC demands; every other error goes back to the client's `redirect_uri` with `error` and `state`.
+`start` is the GET handler of both; each provider passes the checks that make it differ (`Scopes`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import jinja2
@@ -29,6 +31,19 @@ _GITHUB_DENIED = {
     "error_description": "The user has denied your application access.",
     "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-authorization-request-errors/#access-denied",
 }
+
+
+class Refused(Exception):
+    """A bad authorization request the client is told about through its redirect_uri."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+# A provider's own checks of the query, in its order (`require_state` among them); returns the scopes.
+Scopes = Callable[[EmulatorState, dict[str, str]], tuple[str, ...]]
 
 
 class AuthorizeError(Exception):
@@ -79,15 +94,47 @@ def check_redirect_uri(client: OAuthClient, redirect_uri: str | None) -> str:
     return redirect_uri
 
 
-def check_pkce(code_challenge: str | None, method: str | None) -> str | None:
-    """An error description for bad PKCE parameters, else None. Only S256 is accepted."""
+def require_state(state: EmulatorState, params: dict[str, str]) -> None:
+    if not params.get("state") and state.config.require_state:
+        raise Refused("invalid_request", "Missing required parameter: state")
+
+
+def check_pkce(code_challenge: str | None, method: str | None) -> None:
+    """Only S256 is accepted."""
     if code_challenge is None:
-        return "code_challenge_method without code_challenge" if method else None
-    if method != "S256":
-        return "code_challenge_method must be S256 (plain is not accepted)"
-    if not _PKCE_CHALLENGE.match(code_challenge):
-        return "code_challenge must be BASE64URL(SHA256(code_verifier)), 43 characters"
-    return None
+        if method:
+            raise Refused("invalid_request", "code_challenge_method without code_challenge")
+    elif method != "S256":
+        raise Refused("invalid_request", "code_challenge_method must be S256 (plain is not accepted)")
+    elif not _PKCE_CHALLENGE.match(code_challenge):
+        raise Refused(
+            "invalid_request", "code_challenge must be BASE64URL(SHA256(code_verifier)), 43 characters"
+        )
+
+
+def start(request: Request, state: EmulatorState, provider: Provider, scopes_of: Scopes) -> Response:
+    """`GET` of the authorization endpoint: check the request, then answer it (`respond`)."""
+    try:
+        params = single_query_params(request)
+        client = check_client(state, provider, params.get("client_id"))
+        redirect_uri = check_redirect_uri(client, params.get("redirect_uri"))
+        try:
+            scopes = scopes_of(state, params)
+            check_pkce(params.get("code_challenge"), params.get("code_challenge_method"))
+        except Refused as exc:
+            return error_redirect(provider, redirect_uri, params.get("state"), exc.error, exc.description)
+        auth = AuthorizationRequest(
+            provider=provider,
+            client_id=client.client_id,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            state=params.get("state"),
+            nonce=params.get("nonce") if provider == "google" else None,  # GitHub has no ID token
+            code_challenge=params.get("code_challenge"),
+        )
+        return respond(request, state, auth)
+    except AuthorizeError as exc:
+        return exc.page(provider)
 
 
 def redirect_to(uri: str, params: dict[str, str | None]) -> RedirectResponse:

@@ -19,7 +19,7 @@ from . import authorize
 from .common import NO_STORE, base_url, bearer_token, fault_response, get_state
 from .config import GitHubUser
 from .exchange import TokenError, basic_client, read_token_request, redeem
-from .state import AccessToken, AuthorizationRequest, EmulatorState
+from .state import AccessToken, EmulatorState, FaultEndpoint
 
 router = APIRouter(prefix="/github", tags=["github"])
 api = APIRouter(prefix="/github/api", tags=["github"])
@@ -37,33 +37,15 @@ _ERROR_ANCHORS = {
 EMAIL_SCOPES = {"user", "user:email"}
 
 
+def _scopes(state: EmulatorState, params: dict[str, str]) -> tuple[str, ...]:
+    """GitHub takes any scopes, separated by spaces or commas."""
+    authorize.require_state(state, params)
+    return tuple(dict.fromkeys(s for s in re.split(r"[\s,]+", params.get("scope", "")) if s))
+
+
 @router.get("/login/oauth/authorize")
 async def authorization(request: Request, state: EmulatorState = Depends(get_state)) -> Response:
-    try:
-        params = authorize.single_query_params(request)
-        client = authorize.check_client(state, "github", params.get("client_id"))
-        redirect_uri = authorize.check_redirect_uri(client, params.get("redirect_uri"))
-        client_state = params.get("state")
-        if not client_state and state.config.require_state:
-            return authorize.error_redirect(
-                "github", redirect_uri, None, "invalid_request", "Missing required parameter: state"
-            )
-        pkce_error = authorize.check_pkce(params.get("code_challenge"), params.get("code_challenge_method"))
-        if pkce_error:
-            return authorize.error_redirect(
-                "github", redirect_uri, client_state, "invalid_request", pkce_error
-            )
-        auth = AuthorizationRequest(
-            provider="github",
-            client_id=client.client_id,
-            redirect_uri=redirect_uri,
-            scopes=tuple(dict.fromkeys(s for s in re.split(r"[\s,]+", params.get("scope", "")) if s)),
-            state=client_state,
-            code_challenge=params.get("code_challenge"),
-        )
-        return authorize.respond(request, state, auth)
-    except authorize.AuthorizeError as exc:
-        return exc.page("github")
+    return authorize.start(request, state, "github", _scopes)
 
 
 @router.post("/login/oauth/authorize", include_in_schema=False)
@@ -100,7 +82,12 @@ def _token_answer(body: dict[str, str], as_json: bool) -> Response:
     return Response(urlencode(body), media_type="application/x-www-form-urlencoded", headers=NO_STORE)
 
 
-def _authenticate(request: Request, state: EmulatorState) -> tuple[AccessToken, GitHubUser] | JSONResponse:
+async def _caller(
+    request: Request, state: EmulatorState, endpoint: FaultEndpoint
+) -> tuple[AccessToken, GitHubUser] | Response:
+    """The token and user behind an API call, or the answer instead: a pending fault, or a 401."""
+    if (fault := await fault_response(state, "github", endpoint)) is not None:
+        return fault
     value = bearer_token(request, schemes=("bearer", "token"))
     if value is None:
         return JSONResponse(
@@ -120,10 +107,8 @@ def _scope_headers(token: AccessToken, accepted: str) -> dict[str, str]:
 
 @api.get("/user")
 async def get_user(request: Request, state: EmulatorState = Depends(get_state)) -> Response:
-    if (fault := await fault_response(state, "github", "user")) is not None:
-        return fault
-    found = _authenticate(request, state)
-    if isinstance(found, JSONResponse):
+    found = await _caller(request, state, "user")
+    if isinstance(found, Response):
         return found
     token, user = found
     return JSONResponse(user_json(request, user), headers=_scope_headers(token, ""))
@@ -153,10 +138,8 @@ def user_json(request: Request, user: GitHubUser) -> dict[str, Any]:
 
 @api.get("/user/emails")
 async def get_emails(request: Request, state: EmulatorState = Depends(get_state)) -> Response:
-    if (fault := await fault_response(state, "github", "emails")) is not None:
-        return fault
-    found = _authenticate(request, state)
-    if isinstance(found, JSONResponse):
+    found = await _caller(request, state, "emails")
+    if isinstance(found, Response):
         return found
     token, user = found
     headers = _scope_headers(token, "user, user:email")

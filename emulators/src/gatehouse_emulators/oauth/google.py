@@ -18,7 +18,7 @@ from .common import NO_STORE, base_url, bearer_token, fault_response, get_state
 from .config import GoogleUser
 from .exchange import TokenError, read_token_request, redeem
 from .keys import at_hash
-from .state import AccessToken, AuthorizationRequest, EmulatorState, Grant
+from .state import AccessToken, EmulatorState, Grant
 
 router = APIRouter(prefix="/google", tags=["google"])
 
@@ -55,44 +55,25 @@ async def discovery(request: Request) -> dict[str, Any]:
     }
 
 
+def _scopes(state: EmulatorState, params: dict[str, str]) -> tuple[str, ...]:
+    """Google wants `response_type=code` and known scopes, `openid` among them."""
+    if params.get("response_type") != "code":
+        raise authorize.Refused("unsupported_response_type", "response_type must be code")
+    authorize.require_state(state, params)
+    scopes = tuple(dict.fromkeys(params.get("scope", "").split()))
+    if not scopes:
+        raise authorize.Refused("invalid_request", "Missing required parameter: scope")
+    if "openid" not in scopes:
+        raise authorize.Refused("invalid_scope", "scope must include openid")
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown:
+        raise authorize.Refused("invalid_scope", f"unknown scope: {' '.join(unknown)}")
+    return scopes
+
+
 @router.get("/o/oauth2/v2/auth")
 async def authorization(request: Request, state: EmulatorState = Depends(get_state)) -> Response:
-    try:
-        params = authorize.single_query_params(request)
-        client = authorize.check_client(state, "google", params.get("client_id"))
-        redirect_uri = authorize.check_redirect_uri(client, params.get("redirect_uri"))
-        client_state = params.get("state")
-
-        def fail(error: str, description: str) -> Response:
-            return authorize.error_redirect("google", redirect_uri, client_state, error, description)
-
-        if params.get("response_type") != "code":
-            return fail("unsupported_response_type", "response_type must be code")
-        if not client_state and state.config.require_state:
-            return fail("invalid_request", "Missing required parameter: state")
-        scopes = tuple(dict.fromkeys(params.get("scope", "").split()))
-        if not scopes:
-            return fail("invalid_request", "Missing required parameter: scope")
-        if "openid" not in scopes:
-            return fail("invalid_scope", "scope must include openid")
-        unknown = [scope for scope in scopes if scope not in SCOPES]
-        if unknown:
-            return fail("invalid_scope", f"unknown scope: {' '.join(unknown)}")
-        pkce_error = authorize.check_pkce(params.get("code_challenge"), params.get("code_challenge_method"))
-        if pkce_error:
-            return fail("invalid_request", pkce_error)
-        auth = AuthorizationRequest(
-            provider="google",
-            client_id=client.client_id,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            state=client_state,
-            nonce=params.get("nonce"),
-            code_challenge=params.get("code_challenge"),
-        )
-        return authorize.respond(request, state, auth)
-    except authorize.AuthorizeError as exc:
-        return exc.page("google")
+    return authorize.start(request, state, "google", _scopes)
 
 
 @router.post("/o/oauth2/v2/auth", include_in_schema=False)

@@ -135,12 +135,16 @@ class EmulatorState:
     def now(self) -> float:
         """Emulator time: governs the expiry of codes, consents and access tokens."""
         with self._lock:
-            return self._clock() + self._offset
+            return self._now()
+
+    def _now(self) -> float:
+        """`now()` for a caller that holds the lock."""
+        return self._clock() + self._offset
 
     def advance_clock(self, seconds: float) -> float:
         with self._lock:
             self._offset += seconds
-            return self._clock() + self._offset
+            return self._now()
 
     # --- clients and users -------------------------------------------------------------------
     def client(self, provider: Provider, client_id: str) -> OAuthClient | None:
@@ -187,7 +191,7 @@ class EmulatorState:
     def start_consent(self, request: AuthorizationRequest) -> str:
         consent_id = secrets.token_urlsafe(16)
         with self._lock:
-            now = self._clock() + self._offset
+            now = self._now()
             self._consents = {k: v for k, v in self._consents.items() if v[1] > now}
             self._consents[consent_id] = (request, now + CONSENT_TTL_SECONDS)
         return consent_id
@@ -195,7 +199,7 @@ class EmulatorState:
     def take_consent(self, consent_id: str) -> AuthorizationRequest | None:
         with self._lock:
             entry = self._consents.pop(consent_id, None)
-            if entry is None or entry[1] <= self._clock() + self._offset:
+            if entry is None or entry[1] <= self._now():
                 return None
             return entry[0]
 
@@ -203,7 +207,7 @@ class EmulatorState:
         # Google's codes carry a "/", which clients must encode; GitHub's are 20 hex digits
         code = "4/0" + secrets.token_urlsafe(32) if request.provider == "google" else secrets.token_hex(10)
         with self._lock:
-            now = self._clock() + self._offset
+            now = self._now()
             # a used code is kept while its tokens may live, so a replay still revokes them
             keep_until = self.config.access_token_ttl_seconds
             self._codes = {k: g for k, g in self._codes.items() if g.expires_at + keep_until > now}
@@ -221,7 +225,7 @@ class EmulatorState:
                     self._tokens.pop(token, None)
                 raise CodeRejected("the authorization code was already used; its tokens are revoked")
             grant.used = True
-            if grant.expires_at <= self._clock() + self._offset:
+            if grant.expires_at <= self._now():
                 raise CodeRejected("the authorization code has expired")
             return grant
 
@@ -233,7 +237,7 @@ class EmulatorState:
         else:
             value = "gho_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
         with self._lock:
-            now = self._clock() + self._offset
+            now = self._now()
             self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
             token = AccessToken(
                 value=value,
@@ -251,11 +255,7 @@ class EmulatorState:
         """The live token with this value, or None (unknown, expired, revoked, other provider)."""
         with self._lock:
             token = self._tokens.get(value)
-            if (
-                token is None
-                or token.provider != provider
-                or token.expires_at <= self._clock() + self._offset
-            ):
+            if token is None or token.provider != provider or token.expires_at <= self._now():
                 return None
             return token
 

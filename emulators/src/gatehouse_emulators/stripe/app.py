@@ -21,6 +21,7 @@ from gatehouse_emulators.stripe import control, pages, routes_billing, routes_ca
 from gatehouse_emulators.stripe.config import StripeEmulatorConfig
 from gatehouse_emulators.stripe.errors import StripeError, unrecognized_url
 from gatehouse_emulators.stripe.http import Runtime, register
+from gatehouse_emulators.stripe.lifecycle import advance_to
 from gatehouse_emulators.stripe.state import Emulator
 from gatehouse_emulators.stripe.store import new_id
 from gatehouse_emulators.stripe.webhooks import Dispatcher
@@ -40,7 +41,7 @@ async def _tick(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await runtime.run(lambda: runtime.advance_to(runtime.emu.now()))
+            await runtime.run(lambda: advance_to(runtime.emu, runtime.emu.now()))
         except Exception:
             log.exception("stripe emulator: due work failed")
 

@@ -7,7 +7,8 @@ Status rules (Stripe's defaults, simplified):
   `dunning_retry_days` (1, 3, 5 days apart by default), each failure emitting `invoice.payment_failed`;
   after the last retry fails the subscription is canceled (or `unpaid`, or left `past_due`:
   `dunning_final_action`);
-- an invoice paid while `past_due`/`unpaid` with no other open invoice → `active`.
+- an invoice paid, voided or marked uncollectible while `past_due`/`unpaid` with no other open
+  invoice → `active`.
 Every change to a subscription is announced once, after the whole operation, as
 `customer.subscription.updated` (or `.deleted` when it ended) with `previous_attributes`."""
 
@@ -103,7 +104,7 @@ def collect(emu: Emulator, invoice: Obj) -> str:
     sub = emu.store.get(invoices.subscription_of(invoice) or "", "subscription")
     if invoice["amount_remaining"] == 0:
         invoices.mark_paid(emu, invoice)
-        _on_paid(emu, sub, invoice)
+        _on_paid(emu, sub)
         return "paid"
     payment_method = (sub or {}).get("default_payment_method") or customer["invoice_settings"][
         "default_payment_method"
@@ -114,7 +115,7 @@ def collect(emu: Emulator, invoice: Obj) -> str:
     invoice["attempted"] = True
     if outcome == "paid":
         invoices.mark_paid(emu, invoice)
-        _on_paid(emu, sub, invoice)
+        _on_paid(emu, sub)
         return outcome
     retries = invoice.get("_retries", 0)
     days = emu.config.dunning_retry_days
@@ -135,17 +136,46 @@ def collect(emu: Emulator, invoice: Obj) -> str:
     return outcome
 
 
-def _on_paid(emu: Emulator, sub: Obj | None, invoice: Obj) -> None:
+def _on_paid(emu: Emulator, sub: Obj | None) -> None:
     if sub is None:
         return
     if sub["status"] == "incomplete":
         sub["status"] = "active"
-    elif sub["status"] in ("past_due", "unpaid"):
-        still_open = emu.store.all(
-            "invoice", lambda i: i["status"] == "open" and invoices.subscription_of(i) == sub["id"]
-        )
-        if not still_open:
-            sub["status"] = "active"
+    else:
+        _reactivate_if_settled(emu, sub)
+
+
+def _reactivate_if_settled(emu: Emulator, sub: Obj) -> None:
+    """A past-due or unpaid subscription with no open invoice left is active again."""
+    if sub["status"] in ("past_due", "unpaid") and not invoices.open_invoices(emu, sub["id"]):
+        sub["status"] = "active"
+
+
+def void_invoice(emu: Emulator, invoice: Obj) -> Obj:
+    if invoice["status"] != "open":
+        raise invalid("You can only void an open invoice.")
+    payments.cancel_intent(emu, invoice)
+    invoices.void(emu, invoice)
+    _settle(emu, invoice)
+    return invoice
+
+
+def mark_uncollectible(emu: Emulator, invoice: Obj) -> Obj:
+    if invoice["status"] != "open":
+        raise invalid("You can only mark an open invoice as uncollectible.")
+    invoices.mark_uncollectible(emu, invoice)
+    _settle(emu, invoice)
+    return invoice
+
+
+def _settle(emu: Emulator, invoice: Obj) -> None:
+    """The invoice no longer needs paying: its past-due subscription may be active again."""
+    sub = emu.store.get(invoices.subscription_of(invoice) or "", "subscription")
+    if sub is None or sub["status"] not in ("past_due", "unpaid"):
+        return
+    before = snapshot(emu, sub)
+    _reactivate_if_settled(emu, sub)
+    publish(emu, sub, before)
 
 
 def retry_invoice(emu: Emulator, invoice: Obj) -> None:
@@ -180,7 +210,7 @@ def pay_invoice(emu: Emulator, invoice: Obj, params: Params) -> Obj:
     before = snapshot(emu, sub) if sub else None
     if params.flag("paid_out_of_band"):
         invoices.mark_paid(emu, invoice)
-        _on_paid(emu, sub, invoice)
+        _on_paid(emu, sub)
         outcome = "paid"
     else:
         outcome = collect(emu, invoice)
@@ -204,9 +234,7 @@ def cancel_now(
         "feedback": feedback or sub["cancellation_details"].get("feedback"),
         "reason": reason,
     }
-    for invoice in emu.store.all(
-        "invoice", lambda i: i["status"] == "open" and invoices.subscription_of(i) == sub["id"]
-    ):
+    for invoice in invoices.open_invoices(emu, sub["id"]):
         invoice["next_payment_attempt"] = None  # no more automatic retries for an ended subscription
 
 

@@ -17,9 +17,16 @@ from typing import Any
 from gatehouse_emulators.stripe import billing, customers
 from gatehouse_emulators.stripe.errors import invalid, missing_param
 from gatehouse_emulators.stripe.forms import Params, read_metadata_update
+from gatehouse_emulators.stripe.payments import DECLINE
 from gatehouse_emulators.stripe.state import PAYMENT_OUTCOMES, Emulator
 from gatehouse_emulators.stripe.store import Obj, new_id
-from gatehouse_emulators.stripe.subscriptions import ItemSpec, check_compatible, recurring_price, snapshot
+from gatehouse_emulators.stripe.subscriptions import (
+    ItemSpec,
+    check_compatible,
+    product_name,
+    recurring_price,
+    snapshot,
+)
 
 _CREATE = (
     "allow_promotion_codes",
@@ -106,7 +113,7 @@ def create_session(emu: Emulator, params: Params) -> Obj:
             "amount_tax": 0,
             "amount_total": price["unit_amount"] * qty,
             "currency": currency,
-            "description": _product_name(emu, price),
+            "description": product_name(emu, price),
             "price": price["id"],
             "quantity": qty,
         }
@@ -182,11 +189,6 @@ def create_session(emu: Emulator, params: Params) -> Obj:
     }
     emu.store.add(session)
     return session
-
-
-def _product_name(emu: Emulator, price: Obj) -> str:
-    product = emu.store.get(price["product"], "product")
-    return str(product["name"]) if product else price["id"]
 
 
 def complete(emu: Emulator, session: Obj, outcome: str, email: str | None = None) -> dict[str, Any]:
@@ -280,12 +282,8 @@ def _details(customer: Obj, email: str) -> Obj:
 
 
 def _decline() -> Obj:
-    return {
-        "type": "card_error",
-        "code": "card_declined",
-        "decline_code": "generic_decline",
-        "message": "Your card was declined.",
-    }
+    """What the page shows for a declined card: the card error without its documentation link."""
+    return {key: value for key, value in DECLINE.items() if key != "doc_url"}
 
 
 def expire(emu: Emulator, session: Obj) -> Obj:

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from gatehouse_emulators.stripe import checkout, customers
 from gatehouse_emulators.stripe.errors import StripeError, invalid
 from gatehouse_emulators.stripe.http import Runtime
+from gatehouse_emulators.stripe.lifecycle import Due, advance_to
 from gatehouse_emulators.stripe.state import RequestContext
 from gatehouse_emulators.stripe.store import Obj
 from gatehouse_emulators.stripe.webhooks import Chaos
@@ -49,6 +50,10 @@ def _error(exc: StripeError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
+def _chaos_view(chaos: Chaos) -> Obj:
+    return {"duplicates": chaos.duplicates, "shuffle": chaos.shuffle, "max_delay": chaos.max_delay}
+
+
 def _int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is None:
@@ -64,7 +69,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     emu = runtime.emu
 
     def context(request: Request) -> RequestContext:
-        return RequestContext(base_url=emu.config.public_url or str(request.base_url).rstrip("/"))
+        return RequestContext(base_url=runtime.base_url(request))
 
     def clock_view() -> Obj:
         now = emu.now()
@@ -96,12 +101,16 @@ def build_router(runtime: Runtime) -> APIRouter:
             assert moment is not None
             if moment < emu.now():
                 raise invalid("The clock only moves forward.")
-            before = len(emu.store.all("event"))
-            done = await runtime.run(lambda: runtime.advance_to(moment), context(request))
+
+            def work() -> tuple[list[Due], int]:
+                before = emu.store.count("event")
+                done = advance_to(emu, moment)
+                return done, emu.store.count("event") - before
+
+            done, events = await runtime.run(work, context(request))
         except StripeError as exc:
             return _error(exc)
         processed = [{"at": d.at, "kind": d.kind, "object": d.object_id} for d in done]
-        events = len(emu.store.all("event")) - before
         return JSONResponse({**clock_view(), "processed": processed, "events": events})
 
     @router.post("/_emulator/checkout/sessions/{session_id}/complete")
@@ -147,8 +156,7 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/_emulator/webhooks/chaos")
     async def get_chaos() -> Obj:
-        chaos = runtime.dispatcher.chaos
-        return {"duplicates": chaos.duplicates, "shuffle": chaos.shuffle, "max_delay": chaos.max_delay}
+        return _chaos_view(runtime.dispatcher.chaos)
 
     @router.post("/_emulator/webhooks/chaos")
     async def set_chaos(request: Request) -> JSONResponse:
@@ -166,9 +174,7 @@ def build_router(runtime: Runtime) -> APIRouter:
         except (StripeError, ValueError, TypeError) as exc:
             return _error(exc if isinstance(exc, StripeError) else invalid(str(exc)))
         runtime.dispatcher.set_chaos(chaos)
-        return JSONResponse(
-            {"duplicates": chaos.duplicates, "shuffle": chaos.shuffle, "max_delay": chaos.max_delay}
-        )
+        return JSONResponse(_chaos_view(chaos))
 
     @router.get("/_emulator/webhooks/deliveries")
     async def deliveries(

@@ -139,16 +139,6 @@ def update_customer(emu: Emulator, customer: Obj, params: Params) -> Obj:
     return customer
 
 
-def set_default_payment_method(emu: Emulator, customer: Obj, pm_id: str) -> None:
-    before = copy.deepcopy(customer)
-    customer["invoice_settings"] = {**customer["invoice_settings"], "default_payment_method": pm_id}
-    emu.emit("customer.updated", customer, changed(before, customer, ("invoice_settings",)))
-
-
-def list_filter(params: Params) -> dict[str, str | None]:
-    return {"email": params.text("email")}
-
-
 def matches(customer: Obj, email: str | None) -> bool:
     if customer.get("deleted"):
         return False
@@ -217,7 +207,3 @@ def set_payment_outcome(customer: Obj, outcome: str) -> None:
     if outcome not in PAYMENT_OUTCOMES:
         raise invalid(f"outcome must be one of {', '.join(PAYMENT_OUTCOMES)}", param="outcome")
     customer["_payment_outcome"] = outcome
-
-
-def delete_stub(customer: Obj) -> Obj:
-    return {"id": customer["id"], "object": "customer", "deleted": True}

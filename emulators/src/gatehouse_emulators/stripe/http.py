@@ -1,6 +1,7 @@
 """The v1 HTTP edge: API keys, form decoding, idempotency, Stripe's error bodies and headers.
 
-A route is a plain function `(Call) -> dict` registered on a `Routes`; `Runtime.endpoint` wraps it:
+A route is a plain function `(Call) -> dict` registered on a `Routes` (`Routes.retrieve` registers
+the plain "fetch by id and render" kind in one line); `Runtime.endpoint` wraps it:
 authenticate (`Authorization: Bearer sk_test_…` or Basic), decode the query and form body, replay or
 refuse a reused `Idempotency-Key`, run the function under the state lock, answer JSON with a
 `Request-Id`, and hand the events the call raised to the webhook dispatcher."""
@@ -12,12 +13,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gatehouse_emulators.stripe import lifecycle
 from gatehouse_emulators.stripe.errors import StripeError, authentication, idempotency_mismatch
 from gatehouse_emulators.stripe.forms import Params, decode, expand_paths
 from gatehouse_emulators.stripe.render import render_list
@@ -27,7 +28,6 @@ from gatehouse_emulators.stripe.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_LOGGED_REQUESTS = 1000
 
 
 @dataclass
@@ -36,15 +36,19 @@ class Call:
     params: Params
     path: dict[str, str]
 
-    @property
+    @cached_property
     def expand(self) -> list[str]:
         return expand_paths(self.params)
+
+    def require(self, key: str, object_type: str, kind: str | None = None, param: str = "id") -> Obj:
+        """The live object whose id is the path parameter `key`, or Stripe's 404 naming `kind`."""
+        return self.emu.store.require(self.path[key], object_type, kind or object_type, param)
 
     def render(self, obj: Obj) -> Obj:
         return self.emu.render(obj, self.expand)
 
     def page(self, items: list[Obj], url: str, kind: str) -> Obj:
-        page, has_more = paginate(self.emu.store, items, self.params, url, kind)
+        page, has_more = paginate(self.emu.store, items, self.params, kind)
         return render_list(self.emu.store, page, has_more, url, self.expand)
 
 
@@ -70,6 +74,24 @@ class Routes:
 
     def delete(self, path: str) -> Callable[[Handler], Handler]:
         return self._add("DELETE", path)
+
+    def retrieve(
+        self,
+        path: str,
+        object_type: str,
+        kind: str | None = None,
+        *,
+        param: str = "id",
+        allow: Sequence[str] = ("expand",),
+    ) -> None:
+        """`GET path`: the object named by the path's last `{parameter}`, rendered with `expand[]`."""
+        key = path.rsplit("{", 1)[1].rstrip("}")
+
+        def retrieve(call: Call) -> Obj:
+            call.params.allow(*allow)
+            return call.render(call.require(key, object_type, kind, param))
+
+        self._add("GET", path)(retrieve)
 
 
 @dataclass
@@ -103,12 +125,6 @@ class Runtime:
         events = self.emu.take_outbox()
         if events:
             self.dispatcher.dispatch(events, self.emu.endpoints())
-
-    def advance_to(self, moment: int) -> list[lifecycle.Due]:
-        done = lifecycle.run_due(self.emu, moment)
-        if moment > self.emu.now():
-            self.emu.clock.advance(moment - self.emu.now())
-        return done
 
     def authenticate(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -161,7 +177,7 @@ class Runtime:
         self, request: Request, handler: Handler, raw: Obj, key: str, idem: str | None, request_id: str
     ) -> tuple[int, Obj, str | None]:
         fingerprint = json.dumps(raw, sort_keys=True)
-        context = RequestContext(request_id, idem, self._base_url(request))
+        context = RequestContext(request_id, idem, self.base_url(request))
         async with self.emu.lock:
             self.emu.context = context
             if idem:
@@ -204,7 +220,9 @@ class Runtime:
             return None
         return stored
 
-    def _base_url(self, request: Request) -> str:
+    def base_url(self, request: Request) -> str:
+        """Where links the emulator hands out (Checkout, hosted invoices) point: the configured
+        public URL, else the one the request came in on."""
         return self.emu.config.public_url or str(request.base_url).rstrip("/")
 
     def _log(self, request: Request, request_id: str, version: str | None, status: int) -> None:
@@ -218,7 +236,6 @@ class Runtime:
                 "status": status,
             }
         )
-        del self.emu.requests[:-MAX_LOGGED_REQUESTS]
 
 
 def register(app: Any, runtime: Runtime, routes: Sequence[Routes]) -> None:

@@ -326,11 +326,15 @@ def void(emu: Emulator, invoice: Obj) -> None:
     emu.emit("invoice.voided", invoice)
 
 
-def mark_uncollectible(emu: Emulator, invoice: Obj, reason: str = "user_forgiven") -> None:
+def mark_uncollectible(emu: Emulator, invoice: Obj) -> None:
     invoice.update(status="uncollectible", next_payment_attempt=None)
-    invoice["status_details"] = {"uncollectible": {"reason": reason}}
+    invoice["status_details"] = {"uncollectible": {"reason": "user_forgiven"}}
     invoice["status_transitions"]["marked_uncollectible_at"] = emu.now()
     emu.emit("invoice.marked_uncollectible", invoice)
+
+
+def open_invoices(emu: Emulator, subscription_id: str) -> list[Obj]:
+    return emu.store.all("invoice", lambda i: i["status"] == "open" and subscription_of(i) == subscription_id)
 
 
 def subscription_of(invoice: Obj) -> str | None:

@@ -76,6 +76,14 @@ def run_due(emu: Emulator, until: int) -> list[Due]:
     raise RuntimeError("due work did not settle")
 
 
+def advance_to(emu: Emulator, moment: int) -> list[Due]:
+    """Run what falls due up to `moment`, then move the clock there (never backwards)."""
+    done = run_due(emu, moment)
+    if moment > emu.now():
+        emu.clock.advance(moment - emu.now())
+    return done
+
+
 def _with_subscription(action: Callable[[Emulator, Obj], None]) -> Callable[[Emulator, str], None]:
     def run(emu: Emulator, sub_id: str) -> None:
         sub = emu.store.get(sub_id, "subscription")

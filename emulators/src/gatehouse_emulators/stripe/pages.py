@@ -82,7 +82,6 @@ def build_router(runtime: Runtime) -> APIRouter:
     async def submit(session_id: str, request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         outcome = form.get("outcome", "paid")
-        base = emu.config.public_url or str(request.base_url).rstrip("/")
 
         def work() -> tuple[Obj | None, dict[str, Any] | StripeError]:
             session = emu.store.get(session_id, "checkout.session")
@@ -93,7 +92,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             except StripeError as exc:
                 return session, exc
 
-        session, result = await runtime.run(work, RequestContext(base_url=base))
+        session, result = await runtime.run(work, RequestContext(base_url=runtime.base_url(request)))
         if session is None:
             return not_found("Checkout Session")
         if isinstance(result, StripeError):

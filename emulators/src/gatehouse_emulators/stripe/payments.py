@@ -7,16 +7,12 @@ POST /_emulator/customers/{id}/payment_behavior."""
 
 from __future__ import annotations
 
+from gatehouse_emulators.stripe.errors import card_declined
 from gatehouse_emulators.stripe.state import Emulator
 from gatehouse_emulators.stripe.store import Obj, new_id, random_token
 
-DECLINE = {
-    "code": "card_declined",
-    "decline_code": "generic_decline",
-    "doc_url": "https://stripe.com/docs/error-codes/card-declined",
-    "message": "Your card was declined.",
-    "type": "card_error",
-}
+# A failed attempt's `last_payment_error`: the body of the card error the API answers.
+DECLINE: Obj = card_declined().body()["error"]
 
 
 def ensure_intent(emu: Emulator, invoice: Obj, payment_method: str | None) -> Obj:

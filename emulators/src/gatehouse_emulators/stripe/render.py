@@ -16,7 +16,7 @@ from typing import Any
 from gatehouse_emulators.stripe.errors import invalid
 from gatehouse_emulators.stripe.store import Obj, Store, list_object
 
-Hydrator = Callable[[Store, Obj, Obj], None]
+Hydrator = Callable[[Store, Obj], None]
 Includable = Callable[[Store, Obj], Any]
 
 
@@ -53,18 +53,14 @@ def _hydrate_item(store: Store, item: Obj) -> None:
         item["plan"] = plan_from_price(price)
 
 
-def _hydrate_subscription(store: Store, stored: Obj, out: Obj) -> None:
-    for item in out["items"]["data"]:
+def _hydrate_subscription(store: Store, sub: Obj) -> None:
+    for item in sub["items"]["data"]:
         _hydrate_item(store, item)
-
-
-def _hydrate_subscription_item(store: Store, stored: Obj, out: Obj) -> None:
-    _hydrate_item(store, out)
 
 
 HYDRATORS: dict[str, Hydrator] = {
     "subscription": _hydrate_subscription,
-    "subscription_item": _hydrate_subscription_item,
+    "subscription_item": _hydrate_item,
 }
 
 
@@ -116,21 +112,16 @@ def render(store: Store, obj: Obj, expand: Sequence[str] = ()) -> Obj:
     out = _strip(obj)
     hydrate = HYDRATORS.get(str(obj.get("object")))
     if hydrate is not None:
-        hydrate(store, obj, out)
-    for path in expand:
-        _expand(store, out, path.split("."), path)
-    return out
+        hydrate(store, out)
+    return apply_expand(store, out, expand)
 
 
 def render_list(store: Store, items: Sequence[Obj], has_more: bool, url: str, expand: Sequence[str]) -> Obj:
-    listing = list_object([render(store, o) for o in items], has_more, url)
-    for path in expand:
-        _expand(store, listing, path.split("."), path)
-    return listing
+    return apply_expand(store, list_object([render(store, o) for o in items], has_more, url), expand)
 
 
 def apply_expand(store: Store, obj: Obj, expand: Sequence[str]) -> Obj:
-    """Expand paths on an already rendered object (an embedded one served on its own)."""
+    """Expand paths on an already rendered object (also an embedded one served on its own)."""
     for path in expand:
         _expand(store, obj, path.split("."), path)
     return obj

@@ -9,11 +9,10 @@ from gatehouse_emulators.stripe import billing, checkout, invoices, previews
 from gatehouse_emulators.stripe.errors import invalid, resource_missing
 from gatehouse_emulators.stripe.forms import Params, read_metadata_update
 from gatehouse_emulators.stripe.http import Call, Routes
-from gatehouse_emulators.stripe.lifecycle import run_due
-from gatehouse_emulators.stripe.payments import cancel_intent
+from gatehouse_emulators.stripe.lifecycle import advance_to
 from gatehouse_emulators.stripe.render import apply_expand
 from gatehouse_emulators.stripe.store import Obj, list_params, match_created, new_id, paginate
-from gatehouse_emulators.stripe.subscriptions import ENDED, snapshot
+from gatehouse_emulators.stripe.subscriptions import ENDED
 
 routes = Routes()
 
@@ -47,13 +46,10 @@ def list_sessions(call: Call) -> Obj:
 
 
 def _session(call: Call) -> Obj:
-    return call.emu.store.require(call.path["session"], "checkout.session", "checkout.session", "session")
+    return call.require("session", "checkout.session", param="session")
 
 
-@routes.get("/v1/checkout/sessions/{session}")
-def retrieve_session(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(_session(call))
+routes.retrieve("/v1/checkout/sessions/{session}", "checkout.session", param="session")
 
 
 @routes.post("/v1/checkout/sessions/{session}")
@@ -78,8 +74,8 @@ def session_line_items(call: Call) -> Obj:
 # -- subscriptions ---------------------------------------------------------------------------------
 
 
-def _subscription(call: Call, key: str = "subscription") -> Obj:
-    return call.emu.store.require(call.path[key], "subscription", "subscription")
+def _subscription(call: Call) -> Obj:
+    return call.require("subscription", "subscription")
 
 
 @routes.post("/v1/subscriptions")
@@ -112,10 +108,7 @@ def list_subscriptions(call: Call) -> Obj:
     return call.page(call.emu.store.all("subscription", keep), "/v1/subscriptions", "subscription")
 
 
-@routes.get("/v1/subscriptions/{subscription}")
-def retrieve_subscription(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(_subscription(call))
+routes.retrieve("/v1/subscriptions/{subscription}", "subscription")
 
 
 @routes.post("/v1/subscriptions/{subscription}")
@@ -153,7 +146,7 @@ def list_subscription_items(call: Call) -> Obj:
     )
     rendered = call.emu.render(sub)
     url = f"/v1/subscription_items?subscription={sub['id']}"
-    page, more = paginate(call.emu.store, sub["items"]["data"], call.params, url, "subscription item")
+    page, more = paginate(call.emu.store, sub["items"]["data"], call.params, "subscription item")
     ids = [i["id"] for i in page]
     data = [i for i in rendered["items"]["data"] if i["id"] in ids]
     return {"object": "list", "data": data, "has_more": more, "url": url}
@@ -190,7 +183,7 @@ def update_subscription_item(call: Call) -> Obj:
 
 
 def _invoice(call: Call) -> Obj:
-    return call.emu.store.require(call.path["invoice"], "invoice", "invoice", "invoice")
+    return call.require("invoice", "invoice", param="invoice")
 
 
 @routes.post("/v1/invoices/create_preview")
@@ -216,10 +209,7 @@ def list_invoices(call: Call) -> Obj:
     return call.page(items, "/v1/invoices", "invoice")
 
 
-@routes.get("/v1/invoices/{invoice}")
-def retrieve_invoice(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(_invoice(call))
+routes.retrieve("/v1/invoices/{invoice}", "invoice", param="invoice")
 
 
 @routes.get("/v1/invoices/{invoice}/lines")
@@ -243,37 +233,13 @@ def pay_invoice(call: Call) -> Obj:
 @routes.post("/v1/invoices/{invoice}/void")
 def void_invoice(call: Call) -> Obj:
     call.params.allow("expand")
-    invoice = _invoice(call)
-    if invoice["status"] != "open":
-        raise invalid("You can only void an open invoice.")
-    cancel_intent(call.emu, invoice)
-    invoices.void(call.emu, invoice)
-    _settle_subscription(call, invoice)
-    return call.render(invoice)
+    return call.render(billing.void_invoice(call.emu, _invoice(call)))
 
 
 @routes.post("/v1/invoices/{invoice}/mark_uncollectible")
 def mark_uncollectible(call: Call) -> Obj:
     call.params.allow("expand")
-    invoice = _invoice(call)
-    if invoice["status"] != "open":
-        raise invalid("You can only mark an open invoice as uncollectible.")
-    invoices.mark_uncollectible(call.emu, invoice)
-    _settle_subscription(call, invoice)
-    return call.render(invoice)
-
-
-def _settle_subscription(call: Call, invoice: Obj) -> None:
-    """A past-due subscription whose last open invoice is voided or forgiven is active again."""
-    sub = call.emu.store.get(invoices.subscription_of(invoice) or "", "subscription")
-    if sub is None or sub["status"] not in ("past_due", "unpaid"):
-        return
-    before = snapshot(call.emu, sub)
-    if not call.emu.store.all(
-        "invoice", lambda i: i["status"] == "open" and invoices.subscription_of(i) == sub["id"]
-    ):
-        sub["status"] = "active"
-    billing.publish(call.emu, sub, before)
+    return call.render(billing.mark_uncollectible(call.emu, _invoice(call)))
 
 
 @routes.post("/v1/invoices/{invoice}")
@@ -307,10 +273,7 @@ def list_invoice_items(call: Call) -> Obj:
     return call.page(items, "/v1/invoiceitems", "invoiceitem")
 
 
-@routes.get("/v1/invoiceitems/{item}")
-def retrieve_invoice_item(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["item"], "invoiceitem", "invoiceitem"))
+routes.retrieve("/v1/invoiceitems/{item}", "invoiceitem")
 
 
 @routes.get("/v1/invoice_payments")
@@ -329,10 +292,7 @@ def list_invoice_payments(call: Call) -> Obj:
     return call.page(items, "/v1/invoice_payments", "invoice_payment")
 
 
-@routes.get("/v1/invoice_payments/{payment}")
-def retrieve_invoice_payment(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["payment"], "invoice_payment", "invoice_payment"))
+routes.retrieve("/v1/invoice_payments/{payment}", "invoice_payment")
 
 
 @routes.get("/v1/payment_intents")
@@ -343,18 +303,14 @@ def list_payment_intents(call: Call) -> Obj:
     return call.page(items, "/v1/payment_intents", "payment_intent")
 
 
-@routes.get("/v1/payment_intents/{intent}")
-def retrieve_payment_intent(call: Call) -> Obj:
-    call.params.allow("expand", "client_secret")
-    return call.render(call.emu.store.require(call.path["intent"], "payment_intent", "payment_intent"))
+routes.retrieve("/v1/payment_intents/{intent}", "payment_intent", allow=("expand", "client_secret"))
 
 
 # -- test clocks: one shared emulator clock behind Stripe's test clock shape ------------------------
 
 
-def _clock_obj(call: Call, clock: Obj) -> Obj:
-    clock["frozen_time"] = max(clock["frozen_time"], call.emu.now())
-    return call.render(clock)
+def _test_clock(call: Call) -> Obj:
+    return call.require("clock", "test_helpers.test_clock", "test_clock")
 
 
 @routes.post("/v1/test_helpers/test_clocks")
@@ -391,14 +347,14 @@ def list_test_clocks(call: Call) -> Obj:
 @routes.get("/v1/test_helpers/test_clocks/{clock}")
 def retrieve_test_clock(call: Call) -> Obj:
     call.params.allow("expand")
-    return _clock_obj(
-        call, call.emu.store.require(call.path["clock"], "test_helpers.test_clock", "test_clock")
-    )
+    clock = _test_clock(call)
+    clock["frozen_time"] = max(clock["frozen_time"], call.emu.now())
+    return call.render(clock)
 
 
 @routes.delete("/v1/test_helpers/test_clocks/{clock}")
 def delete_test_clock(call: Call) -> Obj:
-    clock = call.emu.store.require(call.path["clock"], "test_helpers.test_clock", "test_clock")
+    clock = _test_clock(call)
     call.emu.store.remove(clock["id"])
     return {"id": clock["id"], "object": "test_helpers.test_clock", "deleted": True}
 
@@ -406,14 +362,13 @@ def delete_test_clock(call: Call) -> Obj:
 @routes.post("/v1/test_helpers/test_clocks/{clock}/advance")
 def advance_test_clock(call: Call) -> Obj:
     call.params.allow("frozen_time", "expand")
-    clock = call.emu.store.require(call.path["clock"], "test_helpers.test_clock", "test_clock")
+    clock = _test_clock(call)
     target = call.params.integer("frozen_time", required=True)
     assert target is not None
     if target <= clock["frozen_time"]:
         raise invalid("The test clock can only be advanced forward.", param="frozen_time")
     if target > call.emu.now():
-        run_due(call.emu, target)
-        call.emu.clock.advance(target - call.emu.now())
+        advance_to(call.emu, target)
     clock["frozen_time"] = target
     call.emu.emit("test_helpers.test_clock.ready", clock)
     return call.render(clock)

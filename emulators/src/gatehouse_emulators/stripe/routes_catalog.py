@@ -10,7 +10,7 @@ from gatehouse_emulators.stripe.errors import invalid, resource_missing
 from gatehouse_emulators.stripe.forms import read_metadata_update
 from gatehouse_emulators.stripe.http import Call, Routes
 from gatehouse_emulators.stripe.render import render_list
-from gatehouse_emulators.stripe.store import Obj, list_params, match_created, new_id, paginate, random_token
+from gatehouse_emulators.stripe.store import Obj, list_params, match_created, new_id, random_token
 
 routes = Routes()
 
@@ -50,7 +50,7 @@ def search_customers(call: Call) -> Obj:
 @routes.get("/v1/customers/{customer}")
 def retrieve_customer(call: Call) -> Obj:
     call.params.allow("expand")
-    customer = call.emu.store.get(call.path["customer"], "customer")
+    customer = call.emu.store.get(call.path["customer"], "customer")  # a deleted one answers its stub
     if customer is None:
         raise resource_missing("customer", call.path["customer"])
     return call.render(customer)
@@ -58,29 +58,24 @@ def retrieve_customer(call: Call) -> Obj:
 
 @routes.post("/v1/customers/{customer}")
 def update_customer(call: Call) -> Obj:
-    customer = call.emu.store.require(call.path["customer"], "customer", "customer")
-    return call.render(customers.update_customer(call.emu, customer, call.params))
+    return call.render(customers.update_customer(call.emu, call.require("customer", "customer"), call.params))
 
 
 @routes.delete("/v1/customers/{customer}")
 def remove_customer(call: Call) -> Obj:
-    customer = call.emu.store.require(call.path["customer"], "customer", "customer")
-    return delete_customer(call.emu, customer)
+    return delete_customer(call.emu, call.require("customer", "customer"))
 
 
 # -- payment methods (the cards Checkout collected) ------------------------------------------------
 
 
-@routes.get("/v1/payment_methods/{payment_method}")
-def retrieve_payment_method(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["payment_method"], "payment_method", "PaymentMethod"))
+routes.retrieve("/v1/payment_methods/{payment_method}", "payment_method", "PaymentMethod")
 
 
 @routes.get("/v1/customers/{customer}/payment_methods")
 def list_customer_payment_methods(call: Call) -> Obj:
     list_params(call.params, "type", "allow_redisplay")
-    customer_id = call.emu.store.require(call.path["customer"], "customer", "customer")["id"]
+    customer_id = call.require("customer", "customer")["id"]
     items = call.emu.store.all("payment_method", lambda p: p["customer"] == customer_id)
     return call.page(items, f"/v1/customers/{customer_id}/payment_methods", "payment_method")
 
@@ -110,22 +105,17 @@ def list_products(call: Call) -> Obj:
     return call.page(items, "/v1/products", "product")
 
 
-@routes.get("/v1/products/{product}")
-def retrieve_product(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["product"], "product", "product"))
+routes.retrieve("/v1/products/{product}", "product")
 
 
 @routes.post("/v1/products/{product}")
 def update_product(call: Call) -> Obj:
-    product = call.emu.store.require(call.path["product"], "product", "product")
-    return call.render(catalog.update_product(call.emu, product, call.params))
+    return call.render(catalog.update_product(call.emu, call.require("product", "product"), call.params))
 
 
 @routes.delete("/v1/products/{product}")
 def delete_product(call: Call) -> Obj:
-    product = call.emu.store.require(call.path["product"], "product", "product")
-    return catalog.delete_product(call.emu, product)
+    return catalog.delete_product(call.emu, call.require("product", "product"))
 
 
 # -- prices ----------------------------------------------------------------------------------------
@@ -144,16 +134,12 @@ def list_prices(call: Call) -> Obj:
     return call.page(items, "/v1/prices", "price")
 
 
-@routes.get("/v1/prices/{price}")
-def retrieve_price(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["price"], "price", "price"))
+routes.retrieve("/v1/prices/{price}", "price")
 
 
 @routes.post("/v1/prices/{price}")
 def update_price(call: Call) -> Obj:
-    price = call.emu.store.require(call.path["price"], "price", "price")
-    return call.render(catalog.update_price(call.emu, price, call.params))
+    return call.render(catalog.update_price(call.emu, call.require("price", "price"), call.params))
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -188,7 +174,7 @@ def list_events(call: Call) -> Obj:
 @routes.get("/v1/events/{event}")
 def retrieve_event(call: Call) -> Obj:
     call.params.allow("expand")
-    event = call.emu.store.require(call.path["event"], "event", "event")
+    event = call.require("event", "event")
     if not _visible(call, event):
         raise resource_missing("event", event["id"])
     return call.render(event)
@@ -233,21 +219,20 @@ def create_webhook_endpoint(call: Call) -> Obj:
 @routes.get("/v1/webhook_endpoints")
 def list_webhook_endpoints(call: Call) -> Obj:
     list_params(call.params)
-    items = call.emu.store.all("webhook_endpoint")
-    page, more = paginate(call.emu.store, items, call.params, "/v1/webhook_endpoints", "webhook endpoint")
-    return render_list(call.emu.store, page, more, "/v1/webhook_endpoints", call.expand)
+    return call.page(call.emu.store.all("webhook_endpoint"), "/v1/webhook_endpoints", "webhook endpoint")
 
 
-@routes.get("/v1/webhook_endpoints/{endpoint}")
-def retrieve_webhook_endpoint(call: Call) -> Obj:
-    call.params.allow("expand")
-    return call.render(call.emu.store.require(call.path["endpoint"], "webhook_endpoint", "webhook endpoint"))
+def _webhook_endpoint(call: Call) -> Obj:
+    return call.require("endpoint", "webhook_endpoint", "webhook endpoint")
+
+
+routes.retrieve("/v1/webhook_endpoints/{endpoint}", "webhook_endpoint", "webhook endpoint")
 
 
 @routes.post("/v1/webhook_endpoints/{endpoint}")
 def update_webhook_endpoint(call: Call) -> Obj:
     call.params.allow("url", "enabled_events", "description", "metadata", "disabled", "expand")
-    endpoint = call.emu.store.require(call.path["endpoint"], "webhook_endpoint", "webhook endpoint")
+    endpoint = _webhook_endpoint(call)
     if "url" in call.params:
         endpoint["url"] = call.params.req_text("url")
     if "enabled_events" in call.params:
@@ -263,6 +248,6 @@ def update_webhook_endpoint(call: Call) -> Obj:
 
 @routes.delete("/v1/webhook_endpoints/{endpoint}")
 def delete_webhook_endpoint(call: Call) -> Obj:
-    endpoint = call.emu.store.require(call.path["endpoint"], "webhook_endpoint", "webhook endpoint")
+    endpoint = _webhook_endpoint(call)
     call.emu.store.remove(endpoint["id"])
     return {"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from gatehouse_emulators.stripe.render import render
 from gatehouse_emulators.stripe.store import Obj, Store, new_id
 
 PAYMENT_OUTCOMES = ("paid", "declined", "requires_action")
+MAX_LOGGED_REQUESTS = 1000
 
 
 @dataclass
@@ -49,7 +51,8 @@ class Emulator:
         self.context = RequestContext(base_url=config.public_url or "http://127.0.0.1:12111")
         self.lock = asyncio.Lock()
         self.idempotency: dict[tuple[str, str], Any] = {}
-        self.requests: list[dict[str, Any]] = []  # recent API calls, for /_emulator/requests
+        # the last API calls, for /_emulator/requests
+        self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
 
     def now(self) -> int:
         return self.clock.now()

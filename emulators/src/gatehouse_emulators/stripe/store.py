@@ -1,7 +1,9 @@
 """In-memory objects keyed by Stripe-style ids, and Stripe's cursor pagination over them.
 
 Objects are stored in their API shape; keys starting with "_" are the emulator's own bookkeeping
-and never leave it (see `render`). Lists are newest first, ties broken by insertion order."""
+and never leave it (see `render`). Lists are newest first, ties broken by insertion order. Objects
+are also indexed by type (an object's `object` never changes), so listing one type does not walk
+every event the emulator ever raised."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def random_token(length: int = 24) -> str:
 class Store:
     def __init__(self) -> None:
         self._objects: dict[str, Obj] = {}
+        self._by_type: dict[str, dict[str, Obj]] = {}
         self._seq: dict[str, int] = {}
         self._counter = 0
 
@@ -36,12 +39,16 @@ class Store:
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self._objects = dict(snapshot["objects"])
+        self._by_type = {}
+        for obj in self._objects.values():
+            self._by_type.setdefault(obj["object"], {})[obj["id"]] = obj
         self._seq = {key: int(value) for key, value in snapshot["seq"].items()}
         self._counter = int(snapshot["counter"])
 
     def add(self, obj: Obj) -> Obj:
         self._counter += 1
         self._objects[obj["id"]] = obj
+        self._by_type.setdefault(obj["object"], {})[obj["id"]] = obj
         self._seq[obj["id"]] = self._counter
         return obj
 
@@ -59,22 +66,27 @@ class Store:
         return obj
 
     def remove(self, object_id: str) -> None:
-        self._objects.pop(object_id, None)
+        obj = self._objects.pop(object_id, None)
+        if obj is not None:
+            self._by_type[obj["object"]].pop(object_id, None)
         self._seq.pop(object_id, None)
 
     def all(self, object_type: str, where: Callable[[Obj], bool] | None = None) -> list[Obj]:
         """Objects of one type, newest first."""
-        found = [o for o in self._objects.values() if o.get("object") == object_type]
-        if where is not None:
-            found = [o for o in found if where(o)]
+        of_type = self._by_type.get(object_type, {}).values()
+        found = [o for o in of_type if where is None or where(o)]
         found.sort(key=self.sort_key, reverse=True)
         return found
+
+    def count(self, object_type: str) -> int:
+        return len(self._by_type.get(object_type, ()))
 
     def sort_key(self, obj: Obj) -> tuple[int, int]:
         return (int(obj.get("created", 0)), self._seq.get(obj["id"], 0))
 
     def clear(self) -> None:
         self._objects.clear()
+        self._by_type.clear()
         self._seq.clear()
 
 
@@ -82,7 +94,7 @@ def list_params(params: Params, *filters: str) -> Params:
     return params.allow("limit", "starting_after", "ending_before", "expand", *filters)
 
 
-def paginate(store: Store, items: list[Obj], params: Params, url: str, kind: str) -> tuple[list[Obj], bool]:
+def paginate(store: Store, items: list[Obj], params: Params, kind: str) -> tuple[list[Obj], bool]:
     """One page of `items` (already filtered, newest first) after `starting_after` or before
     `ending_before`; returns the page and `has_more`."""
     limit = params.integer("limit")

@@ -142,9 +142,9 @@ class Dispatcher:
     def dispatch(self, events: list[Obj], endpoints: list[Endpoint]) -> None:
         self._ensure_started()
         jobs = []
+        payloads = [(event, encode_event(event)) for event in events]
         for copy in range(1, max(1, self.chaos.duplicates) + 1):
-            for event in events:
-                payload = encode_event(event)
+            for event, payload in payloads:
                 for endpoint in endpoints:
                     if endpoint.wants(event["type"]):
                         jobs.append(
