@@ -82,9 +82,29 @@ class Repository(Generic[ModelT]):
 
     async def get(self, id_: uuid.UUID | Any, *, for_update: bool = False) -> ModelT | None:
         if for_update:
-            stmt = select(self.model).where(self.model.__mapper__.primary_key[0] == id_).with_for_update()
-            return (await self.session.execute(stmt)).scalar_one_or_none()
+            return await self.lock(self.model.__mapper__.primary_key[0] == id_)
         return await self.session.get(self.model, id_)
+
+    async def lock(self, *criteria: Any) -> ModelT | None:
+        """`SELECT … FOR NO KEY UPDATE` of at most one row, refreshed from the database (another
+        transaction may have changed it before we got the lock).
+
+        NO KEY UPDATE, not UPDATE: we never change keys, and a plain FOR UPDATE would also block the
+        key-share locks that inserts referencing the row take (a child row's foreign key), which
+        makes two transactions locking in opposite orders deadlock.
+
+        Changes pending in this session are flushed first: the refresh would otherwise overwrite
+        them with the stored values (sessions do not autoflush), and a change made earlier in the
+        same unit of work would be silently lost.
+        """
+        await self.session.flush()
+        stmt = (
+            select(self.model)
+            .where(*criteria)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     def add(self, instance: ModelT) -> ModelT:
         self.session.add(instance)

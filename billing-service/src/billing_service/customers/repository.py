@@ -6,7 +6,6 @@ import uuid
 
 from sqlalchemy.dialects.postgresql import insert
 
-from billing_service.locks import lock_one
 from billing_service.models import Customer
 from gatehouse_platform.db import Repository
 
@@ -24,6 +23,3 @@ class CustomerRepository(Repository[Customer]):
             .returning(Customer.user_id)
         )
         return created is not None
-
-    async def lock(self, user_id: uuid.UUID) -> Customer | None:
-        return await lock_one(self.session, Customer, Customer.user_id == user_id)

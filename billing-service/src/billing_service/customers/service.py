@@ -26,10 +26,10 @@ async def lock_customer(db: AsyncSession, user_id: uuid.UUID, *, email: str) -> 
     """The user's customer row, locked for this transaction: every change to a user's billing is
     serialized here. Created from the token's email if no user event has arrived yet."""
     customers = CustomerRepository(db)
-    customer = await customers.lock(user_id)
+    customer = await customers.get(user_id, for_update=True)
     if customer is None:
         await customers.insert_if_missing(user_id, email)
-        customer = await customers.lock(user_id)
+        customer = await customers.get(user_id, for_update=True)
     assert customer is not None
     return customer
 

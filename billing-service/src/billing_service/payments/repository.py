@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from billing_service.locks import lock_one
 from billing_service.models import Payment
 from gatehouse_platform.db import Repository
 
@@ -28,7 +27,7 @@ class PaymentRepository(Repository[Payment]):
 
     async def by_invoice(self, invoice_id: str, *, for_update: bool = False) -> Payment | None:
         if for_update:
-            return await lock_one(self.session, Payment, Payment.stripe_invoice_id == invoice_id)
+            return await self.lock(Payment.stripe_invoice_id == invoice_id)
         stmt = select(Payment).where(Payment.stripe_invoice_id == invoice_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 

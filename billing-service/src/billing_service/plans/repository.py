@@ -6,7 +6,6 @@ import uuid
 
 from sqlalchemy import select, tuple_
 
-from billing_service.locks import lock_one
 from billing_service.models import Plan, PlanPrice
 from gatehouse_platform.db import Repository
 
@@ -16,9 +15,6 @@ class PlanRepository(Repository[Plan]):
 
     async def by_code(self, code: str) -> Plan | None:
         return (await self.session.execute(select(Plan).where(Plan.code == code))).scalar_one_or_none()
-
-    async def lock(self, plan_id: uuid.UUID) -> Plan | None:
-        return await lock_one(self.session, Plan, Plan.id == plan_id)
 
     async def page(self, *, include_retired: bool, limit: int, after: tuple[int, str] | None) -> list[Plan]:
         """Cheapest first (then by code), keyset-paginated on (amount, code)."""

@@ -27,7 +27,7 @@ PRICE_FIELDS = ("amount", "currency", "interval", "interval_count")
 
 async def get_plan(db: AsyncSession, plan_id: uuid.UUID, *, for_update: bool = False) -> Plan:
     plans = PlanRepository(db)
-    plan = await (plans.lock(plan_id) if for_update else plans.get(plan_id))
+    plan = await plans.get(plan_id, for_update=for_update)
     if plan is None:
         raise PlanNotFound(f"No plan {plan_id}.")
     return plan

@@ -105,7 +105,7 @@ async def sweep_expired(
 async def _expire_one(
     db: AsyncSession, stripe: StripeGateway, subscription_id: uuid.UUID, *, now: datetime, grace: timedelta
 ) -> bool:
-    row = await SubscriptionRepository(db).lock(subscription_id)
+    row = await SubscriptionRepository(db).get(subscription_id, for_update=True)
     if row is None or row.status in ENDED_STATUSES:
         return False
     if row.stripe_subscription_id is not None:

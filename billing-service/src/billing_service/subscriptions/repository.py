@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, tuple_
 
-from billing_service.locks import lock_one
 from billing_service.models import HOLDING_STATUSES, Subscription, SubscriptionStatus
 from gatehouse_platform.db import Repository
 
@@ -19,7 +18,7 @@ class SubscriptionRepository(Repository[Subscription]):
         """The user's subscription that holds (or is about to hold) access; at most one exists."""
         criteria = (Subscription.user_id == user_id, Subscription.status.in_(HOLDING_STATUSES))
         if for_update:
-            return await lock_one(self.session, Subscription, *criteria)
+            return await self.lock(*criteria)
         stmt = select(Subscription).where(*criteria)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
@@ -34,20 +33,13 @@ class SubscriptionRepository(Repository[Subscription]):
 
     async def by_stripe_id(self, stripe_id: str, *, for_update: bool = False) -> Subscription | None:
         if for_update:
-            return await lock_one(
-                self.session, Subscription, Subscription.stripe_subscription_id == stripe_id
-            )
+            return await self.lock(Subscription.stripe_subscription_id == stripe_id)
         stmt = select(Subscription).where(Subscription.stripe_subscription_id == stripe_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def lock(self, subscription_id: uuid.UUID) -> Subscription | None:
-        return await lock_one(self.session, Subscription, Subscription.id == subscription_id)
-
     async def by_checkout_session(self, session_id: str, *, for_update: bool = False) -> Subscription | None:
         if for_update:
-            return await lock_one(
-                self.session, Subscription, Subscription.stripe_checkout_session_id == session_id
-            )
+            return await self.lock(Subscription.stripe_checkout_session_id == session_id)
         stmt = select(Subscription).where(Subscription.stripe_checkout_session_id == session_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 

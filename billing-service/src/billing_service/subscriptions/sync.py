@@ -232,7 +232,7 @@ async def sync_from_stripe(
             our_id = uuid.UUID(ours)
         except ValueError:
             return SyncResult(None, [])
-        row = await subscriptions.lock(our_id)
+        row = await subscriptions.get(our_id, for_update=True)
         if row is None:
             row = await _adopt(db, stripe, snapshot, our_id)
         # We read before holding the lock: read again so no older state can overwrite a newer one.
@@ -273,7 +273,7 @@ async def _adopt(
         )
         .on_conflict_do_nothing()
     )
-    row = await SubscriptionRepository(db).lock(our_id)
+    row = await SubscriptionRepository(db).get(our_id, for_update=True)
     if row is None:
         raise OrphanSubscription(f"subscription {snapshot.id}: the user has another live subscription")
     log.warning("adopted Stripe subscription %s as %s", snapshot.id, our_id)
