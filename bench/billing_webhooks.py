@@ -31,7 +31,6 @@ from typing import Any
 import asyncpg
 import httpx
 import stripe
-from fastapi import FastAPI
 
 from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_platform import testing
@@ -233,8 +232,6 @@ async def main(seconds: float, connections: int, workers: int) -> None:
     database_url = await testing.create_database(name)
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
     issuer = testing.TestIssuer()
-    jwks_app = FastAPI()
-    jwks_app.get("/jwks.json")(lambda: issuer.jwks())
     secret = f"whsec_bench_{secrets.token_hex(12)}"
     run = secrets.token_hex(3)
     processes: list[subprocess.Popen[bytes]] = []
@@ -243,7 +240,7 @@ async def main(seconds: float, connections: int, workers: int) -> None:
     failed = True
     try:
         await testing.migrate(ROOT / "billing-service", database_url)
-        with testing.rabbitmq_vhost(name) as amqp_url, serve_in_thread(jwks_app) as jwks_base:
+        with testing.rabbitmq_vhost(name) as amqp_url, serve_in_thread(issuer.jwks_app()) as jwks_base:
             billing_port, stripe_port = free_port(), free_port()
             base, stripe_url = f"http://127.0.0.1:{billing_port}", f"http://127.0.0.1:{stripe_port}"
             processes.append(
@@ -265,7 +262,7 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                     stderr=subprocess.DEVNULL,
                 )
             )
-            env = env_for(database_url, amqp_url, f"{jwks_base}/jwks.json", stripe_url, secret)
+            env = env_for(database_url, amqp_url, jwks_base + testing.JWKS_PATH, stripe_url, secret)
             processes.append(
                 subprocess.Popen(
                     [

@@ -5,10 +5,8 @@ and access tokens from a test issuer whose JWKS is served over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import json
 import os
 import time
 import uuid
@@ -19,23 +17,20 @@ from typing import Any
 
 import aio_pika
 import httpx
-import jsonschema
 import pytest
 import stripe
-from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.main import create_app
 from billing_service.models import Payment, StripeEvent, StripeEventStatus, Subscription, SubscriptionStatus
 from billing_service.settings import Settings
 from gatehouse_contracts.envelope import EventData, new_event
-from gatehouse_contracts.export import SCHEMAS_DIR
 from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig
 from gatehouse_emulators.stripe import create_app as create_stripe_emulator
 from gatehouse_platform import testing
-from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_billing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
@@ -55,32 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    with testing.rabbitmq_vhost(RUN) as url:
-        yield url
+def run_name() -> str:
+    return RUN
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    url = await testing.create_database(RUN)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(RUN)
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def db(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """For tests to read rows directly."""
-    return make_session_factory(engine)
+def service_root() -> Path:
+    return SERVICE_ROOT
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -93,14 +69,9 @@ def issuer() -> testing.TestIssuer:
 
 @pytest.fixture(scope="session")
 def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
-    jwks_app = FastAPI()
-
-    @jwks_app.get("/auth/.well-known/jwks.json")
-    def jwks() -> dict[str, Any]:
-        return issuer.jwks()
-
-    with serve_in_thread(jwks_app) as base:
-        yield f"{base}/auth/.well-known/jwks.json"
+    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
+    with serve_in_thread(issuer.jwks_app()) as base:
+        yield base + testing.JWKS_PATH
 
 
 @dataclass
@@ -253,68 +224,15 @@ async def client(billing_url: str) -> AsyncIterator[httpx.AsyncClient]:
 # --- events --------------------------------------------------------------------------------------
 
 
-class EventTap:
-    """A queue bound to every event of this run's vhost: tests read what was published."""
-
-    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
-        self.queue = queue
-        self.seen: list[dict[str, Any]] = []
-
-    async def _drain(self) -> None:
-        while (message := await self.queue.get(fail=False, no_ack=True)) is not None:
-            body = json.loads(message.body)
-            assert message.routing_key == body["type"]
-            self.seen.append(body)
-
-    async def wait_for(
-        self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 15.0
-    ) -> dict[str, Any]:
-        """The first event of the type matching `where`, validated against its exported schema."""
-
-        async def arrived() -> dict[str, Any] | None:
-            await self._drain()
-            return next((e for e in self.seen if e["type"] == event_type and where(e)), None)
-
-        try:
-            event = await eventually(arrived, f"a {event_type} event", within=timeout)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; saw {[e['type'] for e in self.seen]}") from None
-        validate_event(event)
-        return event
-
-    async def all_of(
-        self, event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True, settle: float = 1.0
-    ) -> list[dict[str, Any]]:
-        """Every event of the type matching `where` seen within `settle` seconds (schema-checked)."""
-        await asyncio.sleep(settle)
-        await self._drain()
-        found = [e for e in self.seen if e["type"] == event_type and where(e)]
-        for event in found:
-            validate_event(event)
-        return found
-
-
-def validate_event(event: dict[str, Any]) -> None:
-    schema = json.loads((SCHEMAS_DIR / f"{event['type']}.v1.json").read_text())
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
-
-
 def of_subscription(subscription_id: uuid.UUID | str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e["data"].get("subscription_id") == str(subscription_id)
 
 
 @pytest.fixture(scope="session")
 async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(f"{RUN}.tap", exclusive=True)
-    await queue.bind(exchange, "subscription.#")
-    await queue.bind(exchange, "payment.#")
-    yield EventTap(queue)
-    await connection.close()
+    bindings = ("subscription.#", "payment.#")
+    async with open_event_tap(amqp_url, f"{RUN}.tap", bindings, settings.events_exchange) as tap:
+        yield tap
 
 
 @pytest.fixture(scope="session")

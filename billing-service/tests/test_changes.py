@@ -90,7 +90,7 @@ async def test_an_upgrade_charges_the_prorated_difference_now_on_the_same_subscr
         "pro",
     ]
     charged = await events.wait_for(
-        "payment.succeeded", lambda e: e["data"]["invoice_id"] == invoice.id, timeout=15
+        "payment.succeeded", lambda e: e["data"]["invoice_id"] == invoice.id, within=15
     )
     assert charged["data"]["amount"] == expected
 

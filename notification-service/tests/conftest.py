@@ -67,14 +67,8 @@ def issuer() -> testing.TestIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
     """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
-    jwks_app = FastAPI()
-
-    @jwks_app.get("/auth/.well-known/jwks.json")
-    def jwks() -> dict[str, Any]:
-        return issuer.jwks()
-
-    with serve_in_thread(jwks_app) as base:
-        yield f"{base}/auth/.well-known/jwks.json"
+    with serve_in_thread(issuer.jwks_app()) as base:
+        yield base + testing.JWKS_PATH
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import broker_check, database_check, install_platform
+from gatehouse_platform.http import broker_check, database_check, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 
@@ -71,11 +71,13 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
     )
     app.state.services = services
 
-    async def cache() -> None:
-        await redis.ping()
-
     install_platform(
-        app, {"database": database_check(engine), "broker": broker_check(settings.amqp_url), "redis": cache}
+        app,
+        {
+            "database": database_check(engine),
+            "broker": broker_check(settings.amqp_url),
+            "redis": redis_check(redis),
+        },
     )
     for router in (accounts_router, sessions_router, oauth_router, admin_router, keys_router):
         app.include_router(router)

@@ -24,7 +24,7 @@ from billing_service.webhooks.router import router as webhooks_router
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.denylist import RedisDenylist, denylist_handlers
-from gatehouse_platform.http import broker_check, database_check, install_platform
+from gatehouse_platform.http import broker_check, database_check, install_platform, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
@@ -138,15 +138,12 @@ def create_app(
     )
     app.state.services = services
 
-    async def cache() -> None:
-        await services.redis.ping()
-
     install_platform(
         app,
         {
             "database": database_check(services.engine),
             "broker": broker_check(settings.amqp_url),
-            "redis": cache,
+            "redis": redis_check(services.redis),
         },
     )
     for router in (plans_router, subscriptions_router, payments_router, webhooks_router):

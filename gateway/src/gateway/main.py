@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_platform.consumer import EventConsumer
-from gatehouse_platform.http import ReadinessCheck, install_platform
+from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
 from gateway.auth import EdgeAuth, make_consumer, make_denylist
 from gateway.clientip import TrustedProxies
@@ -143,10 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.edge = edge
 
-    async def cache() -> None:
-        await redis.ping()
-
-    checks: dict[str, ReadinessCheck] = {"redis": cache}
+    checks: dict[str, ReadinessCheck] = {"redis": redis_check(redis)}
     checks.update({name: _upstream_ready(upstream) for name, upstream in upstreams.items()})
     install_platform(app, checks)
     app.include_router(openapi_router(OpenAPIAggregator(settings, upstreams, table)))

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +92,15 @@ def broker_check(amqp_url: str) -> ReadinessCheck:
     async def check() -> None:
         connection = await aio_pika.connect(amqp_url, timeout=2)
         await connection.close()
+
+    return check
+
+
+def redis_check(redis: Redis) -> ReadinessCheck:
+    """Ready when Redis answers PING."""
+
+    async def check() -> None:
+        await redis.ping()
 
     return check
 

@@ -27,12 +27,14 @@ import jwt
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
 
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
 from gatehouse_platform.jwt import public_jwk
 
 PG_ADMIN_DSN = os.environ.get("GATEHOUSE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "postgres@127.0.0.1:5432")
+JWKS_PATH = "/auth/.well-known/jwks.json"
 AMQP_HOST = os.environ.get("GATEHOUSE_TEST_AMQP_HOST", "guest:guest@127.0.0.1:5672")
 
 
@@ -98,6 +100,13 @@ class TestIssuer:
         self.kid = kid or f"test-{secrets.token_hex(4)}"
         self.ttl_seconds = ttl_seconds
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks_app(self) -> FastAPI:
+        """An app publishing `jwks()` where auth-service publishes its keys (`JWKS_PATH`); serve it
+        over HTTP (e.g. `gatehouse_emulators.serving.serve_in_thread`) for verifiers to fetch."""
+        app = FastAPI()
+        app.add_api_route(JWKS_PATH, self.jwks, methods=["GET"])
+        return app
 
     def jwks(self) -> dict[str, Any]:
         """The JWKS document publishing this issuer's public key."""
