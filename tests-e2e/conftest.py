@@ -7,7 +7,6 @@ directly; emails are read from the Maildir.
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import httpx
 import pytest
 
 from gatehouse_emulators.serving import free_port
+from gatehouse_emulators.smtp import read_maildir
 from gatehouse_platform import testing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,13 +49,7 @@ class System:
         return self.urls["gateway"]
 
     def mail_to(self, address: str) -> list[EmailMessage]:
-        found = []
-        for path in sorted((self.maildir / "new").glob("*"), key=lambda p: p.stat().st_mtime):
-            message = BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())
-            assert isinstance(message, EmailMessage)
-            if str(message["To"]).lower() == address.lower():
-                found.append(message)
-        return found
+        return read_maildir(self.maildir, address)
 
     async def wait_for_mail(self, address: str, subject_contains: str, timeout: float = 20.0) -> EmailMessage:
         """The first email to `address` whose subject contains the text."""

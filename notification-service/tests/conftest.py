@@ -4,14 +4,12 @@ Maildirs) and admin tokens from a test issuer whose JWKS is served over real HTT
 
 from __future__ import annotations
 
-import email.policy
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_emulators.serving import free_port, serve_in_thread
-from gatehouse_emulators.smtp import start_catcher
+from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
 from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
@@ -77,17 +75,6 @@ def admin(issuer: testing.TestIssuer) -> dict[str, str]:
 
 
 # --- SMTP ---------------------------------------------------------------------------------------
-
-
-def read_maildir(maildir: Path, to: str) -> list[EmailMessage]:
-    """Messages in the Maildir addressed to `to`, oldest first."""
-    found: list[tuple[float, EmailMessage]] = []
-    for path in (maildir / "new").iterdir():
-        message = BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())
-        assert isinstance(message, EmailMessage)
-        if str(message["To"]).lower() == to.lower():
-            found.append((path.stat().st_mtime, message))
-    return [message for _, message in sorted(found, key=lambda pair: pair[0])]
 
 
 async def wait_for_mail(maildir: Path, to: str, count: int = 1, timeout: float = 10.0) -> list[EmailMessage]:

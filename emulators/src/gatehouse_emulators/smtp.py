@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.policy
 import signal
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -22,6 +25,16 @@ def start_catcher(maildir: Path, *, host: str = "127.0.0.1", port: int = 1025) -
     controller = Controller(Mailbox(maildir), hostname=host, port=port)
     controller.start()
     return controller
+
+
+def read_maildir(maildir: Path, to: str) -> list[EmailMessage]:
+    """The messages the catcher wrote to `maildir` addressed to `to`, oldest first, parsed."""
+    found: list[tuple[float, EmailMessage]] = []
+    for path in (maildir / "new").iterdir():
+        message = BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())
+        if isinstance(message, EmailMessage) and str(message["To"]).lower() == to.lower():
+            found.append((path.stat().st_mtime, message))
+    return [message for _, message in sorted(found, key=lambda pair: pair[0])]
 
 
 def main() -> None:
