@@ -74,7 +74,9 @@ async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
                 body = {"email": email, "username": new_username(), "password": PASSWORD}
                 try:
                     return (await http.post("/auth/register", json=body)).status_code
-                except httpx.ConnectError:
+                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                    # Refused, or reset unread: a connection the kernel had queued when uvicorn closed
+                    # its socket. Neither reached the app; the events check below proves it.
                     return "refused"
 
             async def terminate_mid_load() -> None:
