@@ -1,4 +1,4 @@
-"""`auth-service` command line: serve, migrate, create-admin, rotate-keys, purge."""
+"""`auth-service` command line: serve, migrate, worker, beat, create-admin, rotate-keys, purge."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ app = service_cli(
     app_factory="auth_service.main:create_app",
     port=8001,
     service_root=Path(__file__).resolve().parents[2],
+    celery_app="auth_service.tasks",
 )
 
 

@@ -1,4 +1,5 @@
-"""`billing-service` command line: serve, migrate, seed-plans, reconcile, sweep."""
+"""`billing-service` command line: serve, migrate, worker, beat, replay-dead-letters, seed-plans,
+reconcile, sweep."""
 
 from __future__ import annotations
 
@@ -9,17 +10,27 @@ from pathlib import Path
 import typer
 
 from billing_service.errors import PaymentProviderUnavailable
+from billing_service.main import bootstrap
 from billing_service.maintenance import run_with_services, seed_plans
+from billing_service.settings import get_settings
 from billing_service.subscriptions.lifecycle import sweep_expired
 from billing_service.webhooks.reconcile import reconcile as reconcile_with_stripe
 from gatehouse_platform.cli import service_cli
+from gatehouse_platform.consumer import EventConsumer
 
 app = service_cli(
     "billing-service",
     app_factory="billing_service.main:create_app",
     port=8002,
     service_root=Path(__file__).resolve().parents[2],
+    celery_app="billing_service.tasks",
+    consumers=lambda: _consumers(),
 )
+
+
+def _consumers() -> list[EventConsumer]:
+    workers = bootstrap(get_settings())[1]
+    return [workers.consumer, workers.denylist_consumer]
 
 
 @app.command("seed-plans")

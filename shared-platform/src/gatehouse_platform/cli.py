@@ -1,25 +1,41 @@
-"""The commands every service's CLI starts from: `serve` and `migrate`.
+"""The commands every service's CLI starts from: `serve` and `migrate`; `worker` and `beat` for a
+service with a Celery app; `replay-dead-letters` for a service that consumes events.
 
     app = service_cli("auth-service", app_factory="auth_service.main:create_app", port=8001,
-                      service_root=Path(__file__).resolve().parents[2])
+                      service_root=Path(__file__).resolve().parents[2],
+                      celery_app="auth_service.tasks", consumers=lambda: [...])
 
-and the service adds its own commands to `app`.
+and the service adds its own commands to `app`. One image per service runs any of them by command.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import typer
+
+from gatehouse_platform.consumer import EventConsumer
 
 # uvicorn stops taking connections on SIGTERM and waits this long for requests in flight (and the
 # lifespan's own drain of consumers and relays) before it gives up.
 GRACEFUL_SHUTDOWN_SECONDS = 25
 
 
-def service_cli(name: str, *, app_factory: str, port: int, service_root: Path) -> typer.Typer:
+def service_cli(
+    name: str,
+    *,
+    app_factory: str,
+    port: int,
+    service_root: Path,
+    celery_app: str | None = None,
+    consumers: Callable[[], Sequence[EventConsumer]] | None = None,
+) -> typer.Typer:
     app = typer.Typer(help=f"Gatehouse {name} operations.", no_args_is_help=True)
 
     @app.command()
@@ -44,4 +60,58 @@ def service_cli(name: str, *, app_factory: str, port: int, service_root: Path) -
         cmd = [sys.executable, "-m", "alembic", "-c", config, "upgrade", revision]
         raise typer.Exit(subprocess.call(cmd))  # noqa: S603 - our own interpreter and arguments
 
+    if celery_app is not None:
+        _add_celery_commands(app, name, celery_app)
+    if consumers is not None:
+        _add_replay_command(app, consumers)
     return app
+
+
+def _exec_celery(celery_app: str, *args: str) -> None:
+    """Become the Celery process (exec), so SIGTERM from the container runtime reaches it directly:
+    a worker finishes the task in hand (acks are late, so an unfinished one is redelivered)."""
+    argv = [sys.executable, "-m", "celery", "-A", celery_app, *args]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and arguments
+
+
+def _add_celery_commands(app: typer.Typer, name: str, celery_app: str) -> None:
+    @app.command()
+    def worker(
+        concurrency: int = typer.Option(1, min=1, help="Tasks run at once"),
+        loglevel: str = "INFO",
+    ) -> None:
+        """Run the Celery worker for this service's periodic and background tasks."""
+        _exec_celery(
+            celery_app,
+            "worker",
+            "--loglevel",
+            loglevel,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+        )
+
+    @app.command()
+    def beat(
+        schedule: Path = typer.Option(
+            Path(tempfile.gettempdir()) / f"celerybeat-{name}", help="Where beat keeps its schedule state"
+        ),
+        loglevel: str = "INFO",
+    ) -> None:
+        """Run Celery beat, which sends the periodic tasks on time. Run exactly one per service."""
+        _exec_celery(celery_app, "beat", "--loglevel", loglevel, "--schedule", str(schedule))
+
+
+def _add_replay_command(app: typer.Typer, consumers: Callable[[], Sequence[EventConsumer]]) -> None:
+    @app.command("replay-dead-letters")
+    def replay_dead_letters(
+        limit: int = typer.Option(100, min=1, help="At most this many per queue"),
+    ) -> None:
+        """Move dead-lettered events back to their queues; the running service handles them again."""
+
+        async def replay() -> list[tuple[str, int]]:
+            return [(c.dead_letter_queue, await c.replay_dead_letters(limit=limit)) for c in consumers()]
+
+        for queue, moved in asyncio.run(replay()):
+            typer.echo(f"{queue}: replayed {moved} dead letters")
