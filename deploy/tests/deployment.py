@@ -1,0 +1,107 @@
+"""What the deployment files must agree with, read from the code itself: each service's settings
+class, its port (DESIGN.md), its probes, and which of its settings a deployment has to set.
+
+The rule for "has to set": a setting whose default points at this machine (127.0.0.1, localhost,
+gatehouse.localhost) or is a development secret that production refuses. Such a default is right
+for `make run` and wrong in any container, so compose and Kubernetes must both set it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_MARKERS = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # the workspace member, image and compose/k8s name
+    prefix: str  # environment variable prefix
+    settings: str  # "module:Class"
+    port: int  # DESIGN.md
+    entrypoint: str  # the console script the image runs
+    database: str | None = None
+    celery: bool = False  # runs `worker` and `beat` too
+    secrets: tuple[str, ...] = ()  # settings that hold secrets: a Secret in k8s, never a literal
+    extra_settings: tuple[str, ...] = field(default=())  # more settings a deployment must set
+    unused: tuple[str, ...] = ()  # inherited from the platform's base settings, never read here
+
+    def settings_class(self) -> type[BaseSettings]:
+        module, _, cls = self.settings.partition(":")
+        settings_cls: type[BaseSettings] = getattr(import_module(module), cls)
+        return settings_cls
+
+    def env_names(self) -> set[str]:
+        """Every environment variable this service reads."""
+        return {f"{self.prefix}{name}".upper() for name in self.settings_class().model_fields}
+
+    def must_set(self) -> set[str]:
+        """The variables a deployment must set (see the module docstring)."""
+        names = {f"{self.prefix}{name}".upper() for name in self.secrets + self.extra_settings}
+        for name, info in self.settings_class().model_fields.items():
+            if name in self.unused:
+                continue
+            default: Any = info.get_default(call_default_factory=True)
+            if info.is_required() or any(marker in str(default) for marker in LOCAL_MARKERS):
+                names.add(f"{self.prefix}{name}".upper())
+        return names
+
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service(
+            "gateway",
+            "GATEWAY_",
+            "gateway.settings:Settings",
+            8000,
+            "gateway",
+            unused=("database_url", "database_pool_size"),
+        ),
+        Service(
+            "auth-service",
+            "AUTH_",
+            "auth_service.settings:Settings",
+            8001,
+            "auth-service",
+            database="gatehouse_auth",
+            celery=True,
+            secrets=("token_secret", "key_encryption_key", "google_client_secret", "github_client_secret"),
+        ),
+        Service(
+            "billing-service",
+            "BILLING_",
+            "billing_service.settings:Settings",
+            8002,
+            "billing-service",
+            database="gatehouse_billing",
+            celery=True,
+            secrets=("stripe_api_key", "stripe_webhook_secret"),
+        ),
+        Service(
+            "notification-service",
+            "NOTIFICATION_",
+            "notification_service.settings:Settings",
+            8003,
+            "notification-service",
+            database="gatehouse_notification",
+            secrets=("unsubscribe_secret",),
+            extra_settings=("from_address", "support_email", "message_id_domain"),
+            unused=("redis_url",),
+        ),
+    )
+}
+
+# Database, broker and cache URLs carry credentials: Secrets too, in Kubernetes.
+CREDENTIAL_URLS = ("DATABASE_URL", "AMQP_URL", "CELERY_BROKER_URL", "REDIS_URL")
+
+
+def is_secret(service: Service, env_name: str) -> bool:
+    secret_names = {f"{service.prefix}{name}".upper() for name in service.secrets}
+    return env_name in secret_names or env_name.removeprefix(service.prefix) in CREDENTIAL_URLS
