@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from honcho.environ import parse_procfile
 
 from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import read_maildir
@@ -31,9 +32,49 @@ from gatehouse_platform import testing
 ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name("gh_e2e")
 SERVICES = ("auth", "billing", "notification")
+# Procfile processes run beside honcho rather than under it, so that a test can stop and restart
+# one (honcho stops everything when one of its processes exits).
+RESTARTABLE = ("billing",)
 ADMIN_EMAIL = "admin@e2e.gatehouse.test"
 ADMIN_PASSWORD = "an admin passphrase for e2e"
 PASSWORD = "a user passphrase for e2e"
+
+
+@dataclass
+class Process:
+    """One Procfile process, started with its Procfile command line as honcho would."""
+
+    name: str
+    command: str
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.popen = subprocess.Popen(
+                ["/bin/sh", "-c", self.command],
+                env=self.env,
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as a process manager sends it, then wait for the graceful exit."""
+        assert self.popen is not None and self.popen.poll() is None, f"{self.name} is not running"
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+            raise
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.stop()
 
 
 @dataclass
@@ -42,6 +83,7 @@ class System:
     maildir: Path
     log: Path
     env: dict[str, str]
+    processes: dict[str, Process]
     seen_mail: set[str] = field(default_factory=set)
 
     @property
@@ -113,9 +155,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                 stdout=subprocess.DEVNULL,
             )
             log = var / "system.log"
+            commands = parse_procfile((ROOT / "Procfile").read_text()).processes
+            apart = {name: Process(name, commands[name], env, var / f"{name}.log") for name in RESTARTABLE}
+            under_honcho = [name for name in commands if name not in apart]
             with log.open("wb") as sink:
                 honcho = subprocess.Popen(
-                    [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile")],
+                    [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), *under_honcho],
                     env=env,
                     cwd=ROOT,
                     stdout=sink,
@@ -123,12 +168,16 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                     start_new_session=True,
                 )
                 try:
+                    for process in apart.values():
+                        process.start()
                     for name in ("stripe", "oauth"):
                         _wait_ready(f"{urls[name]}/healthz", honcho, log)
                     for name in ("auth", "billing", "notification", "gateway"):
                         _wait_ready(f"{urls[name]}/readyz", honcho, log)
-                    yield System(urls=urls, maildir=var / "mail", log=log, env=env)
+                    yield System(urls=urls, maildir=var / "mail", log=log, env=env, processes=apart)
                 finally:
+                    for process in apart.values():
+                        process.kill()
                     honcho.send_signal(signal.SIGTERM)  # honcho stops every process
                     try:
                         honcho.wait(timeout=60)
@@ -220,7 +269,9 @@ def _environment(
         # emulators
         "STRIPE_EMULATOR_WEBHOOK_URL": f"{urls['billing']}/billing/stripe/webhook",
         "STRIPE_WEBHOOK_SECRET": "whsec_gatehouse_e2e",
+        # Stripe retries a failed delivery for three days; here 0.2 s doubling, 10 attempts (~100 s)
         "STRIPE_EMULATOR_WEBHOOK_RETRY_DELAY": 0.2,
+        "STRIPE_EMULATOR_WEBHOOK_ATTEMPTS": 10,
     }
     return {**os.environ, **{key: str(value) for key, value in values.items()}}
 

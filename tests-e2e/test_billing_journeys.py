@@ -9,6 +9,7 @@ module, each on users and plans of its own.
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from typing import Any
 
@@ -275,3 +276,45 @@ async def test_webhooks_are_verified_and_applied_once_however_often_they_come(
         assert len(payments) == 1  # three deliveries of each event, one payment
     finally:
         await at_stripe.chaos(duplicates=1, shuffle=False)
+
+
+async def test_billing_stopped_and_restarted_mid_journey(
+    system: System, client: httpx.AsyncClient, at_stripe: Stripe, plans: dict[str, dict[str, Any]]
+) -> None:
+    """billing-service goes down between Checkout's start and the payment: the gateway answers 503
+    meanwhile, Stripe's deliveries fail and are retried, and once billing is back the journey
+    completes with every email sent once."""
+    email, auth = await verified_user(system, client)
+    checkout = await client.post(
+        "/billing/subscriptions/subscribe", json={"plan_code": plans["starter"]["code"]}, headers=auth
+    )
+    assert checkout.status_code == 201, checkout.text
+    billing = system.processes["billing"]
+    # uvicorn drains, then re-raises the SIGTERM it caught: uv reports that as 128 + 15
+    assert billing.stop() in (0, 128 + signal.SIGTERM), "billing-service exits cleanly on SIGTERM"
+
+    for _ in range(3):  # connect refused, then the open circuit: 503 problem+json every time
+        down = await client.get("/billing/subscriptions/me", headers=auth)
+        assert down.status_code == 503, down.text
+        assert down.headers["content-type"].startswith("application/problem+json")
+        assert int(down.headers["retry-after"]) >= 1
+    assert (await client.get("/auth/me", headers=auth)).status_code == 200  # the rest stays up
+
+    await at_stripe.pay(checkout.json()["session_id"])  # Stripe's webhooks fail while billing is down
+    billing.start()
+
+    async def active() -> dict[str, Any] | None:
+        response = await client.get("/billing/subscriptions/me", headers=auth)
+        body = response.json() if response.status_code == 200 else None
+        return body if body and body["status"] == "active" else None
+
+    subscription = await eventually(active, "the subscription to become active after the restart", within=60)
+    assert subscription["plan"]["code"] == plans["starter"]["code"]
+    await system.wait_for_mail(email, "subscription is active")
+    await system.wait_for_mail(email, "receipt")
+    await at_stripe.flush()
+    await asyncio.sleep(1.0)  # anything late or duplicated would land now
+    subjects = [str(message["Subject"]) for message in system.mail_to(email)]
+    assert len(subjects) == len(set(subjects)) == 3, subjects  # confirm email, active, receipt: once each
+    payments = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+    assert [(p["status"], p["amount_paid"]) for p in payments] == [("paid", 900)]

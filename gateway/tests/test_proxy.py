@@ -106,8 +106,9 @@ async def test_a_down_upstream_opens_the_breaker_which_recovers_through_a_probe(
             await link.close()
             for _ in range(3):
                 failed = await http.get("/billing/plans")
-                assert failed.status_code == 502, failed.text
+                assert failed.status_code == 503, failed.text
                 assert failed.json()["type"].endswith("/upstream-unreachable")
+                assert failed.headers["retry-after"] == "1"
             assert metric("gateway_breaker_state", upstream="billing") == 2
 
             request_id = uuid.uuid4().hex
@@ -143,11 +144,17 @@ async def test_a_failed_probe_opens_the_breaker_again(echo: Echo) -> None:
         jwks_url=f"{echo.url}/jwks",
     )
     async with http_gateway(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
-        assert (await http.get("/billing/plans")).status_code == 502
-        assert (await http.get("/billing/plans")).status_code == 503
+
+        async def problem() -> str:
+            response = await http.get("/billing/plans")
+            assert response.status_code == 503, response.text
+            return str(response.json()["type"]).rsplit("/", 1)[1]
+
+        assert await problem() == "upstream-unreachable"
+        assert await problem() == "upstream-circuit-open"
         await asyncio.sleep(0.35)
-        assert (await http.get("/billing/plans")).status_code == 502  # the probe, still failing
-        assert (await http.get("/billing/plans")).status_code == 503  # open again at once
+        assert await problem() == "upstream-unreachable"  # the probe, still failing
+        assert await problem() == "upstream-circuit-open"  # open again at once
 
 
 async def test_connect_failures_are_retried_for_get_but_never_for_post(echo: Echo) -> None:
@@ -160,9 +167,9 @@ async def test_connect_failures_are_retried_for_get_but_never_for_post(echo: Ech
     )
     async with http_gateway(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
         before = metric("gateway_upstream_retries_total", upstream="billing")
-        assert (await http.get("/billing/plans")).status_code == 502
+        assert (await http.get("/billing/plans")).status_code == 503
         assert metric("gateway_upstream_retries_total", upstream="billing") == before + 2
-        assert (await http.post("/billing/echo", json={"code": "pro"})).status_code == 502
+        assert (await http.post("/billing/echo", json={"code": "pro"})).status_code == 503
         assert metric("gateway_upstream_retries_total", upstream="billing") == before + 2
 
 

@@ -7,9 +7,10 @@ about 100 µs of CPU with aiohttp against about 390 µs with httpx (build_reques
 
 Retries: only idempotent methods, only after a connect failure (nothing reached the upstream),
 and only while the request body has not started to stream (so it can be sent again whole).
-Errors become problem+json before any byte of a response is sent: connect failure → 502,
-timeout → 504, open circuit or exhausted pool → 503; once the upstream's response has started, a
-failure can only cut the connection (the client sees a truncated body, never a wrong one).
+Errors become problem+json before any byte of a response is sent: connect failure, open circuit or
+exhausted pool → 503 with Retry-After, invalid answer → 502, timeout → 504; once the upstream's
+response has started, a failure can only cut the connection (the client sees a truncated body,
+never a wrong one).
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ class BadGateway(DomainError):
     title = "Bad gateway"
 
 
-class UpstreamUnreachable(BadGateway):
+class UpstreamUnreachable(ServiceUnavailable):
+    """Nothing reached the service (it is down, restarting or not listening yet): 503, as for an
+    open circuit, so a client sees one answer, with Retry-After, for the whole outage."""
+
     slug = "upstream-unreachable"
     title = "Upstream unreachable"
 
@@ -326,7 +330,9 @@ class Upstream:
         if isinstance(exc, aiohttp.ClientConnectorError):
             UPSTREAM_FAILURES.labels(self.name, "connect").inc()
             log.warning("upstream unreachable", extra={"upstream": self.name, "error": str(exc)[:200]})
-            return UpstreamUnreachable(f"The {self.name} service cannot be reached.")
+            return UpstreamUnreachable(
+                f"The {self.name} service cannot be reached.", headers={"Retry-After": "1"}
+            )
         UPSTREAM_FAILURES.labels(self.name, "protocol").inc()
         log.warning("upstream exchange failed", extra={"upstream": self.name, "error": type(exc).__name__})
         return BadGateway(f"The {self.name} service sent no valid response.")
