@@ -9,47 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from conftest import PASSWORD, SERVICE_ROOT, EventTap, new_email, new_username
+from conftest import PASSWORD, EventTap, new_email, new_username
 from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
-from gatehouse_platform.testing import wait_ready
 
 SIGN_UPS = 40
-
-
-@pytest.fixture
-async def own_database() -> AsyncIterator[str]:
-    name = testing.unique_name("gh_auth_sigterm")
-    url = await testing.create_database(name)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(name)
-
-
-def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "auth_service.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
     own_database: str, amqp_url: str, events: EventTap
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "AUTH_ENVIRONMENT": "test",
@@ -61,13 +33,13 @@ async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
         "AUTH_ARGON2_MEMORY_KIB": "8192",
         "AUTH_LOG_JSON": "false",
     }
-    process = serve(env, port)
+    service = testing.ServiceProcess("auth_service.cli", env, free_port())
     try:
-        await wait_ready(base)
+        await service.start()
         emails = [new_email() for _ in range(SIGN_UPS)]
         # A connection per request, so a refused request is refused before it is sent.
         no_reuse = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=base, limits=no_reuse, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=service.url, limits=no_reuse, timeout=30) as http:
 
             async def sign_up(nth: int, email: str) -> int | str:
                 await asyncio.sleep(nth * 0.025)  # a steady stream of sign-ups over a second
@@ -81,7 +53,7 @@ async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
 
             async def terminate_mid_load() -> None:
                 await asyncio.sleep(0.4)
-                process.send_signal(signal.SIGTERM)
+                service.sigterm()
 
             outcomes = await asyncio.gather(
                 *(sign_up(n, e) for n, e in enumerate(emails)), terminate_mid_load()
@@ -90,15 +62,12 @@ async def test_sigterm_mid_load_answers_what_it_took_and_loses_no_event(
         assert set(outcomes[:-1]) <= {201, "refused"}, outcomes  # no 5xx, no request cut off
         assert answered, "sign-ups before and during the shutdown were answered"
         assert "refused" in outcomes, "sign-ups after it were refused"
-        assert await asyncio.to_thread(process.wait, 60) in (0, -signal.SIGTERM)
+        assert await service.wait() in testing.GRACEFUL_EXITS
 
-        process = serve(env, port)  # what the relay had not sent yet goes out now
-        await wait_ready(base)
+        await service.start()  # what the relay had not sent yet goes out now
         for email in answered:
             await events.wait_for("user.registered", lambda e, email=email: e["data"]["email"] == email)
         registered = await events.all_of("user.registered", lambda e: e["data"]["email"] in emails)
         assert sorted(e["data"]["email"] for e in registered) == sorted(answered)  # each exactly once
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+        service.kill()

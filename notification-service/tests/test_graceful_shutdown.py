@@ -9,65 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
-import pytest
 
-from conftest import SERVICE_ROOT, envelope, read_maildir, sample
+from conftest import envelope, read_maildir, sample
 from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import start_catcher
 from gatehouse_platform import testing
 
 EVENTS = 60
-
-
-@pytest.fixture
-async def own_database() -> AsyncIterator[str]:
-    name = testing.unique_name("gh_notif_sigterm")
-    url = await testing.create_database(name)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(name)
-
-
-@pytest.fixture
-def own_vhost() -> Iterator[str]:
-    with testing.rabbitmq_vhost(testing.unique_name("gh_notif_sigterm")) as url:
-        yield url
-
-
-class Service:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "notification_service.cli", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await testing.wait_ready(f"http://127.0.0.1:{self.port}")
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
@@ -86,7 +39,7 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
         "NOTIFICATION_DATABASE_POOL_SIZE": "4",
         "NOTIFICATION_LOG_JSON": "false",
     }
-    service = Service(env, free_port())
+    service = testing.ServiceProcess("notification_service.cli", env, free_port())
     recipients = [f"sigterm-{uuid.uuid4().hex[:8]}@example.com" for _ in range(EVENTS)]
     try:
         await service.start()  # declares its queue and bindings
@@ -111,8 +64,7 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
                 every=0.01,
             )
 
-            # uvicorn drains, then re-raises the signal, so the status is "terminated by SIGTERM".
-            assert service.terminate() in (0, -signal.SIGTERM)
+            assert await service.terminate() in testing.GRACEFUL_EXITS
             sent_before = Counter(str(m["To"]) for to in recipients for m in read_maildir(maildir, to))
             queue = await channel.declare_queue("notification-service", passive=True)
             waiting = queue.declaration_result.message_count or 0
@@ -129,7 +81,7 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
         await asyncio.sleep(0.5)  # anything extra would have arrived by now
         received = Counter(str(m["To"]) for to in recipients for m in read_maildir(maildir, to))
         assert received == Counter(recipients), "every email exactly once"
-        assert service.terminate() in (0, -signal.SIGTERM)
+        assert await service.terminate() in testing.GRACEFUL_EXITS
     finally:
         service.kill()
         catcher.stop()

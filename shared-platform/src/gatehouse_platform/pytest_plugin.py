@@ -8,7 +8,8 @@ two fixtures for it:
 
 It then gets `amqp_url` (a vhost of its own), `database_url` (a database of its own, migrated
 with the service's real migrations, dropped afterwards), `engine`, `db` (a session factory for
-reading rows directly) and `EventTap` / `open_event_tap` to read what the service published.
+reading rows directly), `own_database` / `own_vhost` (the same, for one test alone) and
+`EventTap` / `open_event_tap` to read what the service published.
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ async def database_url(run_name: str, service_root: Path) -> AsyncIterator[str]:
         yield url
     finally:
         await testing.drop_database(run_name)
+
+
+@pytest.fixture
+async def own_database(run_name: str, service_root: Path) -> AsyncIterator[str]:
+    """A migrated database for one test alone (a service it runs as a separate process, say)."""
+    name = testing.unique_name(f"{run_name[:30]}_own")
+    url = await testing.create_database(name)
+    try:
+        await testing.migrate(service_root, url)
+        yield url
+    finally:
+        await testing.drop_database(name)
+
+
+@pytest.fixture
+def own_vhost(run_name: str) -> Iterator[str]:
+    """A RabbitMQ vhost for one test alone."""
+    with testing.rabbitmq_vhost(testing.unique_name(f"{run_name[:30]}_own")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,9 @@ import asyncio
 import inspect
 import os
 import secrets
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -199,3 +201,51 @@ async def wait_ready(base_url: str, path: str = "/readyz", *, within: float = 30
 
     async with httpx.AsyncClient(timeout=5) as http:
         await eventually(ready, f"{base_url}{path} to answer 200", within=within, every=0.1)
+
+
+# How a service that drained gracefully on SIGTERM exits (uvicorn re-raises the signal it caught).
+GRACEFUL_EXITS = (0, -signal.SIGTERM)
+
+
+class ServiceProcess:
+    """A service run as a real process, `python -m <cli_module> serve --port N`, as it runs in
+    production: for tests that signal it (SIGTERM mid-load) or restart it."""
+
+    def __init__(self, cli_module: str, env: dict[str, str], port: int) -> None:
+        self.cli_module, self.env, self.port = cli_module, env, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start it and wait until /readyz answers 200."""
+        # Popen only spawns (the service runs on beside the test); S603: our interpreter and module
+        self.process = subprocess.Popen(  # noqa: S603, ASYNC220
+            [sys.executable, "-m", self.cli_module, "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await wait_ready(self.url)
+
+    def sigterm(self) -> None:
+        assert self.process is not None, "not started"
+        self.process.send_signal(signal.SIGTERM)
+
+    async def wait(self, *, within: float = 60) -> int:
+        """Its exit status (one of GRACEFUL_EXITS when it drained as it should)."""
+        assert self.process is not None, "not started"
+        return await asyncio.to_thread(self.process.wait, within)
+
+    async def terminate(self, *, within: float = 60) -> int:
+        """SIGTERM, then its exit status."""
+        self.sigterm()
+        return await self.wait(within=within)
+
+    def kill(self) -> None:
+        """Clean-up: whatever still runs is killed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

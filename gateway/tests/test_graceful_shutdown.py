@@ -1,0 +1,63 @@
+"""SIGTERM mid-load: the gateway (a real `gateway serve` process) stops accepting connections,
+lets every proxied request in flight finish with its upstream's answer, then exits cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+
+import httpx
+
+from conftest import RUN, Echo, upstream
+from gatehouse_emulators.serving import free_port
+from gatehouse_platform import testing
+
+IN_FLIGHT = 20
+LATE = 10
+
+
+async def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(echo: Echo, jwks_url: str) -> None:
+    env = {
+        **os.environ,
+        "GATEWAY_ENVIRONMENT": "test",
+        "GATEWAY_LOG_JSON": "false",
+        "GATEWAY_UPSTREAMS": json.dumps({"billing": upstream(echo.url, "/billing", read_timeout_seconds=10)}),
+        "GATEWAY_JWKS_URL": jwks_url,
+        "GATEWAY_REDIS_KEY_PREFIX": f"{RUN}:sigterm",
+        "GATEWAY_RATE_LIMITS_ENABLED": "false",
+        "GATEWAY_CONSUME_EVENTS": "false",
+    }
+    gateway = testing.ServiceProcess("gateway.cli", env, free_port())
+    try:
+        await gateway.start()
+        ids = [uuid.uuid4().hex for _ in range(IN_FLIGHT + LATE)]
+        # A connection per request, so a late request is refused before anything is sent.
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=gateway.url, limits=no_reuse, timeout=30) as http:
+
+            async def slow(request_id: str) -> int | str:
+                try:
+                    response = await http.get(
+                        "/billing/sleep?seconds=1.5", headers={"X-Request-ID": request_id}
+                    )
+                    return response.status_code
+                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                    return "refused"
+
+            in_flight = [asyncio.create_task(slow(i)) for i in ids[:IN_FLIGHT]]
+            await testing.eventually(
+                lambda: all(echo.requests_with(i) for i in ids[:IN_FLIGHT]),
+                "every request to reach the upstream",
+            )
+            gateway.sigterm()
+            await asyncio.sleep(0.3)  # the listening socket is closed by now
+            late = await asyncio.gather(*(slow(i) for i in ids[IN_FLIGHT:]))
+            answered = await asyncio.gather(*in_flight)
+        assert answered == [200] * IN_FLIGHT, answered  # each finished with the upstream's answer
+        assert late == ["refused"] * LATE, late
+        assert not any(echo.requests_with(i) for i in ids[IN_FLIGHT:]), "nothing late reached the upstream"
+        assert await gateway.wait() in testing.GRACEFUL_EXITS
+    finally:
+        gateway.kill()
