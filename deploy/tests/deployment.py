@@ -29,6 +29,7 @@ class Service:
     database: str | None = None
     celery: bool = False  # runs `worker` and `beat` too
     secrets: tuple[str, ...] = ()  # settings that hold secrets: a Secret in k8s, never a literal
+    optional_secrets: tuple[str, ...] = ()  # secret settings a deployment may leave unset
     extra_settings: tuple[str, ...] = field(default=())  # more settings a deployment must set
     unused: tuple[str, ...] = ()  # inherited from the platform's base settings, never read here
 
@@ -73,6 +74,7 @@ SERVICES: dict[str, Service] = {
             database="gatehouse_auth",
             celery=True,
             secrets=("token_secret", "key_encryption_key", "google_client_secret", "github_client_secret"),
+            optional_secrets=("signing_key_pem",),
         ),
         Service(
             "billing-service",
@@ -83,6 +85,7 @@ SERVICES: dict[str, Service] = {
             database="gatehouse_billing",
             celery=True,
             secrets=("stripe_api_key", "stripe_webhook_secret"),
+            optional_secrets=("stripe_webhook_secret_previous",),
         ),
         Service(
             "notification-service",
@@ -92,6 +95,7 @@ SERVICES: dict[str, Service] = {
             "notification-service",
             database="gatehouse_notification",
             secrets=("unsubscribe_secret",),
+            optional_secrets=("smtp_username", "smtp_password"),
             extra_settings=("from_address", "support_email", "message_id_domain"),
             unused=("redis_url",),
         ),
@@ -103,5 +107,6 @@ CREDENTIAL_URLS = ("DATABASE_URL", "AMQP_URL", "CELERY_BROKER_URL", "REDIS_URL")
 
 
 def is_secret(service: Service, env_name: str) -> bool:
-    secret_names = {f"{service.prefix}{name}".upper() for name in service.secrets}
+    names = service.secrets + service.optional_secrets
+    secret_names = {f"{service.prefix}{name}".upper() for name in names}
     return env_name in secret_names or env_name.removeprefix(service.prefix) in CREDENTIAL_URLS

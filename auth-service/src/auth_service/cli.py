@@ -43,13 +43,19 @@ def create_admin(
 
 
 @app.command("rotate-keys")
-def rotate() -> None:
-    """Start signing with a new key; the old one stays in the JWKS until its tokens expire."""
+def rotate(
+    publish_ahead: float = typer.Option(
+        None, help="Seconds the new key is published before it signs (default AUTH_KEY_PUBLISH_AHEAD_SECONDS)"
+    ),
+) -> None:
+    """Publish a new signing key now; it signs once every verifier can have fetched it, and the
+    old one stays in the JWKS until its tokens expire. Nobody is signed out."""
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
-        return await rotate_keys(session, settings)
+        key = await rotate_keys(session, settings, publish_ahead_seconds=publish_ahead)
+        return f"new signing key {key.kid}: published now, signs from {key.activates_at.isoformat()}"
 
-    typer.echo(f"new signing key {asyncio.run(run_in_transaction(work))}")
+    typer.echo(asyncio.run(run_in_transaction(work)))
 
 
 @app.command()

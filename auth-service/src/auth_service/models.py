@@ -151,8 +151,10 @@ class LoginCode(Base):
 class SigningKey(Base):
     """An RS256 key pair. The private half is stored Fernet-encrypted.
 
-    The newest key without `retired_at` signs; a retired key stays in the JWKS until every token
-    it signed has expired (`retired_at` + access-token lifetime).
+    A key is published (in the JWKS) from its creation and signs from `activates_at` until
+    `retired_at`; of the keys that may sign, the latest to activate does. A rotated-in key is
+    published ahead of signing so every verifier can fetch it first; a retired key stays in the
+    JWKS until every token it signed has expired (`retired_at` + access-token lifetime).
     """
 
     __tablename__ = "signing_keys"
@@ -161,6 +163,7 @@ class SigningKey(Base):
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    activates_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     retired_at: Mapped[datetime | None]
 
 

@@ -42,6 +42,12 @@ class Settings(ServiceSettings):
         default=None, description="PEM private key to sign with, instead of stored keys"
     )
     key_cache_seconds: int = 30
+    key_publish_ahead_seconds: int = Field(
+        default=120,
+        ge=0,
+        description="A rotated-in key is in the JWKS this long before it signs: at least the key cache "
+        "plus the verifiers' refetch spacing (30 s each), so no verifier meets a kid it cannot fetch",
+    )
 
     # Refresh cookie
     refresh_cookie_name: str = "gatehouse_refresh"

@@ -1,8 +1,11 @@
 """RS256 signing keys: the key ring that signs access tokens and publishes the JWKS.
 
 Keys live in the `signing_keys` table with the private half Fernet-encrypted, or come from
-configuration (AUTH_SIGNING_KEY_PEM). Rotation adds a key that signs from then on; the retired key
-stays published until every token it signed has expired.
+configuration (AUTH_SIGNING_KEY_PEM). Rotation is staged so that nobody is signed out: the new key
+is published at once and signs only `key_publish_ahead_seconds` later, by when every verifier can
+have fetched it (a verifier refetches on an unknown kid at most every 30 s, and our replicas serve
+a JWKS up to `key_cache_seconds` old); the key it replaces retires at that moment and stays
+published until every token it signed has expired.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -45,30 +48,38 @@ class KeySet:
     loaded_at: float
 
 
-def generate_key(fernet: Fernet) -> SigningKey:
+def generate_key(fernet: Fernet, *, activates_at: datetime | None = None) -> SigningKey:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     kid = thumbprint_kid(private.public_key())
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    now = utcnow()
     return SigningKey(
         kid=kid,
         private_key_encrypted=fernet.encrypt(pem),
         public_jwk=public_jwk(private.public_key(), kid=kid),
-        created_at=utcnow(),
+        created_at=now,
+        activates_at=activates_at or now,
     )
 
 
-async def rotate_keys(session: AsyncSession, settings: Settings) -> str:
-    """Add a new signing key and retire the current ones; returns the new kid."""
-    fernet = Fernet(settings.key_encryption_key.encode())
-    now = utcnow()
-    for key in (await session.execute(select(SigningKey).where(SigningKey.retired_at.is_(None)))).scalars():
-        key.retired_at = now
-    key = generate_key(fernet)
+async def rotate_keys(
+    session: AsyncSession, settings: Settings, *, publish_ahead_seconds: float | None = None
+) -> SigningKey:
+    """Publish a new key now that signs from `publish_ahead_seconds` (default: the setting) on;
+    the keys signing until then retire at that moment. Returns the new key."""
+    ahead = settings.key_publish_ahead_seconds if publish_ahead_seconds is None else publish_ahead_seconds
+    key = generate_key(
+        Fernet(settings.key_encryption_key.encode()), activates_at=utcnow() + timedelta(seconds=ahead)
+    )
+    for current in (
+        await session.execute(select(SigningKey).where(SigningKey.retired_at.is_(None)))
+    ).scalars():
+        current.retired_at = key.activates_at
     session.add(key)
     await session.flush()
-    return key.kid
+    return key
 
 
 class KeyRing:
@@ -94,15 +105,16 @@ class KeyRing:
         if self._settings.signing_key_pem:
             return self._from_pem(self._settings.signing_key_pem)
         async with session_scope(self._session_factory) as session:
+            now = utcnow()
             keys = await self._published_keys(session)
-            if not keys or all(k.retired_at is not None for k in keys):
+            if not _signing_now(keys, now):
                 # Replicas starting together must not each create a first key.
                 await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))"))
                 keys = await self._published_keys(session)
-                if not keys or all(k.retired_at is not None for k in keys):
+                if not _signing_now(keys, now):
                     keys.append(generate_key(self._fernet))
                     session.add(keys[-1])
-        active = max((k for k in keys if k.retired_at is None), key=lambda k: k.created_at)
+        active = max(_signing_now(keys, utcnow()), key=lambda k: k.activates_at)
         private = serialization.load_pem_private_key(self._fernet.decrypt(active.private_key_encrypted), None)
         assert isinstance(private, rsa.RSAPrivateKey)
         jwks = {"keys": [k.public_jwk for k in sorted(keys, key=lambda k: k.created_at, reverse=True)]}
@@ -115,11 +127,13 @@ class KeyRing:
         )
 
     async def _published_keys(self, session: AsyncSession) -> list[SigningKey]:
+        """Every key not yet retired, and the retired ones whose tokens may still be valid."""
         horizon = utcnow() - timedelta(seconds=self._settings.access_token_ttl_seconds) - PUBLISH_LEEWAY
         stmt = select(SigningKey).where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > horizon))
         return list((await session.execute(stmt)).scalars())
 
     def _from_pem(self, pem: str) -> KeySet:
+        """A key from configuration: rotation is then the operator's (AUTH_SIGNING_KEY_PEM)."""
         private = serialization.load_pem_private_key(pem.encode(), None)
         if not isinstance(private, rsa.RSAPrivateKey):
             raise ValueError("AUTH_SIGNING_KEY_PEM must be an RSA private key")
@@ -131,3 +145,7 @@ class KeyRing:
             jwks={"keys": [public_jwk(private.public_key(), kid=kid)]},
             loaded_at=time.monotonic(),
         )
+
+
+def _signing_now(keys: list[SigningKey], now: datetime) -> list[SigningKey]:
+    return [k for k in keys if k.activates_at <= now and (k.retired_at is None or k.retired_at > now)]
