@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -507,10 +507,14 @@ def test_api_deployments_have_probes_and_a_prestop_pause(target: str) -> None:
         ):
             get = container.get(probe, {}).get("httpGet")
             assert get, f"{where}: no HTTP {probe}"
-            assert get["path"] == path, f"{where}: {probe} on {get['path']}, want {path}"
+            assert get["path"].partition("?")[0] == path, f"{where}: {probe} on {get['path']}, want {path}"
             assert get["port"] in ("http", service.port), f"{where}: {probe} on port {get['port']}"
             timeout = container[probe].get("timeoutSeconds", 1)
             assert timeout >= 2, f"{where}: {probe} timeout {timeout}s; /readyz checks take up to 2 s"
+        if service.name == "gateway":  # its own readiness: not every upstream's too
+            query = parse_qs(container["readinessProbe"]["httpGet"]["path"].partition("?")[2])
+            upstreams = getattr(service.settings_class()(), "upstreams")  # noqa: B009 - not on the base type
+            assert sorted(query.get("exclude", [])) == sorted(upstreams), f"{where}: exclude every upstream"
         sleep = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         assert sleep >= 5, f"{where}: a preStop sleep (≥ 5 s) lets endpoints drop the pod before SIGTERM"
     for c in service_containers(target):

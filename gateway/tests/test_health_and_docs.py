@@ -73,6 +73,18 @@ async def test_readyz_reports_a_down_upstream(auth_service: str) -> None:
     assert checks["billing"].startswith("fail")
 
 
+async def test_readyz_excludes_named_checks_for_a_probe_of_the_gateway_alone(auth_service: str) -> None:
+    """As kube-apiserver's `/readyz?exclude=`: Kubernetes probes the gateway's own readiness, so
+    one service down does not take every gateway pod out of rotation."""
+    settings = gateway_settings(
+        upstreams={"auth": upstream(auth_service, "/auth"), "billing": upstream(dead_url(), "/billing")}
+    )
+    async with asgi_gateway(settings) as http:
+        response = await http.get("/readyz", params=[("exclude", "auth"), ("exclude", "billing")])
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "checks": {"redis": "ok"}}
+
+
 async def test_metrics_count_requests_latency_breakers_and_refusals(echo: Echo, jwks_url: str) -> None:
     settings = gateway_settings(
         jwks_url=jwks_url,

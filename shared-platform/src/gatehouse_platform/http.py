@@ -7,11 +7,11 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import aio_pika
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -113,7 +113,11 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0)
         return {"status": "ok"}
 
     @router.get("/readyz", summary="Hard dependencies answer", responses={503: {"description": "Not ready"}})
-    async def readyz() -> JSONResponse:
+    async def readyz(
+        exclude: Annotated[
+            list[str], Query(description="Checks to leave out (as kube-apiserver's /readyz?exclude=)")
+        ] = [],  # noqa: B006 - FastAPI copies the default per request
+    ) -> JSONResponse:
         async def run(check: ReadinessCheck) -> str:
             try:
                 await asyncio.wait_for(check(), timeout)
@@ -121,7 +125,7 @@ def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0)
                 return f"fail: {type(exc).__name__}"
             return "ok"
 
-        names = list(checks)
+        names = [name for name in checks if name not in exclude]
         results = await asyncio.gather(*(run(checks[n]) for n in names))
         status = dict(zip(names, results, strict=True))
         ok = all(r == "ok" for r in results)
