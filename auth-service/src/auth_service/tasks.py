@@ -1,7 +1,7 @@
 """Celery app of auth-service (broker: RabbitMQ) and its periodic task: purge expired secrets.
 
-Run a worker with `celery -A auth_service.tasks worker` and the schedule with
-`celery -A auth_service.tasks beat`.
+Run a worker with `auth-service worker` and the schedule with `auth-service beat` (they exec
+`celery -A auth_service.tasks worker|beat`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Celery app of billing-service (broker: RabbitMQ) and its periodic tasks: the expiry sweep and the
 reconciliation with Stripe.
 
-Run a worker with `celery -A billing_service.tasks worker -Q billing-service.tasks` and the schedule
-with `celery -A billing_service.tasks beat`.
+Run a worker with `billing-service worker` and the schedule with `billing-service beat` (they exec
+`celery -A billing_service.tasks worker|beat`).
 """
 
 from __future__ import annotations
