@@ -42,6 +42,7 @@ test: install services  ## every test suite (each makes and drops its own databa
 	$(PYTEST) $(TEST_FLAGS) -n 2 billing-service/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 gateway/tests
 	$(PYTEST) $(TEST_FLAGS) emulators/tests
+	$(PYTEST) $(TEST_FLAGS) -n 2 deploy/tests
 	$(PYTEST) $(TEST_FLAGS) tests-e2e
 
 lint: install  ## ruff and mypy
