@@ -8,6 +8,7 @@ for `make run` and wrong in any container, so compose and Kubernetes must both s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -17,6 +18,22 @@ from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MARKERS = ("127.0.0.1", "localhost")
+# The ports come from DESIGN.md, which lives beside this repository, not in it (a clean clone has no
+# copy); the root README's table of parts repeats them, so the tests read that.
+README = ROOT / "README.md"
+
+
+def readme_service_ports() -> dict[str, int]:
+    """name → port from the README's table of parts (`| auth-service | 8001 | …`)."""
+    rows = re.findall(r"^\|\s*([a-z-]+)\s*\|\s*(\d+)\s*\|", README.read_text(encoding="utf-8"), re.MULTILINE)
+    return {name: int(port) for name, port in rows}
+
+
+def readme_emulator_port(label: str) -> int:
+    """The README's `12111 (Stripe)`, `8090 (OAuth)`, `1025 (SMTP)`."""
+    match = re.search(rf"(\d+) \({label}\)", README.read_text(encoding="utf-8"))
+    assert match, f"README.md no longer names the {label} emulator's port"
+    return int(match.group(1))
 
 
 @dataclass(frozen=True)
@@ -24,7 +41,7 @@ class Service:
     name: str  # the workspace member, image and compose/k8s name
     prefix: str  # environment variable prefix
     settings: str  # "module:Class"
-    port: int  # DESIGN.md
+    port: int  # DESIGN.md's, as the README repeats it
     entrypoint: str  # the console script the image runs
     database: str | None = None
     celery: bool = False  # runs `worker` and `beat` too

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from deployment import ROOT, SERVICES, Service
+from deployment import ROOT, SERVICES, Service, readme_emulator_port, readme_service_ports
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -31,7 +31,6 @@ from gatehouse_emulators.stripe.config import StripeEmulatorConfig
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 
 # Ports the infrastructure images listen on (their defaults; compose does not change them).
 INFRA_PORTS = {"postgres": {5432}, "rabbitmq": {5672, 15672}, "redis": {6379}, "mailpit": {1025, 8025}}
@@ -170,18 +169,6 @@ def aliases() -> dict[str, str]:
             for alias in (network or {}).get("aliases", []):
                 found[alias] = name
     return found
-
-
-def design_service_ports() -> dict[str, int]:
-    assert DESIGN.is_file(), f"DESIGN.md not found at {DESIGN}"
-    rows = re.findall(r"^\|\s*([a-z-]+)\s*\|\s*(\d+)\s*\|", DESIGN.read_text(encoding="utf-8"), re.MULTILINE)
-    return {name: int(port) for name, port in rows}
-
-
-def design_emulator_port(label: str) -> int:
-    match = re.search(rf"{label} emulator on\s+127\.0\.0\.1:(\d+)", DESIGN.read_text(encoding="utf-8"))
-    assert match, f"DESIGN.md no longer names the {label} emulator's port"
-    return int(match.group(1))
 
 
 def read_env_example() -> list[tuple[str, str, bool]]:
@@ -466,10 +453,10 @@ def test_emulators_read_every_variable_compose_gives_them() -> None:
 
 
 def test_ports_agree_with_design() -> None:
-    design = design_service_ports()
+    design = readme_service_ports()
     found = services()
     for name, service in SERVICES.items():
-        assert design.get(name) == service.port, f"DESIGN.md gives {name} port {design.get(name)}"
+        assert design.get(name) == service.port, f"README.md gives {name} port {design.get(name)}"
         argv = command(found[name])
         assert argv[:1] == ["serve"] and option(argv, "--host") == "0.0.0.0", (
             f"{name}: serve on 0.0.0.0 (the CLI's default 127.0.0.1 is unreachable from other containers)"
@@ -481,7 +468,7 @@ def test_ports_agree_with_design() -> None:
             f"{name}: probe readiness on its own port"
         )
     for name, label in (("stripe-emulator", "Stripe"), ("oauth-emulator", "OAuth")):
-        port = design_emulator_port(label)
+        port = readme_emulator_port(label)
         argv = command(found[name])
         assert option(argv, "--host") == "0.0.0.0" and option(argv, "--port") == str(port), f"{name}: {argv}"
         assert f"http://127.0.0.1:{port}/healthz" in " ".join(found[name]["healthcheck"]["test"])

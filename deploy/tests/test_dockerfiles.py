@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
-from deployment import ROOT, SERVICES
+from deployment import ROOT, SERVICES, readme_emulator_port
 
-DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SIMULATION_TIMEOUT = 120
 
@@ -46,17 +45,6 @@ class Image:
     cmd: tuple[str, ...]  # the default command after the entrypoint
     database: bool = False
     commands: tuple[str, ...] = ()  # CLI commands compose and the docs rely on
-
-
-def _design_text() -> str:
-    assert DESIGN.is_file(), f"DESIGN.md not found at {DESIGN}"
-    return DESIGN.read_text(encoding="utf-8")
-
-
-def _emulator_port(label: str) -> int:
-    match = re.search(rf"{label} emulator on\s+127\.0\.0\.1:(\d+)", _design_text())
-    assert match, f"DESIGN.md no longer names the {label} emulator's port"
-    return int(match.group(1))
 
 
 def _service_image(name: str, *commands: str) -> Image:
@@ -79,7 +67,7 @@ def _service_image(name: str, *commands: str) -> Image:
 
 
 def _emulator_image(kind: str, label: str) -> Image:
-    port = _emulator_port(label)
+    port = readme_emulator_port(label)
     return Image(
         name=f"{kind}-emulator",
         dockerfile=f"emulators/{kind}.Dockerfile",
