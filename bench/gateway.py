@@ -28,7 +28,17 @@ from pathlib import Path
 import httpx
 
 from gatehouse_platform import testing
-from support import ROOT, WrkResult, ensure_debian_tool, free_port, lua_request, run_wrk, wait_ready
+from support import (
+    ROOT,
+    WrkResult,
+    children,
+    cpu_seconds,
+    ensure_debian_tool,
+    free_port,
+    lua_request,
+    run_wrk,
+    wait_ready,
+)
 
 PASSWORD = "benchmark passphrase of decent length"
 DIRECT, GATEWAY, NGINX = "direct (auth-service)", "through the gateway", "through nginx (plain proxy)"
@@ -72,29 +82,6 @@ class Runs:
 
     def mean(self, attribute: str) -> float:
         return sum(getattr(r, attribute) for r in self.results) / len(self.results)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc; 0 elsewhere)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def start_nginx(upstream_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int, str]:

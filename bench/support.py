@@ -8,6 +8,7 @@ competing with them for the same cores; it is installed from Debian's packages w
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -22,14 +23,73 @@ ROOT = Path(__file__).resolve().parents[1]
 __all__ = [
     "ROOT",
     "WrkResult",
+    "children",
+    "cpu_seconds",
     "ensure_debian_tool",
     "free_port",
     "lua_request",
     "percentile",
+    "pids_named",
     "print_table",
     "run_wrk",
+    "thread_cpu_seconds",
     "wait_ready",
 ]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(path: Path) -> list[str]:
+    """/proc/…/stat after the command name (which may itself hold spaces and parentheses)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time so far of the process's threads, by OS thread name ("main" for its first thread),
+    summed over threads of one name (Linux /proc)."""
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+            fields = _stat_fields(task / "stat")
+        except OSError:
+            continue  # the thread ended meanwhile
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
+def pids_named(command: str) -> list[int]:
+    """Every process whose command name is `command` (e.g. all PostgreSQL backends)."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == command:
+                found.append(int(comm.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(_stat_fields(stat)[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def percentile(values: list[float], pct: float) -> float:
