@@ -559,17 +559,16 @@ def test_services_are_wired_to_each_other() -> None:
         str(v).endswith(":/data") for v in found["stripe-emulator"].get("volumes", [])
     ), "the emulator's state file lives on a volume"
 
-    # OAuth: the same clients on both sides. Google's issuer is one URL for the browser and for
-    # auth-service: a *.localhost alias of the emulator, published on the same port.
+    # OAuth: the same clients on both sides. auth-service calls the emulator inside the network; the
+    # browser opens the consent pages on the published port.
     for provider in ("GOOGLE", "GITHUB"):
         for part in ("CLIENT_ID", "CLIENT_SECRET"):
             assert auth[f"AUTH_{provider}_{part}"] == oauth[f"OAUTH_EMULATOR_{provider}_{part}"]
     base = oauth["OAUTH_EMULATOR_BASE_URL"]
     assert auth["AUTH_GOOGLE_DISCOVERY_URL"] == f"{base}/google/.well-known/openid-configuration"
-    host = urlsplit(base).hostname or ""
-    assert host.endswith(".localhost") and aliases().get(host) == "oauth-emulator", (
-        f"{base}: a browser resolves *.localhost to loopback; in the network it must alias the emulator"
-    )
+    assert urlsplit(base).hostname == "oauth-emulator", f"{base}: auth-service reaches the emulator by name"
+    browser = oauth["OAUTH_EMULATOR_BROWSER_URL"]
+    assert browser == f"http://localhost:{PUBLISHED['oauth-emulator']}", "Google's consent page, for browsers"
     assert urlsplit(auth["AUTH_GITHUB_AUTHORIZE_URL"]).hostname == "localhost", "the browser opens this one"
     for variable in ("AUTH_GITHUB_TOKEN_URL", "AUTH_GITHUB_API_URL"):
         assert urlsplit(auth[variable]).hostname == "oauth-emulator", f"auth-service calls {variable} itself"

@@ -462,6 +462,22 @@ def test_configured_base_url_and_redirect_allow_list() -> None:
         assert allowed.status_code == 200
 
 
+def test_a_browser_url_moves_only_the_consent_page() -> None:
+    """As Google's own split (accounts.google.com for the browser, googleapis.com for servers): in
+    a container network the browser and the relying party reach the emulator by different names."""
+    env = {
+        "OAUTH_EMULATOR_BASE_URL": "http://oauth-emulator:8090",
+        "OAUTH_EMULATOR_BROWSER_URL": "http://localhost:8090/",
+    }
+    config = OAuthEmulatorConfig.from_env(env)
+    with serve_in_thread(create_app(config)) as url, httpx.Client(base_url=url) as http:
+        doc = http.get("/google/.well-known/openid-configuration").json()
+    assert doc["authorization_endpoint"] == "http://localhost:8090/google/o/oauth2/v2/auth"
+    assert doc["issuer"] == "http://oauth-emulator:8090/google"
+    assert doc["token_endpoint"] == "http://oauth-emulator:8090/google/token"
+    assert doc["jwks_uri"].startswith("http://oauth-emulator:8090/google/")
+
+
 def test_command_line_reads_env_and_users_file(tmp_path: Path) -> None:
     users = {
         "google": [{"key": "erin", "email": "erin@example.com"}],

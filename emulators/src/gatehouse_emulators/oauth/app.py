@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Environment: OAUTH_EMULATOR_BASE_URL, OAUTH_EMULATOR_{GOOGLE,GITHUB}_CLIENT_ID, "
+        epilog="Environment: OAUTH_EMULATOR_BASE_URL, OAUTH_EMULATOR_BROWSER_URL, "
+        "OAUTH_EMULATOR_{GOOGLE,GITHUB}_CLIENT_ID, "
         "..._CLIENT_SECRET, ..._REDIRECT_URIS (comma-separated allow-list).",
     )
     parser.add_argument("--host", default="127.0.0.1")

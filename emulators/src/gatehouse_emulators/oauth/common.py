@@ -25,6 +25,11 @@ def base_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
+def browser_base(request: Request) -> str:
+    """Where a browser reaches the emulator (the consent page): browser_url, else base_url."""
+    return get_state(request).config.browser_url or base_url(request)
+
+
 async def fault_response(state: EmulatorState, provider: Provider, endpoint: str) -> Response | None:
     """Apply a pending fault: wait its delay, then answer its status (None: answer normally)."""
     fault = state.take_fault(provider, endpoint)

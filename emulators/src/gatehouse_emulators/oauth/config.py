@@ -145,6 +145,11 @@ class OAuthEmulatorConfig(BaseModel):
     base_url: str | None = Field(
         None, description="advertised base URL (issuer, discovery); default: the request's base URL"
     )
+    browser_url: str | None = Field(
+        None,
+        description="base URL of the consent page (Google's authorization_endpoint) when browsers reach "
+        "the emulator by another name than servers do; default: base_url",
+    )
     google_clients: tuple[OAuthClient, ...] = (
         OAuthClient(client_id="gatehouse-google-client", client_secret="gatehouse-google-secret"),
     )
@@ -175,6 +180,8 @@ class OAuthEmulatorConfig(BaseModel):
         values: dict[str, Any] = {}
         if env.get("OAUTH_EMULATOR_BASE_URL"):
             values["base_url"] = env["OAUTH_EMULATOR_BASE_URL"].rstrip("/")
+        if env.get("OAUTH_EMULATOR_BROWSER_URL"):
+            values["browser_url"] = env["OAUTH_EMULATOR_BROWSER_URL"].rstrip("/")
         for provider in PROVIDERS:
             prefix = f"OAUTH_EMULATOR_{provider.upper()}_"
             client_id = env.get(prefix + "CLIENT_ID") or f"gatehouse-{provider}-client"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from . import authorize
-from .common import NO_STORE, base_url, bearer_token, fault_response, get_state
+from .common import NO_STORE, base_url, bearer_token, browser_base, fault_response, get_state
 from .config import GoogleUser
 from .exchange import TokenError, read_token_request, redeem
 from .keys import at_hash
@@ -38,7 +38,7 @@ async def discovery(request: Request) -> dict[str, Any]:
     iss = issuer(request)
     return {
         "issuer": iss,
-        "authorization_endpoint": f"{iss}/o/oauth2/v2/auth",
+        "authorization_endpoint": f"{browser_base(request)}/google/o/oauth2/v2/auth",
         "token_endpoint": f"{iss}/token",
         "userinfo_endpoint": f"{iss}/v1/userinfo",
         "revocation_endpoint": f"{iss}/revoke",
