@@ -28,6 +28,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gatehouse_contracts.envelope import new_event
 from gatehouse_contracts.events import PasswordChanged
 from gatehouse_platform import testing
+from gatehouse_platform.outbox import event_message
 from notification_service.settings import Settings
 from support import ROOT, free_port, percentile, print_table, wait_ready
 
@@ -56,14 +57,8 @@ async def publish(
             user_id=uuid.uuid4(), email=recipient, method="change", changed_at=datetime.now(UTC)
         )
         event = new_event(data, source="/auth-service", subject=str(data.user_id))
-        message = aio_pika.Message(
-            event.model_dump_json().encode(),
-            message_id=str(event.id),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
         sent[recipient] = time.perf_counter()
-        await exchange.publish(message, routing_key=event.type)
+        await exchange.publish(event_message(event), routing_key=event.type)
 
 
 async def wait_for(arrivals: Arrivals, recipients: list[str], within: float) -> None:

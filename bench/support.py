@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,27 +70,24 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return totals
 
 
+def _processes() -> Iterator[tuple[int, str, int]]:
+    """(pid, command name, parent pid) of every process now running (Linux /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        yield int(stat.parent.name), name, int(text.rsplit(")", 1)[1].split()[1])
+
+
 def pids_named(command: str) -> list[int]:
     """Every process whose command name is `command` (e.g. all PostgreSQL backends)."""
-    found = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() == command:
-                found.append(int(comm.parent.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [pid for pid, name, _ in _processes() if name == command]
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(_stat_fields(stat)[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
+    return [child for child, _, parent in _processes() if parent == pid]
 
 
 def percentile(values: list[float], pct: float) -> float:

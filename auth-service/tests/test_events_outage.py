@@ -7,31 +7,17 @@ talks to the broker through a TCP proxy; closing the proxy is the outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from auth_service.main import create_app
-from conftest import SERVICE_ROOT, EventTap, make_settings, new_email, register
-from gatehouse_platform import testing
+from conftest import EventTap, make_settings, new_email, register
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.tcp_proxy import TcpProxy
-
-
-@pytest.fixture
-async def own_database() -> AsyncIterator[str]:
-    name = testing.unique_name("gh_auth_outage")
-    url = await testing.create_database(name)
-    try:
-        await testing.migrate(SERVICE_ROOT, url)
-        yield url
-    finally:
-        await testing.drop_database(name)
 
 
 def through(proxy: TcpProxy, amqp_url: str) -> str:

@@ -30,6 +30,7 @@ from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig
 from gatehouse_emulators.stripe import create_app as create_stripe_emulator
 from gatehouse_platform import testing
+from gatehouse_platform.outbox import event_message
 from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
@@ -248,15 +249,7 @@ async def publish(
 
     async def send(data: EventData) -> None:
         event = new_event(data, source="/auth-service", subject=str(getattr(data, "user_id", "")))
-        await exchange.publish(
-            aio_pika.Message(
-                body=event.model_dump_json().encode(),
-                content_type="application/cloudevents+json",
-                message_id=str(event.id),
-                type=event.type,
-            ),
-            routing_key=event.type,
-        )
+        await exchange.publish(event_message(event), routing_key=event.type)
 
     yield send
     await connection.close()

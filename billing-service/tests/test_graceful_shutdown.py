@@ -25,6 +25,7 @@ from gatehouse_contracts.events import UserRegistered
 from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.outbox import event_message
 
 WEBHOOKS = 40
 USERS = 500
@@ -48,14 +49,7 @@ async def publish_registrations(amqp_url: str, users: list[uuid.UUID]) -> None:
                 registered_at=datetime.now(UTC),
             )
             event = new_event(data, source="/auth-service", subject=str(user_id))
-            await exchange.publish(
-                aio_pika.Message(
-                    event.model_dump_json().encode(),
-                    message_id=str(event.id),
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=event.type,
-            )
+            await exchange.publish(event_message(event), routing_key=event.type)
 
 
 async def test_sigterm_mid_load_loses_no_webhook_and_no_user_event(

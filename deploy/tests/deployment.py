@@ -9,6 +9,7 @@ for `make run` and wrong in any container, so compose and Kubernetes must both s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -58,6 +59,12 @@ class Service:
     def env_names(self) -> set[str]:
         """Every environment variable this service reads."""
         return {f"{self.prefix}{name}".upper() for name in self.settings_class().model_fields}
+
+    def unknown(self, names: Iterable[str]) -> set[str]:
+        """Of `names` set for this service, those it never reads: a typo, another service's prefix,
+        or a platform setting it inherits and has no use for."""
+        real = self.env_names() - {f"{self.prefix}{name}".upper() for name in self.unused}
+        return set(names) - real
 
     def must_set(self) -> set[str]:
         """The variables a deployment must set (see the module docstring)."""

@@ -648,15 +648,13 @@ def test_secrets_come_only_from_secret_references(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_variable_set_is_a_real_setting(target: str) -> None:
     for c in service_containers(target):
-        real = c.service.env_names()
-        unused = {f"{c.service.prefix}{name}".upper() for name in c.service.unused}
-        wrong = sorted(name for name in c.env if name not in real or name in unused)
+        wrong = sorted(c.service.unknown(c.env))
         assert not wrong, (
             f"{c.where}: {wrong} are not settings {c.service.name} reads (typo, or another prefix?)"
         )
     for cm in of_kind(render(target), "ConfigMap"):
         service = service_of(cm)
-        wrong = sorted(set(cm.get("data", {})) - service.env_names())
+        wrong = sorted(service.unknown(cm.get("data", {})))
         assert not wrong, (
             f"{target}: ConfigMap {cm['metadata']['name']}: {wrong} are not {service.name} settings"
         )

@@ -15,6 +15,7 @@ import pytest
 from conftest import Echo, asgi_gateway, bearer, gateway_settings, upstream
 from gatehouse_contracts.envelope import EventData, new_event
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_platform.outbox import event_message
 from gatehouse_platform.testing import TestIssuer, eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -112,7 +113,7 @@ async def publish(amqp_url: str, data: EventData, subject: uuid.UUID) -> None:
             "gatehouse.events", aio_pika.ExchangeType.TOPIC, durable=True
         )
         await exchange.publish(
-            aio_pika.Message(event.model_dump_json().encode(), message_id=str(event.id)),
+            event_message(event),
             routing_key=event.type,
         )
 

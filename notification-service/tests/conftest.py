@@ -30,6 +30,7 @@ from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
+from gatehouse_platform.outbox import event_message
 from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
 from notification_service.models import Delivery
@@ -193,15 +194,7 @@ class Stack:
 
     async def publish(self, event: CloudEvent) -> None:
         exchange = await self.channel.get_exchange(self.settings.events_exchange, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                event.model_dump_json().encode(),
-                message_id=str(event.id),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=event.type,
-        )
+        await exchange.publish(event_message(event), routing_key=event.type)
 
     async def dead_letters(self) -> int:
         queue = await self.channel.declare_queue(f"{self.settings.consumer_name}.dlq", passive=True)

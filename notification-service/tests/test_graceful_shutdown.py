@@ -19,6 +19,7 @@ from conftest import envelope, read_maildir, sample
 from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import start_catcher
 from gatehouse_platform import testing
+from gatehouse_platform.outbox import event_message
 
 EVENTS = 60
 
@@ -49,14 +50,7 @@ async def test_sigterm_mid_load_loses_nothing_and_sends_nothing_twice(
             exchange = await channel.get_exchange("gatehouse.events")
             for to in recipients:
                 event = envelope(sample("user.login_code_requested", email=to))
-                await exchange.publish(
-                    aio_pika.Message(
-                        event.model_dump_json().encode(),
-                        message_id=str(event.id),
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=event.type,
-                )
+                await exchange.publish(event_message(event), routing_key=event.type)
             await testing.eventually(
                 lambda: len(list((maildir / "new").iterdir())) >= 5,
                 "the load to be under way",

@@ -18,19 +18,20 @@ from billing_service.webhooks.reconcile import reconcile as reconcile_with_strip
 from gatehouse_platform.cli import service_cli
 from gatehouse_platform.consumer import EventConsumer
 
+
+def _consumers() -> list[EventConsumer]:
+    workers = bootstrap(get_settings())[1]
+    return [workers.consumer, workers.denylist_consumer]
+
+
 app = service_cli(
     "billing-service",
     app_factory="billing_service.main:create_app",
     port=8002,
     service_root=Path(__file__).resolve().parents[2],
     celery_app="billing_service.tasks",
-    consumers=lambda: _consumers(),
+    consumers=_consumers,
 )
-
-
-def _consumers() -> list[EventConsumer]:
-    workers = bootstrap(get_settings())[1]
-    return [workers.consumer, workers.denylist_consumer]
 
 
 @app.command("seed-plans")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 import aio_pika
 import asyncpg
@@ -332,13 +333,37 @@ class OutboxRelay:
             conn.terminate()
 
 
+def event_message(event: CloudEvent) -> aio_pika.Message:
+    """The AMQP message the relay publishes for `event`. Tests, benchmarks and tools that publish
+    as a producer would use it, so consumers see exactly what production sends."""
+    return _message(
+        event.model_dump_json().encode(),
+        event_id=event.id,
+        event_type=event.type,
+        time=event.time,
+        correlation_id=event.correlationid,
+    )
+
+
 def _to_message(row: OutboxMessage) -> aio_pika.Message:
+    return _message(
+        json.dumps(row.payload, separators=(",", ":")).encode(),
+        event_id=row.id,
+        event_type=row.event_type,
+        time=row.created_at,
+        correlation_id=row.payload.get("correlationid"),
+    )
+
+
+def _message(
+    body: bytes, *, event_id: uuid.UUID, event_type: str, time: datetime, correlation_id: str | None
+) -> aio_pika.Message:
     return aio_pika.Message(
-        body=json.dumps(row.payload, separators=(",", ":")).encode(),
+        body=body,
         content_type=CLOUDEVENTS_CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(row.id),
-        type=row.event_type,
-        timestamp=row.created_at,
-        correlation_id=row.payload.get("correlationid"),
+        message_id=str(event_id),
+        type=event_type,
+        timestamp=time,
+        correlation_id=correlation_id,
     )

@@ -39,24 +39,15 @@ def amqp_url(run_name: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def database_url(run_name: str, service_root: Path) -> AsyncIterator[str]:
-    url = await testing.create_database(run_name)
-    try:
-        await testing.migrate(service_root, url)
+    async with testing.migrated_database(run_name, service_root) as url:
         yield url
-    finally:
-        await testing.drop_database(run_name)
 
 
 @pytest.fixture
 async def own_database(run_name: str, service_root: Path) -> AsyncIterator[str]:
     """A migrated database for one test alone (a service it runs as a separate process, say)."""
-    name = testing.unique_name(f"{run_name[:30]}_own")
-    url = await testing.create_database(name)
-    try:
-        await testing.migrate(service_root, url)
+    async with testing.migrated_database(testing.unique_name(f"{run_name[:30]}_own"), service_root) as url:
         yield url
-    finally:
-        await testing.drop_database(name)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 from urllib.parse import quote
@@ -153,6 +153,17 @@ def alembic_config(service_root: Path, url: str) -> Config:
     config.attributes["configure_logger"] = False  # keep pytest's logging as it is
     config.cmd_opts = argparse.Namespace(x=[f"url={url}"])
     return config
+
+
+@asynccontextmanager
+async def migrated_database(name: str, service_root: Path) -> AsyncIterator[str]:
+    """A database of this name with the service's migrations applied; dropped afterwards."""
+    url = await create_database(name)
+    try:
+        await migrate(service_root, url)
+        yield url
+    finally:
+        await drop_database(name)
 
 
 async def migrate(service_root: Path, url: str) -> None:
