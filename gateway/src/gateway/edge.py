@@ -197,7 +197,7 @@ class Edge:
             )
             body: RequestBody | bytes | None = None
             if length is not None or b"transfer-encoding" in headers:
-                body = RequestBody(receive, self.settings.max_request_body_bytes)
+                body = RequestBody(receive, self.settings.max_request_body_bytes, length)
                 if length is not None and length <= BUFFER_BODY_BELOW:
                     body = await body.read_all()
             forwarded = await upstream.send(method, request_target(scope), forward_headers, body)

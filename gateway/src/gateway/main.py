@@ -108,8 +108,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for upstream in upstreams.values():
-            await upstream.start()  # HTTP sessions belong to the loop that serves
         starting: asyncio.Task[None] | None = None
         if consumer is not None:
             starting = asyncio.ensure_future(_keep_starting(consumer))

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -23,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gateway.proxy import Upstream
 from gateway.routing import RouteTable
 from gateway.settings import Settings
+from gateway.upstream_http import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class OpenAPIAggregator:
             if status != 200:
                 raise ValueError(f"status {status}")
             document = json.loads(body)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (UpstreamError, TimeoutError, ValueError) as exc:
             log.warning(
                 "OpenAPI fetch failed", extra={"upstream": upstream.name, "error": type(exc).__name__}
             )

@@ -1,9 +1,6 @@
-"""The streaming forwarder: one pooled keep-alive HTTP client per upstream, hop-by-hop headers
-stripped both ways, bodies streamed both ways, retries and the circuit breaker around each exchange.
-
-The client is aiohttp's (C-accelerated parser, pooled keep-alive connections), not httpx: every
-microsecond here is paid on every request, and on our 2-core machine one keep-alive exchange cost
-about 100 µs of CPU with aiohttp against about 390 µs with httpx (build_request + send(stream=True)).
+"""The streaming forwarder: one pool of keep-alive connections per upstream (`upstream_http`),
+hop-by-hop headers stripped both ways, bodies streamed both ways, retries and the circuit breaker
+around each exchange.
 
 Retries: only idempotent methods, only after a connect failure (nothing reached the upstream),
 and only while the request body has not started to stream (so it can be sent again whole).
@@ -18,18 +15,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
+from typing import Any, cast
 from urllib.parse import quote
 
-import aiohttp
-from multidict import CIMultiDict
 from starlette.types import Message, Receive, Scope, Send
-from yarl import URL
 
 from gatehouse_platform.errors import DomainError, ServiceUnavailable
 from gateway.breaker import CircuitBreaker
 from gateway.clientip import ClientAddress
 from gateway.metrics import RETRIES, UPSTREAM_FAILURES, record_breaker_state
 from gateway.settings import UpstreamSettings
+from gateway.upstream_http import (
+    ConnectFailed,
+    Connection,
+    ConnectionPool,
+    Headers,
+    ReadTimedOut,
+    UpstreamError,
+    write_streamed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +54,13 @@ REQUEST_REPLACED = frozenset(
         b"x-forwarded-host",
         b"forwarded",
         b"x-real-ip",
+        b"content-length",  # the body's framing is the forwarder's (it may buffer or stream it)
     }
 )
 # Response headers the gateway sets itself: the server adds Server and Date; CORS is the edge's.
 RESPONSE_REPLACED = frozenset({b"server", b"date", b"x-request-id"})
 BUFFER_BODY_BELOW = 64 * 1024  # smaller request bodies are read whole: cheaper, and retryable
 WATCH_DISCONNECT_ABOVE = 256 * 1024  # stop reading large downloads when the client goes away
-# aiohttp adds these unless told not to: a proxy sends the client's own (an Accept-Encoding the
-# client never sent would get it a gzipped body it cannot read).
-NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class BadGateway(DomainError):
@@ -117,8 +119,8 @@ def upstream_request_headers(
     client: ClientAddress,
     peer: str | None,
     scheme: str,
-) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop ones, plus X-Request-ID, traceparent and
+) -> Headers:
+    """The client's headers minus hop-by-hop ones (and its body framing), plus X-Request-ID, traceparent and
     X-Forwarded-*. Forwarding headers from a peer that is not a trusted proxy are replaced, never
     extended: the upstream must not believe what a client wrote about itself."""
     named = _connection_tokens(headers)
@@ -150,7 +152,7 @@ def upstream_request_headers(
     out.append((b"traceparent", traceparent.encode("latin-1")))
     if tracestate is not None:
         out.append((b"tracestate", tracestate))
-    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in out)
+    return out
 
 
 def downstream_response_headers(
@@ -178,9 +180,10 @@ class RequestBody:
     alone cannot enforce: chunked bodies have none). `started` tells whether any of it may have
     been sent upstream, which rules out a retry."""
 
-    def __init__(self, receive: Receive, limit: int) -> None:
+    def __init__(self, receive: Receive, limit: int, length: int | None) -> None:
         self._receive = receive
         self._limit = limit
+        self.length = length  # as declared (Content-Length), or None for a chunked body
         self.started = False
         self.received = 0
 
@@ -204,16 +207,17 @@ class RequestBody:
 
 
 class Upstream:
-    """One upstream service: its connection pool, circuit breaker and retry policy.
-
-    The HTTP session is opened in `start()`, inside the event loop that will use it.
-    """
+    """One upstream service: its connection pool, circuit breaker and retry policy."""
 
     def __init__(self, name: str, config: UpstreamSettings) -> None:
         self.name = name
         self.config = config
-        self.base_url = config.url
-        self._session: aiohttp.ClientSession | None = None
+        self.pool = ConnectionPool(
+            config.url,
+            connect_timeout=config.connect_timeout_seconds,
+            read_timeout=config.read_timeout_seconds,
+            keepalive_expiry=config.keepalive_expiry_seconds,
+        )
         # Our own pool limit, so that waiting for a free connection (overload: 503, no verdict
         # on the upstream) is told apart from failing to connect (the upstream's fault).
         self._slots = asyncio.Semaphore(config.max_connections)
@@ -225,55 +229,32 @@ class Upstream:
         )
         self._failure_statuses = frozenset(config.breaker_failure_statuses)
 
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=0,  # bounded by self._slots
-                keepalive_timeout=self.config.keepalive_expiry_seconds or None,
-                force_close=self.config.keepalive_expiry_seconds == 0,
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=self.config.connect_timeout_seconds,
-                sock_read=self.config.read_timeout_seconds,
-            ),
-            auto_decompress=False,  # bytes pass through as the upstream encoded them
-            cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
-            skip_auto_headers=NO_AUTO_HEADERS,
-            trust_env=False,  # no proxy or netrc from the environment between us and our services
-        )
-        # aiohttp re-sends an idempotent request once when the connection drops before the
-        # answer, though the upstream may have acted on it; retries are ours to decide (only
-        # after connect failures), so that is switched off (no public switch; tests guard it).
-        self._session._retry_connection = False
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError(f"upstream {self.name} not started")
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.pool.close()
 
     async def get(self, path: str, *, within: float) -> tuple[int, bytes]:
         """A plain GET of the upstream's own (readiness, OpenAPI): no breaker, no retries."""
-        async with self.session.get(
-            self.base_url + path, timeout=aiohttp.ClientTimeout(total=within), allow_redirects=False
-        ) as response:
-            return response.status, await response.read()
+        async with asyncio.timeout(within):
+            connection = await self.pool.acquire()
+            try:
+                connection.begin(head_only=False)
+                connection.write(self.pool.request_head("GET", path.encode(), [], b""))
+                status, _ = await connection.response_head()
+                body = b"".join([chunk async for chunk in _chunks(connection)])
+            except BaseException:
+                connection.close()
+                raise
+            self.pool.release(connection)
+            return status, body
 
     async def send(
         self,
         method: str,
         target: bytes,
-        headers: CIMultiDict[str],
+        headers: Headers,
         body: RequestBody | bytes | None,
     ) -> ForwardedResponse:
         """Send the request; the response comes back with its body unread (stream it, then close)."""
-        url = URL(self.base_url + target.decode("latin-1"), encoded=True)
         retries_left = self.config.connect_retries if method in IDEMPOTENT_METHODS else 0
         try:
             if self._slots.locked():  # only then is there a wait worth a timeout
@@ -289,10 +270,8 @@ class Upstream:
             while True:
                 probe = self.breaker.acquire()
                 try:
-                    response = await self.session.request(
-                        method, url, headers=headers, data=body, allow_redirects=False
-                    )
-                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                    response = await self._exchange(method, target, headers, body)
+                except ConnectFailed as exc:
                     self.breaker.failure(probe)
                     streamed = isinstance(body, RequestBody) and body.started
                     if retries_left > 0 and not streamed:
@@ -301,15 +280,10 @@ class Upstream:
                         await asyncio.sleep(self.config.retry_backoff_seconds)
                         continue
                     raise self._failure(exc) from None
-                except aiohttp.ClientError as exc:
-                    client_side = _client_side_cause(exc)
-                    if client_side is not None:
-                        # The client's body failed us (too large, or the client left): no verdict.
-                        self.breaker.release(probe)
-                        raise client_side from None
+                except UpstreamError as exc:
                     self.breaker.failure(probe)
                     raise self._failure(exc) from None
-                except BaseException:
+                except BaseException:  # the client's body failed us (too large, or it left): no verdict
                     self.breaker.release(probe)
                     raise
                 if response.status in self._failure_statuses:
@@ -317,52 +291,116 @@ class Upstream:
                     self.breaker.failure(probe)
                 else:
                     self.breaker.success(probe)
-                return ForwardedResponse(self, response)
+                return response
         except BaseException:
             self._slots.release()
             raise
 
-    def _failure(self, exc: aiohttp.ClientError) -> DomainError:
-        if isinstance(exc, aiohttp.ServerTimeoutError):
+    async def _exchange(
+        self, method: str, target: bytes, headers: Headers, body: RequestBody | bytes | None
+    ) -> ForwardedResponse:
+        connection = await self.pool.acquire()
+        writer: asyncio.Future[None] | None = None
+        try:
+            connection.begin(head_only=method == "HEAD")
+            if body is None or isinstance(body, bytes):
+                framing = b"content-length: %d\r\n" % len(body) if body is not None else b""
+                head = self.pool.request_head(method, target, headers, framing)
+                connection.write(head + body if body else head)  # one write for a small request
+                status, response_headers = await connection.response_head()
+            else:
+                chunked = body.length is None
+                framing = (
+                    b"transfer-encoding: chunked\r\n"
+                    if body.length is None
+                    else b"content-length: %d\r\n" % body.length
+                )
+                connection.write(self.pool.request_head(method, target, headers, framing))
+                writer = asyncio.ensure_future(write_streamed(connection, body, chunked))
+                status, response_headers = await _head_while_writing(connection, writer)
+        except BaseException:
+            connection.close()
+            if writer is not None and not writer.done():
+                writer.cancel()
+            raise
+        return ForwardedResponse(self, connection, method, status, response_headers, writer)
+
+    def _failure(self, exc: UpstreamError) -> DomainError:
+        if isinstance(exc, ReadTimedOut):
             UPSTREAM_FAILURES.labels(self.name, "timeout").inc()
-            log.warning("upstream timed out", extra={"upstream": self.name, "error": type(exc).__name__})
+            log.warning("upstream timed out", extra={"upstream": self.name, "error": str(exc)})
             return UpstreamTimeout(f"The {self.name} service did not answer in time.")
-        if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc, ConnectFailed):
             UPSTREAM_FAILURES.labels(self.name, "connect").inc()
             log.warning("upstream unreachable", extra={"upstream": self.name, "error": str(exc)[:200]})
             return UpstreamUnreachable(
                 f"The {self.name} service cannot be reached.", headers={"Retry-After": "1"}
             )
         UPSTREAM_FAILURES.labels(self.name, "protocol").inc()
-        log.warning("upstream exchange failed", extra={"upstream": self.name, "error": type(exc).__name__})
+        log.warning("upstream exchange failed", extra={"upstream": self.name, "error": str(exc)[:200]})
         return BadGateway(f"The {self.name} service sent no valid response.")
 
 
-def _client_side_cause(exc: BaseException) -> BaseException | None:
-    """aiohttp writes the body in a task of its own and wraps what our body iterator raised."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, BodyTooLarge | ClientDisconnected):
-            return seen
-        seen = seen.__cause__
-    return None
+async def _head_while_writing(connection: Connection, writer: asyncio.Future[None]) -> tuple[int, Headers]:
+    """The response's head, which may come before the whole body is sent (an early 413, say);
+    the client's body failing (too large, or the client left) ends the exchange first."""
+    head = asyncio.ensure_future(connection.response_head())
+    try:
+        done, _ = await asyncio.wait(
+            {head, cast("asyncio.Future[Any]", writer)}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if head in done:
+            return head.result()
+        writer.result()  # raises what stopped the body: the client's failure, or the upstream's
+        return await head  # the whole body is sent: now the answer
+    finally:
+        if not head.done():
+            head.cancel()
+
+
+async def _chunks(connection: Connection) -> AsyncIterator[bytes]:
+    while chunk := await connection.read_chunk():
+        yield chunk
 
 
 class ForwardedResponse:
     """The upstream's response, body unread; `close()` frees its connection and pool slot."""
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        connection: Connection,
+        method: str,
+        status: int,
+        headers: Headers,
+        writer: asyncio.Future[None] | None,
+    ) -> None:
         self.upstream = upstream
-        self.response = response
-        self.status = response.status
-        self.raw_headers = [(name.lower(), value) for name, value in response.raw_headers]
+        self.connection = connection
+        self.method = method
+        self.status = status
+        self.raw_headers = headers
+        self._writer = writer
         self._closed = False
+
+    @property
+    def content_length(self) -> int | None:
+        for name, value in self.raw_headers:
+            if name == b"content-length":
+                return int(value) if value.isdigit() else None
+        return None
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            writer = self._writer
+            if writer is not None and not writer.done():
+                writer.cancel()  # the upstream answered before taking the whole body
+                self.connection.close()
+            elif writer is not None and not writer.cancelled() and writer.exception() is not None:
+                self.connection.close()  # the body failed after the upstream had answered
             # A body read to its end returns the connection to the pool; otherwise it is closed.
-            self.response.release()
+            self.upstream.pool.release(self.connection)
             self.upstream._slots.release()
 
 
@@ -371,10 +409,9 @@ async def relay_response(
 ) -> None:
     """Stream the upstream's response to the client as it arrives. A large or open-ended body is
     abandoned when the client disconnects, instead of being read to the end for nobody."""
-    response = forwarded.response
     await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
-    length = response.content_length
-    if response.method == "HEAD" or (length is not None and length <= WATCH_DISCONNECT_ABOVE):
+    length = forwarded.content_length
+    if forwarded.method == "HEAD" or (length is not None and length <= WATCH_DISCONNECT_ABOVE):
         await _pump(forwarded, send)
         return
     pump = asyncio.ensure_future(_pump(forwarded, send))
@@ -391,24 +428,20 @@ async def relay_response(
 
 
 async def _pump(forwarded: ForwardedResponse, send: Send) -> None:
-    content = forwarded.response.content
+    connection = forwarded.connection
     try:
         while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
+            chunk = await connection.read_chunk()
             # Finish the client's response with the last byte, not one read later.
-            await send({"type": "http.response.body", "body": chunk, "more_body": not content.at_eof()})
-            if content.at_eof():
+            done = connection.at_eof()
+            await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+            if done:
                 return
-    except aiohttp.ClientError as exc:
+    except UpstreamError as exc:
         UPSTREAM_FAILURES.labels(forwarded.upstream.name, "truncated").inc()
-        log.warning(
-            "upstream response cut short",
-            extra={"upstream": forwarded.upstream.name, "error": type(exc).__name__},
-        )
+        extra = {"upstream": forwarded.upstream.name, "error": str(exc)[:200]}
+        log.warning("upstream response cut short", extra=extra)
         raise UpstreamResponseBroken(type(exc).__name__) from exc
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class UpstreamResponseBroken(Exception):

@@ -4,13 +4,15 @@ A valid incoming X-Request-ID is kept, else one is made. A valid incoming `trace
 trace id and flags, else a new sampled-off trace starts; either way the gateway is a span of its
 own, so the upstream receives a new parent id (ours). `tracestate` is forwarded only with a valid
 `traceparent` (the spec ties the two together).
+
+New ids come from `random.getrandbits`, as OpenTelemetry's Python SDK makes them: they must be
+unique, not unpredictable, and this costs no system call (ids are made on every request).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-import uuid
+from random import getrandbits
 
 from gatehouse_platform.http import valid_request_id
 
@@ -22,7 +24,7 @@ _ZERO_SPAN = "0" * 16
 def request_id(incoming: str | None) -> str:
     if incoming and valid_request_id(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return f"{getrandbits(128):032x}"
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str] | None:
@@ -45,8 +47,8 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
 def next_traceparent(incoming: str | None) -> tuple[str, bool]:
     """The `traceparent` to send upstream, and whether the incoming one was continued."""
     parsed = parse_traceparent(incoming)
-    span_id = secrets.token_hex(8)
+    span_id = f"{getrandbits(64) or 1:016x}"  # all zeros is invalid
     if parsed is None:
-        return f"00-{secrets.token_hex(16)}-{span_id}-00", False
+        return f"00-{getrandbits(128) or 1:032x}-{span_id}-00", False
     trace_id, flags = parsed
     return f"00-{trace_id}-{span_id}-{flags}", True
