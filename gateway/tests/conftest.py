@@ -9,7 +9,8 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -278,3 +280,16 @@ async def sign_up(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, An
     tokens = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert tokens.status_code == 200, tokens.text
     return dict(registered.json()), dict(tokens.json())
+
+
+def on_uvloop(case: Callable[..., Awaitable[None]], *args: object) -> None:
+    """Run `case` on uvloop, the loop the gateway serves on (its transports differ from asyncio's:
+    they are not asyncio.Transport subclasses, and they read in other sizes), in a thread of its
+    own so that the test session's loop is left alone."""
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(case(*args))
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(run).result(timeout=60)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
+from conftest import on_uvloop
 from gateway.redislane import RedisLane, pack
 
 REDIS = "redis://127.0.0.1:6379"
@@ -184,3 +185,27 @@ async def test_a_reply_nobody_asked_for_drops_the_connection() -> None:
     finally:
         await lane.aclose()
         server.close()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        test_concurrent_batches_share_one_connection_and_get_their_own_replies,
+        test_an_error_reply_comes_back_in_place_without_hiding_the_others,
+        test_a_killed_connection_fails_its_batch_and_the_next_batch_reconnects,
+    ],
+    ids=lambda case: case.__name__.removeprefix("test_"),
+)
+def test_on_uvloop(case: Callable[..., Awaitable[None]], run_name: str) -> None:
+    async def run() -> None:
+        lane, redis = RedisLane(f"{REDIS}/0", timeout=0.5), Redis.from_url(f"{REDIS}/0")
+        try:
+            wants = case.__code__.co_varnames[: case.__code__.co_argcount]
+            given = {"lane": lane, "redis": redis, "run_name": run_name}
+            await case(**{name: given[name] for name in wants})
+        finally:
+            await lane.aclose()
+            await redis.aclose()
+
+    on_uvloop(run)
+    on_uvloop(test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped, run_name)

@@ -1,0 +1,378 @@
+"""The gateway's HTTP/1.1 client against scripted upstreams on real sockets: what goes on the wire,
+every way a response can be framed, keep-alive kept and given up exactly when it should be, and
+each way an upstream can fail (closing mid-body, garbage, silence) ending the exchange cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httptools
+import pytest
+
+from conftest import on_uvloop
+from gateway.upstream_http import (
+    READ_PAUSE_ABOVE,
+    ConnectFailed,
+    Connection,
+    ConnectionPool,
+    ProtocolFailed,
+    ReadTimedOut,
+    write_streamed,
+)
+
+Answer = bytes | Callable[[asyncio.StreamWriter], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+@dataclass
+class Received:
+    method: bytes
+    url: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+
+@dataclass
+class Upstream:
+    """Answers each request it reads (framed by httptools' request parser) with the next answer."""
+
+    answers: list[Answer]
+    requests: list[Received] = field(default_factory=list)
+    connections: int = 0
+    url: str = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        complete: list[Received] = []
+        current: list[Received] = []
+
+        class Callbacks:
+            def on_url(self, url: bytes) -> None:
+                current.append(Received(parser.get_method(), url, []))
+
+            def on_header(self, name: bytes, value: bytes) -> None:
+                current[-1].headers.append((name.lower(), value))
+
+            def on_body(self, body: bytes) -> None:
+                current[-1].body += body
+
+            def on_message_complete(self) -> None:
+                complete.append(current.pop())
+
+        parser = httptools.HttpRequestParser(Callbacks())
+        try:
+            while self.answers:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                parser.feed_data(data)
+                while complete and self.answers:
+                    self.requests.append(complete.pop(0))
+                    answer = self.answers.pop(0)
+                    if isinstance(answer, bytes):
+                        writer.write(answer)
+                        await writer.drain()
+                    else:
+                        await answer(writer)
+            await reader.read()  # keep the connection until the client leaves
+        except (ConnectionError, httptools.HttpParserError, asyncio.CancelledError):
+            pass  # the client left, or the test ended
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def upstream(*answers: Answer) -> AsyncIterator[Upstream]:
+    server_side = Upstream(list(answers))
+    server = await asyncio.start_server(server_side.handle, "127.0.0.1", 0)
+    server_side.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield server_side
+    finally:
+        server.close()
+
+
+def pool_for(url: str, *, read_timeout: float = 2.0, keepalive_expiry: float = 4.0) -> ConnectionPool:
+    return ConnectionPool(
+        url, connect_timeout=1.0, read_timeout=read_timeout, keepalive_expiry=keepalive_expiry
+    )
+
+
+async def exchange(
+    pool: ConnectionPool, method: str = "GET", target: bytes = b"/x", body: bytes | None = None
+) -> tuple[Connection, int, list[tuple[bytes, bytes]], bytes]:
+    """One request; the connection goes back to the pool (or is closed) as the proxy does it."""
+    connection = await pool.acquire()
+    connection.begin(head_only=method == "HEAD")
+    framing = b"content-length: %d\r\n" % len(body) if body is not None else b""
+    connection.write(pool.request_head(method, target, [(b"x-test", b"1")], framing) + (body or b""))
+    try:
+        status, headers = await connection.response_head()
+        parts = []
+        while chunk := await connection.read_chunk():
+            parts.append(chunk)
+    except BaseException:
+        connection.close()
+        raise
+    pool.release(connection)
+    return connection, status, headers, b"".join(parts)
+
+
+async def test_the_request_goes_out_as_one_http11_message_with_the_upstreams_host() -> None:
+    async with upstream(OK) as server:
+        pool = ConnectionPool(f"{server.url}/base/", connect_timeout=1, read_timeout=2, keepalive_expiry=4)
+        _, status, headers, body = await exchange(pool, "POST", b"/x?q=1", b'{"a": 1}')
+
+    assert (status, body) == (200, b"ok")
+    assert (b"content-length", b"2") in headers
+    (request,) = server.requests
+    assert (request.method, request.url, request.body) == (b"POST", b"/base/x?q=1", b'{"a": 1}')
+    assert request.headers == [
+        (b"host", server.url.removeprefix("http://").encode()),
+        (b"x-test", b"1"),
+        (b"content-length", b"8"),
+    ]
+
+
+async def test_a_chunked_body_is_decoded_and_the_connection_kept() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    async with upstream(chunked, OK) as server:
+        pool = pool_for(server.url)
+        first, _, _, body = await exchange(pool)
+        second, _, _, again = await exchange(pool)
+
+    assert (body, again) == (b"hello world", b"ok")
+    assert first is second and server.connections == 1
+
+
+async def test_a_body_without_length_ends_with_the_connection() -> None:
+    async def until_close(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    async with upstream(until_close, OK) as server:
+        pool = pool_for(server.url)
+        first, status, _, body = await exchange(pool)
+        second, _, _, again = await exchange(pool)
+
+    assert (status, body, again) == (200, b"all of it", b"ok")
+    assert first is not second and server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        pytest.param("HEAD", b"HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n", id="HEAD"),
+        pytest.param("GET", b"HTTP/1.1 204 No Content\r\n\r\n", id="204"),
+        pytest.param("GET", b"HTTP/1.1 304 Not Modified\r\ncontent-length: 1234\r\n\r\n", id="304"),
+    ],
+)
+async def test_responses_that_have_no_body_keep_the_connection_in_step(method: str, answer: bytes) -> None:
+    async with upstream(answer, OK) as server:
+        pool = pool_for(server.url, read_timeout=0.5)
+        first, status, _, body = await exchange(pool, method)
+        second, _, _, after = await exchange(pool)
+
+    assert body == b"" and status in (200, 204, 304)
+    assert after == b"ok"  # the next response is read as its own, not as a body
+    assert first is second and server.connections == 1
+
+
+async def test_interim_responses_are_skipped() -> None:
+    hints = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n"
+    async with upstream(hints + OK) as server:
+        _, status, headers, body = await exchange(pool_for(server.url))
+
+    assert (status, body) == (200, b"ok")
+    assert all(name != b"link" for name, _ in headers)
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", id="connection: close"
+        ),
+        pytest.param(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", id="HTTP/1.0"),
+    ],
+)
+async def test_a_connection_the_upstream_will_close_is_not_reused(closing: bytes) -> None:
+    async with upstream(closing, OK) as server:
+        pool = pool_for(server.url)
+        first, _, _, _ = await exchange(pool)
+        second, _, _, after = await exchange(pool)
+
+    assert first is not second and after == b"ok" and server.connections == 2
+
+
+async def test_idle_connections_expire_and_closed_ones_are_passed_over() -> None:
+    async def ok_then_close(writer: asyncio.StreamWriter) -> None:
+        writer.write(OK)
+        await writer.drain()
+        writer.close()  # while idle in our pool
+
+    async with upstream(OK, OK, ok_then_close, OK) as server:
+        pool = pool_for(server.url, keepalive_expiry=0.2)
+        first, _, _, _ = await exchange(pool)
+        await asyncio.sleep(0.3)
+        second, _, _, _ = await exchange(pool)
+        third, _, _, _ = await exchange(pool)
+        await asyncio.sleep(0.05)
+        fourth, _, _, after = await exchange(pool)
+
+    assert first is not second  # expired
+    assert second is third  # young enough
+    assert third is not fourth and after == b"ok"  # closed by the upstream: not used
+    assert server.connections == 3
+
+
+async def test_a_response_cut_short_fails_the_read() -> None:
+    async def cut(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
+        await writer.drain()
+        writer.close()
+
+    async with upstream(cut) as server:
+        with pytest.raises(ProtocolFailed, match="closed mid-response"):
+            await exchange(pool_for(server.url))
+
+
+async def test_a_connection_closed_before_any_answer_fails_the_exchange() -> None:
+    async def hang_up(writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async with upstream(hang_up) as server:
+        with pytest.raises(ProtocolFailed):
+            await exchange(pool_for(server.url))
+
+
+async def test_an_invalid_response_fails_the_exchange() -> None:
+    async with upstream(b"SMTP ready\r\n\r\n") as server:
+        with pytest.raises(ProtocolFailed, match="invalid response"):
+            await exchange(pool_for(server.url))
+
+
+async def test_bytes_after_the_response_retire_the_connection() -> None:
+    async with upstream(OK + OK, OK) as server:
+        pool = pool_for(server.url)
+        first, _, _, body = await exchange(pool)
+        await asyncio.sleep(0.05)
+        second, _, _, after = await exchange(pool)
+
+    assert (body, after) == (b"ok", b"ok")
+    assert first is not second
+
+
+async def test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes() -> None:
+    async def silent(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async def stalls(writer: asyncio.StreamWriter) -> None:
+        for piece in (b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n", b"a", b"b"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.15)  # under the timeout each time: the timer moves on
+        await asyncio.sleep(5)
+
+    async with upstream(silent) as server:
+        with pytest.raises(ReadTimedOut):
+            await asyncio.wait_for(exchange(pool_for(server.url, read_timeout=0.3)), 3)
+    async with upstream(stalls) as server:
+        connection = await pool_for(server.url, read_timeout=0.3).acquire()
+        connection.begin(head_only=False)
+        connection.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert (await connection.response_head())[0] == 200
+        received: list[bytes] = []
+
+        async def read_on() -> None:
+            while chunk := await connection.read_chunk():
+                received.append(chunk)
+
+        with pytest.raises(ReadTimedOut):
+            await asyncio.wait_for(read_on(), 3)
+        assert b"".join(received) == b"ab"
+        assert connection.closed
+
+
+async def test_nothing_listening_is_a_connect_failure() -> None:
+    with pytest.raises(ConnectFailed):
+        await pool_for("http://127.0.0.1:1").acquire()
+
+
+async def test_streamed_request_bodies_are_framed_by_length_or_by_chunks() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b"abc", b"defg"):
+            yield piece
+
+    async with upstream(OK, OK) as server:
+        pool = pool_for(server.url)
+        for framing, chunked in (
+            (b"content-length: 7\r\n", False),
+            (b"transfer-encoding: chunked\r\n", True),
+        ):
+            connection = await pool.acquire()
+            connection.begin(head_only=False)
+            connection.write(pool.request_head("PUT", b"/up", [], framing))
+            await write_streamed(connection, pieces(), chunked)
+            assert await connection.response_head() == (200, [(b"content-length", b"2")])
+            assert await connection.read_chunk() == b"ok"
+            pool.release(connection)
+
+    assert [r.body for r in server.requests] == [b"abcdefg", b"abcdefg"]
+    assert (b"transfer-encoding", b"chunked") in server.requests[1].headers
+
+
+async def test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstream() -> None:
+    total, sent = 64 * 1024 * 1024, [0]
+
+    async def large(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        block = b"x" * 65536
+        while sent[0] < total:
+            writer.write(block)
+            await writer.drain()
+            sent[0] += len(block)
+
+    async with upstream(large) as server:
+        connection = await pool_for(server.url).acquire()
+        connection.begin(head_only=False)
+        connection.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        await connection.response_head()
+        await asyncio.sleep(0.5)  # nobody reads: the upstream must be held back
+
+        held_back_at = sent[0]
+        received = 0
+        while chunk := await connection.read_chunk():
+            assert len(chunk) <= READ_PAUSE_ABOVE + 256 * 1024  # at most one socket read more
+            received += len(chunk)
+
+    assert held_back_at < 16 * 1024 * 1024  # our buffer plus the kernel's, not the whole body
+    assert received == total
+
+
+@pytest.mark.parametrize(
+    ("case", "args"),
+    [
+        pytest.param(case, args, id=case.__name__.removeprefix("test_"))
+        for case, args in [
+            (test_the_request_goes_out_as_one_http11_message_with_the_upstreams_host, ()),
+            (test_a_chunked_body_is_decoded_and_the_connection_kept, ()),
+            (test_a_body_without_length_ends_with_the_connection, ()),
+            (
+                test_responses_that_have_no_body_keep_the_connection_in_step,
+                ("HEAD", b"HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n"),
+            ),
+            (test_idle_connections_expire_and_closed_ones_are_passed_over, ()),
+            (test_a_response_cut_short_fails_the_read, ()),
+            (test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes, ()),
+            (test_streamed_request_bodies_are_framed_by_length_or_by_chunks, ()),
+            (test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstream, ()),
+        ]
+    ],
+)
+def test_on_uvloop(case: Callable[..., Awaitable[None]], args: tuple[object, ...]) -> None:
+    on_uvloop(case, *args)
