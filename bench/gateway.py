@@ -3,12 +3,14 @@ gateway (edge token check with the Redis denylist, Redis rate limits, streaming 
 through nginx as a plain reverse proxy (keep-alive upstream), at the same concurrency in one run.
 Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself.
 
-    uv run python bench/gateway.py [--seconds 6] [--rounds 2] [--connections 1,16]
+    uv run python bench/gateway.py [--seconds 8] [--rounds 8] [--connections 1,16]
 
-wrk drives the load. The targets take turns in each round, so that drift on a shared machine
-spreads evenly over them; req/s is over all rounds, p50/p99 the mean of the rounds'. "proxy CPU"
-is the CPU time the proxy process(es) spent per request (from /proc), the cost independent of
-how busy the machine is.
+wrk drives the load. Each round runs every target for seconds/rounds, back to back, in an order
+that rotates from round to round; a proxy is compared with the direct run of the same round (a
+paired comparison: this machine's speed drifts by tens of percent over a minute, far more than a
+proxy costs). "vs direct" is the median over rounds of the proxy's req/s over direct's, "p50 added"
+the median of its p50 minus direct's; req/s is over all rounds, p50 and p99 the medians of the
+rounds'. "proxy CPU" is the CPU time the proxy process(es) spent per request (from /proc).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,8 +83,15 @@ class Runs:
     def requests_per_second(self) -> float:
         return sum(r.requests for r in self.results) / self.seconds
 
-    def mean(self, attribute: str) -> float:
-        return sum(getattr(r, attribute) for r in self.results) / len(self.results)
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(r, attribute) for r in self.results)
+
+    def paired(self, direct: Runs) -> tuple[float, float]:
+        """Median over rounds of (req/s ÷ direct's, p50 − direct's), each against its own round."""
+        pairs = list(zip(self.results, direct.results, strict=True))
+        ratio = statistics.median(r.requests / d.requests for r, d in pairs)
+        added = statistics.median(r.p50_ms - d.p50_ms for r, d in pairs)
+        return ratio, added
 
 
 def start_nginx(upstream_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int, str]:
@@ -182,8 +192,10 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
         for connections in connection_counts:
             runs = {label: Runs() for label in targets}
             per_run = max(1, round(seconds / rounds))
-            for _ in range(rounds):
-                for label, (port, pids) in targets.items():
+            labels = list(targets)
+            for round_ in range(rounds):
+                for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:
+                    port, pids = targets[label]
                     before = cpu_seconds(pids)
                     result = await run_wrk(
                         f"http://127.0.0.1:{port}/auth/me",
@@ -199,15 +211,16 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
             direct = runs[DIRECT]
             for label, run in runs.items():
                 requests = sum(r.requests for r in run.results)
+                ratio, added = run.paired(direct)
                 rows.append(
                     (
                         str(connections),
                         label,
                         f"{run.requests_per_second:.0f}",
-                        f"{run.requests_per_second / direct.requests_per_second:.2f}",
-                        f"{run.mean('p50_ms'):.2f}",
-                        f"{run.mean('p50_ms') - direct.mean('p50_ms'):+.2f}",
-                        f"{run.mean('p99_ms'):.2f}",
+                        f"{ratio:.2f}",
+                        f"{run.median('p50_ms'):.2f}",
+                        f"{added:+.2f}",
+                        f"{run.median('p99_ms'):.2f}",
                         f"{run.proxy_cpu / requests * 1000:.2f}" if targets[label][1] else "-",
                     )
                 )
@@ -248,8 +261,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--connections", default="1,16", help="comma-separated connection counts")
     args = parser.parse_args()
     asyncio.run(main(args.seconds, args.rounds, [int(c) for c in args.connections.split(",")]))

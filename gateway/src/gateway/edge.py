@@ -25,7 +25,6 @@ from gatehouse_platform.errors import DomainError, problem_response
 from gateway.auth import EdgeAuth
 from gateway.clientip import TrustedProxies
 from gateway.cors import CorsPolicy, PreflightRefused
-from gateway.metrics import LATENCY, REQUESTS
 from gateway.proxy import (
     BUFFER_BODY_BELOW,
     BodyTooLarge,
@@ -221,8 +220,7 @@ class Edge:
             await _problem(scope, receive, send, InternalError(), edge_headers)
         finally:
             elapsed = time.perf_counter() - start
-            REQUESTS.labels(upstream.name, str(status)).inc()
-            LATENCY.labels(upstream.name).observe(elapsed)
+            upstream.metrics.observe(status, elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.breaker import BreakerState
@@ -28,6 +30,23 @@ RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused with 429,
 EDGE_REJECTIONS = Counter(
     "gateway_edge_rejections_total", "Requests refused by the edge token check, by reason.", ["reason"]
 )
+
+
+class UpstreamMetrics:
+    """One upstream's request counters and latency histogram, their label lookups done once
+    (prometheus_client's `labels()` takes a lock and builds a key on every call)."""
+
+    def __init__(self, upstream: str) -> None:
+        self._upstream = upstream
+        self._latency = LATENCY.labels(upstream)
+        self._requests: dict[int, Any] = {}
+
+    def observe(self, status: int, seconds: float) -> None:
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = REQUESTS.labels(self._upstream, str(status))
+        counter.inc()
+        self._latency.observe(seconds)
 
 
 def record_breaker_state(upstream: str, state: BreakerState) -> None:

@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from gatehouse_platform.errors import DomainError, ServiceUnavailable
 from gateway.breaker import CircuitBreaker
 from gateway.clientip import ClientAddress
-from gateway.metrics import RETRIES, UPSTREAM_FAILURES, record_breaker_state
+from gateway.metrics import RETRIES, UPSTREAM_FAILURES, UpstreamMetrics, record_breaker_state
 from gateway.settings import UpstreamSettings
 from gateway.upstream_http import (
     ConnectFailed,
@@ -228,6 +228,7 @@ class Upstream:
             on_change=record_breaker_state,
         )
         self._failure_statuses = frozenset(config.breaker_failure_statuses)
+        self.metrics = UpstreamMetrics(name)
 
     async def aclose(self) -> None:
         self.pool.close()

@@ -54,6 +54,7 @@ def _reply(reply: Any) -> Any:
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.reader = hiredis.Reader(replyError=ResponseError, protocolError=RedisConnectionError)
         self.waiting: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
@@ -123,7 +124,7 @@ class RedisLane:
         return await self._send(protocol, pack(commands), len(commands))
 
     async def _send(self, protocol: _Protocol, data: bytes, count: int) -> list[Any]:
-        loop = asyncio.get_running_loop()
+        loop = protocol.loop  # asyncio.get_running_loop() costs a getpid() system call on 3.11
         future: asyncio.Future[list[Any]] = loop.create_future()
         protocol.waiting.append((future, count, []))
         assert protocol.transport is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import cast
@@ -292,13 +293,13 @@ class ConnectionPool:
 
     async def acquire(self) -> Connection:
         """An idle connection that is still open and young enough, else a new one."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = time.monotonic()  # not the loop's clock: asyncio.get_running_loop() costs a getpid()
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed and now - connection.idle_since < self._keepalive_expiry:
                 return connection
             connection.close()
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
@@ -313,7 +314,7 @@ class ConnectionPool:
     def release(self, connection: Connection) -> None:
         """Back into the pool if its exchange ended cleanly and the upstream keeps it alive."""
         if connection.reusable and self._keepalive_expiry > 0:
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
             connection.close()
