@@ -298,6 +298,23 @@ async def test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes(
         assert connection.closed
 
 
+async def test_writing_after_the_upstream_answered_and_closed_is_a_protocol_failure() -> None:
+    async def answer_and_close(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 413 Content Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async with upstream(answer_and_close) as server:
+        connection = await pool_for(server.url).acquire()
+        connection.begin(head_only=False)
+        connection.write(b"PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nfirst part")
+        assert (await connection.response_head())[0] == 413
+        await asyncio.sleep(0.05)
+
+        with pytest.raises(ProtocolFailed, match="closed"):  # not uvloop's RuntimeError
+            connection.write(b"PUT / HTTP/1.1\r\nhost: x\r\n\r\n")
+
+
 async def test_nothing_listening_is_a_connect_failure() -> None:
     with pytest.raises(ConnectFailed):
         await pool_for("http://127.0.0.1:1").acquire()
@@ -368,6 +385,7 @@ async def test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstrea
             ),
             (test_idle_connections_expire_and_closed_ones_are_passed_over, ()),
             (test_a_response_cut_short_fails_the_read, ()),
+            (test_writing_after_the_upstream_answered_and_closed_is_a_protocol_failure, ()),
             (test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes, ()),
             (test_streamed_request_bodies_are_framed_by_length_or_by_chunks, ()),
             (test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstream, ()),

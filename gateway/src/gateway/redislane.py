@@ -119,7 +119,7 @@ class RedisLane:
         """Each command's reply, in order; a command's error reply comes back as the exception
         (not raised), so one failing command does not hide the others' replies."""
         protocol = self._protocol
-        if protocol is None or protocol.lost:
+        if protocol is None or protocol.lost or protocol.transport is None or protocol.transport.is_closing():
             protocol = await self._connect()
         return await self._send(protocol, pack(commands), len(commands))
 
@@ -128,7 +128,10 @@ class RedisLane:
         future: asyncio.Future[list[Any]] = loop.create_future()
         protocol.waiting.append((future, count, []))
         assert protocol.transport is not None
-        protocol.transport.write(data)
+        try:
+            protocol.transport.write(data)
+        except (RuntimeError, OSError) as exc:  # closed under us (uvloop raises RuntimeError)
+            protocol.fail(RedisConnectionError(f"Cannot send to Redis: {exc}"))
         timer = loop.call_later(self._timeout, _time_out, protocol, future)
         try:
             return await future

@@ -95,8 +95,15 @@ class Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
+        if self.closed:  # the upstream closed it (after a complete answer, say)
+            raise ProtocolFailed("the connection is closed")
         assert self.transport is not None
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except (RuntimeError, OSError) as exc:  # closed under us (uvloop raises RuntimeError)
+            error = ProtocolFailed(f"cannot send: {exc}")
+            self._fail(error)
+            raise error from None
 
     async def drain(self) -> None:
         """Wait while the socket's send buffer is over its high-water mark."""
@@ -130,6 +137,11 @@ class Connection(asyncio.Protocol):
 
     def at_eof(self) -> bool:
         return self.complete and not self._body
+
+    @property
+    def usable(self) -> bool:
+        """Open, and not being closed by the upstream (whose close we may not have handled yet)."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     @property
     def reusable(self) -> bool:
@@ -296,7 +308,7 @@ class ConnectionPool:
         now = time.monotonic()  # not the loop's clock: asyncio.get_running_loop() costs a getpid()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and now - connection.idle_since < self._keepalive_expiry:
+            if connection.usable and now - connection.idle_since < self._keepalive_expiry:
                 return connection
             connection.close()
         loop = asyncio.get_running_loop()
