@@ -31,6 +31,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         # not rewrite the peer address from it first.
         proxy_headers=False,
         server_header=False,
+        access_log=False,  # the edge logs each proxied request itself ("request", with its timing)
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_level=settings.log_level.lower(),
     )
