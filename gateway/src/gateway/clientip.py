@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PEER_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,16 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 class TrustedProxies:
     def __init__(self, cidrs: Sequence[str]) -> None:
         self._networks: list[IPNetwork] = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+        self._peers: dict[str, bool] = {}  # the verdict per direct peer: a handful of addresses
+
+    def _trusts_peer(self, peer: str) -> bool:
+        trusted = self._peers.get(peer)
+        if trusted is None:
+            trusted = self.trusts(peer)
+            if len(self._peers) >= PEER_CACHE_SIZE:
+                self._peers.clear()
+            self._peers[peer] = trusted
+        return trusted
 
     def trusts(self, ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         if not self._networks or ip is None:
@@ -44,7 +55,7 @@ class TrustedProxies:
 
     def client(self, peer: str | None, forwarded_for: str | None) -> ClientAddress:
         peer = peer or "unknown"
-        if not self.trusts(peer):
+        if not self._trusts_peer(peer):
             return ClientAddress(peer, False)
         if not forwarded_for:
             return ClientAddress(peer, True)

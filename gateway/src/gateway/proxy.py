@@ -59,6 +59,8 @@ REQUEST_REPLACED = frozenset(
 )
 # Response headers the gateway sets itself: the server adds Server and Date; CORS is the edge's.
 RESPONSE_REPLACED = frozenset({b"server", b"date", b"x-request-id"})
+RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_REPLACED
+RESPONSE_DROPPED_PREFIXES = (b"proxy-", b"access-control-")  # CORS is decided at the edge
 BUFFER_BODY_BELOW = 64 * 1024  # smaller request bodies are read whole: cheaper, and retryable
 WATCH_DISCONNECT_ABOVE = 256 * 1024  # stop reading large downloads when the client goes away
 
@@ -99,15 +101,13 @@ class ClientDisconnected(Exception):
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The header names a Connection header lists (hop-by-hop too). Names are lower-case here:
+    uvicorn and `upstream_http` both give them so."""
     names: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == b"connection":
+        if name == b"connection":
             names.update(token.strip().lower() for token in value.split(b","))
     return names
-
-
-def _is_hop_by_hop(name: bytes, named: set[bytes]) -> bool:
-    return name in HOP_BY_HOP or name.startswith(b"proxy-") or name in named
 
 
 def upstream_request_headers(
@@ -138,7 +138,7 @@ def upstream_request_headers(
             elif name == b"host":
                 host = value
             continue
-        if _is_hop_by_hop(name, named):
+        if name in HOP_BY_HOP or name in named or name.startswith(b"proxy-"):
             continue
         out.append((name, value))
     hop = (peer or "unknown").encode("latin-1")
@@ -160,17 +160,11 @@ def downstream_response_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers minus hop-by-hop ones, followed by the edge's own
     (X-Request-ID, CORS, rate limits), which replace any the upstream sent of the same name."""
-    named = _connection_tokens(headers)
-    ours = {name for name, _ in edge_headers}
+    dropped = RESPONSE_DROPPED.union([name for name, _ in edge_headers], _connection_tokens(headers))
     kept = [
-        (name, value)
-        for name, value in headers
-        if not (
-            name in RESPONSE_REPLACED
-            or name in ours
-            or _is_hop_by_hop(name, named)
-            or name.startswith(b"access-control-")  # CORS is decided at the edge
-        )
+        header
+        for header in headers
+        if not (header[0] in dropped or header[0].startswith(RESPONSE_DROPPED_PREFIXES))
     ]
     return kept + edge_headers
 

@@ -48,7 +48,9 @@ class Route:
 def is_ambiguous(path: str) -> bool:
     """`/auth/./me`, `/billing/../auth/me` or `/auth//me`: refused, so that the edge and an
     upstream that normalises paths can never disagree about which route a path names."""
-    return "//" in path or any(segment in (".", "..") for segment in path.split("/"))
+    if "//" in path:
+        return True
+    return "/." in path and any(segment in (".", "..") for segment in path.split("/"))
 
 
 class RouteTable:
