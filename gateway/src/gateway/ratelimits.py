@@ -98,13 +98,22 @@ class RateLimits:
         self._prefix = prefix
         self._clock = clock
         self._script = redis.register_script(_SLIDING_WINDOW)
-        self._items: dict[str, RateLimitItem] = {}
+        # Per rule, what every request under it shares: the parsed limits and their key prefixes.
+        self._plans: dict[tuple[str, str | None, str | None], list[_Planned]] = {}
+        self._policies: dict[tuple[RateLimitItem, ...], bytes] = {}
 
-    def _item(self, limit: str) -> RateLimitItem:
-        item = self._items.get(limit)
-        if item is None:
-            item = self._items[limit] = parse(limit)
-        return item
+    def _plan(self, rule: RateLimitRule) -> list[_Planned]:
+        key = (rule.name, rule.ip, rule.user)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = []
+            for kind, limit in (("ip", rule.ip), ("user", rule.user)):
+                if limit is not None:
+                    item = parse(limit)
+                    window = item.get_expiry()
+                    base = f"{self._prefix}:rl:{rule.name}:{kind}:{window}:"
+                    plan.append(_Planned(kind == "user", item, window, base))
+        return plan
 
     def prepare(self, rule: RateLimitRule, *, ip: str, user: str | None) -> PendingHit | None:
         """The Redis work for one request under `rule` (None when no limit applies to it)."""
@@ -114,15 +123,15 @@ class RateLimits:
         weights: list[float] = []
         elapsed: list[float] = []
         now = self._clock()
-        for kind, limit, identity in (("ip", rule.ip, ip), ("user", rule.user, user)):
-            if limit is None or identity is None:
+        for planned in self._plan(rule):
+            identity = user if planned.per_user else ip
+            if identity is None:
                 continue
-            item = self._item(limit)
-            window = item.get_expiry()
+            window = planned.window
             index, into_window = divmod(now, window)
-            base = f"{self._prefix}:rl:{rule.name}:{kind}:{window}:{identity}"
+            base = planned.base + identity
             keys += [f"{base}:{int(index)}", f"{base}:{int(index) - 1}"]
-            limits.append(item)
+            limits.append(planned.item)
             windows.append(window)
             weights.append((window - into_window) / window)
             elapsed.append(into_window)
@@ -131,7 +140,7 @@ class RateLimits:
         args: list[float] = []
         for item, window in zip(limits, windows, strict=True):
             args += [item.amount, window]
-        return PendingHit(rule.name, limits, keys, [*args, *weights], weights, elapsed)
+        return PendingHit(rule.name, limits, keys, [*args, *weights], weights, elapsed, windows)
 
     def command(self, pending: PendingHit) -> tuple[Any, ...]:
         """The hit as a command for a caller's batch; `verdict` reads its reply."""
@@ -171,13 +180,27 @@ class RateLimits:
             remaining = max(0, math.floor(item.amount - weighted))
             wait = 0.0 if admitted else _retry_after(item, current, previous, elapsed)
             retry_after = max(retry_after, wait)
-            reset = wait if wait > 0 else item.get_expiry() - elapsed
+            reset = wait if wait > 0 else pending.windows[i] - elapsed
             states.append(LimitState(item, remaining, max(1, math.ceil(reset))))
-        headers = _headers(states)
+        headers = self._headers(states)
         if admitted:
             return Verdict(True, headers)
         RATE_LIMITED.labels(pending.rule).inc()
         return Verdict(False, headers, max(1, math.ceil(retry_after)))
+
+    def _headers(self, states: list[LimitState]) -> list[tuple[bytes, bytes]]:
+        tightest = min(states, key=lambda s: (s.remaining, -s.reset)) if len(states) > 1 else states[0]
+        items = tuple(state.item for state in states)
+        policy = self._policies.get(items)
+        if policy is None:
+            policy = ", ".join(f"{item.amount};w={item.get_expiry()}" for item in items).encode()
+            self._policies[items] = policy
+        return [
+            (b"ratelimit-limit", b"%d" % tightest.item.amount),
+            (b"ratelimit-remaining", b"%d" % tightest.remaining),
+            (b"ratelimit-reset", b"%d" % tightest.reset),
+            (b"ratelimit-policy", policy),
+        ]
 
 
 def unavailable(exc: Exception) -> Verdict:
@@ -193,17 +216,15 @@ class PendingHit:
     args: list[float]
     weights: list[float]
     elapsed: list[float]
+    windows: list[int]
 
 
-def _headers(states: list[LimitState]) -> list[tuple[bytes, bytes]]:
-    tightest = min(states, key=lambda s: (s.remaining, -s.reset))
-    policy = ", ".join(f"{s.item.amount};w={s.item.get_expiry()}" for s in states)
-    return [
-        (b"ratelimit-limit", str(tightest.item.amount).encode()),
-        (b"ratelimit-remaining", str(tightest.remaining).encode()),
-        (b"ratelimit-reset", str(tightest.reset).encode()),
-        (b"ratelimit-policy", policy.encode()),
-    ]
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    per_user: bool  # counted per user (else per client IP)
+    item: RateLimitItem
+    window: int  # seconds
+    base: str  # the key prefix; the identity and the window's index follow
 
 
 def too_many_requests(verdict: Verdict) -> TooManyRequests:
