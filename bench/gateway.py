@@ -1,7 +1,9 @@
 """What the gateway costs: an authenticated GET /auth/me straight to auth-service, through the
 gateway (edge token check with the Redis denylist, Redis rate limits, streaming proxy), and
 through nginx as a plain reverse proxy (keep-alive upstream), at the same concurrency in one run.
-Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself.
+Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself, and a second
+gateway that only proxies (no edge token check, no rate limits, so no Redis round trip): the
+difference between the two gateway rows is what the edge's checks cost.
 
     uv run python bench/gateway.py [--seconds 8] [--rounds 8] [--connections 1,16]
 
@@ -45,6 +47,7 @@ from support import (
 
 PASSWORD = "benchmark passphrase of decent length"
 DIRECT, GATEWAY, NGINX = "direct (auth-service)", "through the gateway", "through nginx (plain proxy)"
+PASS_THROUGH = "gateway, proxying only"  # no token check, no rate limits: no Redis on the path
 NGINX_CONF = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -119,12 +122,20 @@ async def main(seconds: float, rounds: int, connection_counts: list[int]) -> Non
 
 async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connection_counts: list[int]) -> None:
     url = await testing.create_database(name)
-    auth_port, gateway_port = free_port(), free_port()
+    auth_port, gateway_port, pass_through_port = free_port(), free_port(), free_port()
     processes: list[subprocess.Popen[bytes]] = []
     workdir = Path(tempfile.mkdtemp(prefix="gh-bench-gateway-"))
     unlimited = "1000000000/minute"  # counted in Redis as usual, never reached
-    environments = {
-        "auth_service.cli": (
+    gateway_env = {
+        "GATEWAY_AUTH_URL": f"http://127.0.0.1:{auth_port}",
+        "GATEWAY_AMQP_URL": amqp_url,
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_REDIS_KEY_PREFIX": name,
+        "GATEWAY_CONSUMER_NAME": name,
+    }
+    services = [
+        (
+            "auth_service.cli",
             auth_port,
             {
                 "AUTH_DATABASE_URL": url,
@@ -134,23 +145,25 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
                 "AUTH_REDIS_KEY_PREFIX": name,
             },
         ),
-        "gateway.cli": (
+        (
+            "gateway.cli",
             gateway_port,
             {
-                "GATEWAY_AUTH_URL": f"http://127.0.0.1:{auth_port}",
-                "GATEWAY_AMQP_URL": amqp_url,
-                "GATEWAY_LOG_LEVEL": "WARNING",
-                "GATEWAY_REDIS_KEY_PREFIX": name,
-                "GATEWAY_CONSUMER_NAME": name,
+                **gateway_env,
                 "GATEWAY_RATE_LIMIT_RULES": json.dumps(
                     [{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited}]
                 ),
             },
         ),
-    }
+        (
+            "gateway.cli",
+            pass_through_port,
+            {**gateway_env, "GATEWAY_ACCESS_RULES": "[]", "GATEWAY_RATE_LIMIT_RULES": "[]"},
+        ),
+    ]
     try:
         await testing.migrate(ROOT / "auth-service", url)
-        for module, (port, env) in environments.items():
+        for module, port, env in services:
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", module, "serve", "--port", str(port)],
@@ -161,7 +174,7 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
             )
         await wait_ready(f"http://127.0.0.1:{auth_port}")
         await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz")
-        gateway_pid = processes[1].pid
+        await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz")
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}") as http:
             email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
@@ -175,7 +188,11 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
             token = login.json()["access_token"]
 
         nginx, nginx_port, nginx_unavailable = start_nginx(auth_port, workdir)
-        targets = {DIRECT: (auth_port, list[int]()), GATEWAY: (gateway_port, [gateway_pid])}
+        targets = {
+            DIRECT: (auth_port, list[int]()),
+            GATEWAY: (gateway_port, [processes[1].pid]),
+            PASS_THROUGH: (pass_through_port, [processes[2].pid]),
+        }
         if nginx is not None:
             processes.append(nginx)
             try:
