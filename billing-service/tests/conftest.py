@@ -63,18 +63,6 @@ def service_root() -> Path:
 # --- tokens --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def issuer() -> testing.TestIssuer:
-    return testing.TestIssuer()
-
-
-@pytest.fixture(scope="session")
-def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
-    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
-    with serve_in_thread(issuer.jwks_app()) as base:
-        yield base + testing.JWKS_PATH
-
-
 @dataclass
 class User:
     id: uuid.UUID

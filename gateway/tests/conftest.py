@@ -32,7 +32,6 @@ from auth_service.main import create_app as create_auth_app
 from auth_service.settings import Settings as AuthSettings
 from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_platform import testing
-from gatehouse_platform.testing import TestIssuer
 from gateway.main import create_app
 from gateway.settings import Settings
 
@@ -189,23 +188,6 @@ def echo() -> Iterator[Echo]:
     with serve_in_thread(upstream.app()) as base_url:
         upstream.url = base_url
         yield upstream
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TestIssuer:
-    """Mints access tokens like auth-service's, with a key of its own."""
-    return TestIssuer()
-
-
-@pytest.fixture(scope="session")
-def jwks_url(issuer: TestIssuer) -> Iterator[str]:
-    """The test issuer's JWKS over HTTP, for gateways that trust it instead of auth-service."""
-
-    async def jwks(request: Request) -> JSONResponse:
-        return JSONResponse(issuer.jwks())
-
-    with serve_in_thread(Starlette(routes=[Route("/jwks.json", jwks)])) as url:
-        yield f"{url}/jwks.json"
 
 
 # --- the gateway -------------------------------------------------------------------------------------

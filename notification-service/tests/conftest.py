@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
-from gatehouse_emulators.serving import free_port, serve_in_thread
+from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
@@ -56,18 +56,6 @@ def service_root() -> Path:
 
 
 # --- tokens -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def issuer() -> testing.TestIssuer:
-    return testing.TestIssuer()
-
-
-@pytest.fixture(scope="session")
-def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
-    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
-    with serve_in_thread(issuer.jwks_app()) as base:
-        yield base + testing.JWKS_PATH
 
 
 @pytest.fixture(scope="session")

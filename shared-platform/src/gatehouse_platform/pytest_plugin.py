@@ -8,7 +8,8 @@ two fixtures for it:
 
 It then gets `amqp_url` (a vhost of its own), `database_url` (a database of its own, migrated
 with the service's real migrations, dropped afterwards), `engine`, `db` (a session factory for
-reading rows directly), `own_database` / `own_vhost` (the same, for one test alone) and
+reading rows directly), `own_database` / `own_vhost` (the same, for one test alone),
+`issuer` / `jwks_url` (a token issuer standing in for auth-service, its JWKS over real HTTP) and
 `EventTap` / `open_event_tap` to read what the service published.
 """
 
@@ -55,6 +56,22 @@ def own_vhost(run_name: str) -> Iterator[str]:
     """A RabbitMQ vhost for one test alone."""
     with testing.rabbitmq_vhost(testing.unique_name(f"{run_name[:30]}_own")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def issuer() -> testing.TestIssuer:
+    """Mints access tokens as auth-service does, with a key of its own."""
+    return testing.TestIssuer()
+
+
+@pytest.fixture(scope="session")
+def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
+    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
+    # The emulators' thread server: a test-only dependency, so imported by this fixture alone.
+    from gatehouse_emulators.serving import serve_in_thread
+
+    with serve_in_thread(issuer.jwks_app()) as base:
+        yield base + testing.JWKS_PATH
 
 
 @pytest.fixture(scope="session")
