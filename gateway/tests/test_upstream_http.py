@@ -25,6 +25,7 @@ from gateway.upstream_http import (
 
 Answer = bytes | Callable[[asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+GET = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
 
 
 @dataclass
@@ -99,6 +100,14 @@ def pool_for(url: str, *, read_timeout: float = 2.0, keepalive_expiry: float = 4
     return ConnectionPool(
         url, connect_timeout=1.0, read_timeout=read_timeout, keepalive_expiry=keepalive_expiry
     )
+
+
+async def sent(pool: ConnectionPool, request: bytes) -> Connection:
+    """A pooled connection with `request` written on it, its response not read yet."""
+    connection = await pool.acquire()
+    connection.begin(head_only=False)
+    connection.write(request)
+    return connection
 
 
 async def exchange(
@@ -282,9 +291,7 @@ async def test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes(
         with pytest.raises(ReadTimedOut):
             await asyncio.wait_for(exchange(pool_for(server.url, read_timeout=0.3)), 3)
     async with upstream(stalls) as server:
-        connection = await pool_for(server.url, read_timeout=0.3).acquire()
-        connection.begin(head_only=False)
-        connection.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        connection = await sent(pool_for(server.url, read_timeout=0.3), GET)
         assert (await connection.response_head())[0] == 200
         received: list[bytes] = []
 
@@ -305,9 +312,9 @@ async def test_writing_after_the_upstream_answered_and_closed_is_a_protocol_fail
         writer.close()
 
     async with upstream(answer_and_close) as server:
-        connection = await pool_for(server.url).acquire()
-        connection.begin(head_only=False)
-        connection.write(b"PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nfirst part")
+        connection = await sent(
+            pool_for(server.url), b"PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nfirst part"
+        )
         assert (await connection.response_head())[0] == 413
         await asyncio.sleep(0.05)
 
@@ -331,9 +338,7 @@ async def test_streamed_request_bodies_are_framed_by_length_or_by_chunks() -> No
             (b"content-length: 7\r\n", False),
             (b"transfer-encoding: chunked\r\n", True),
         ):
-            connection = await pool.acquire()
-            connection.begin(head_only=False)
-            connection.write(pool.request_head("PUT", b"/up", [], framing))
+            connection = await sent(pool, pool.request_head("PUT", b"/up", [], framing))
             await write_streamed(connection, pieces(), chunked)
             assert await connection.response_head() == (200, [(b"content-length", b"2")])
             assert await connection.read_chunk() == b"ok"
@@ -344,24 +349,22 @@ async def test_streamed_request_bodies_are_framed_by_length_or_by_chunks() -> No
 
 
 async def test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstream() -> None:
-    total, sent = 64 * 1024 * 1024, [0]
+    total, written = 64 * 1024 * 1024, [0]
 
     async def large(writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
         block = b"x" * 65536
-        while sent[0] < total:
+        while written[0] < total:
             writer.write(block)
             await writer.drain()
-            sent[0] += len(block)
+            written[0] += len(block)
 
     async with upstream(large) as server:
-        connection = await pool_for(server.url).acquire()
-        connection.begin(head_only=False)
-        connection.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        connection = await sent(pool_for(server.url), GET)
         await connection.response_head()
         await asyncio.sleep(0.5)  # nobody reads: the upstream must be held back
 
-        held_back_at = sent[0]
+        held_back_at = written[0]
         received = 0
         while chunk := await connection.read_chunk():
             assert len(chunk) <= READ_PAUSE_ABOVE + 256 * 1024  # at most one socket read more
