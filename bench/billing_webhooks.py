@@ -32,8 +32,8 @@ import asyncpg
 import httpx
 import stripe
 
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_platform import testing
+from gatehouse_platform.testing import serve_in_thread
 from support import ROOT, free_port, print_table, run_wrk, wait_ready
 
 SUBSCRIPTIONS = 8

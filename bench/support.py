@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gatehouse_emulators.serving import free_port
-from gatehouse_platform.testing import wait_ready
+from gatehouse_platform.testing import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [

@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from gatehouse_emulators.oauth import create_app as create_oauth_emulator
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_platform import testing
 from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
+from gatehouse_platform.testing import serve_in_thread
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_auth_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")

@@ -13,8 +13,8 @@ import os
 import httpx
 
 from conftest import PASSWORD, EventTap, new_email, new_username
-from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
+from gatehouse_platform.testing import free_port
 
 SIGN_UPS = 40
 

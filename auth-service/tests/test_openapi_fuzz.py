@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from conftest import PASSWORD, new_email, new_username
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform.testing import serve_in_thread
 
 schema = schemathesis.openapi.from_dict(create_app(Settings(environment="test")).openapi())
 

@@ -26,12 +26,12 @@ from billing_service.main import create_app
 from billing_service.models import Payment, StripeEvent, StripeEventStatus, Subscription, SubscriptionStatus
 from billing_service.settings import Settings
 from gatehouse_contracts.envelope import EventData, new_event
-from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig
 from gatehouse_emulators.stripe import create_app as create_stripe_emulator
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
 from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
+from gatehouse_platform.testing import free_port, serve_in_thread
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 RUN = testing.unique_name(f"gh_billing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")

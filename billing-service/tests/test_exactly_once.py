@@ -36,12 +36,12 @@ from billing_service.models import (
     Subscription,
 )
 from conftest import SERVICE_ROOT, STRIPE_KEY, Emulator, User, eventually, make_settings, signed
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig
 from gatehouse_emulators.stripe import create_app as create_stripe_emulator
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.models import OutboxMessage
+from gatehouse_platform.testing import serve_in_thread
 
 DAY = 86400
 SECRETS = {"in_order": "whsec_exactly_once_in_order", "shuffled": "whsec_exactly_once_shuffled"}

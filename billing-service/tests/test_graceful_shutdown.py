@@ -22,10 +22,10 @@ from billing_service.models import Customer, StripeEvent, StripeEventStatus
 from conftest import STRIPE_KEY, fake_event, signed
 from gatehouse_contracts.envelope import new_event
 from gatehouse_contracts.events import UserRegistered
-from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.outbox import event_message
+from gatehouse_platform.testing import free_port
 
 WEBHOOKS = 40
 USERS = 500

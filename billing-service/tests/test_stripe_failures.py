@@ -16,7 +16,7 @@ from billing_service.models import Plan
 from billing_service.settings import Settings
 from billing_service.stripe_client import StripeRequestRejected
 from conftest import new_code
-from gatehouse_emulators.serving import free_port, serve_in_thread
+from gatehouse_platform.testing import free_port, serve_in_thread
 
 
 @pytest.fixture(scope="module")

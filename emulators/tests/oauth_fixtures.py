@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gatehouse_emulators.oauth import create_app
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform.testing import serve_in_thread
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 import stripe
 from stripe_support import WEBHOOK_SECRET, Control, Receiver, sdk_client
 
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig, create_app
+from gatehouse_platform.testing import serve_in_thread
 
 
 @pytest.fixture(scope="session")

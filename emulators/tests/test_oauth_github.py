@@ -11,7 +11,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauth_support import REDIRECT_URI, pkce_pair, redirect_params
 
 from gatehouse_emulators.oauth import OAuthClient, OAuthEmulatorConfig, create_app
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform.testing import serve_in_thread
 
 pytest_plugins = ["oauth_fixtures"]
 

@@ -23,8 +23,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from oauth_support import REDIRECT_URI, pkce_pair, redirect_params
 
 from gatehouse_emulators.oauth import OAuthClient, OAuthEmulatorConfig, create_app
-from gatehouse_emulators.serving import free_port, serve_in_thread
-from gatehouse_platform.testing import wait_ready
+from gatehouse_platform.testing import free_port, serve_in_thread, wait_ready
 
 pytest_plugins = ["oauth_fixtures"]
 

@@ -3,8 +3,8 @@ import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
-from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import start_catcher
+from gatehouse_platform.testing import free_port
 
 
 def test_a_message_sent_over_smtp_lands_in_the_maildir(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import httpx
 import stripe
 from stripe_support import DAY, PAID_INVOICE_EVENTS, Control, Receiver, make_price, sdk_client, subscribe
 
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig, create_app
+from gatehouse_platform.testing import serve_in_thread
 
 pytest_plugins = ["stripe_fixtures"]
 

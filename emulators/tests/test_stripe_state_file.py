@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 from stripe_support import sdk_client
 
-from gatehouse_emulators.serving import serve_in_thread
 from gatehouse_emulators.stripe import StripeEmulatorConfig, create_app
+from gatehouse_platform.testing import serve_in_thread
 
 
 def test_objects_and_clock_survive_a_restart(tmp_path: Path) -> None:

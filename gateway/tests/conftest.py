@@ -30,8 +30,8 @@ from starlette.routing import Route
 
 from auth_service.main import create_app as create_auth_app
 from auth_service.settings import Settings as AuthSettings
-from gatehouse_emulators.serving import free_port, serve_in_thread
 from gatehouse_platform import testing
+from gatehouse_platform.testing import free_port, serve_in_thread
 from gateway.main import create_app
 from gateway.settings import Settings
 

@@ -11,8 +11,8 @@ import uuid
 import httpx
 
 from conftest import RUN, Echo, upstream
-from gatehouse_emulators.serving import free_port
 from gatehouse_platform import testing
+from gatehouse_platform.testing import free_port
 
 IN_FLIGHT = 20
 LATE = 10

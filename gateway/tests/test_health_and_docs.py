@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from conftest import Echo, asgi_gateway, dead_url, gateway_settings, upstream
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform.testing import serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
-from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
+from gatehouse_platform.testing import free_port
 from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
 from notification_service.models import Delivery

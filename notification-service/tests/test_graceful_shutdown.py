@@ -16,10 +16,10 @@ from pathlib import Path
 import aio_pika
 
 from conftest import envelope, read_maildir, sample
-from gatehouse_emulators.serving import free_port
 from gatehouse_emulators.smtp import start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
+from gatehouse_platform.testing import free_port
 
 EVENTS = 60
 

@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from conftest import Catcher, make_settings
-from gatehouse_emulators.serving import serve_in_thread
+from gatehouse_platform.testing import serve_in_thread
 from notification_service.main import create_app
 from notification_service.settings import Settings
 

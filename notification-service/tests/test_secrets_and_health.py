@@ -20,7 +20,7 @@ from conftest import (
     wait_for_deliveries,
     wait_for_mail,
 )
-from gatehouse_emulators.serving import free_port
+from gatehouse_platform.testing import free_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -67,10 +67,7 @@ def issuer() -> testing.TestIssuer:
 @pytest.fixture(scope="session")
 def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
     """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
-    # The emulators' thread server: a test-only dependency, so imported by this fixture alone.
-    from gatehouse_emulators.serving import serve_in_thread
-
-    with serve_in_thread(issuer.jwks_app()) as base:
+    with testing.serve_in_thread(issuer.jwks_app()) as base:
         yield base + testing.JWKS_PATH
 
 

@@ -1,5 +1,5 @@
-"""Helpers for tests: a throw-away Postgres database and RabbitMQ vhost per test run, and a test
-token issuer.
+"""Helpers for tests: a throw-away Postgres database and RabbitMQ vhost per test run, a test
+token issuer, and an ASGI app served over real HTTP from a thread (`serve_in_thread`).
 
 Every test run creates its own names (random suffix) and drops them afterwards, so two runs on
 one machine never collide and nothing is left behind.
@@ -13,8 +13,10 @@ import inspect
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -26,6 +28,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 import jwt
+import uvicorn
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,6 +41,34 @@ PG_ADMIN_DSN = os.environ.get("GATEHOUSE_TEST_PG_ADMIN_DSN", "postgresql://postg
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "postgres@127.0.0.1:5432")
 JWKS_PATH = "/auth/.well-known/jwks.json"
 AMQP_HOST = os.environ.get("GATEHOUSE_TEST_AMQP_HOST", "guest:guest@127.0.0.1:5672")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, port: int | None = None, startup_timeout: float = 15.0) -> Iterator[str]:
+    """Serve the ASGI `app` on 127.0.0.1 from a background thread and yield its base URL; stop the
+    server on exit. How tests start an emulator or a stand-in over real HTTP without a process."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def unique_name(prefix: str) -> str:
@@ -105,7 +136,7 @@ class TestIssuer:
 
     def jwks_app(self) -> FastAPI:
         """An app publishing `jwks()` where auth-service publishes its keys (`JWKS_PATH`); serve it
-        over HTTP (e.g. `gatehouse_emulators.serving.serve_in_thread`) for verifiers to fetch."""
+        over HTTP (e.g. `serve_in_thread`) for verifiers to fetch."""
         app = FastAPI()
         app.add_api_route(JWKS_PATH, self.jwks, methods=["GET"])
         return app
