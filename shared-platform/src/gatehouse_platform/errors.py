@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any, ClassVar
 
+import aiormq.exceptions
+import asyncpg
+import redis.exceptions
+import sqlalchemy.exc
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,6 +94,90 @@ class ServiceUnavailable(DomainError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+# Seconds a client is told to wait when a dependency is down: a restarting PostgreSQL or Redis is
+# usually back within a few; clients retry with their own back-off after that.
+UNAVAILABLE_RETRY_AFTER = 2
+
+_CONNECTION_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+    }
+)
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """Which dependency an exception says is down ("database", "redis", "broker", "upstream"), or
+    None when it is no outage (a bug). Follows the chain of causes: SQLAlchemy wraps asyncpg's errors,
+    and client libraries wrap the socket's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DBAPIError):
+            if current.connection_invalidated or isinstance(
+                current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+            ):
+                return "database"
+            return None  # a constraint or a data error: the database answered
+        if isinstance(
+            current,
+            sqlalchemy.exc.TimeoutError  # no pooled connection came free in time
+            | asyncpg.PostgresConnectionError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.AdminShutdownError
+            | asyncpg.InterfaceError,
+        ):
+            return "database"
+        if isinstance(current, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return "redis"
+        if isinstance(current, aiormq.exceptions.AMQPConnectionError):
+            return "broker"
+        if isinstance(current, ConnectionError | TimeoutError) or (
+            isinstance(current, OSError) and current.errno in _CONNECTION_ERRNOS
+        ):
+            # A refused connect is raised bare, unwrapped: the client library it came through
+            # names the dependency.
+            return _client_in_traceback(current) or "upstream"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_CLIENT_PACKAGES = {
+    "asyncpg": "database",
+    "sqlalchemy": "database",
+    "redis": "redis",
+    "aiormq": "broker",
+    "aio_pika": "broker",
+}
+
+
+def _client_in_traceback(exc: BaseException) -> str | None:
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:  # innermost last: the deepest client library wins
+        package = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+        found = _CLIENT_PACKAGES.get(package, found)
+        tb = tb.tb_next
+    return found
+
+
+def unavailable_response(dependency: str, instance: str | None) -> JSONResponse:
+    return problem_response(
+        503,
+        ServiceUnavailable.title,
+        type_=ServiceUnavailable.problem_type(),
+        detail=f"A service this request needs ({dependency}) is not answering; try again shortly.",
+        instance=instance,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        dependency=dependency,
+    )
 
 
 def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
@@ -176,10 +265,29 @@ def install_exception_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        dependency = unavailable_dependency(exc)
+        if dependency is not None:
+            log.warning(
+                "dependency unavailable",
+                extra={"path": request.url.path, "dependency": dependency, "error": type(exc).__name__},
+            )
+            return unavailable_response(dependency, request.url.path)
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "Internal server error", instance=request.url.path)
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    # The outages' own classes go to the handler inside the app (it answers without re-raising, so
+    # an outage is a warning, not a traceback); anything else reaches the outermost 500 handler.
+    for outage in (
+        sqlalchemy.exc.DBAPIError,
+        sqlalchemy.exc.TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        redis.exceptions.RedisError,
+        aiormq.exceptions.AMQPError,
+        OSError,
+    ):
+        app.add_exception_handler(outage, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)

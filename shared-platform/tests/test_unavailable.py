@@ -1,0 +1,139 @@
+"""A dependency that is down answers 503 problem+json with Retry-After and a stable type, never 500,
+and the service recovers by itself when the dependency is back (issue 22: fault drills found 500s
+while PostgreSQL restarted and while Redis was stopped)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gatehouse_platform.app import DbSession, Lifespan, service_app
+from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.tcp_proxy import TcpProxy
+from gatehouse_platform.testing import free_port
+
+UNAVAILABLE = "https://gatehouse.dev/problems/service-unavailable"
+
+
+@dataclass
+class Services:
+    session_factory: async_sessionmaker[AsyncSession]
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username + '@' if parts.username else ''}127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+async def database_link(database_url: str) -> AsyncIterator[tuple[TcpProxy, FastAPI]]:
+    target = urlsplit(database_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.open()
+    engine = make_engine(through(proxy, database_url), pool_size=2)
+    router = APIRouter()
+
+    @router.get("/now")
+    async def now(db: DbSession) -> dict[str, str]:
+        return {"now": str((await db.execute(text("SELECT now()"))).scalar_one())}
+
+    app = service_app(
+        title="probe",
+        description="",
+        services=Services(make_session_factory(engine)),
+        lifespan=Lifespan(closers=[engine.dispose]),
+        checks={},
+        routers=[router],
+    )
+    yield proxy, app
+    await proxy.close()
+    await engine.dispose()
+
+
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    # raise_app_exceptions=False: see what a real client would get, even from the 500 handler
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://probe")
+
+
+def assert_unavailable(response: httpx.Response, dependency: str) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+    body = response.json()
+    assert body["type"] == UNAVAILABLE
+    assert body["dependency"] == dependency
+
+
+async def test_a_database_cut_mid_service_is_503_and_heals_without_restart(
+    database_link: tuple[TcpProxy, FastAPI],
+) -> None:
+    proxy, app = database_link
+    async with client_of(app) as client:
+        assert (await client.get("/now")).status_code == 200  # a pooled connection exists
+        await proxy.close()  # every open connection reset, new ones refused
+        assert_unavailable(await client.get("/now"), "database")
+        assert_unavailable(await client.get("/now"), "database")
+        await proxy.open()
+        assert (await client.get("/now")).status_code == 200
+
+
+def redis_app(redis: Redis) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"pong": bool(await redis.ping())}
+
+    return service_app(
+        title="probe", description="", services=None, lifespan=Lifespan(), checks={}, routers=[router]
+    )
+
+
+async def test_redis_down_is_503() -> None:
+    redis = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)  # nothing listens
+    try:
+        async with client_of(redis_app(redis)) as client:
+            assert_unavailable(await client.get("/ping"), "redis")
+    finally:
+        await redis.aclose()
+
+
+async def test_broker_down_is_503() -> None:
+    router = APIRouter()
+
+    @router.post("/publish")
+    async def publish() -> None:
+        await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{free_port()}/", timeout=1)
+
+    app = service_app(
+        title="probe", description="", services=None, lifespan=Lifespan(), checks={}, routers=[router]
+    )
+    async with client_of(app) as client:
+        assert_unavailable(await client.post("/publish"), "broker")
+
+
+async def test_a_bug_is_still_a_500_with_no_details() -> None:
+    router = APIRouter()
+
+    @router.get("/bug")
+    async def bug() -> None:
+        raise KeyError("secret-ish internals")
+
+    app = service_app(
+        title="probe", description="", services=None, lifespan=Lifespan(), checks={}, routers=[router]
+    )
+    async with client_of(app) as client:
+        response = await client.get("/bug")
+    assert response.status_code == 500
+    assert "secret-ish" not in response.text
