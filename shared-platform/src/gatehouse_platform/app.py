@@ -102,13 +102,15 @@ def service_app(
     lifespan: Lifespan,
     checks: Mapping[str, ReadinessCheck],
     routers: Iterable[APIRouter],
+    reported_checks: Mapping[str, ReadinessCheck] | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """The FastAPI app of a service: its lifespan and services, the platform's middleware, problem
-    handlers, /healthz, /readyz (with `checks`), /metrics, then the service's routers."""
+    handlers, /healthz, /readyz (`checks` decide readiness, `reported_checks` are only reported),
+    /metrics, then the service's routers."""
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.services = services
-    install_platform(app, dict(checks))
+    install_platform(app, checks, reported=reported_checks)
     for router in routers:
         app.include_router(router)
     return app

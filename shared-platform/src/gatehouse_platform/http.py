@@ -14,7 +14,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +33,9 @@ HTTP_LATENCY = Histogram(
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DEPENDENCY_UP = Gauge(
+    "dependency_up", "1 when the dependency answered the last readiness check, else 0", ["dependency"]
 )
 
 
@@ -105,33 +108,58 @@ def redis_check(redis: Redis) -> ReadinessCheck:
     return check
 
 
-def health_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:
+def health_router(
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    reported: Mapping[str, ReadinessCheck] | None = None,
+    timeout: float = 2.0,
+) -> APIRouter:
+    """`checks`: what the service's requests need (its database; Redis where every request uses
+    it): one failing answers 503, and the orchestrator stops sending traffic. `reported`: what the
+    service rides out by design (the broker behind the outbox and the queues, SMTP behind the
+    delivery retries): shown by `/readyz?verbose` and the `dependency_up` gauge, never a 503 —
+    taking every replica out of rotation during a broker outage would defeat the outbox."""
+    reported = reported or {}
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Hard dependencies answer", responses={503: {"description": "Not ready"}})
+    async def run(name: str, check: ReadinessCheck) -> str:
+        try:
+            await asyncio.wait_for(check(), timeout)
+        except Exception as exc:  # a failing dependency is reported, never raised
+            DEPENDENCY_UP.labels(name).set(0)
+            return f"fail: {type(exc).__name__}"
+        DEPENDENCY_UP.labels(name).set(1)
+        return "ok"
+
+    async def run_all(selected: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+        results = await asyncio.gather(*(run(name, check) for name, check in selected.items()))
+        return dict(zip(selected, results, strict=True))
+
+    @router.get(
+        "/readyz", summary="What requests need answers", responses={503: {"description": "Not ready"}}
+    )
     async def readyz(
         exclude: Annotated[
             list[str], Query(description="Checks to leave out (as kube-apiserver's /readyz?exclude=)")
         ] = [],  # noqa: B006 - FastAPI copies the default per request
+        verbose: Annotated[
+            bool, Query(description="Also check what the service rides out (broker, SMTP); never a 503")
+        ] = False,
     ) -> JSONResponse:
-        async def run(check: ReadinessCheck) -> str:
-            try:
-                await asyncio.wait_for(check(), timeout)
-            except Exception as exc:  # a failing dependency is reported, never raised
-                return f"fail: {type(exc).__name__}"
-            return "ok"
-
-        names = [name for name in checks if name not in exclude]
-        results = await asyncio.gather(*(run(checks[n]) for n in names))
-        status = dict(zip(names, results, strict=True))
-        ok = all(r == "ok" for r in results)
-        return JSONResponse(
-            {"status": "ok" if ok else "fail", "checks": status}, status_code=200 if ok else 503
-        )
+        required = {name: check for name, check in checks.items() if name not in exclude}
+        if verbose:
+            status, others = await asyncio.gather(run_all(required), run_all(reported))
+        else:
+            status, others = await run_all(required), {}
+        ok = all(result == "ok" for result in status.values())
+        body: dict[str, Any] = {"status": "ok" if ok else "fail", "checks": status}
+        if verbose:
+            body["reported"] = others
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -175,8 +203,14 @@ def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def install_platform(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
-    """Request ids (X-Request-ID in and out), metrics, problem+json handlers, health routes."""
+def install_platform(
+    app: FastAPI,
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    reported: Mapping[str, ReadinessCheck] | None = None,
+) -> None:
+    """Request ids (X-Request-ID in and out), metrics, problem+json handlers, health routes
+    (`checks` decide readiness; `reported` are only reported, see `health_router`)."""
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_exception_handlers(app)
     app.add_middleware(MetricsMiddleware)
@@ -186,4 +220,4 @@ def install_platform(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None
         update_request_header=True,
         validator=valid_request_id,
     )
-    app.include_router(health_router(checks))
+    app.include_router(health_router(checks, reported=reported))
