@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -15,9 +16,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gatehouse_contracts.envelope import new_event
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.revocations import DeactivatedUser, Revocations, RevokedSession
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform import testing
-from gatehouse_platform.denylist import RedisDenylist, denylist_handlers
+from gatehouse_platform.denylist import (
+    DenylistNotReady,
+    DenylistRebuilder,
+    RedisDenylist,
+    denylist_handlers,
+    revocations_from,
+)
 
 TTL = 900
 
@@ -29,10 +37,24 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+NOTHING_REVOKED = Revocations(since=datetime.now(UTC), sessions=[], users=[])
+
+
 @pytest.fixture
-async def denylist(redis: Redis) -> AsyncIterator[RedisDenylist]:
+async def unready_denylist(redis: Redis) -> AsyncIterator[RedisDenylist]:
+    """A denylist over an empty Redis: as after a restart that lost the data."""
     prefix = testing.unique_name("gh_denylist")
     yield RedisDenylist(redis, prefix=prefix, access_token_ttl_seconds=TTL, leeway_seconds=5)
+    await lose_data(redis, prefix)
+
+
+@pytest.fixture
+async def denylist(unready_denylist: RedisDenylist) -> RedisDenylist:
+    await unready_denylist.rebuild(NOTHING_REVOKED)
+    return unready_denylist
+
+
+async def lose_data(redis: Redis, prefix: str) -> None:
     keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
     if keys:
         await redis.delete(*keys)
@@ -124,3 +146,91 @@ async def test_an_unreachable_redis_fails_closed() -> None:
     with pytest.raises(RedisConnectionError):
         await denylist.is_revoked(claims(uuid.uuid4(), iat=time.time()))
     await dead.aclose()
+
+
+async def test_a_denylist_that_lost_its_data_refuses_to_judge(denylist: RedisDenylist, redis: Redis) -> None:
+    """The fault drill's finding: after Redis came back empty, a logged-out session's token was
+    accepted again. Now the lost `ready` marker makes every check fail closed instead."""
+    user, sid, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    await denylist.revoke_sessions([sid], now)
+    token = claims(user, iat=now.timestamp() - 5, sid=sid)
+    assert await denylist.is_revoked(token)
+    await lose_data(redis, denylist._prefix)
+    with pytest.raises(DenylistNotReady):
+        await denylist.is_revoked(token)
+    with pytest.raises(DenylistNotReady):
+        await denylist.is_revoked(claims(uuid.uuid4(), iat=now.timestamp()))  # even a good one
+
+
+async def test_a_rebuild_restores_every_revocation_that_still_matters(
+    unready_denylist: RedisDenylist,
+) -> None:
+    now = datetime.now(UTC)
+    gone_user, revoked_sid, other_user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await unready_denylist.rebuild(
+        Revocations(
+            since=now - timedelta(seconds=TTL),
+            sessions=[RevokedSession(session_id=revoked_sid, revoked_at=now - timedelta(seconds=10))],
+            users=[DeactivatedUser(user_id=gone_user, deactivated_at=now - timedelta(seconds=20))],
+        )
+    )
+    assert await unready_denylist.is_revoked(claims(gone_user, iat=now.timestamp() - 30))
+    assert await unready_denylist.is_revoked(claims(other_user, iat=now.timestamp() - 30, sid=revoked_sid))
+    assert not await unready_denylist.is_revoked(claims(other_user, iat=now.timestamp() - 30))
+
+
+async def test_a_rebuild_never_undoes_a_newer_event(unready_denylist: RedisDenylist) -> None:
+    """Events keep arriving while a rebuild runs: a reactivation newer than the list's
+    deactivation stands."""
+    user, now = uuid.uuid4(), datetime.now(UTC)
+    await unready_denylist.reactivate_user(user, now)
+    await unready_denylist.rebuild(
+        Revocations(
+            since=now - timedelta(seconds=TTL),
+            sessions=[],
+            users=[DeactivatedUser(user_id=user, deactivated_at=now - timedelta(seconds=5))],
+        )
+    )
+    assert not await unready_denylist.is_revoked(claims(user, iat=now.timestamp() - 60))
+
+
+async def test_the_rebuilder_notices_the_loss_and_rebuilds_from_the_issuer_over_http(
+    denylist: RedisDenylist, redis: Redis
+) -> None:
+    from fastapi import FastAPI
+
+    sid, now = uuid.uuid4(), datetime.now(UTC)
+    issuer = FastAPI()
+
+    @issuer.get("/auth/internal/revocations")
+    async def revocations() -> Revocations:
+        return Revocations(
+            since=now - timedelta(seconds=TTL),
+            sessions=[RevokedSession(session_id=sid, revoked_at=now)],
+            users=[],
+        )
+
+    with testing.serve_in_thread(issuer) as base:
+        async with httpx.AsyncClient() as http:
+            rebuilder = DenylistRebuilder(
+                denylist, revocations_from(http, base + "/auth/internal/revocations"), interval=0.05
+            )
+            await rebuilder.start()
+            try:
+                await lose_data(redis, denylist._prefix)
+                await testing.eventually(denylist.is_ready, "the denylist is ready again", within=5)
+            finally:
+                await rebuilder.stop()
+    assert rebuilder.rebuilds == 1
+    assert await denylist.is_revoked(claims(uuid.uuid4(), iat=now.timestamp() - 5, sid=sid))
+
+
+async def test_the_rebuilder_keeps_failing_closed_while_the_issuer_is_down(
+    unready_denylist: RedisDenylist,
+) -> None:
+    async with httpx.AsyncClient() as http:
+        source = revocations_from(http, f"http://127.0.0.1:{testing.free_port()}/auth/internal/revocations")
+        rebuilder = DenylistRebuilder(unready_denylist, source)
+        assert await rebuilder.ensure_ready() is False
+    with pytest.raises(DenylistNotReady):
+        await unready_denylist.is_revoked(claims(uuid.uuid4(), iat=time.time()))

@@ -14,6 +14,7 @@ from typing import Any
 from gatehouse_contracts.envelope import SCHEMA_BASE, CloudEvent, EventData
 from gatehouse_contracts.events import REGISTRY
 from gatehouse_contracts.problem import Problem
+from gatehouse_contracts.revocations import Revocations
 from gatehouse_contracts.tokens import AccessTokenClaims
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -95,6 +96,7 @@ def render() -> dict[str, str]:
     }
     docs["access-token-claims.json"] = AccessTokenClaims.model_json_schema()
     docs["problem.json"] = Problem.model_json_schema()
+    docs["revocations.json"] = Revocations.model_json_schema()
     docs["asyncapi.json"] = asyncapi()
     return {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in sorted(docs.items())}
 

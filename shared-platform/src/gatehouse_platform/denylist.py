@@ -16,20 +16,35 @@ that feeds the denylist needs no database for deduplication: run it with
 One Redis round trip (MGET) per check, or none of its own: `keys_for` and `judge` let a caller
 batch the lookup with its other Redis work. Redis being unreachable raises, so verification fails
 closed. Every replica of a verifier sharing the Redis and key prefix shares the denylist.
+
+A Redis that lost its data (restarted without persistence, flushed, failed over to an empty
+replica) would otherwise accept again every token revoked before the loss. So the denylist is only
+trusted while its `ready` marker exists: `rebuild()` writes every revocation that can still matter
+(auth-service's list, `gatehouse_contracts.revocations`) and then sets the marker, and `judge()`
+raises `DenylistNotReady` (a 503: retry, not "your token is bad") while it is missing.
+`DenylistRebuilder`, a worker beside the consumer, notices the marker gone and rebuilds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
+import httpx
 from redis.asyncio import Redis
 
 from gatehouse_contracts.envelope import CloudEvent, EventData
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.revocations import Revocations
 from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] user key; ARGV: kind ("D"/"R"), event time (epoch seconds), ttl in ms.
 # Keeps whichever event is newer, so redelivered and out-of-order events converge.
@@ -42,6 +57,13 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 1
 """
+
+
+class DenylistNotReady(ServiceUnavailable):
+    """The denylist has not been rebuilt since Redis lost its data: revocations cannot be judged."""
+
+    def __init__(self) -> None:
+        super().__init__("revocations are being reloaded; try again shortly", headers={"Retry-After": "1"})
 
 
 class RedisDenylist:
@@ -66,6 +88,10 @@ class RedisDenylist:
     def _sid_key(self, sid: uuid.UUID) -> str:
         return f"{self._prefix}:sid:{sid}"
 
+    @property
+    def _ready_key(self) -> str:
+        return f"{self._prefix}:ready"
+
     def _ttl_ms(self, at: datetime) -> int:
         """How long an entry about an event at `at` matters: until tokens issued then expire."""
         return int((at.timestamp() + self._lifetime - self._clock()) * 1000)
@@ -75,12 +101,15 @@ class RedisDenylist:
 
     def keys_for(self, claims: AccessTokenClaims) -> list[str]:
         """The keys `judge` needs, for callers that fetch them (MGET) in a pipeline of their own."""
-        return [self._user_key(claims.sub), self._sid_key(claims.sid)]
+        return [self._user_key(claims.sub), self._sid_key(claims.sid), self._ready_key]
 
     @staticmethod
     def judge(claims: AccessTokenClaims, values: Sequence[bytes | str | None]) -> bool:
-        """Whether `claims` are revoked, given the values of `keys_for(claims)`."""
-        user, sid = values
+        """Whether `claims` are revoked, given the values of `keys_for(claims)`; raises
+        `DenylistNotReady` when the denylist cannot be trusted (not rebuilt since a data loss)."""
+        user, sid, ready = values
+        if ready is None:
+            raise DenylistNotReady()
         if sid is not None:
             return True
         if user is None:
@@ -103,11 +132,82 @@ class RedisDenylist:
                 pipe.set(self._sid_key(sid), f"{at.timestamp():.6f}", px=ttl)
             await pipe.execute()
 
+    async def is_ready(self) -> bool:
+        return bool(await self._redis.exists(self._ready_key))
+
+    async def rebuild(self, revocations: Revocations) -> None:
+        """Write every revocation in `revocations` (the same idempotent writes the events make, so
+        events applied meanwhile are neither lost nor undone), then mark the denylist ready."""
+        for user in revocations.users:
+            await self.deactivate_user(user.user_id, user.deactivated_at)
+        by_time: dict[datetime, list[uuid.UUID]] = {}
+        for session in revocations.sessions:
+            by_time.setdefault(session.revoked_at, []).append(session.session_id)
+        for at, session_ids in by_time.items():
+            await self.revoke_sessions(session_ids, at)
+        await self._redis.set(self._ready_key, f"{self._clock():.6f}")
+
     async def _record_user(self, user_id: uuid.UUID, kind: str, at: datetime) -> None:
         ttl = self._ttl_ms(at)
         if ttl <= 0:
             return
         await self._set_if_newer(keys=[self._user_key(user_id)], args=[kind, f"{at.timestamp():.6f}", ttl])
+
+
+RevocationSource = Callable[[], Awaitable[Revocations]]
+
+
+def revocations_from(http: httpx.AsyncClient, url: str) -> RevocationSource:
+    """Auth-service's list of revocations that can still matter, over HTTP."""
+
+    async def fetch() -> Revocations:
+        response = await http.get(url)
+        response.raise_for_status()
+        return Revocations.model_validate_json(response.content)
+
+    return fetch
+
+
+class DenylistRebuilder:
+    """A worker that keeps the denylist trusted: whenever its `ready` marker is missing (at first
+    start, after Redis lost its data), it fetches the revocations from `source` and rebuilds.
+    Checks every `interval` seconds (one EXISTS); a failed rebuild is retried at the next check,
+    and token checks fail closed (503) until one succeeds."""
+
+    def __init__(self, denylist: RedisDenylist, source: RevocationSource, *, interval: float = 1.0) -> None:
+        self._denylist = denylist
+        self._source = source
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.rebuilds = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="denylist-rebuilder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def ensure_ready(self) -> bool:
+        """Rebuild if needed; True when the denylist is ready afterwards."""
+        try:
+            if await self._denylist.is_ready():
+                return True
+            await self._denylist.rebuild(await self._source())
+        except Exception as exc:  # Redis or auth-service down: fail closed, try again later
+            log.warning("denylist rebuild failed", extra={"error": type(exc).__name__})
+            return False
+        self.rebuilds += 1
+        log.info("denylist rebuilt from the issuer's revocations")
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await self.ensure_ready()
+            await asyncio.sleep(self._interval)
 
 
 # Handlers that ignore the session: they fit a consumer with a database (billing can add them to

@@ -1,0 +1,39 @@
+"""What auth-service tells verifiers that rebuild their denylist (after their Redis lost its data):
+every revocation that can still matter, i.e. newer than the longest access-token lifetime.
+
+Served at `REVOCATIONS_PATH` by auth-service to the services inside the deployment (the gateway
+refuses the path from outside).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+REVOCATIONS_PATH = "/auth/internal/revocations"
+
+
+class RevokedSession(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    session_id: uuid.UUID
+    revoked_at: datetime
+
+
+class DeactivatedUser(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user_id: uuid.UUID
+    deactivated_at: datetime
+
+
+class Revocations(BaseModel):
+    """Sessions revoked and users deactivated (and still so) since `since`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: datetime
+    sessions: list[RevokedSession]
+    users: list[DeactivatedUser]
