@@ -1,9 +1,8 @@
-"""Typed dependencies: the request's database session, the caller, the process-wide services."""
+"""Typed dependencies: the request's database session, the caller, and each process-wide service a
+route hands to the rules (only routers, `main.py` and the CLI import this module)."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,22 +10,18 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.keys.service import KeyRing
-from auth_service.models import AuthSession, User
 from auth_service.oauth.providers import Provider
 from auth_service.oauth.state import StateCookies
+from auth_service.principal import Client, Principal
 from auth_service.security import PasswordHasher
+from auth_service.sessions.service import authenticate
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
-from gatehouse_contracts.tokens import AccessTokenClaims
-from gatehouse_platform.db import session_scope, utcnow
+from gatehouse_platform.db import session_scope
 from gatehouse_platform.errors import Forbidden, Unauthorized
-from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token
-
-KEY_REFRESH_MIN_AGE = 5.0  # seconds: an unknown kid reloads the key ring at most this often
 
 
 @dataclass
@@ -63,10 +58,46 @@ async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
-@dataclass(frozen=True)
-class Client:
-    ip: str | None
-    user_agent: str | None
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_keyring(services: ServicesDep) -> KeyRing:
+    return services.keyring
+
+
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
+
+
+def get_hasher(services: ServicesDep) -> PasswordHasher:
+    return services.hasher
+
+
+HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
+
+
+def get_throttle(services: ServicesDep) -> Throttle:
+    return services.throttle
+
+
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
+
+
+def get_providers(services: ServicesDep) -> dict[str, Provider]:
+    return services.providers
+
+
+ProvidersDep = Annotated[dict[str, Provider], Depends(get_providers)]
+
+
+def get_state_cookies(services: ServicesDep) -> StateCookies:
+    return services.state_cookies
+
+
+StateCookiesDep = Annotated[StateCookies, Depends(get_state_cookies)]
 
 
 def get_client(request: Request) -> Client:
@@ -79,13 +110,6 @@ def get_client(request: Request) -> Client:
 ClientDep = Annotated[Client, Depends(get_client)]
 
 
-@dataclass(frozen=True)
-class Principal:
-    user: User
-    session_id: uuid.UUID
-    claims: AccessTokenClaims
-
-
 def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -93,42 +117,10 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def verify_access_token(services: Services, token: str) -> AccessTokenClaims:
-    keyring, settings = services.keyring, services.settings
-    keys = await keyring.current()
-    try:
-        return decode_access_token(
-            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
-        )
-    except UnknownKeyId:
-        # Another replica may have rotated keys since our cache was filled.
-        if time.monotonic() - keys.loaded_at < KEY_REFRESH_MIN_AGE:
-            raise
-        keys = await keyring.refresh()
-        return decode_access_token(
-            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
-        )
-
-
-async def current_principal(request: Request, services: ServicesDep, db: DbSession) -> Principal:
-    """The signed-in caller. Unlike remote verifiers, we can see the database: a revoked session or
-    a deactivated user is refused at once, whatever the token's expiry."""
-    claims = await verify_access_token(services, bearer_token(request))
-    row = (
-        await db.execute(
-            select(User, AuthSession)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == claims.sub, AuthSession.id == claims.sid)
-        )
-    ).one_or_none()
-    if row is None:
-        raise InvalidToken("Unknown session.", reason="unknown_session")
-    user, session = row
-    if not user.is_active:
-        raise InvalidToken("Account deactivated.", reason="user_deactivated")
-    if session.revoked_at is not None or session.expires_at <= utcnow():
-        raise InvalidToken("Session revoked.", reason="session_revoked")
-    return Principal(user=user, session_id=session.id, claims=claims)
+async def current_principal(
+    request: Request, db: DbSession, keyring: KeyRingDep, settings: SettingsDep
+) -> Principal:
+    return await authenticate(db, keyring, settings, bearer_token(request))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

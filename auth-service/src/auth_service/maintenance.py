@@ -1,4 +1,4 @@
-"""Periodic and operator work: purge expired secrets, create the first admin, rotate keys."""
+"""Periodic and operator work: purge expired secrets, create the first admin."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.accounts.repository import UserRepository
-from auth_service.models import AuthSession, LoginCode, OneTimeToken, RefreshToken, User
+from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
+from auth_service.models import User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
+from auth_service.sessions.repository import LoginCodeRepository, RefreshTokenRepository, SessionRepository
 from auth_service.settings import Settings, get_settings
 from gatehouse_platform.db import make_engine, make_session_factory, session_scope, utcnow
 from gatehouse_platform.retention import prune_outbox
@@ -51,21 +51,10 @@ class PurgeResult:
 async def purge_expired(db: AsyncSession) -> PurgeResult:
     horizon = utcnow() - RETENTION
     now = utcnow()
-
-    async def count(stmt: object) -> int:
-        result = await db.execute(stmt)  # type: ignore[call-overload]
-        return int(result.rowcount or 0)
-
-    tokens = await count(
-        delete(OneTimeToken).where(or_(OneTimeToken.expires_at < now, OneTimeToken.used_at < horizon))
-    )
-    codes = await count(delete(LoginCode).where(or_(LoginCode.expires_at < now, LoginCode.used_at < horizon)))
-    refresh = await count(
-        delete(RefreshToken).where(or_(RefreshToken.expires_at < now, RefreshToken.rotated_at < horizon))
-    )
-    sessions = await count(
-        delete(AuthSession).where(or_(AuthSession.expires_at < horizon, AuthSession.revoked_at < horizon))
-    )
+    tokens = await OneTimeTokenRepository(db).purge(now, horizon)
+    codes = await LoginCodeRepository(db).purge(now, horizon)
+    refresh = await RefreshTokenRepository(db).purge(now, horizon)
+    sessions = await SessionRepository(db).purge(horizon)
     published = await prune_outbox(db)
     result = PurgeResult(tokens, codes, refresh, sessions, published)
     log.info("purged expired credentials", extra=result.__dict__)

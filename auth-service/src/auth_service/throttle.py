@@ -75,6 +75,3 @@ class Throttle:
             return 0
         delay = min(self._settings.max_backoff_seconds, 2**excess)
         return max(0, math.ceil(last + delay - time.time()))
-
-    async def ping(self) -> bool:
-        return bool(await self._redis.ping())

@@ -8,25 +8,36 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.service import confirm_password, mark_verified, spend_one_time_token
-from auth_service.dependencies import Principal, Services
 from auth_service.events import emit
 from auth_service.models import OneTimeToken, TokenPurpose, User
-from auth_service.security import check_password_policy, new_token, normalize_password, token_digest
+from auth_service.principal import Client, Principal
+from auth_service.security import (
+    PasswordHasher,
+    check_password_policy,
+    new_token,
+    normalize_password,
+    token_digest,
+)
 from auth_service.sessions.service import revoke_all_sessions
+from auth_service.settings import Settings
+from auth_service.throttle import Throttle
 from gatehouse_contracts.events import PasswordChanged, PasswordResetRequested
 from gatehouse_platform.db import utcnow
 
 
-async def request_reset(db: AsyncSession, services: Services, email: str) -> None:
+async def request_reset(
+    db: AsyncSession, throttle: Throttle, settings: Settings, email: str, client: Client
+) -> None:
     """Sends a link when the address belongs to an active account; the caller answers the same
     either way."""
+    await throttle.request_attempt("reset", client.ip, email)
     user = await UserRepository(db).by_email(email)
     if user is None or not user.is_active:
         return
     tokens = OneTimeTokenRepository(db)
     await tokens.spend_all(user.id, TokenPurpose.RESET_PASSWORD)
     token = new_token()
-    expires_at = utcnow() + timedelta(seconds=services.settings.reset_token_ttl_seconds)
+    expires_at = utcnow() + timedelta(seconds=settings.reset_token_ttl_seconds)
     tokens.add(
         OneTimeToken(
             user_id=user.id,
@@ -45,16 +56,16 @@ async def request_reset(db: AsyncSession, services: Services, email: str) -> Non
     )
 
 
-async def _set_password(services: Services, user: User, new_password: str) -> None:
+async def _set_password(hasher: PasswordHasher, user: User, new_password: str) -> None:
     password = normalize_password(new_password)
     check_password_policy(password, email=user.email, username=user.username)
-    user.password_hash = await services.hasher.hash(password)
+    user.password_hash = await hasher.hash(password)
 
 
-async def reset_password(db: AsyncSession, services: Services, raw_token: str, new_password: str) -> User:
+async def reset_password(db: AsyncSession, hasher: PasswordHasher, raw_token: str, new_password: str) -> User:
     """The link proves the mailbox: the password is set, every session ends, other links die."""
     user = await spend_one_time_token(db, raw_token, TokenPurpose.RESET_PASSWORD)
-    await _set_password(services, user, new_password)
+    await _set_password(hasher, user, new_password)
     await OneTimeTokenRepository(db).spend_all(user.id, TokenPurpose.RESET_PASSWORD)
     if user.email_verified_at is None:
         await mark_verified(db, user)
@@ -68,13 +79,13 @@ async def reset_password(db: AsyncSession, services: Services, raw_token: str, n
 
 
 async def change_password(
-    db: AsyncSession, services: Services, principal: Principal, old_password: str, new_password: str
+    db: AsyncSession, hasher: PasswordHasher, principal: Principal, old_password: str, new_password: str
 ) -> None:
     """Old password required; the other sessions end, this one stays."""
     user = await UserRepository(db).by_id(principal.user.id, for_update=True)
     assert user is not None
-    await confirm_password(services, user, old_password)
-    await _set_password(services, user, new_password)
+    await confirm_password(hasher, user, old_password)
+    await _set_password(hasher, user, new_password)
     await revoke_all_sessions(db, user.id, reason="password_changed", keep=principal.session_id)
     await emit(
         db,

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, status
 from pydantic import EmailStr, Field
 
 from auth_service.accounts import passwords, service
-from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.schemas import (
     TOKEN_PATTERN,
     ChangeEmailRequest,
@@ -19,7 +18,14 @@ from auth_service.accounts.schemas import (
     TokenBody,
     UserOut,
 )
-from auth_service.dependencies import ClientDep, CurrentPrincipal, DbSession, ServicesDep
+from auth_service.dependencies import (
+    ClientDep,
+    CurrentPrincipal,
+    DbSession,
+    HasherDep,
+    SettingsDep,
+    ThrottleDep,
+)
 from auth_service.errors import (
     AlreadyVerified,
     EmailAlreadyRegistered,
@@ -55,15 +61,13 @@ class ChangePasswordRequest(RequestModel):
     responses=responses(EmailAlreadyRegistered, UsernameTaken, InvalidField),
     summary="Create an account (a verification email follows)",
 )
-async def register(body: RegisterRequest, db: DbSession, services: ServicesDep) -> UserOut:
-    return UserOut.of(await service.register(db, services, body))
+async def register(body: RegisterRequest, db: DbSession, hasher: HasherDep, settings: SettingsDep) -> UserOut:
+    return UserOut.of(await service.register(db, hasher, settings, body))
 
 
 @router.get("/me", responses=responses(Unauthorized))
 async def me(principal: CurrentPrincipal, db: DbSession) -> UserOut:
-    user = await UserRepository(db).by_id(principal.user.id)
-    assert user is not None
-    return UserOut.of(user)
+    return UserOut.of(await service.get_user(db, principal.user.id))
 
 
 @router.patch("/me", responses=responses(Unauthorized, UsernameTaken), summary="Update my profile")
@@ -77,9 +81,13 @@ async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, db: DbSess
     summary="Change my email (the new address must be verified)",
 )
 async def change_email(
-    body: ChangeEmailRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    body: ChangeEmailRequest,
+    principal: CurrentPrincipal,
+    db: DbSession,
+    hasher: HasherDep,
+    settings: SettingsDep,
 ) -> UserOut:
-    return UserOut.of(await service.change_email(db, services, principal, body))
+    return UserOut.of(await service.change_email(db, hasher, settings, principal, body))
 
 
 @router.get("/verify", responses=responses(InvalidOneTimeToken), summary="The emailed verification link")
@@ -103,36 +111,42 @@ async def verify(body: TokenBody, db: DbSession) -> Status:
     summary="Send the verification email again",
 )
 async def resend_verification(
-    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, client: ClientDep
+    principal: CurrentPrincipal,
+    db: DbSession,
+    throttle: ThrottleDep,
+    settings: SettingsDep,
+    client: ClientDep,
 ) -> Status:
-    await services.throttle.request_attempt("verify", client.ip, str(principal.user.id))
-    await service.send_verification(db, services, principal.user)
+    await service.resend_verification(db, throttle, settings, principal.user, client)
     return Status(status="accepted")
 
 
 @router.post("/forget-password", status_code=status.HTTP_202_ACCEPTED, responses=responses(TooManyRequests))
 async def forget_password(
-    body: ForgotPasswordRequest, db: DbSession, services: ServicesDep, client: ClientDep
+    body: ForgotPasswordRequest,
+    db: DbSession,
+    throttle: ThrottleDep,
+    settings: SettingsDep,
+    client: ClientDep,
 ) -> Status:
     """Same answer whether or not the address has an account."""
-    await services.throttle.request_attempt("reset", client.ip, str(body.email))
-    await passwords.request_reset(db, services, str(body.email))
+    await passwords.request_reset(db, throttle, settings, str(body.email), client)
     return Status(status="accepted", detail="If the address has an account, a reset link is on its way.")
 
 
 @router.post(
     "/new-password", responses=responses(InvalidOneTimeToken, InvalidField), summary="Set a new password"
 )
-async def new_password(body: NewPasswordRequest, db: DbSession, services: ServicesDep) -> Status:
-    await passwords.reset_password(db, services, body.token, body.new_password)
+async def new_password(body: NewPasswordRequest, db: DbSession, hasher: HasherDep) -> Status:
+    await passwords.reset_password(db, hasher, body.token, body.new_password)
     return Status(status="password_changed", detail="Every session was signed out.")
 
 
 @router.post("/change-password", responses=responses(Unauthorized, InvalidCredentials, InvalidField))
 async def change_password(
-    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, services: ServicesDep
+    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, hasher: HasherDep
 ) -> Status:
-    await passwords.change_password(db, services, principal, body.old_password, body.new_password)
+    await passwords.change_password(db, hasher, principal, body.old_password, body.new_password)
     return Status(status="password_changed", detail="Your other sessions were signed out.")
 
 
@@ -142,11 +156,8 @@ async def change_password(
 async def deactivate(
     principal: CurrentPrincipal,
     db: DbSession,
-    services: ServicesDep,
+    hasher: HasherDep,
     body: PasswordConfirmation | None = None,
 ) -> Status:
-    user = await UserRepository(db).by_id(principal.user.id, for_update=True)
-    assert user is not None
-    await service.confirm_password(services, user, body.password if body else None)
-    await service.deactivate(db, user, by="self")
+    await service.deactivate_self(db, hasher, principal, body.password if body else None)
     return Status(status="deactivated")

@@ -10,18 +10,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
-from auth_service.dependencies import Principal, Services
 from auth_service.errors import (
     AlreadyVerified,
     EmailAlreadyRegistered,
     InvalidCredentials,
     InvalidOneTimeToken,
     UsernameTaken,
+    UserNotFound,
 )
 from auth_service.events import emit
 from auth_service.models import OneTimeToken, TokenPurpose, User
-from auth_service.security import check_password_policy, new_token, normalize_password, token_digest
+from auth_service.principal import Client, Principal
+from auth_service.security import (
+    PasswordHasher,
+    check_password_policy,
+    new_token,
+    normalize_password,
+    token_digest,
+)
 from auth_service.sessions.service import revoke_all_sessions
+from auth_service.settings import Settings
+from auth_service.throttle import Throttle
 from gatehouse_contracts.events import (
     UserDeactivated,
     UserEmailChanged,
@@ -32,7 +41,17 @@ from gatehouse_contracts.events import (
 from gatehouse_platform.db import utcnow
 
 
-async def register(db: AsyncSession, services: Services, body: RegisterRequest) -> User:
+async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+    """The user with their profile."""
+    user = await UserRepository(db).by_id(user_id, for_update=for_update)
+    if user is None:
+        raise UserNotFound(f"No user {user_id}.")
+    return user
+
+
+async def register(
+    db: AsyncSession, hasher: PasswordHasher, settings: Settings, body: RegisterRequest
+) -> User:
     users = UserRepository(db)
     email = str(body.email)
     if await users.email_taken(email):
@@ -45,7 +64,7 @@ async def register(db: AsyncSession, services: Services, body: RegisterRequest) 
         id=uuid.uuid4(),
         email=email,
         username=body.username,
-        password_hash=await services.hasher.hash(password),
+        password_hash=await hasher.hash(password),
         roles=[],
         is_active=True,
         registration_method="password",
@@ -68,18 +87,26 @@ async def register(db: AsyncSession, services: Services, body: RegisterRequest) 
         ),
         user_id=user.id,
     )
-    await send_verification(db, services, user)
+    await send_verification(db, settings, user)
     return user
 
 
-async def send_verification(db: AsyncSession, services: Services, user: User) -> None:
+async def resend_verification(
+    db: AsyncSession, throttle: Throttle, settings: Settings, user: User, client: Client
+) -> None:
+    """Asked for by the user: throttled, as every request that sends an email is."""
+    await throttle.request_attempt("verify", client.ip, str(user.id))
+    await send_verification(db, settings, user)
+
+
+async def send_verification(db: AsyncSession, settings: Settings, user: User) -> None:
     """A new link for the current address; earlier links stop working."""
     if user.email_verified:
         raise AlreadyVerified("This email address is already verified.")
     tokens = OneTimeTokenRepository(db)
     await tokens.spend_all(user.id, TokenPurpose.VERIFY_EMAIL)
     token = new_token()
-    expires_at = utcnow() + timedelta(seconds=services.settings.verification_token_ttl_seconds)
+    expires_at = utcnow() + timedelta(seconds=settings.verification_token_ttl_seconds)
     tokens.add(
         OneTimeToken(
             user_id=user.id,
@@ -148,21 +175,25 @@ async def update_profile(db: AsyncSession, user: User, body: ProfileUpdate) -> U
     return loaded
 
 
-async def confirm_password(services: Services, user: User, password: str | None) -> None:
+async def confirm_password(hasher: PasswordHasher, user: User, password: str | None) -> None:
     """Sensitive changes ask for the password again when the account has one."""
     if user.password_hash is None:
         return
-    if not password or not await services.hasher.verify(user.password_hash, normalize_password(password)):
+    if not password or not await hasher.verify(user.password_hash, normalize_password(password)):
         raise InvalidCredentials("The password is not correct.")
 
 
 async def change_email(
-    db: AsyncSession, services: Services, principal: Principal, body: ChangeEmailRequest
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    settings: Settings,
+    principal: Principal,
+    body: ChangeEmailRequest,
 ) -> User:
     users = UserRepository(db)
     user = await users.by_id(principal.user.id, for_update=True)
     assert user is not None
-    await confirm_password(services, user, body.password)
+    await confirm_password(hasher, user, body.password)
     new_email = str(body.new_email)
     if new_email.lower() == user.email.lower():
         return user
@@ -180,8 +211,17 @@ async def change_email(
         UserEmailChanged(user_id=user.id, old_email=old_email, new_email=new_email, changed_at=utcnow()),
         user_id=user.id,
     )
-    await send_verification(db, services, user)
+    await send_verification(db, settings, user)
     return user
+
+
+async def deactivate_self(
+    db: AsyncSession, hasher: PasswordHasher, principal: Principal, password: str | None
+) -> None:
+    """The account holder's own deactivation: the password again, when the account has one."""
+    user = await get_user(db, principal.user.id, for_update=True)
+    await confirm_password(hasher, user, password)
+    await deactivate(db, user, by="self")
 
 
 async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:

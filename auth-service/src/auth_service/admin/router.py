@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from auth_service.accounts import service as accounts
 from auth_service.accounts.schemas import UserOut
 from auth_service.admin import service
 from auth_service.dependencies import AdminPrincipal, DbSession
@@ -41,7 +42,7 @@ async def list_users(
 
 @router.get("/users/{user_id}", responses=responses(UserNotFound))
 async def get_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
-    return UserOut.of(await service.get_user(db, user_id))
+    return UserOut.of(await accounts.get_user(db, user_id))
 
 
 @router.post("/users/{user_id}/deactivate", responses=responses(UserNotFound, LastAdmin))

@@ -9,16 +9,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
-from auth_service.accounts.service import deactivate
-from auth_service.errors import LastAdmin, UserNotFound
+from auth_service.accounts.service import deactivate, get_user
+from auth_service.errors import LastAdmin
 from auth_service.events import emit
 from auth_service.models import User
 from auth_service.sessions.service import revoke_all_sessions
 from gatehouse_contracts.events import UserReactivated
 from gatehouse_platform.db import utcnow
 from gatehouse_platform.errors import DomainError
-
-KNOWN_ROLES = frozenset({"admin"})
 
 
 class InvalidCursor(DomainError):
@@ -37,13 +35,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(created), uuid.UUID(user_id)
     except ValueError as exc:
         raise InvalidCursor("The cursor is not one we gave out.") from exc
-
-
-async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:
-    user = await UserRepository(db).by_id(user_id, for_update=for_update)
-    if user is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return user
 
 
 async def search_users(

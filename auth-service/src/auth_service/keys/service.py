@@ -1,4 +1,5 @@
-"""RS256 signing keys: the key ring that signs access tokens and publishes the JWKS.
+"""RS256 signing keys: the key ring that signs access tokens and publishes the JWKS, and the OpenID
+discovery document that points verifiers at it.
 
 Keys live in the `signing_keys` table with the private half Fernet-encrypted, or come from
 configuration (AUTH_SIGNING_KEY_PEM). Rotation is staged so that nobody is signed out: the new key
@@ -21,9 +22,9 @@ from typing import Any
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service.keys.repository import SigningKeyRepository
 from auth_service.models import SigningKey
 from auth_service.settings import Settings
 from gatehouse_platform.db import session_scope, utcnow
@@ -73,12 +74,11 @@ async def rotate_keys(
     key = generate_key(
         Fernet(settings.key_encryption_key.encode()), activates_at=utcnow() + timedelta(seconds=ahead)
     )
-    for current in (
-        await session.execute(select(SigningKey).where(SigningKey.retired_at.is_(None)))
-    ).scalars():
+    keys = SigningKeyRepository(session)
+    for current in await keys.unretired():
         current.retired_at = key.activates_at
-    session.add(key)
-    await session.flush()
+    keys.add(key)
+    await keys.flush()
     return key
 
 
@@ -106,14 +106,14 @@ class KeyRing:
             return self._from_pem(self._settings.signing_key_pem)
         async with session_scope(self._session_factory) as session:
             now = utcnow()
-            keys = await self._published_keys(session)
+            repository = SigningKeyRepository(session)
+            keys = await self._published_keys(repository)
             if not _signing_now(keys, now):
-                # Replicas starting together must not each create a first key.
-                await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))"))
-                keys = await self._published_keys(session)
+                await repository.lock_creation()
+                keys = await self._published_keys(repository)
                 if not _signing_now(keys, now):
                     keys.append(generate_key(self._fernet))
-                    session.add(keys[-1])
+                    repository.add(keys[-1])
         active = max(_signing_now(keys, utcnow()), key=lambda k: k.activates_at)
         private = serialization.load_pem_private_key(self._fernet.decrypt(active.private_key_encrypted), None)
         assert isinstance(private, rsa.RSAPrivateKey)
@@ -126,11 +126,10 @@ class KeyRing:
             loaded_at=time.monotonic(),
         )
 
-    async def _published_keys(self, session: AsyncSession) -> list[SigningKey]:
+    async def _published_keys(self, repository: SigningKeyRepository) -> list[SigningKey]:
         """Every key not yet retired, and the retired ones whose tokens may still be valid."""
         horizon = utcnow() - timedelta(seconds=self._settings.access_token_ttl_seconds) - PUBLISH_LEEWAY
-        stmt = select(SigningKey).where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > horizon))
-        return list((await session.execute(stmt)).scalars())
+        return await repository.published(retired_after=horizon)
 
     def _from_pem(self, pem: str) -> KeySet:
         """A key from configuration: rotation is then the operator's (AUTH_SIGNING_KEY_PEM)."""
@@ -149,3 +148,33 @@ class KeyRing:
 
 def _signing_now(keys: list[SigningKey], now: datetime) -> list[SigningKey]:
     return [k for k in keys if k.activates_at <= now and (k.retired_at is None or k.retired_at > now)]
+
+
+def discovery_document(settings: Settings) -> dict[str, Any]:
+    """The OpenID discovery document: who issues our tokens and where their keys are."""
+    base = settings.public_url.rstrip("/")
+    return {
+        "issuer": settings.issuer,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "token_endpoint": f"{base}/auth/login",
+        "userinfo_endpoint": f"{base}/auth/me",
+        "revocation_endpoint": f"{base}/auth/logout",
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["password", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "claims_supported": [
+            "iss",
+            "aud",
+            "sub",
+            "iat",
+            "nbf",
+            "exp",
+            "jti",
+            "sid",
+            "email",
+            "email_verified",
+            "roles",
+        ],
+    }

@@ -23,7 +23,6 @@ from auth_service.settings import Settings
 from gatehouse_platform.jwt import jwks_to_keys
 
 ProviderName = Literal["google", "github"]
-PROVIDERS: tuple[ProviderName, ...] = ("google", "github")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from auth_service.dependencies import ClientDep, CurrentPrincipal, DbSession, Services, ServicesDep
+from auth_service.dependencies import (
+    ClientDep,
+    CurrentPrincipal,
+    DbSession,
+    KeyRingDep,
+    ProvidersDep,
+    SettingsDep,
+    StateCookiesDep,
+)
 from auth_service.errors import (
     AccountDeactivated,
     IdentityInUse,
@@ -26,10 +34,11 @@ from auth_service.errors import (
 from auth_service.oauth import service
 from auth_service.oauth.providers import Provider, ProviderName
 from auth_service.oauth.schemas import AuthorizationStart, IdentityList, IdentityOut
-from auth_service.oauth.state import SignInState, cookie_name, cookie_path
+from auth_service.oauth.state import SignInState, StateCookies, cookie_name, cookie_path
 from auth_service.sessions.router import set_refresh_cookie
 from auth_service.sessions.schemas import TokenResponse
 from auth_service.sessions.service import IssuedTokens
+from auth_service.settings import Settings
 from gatehouse_platform.errors import DomainError, Unauthorized, responses
 
 router = APIRouter(prefix="/auth", tags=["sign in with a provider"])
@@ -40,31 +49,39 @@ RedirectTo = Annotated[
 ]
 
 
-def _provider(services: Services, name: ProviderName) -> Provider:
-    provider = services.providers.get(name)
+def _provider(providers: dict[str, Provider], name: ProviderName) -> Provider:
+    provider = providers.get(name)
     if provider is None:
         raise ProviderNotConfigured(f"Sign-in with {name} is not configured here.")
     return provider
 
 
-def _callback_url(services: Services, name: ProviderName) -> str:
-    return f"{services.settings.public_url.rstrip('/')}/auth/{name}/callback"
+def _callback_url(settings: Settings, name: ProviderName) -> str:
+    return f"{settings.public_url.rstrip('/')}/auth/{name}/callback"
 
 
-async def _start(services: Services, name: ProviderName, state: SignInState, response: Response) -> str:
-    url = await _provider(services, name).authorization_url(
-        redirect_uri=_callback_url(services, name),
+async def _start(
+    providers: dict[str, Provider],
+    state_cookies: StateCookies,
+    settings: Settings,
+    name: ProviderName,
+    state: SignInState,
+    response: Response,
+) -> str:
+    """The provider's authorization URL for this sign-in; its state goes in the cookie."""
+    url = await _provider(providers, name).authorization_url(
+        redirect_uri=_callback_url(settings, name),
         state=state.state,
         verifier=state.verifier,
         nonce=state.nonce,
     )
     response.set_cookie(
         cookie_name(name),
-        services.state_cookies.seal(state),
-        max_age=services.state_cookies.ttl,
+        state_cookies.seal(state),
+        max_age=state_cookies.ttl,
         path=cookie_path(name),
         httponly=True,
-        secure=services.settings.refresh_cookie_secure,
+        secure=settings.refresh_cookie_secure,
         samesite="lax",
     )
     return url
@@ -81,13 +98,17 @@ async def _start(services: Services, name: ProviderName, state: SignInState, res
     summary="Sign in with Google or GitHub",
 )
 async def provider_login(
-    provider: ProviderName, services: ServicesDep, redirect_to: RedirectTo = None
+    provider: ProviderName,
+    providers: ProvidersDep,
+    state_cookies: StateCookiesDep,
+    settings: SettingsDep,
+    redirect_to: RedirectTo = None,
 ) -> Response:
     """Redirects to the provider with `state`, PKCE (S256) and, for Google, a `nonce`."""
-    target = service.check_redirect(redirect_to, services.settings.oauth_redirect_allowlist)
+    target = service.check_redirect(redirect_to, settings.oauth_redirect_allowlist)
     redirect = RedirectResponse("about:blank", status_code=status.HTTP_302_FOUND)
     redirect.headers["location"] = await _start(
-        services, provider, SignInState.new(provider, target), redirect
+        providers, state_cookies, settings, provider, SignInState.new(provider, target), redirect
     )
     redirect.headers["Cache-Control"] = "no-store"
     return redirect
@@ -101,14 +122,17 @@ async def provider_login(
 async def start_link(
     provider: ProviderName,
     principal: CurrentPrincipal,
-    services: ServicesDep,
+    providers: ProvidersDep,
+    state_cookies: StateCookiesDep,
+    settings: SettingsDep,
     response: Response,
     redirect_to: RedirectTo = None,
 ) -> AuthorizationStart:
     """Answers the provider URL to send the browser to; the callback then links instead of signing in."""
-    target = service.check_redirect(redirect_to, services.settings.oauth_redirect_allowlist)
+    target = service.check_redirect(redirect_to, settings.oauth_redirect_allowlist)
     state = SignInState.new(provider, target, link_user_id=principal.user.id)
-    return AuthorizationStart(authorization_url=await _start(services, provider, state, response))
+    url = await _start(providers, state_cookies, settings, provider, state, response)
+    return AuthorizationStart(authorization_url=url)
 
 
 @router.get(
@@ -133,7 +157,10 @@ async def provider_callback(
     provider: ProviderName,
     request: Request,
     db: DbSession,
-    services: ServicesDep,
+    providers: ProvidersDep,
+    state_cookies: StateCookiesDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
     client: ClientDep,
     response: Response,
     code: Annotated[str | None, Query(max_length=2048)] = None,
@@ -142,8 +169,8 @@ async def provider_callback(
 ) -> TokenResponse | IdentityOut | Response:
     """Signs in (tokens in the body and the refresh cookie) or, for a link started by a signed-in
     user, links. With a `redirect_to`, answers 303 there instead (errors as `?error=<type>`)."""
-    started = services.state_cookies.open(provider, request.cookies.get(cookie_name(provider)), state)
-    await services.state_cookies.spend(started)
+    started = state_cookies.open(provider, request.cookies.get(cookie_name(provider)), state)
+    await state_cookies.spend(started)
     issued: IssuedTokens | None = None
     try:
         if error:
@@ -152,8 +179,8 @@ async def provider_callback(
             raise OAuthCodeRejected(f"The provider reported an error ({error}).")
         if not code:
             raise OAuthCodeRejected("The provider sent no authorization code.")
-        profile = await _provider(services, provider).profile(
-            redirect_uri=_callback_url(services, provider),
+        profile = await _provider(providers, provider).profile(
+            redirect_uri=_callback_url(settings, provider),
             code=code,
             verifier=started.verifier,
             nonce=started.nonce,
@@ -162,7 +189,7 @@ async def provider_callback(
             identity = await service.link_identity(db, uuid.UUID(started.link_user_id), profile)
             result: TokenResponse | IdentityOut = IdentityOut.of(identity)
         else:
-            issued = await service.sign_in(db, services, profile, client)
+            issued = await service.sign_in(db, keyring, settings, profile, client)
             result = TokenResponse.of(issued)
     except DomainError as exc:
         if started.redirect_to is None:
@@ -175,7 +202,7 @@ async def provider_callback(
             outcome = "linked" if started.link_user_id else "signed_in"
             answer = _redirect(started.redirect_to, {outcome: provider})
         if issued is not None:
-            set_refresh_cookie(answer, services.settings, issued)
+            set_refresh_cookie(answer, settings, issued)
     answer.delete_cookie(cookie_name(provider), path=cookie_path(provider))
     return result if answer is response else answer
 

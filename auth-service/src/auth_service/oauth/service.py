@@ -8,13 +8,11 @@ import secrets
 import uuid
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import send_verification
-from auth_service.dependencies import Client, Services
 from auth_service.errors import (
     AccountDeactivated,
     IdentityInUse,
@@ -26,9 +24,13 @@ from auth_service.errors import (
     UserNotFound,
 )
 from auth_service.events import emit
+from auth_service.keys.service import KeyRing
 from auth_service.models import Identity, User
 from auth_service.oauth.providers import ProviderName, ProviderProfile
+from auth_service.oauth.repository import IdentityRepository
+from auth_service.principal import Client
 from auth_service.sessions.service import IssuedTokens, revoke_all_sessions, start_session
+from auth_service.settings import Settings
 from gatehouse_contracts.events import IdentityLinked, IdentityUnlinked, UserRegistered, UserVerified
 from gatehouse_platform.db import utcnow
 
@@ -54,27 +56,14 @@ def check_redirect(url: str | None, allowlist: list[str]) -> str | None:
     raise RedirectNotAllowed("redirect_to is not on the list of allowed redirect targets.")
 
 
-class IdentityRepository:
-    def __init__(self, db: AsyncSession) -> None:
-        self.db = db
-
-    async def by_subject(self, provider: str, subject: str) -> Identity | None:
-        stmt = select(Identity).where(Identity.provider == provider, Identity.subject == subject)
-        return (await self.db.execute(stmt)).scalar_one_or_none()
-
-    async def of_user(self, user_id: uuid.UUID) -> list[Identity]:
-        stmt = select(Identity).where(Identity.user_id == user_id).order_by(Identity.created_at)
-        return list((await self.db.execute(stmt)).scalars())
-
-
 async def sign_in(
-    db: AsyncSession, services: Services, profile: ProviderProfile, client: Client
+    db: AsyncSession, keyring: KeyRing, settings: Settings, profile: ProviderProfile, client: Client
 ) -> IssuedTokens:
-    user = await _account_for(db, services, profile)
-    return await start_session(db, services, user, method=profile.provider, client=client)
+    user = await _account_for(db, settings, profile)
+    return await start_session(db, keyring, settings, user, method=profile.provider, client=client)
 
 
-async def _account_for(db: AsyncSession, services: Services, profile: ProviderProfile) -> User:
+async def _account_for(db: AsyncSession, settings: Settings, profile: ProviderProfile) -> User:
     users = UserRepository(db)
     identity = await IdentityRepository(db).by_subject(profile.provider, profile.subject)
     if identity is not None:
@@ -87,7 +76,7 @@ async def _account_for(db: AsyncSession, services: Services, profile: ProviderPr
         raise ProviderEmailUnusable("The provider shared no email address; allow access to it and try again.")
     existing = await users.by_email(profile.email, for_update=True)
     if existing is None:
-        return await _provision(db, services, profile)
+        return await _provision(db, settings, profile)
     if not profile.email_verified:
         # Anyone can put any address on a provider account: an unverified one proves nothing.
         raise ProviderEmailUnusable(
@@ -151,7 +140,7 @@ async def _link(db: AsyncSession, user: User, profile: ProviderProfile, *, annou
     return identity
 
 
-async def _provision(db: AsyncSession, services: Services, profile: ProviderProfile) -> User:
+async def _provision(db: AsyncSession, settings: Settings, profile: ProviderProfile) -> User:
     assert profile.email is not None
     users = UserRepository(db)
     now = utcnow()
@@ -188,7 +177,7 @@ async def _provision(db: AsyncSession, services: Services, profile: ProviderProf
         user_id=user.id,
     )
     if not profile.email_verified:
-        await send_verification(db, services, user)
+        await send_verification(db, settings, user)
     return user
 
 
@@ -229,12 +218,13 @@ async def link_identity(db: AsyncSession, user_id: uuid.UUID, profile: ProviderP
 async def unlink_identity(db: AsyncSession, user_id: uuid.UUID, provider: ProviderName) -> None:
     user = await UserRepository(db).by_id(user_id, for_update=True)
     assert user is not None
-    linked = await IdentityRepository(db).of_user(user_id)
+    repository = IdentityRepository(db)
+    linked = await repository.of_user(user_id)
     if not any(i.provider == provider for i in linked):
         raise IdentityNotFound(f"No {provider} account is linked.")
     if user.password_hash is None and len(linked) == 1:
         raise LastSignInMethod("Set a password or link another provider before removing this one.")
-    await db.execute(delete(Identity).where(Identity.user_id == user_id, Identity.provider == provider))
+    await repository.remove(user_id, provider)
     await emit(
         db,
         IdentityUnlinked(user_id=user.id, email=user.email, provider=provider, unlinked_at=utcnow()),

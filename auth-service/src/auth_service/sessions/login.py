@@ -4,56 +4,72 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import mark_verified
-from auth_service.dependencies import Client, Services
 from auth_service.errors import AccountDeactivated, InvalidCredentials, InvalidLoginCode
 from auth_service.events import emit
+from auth_service.keys.service import KeyRing
 from auth_service.models import LoginCode
-from auth_service.security import new_login_code, normalize_password
+from auth_service.principal import Client
+from auth_service.security import PasswordHasher, new_login_code, normalize_password
+from auth_service.sessions.repository import LoginCodeRepository
 from auth_service.sessions.service import IssuedTokens, start_session
+from auth_service.settings import Settings
+from auth_service.throttle import Throttle
 from gatehouse_contracts.events import LoginCodeRequested
 from gatehouse_platform.db import utcnow
 
 
 async def login_with_password(
-    db: AsyncSession, services: Services, login: str, password: str, client: Client
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: Throttle,
+    keyring: KeyRing,
+    settings: Settings,
+    login: str,
+    password: str,
+    client: Client,
 ) -> IssuedTokens:
-    await services.throttle.credential_attempt("login", client.ip, login)
+    await throttle.credential_attempt("login", client.ip, login)
     user = await UserRepository(db).by_login(login)
     password = normalize_password(password)
     # verify() hashes against a dummy when there is no user or no password: same cost either way.
-    ok = await services.hasher.verify(user.password_hash if user else None, password)
+    ok = await hasher.verify(user.password_hash if user else None, password)
     if user is None or not ok:
-        await services.throttle.failed(login)
+        await throttle.failed(login)
         raise InvalidCredentials("The email, username or password is not correct.")
     assert user.password_hash is not None
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
-    if services.hasher.needs_rehash(user.password_hash):
-        user.password_hash = await services.hasher.hash(password)
-    await services.throttle.succeeded(login)
-    return await start_session(db, services, user, method="password", client=client)
+    if hasher.needs_rehash(user.password_hash):
+        user.password_hash = await hasher.hash(password)
+    await throttle.succeeded(login)
+    return await start_session(db, keyring, settings, user, method="password", client=client)
 
 
-async def request_login_code(db: AsyncSession, services: Services, email: str, client: Client) -> None:
+async def request_login_code(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: Throttle,
+    settings: Settings,
+    email: str,
+    client: Client,
+) -> None:
     """Emails a code to an active account; the caller answers the same for any address, and an
     unknown address costs the same hash."""
-    await services.throttle.request_attempt("login-code", client.ip, email)
+    await throttle.request_attempt("login-code", client.ip, email)
     user = await UserRepository(db).by_email(email)
     code = new_login_code()
-    code_hash = await services.hasher.hash(code)
+    code_hash = await hasher.hash(code)
     if user is None or not user.is_active:
         return
     now = utcnow()
-    await db.execute(
-        update(LoginCode).where(LoginCode.user_id == user.id, LoginCode.used_at.is_(None)).values(used_at=now)
-    )
-    expires_at = now + timedelta(seconds=services.settings.login_code_ttl_seconds)
-    db.add(LoginCode(user_id=user.id, code_hash=code_hash, expires_at=expires_at))
+    codes = LoginCodeRepository(db)
+    await codes.spend_all(user.id, at=now)
+    expires_at = now + timedelta(seconds=settings.login_code_ttl_seconds)
+    codes.add(LoginCode(user_id=user.id, code_hash=code_hash, expires_at=expires_at))
     await emit(
         db,
         LoginCodeRequested(user_id=user.id, email=user.email, code=code, expires_at=expires_at),
@@ -62,38 +78,33 @@ async def request_login_code(db: AsyncSession, services: Services, email: str, c
 
 
 async def login_with_code(
-    db: AsyncSession, services: Services, email: str, code: str, client: Client
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: Throttle,
+    keyring: KeyRing,
+    settings: Settings,
+    email: str,
+    code: str,
+    client: Client,
 ) -> IssuedTokens:
     """The latest unused code, within its lifetime and attempt budget; spent on success."""
-    await services.throttle.credential_attempt("login-code", client.ip, email)
+    await throttle.credential_attempt("login-code", client.ip, email)
     user = await UserRepository(db).by_email(email)
-    record = None
-    if user is not None:
-        record = (
-            await db.execute(
-                select(LoginCode)
-                .where(
-                    LoginCode.user_id == user.id, LoginCode.used_at.is_(None), LoginCode.expires_at > utcnow()
-                )
-                .order_by(LoginCode.created_at.desc())
-                .limit(1)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-    max_attempts = services.settings.login_code_max_attempts
+    record = await LoginCodeRepository(db).latest_usable(user.id) if user is not None else None
+    max_attempts = settings.login_code_max_attempts
     usable = record is not None and record.attempts < max_attempts
-    ok = await services.hasher.verify(record.code_hash if record is not None and usable else None, code)
+    ok = await hasher.verify(record.code_hash if record is not None and usable else None, code)
     if user is None or record is None or not ok:
         if record is not None:
             record.attempts += 1
             if record.attempts >= max_attempts:
                 record.used_at = utcnow()  # the budget is spent: this code is dead
-        await services.throttle.failed(email)
+        await throttle.failed(email)
         raise InvalidLoginCode("The code is not correct or has expired; ask for a new one.")
     record.used_at = utcnow()
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     if user.email_verified_at is None:
         await mark_verified(db, user)  # the code arrived in this mailbox
-    await services.throttle.succeeded(email)
-    return await start_session(db, services, user, method="email_code", client=client)
+    await throttle.succeeded(email)
+    return await start_session(db, keyring, settings, user, method="email_code", client=client)

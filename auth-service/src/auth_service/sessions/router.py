@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response, status
 
 from auth_service.accounts.schemas import Status
-from auth_service.dependencies import ClientDep, CurrentPrincipal, DbSession, ServicesDep
+from auth_service.dependencies import (
+    ClientDep,
+    CurrentPrincipal,
+    DbSession,
+    HasherDep,
+    KeyRingDep,
+    SettingsDep,
+    ThrottleDep,
+)
 from auth_service.errors import (
     AccountDeactivated,
     InvalidCredentials,
@@ -67,64 +75,86 @@ def _clear_cookie(response: Response, settings: Settings) -> None:
     summary="Password sign-in",
 )
 async def password_login(
-    body: LoginRequest, db: DbSession, services: ServicesDep, client: ClientDep, response: Response
+    body: LoginRequest,
+    db: DbSession,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    response: Response,
 ) -> TokenResponse:
-    issued = await login.login_with_password(db, services, body.login, body.password, client)
-    return _tokens(response, services.settings, issued)
+    issued = await login.login_with_password(
+        db, hasher, throttle, keyring, settings, body.login, body.password, client
+    )
+    return _tokens(response, settings, issued)
 
 
 @router.post("/refresh-token", responses=responses(InvalidRefreshToken), summary="Rotate the refresh token")
 async def refresh_token(
     db: DbSession,
-    services: ServicesDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
     client: ClientDep,
     response: Response,
     request: Request,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
     """The refresh token comes in the JSON body (API clients) or the httpOnly cookie (browsers)."""
-    raw = (body.refresh_token if body else None) or request.cookies.get(services.settings.refresh_cookie_name)
+    raw = (body.refresh_token if body else None) or request.cookies.get(settings.refresh_cookie_name)
     if not raw:
         raise InvalidRefreshToken("Send the refresh token in the body or the refresh cookie.")
-    issued = await service.refresh_session(db, services, raw, client)
-    return _tokens(response, services.settings, issued)
+    issued = await service.refresh_session(db, keyring, settings, raw, client)
+    return _tokens(response, settings, issued)
 
 
 @router.post(
     "/request/login-code", status_code=status.HTTP_202_ACCEPTED, responses=responses(TooManyRequests)
 )
 async def request_login_code(
-    body: LoginCodeRequest, db: DbSession, services: ServicesDep, client: ClientDep
+    body: LoginCodeRequest,
+    db: DbSession,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    settings: SettingsDep,
+    client: ClientDep,
 ) -> Status:
-    await login.request_login_code(db, services, str(body.email), client)
+    await login.request_login_code(db, hasher, throttle, settings, str(body.email), client)
     return Status(status="accepted", detail="If the address has an account, a code is on its way.")
 
 
 @router.post("/login/code", responses=responses(InvalidLoginCode, AccountDeactivated, TooManyRequests))
 async def code_login(
-    body: CodeLoginRequest, db: DbSession, services: ServicesDep, client: ClientDep, response: Response
+    body: CodeLoginRequest,
+    db: DbSession,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    response: Response,
 ) -> TokenResponse:
-    issued = await login.login_with_code(db, services, str(body.email), body.code, client)
-    return _tokens(response, services.settings, issued)
+    issued = await login.login_with_code(
+        db, hasher, throttle, keyring, settings, str(body.email), body.code, client
+    )
+    return _tokens(response, settings, issued)
 
 
 @router.post("/logout", responses=responses(Unauthorized), summary="End this session")
 async def logout(
-    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response
+    principal: CurrentPrincipal, db: DbSession, settings: SettingsDep, response: Response
 ) -> Status:
-    session = await service.get_own_session(db, principal.user.id, principal.session_id)
-    if session is not None:
-        await service.revoke_sessions(db, principal.user.id, [session], reason="logout")
-    _clear_cookie(response, services.settings)
+    await service.logout(db, principal)
+    _clear_cookie(response, settings)
     return Status(status="logged_out")
 
 
 @router.post("/logout-all", responses=responses(Unauthorized), summary="End every session of mine")
 async def logout_all(
-    principal: CurrentPrincipal, db: DbSession, services: ServicesDep, response: Response
+    principal: CurrentPrincipal, db: DbSession, settings: SettingsDep, response: Response
 ) -> Status:
     await service.revoke_all_sessions(db, principal.user.id, reason="logout_all")
-    _clear_cookie(response, services.settings)
+    _clear_cookie(response, settings)
     return Status(status="logged_out")
 
 
@@ -154,7 +184,4 @@ async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> SessionLi
     responses=responses(Unauthorized, SessionNotFound),
 )
 async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
-    session = await service.get_own_session(db, principal.user.id, session_id)
-    if session is None or session.revoked_at is not None:
-        raise SessionNotFound("No such active session.")
-    await service.revoke_sessions(db, principal.user.id, [session], reason="revoked")
+    await service.revoke_own_session(db, principal.user.id, session_id)

@@ -1,4 +1,4 @@
-"""Sessions: start one on sign-in, rotate its refresh token, revoke it; sign access tokens."""
+"""Sessions: start one on sign-in, rotate its refresh token, revoke it; sign and check access tokens."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.dependencies import Client, Services
-from auth_service.errors import AccountDeactivated, InvalidRefreshToken, RefreshTokenReused
+from auth_service.errors import AccountDeactivated, InvalidRefreshToken, RefreshTokenReused, SessionNotFound
 from auth_service.events import emit
-from auth_service.keys.service import KeySet
+from auth_service.keys.service import KeyRing, KeySet
 from auth_service.models import AuthSession, RefreshToken, User
+from auth_service.principal import Client, Principal
 from auth_service.security import derive_successor, new_token, token_digest
+from auth_service.sessions.repository import RefreshTokenRepository, SessionRepository
 from auth_service.settings import Settings
 from gatehouse_contracts.events import SessionRevoked
-from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
+from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM, AccessTokenClaims
 from gatehouse_platform.db import utcnow
+from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token
+
+KEY_REFRESH_MIN_AGE = 5.0  # seconds: an unknown kid reloads the key ring at most this often
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,44 @@ def sign_access_token(keys: KeySet, settings: Settings, user: User, session_id: 
     )
 
 
-async def _issue(services: Services, user: User, session: AuthSession, refresh_token: str) -> IssuedTokens:
-    keys = await services.keyring.current()
+async def verify_access_token(keyring: KeyRing, settings: Settings, token: str) -> AccessTokenClaims:
+    keys = await keyring.current()
+    try:
+        return decode_access_token(
+            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
+        )
+    except UnknownKeyId:
+        # Another replica may have rotated keys since our cache was filled.
+        if time.monotonic() - keys.loaded_at < KEY_REFRESH_MIN_AGE:
+            raise
+        keys = await keyring.refresh()
+        return decode_access_token(
+            token, keys.public_keys, issuer=settings.issuer, audience=settings.audience
+        )
+
+
+async def authenticate(db: AsyncSession, keyring: KeyRing, settings: Settings, token: str) -> Principal:
+    """The signed-in caller. Unlike remote verifiers, we can see the database: a revoked session or
+    a deactivated user is refused at once, whatever the token's expiry."""
+    claims = await verify_access_token(keyring, settings, token)
+    row = await SessionRepository(db).with_user(claims.sub, claims.sid)
+    if row is None:
+        raise InvalidToken("Unknown session.", reason="unknown_session")
+    user, session = row
+    if not user.is_active:
+        raise InvalidToken("Account deactivated.", reason="user_deactivated")
+    if session.revoked_at is not None or session.expires_at <= utcnow():
+        raise InvalidToken("Session revoked.", reason="session_revoked")
+    return Principal(user=user, session_id=session.id, claims=claims)
+
+
+async def _issue(
+    keyring: KeyRing, settings: Settings, user: User, session: AuthSession, refresh_token: str
+) -> IssuedTokens:
+    keys = await keyring.current()
     return IssuedTokens(
-        access_token=sign_access_token(keys, services.settings, user, session.id),
-        expires_in=services.settings.access_token_ttl_seconds,
+        access_token=sign_access_token(keys, settings, user, session.id),
+        expires_in=settings.access_token_ttl_seconds,
         refresh_token=refresh_token,
         user=user,
         session=session,
@@ -72,7 +108,7 @@ def _new_refresh_row(settings: Settings, session: AuthSession, token: str) -> Re
 
 
 async def start_session(
-    db: AsyncSession, services: Services, user: User, *, method: str, client: Client
+    db: AsyncSession, keyring: KeyRing, settings: Settings, user: User, *, method: str, client: Client
 ) -> IssuedTokens:
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
@@ -83,20 +119,20 @@ async def start_session(
         method=method,
         created_at=now,
         last_used_at=now,
-        expires_at=now + timedelta(seconds=services.settings.session_max_age_seconds),
+        expires_at=now + timedelta(seconds=settings.session_max_age_seconds),
         user_agent=client.user_agent,
         ip=client.ip,
     )
     user.last_login_at = now
     db.add(session)
     token = new_token()
-    db.add(_new_refresh_row(services.settings, session, token))
+    db.add(_new_refresh_row(settings, session, token))
     await db.flush()
-    return await _issue(services, user, session, token)
+    return await _issue(keyring, settings, user, session, token)
 
 
 async def refresh_session(
-    db: AsyncSession, services: Services, raw_token: str, client: Client
+    db: AsyncSession, keyring: KeyRing, settings: Settings, raw_token: str, client: Client
 ) -> IssuedTokens:
     """Rotate: the presented token is spent and its successor returned.
 
@@ -104,16 +140,8 @@ async def refresh_session(
     next (within the grace period) gets the same successor. A token rotated out earlier than
     that is a stolen copy: the whole family is revoked.
     """
-    settings = services.settings
-    row = (
-        await db.execute(
-            select(RefreshToken, AuthSession, User)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-            .join(User, User.id == AuthSession.user_id)
-            .where(RefreshToken.token_hash == token_digest(raw_token))
-            .with_for_update(of=[RefreshToken, AuthSession])
-        )
-    ).one_or_none()
+    tokens = RefreshTokenRepository(db)
+    row = await tokens.with_owner(token_digest(raw_token))
     if row is None:
         raise InvalidRefreshToken("Unknown refresh token.")
     token, session, user = row
@@ -127,12 +155,10 @@ async def refresh_session(
 
     successor = derive_successor(settings.token_secret, str(session.id), raw_token)
     if token.rotated_at is not None:
-        current = (
-            await db.execute(select(RefreshToken).where(RefreshToken.token_hash == token_digest(successor)))
-        ).scalar_one_or_none()
+        current = await tokens.by_digest(token_digest(successor))
         within_grace = now - token.rotated_at <= timedelta(seconds=settings.refresh_reuse_grace_seconds)
         if within_grace and current is not None and current.rotated_at is None:
-            return await _issue(services, user, session, successor)
+            return await _issue(keyring, settings, user, session, successor)
         await revoke_sessions(db, user.id, [session], reason="refresh_reuse")
         raise RefreshTokenReused("This refresh token was already used; the session is revoked.")
 
@@ -142,7 +168,7 @@ async def refresh_session(
     session.ip = client.ip or session.ip
     db.add(_new_refresh_row(settings, session, successor))
     await db.flush()
-    return await _issue(services, user, session, successor)
+    return await _issue(keyring, settings, user, session, successor)
 
 
 async def revoke_sessions(
@@ -169,34 +195,27 @@ async def revoke_sessions(
     return [s.id for s in revoked]
 
 
-async def active_sessions(
-    db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False
-) -> list[AuthSession]:
-    stmt = (
-        select(AuthSession)
-        .where(
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > utcnow(),
-        )
-        .order_by(AuthSession.last_used_at.desc())
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return list((await db.execute(stmt)).scalars())
+async def active_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
+    return await SessionRepository(db).active(user_id)
 
 
 async def revoke_all_sessions(
     db: AsyncSession, user_id: uuid.UUID, *, reason: str, keep: uuid.UUID | None = None
 ) -> list[uuid.UUID]:
-    sessions = [s for s in await active_sessions(db, user_id, for_update=True) if s.id != keep]
+    sessions = [s for s in await SessionRepository(db).active(user_id, for_update=True) if s.id != keep]
     return await revoke_sessions(db, user_id, sessions, reason=reason)
 
 
-async def get_own_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> AuthSession | None:
-    stmt = (
-        select(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
-        .with_for_update()
-    )
-    return (await db.execute(stmt)).scalar_one_or_none()
+async def logout(db: AsyncSession, principal: Principal) -> None:
+    """End the session the caller's access token belongs to."""
+    session = await SessionRepository(db).own(principal.user.id, principal.session_id)
+    if session is not None:
+        await revoke_sessions(db, principal.user.id, [session], reason="logout")
+
+
+async def revoke_own_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """End one of the user's active sessions; any other id is not found."""
+    session = await SessionRepository(db).own(user_id, session_id)
+    if session is None or session.revoked_at is not None:
+        raise SessionNotFound("No such active session.")
+    await revoke_sessions(db, user_id, [session], reason="revoked")

@@ -1,0 +1,26 @@
+"""Who a request comes from, as the rules see it: the signed-in principal and the client's address.
+
+The typed dependencies that produce them (`CurrentPrincipal`, `ClientDep`) live in
+`dependencies.py`; the rules import the types from here, never from the wiring.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from auth_service.models import User
+from gatehouse_contracts.tokens import AccessTokenClaims
+
+
+@dataclass(frozen=True)
+class Client:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session_id: uuid.UUID
+    claims: AccessTokenClaims
