@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gatehouse_platform.app import DbSession, Lifespan, service_app, services_dependency
+from gatehouse_platform.app import DbSession, Lifespan, from_services, service_app
 from gatehouse_platform.db import make_session_factory
 from gatehouse_platform.errors import Conflict
-from gatehouse_platform.tasks import celery_app, run_job
+from gatehouse_platform.tasks import make_celery_app, run_job
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Services:
     greeting: str
 
 
-ServicesDep = Annotated[Services, Depends(services_dependency(Services))]
+GreetingDep = Annotated[str, Depends(from_services("greeting"))]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +44,11 @@ def probe_app(engine: AsyncEngine, table: str, lifespan: Lifespan | None = None)
     router = APIRouter()
 
     @router.post("/rows/{row_id}")
-    async def add(row_id: str, db: DbSession, services: ServicesDep, fail: bool = False) -> dict[str, str]:
+    async def add(row_id: str, db: DbSession, greeting: GreetingDep, fail: bool = False) -> dict[str, str]:
         await db.execute(text(f"INSERT INTO {table} (id) VALUES (:id)"), {"id": row_id})
         if fail:
             raise Conflict("Refused after the insert.")
-        return {"greeting": services.greeting}
+        return {"greeting": greeting}
 
     return service_app(
         title="probe",
@@ -75,7 +75,7 @@ async def test_the_request_unit_of_work_commits_when_the_route_returns(
     async with client_of(probe_app(engine, probe_table)) as client:
         response = await client.post("/rows/kept")
     assert response.status_code == 200
-    assert response.json() == {"greeting": "hello"}  # the services dependency hands over our Services
+    assert response.json() == {"greeting": "hello"}  # from_services hands over one collaborator
     assert "kept" in await rows(engine, probe_table)
 
 
@@ -149,7 +149,7 @@ async def test_a_worker_failing_to_start_stops_those_already_started(
 
 
 def test_the_celery_app_has_the_house_settings_and_schedule() -> None:
-    app = celery_app(
+    app = make_celery_app(
         "auth_service",
         broker_url="amqp://guest:guest@127.0.0.1:5672//",
         schedule={"purge": ("auth_service.tasks.purge", 60)},

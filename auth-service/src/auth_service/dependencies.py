@@ -1,9 +1,10 @@
 """Typed dependencies: the request's database session, the caller, and each process-wide service a
-route hands to the rules (only routers, `main.py` and the CLI import this module)."""
+route hands to the rules (only routers, `main.py` and the CLI import this module).
+
+`DbSession` is the platform's (`gatehouse_platform.app`), re-exported for the routers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from auth_service.security import PasswordHasher
 from auth_service.sessions.service import authenticate
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
-from gatehouse_platform.db import session_scope
+from gatehouse_platform.app import DbSession, from_services
 from gatehouse_platform.errors import Forbidden, Unauthorized
 
 
@@ -40,64 +41,12 @@ class Services:
     state_cookies: StateCookies
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work, committed when the route returns, before the response is sent;
-    a domain error rolls it back unless the error `keeps_changes`."""
-    async with session_scope(services.session_factory) as session:
-        yield session
-
-
-DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
-
-
-def get_settings_dep(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
-def get_keyring(services: ServicesDep) -> KeyRing:
-    return services.keyring
-
-
-KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
-
-
-def get_hasher(services: ServicesDep) -> PasswordHasher:
-    return services.hasher
-
-
-HasherDep = Annotated[PasswordHasher, Depends(get_hasher)]
-
-
-def get_throttle(services: ServicesDep) -> Throttle:
-    return services.throttle
-
-
-ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
-
-
-def get_providers(services: ServicesDep) -> dict[str, Provider]:
-    return services.providers
-
-
-ProvidersDep = Annotated[dict[str, Provider], Depends(get_providers)]
-
-
-def get_state_cookies(services: ServicesDep) -> StateCookies:
-    return services.state_cookies
-
-
-StateCookiesDep = Annotated[StateCookies, Depends(get_state_cookies)]
+SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
+KeyRingDep = Annotated[KeyRing, Depends(from_services("keyring"))]
+HasherDep = Annotated[PasswordHasher, Depends(from_services("hasher"))]
+ThrottleDep = Annotated[Throttle, Depends(from_services("throttle"))]
+ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers"))]
+StateCookiesDep = Annotated[StateCookies, Depends(from_services("state_cookies"))]
 
 
 def get_client(request: Request) -> Client:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -21,8 +18,9 @@ from auth_service.security import PasswordHasher
 from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
+from gatehouse_platform.app import Lifespan, service_app
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import broker_check, database_check, install_platform, redis_check
+from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 
@@ -46,39 +44,19 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         providers=configured_providers(settings, http),
         state_cookies=StateCookies(settings, redis),
     )
-    relay = OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.keyring.current()  # creates the first signing key on a fresh database
-        if run_relay:
-            await relay.start()
-        try:
-            yield
-        finally:
-            if run_relay:
-                await relay.stop()
-            await http.aclose()
-            await redis.aclose()
-            await engine.dispose()
-            services.hasher.close()
-
-    app = FastAPI(
+    return service_app(
         title="Gatehouse auth-service",
-        version="0.1.0",
         description="Accounts, sessions and tokens. Errors are RFC 9457 problem details.",
-        lifespan=lifespan,
+        services=services,
+        lifespan=Lifespan(
+            # the key ring creates the first signing key on a fresh database
+            on_start=[services.keyring.current],
+            workers=[OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)]
+            if run_relay
+            else [],
+            closers=[http.aclose, redis.aclose, engine.dispose, services.hasher.close],
+        ),
+        checks={"database": database_check(engine), "redis": redis_check(redis)},
+        reported_checks={"broker": broker_check(settings.amqp_url)},
+        routers=[accounts_router, sessions_router, oauth_router, admin_router, keys_router],
     )
-    app.state.services = services
-
-    install_platform(
-        app,
-        {
-            "database": database_check(engine),
-            "broker": broker_check(settings.amqp_url),
-            "redis": redis_check(redis),
-        },
-    )
-    for router in (accounts_router, sessions_router, oauth_router, admin_router, keys_router):
-        app.include_router(router)
-    return app

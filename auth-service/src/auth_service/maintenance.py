@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.models import User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
 from auth_service.sessions.repository import LoginCodeRepository, RefreshTokenRepository, SessionRepository
 from auth_service.settings import Settings, get_settings
-from gatehouse_platform.db import make_engine, make_session_factory, session_scope, utcnow
+from gatehouse_platform.db import session_scope, utcnow
 from gatehouse_platform.retention import prune_outbox
+from gatehouse_platform.tasks import run_job
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,12 @@ T = TypeVar("T")
 async def run_in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
     """One unit of work outside a request (CLI, Celery task), on its own short-lived engine."""
     settings = get_settings()
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        async with session_scope(make_session_factory(engine)) as session:
+
+    async def job(sessions: async_sessionmaker[AsyncSession]) -> T:
+        async with session_scope(sessions) as session:
             return await work(session, settings)
-    finally:
-        await engine.dispose()
+
+    return await run_job(settings.database_url, job, pool_size=1)
 
 
 # Spent and expired rows are kept this long for audit before they go.

@@ -9,24 +9,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 
-from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.maintenance import purge_expired, run_in_transaction
 from auth_service.settings import Settings, get_settings
+from gatehouse_platform.tasks import make_celery_app
 
 settings = get_settings()
-celery_app = Celery("auth_service", broker=settings.celery_broker_url)
-celery_app.conf.update(
-    task_default_queue="auth-service.tasks",
-    task_acks_late=True,
-    worker_prefetch_multiplier=1,
-    broker_connection_retry_on_startup=True,
-    beat_schedule={
-        "purge-expired-credentials": {
-            "task": "auth_service.tasks.purge_expired_credentials",
-            "schedule": float(settings.purge_interval_seconds),
-        }
+celery_app = make_celery_app(
+    "auth_service",
+    broker_url=settings.celery_broker_url,
+    schedule={
+        "purge-expired-credentials": (
+            "auth_service.tasks.purge_expired_credentials",
+            settings.purge_interval_seconds,
+        )
     },
 )
 

@@ -3,8 +3,9 @@
 A service builds its process-wide collaborators once (its `Services`), then asks `service_app()`
 for the FastAPI app. Requests reach those collaborators through typed dependencies:
 
-- `services_dependency(Services)`: the service's own `Services`, for the narrow aliases a
-  service defines (`SettingsDep`, `StripeDep`, …) — routes depend on what they use, never on the bag;
+- `from_services("stripe")`: one collaborator of the service's `Services`, for the narrow aliases
+  a service defines (`StripeDep = Annotated[StripeGateway, Depends(from_services("stripe"))]`) —
+  routes depend on what they use, never on the bag;
 - `DbSession`: the request's unit of work on `Services.session_factory`, committed once when the
   route returns (`gatehouse_platform.db.session_scope`).
 
@@ -19,16 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from inspect import isawaitable
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.http import ReadinessCheck, install_platform
-
-S = TypeVar("S")
-
 
 class Worker(Protocol):
     """Runs beside the API in its process: an outbox relay, an event consumer, a processor."""
@@ -42,14 +40,15 @@ class HasSessionFactory(Protocol):
     session_factory: async_sessionmaker[AsyncSession]
 
 
-def services_dependency(kind: type[S]) -> Callable[[Request], S]:
-    """A dependency that hands a route the process's `Services` (of the service's own type)."""
+def from_services(attribute: str) -> Callable[[Request], Any]:
+    """A dependency handing a route one collaborator the composition root built (an attribute of
+    the app's `Services`); the alias that uses it declares its type."""
 
-    def get_services(request: Request) -> S:
-        return cast(S, request.app.state.services)
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state.services, attribute)
 
-    get_services.__name__ = f"get_{kind.__name__.lower()}"
-    return get_services
+    dependency.__name__ = f"get_{attribute}"
+    return dependency
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

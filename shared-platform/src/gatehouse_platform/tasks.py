@@ -18,7 +18,7 @@ from gatehouse_platform.db import make_engine, make_session_factory
 T = TypeVar("T")
 
 
-def celery_app(name: str, *, broker_url: str, schedule: Mapping[str, tuple[str, float]]) -> Celery:
+def make_celery_app(name: str, *, broker_url: str, schedule: Mapping[str, tuple[str, float]]) -> Celery:
     """`schedule` maps an entry's name to (task name, interval in seconds). The queue is named
     after the service (`auth_service` -> `auth-service.tasks`)."""
     app = Celery(name, broker=broker_url)

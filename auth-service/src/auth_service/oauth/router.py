@@ -35,7 +35,7 @@ from auth_service.oauth import service
 from auth_service.oauth.providers import Provider, ProviderName
 from auth_service.oauth.schemas import AuthorizationStart, IdentityList, IdentityOut
 from auth_service.oauth.state import SignInState, StateCookies, cookie_name, cookie_path
-from auth_service.sessions.router import set_refresh_cookie
+from auth_service.sessions.cookies import set_refresh_cookie
 from auth_service.sessions.schemas import TokenResponse
 from auth_service.sessions.service import IssuedTokens
 from auth_service.settings import Settings

@@ -25,6 +25,7 @@ from auth_service.errors import (
     SessionNotFound,
 )
 from auth_service.sessions import login, service
+from auth_service.sessions.cookies import clear_refresh_cookie, tokens_response
 from auth_service.sessions.schemas import (
     CodeLoginRequest,
     LoginCodeRequest,
@@ -34,39 +35,9 @@ from auth_service.sessions.schemas import (
     SessionOut,
     TokenResponse,
 )
-from auth_service.settings import Settings
 from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
 
 router = APIRouter(prefix="/auth", tags=["sessions"])
-
-
-def set_refresh_cookie(response: Response, settings: Settings, issued: service.IssuedTokens) -> None:
-    """The refresh token as an httpOnly cookie, for browsers; `no-store` keeps tokens out of caches."""
-    response.set_cookie(
-        settings.refresh_cookie_name,
-        issued.refresh_token,
-        max_age=int((issued.session.expires_at - issued.session.created_at).total_seconds()),
-        path=settings.refresh_cookie_path,
-        httponly=True,
-        secure=settings.refresh_cookie_secure,
-        samesite="lax",
-    )
-    response.headers["Cache-Control"] = "no-store"
-
-
-def _tokens(response: Response, settings: Settings, issued: service.IssuedTokens) -> TokenResponse:
-    set_refresh_cookie(response, settings, issued)
-    return TokenResponse.of(issued)
-
-
-def _clear_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(
-        settings.refresh_cookie_name,
-        path=settings.refresh_cookie_path,
-        httponly=True,
-        secure=settings.refresh_cookie_secure,
-        samesite="lax",
-    )
 
 
 @router.post(
@@ -87,7 +58,7 @@ async def password_login(
     issued = await login.login_with_password(
         db, hasher, throttle, keyring, settings, body.login, body.password, client
     )
-    return _tokens(response, settings, issued)
+    return tokens_response(response, settings, issued)
 
 
 @router.post("/refresh-token", responses=responses(InvalidRefreshToken), summary="Rotate the refresh token")
@@ -105,7 +76,7 @@ async def refresh_token(
     if not raw:
         raise InvalidRefreshToken("Send the refresh token in the body or the refresh cookie.")
     issued = await service.refresh_session(db, keyring, settings, raw, client)
-    return _tokens(response, settings, issued)
+    return tokens_response(response, settings, issued)
 
 
 @router.post(
@@ -137,7 +108,7 @@ async def code_login(
     issued = await login.login_with_code(
         db, hasher, throttle, keyring, settings, str(body.email), body.code, client
     )
-    return _tokens(response, settings, issued)
+    return tokens_response(response, settings, issued)
 
 
 @router.post("/logout", responses=responses(Unauthorized), summary="End this session")
@@ -145,7 +116,7 @@ async def logout(
     principal: CurrentPrincipal, db: DbSession, settings: SettingsDep, response: Response
 ) -> Status:
     await service.logout(db, principal)
-    _clear_cookie(response, settings)
+    clear_refresh_cookie(response, settings)
     return Status(status="logged_out")
 
 
@@ -154,7 +125,7 @@ async def logout_all(
     principal: CurrentPrincipal, db: DbSession, settings: SettingsDep, response: Response
 ) -> Status:
     await service.revoke_all_sessions(db, principal.user.id, reason="logout_all")
-    _clear_cookie(response, settings)
+    clear_refresh_cookie(response, settings)
     return Status(status="logged_out")
 
 
