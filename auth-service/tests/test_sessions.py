@@ -2,11 +2,13 @@ import asyncio
 import uuid
 
 import httpx
+import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.models import AuthSession
-from conftest import EventTap, assert_signed_out, bearer, login, refresh, register, signed_up
+from conftest import PASSWORD, EventTap, assert_signed_out, bearer, login, refresh, register, signed_up
+from gatehouse_contracts.revocations import Revocations
 
 
 async def test_refresh_rotates_the_token(client: httpx.AsyncClient) -> None:
@@ -150,3 +152,32 @@ async def test_logout_everywhere_ends_every_session(client: httpx.AsyncClient, e
         lambda e: e["data"]["user_id"] == user["id"] and e["data"]["reason"] == "logout_all",
     )
     assert len(event["data"]["session_ids"]) == 3
+
+
+async def test_the_revocation_list_holds_what_verifiers_must_still_refuse(client: httpx.AsyncClient) -> None:
+    """What a verifier rebuilds its denylist from after its Redis lost its data: the sessions
+    revoked and the users deactivated within an access token's lifetime, nothing else."""
+    user = await register(client)
+    gone = await login(client, user["email"])
+    kept = await login(client, user["email"])
+    assert (await client.post("/auth/logout", headers=bearer(gone))).status_code == 200
+    leaver, leaver_tokens = await signed_up(client)
+    response = await client.post(
+        "/auth/deactivate", headers=bearer(leaver_tokens), json={"password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+
+    response = await client.get("/auth/internal/revocations")
+    assert response.status_code == 200
+    revocations = Revocations.model_validate(response.json())
+    revoked = {s.session_id for s in revocations.sessions}
+    assert session_of(gone) in revoked
+    assert session_of(leaver_tokens) in revoked
+    assert session_of(kept) not in revoked
+    assert uuid.UUID(leaver["id"]) in {u.user_id for u in revocations.users}
+    assert uuid.UUID(user["id"]) not in {u.user_id for u in revocations.users}
+    assert "/auth/internal/revocations" not in (await client.get("/openapi.json")).text
+
+
+def session_of(tokens: dict[str, str]) -> uuid.UUID:
+    return uuid.UUID(jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"])

@@ -32,6 +32,8 @@ class User(TimestampMixin, Base):
     __table_args__ = (
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
         Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+        # verifiers rebuilding their denylist ask for the recently deactivated
+        Index("ix_users_deactivated_at", "deactivated_at", postgresql_where=text("NOT is_active")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -80,6 +82,8 @@ class AuthSession(Base):
     __tablename__ = "sessions"
     __table_args__ = (
         Index("ix_sessions_user_active", "user_id", postgresql_where=text("revoked_at IS NULL")),
+        # verifiers rebuilding their denylist ask for the recently revoked
+        Index("ix_sessions_revoked_at", "revoked_at", postgresql_where=text("revoked_at IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -15,6 +15,13 @@ from gatehouse_platform.db import Repository, utcnow
 class UserRepository(Repository[User]):
     model = User
 
+    async def deactivated_since(self, since: datetime) -> list[tuple[uuid.UUID, datetime]]:
+        """(id, deactivated_at) of every user deactivated at or after `since` and still so."""
+        stmt = select(User.id, User.deactivated_at).where(
+            User.is_active.is_(False), User.deactivated_at >= since
+        )
+        return [(uid, at) for uid, at in (await self.session.execute(stmt)).tuples() if at is not None]
+
     async def by_id(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
         stmt = select(User).where(User.id == user_id).options(selectinload(User.profile))
         if for_update:

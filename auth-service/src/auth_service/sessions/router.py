@@ -35,6 +35,7 @@ from auth_service.sessions.schemas import (
     SessionOut,
     TokenResponse,
 )
+from gatehouse_contracts.revocations import REVOCATIONS_PATH, Revocations
 from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
 
 router = APIRouter(prefix="/auth", tags=["sessions"])
@@ -156,3 +157,12 @@ async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> SessionLi
 )
 async def revoke_session(session_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> None:
     await service.revoke_own_session(db, principal.user.id, session_id)
+
+
+@router.get(
+    REVOCATIONS_PATH.removeprefix("/auth"),
+    include_in_schema=False,  # for the deployment's own verifiers; the gateway refuses the path
+    summary="Revocations that can still matter, for verifiers rebuilding their denylist",
+)
+async def revocation_list(db: DbSession, settings: SettingsDep) -> Revocations:
+    return await service.revocations(db, settings)

@@ -10,6 +10,7 @@ from datetime import timedelta
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.accounts.repository import UserRepository
 from auth_service.errors import AccountDeactivated, InvalidRefreshToken, RefreshTokenReused, SessionNotFound
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing, KeySet
@@ -19,6 +20,7 @@ from auth_service.security import derive_successor, new_token, token_digest
 from auth_service.sessions.repository import RefreshTokenRepository, SessionRepository
 from auth_service.settings import Settings
 from gatehouse_contracts.events import SessionRevoked
+from gatehouse_contracts.revocations import DeactivatedUser, Revocations, RevokedSession
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM, AccessTokenClaims
 from gatehouse_platform.db import utcnow
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token
@@ -219,3 +221,25 @@ async def revoke_own_session(db: AsyncSession, user_id: uuid.UUID, session_id: u
     if session is None or session.revoked_at is not None:
         raise SessionNotFound("No such active session.")
     await revoke_sessions(db, user_id, [session], reason="revoked")
+
+
+# Verifiers keep a revocation for the lifetime of the tokens it refuses, plus their leeway: the list
+# reaches that far back, with a margin for clocks.
+REVOCATION_LIST_MARGIN = timedelta(seconds=60)
+
+
+async def revocations(db: AsyncSession, settings: Settings) -> Revocations:
+    """Every revocation a verifier's denylist must hold now: sessions revoked and users deactivated
+    (and still so) within the longest access-token lifetime."""
+    since = utcnow() - timedelta(seconds=settings.access_token_ttl_seconds) - REVOCATION_LIST_MARGIN
+    return Revocations(
+        since=since,
+        sessions=[
+            RevokedSession(session_id=sid, revoked_at=at)
+            for sid, at in await SessionRepository(db).revoked_since(since)
+        ],
+        users=[
+            DeactivatedUser(user_id=uid, deactivated_at=at)
+            for uid, at in await UserRepository(db).deactivated_since(since)
+        ],
+    )
