@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.http import ReadinessCheck, install_platform
 
+
 class Worker(Protocol):
     """Runs beside the API in its process: an outbox relay, an event consumer, a processor."""
 

@@ -9,7 +9,8 @@ two fixtures for it:
 It then gets `amqp_url` (a vhost of its own), `database_url` (a database of its own, migrated
 with the service's real migrations, dropped afterwards), `engine`, `db` (a session factory for
 reading rows directly), `own_database` / `own_vhost` (the same, for one test alone),
-`issuer` / `jwks_url` (a token issuer standing in for auth-service, its JWKS over real HTTP) and
+`issuer` / `jwks_url` / `revocations_url` (a token issuer standing in for auth-service, its JWKS
+and revocation list over real HTTP) and
 `EventTap` / `open_event_tap` to read what the service published.
 """
 
@@ -28,6 +29,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.export import SCHEMAS_DIR
+from gatehouse_contracts.revocations import REVOCATIONS_PATH
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 
@@ -65,10 +67,22 @@ def issuer() -> testing.TestIssuer:
 
 
 @pytest.fixture(scope="session")
-def jwks_url(issuer: testing.TestIssuer) -> Iterator[str]:
-    """The test issuer's JWKS over real HTTP, where auth-service would publish it."""
+def issuer_base_url(issuer: testing.TestIssuer) -> Iterator[str]:
+    """The test issuer over real HTTP, where auth-service would be."""
     with testing.serve_in_thread(issuer.jwks_app()) as base:
-        yield base + testing.JWKS_PATH
+        yield base
+
+
+@pytest.fixture(scope="session")
+def jwks_url(issuer_base_url: str) -> str:
+    """The test issuer's JWKS, where auth-service publishes its keys."""
+    return issuer_base_url + testing.JWKS_PATH
+
+
+@pytest.fixture(scope="session")
+def revocations_url(issuer_base_url: str) -> str:
+    """The test issuer's revocation list (`issuer.revocations`), for denylists to rebuild from."""
+    return issuer_base_url + REVOCATIONS_PATH
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 from urllib.parse import quote
@@ -34,6 +35,7 @@ from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
+from gatehouse_contracts.revocations import REVOCATIONS_PATH, Revocations
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
 from gatehouse_platform.jwt import public_jwk
 
@@ -133,12 +135,15 @@ class TestIssuer:
         self.kid = kid or f"test-{secrets.token_hex(4)}"
         self.ttl_seconds = ttl_seconds
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.revocations = Revocations(since=datetime.now(UTC), sessions=[], users=[])
 
     def jwks_app(self) -> FastAPI:
-        """An app publishing `jwks()` where auth-service publishes its keys (`JWKS_PATH`); serve it
-        over HTTP (e.g. `serve_in_thread`) for verifiers to fetch."""
+        """An app publishing `jwks()` where auth-service publishes its keys (`JWKS_PATH`), and the
+        revocation list (`revocations`, empty unless a test adds to it) where auth-service serves
+        it; serve it over HTTP (e.g. `serve_in_thread`) for verifiers to fetch."""
         app = FastAPI()
         app.add_api_route(JWKS_PATH, self.jwks, methods=["GET"])
+        app.add_api_route(REVOCATIONS_PATH, lambda: self.revocations, methods=["GET"])
         return app
 
     def jwks(self) -> dict[str, Any]:
