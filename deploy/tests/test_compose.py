@@ -201,6 +201,16 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 # ----------------------------------------------------------------------------- the components
 
 
+def test_redis_persists_what_it_holds_on_a_volume() -> None:
+    """The token denylist lives in Redis: a restart that lost it would accept revoked tokens (the
+    verifiers fail closed and rebuild, but the outage is avoidable). Append-only file, on a volume."""
+    redis = services()["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert any(str(volume).endswith(":/data") for volume in redis.get("volumes", [])), "redis: mount /data"
+
+
+
 def test_compose_runs_every_component_design_names() -> None:
     found = services()
     for name in ("postgres", "rabbitmq", "redis", "mailpit", "stripe-emulator", "oauth-emulator", *SERVICES):
