@@ -9,7 +9,7 @@ import pytest
 import stripe
 from stripe_support import PAID_INVOICE_EVENTS, WEBHOOK_SECRET, Control, Receiver, make_price, subscribe
 
-from gatehouse_emulators.stripe.webhooks import sign
+from gatehouse_emulators.stripe.http.webhooks import sign
 
 pytest_plugins = ["stripe_fixtures"]
 

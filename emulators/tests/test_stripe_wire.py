@@ -9,9 +9,9 @@ import pytest
 import stripe
 from stripe_support import API_KEY, Control, make_price, sdk_client, subscribe
 
-from gatehouse_emulators.stripe.clock import add_interval, next_period_end
-from gatehouse_emulators.stripe.errors import StripeError
-from gatehouse_emulators.stripe.forms import decode
+from gatehouse_emulators.stripe.domain.clock import add_interval, next_period_end
+from gatehouse_emulators.stripe.wire.errors import StripeError
+from gatehouse_emulators.stripe.wire.forms import decode
 
 pytest_plugins = ["stripe_fixtures"]
 

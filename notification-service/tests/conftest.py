@@ -31,9 +31,9 @@ from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
 from gatehouse_platform.testing import free_port
-from notification_service.events.handlers import SAMPLE_EVENTS
 from notification_service.main import create_app
 from notification_service.models import Delivery
+from notification_service.previews.samples import SAMPLE_EVENTS
 from notification_service.settings import Settings
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]

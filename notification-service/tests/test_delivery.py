@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conftest import Stack, deliveries_of, envelope, new_email, sample, wait_for_deliveries, wait_for_mail
 from gatehouse_contracts.events import REGISTRY
-from notification_service.events.handlers import HANDLERS, SAMPLE_EVENTS, TEMPLATES
+from notification_service.email.catalogue import TEMPLATES
+from notification_service.events.handlers import HANDLERS
+from notification_service.previews.samples import SAMPLE_EVENTS
 
 pytestmark = pytest.mark.timeout(60)
 

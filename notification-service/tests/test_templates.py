@@ -10,11 +10,13 @@ import pytest
 from jinja2 import UndefinedError
 
 from conftest import make_settings
+from notification_service.email.catalogue import TEMPLATES, Notice
 from notification_service.email.formatting import format_date, format_datetime, format_money
 from notification_service.email.links import Links
 from notification_service.email.render import Renderer
-from notification_service.events.handlers import HANDLERS, SAMPLE_EVENTS, TEMPLATES, Notice
+from notification_service.events.handlers import HANDLERS
 from notification_service.main import create_app
+from notification_service.previews.samples import SAMPLE_EVENTS
 from notification_service.previews.service import render_sample
 from notification_service.settings import Settings
 

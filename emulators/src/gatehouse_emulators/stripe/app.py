@@ -17,14 +17,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gatehouse_emulators.stripe import control, pages, routes_billing, routes_catalog
 from gatehouse_emulators.stripe.config import StripeEmulatorConfig
-from gatehouse_emulators.stripe.errors import StripeError, unrecognized_url
-from gatehouse_emulators.stripe.http import Runtime, register
-from gatehouse_emulators.stripe.lifecycle import advance_to
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import new_id
-from gatehouse_emulators.stripe.webhooks import Dispatcher
+from gatehouse_emulators.stripe.domain.lifecycle import advance_to
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import new_id
+from gatehouse_emulators.stripe.http import control, routes_billing, routes_catalog
+from gatehouse_emulators.stripe.http.edge import Runtime, register
+from gatehouse_emulators.stripe.http.webhooks import Dispatcher
+from gatehouse_emulators.stripe.pages import checkout as checkout_page
+from gatehouse_emulators.stripe.pages import invoice as invoice_page
+from gatehouse_emulators.stripe.wire.errors import StripeError, unrecognized_url
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,8 @@ def create_app(config: StripeEmulatorConfig | None = None) -> FastAPI:
     app.state.runtime = runtime
     register(app, runtime, [routes_catalog.routes, routes_billing.routes])
     app.include_router(control.build_router(runtime))
-    app.include_router(pages.build_router(runtime))
+    app.include_router(checkout_page.build_router(runtime))
+    app.include_router(invoice_page.build_router(runtime))
 
     @app.exception_handler(HTTPException)
     async def not_found(request: Request, exc: HTTPException) -> Response:

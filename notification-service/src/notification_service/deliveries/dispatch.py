@@ -37,7 +37,8 @@ from gatehouse_contracts.envelope import CloudEvent, EventData
 from gatehouse_contracts.events import parse_data
 from gatehouse_platform.consumer import PermanentFailure
 from gatehouse_platform.db import session_scope, utcnow
-from notification_service.deliveries.repository import DeliveryRepository, SuppressionRepository
+from notification_service.deliveries.repository import DeliveryRepository
+from notification_service.email.catalogue import TEMPLATES
 from notification_service.email.links import Links
 from notification_service.email.render import RenderedEmail, Renderer
 from notification_service.email.smtp import (
@@ -48,9 +49,10 @@ from notification_service.email.smtp import (
     new_message_id,
 )
 from notification_service.errors import NotResendable, RecipientRejected, SecretNotStored, SmtpUnavailable
-from notification_service.events.handlers import HANDLERS, TEMPLATES
+from notification_service.events.handlers import HANDLERS
 from notification_service.models import Delivery, DeliveryStatus
 from notification_service.settings import Settings
+from notification_service.unsubscribe.repository import SuppressionRepository
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +147,9 @@ class Dispatcher:
             original.event_id, original.event_type, email, original.event_data, correlation_id.get()
         )
         copy.resend_of, copy.attempts, copy.last_attempt_at = original.id, 1, utcnow()
-        DeliveryRepository(db).add(copy)
-        await db.flush()
+        deliveries = DeliveryRepository(db)
+        deliveries.add(copy)
+        await deliveries.flush()
         try:
             await self._sender.send(compose(email, settings=self._settings, message_id=copy.message_id))
         except SmtpError as exc:
@@ -192,7 +195,7 @@ class Dispatcher:
             delivery.attempts += 1
             delivery.subject = email.subject
             delivery.last_attempt_at = utcnow()
-            await s.flush()
+            await deliveries.flush()
             return delivery
 
     def _new_delivery(

@@ -1,4 +1,4 @@
-"""Queries on deliveries and suppressions (no commits here)."""
+"""Queries on deliveries (no commits here)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
 
 from gatehouse_platform.db import Repository, utcnow
-from notification_service.models import Delivery, DeliveryStatus, Suppression
+from notification_service.models import Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -75,21 +74,4 @@ class DeliveryRepository(Repository[Delivery]):
             update(Delivery)
             .where(Delivery.id.in_(ids))
             .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, smtp_code=None, updated_at=now)
-        )
-
-
-class SuppressionRepository(Repository[Suppression]):
-    model = Suppression
-
-    async def is_suppressed(self, email: str, category: str) -> bool:
-        found = await self.session.scalar(
-            select(Suppression.email).where(
-                Suppression.email == email.lower(), Suppression.category == category
-            )
-        )
-        return found is not None
-
-    async def suppress(self, email: str, category: str) -> None:
-        await self.session.execute(
-            insert(Suppression).values(email=email.lower(), category=category).on_conflict_do_nothing()
         )

@@ -2,7 +2,7 @@
 
 Each template is a folder under `templates/` with `subject.txt`, `body.html` and `body.txt`;
 the bodies extend `layouts/base.html` and `layouts/base.txt`. The catalogue of templates is
-`events/handlers.py`'s `TEMPLATES`.
+`email/catalogue.py`'s `TEMPLATES`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from notification_service.email.catalogue import TEMPLATES, Notice
 from notification_service.email.formatting import format_date, format_datetime, format_money
 from notification_service.email.links import Links
-from notification_service.events.handlers import TEMPLATES, Notice
 from notification_service.settings import Settings
 
 

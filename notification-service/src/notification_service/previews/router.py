@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from gatehouse_platform.errors import responses
 from notification_service.dependencies import ServicesDep
+from notification_service.email.catalogue import TEMPLATES
 from notification_service.errors import TemplateNotFound
-from notification_service.events.handlers import TEMPLATES
 from notification_service.previews.service import render_sample
 
 router = APIRouter(prefix="/notifications/templates", tags=["templates"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from notification_service.email.catalogue import TEMPLATES
 from notification_service.email.links import Links
 from notification_service.email.render import RenderedEmail, Renderer
 from notification_service.errors import TemplateNotFound
-from notification_service.events.handlers import HANDLERS, SAMPLE_EVENTS, TEMPLATES
+from notification_service.events.handlers import HANDLERS
+from notification_service.previews.samples import SAMPLE_EVENTS
 
 
 def render_sample(renderer: Renderer, links: Links, name: str) -> RenderedEmail:

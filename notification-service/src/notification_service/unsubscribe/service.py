@@ -6,10 +6,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.deliveries.repository import SuppressionRepository
+from notification_service.email.catalogue import TEMPLATES
 from notification_service.email.links import Links, Unsubscription
 from notification_service.errors import InvalidUnsubscribeLink
-from notification_service.events.handlers import TEMPLATES
+from notification_service.unsubscribe.repository import SuppressionRepository
 
 log = logging.getLogger(__name__)
 CATEGORIES = frozenset(s.unsubscribe_category for s in TEMPLATES.values() if s.unsubscribe_category)

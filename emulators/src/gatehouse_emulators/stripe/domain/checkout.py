@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatehouse_emulators.stripe import billing, customers
-from gatehouse_emulators.stripe.errors import invalid, missing_param
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.payments import DECLINE
-from gatehouse_emulators.stripe.state import PAYMENT_OUTCOMES, Emulator
-from gatehouse_emulators.stripe.store import Obj, new_id
-from gatehouse_emulators.stripe.subscriptions import (
+from gatehouse_emulators.stripe.domain import billing, collection, customers
+from gatehouse_emulators.stripe.domain.payments import DECLINE
+from gatehouse_emulators.stripe.domain.state import PAYMENT_OUTCOMES, Emulator
+from gatehouse_emulators.stripe.domain.store import Obj, new_id
+from gatehouse_emulators.stripe.domain.subscriptions import (
     ItemSpec,
     check_compatible,
     product_name,
+    publish,
     recurring_price,
     snapshot,
 )
+from gatehouse_emulators.stripe.wire.errors import invalid, missing_param
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 _CREATE = (
     "allow_promotion_codes",
@@ -247,8 +248,8 @@ def _retry_pending(emu: Emulator, session: Obj, sub: Obj, outcome: str) -> dict[
     assert customer is not None
     customers.set_payment_outcome(customer, outcome)
     before = snapshot(emu, sub)
-    result = billing.collect(emu, invoice) if invoice["status"] == "open" else "paid"
-    billing.publish(emu, sub, before)
+    result = collection.collect(emu, invoice) if invoice["status"] == "open" else "paid"
+    publish(emu, sub, before)
     if result == "paid":
         session["_pending_subscription"] = None
         _mark_complete(emu, session, sub, invoice)

@@ -7,9 +7,9 @@ POST /_emulator/customers/{id}/payment_behavior."""
 
 from __future__ import annotations
 
-from gatehouse_emulators.stripe.errors import card_declined
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import Obj, new_id, random_token
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import Obj, new_id, random_token
+from gatehouse_emulators.stripe.wire.errors import card_declined
 
 # A failed attempt's `last_payment_error`: the body of the card error the API answers.
 DECLINE: Obj = card_declined().body()["error"]

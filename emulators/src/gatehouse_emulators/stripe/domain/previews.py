@@ -9,15 +9,18 @@ items, and the next period at the new prices. Without a subscription, `customer`
 
 from __future__ import annotations
 
-from gatehouse_emulators.stripe import invoices
-from gatehouse_emulators.stripe.billing import PRORATION_BEHAVIORS, customer_of, item_specs, trial_end_from
-from gatehouse_emulators.stripe.clock import add_interval, next_period_end
-from gatehouse_emulators.stripe.errors import StripeError, invalid
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.invoices import Charge, line_from_charge, line_from_item
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import Obj, random_token
-from gatehouse_emulators.stripe.subscriptions import (
+from gatehouse_emulators.stripe.domain import invoices
+from gatehouse_emulators.stripe.domain.billing import (
+    PRORATION_BEHAVIORS,
+    item_specs,
+    trial_end_from,
+)
+from gatehouse_emulators.stripe.domain.clock import add_interval, next_period_end
+from gatehouse_emulators.stripe.domain.customers import customer_of
+from gatehouse_emulators.stripe.domain.invoices import Charge, line_from_charge, line_from_item
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import Obj, random_token
+from gatehouse_emulators.stripe.domain.subscriptions import (
     ENDED,
     cycle,
     items_of,
@@ -26,6 +29,8 @@ from gatehouse_emulators.stripe.subscriptions import (
     period_charges,
     plan_change,
 )
+from gatehouse_emulators.stripe.wire.errors import StripeError, invalid
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 
 def preview_invoice(emu: Emulator, params: Params) -> Obj:

@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gatehouse_emulators.stripe.errors import StripeError, authentication, idempotency_mismatch
-from gatehouse_emulators.stripe.forms import Params, decode, expand_paths
-from gatehouse_emulators.stripe.render import render_list
-from gatehouse_emulators.stripe.state import Emulator, RequestContext
-from gatehouse_emulators.stripe.store import Obj, new_id, paginate
-from gatehouse_emulators.stripe.webhooks import Dispatcher
+from gatehouse_emulators.stripe.domain.render import render_list
+from gatehouse_emulators.stripe.domain.state import Emulator, RequestContext
+from gatehouse_emulators.stripe.domain.store import Obj, new_id, paginate
+from gatehouse_emulators.stripe.http.webhooks import Dispatcher
+from gatehouse_emulators.stripe.wire.errors import StripeError, authentication, idempotency_mismatch
+from gatehouse_emulators.stripe.wire.forms import Params, decode, expand_paths
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import copy
 
-from gatehouse_emulators.stripe import billing, checkout, invoices, previews
-from gatehouse_emulators.stripe.errors import invalid, resource_missing
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.http import Call, Routes
-from gatehouse_emulators.stripe.lifecycle import advance_to
-from gatehouse_emulators.stripe.render import apply_expand
-from gatehouse_emulators.stripe.store import Obj, list_params, match_created, new_id, paginate
-from gatehouse_emulators.stripe.subscriptions import ENDED
+from gatehouse_emulators.stripe.domain import billing, checkout, collection, invoices, previews
+from gatehouse_emulators.stripe.domain.lifecycle import advance_to
+from gatehouse_emulators.stripe.domain.render import apply_expand
+from gatehouse_emulators.stripe.domain.store import Obj, list_params, match_created, new_id, paginate
+from gatehouse_emulators.stripe.domain.subscriptions import ENDED
+from gatehouse_emulators.stripe.http.edge import Call, Routes
+from gatehouse_emulators.stripe.wire.errors import invalid, resource_missing
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 routes = Routes()
 
@@ -227,19 +227,19 @@ def invoice_lines(call: Call) -> Obj:
 
 @routes.post("/v1/invoices/{invoice}/pay")
 def pay_invoice(call: Call) -> Obj:
-    return call.render(billing.pay_invoice(call.emu, _invoice(call), call.params))
+    return call.render(collection.pay_invoice(call.emu, _invoice(call), call.params))
 
 
 @routes.post("/v1/invoices/{invoice}/void")
 def void_invoice(call: Call) -> Obj:
     call.params.allow("expand")
-    return call.render(billing.void_invoice(call.emu, _invoice(call)))
+    return call.render(collection.void_invoice(call.emu, _invoice(call)))
 
 
 @routes.post("/v1/invoices/{invoice}/mark_uncollectible")
 def mark_uncollectible(call: Call) -> Obj:
     call.params.allow("expand")
-    return call.render(billing.mark_uncollectible(call.emu, _invoice(call)))
+    return call.render(collection.mark_uncollectible(call.emu, _invoice(call)))
 
 
 @routes.post("/v1/invoices/{invoice}")

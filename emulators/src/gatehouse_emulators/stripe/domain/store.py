@@ -12,8 +12,8 @@ import string
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gatehouse_emulators.stripe.errors import invalid, resource_missing
-from gatehouse_emulators.stripe.forms import Params
+from gatehouse_emulators.stripe.wire.errors import invalid, resource_missing
+from gatehouse_emulators.stripe.wire.forms import Params
 
 Obj = dict[str, Any]
 _ALPHABET = string.ascii_letters + string.digits

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gatehouse_emulators.stripe.clock import Clock
 from gatehouse_emulators.stripe.config import StripeEmulatorConfig
-from gatehouse_emulators.stripe.render import render
-from gatehouse_emulators.stripe.store import Obj, Store, new_id
+from gatehouse_emulators.stripe.domain.clock import Clock
+from gatehouse_emulators.stripe.domain.render import render
+from gatehouse_emulators.stripe.domain.store import Obj, Store, new_id
 
 PAYMENT_OUTCOMES = ("paid", "declined", "requires_action")
 MAX_LOGGED_REQUESTS = 1000

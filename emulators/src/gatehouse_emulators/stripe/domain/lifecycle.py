@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gatehouse_emulators.stripe import billing, checkout, invoices, payments, previews
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import Obj
-from gatehouse_emulators.stripe.subscriptions import period, snapshot
+from gatehouse_emulators.stripe.domain import billing, checkout, invoices, payments, previews
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import Obj
+from gatehouse_emulators.stripe.domain.subscriptions import period, publish, snapshot
 
 MAX_STEPS = 100_000
 
@@ -90,7 +90,7 @@ def _with_subscription(action: Callable[[Emulator, Obj], None]) -> Callable[[Emu
         assert sub is not None
         before = snapshot(emu, sub)
         action(emu, sub)
-        billing.publish(emu, sub, before)
+        publish(emu, sub, before)
 
     return run
 

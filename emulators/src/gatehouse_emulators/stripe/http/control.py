@@ -22,13 +22,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gatehouse_emulators.stripe import checkout, customers
-from gatehouse_emulators.stripe.errors import StripeError, invalid
-from gatehouse_emulators.stripe.http import Runtime
-from gatehouse_emulators.stripe.lifecycle import Due, advance_to
-from gatehouse_emulators.stripe.state import RequestContext
-from gatehouse_emulators.stripe.store import Obj
-from gatehouse_emulators.stripe.webhooks import Chaos
+from gatehouse_emulators.stripe.domain import checkout, customers
+from gatehouse_emulators.stripe.domain.lifecycle import Due, advance_to
+from gatehouse_emulators.stripe.domain.state import RequestContext
+from gatehouse_emulators.stripe.domain.store import Obj
+from gatehouse_emulators.stripe.http.edge import Runtime
+from gatehouse_emulators.stripe.http.webhooks import Chaos
+from gatehouse_emulators.stripe.wire.errors import StripeError, invalid
 
 
 async def _body(request: Request) -> dict[str, Any]:

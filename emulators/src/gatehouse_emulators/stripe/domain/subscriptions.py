@@ -1,5 +1,6 @@
-"""Subscription objects, their items and periods, and proration arithmetic (no side effects here
-beyond building objects; billing.py orchestrates invoices, payments and events).
+"""Subscription objects, their items and periods, proration arithmetic, and the one announcement of a
+change (`snapshot` before, `publish` after). No other side effects here: billing.py and collection.py
+orchestrate invoices, payments and events.
 
 The billing period lives on the items (`items.data[].current_period_start/end`), as in the pinned
 API version; all items of a subscription share one period. Proration at time t in period [s, e):
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gatehouse_emulators.stripe.clock import add_interval
-from gatehouse_emulators.stripe.errors import invalid, resource_missing
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.invoices import Charge
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import Obj, list_object, new_id
+from gatehouse_emulators.stripe.domain.clock import add_interval
+from gatehouse_emulators.stripe.domain.invoices import Charge
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import Obj, list_object, new_id
+from gatehouse_emulators.stripe.wire.errors import invalid, resource_missing
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 TRACKED = (
     "billing_cycle_anchor",
@@ -384,3 +385,12 @@ def _qty(item: Obj) -> str:
 def snapshot(emu: Emulator, sub: Obj) -> dict[str, Any]:
     rendered = emu.render(sub)
     return {key: rendered.get(key) for key in TRACKED}
+
+
+def publish(emu: Emulator, sub: Obj, before: dict[str, Any]) -> None:
+    after = snapshot(emu, sub)
+    previous = {key: before[key] for key in TRACKED if before[key] != after[key]}
+    if not previous:
+        return
+    ended = after["status"] in ENDED and before["status"] not in ENDED
+    emu.emit("customer.subscription.deleted" if ended else "customer.subscription.updated", sub, previous)

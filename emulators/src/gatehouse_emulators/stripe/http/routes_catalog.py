@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from gatehouse_emulators.stripe import catalog, customers
-from gatehouse_emulators.stripe.billing import delete_customer
-from gatehouse_emulators.stripe.errors import invalid, resource_missing
-from gatehouse_emulators.stripe.forms import read_metadata_update
-from gatehouse_emulators.stripe.http import Call, Routes
-from gatehouse_emulators.stripe.render import render_list
-from gatehouse_emulators.stripe.store import Obj, list_params, match_created, new_id, random_token
+from gatehouse_emulators.stripe.domain import catalog, customers
+from gatehouse_emulators.stripe.domain.billing import delete_customer
+from gatehouse_emulators.stripe.domain.render import render_list
+from gatehouse_emulators.stripe.domain.store import Obj, list_params, match_created, new_id, random_token
+from gatehouse_emulators.stripe.http.edge import Call, Routes
+from gatehouse_emulators.stripe.wire.errors import invalid, resource_missing
+from gatehouse_emulators.stripe.wire.forms import read_metadata_update
 
 routes = Routes()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gatehouse_emulators.stripe.state import Emulator
-from gatehouse_emulators.stripe.store import Obj, list_object, new_id
+from gatehouse_emulators.stripe.domain.state import Emulator
+from gatehouse_emulators.stripe.domain.store import Obj, list_object, new_id
 
 
 @dataclass

@@ -13,8 +13,8 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gatehouse_emulators.stripe.errors import invalid
-from gatehouse_emulators.stripe.store import Obj, Store, list_object
+from gatehouse_emulators.stripe.domain.store import Obj, Store, list_object
+from gatehouse_emulators.stripe.wire.errors import invalid
 
 Hydrator = Callable[[Store, Obj], None]
 Includable = Callable[[Store, Obj], Any]

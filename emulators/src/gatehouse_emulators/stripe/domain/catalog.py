@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 
-from gatehouse_emulators.stripe.clock import INTERVALS
-from gatehouse_emulators.stripe.errors import StripeError, invalid, missing_param
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.state import Emulator, changed
-from gatehouse_emulators.stripe.store import Obj, new_id
+from gatehouse_emulators.stripe.domain.clock import INTERVALS
+from gatehouse_emulators.stripe.domain.state import Emulator, changed
+from gatehouse_emulators.stripe.domain.store import Obj, new_id
+from gatehouse_emulators.stripe.wire.errors import StripeError, invalid, missing_param
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 _PRODUCT_CREATE = (
     "active",

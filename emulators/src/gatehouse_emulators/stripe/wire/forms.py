@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gatehouse_emulators.stripe.errors import StripeError, invalid, missing_param, unknown_param
+from gatehouse_emulators.stripe.wire.errors import StripeError, invalid, missing_param, unknown_param
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")

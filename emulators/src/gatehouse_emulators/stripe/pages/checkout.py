@@ -1,33 +1,21 @@
-"""The hosted pages: Checkout (`session.url`, Pay / Decline / 3-D Secure buttons) and the invoice page
-(`invoice.hosted_invoice_url`). Jinja2 with autoescape: every value shown comes from API input."""
+"""The hosted Checkout page (a session's `url`): the order, and Pay / Decline / 3-D Secure buttons that
+complete the session and redirect to its `success_url`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gatehouse_emulators.stripe import checkout
-from gatehouse_emulators.stripe.errors import StripeError
-from gatehouse_emulators.stripe.http import Runtime
-from gatehouse_emulators.stripe.state import RequestContext
-from gatehouse_emulators.stripe.store import Obj
-
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
-
-
-def money(amount: int, currency: str) -> str:
-    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency.lower())
-    value = f"{amount / 100:,.2f}"
-    return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
+from gatehouse_emulators.stripe.domain import checkout
+from gatehouse_emulators.stripe.domain.state import RequestContext
+from gatehouse_emulators.stripe.domain.store import Obj
+from gatehouse_emulators.stripe.http.edge import Runtime
+from gatehouse_emulators.stripe.pages.templating import money, not_found, templates
+from gatehouse_emulators.stripe.wire.errors import StripeError
 
 
 def success_url(session: Obj) -> str | None:
@@ -56,7 +44,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             )
         data = session["_subscription_data"]
         customer = emu.store.get(session["customer"] or "", "customer") or {}
-        html = _templates.get_template("checkout.html").render(
+        html = templates.get_template("checkout.html").render(
             session=session,
             lines=lines,
             total=money(session["amount_total"] or 0, session["currency"]),
@@ -69,9 +57,6 @@ def build_router(runtime: Runtime) -> APIRouter:
             success_url=success_url(session),
         )
         return HTMLResponse(html, status_code=status)
-
-    def not_found(what: str) -> Response:
-        return HTMLResponse(f"<h1>No such {what}</h1>", status_code=404)
 
     @router.get("/checkout/{session_id}")
     async def show(session_id: str) -> Response:
@@ -103,20 +88,5 @@ def build_router(runtime: Runtime) -> APIRouter:
         if result["outcome"] == "requires_action":
             return page(session, authenticating=True)
         return page(session, error="Your card was declined. Try another card.", status=402)
-
-    @router.get("/invoices/{invoice_id}")
-    async def invoice_page(invoice_id: str) -> Response:
-        invoice = emu.store.get(invoice_id, "invoice")
-        if invoice is None:
-            return not_found("invoice")
-        currency = invoice["currency"]
-        lines = [
-            {"description": line["description"], "amount": money(line["amount"], currency)}
-            for line in invoice["lines"]["data"]
-        ]
-        html = _templates.get_template("invoice.html").render(
-            invoice=invoice, lines=lines, amount_due=money(invoice["amount_due"], currency)
-        )
-        return HTMLResponse(html)
 
     return router

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from gatehouse_emulators.stripe.config import StripeEmulatorConfig
-from gatehouse_emulators.stripe.state import Endpoint
-from gatehouse_emulators.stripe.store import Obj
+from gatehouse_emulators.stripe.domain.state import Endpoint
+from gatehouse_emulators.stripe.domain.store import Obj
 
 log = logging.getLogger(__name__)
 

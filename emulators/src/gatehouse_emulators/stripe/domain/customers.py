@@ -7,10 +7,10 @@ import re
 import secrets
 import string
 
-from gatehouse_emulators.stripe.errors import invalid
-from gatehouse_emulators.stripe.forms import Params, read_metadata_update
-from gatehouse_emulators.stripe.state import PAYMENT_OUTCOMES, Emulator, changed
-from gatehouse_emulators.stripe.store import Obj, new_id
+from gatehouse_emulators.stripe.domain.state import PAYMENT_OUTCOMES, Emulator, changed
+from gatehouse_emulators.stripe.domain.store import Obj, new_id
+from gatehouse_emulators.stripe.wire.errors import invalid
+from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
 CUSTOMER_FIELDS = (
     "address",
@@ -207,3 +207,9 @@ def set_payment_outcome(customer: Obj, outcome: str) -> None:
     if outcome not in PAYMENT_OUTCOMES:
         raise invalid(f"outcome must be one of {', '.join(PAYMENT_OUTCOMES)}", param="outcome")
     customer["_payment_outcome"] = outcome
+
+
+def customer_of(emu: Emulator, obj: Obj) -> Obj:
+    customer = emu.store.get(obj["customer"], "customer")
+    assert customer is not None
+    return customer

@@ -1,0 +1,1 @@
+"""The pages a person clicks through: hosted Checkout and the hosted invoice."""

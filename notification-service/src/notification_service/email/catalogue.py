@@ -1,0 +1,92 @@
+"""The catalogue of emails: every template, the event that sends it, and who may opt out of it;
+and `Notice`, one email an event asks for (a template of the catalogue, a recipient, a context).
+
+Each template is a folder under `templates/` (`subject.txt`, `body.html`, `body.txt`); the tests
+check that the catalogue and those folders name the same templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gatehouse_contracts.envelope import EventData
+from gatehouse_contracts.events import (
+    IdentityLinked,
+    IdentityUnlinked,
+    LoginCodeRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionActivated,
+    SubscriptionCancelScheduled,
+    SubscriptionEnded,
+    SubscriptionPastDue,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+    SubscriptionResumed,
+    SubscriptionTrialEnding,
+    UserDeactivated,
+    UserEmailChanged,
+    UserEmailVerificationRequested,
+    UserReactivated,
+)
+
+RECEIPTS = "billing_receipts"  # the one category people may unsubscribe from
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    name: str
+    event: type[EventData]
+    description: str
+    # Set for emails a person may opt out of (List-Unsubscribe); None for transactional and
+    # security emails, which are always sent and carry no unsubscribe header.
+    unsubscribe_category: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One email an event asks for: which template, to whom, with what (may hold a secret)."""
+
+    template: str
+    recipient: str
+    context: Mapping[str, Any] = field(repr=False)
+
+
+TEMPLATES: dict[str, TemplateSpec] = {
+    spec.name: spec
+    for spec in (
+        TemplateSpec("email_verification", UserEmailVerificationRequested, "Verification link"),
+        TemplateSpec("password_reset", PasswordResetRequested, "Password reset link"),
+        TemplateSpec("login_code", LoginCodeRequested, "One-time sign-in code"),
+        TemplateSpec("password_changed", PasswordChanged, "Password changed or reset"),
+        TemplateSpec("email_changed_old", UserEmailChanged, "Email changed (to the old address)"),
+        TemplateSpec("email_changed_new", UserEmailChanged, "Email changed (to the new address)"),
+        TemplateSpec("account_deactivated", UserDeactivated, "Account deactivated"),
+        TemplateSpec("account_reactivated", UserReactivated, "Account reactivated"),
+        TemplateSpec("identity_linked", IdentityLinked, "Sign-in provider linked"),
+        TemplateSpec("identity_unlinked", IdentityUnlinked, "Sign-in provider unlinked"),
+        TemplateSpec("subscription_activated", SubscriptionActivated, "Subscription or trial started"),
+        TemplateSpec(
+            "subscription_renewed",
+            SubscriptionRenewed,
+            "Renewal confirmation",
+            unsubscribe_category=RECEIPTS,
+        ),
+        TemplateSpec("subscription_plan_changed", SubscriptionPlanChanged, "Plan changed"),
+        TemplateSpec("subscription_cancel_scheduled", SubscriptionCancelScheduled, "Cancellation scheduled"),
+        TemplateSpec("subscription_resumed", SubscriptionResumed, "Cancellation withdrawn"),
+        TemplateSpec("subscription_past_due", SubscriptionPastDue, "Renewal payment overdue"),
+        TemplateSpec("subscription_ended", SubscriptionEnded, "Subscription ended"),
+        TemplateSpec("subscription_trial_ending", SubscriptionTrialEnding, "Trial ends soon"),
+        TemplateSpec("payment_succeeded", PaymentSucceeded, "Payment receipt", unsubscribe_category=RECEIPTS),
+        TemplateSpec("payment_failed", PaymentFailed, "Payment failed: what to do"),
+    )
+}

@@ -1,0 +1,107 @@
+"""Sample events, one per consumed type: what previews render (and the tests with them)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from gatehouse_contracts.envelope import EventData
+from gatehouse_contracts.events import (
+    IdentityLinked,
+    IdentityUnlinked,
+    LoginCodeRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionActivated,
+    SubscriptionCancelScheduled,
+    SubscriptionEnded,
+    SubscriptionPastDue,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+    SubscriptionResumed,
+    SubscriptionTrialEnding,
+    UserDeactivated,
+    UserEmailChanged,
+    UserEmailVerificationRequested,
+    UserReactivated,
+)
+
+_T = datetime(2026, 11, 24, 17, 42, tzinfo=UTC)
+_USER = uuid.UUID("3f1c6a52-0d7e-4b8e-9a51-6c2f0b7d9e10")
+_SUBSCRIPTION = uuid.UUID("9b0e4c1a-5f3d-4e2a-8c6b-1d7f2a9e3b54")
+_EMAIL = "ada@example.com"
+_PLAN = {
+    "user_id": _USER,
+    "email": _EMAIL,
+    "subscription_id": _SUBSCRIPTION,
+    "plan_code": "pro-monthly",
+    "plan_name": "Pro",
+    "amount": 1200,
+    "currency": "usd",
+    "interval": "month",
+}
+_PAYMENT = {
+    "user_id": _USER,
+    "email": _EMAIL,
+    "payment_id": uuid.UUID("5e2d8f14-7a3b-4c6e-9f1a-2b8c4d6e0a73"),
+    "subscription_id": _SUBSCRIPTION,
+    "plan_name": "Pro",
+    "amount": 1200,
+    "currency": "usd",
+    "invoice_id": "in_1QxSampleInvoice",
+}
+
+SAMPLE_EVENTS: dict[str, EventData] = {
+    data.event_type: data
+    for data in (
+        UserEmailVerificationRequested(
+            user_id=_USER, email=_EMAIL, username="ada", token="sample-verify-token", expires_at=_T
+        ),
+        PasswordResetRequested(
+            user_id=_USER, email=_EMAIL, username="ada", token="sample-reset-token", expires_at=_T
+        ),
+        LoginCodeRequested(user_id=_USER, email=_EMAIL, code="428913", expires_at=_T),
+        PasswordChanged(user_id=_USER, email=_EMAIL, method="change", changed_at=_T),
+        UserEmailChanged(user_id=_USER, old_email="ada.old@example.com", new_email=_EMAIL, changed_at=_T),
+        UserDeactivated(user_id=_USER, email=_EMAIL, by="self", deactivated_at=_T),
+        UserReactivated(user_id=_USER, email=_EMAIL, reactivated_at=_T),
+        IdentityLinked(
+            user_id=_USER,
+            email=_EMAIL,
+            provider="github",
+            provider_email="ada@users.noreply.github.com",
+            linked_at=_T,
+        ),
+        IdentityUnlinked(user_id=_USER, email=_EMAIL, provider="google", unlinked_at=_T),
+        SubscriptionActivated(
+            **_PLAN,
+            status="trialing",
+            current_period_end=_T + timedelta(days=14),
+            trial_end=_T + timedelta(days=14),
+            entitlements=["projects:unlimited"],
+        ),
+        SubscriptionRenewed(**_PLAN, current_period_start=_T, current_period_end=_T + timedelta(days=30)),
+        SubscriptionPlanChanged(
+            **_PLAN,
+            previous_plan_code="starter-monthly",
+            previous_plan_name="Starter",
+            entitlements=["projects:unlimited"],
+            changed_at=_T,
+        ),
+        SubscriptionCancelScheduled(**_PLAN, cancel_at=_T + timedelta(days=30)),
+        SubscriptionResumed(**_PLAN, current_period_end=_T + timedelta(days=30)),
+        SubscriptionPastDue(**_PLAN, next_payment_attempt=_T + timedelta(days=3)),
+        SubscriptionEnded(**_PLAN, reason="canceled", ended_at=_T),
+        SubscriptionTrialEnding(**_PLAN, trial_end=_T + timedelta(days=3)),
+        PaymentSucceeded(**_PAYMENT, period_start=_T, period_end=_T + timedelta(days=30), paid_at=_T),
+        PaymentFailed(
+            **_PAYMENT,
+            failure_reason="Your card was declined.",
+            attempt_count=1,
+            next_payment_attempt=_T + timedelta(days=3),
+            failed_at=_T,
+        ),
+    )
+}
