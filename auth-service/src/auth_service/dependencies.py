@@ -21,7 +21,8 @@ from auth_service.security import PasswordHasher
 from auth_service.sessions.service import authenticate
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
-from gatehouse_platform.app import DbSession, from_services
+from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
+from gatehouse_platform.app import from_services
 from gatehouse_platform.errors import Forbidden, Unauthorized
 
 

@@ -1,17 +1,18 @@
-"""Typed dependencies: the process-wide services, the request's database session, the admin caller."""
+"""Typed dependencies: each process-wide service a route hands to the rules, the request's database
+session (`DbSession`, the platform's), the admin caller."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
+from gatehouse_platform.app import from_services
 from gatehouse_platform.consumer import EventConsumer
-from gatehouse_platform.db import session_scope
 from gatehouse_platform.jwks import JWKSVerifier, current_claims, require_role
 from notification_service.deliveries.dispatch import Dispatcher
 from notification_service.email.links import Links
@@ -35,27 +36,11 @@ class Services:
     verifier: JWKSVerifier
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
+DispatcherDep = Annotated[Dispatcher, Depends(from_services("dispatcher"))]
+ConsumerDep = Annotated[EventConsumer, Depends(from_services("consumer"))]
+RendererDep = Annotated[Renderer, Depends(from_services("renderer"))]
+LinksDep = Annotated[Links, Depends(from_services("links"))]
 
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work, committed when the route returns, before the response is sent;
-    a domain error rolls it back unless the error `keeps_changes`."""
-    async with session_scope(services.session_factory) as session:
-        yield session
-
-
-DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
-
-
-def get_verifier(services: ServicesDep) -> JWKSVerifier:
-    return services.verifier
-
-
-_claims = current_claims(get_verifier)
+_claims = current_claims(from_services("verifier"))
 AdminClaims = Annotated[AccessTokenClaims, Depends(require_role("admin", _claims))]

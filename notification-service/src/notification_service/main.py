@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
+from gatehouse_platform.app import Lifespan, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import broker_check, database_check, install_platform
+from gatehouse_platform.http import broker_check, database_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from notification_service.deliveries.dispatch import Dispatcher
@@ -59,38 +57,19 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
     settings = settings or get_settings()
     configure_logging("notification-service", level=settings.log_level, json=settings.log_json)
     services = bootstrap(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if run_consumer:
-            await services.consumer.start()
-        try:
-            yield
-        finally:
-            if run_consumer:
-                await services.consumer.stop()
-            await services.sender.aclose()
-            await services.verifier.aclose()
-            await services.engine.dispose()
-
-    app = FastAPI(
-        title="Gatehouse notification-service",
-        version="0.1.0",
-        description="Turns events into emails, each sent once. Errors are RFC 9457 problem details.",
-        lifespan=lifespan,
-    )
-    app.state.services = services
-
-    install_platform(
-        app,
-        {
-            "database": database_check(services.engine),
-            "broker": broker_check(settings.amqp_url),
-            "smtp": services.sender.check,
-        },
-    )
-    app.include_router(deliveries_router)
-    app.include_router(unsubscribe_router)
+    routers = [deliveries_router, unsubscribe_router]
     if settings.previews_available:
-        app.include_router(previews_router)
-    return app
+        routers.append(previews_router)
+    return service_app(
+        title="Gatehouse notification-service",
+        description="Turns events into emails, each sent once. Errors are RFC 9457 problem details.",
+        services=services,
+        lifespan=Lifespan(
+            workers=[services.consumer] if run_consumer else [],
+            closers=[services.sender.aclose, services.verifier.aclose, services.engine.dispose],
+        ),
+        checks={"database": database_check(services.engine)},
+        # Both are ridden out by design (queued events, delivery retries): reported, never a 503.
+        reported_checks={"broker": broker_check(settings.amqp_url), "smtp": services.sender.check},
+        routers=routers,
+    )

@@ -13,7 +13,7 @@ from gatehouse_platform.schemas import SafeStr
 from notification_service.deliveries import service
 from notification_service.deliveries.repository import DeliveryFilters
 from notification_service.deliveries.schemas import DeliveryOut, DeliveryPage, ReplayResult
-from notification_service.dependencies import AdminClaims, DbSession, ServicesDep
+from notification_service.dependencies import AdminClaims, ConsumerDep, DbSession, DispatcherDep
 from notification_service.errors import (
     BrokerUnavailable,
     DeliveryNotFound,
@@ -76,9 +76,9 @@ async def get_delivery(delivery_id: uuid.UUID, _: AdminClaims, db: DbSession) ->
     "requests a new one.",
 )
 async def resend_delivery(
-    delivery_id: uuid.UUID, _: AdminClaims, db: DbSession, services: ServicesDep
+    delivery_id: uuid.UUID, _: AdminClaims, db: DbSession, dispatcher: DispatcherDep
 ) -> DeliveryOut:
-    return DeliveryOut.model_validate(await service.resend(db, services.dispatcher, delivery_id))
+    return DeliveryOut.model_validate(await service.resend(db, dispatcher, delivery_id))
 
 
 @router.post(
@@ -89,6 +89,6 @@ async def resend_delivery(
     "are tried again.",
 )
 async def replay_dead_letters(
-    _: AdminClaims, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    _: AdminClaims, consumer: ConsumerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> ReplayResult:
-    return ReplayResult(replayed=await service.replay_dead_letters(services.consumer, limit))
+    return ReplayResult(replayed=await service.replay_dead_letters(consumer, limit))

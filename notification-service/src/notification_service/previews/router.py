@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from gatehouse_platform.errors import responses
-from notification_service.dependencies import ServicesDep
+from notification_service.dependencies import LinksDep, RendererDep
 from notification_service.email.catalogue import TEMPLATES
 from notification_service.errors import TemplateNotFound
 from notification_service.previews.service import render_sample
@@ -26,7 +26,7 @@ class TemplateOut(BaseModel):
 
 
 @router.get("", summary="Every email template")
-async def list_templates(services: ServicesDep) -> list[TemplateOut]:
+async def list_templates(renderer: RendererDep, links: LinksDep) -> list[TemplateOut]:
     return [
         TemplateOut(
             name=spec.name,
@@ -34,7 +34,7 @@ async def list_templates(services: ServicesDep) -> list[TemplateOut]:
             description=spec.description,
             unsubscribable=spec.unsubscribe_category is not None,
             carries_secret=spec.event.carries_secret,
-            sample_subject=render_sample(services.renderer, services.links, spec.name).subject,
+            sample_subject=render_sample(renderer, links, spec.name).subject,
         )
         for spec in TEMPLATES.values()
     ]
@@ -55,9 +55,9 @@ async def list_templates(services: ServicesDep) -> list[TemplateOut]:
     summary="A template rendered with sample data",
 )
 async def preview_template(
-    name: str, services: ServicesDep, format: Literal["html", "text"] = "html"
+    name: str, renderer: RendererDep, links: LinksDep, format: Literal["html", "text"] = "html"
 ) -> Response:
-    email = render_sample(services.renderer, services.links, name)
+    email = render_sample(renderer, links, name)
     if format == "text":
         return Response(email.text, media_type="text/plain; charset=utf-8")
     return Response(email.html, media_type="text/html; charset=utf-8")

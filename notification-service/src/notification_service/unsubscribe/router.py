@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from gatehouse_platform.errors import responses
-from notification_service.dependencies import DbSession, ServicesDep
+from notification_service.dependencies import DbSession, LinksDep, SettingsDep
 from notification_service.errors import InvalidUnsubscribeLink
 from notification_service.unsubscribe import service
 
@@ -34,9 +34,9 @@ class Unsubscribed(BaseModel):
     },
     summary="Confirmation page (does not unsubscribe by itself)",
 )
-async def unsubscribe_page(token: Token, services: ServicesDep) -> HTMLResponse:
-    found = service.read_link(services.links, token)
-    product = escape(services.settings.product_name)
+async def unsubscribe_page(token: Token, links: LinksDep, settings: SettingsDep) -> HTMLResponse:
+    found = service.read_link(links, token)
+    product = escape(settings.product_name)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Unsubscribe · {product}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -51,6 +51,6 @@ Security emails and notices that need your action still arrive.</p>
 
 
 @router.post("", responses=responses(InvalidUnsubscribeLink), summary="Unsubscribe (RFC 8058 one-click)")
-async def unsubscribe(token: Token, db: DbSession, services: ServicesDep) -> Unsubscribed:
-    found = await service.unsubscribe(db, services.links, token)
+async def unsubscribe(token: Token, db: DbSession, links: LinksDep) -> Unsubscribed:
+    found = await service.unsubscribe(db, links, token)
     return Unsubscribed(category=found.category)
