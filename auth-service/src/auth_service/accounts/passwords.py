@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
-from auth_service.accounts.service import confirm_password, mark_verified, spend_one_time_token
+from auth_service.accounts.service import (
+    confirm_password,
+    issue_one_time_token,
+    mark_verified,
+    spend_one_time_token,
+)
 from auth_service.events import emit
-from auth_service.models import OneTimeToken, TokenPurpose, User
+from auth_service.models import TokenPurpose, User
 from auth_service.principal import Client, Principal
 from auth_service.security import (
     PasswordHasher,
     check_password_policy,
-    new_token,
     normalize_password,
-    token_digest,
 )
 from auth_service.sessions.service import revoke_all_sessions
 from auth_service.settings import Settings
@@ -34,18 +35,8 @@ async def request_reset(
     user = await UserRepository(db).by_email(email)
     if user is None or not user.is_active:
         return
-    tokens = OneTimeTokenRepository(db)
-    await tokens.spend_all(user.id, TokenPurpose.RESET_PASSWORD)
-    token = new_token()
-    expires_at = utcnow() + timedelta(seconds=settings.reset_token_ttl_seconds)
-    tokens.add(
-        OneTimeToken(
-            user_id=user.id,
-            purpose=TokenPurpose.RESET_PASSWORD,
-            token_hash=token_digest(token),
-            email=user.email,
-            expires_at=expires_at,
-        )
+    token, expires_at = await issue_one_time_token(
+        db, user, TokenPurpose.RESET_PASSWORD, settings.reset_token_ttl_seconds
     )
     await emit(
         db,

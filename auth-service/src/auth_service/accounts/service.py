@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,18 +103,8 @@ async def send_verification(db: AsyncSession, settings: Settings, user: User) ->
     """A new link for the current address; earlier links stop working."""
     if user.email_verified:
         raise AlreadyVerified("This email address is already verified.")
-    tokens = OneTimeTokenRepository(db)
-    await tokens.spend_all(user.id, TokenPurpose.VERIFY_EMAIL)
-    token = new_token()
-    expires_at = utcnow() + timedelta(seconds=settings.verification_token_ttl_seconds)
-    tokens.add(
-        OneTimeToken(
-            user_id=user.id,
-            purpose=TokenPurpose.VERIFY_EMAIL,
-            token_hash=token_digest(token),
-            email=user.email,
-            expires_at=expires_at,
-        )
+    token, expires_at = await issue_one_time_token(
+        db, user, TokenPurpose.VERIFY_EMAIL, settings.verification_token_ttl_seconds
     )
     await emit(
         db,
@@ -123,6 +113,27 @@ async def send_verification(db: AsyncSession, settings: Settings, user: User) ->
         ),
         user_id=user.id,
     )
+
+
+async def issue_one_time_token(
+    db: AsyncSession, user: User, purpose: TokenPurpose, ttl_seconds: int
+) -> tuple[str, datetime]:
+    """A new link token for `user`'s current address (only its digest is stored) and when it
+    expires; the earlier tokens of the same purpose stop working."""
+    tokens = OneTimeTokenRepository(db)
+    await tokens.spend_all(user.id, purpose)
+    token = new_token()
+    expires_at = utcnow() + timedelta(seconds=ttl_seconds)
+    tokens.add(
+        OneTimeToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=token_digest(token),
+            email=user.email,
+            expires_at=expires_at,
+        )
+    )
+    return token, expires_at
 
 
 async def spend_one_time_token(db: AsyncSession, raw: str, purpose: TokenPurpose) -> User:
