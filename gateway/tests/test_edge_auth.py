@@ -3,6 +3,7 @@ denylist fed by real CloudEvents published to this run's RabbitMQ vhost."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from conftest import Echo, asgi_gateway, bearer, gateway_settings, upstream
 from gatehouse_contracts.envelope import EventData, new_event
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.revocations import Revocations, RevokedSession
 from gatehouse_platform.outbox import event_message
 from gatehouse_platform.testing import TestIssuer, eventually
 
@@ -202,3 +205,35 @@ async def test_without_redis_limits_let_requests_through_but_tokens_are_not_trus
     assert protected.headers["retry-after"] == "1"
     assert ready.status_code == 503
     assert ready.json()["checks"]["redis"].startswith("fail")
+
+
+async def test_a_revoked_session_stays_refused_when_redis_loses_the_denylist(
+    echo: Echo, jwks_url: str, issuer: TestIssuer
+) -> None:
+    """The fault drill's finding: after Redis came back empty, a logged-out session's token was
+    accepted again until it expired. Now the edge refuses to judge (503) until it has rebuilt the
+    denylist from auth-service's revocation list, and then refuses the token (401)."""
+    user_id, revoked_sid = uuid.uuid4(), uuid.uuid4()
+    token = issuer.token(user_id, sid=str(revoked_sid))
+    issuer.revocations = Revocations(
+        since=datetime.now(UTC) - timedelta(minutes=16),
+        sessions=[RevokedSession(session_id=revoked_sid, revoked_at=datetime.now(UTC))],
+        users=[],
+    )
+    settings = gateway_settings(jwks_url=jwks_url, upstreams={"billing": upstream(echo.url, "/billing")})
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with asgi_gateway(settings) as http:
+            assert await _refused(http, token)  # rebuilt at start from the list
+            for _ in range(3):
+                keys = [k async for k in redis.scan_iter(f"{settings.redis_key_prefix}:denylist:*")]
+                await redis.delete(*keys)  # what a Redis restart without persistence does
+                statuses = set()
+                while 401 not in statuses:
+                    response = await http.get("/billing/subscriptions/me", headers=bearer(token))
+                    statuses.add(response.status_code)
+                    assert response.status_code in (401, 503), "a revoked token was let through"
+                    await asyncio.sleep(0.05)
+    finally:
+        issuer.revocations = Revocations(since=datetime.now(UTC), sessions=[], users=[])
+        await redis.aclose()

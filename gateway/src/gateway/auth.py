@@ -14,11 +14,18 @@ from __future__ import annotations
 import logging
 import time
 
+import httpx
 from redis.asyncio import Redis
 
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.consumer import EventConsumer
-from gatehouse_platform.denylist import RedisDenylist, denylist_handlers
+from gatehouse_platform.denylist import (
+    DenylistNotReady,
+    DenylistRebuilder,
+    RedisDenylist,
+    denylist_handlers,
+    revocations_from,
+)
 from gatehouse_platform.errors import Forbidden, ServiceUnavailable
 from gatehouse_platform.jwks import JWKSVerifier, KeysUnavailable, MissingCredentials
 from gatehouse_platform.jwt import InvalidToken
@@ -55,6 +62,11 @@ def make_consumer(settings: Settings, denylist: RedisDenylist) -> EventConsumer:
         handlers=denylist_handlers(denylist),
         session_factory=None,
     )
+
+
+def make_rebuilder(settings: Settings, denylist: RedisDenylist, http: httpx.AsyncClient) -> DenylistRebuilder:
+    """Rebuilds the denylist from auth-service's revocation list whenever Redis has lost it."""
+    return DenylistRebuilder(denylist, revocations_from(http, settings.revocations))
 
 
 class EdgeAuth:
@@ -114,7 +126,11 @@ class EdgeAuth:
         to `MGET keys_for(claims)`."""
         if isinstance(reply, Exception):
             raise self.revocation_unknown(reply)
-        if self._denylist.judge(claims, reply):
+        try:
+            revoked = self._denylist.judge(claims, reply)
+        except DenylistNotReady as exc:  # Redis lost the denylist; it is being rebuilt
+            raise self.revocation_unknown(exc) from exc
+        if revoked:
             EDGE_REJECTIONS.labels("revoked").inc()
             raise InvalidToken("token revoked", reason="revoked")
 

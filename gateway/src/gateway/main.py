@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -17,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
-from gateway.auth import EdgeAuth, make_consumer, make_denylist
+from gateway.auth import EdgeAuth, make_consumer, make_denylist, make_rebuilder
 from gateway.clientip import TrustedProxies
 from gateway.cors import CorsPolicy
 from gateway.edge import Edge
@@ -31,6 +32,7 @@ from gateway.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 CONSUMER_FIRST_START_TIMEOUT = 5.0  # seconds; after that the consumer keeps trying in the background
+REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
 
 
 class UpstreamNotReady(Exception):
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     denylist = make_denylist(settings, redis)
     auth = EdgeAuth(settings, denylist)
     consumer = make_consumer(settings, denylist) if settings.consume_events else None
+    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
+    rebuilder = make_rebuilder(settings, denylist, http)
     edge = Edge(
         settings=settings,
         table=table,
@@ -108,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rebuilder.ensure_ready()  # after a Redis loss, before the first token check
+        await rebuilder.start()
         starting: asyncio.Task[None] | None = None
         if consumer is not None:
             starting = asyncio.ensure_future(_keep_starting(consumer))
@@ -124,9 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await starting
             if consumer is not None:
                 await consumer.stop()
+            await rebuilder.stop()
             for upstream in upstreams.values():
                 await upstream.aclose()
             await auth.aclose()
+            await http.aclose()
             await lane.aclose()
             await redis.aclose()
 

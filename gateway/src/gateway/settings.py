@@ -17,6 +17,7 @@ from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from gatehouse_contracts.revocations import JWKS_PATH, revocations_url_beside
 from gatehouse_platform.settings import ServiceSettings
 
 Access = Literal["public", "token", "admin"]
@@ -182,14 +183,20 @@ class Settings(ServiceSettings):
     connect_timeout_seconds: float = Field(default=1.0, gt=0, description="For upstreams built from URLs")
     read_timeout_seconds: float = Field(default=30.0, gt=0, description="For upstreams built from URLs")
     blocked_paths: list[str] = Field(
-        default_factory=lambda: ["/billing/stripe/webhook/**"],
-        description="Never routed (404 here): Stripe posts to billing-service directly",
+        default_factory=lambda: ["/billing/stripe/webhook/**", "/auth/internal/**"],
+        description="Never routed (404 here): Stripe posts to billing-service directly; "
+        "auth-service's internal routes serve the deployment's own services",
     )
 
     # Tokens at the edge
     access_rules: list[AccessRule] = Field(default_factory=lambda: list(DEFAULT_ACCESS_RULES))
     default_access: Access = "public"
     jwks_url: str | None = Field(default=None, description="Default: the auth upstream's JWKS")
+    revocations_url: str | None = Field(
+        default=None,
+        description="Where the denylist is rebuilt from after Redis lost its data. Default: the "
+        "revocation list on the JWKS's host",
+    )
     issuer: str = "http://127.0.0.1:8000/auth"
     audience: str = "gatehouse"
     token_leeway_seconds: int = Field(default=5, ge=0)
@@ -301,13 +308,20 @@ class Settings(ServiceSettings):
         if self.jwks_url is None:
             if "auth" not in self.upstreams:
                 raise ValueError("set GATEWAY_JWKS_URL when no upstream is named 'auth'")
-            self.jwks_url = f"{self.upstreams['auth'].url}/auth/.well-known/jwks.json"
+            self.jwks_url = f"{self.upstreams['auth'].url}{JWKS_PATH}"
+        if self.revocations_url is None:
+            self.revocations_url = revocations_url_beside(self.jwks_url)
         return self
 
     @property
     def jwks(self) -> str:
         assert self.jwks_url is not None  # filled in by the validator
         return self.jwks_url
+
+    @property
+    def revocations(self) -> str:
+        assert self.revocations_url is not None  # filled in by the validator
+        return self.revocations_url
 
 
 @lru_cache

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
 REVOCATIONS_PATH = "/auth/internal/revocations"
+JWKS_PATH = "/auth/.well-known/jwks.json"
+
+
+def revocations_url_beside(jwks_url: str) -> str:
+    """Where the issuer serving `jwks_url` serves the revocation list: a verifier needs one
+    setting, its JWKS URL, and finds the list on the same host."""
+    parts = urlsplit(jwks_url)
+    prefix = parts.path.removesuffix(JWKS_PATH) if parts.path.endswith(JWKS_PATH) else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}{REVOCATIONS_PATH}"
 
 
 class RevokedSession(BaseModel):

@@ -20,7 +20,7 @@ class UserRepository(Repository[User]):
         stmt = select(User.id, User.deactivated_at).where(
             User.is_active.is_(False), User.deactivated_at >= since
         )
-        return [(uid, at) for uid, at in (await self.session.execute(stmt)).tuples() if at is not None]
+        return [(uid, at) for uid, at in (await self.session.execute(stmt)).all() if at is not None]
 
     async def by_id(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
         stmt = select(User).where(User.id == user_id).options(selectinload(User.profile))

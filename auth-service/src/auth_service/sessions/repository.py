@@ -28,7 +28,7 @@ class SessionRepository(Repository[AuthSession]):
     async def revoked_since(self, since: datetime) -> list[tuple[uuid.UUID, datetime]]:
         """(id, revoked_at) of every session revoked at or after `since`."""
         stmt = select(AuthSession.id, AuthSession.revoked_at).where(AuthSession.revoked_at >= since)
-        return [(sid, at) for sid, at in (await self.session.execute(stmt)).tuples() if at is not None]
+        return [(sid, at) for sid, at in (await self.session.execute(stmt)).all() if at is not None]
 
     async def active(self, user_id: uuid.UUID, *, for_update: bool = False) -> list[AuthSession]:
         """Neither revoked nor expired, most recently used first."""
