@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers.repository import CustomerRepository
 from billing_service.events import publish
+from billing_service.integrations.stripe import InvoiceSnapshot
 from billing_service.models import TERMINAL_PAYMENT_STATUSES, Payment, PaymentStatus, Subscription
 from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.payments.repository import PaymentRepository
 from billing_service.plans.repository import PlanRepository
-from billing_service.stripe_client import InvoiceSnapshot
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_service.customers.repository import CustomerRepository
 from billing_service.events import publish
 from billing_service.events.publish import SubscriptionFacts
+from billing_service.integrations.stripe import StripeGateway, SubscriptionSnapshot
 from billing_service.models import (
     ENDED_STATUSES,
     EndReason,
@@ -40,7 +41,6 @@ from billing_service.models import (
     SubscriptionStatus,
 )
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
-from billing_service.stripe_client import StripeGateway, SubscriptionSnapshot
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 

@@ -17,6 +17,13 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.events import publish
+from billing_service.integrations.stripe import (
+    StripeGateway,
+    WebhookEvent,
+    invoice_subscription_id,
+    parse_checkout_session,
+    parse_invoice,
+)
 from billing_service.models import Payment, Subscription, SubscriptionStatus
 from billing_service.payments.service import (
     Addressee,
@@ -24,13 +31,6 @@ from billing_service.payments.service import (
     addressee_of,
     apply_invoice,
     subscription_of,
-)
-from billing_service.stripe_client import (
-    StripeGateway,
-    WebhookEvent,
-    invoice_subscription_id,
-    parse_checkout_session,
-    parse_invoice,
 )
 from billing_service.subscriptions.checkout import expire_locally
 from billing_service.subscriptions.repository import SubscriptionRepository

@@ -32,10 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import WebhookPayloadInvalid
+from billing_service.integrations.stripe import StripeGateway, WebhookEvent, parse_event
 from billing_service.models import StripeEvent, StripeEventStatus, Subscription
 from billing_service.payments.repository import PaymentRepository
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway, WebhookEvent, parse_event
 from billing_service.subscriptions.sync import sync_from_stripe
 from billing_service.webhooks.handlers import (
     HANDLERS,

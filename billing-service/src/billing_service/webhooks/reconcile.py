@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import JobCursor
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway
 from billing_service.webhooks.handlers import HANDLERS
 from billing_service.webhooks.processor import WebhookProcessor
 from billing_service.webhooks.repository import record_event

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.stripe_client import WebhookEvent
+from billing_service.integrations.stripe import WebhookEvent
 from billing_service.webhooks.repository import record_events
 from gatehouse_platform.db import session_scope
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service.integrations.stripe import WebhookEvent
 from billing_service.models import StripeEvent, StripeEventStatus
-from billing_service.stripe_client import WebhookEvent
 from gatehouse_platform.db import utcnow
 
 DUE = (StripeEventStatus.PENDING, StripeEventStatus.FAILED)
