@@ -25,7 +25,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers.repository import CustomerRepository
@@ -262,18 +261,11 @@ async def _adopt(
         await customers.insert_if_missing(user_id, customer.email or "")
     # If the request that made this row is still running, this insert waits for it; if that request
     # commits, nothing is inserted and its row is used.
-    await db.execute(
-        insert(Subscription)
-        .values(
-            id=our_id,
-            user_id=user_id,
-            plan_id=plan.id,
-            status=SubscriptionStatus.CHECKOUT_PENDING,
-            stripe_price_id=snapshot.price_id,
-        )
-        .on_conflict_do_nothing()
+    subscriptions = SubscriptionRepository(db)
+    await subscriptions.insert_pending_if_missing(
+        our_id, user_id=user_id, plan_id=plan.id, stripe_price_id=snapshot.price_id
     )
-    row = await SubscriptionRepository(db).get(our_id, for_update=True)
+    row = await subscriptions.get(our_id, for_update=True)
     if row is None:
         raise OrphanSubscription(f"subscription {snapshot.id}: the user has another live subscription")
     log.warning("adopted Stripe subscription %s as %s", snapshot.id, our_id)
