@@ -1,7 +1,9 @@
 """billing-service tables. The platform's `outbox` and `processed_events` live in the same database.
 
 Statuses are strings with CHECK constraints (listed from the enums below), so the database and the
-model can never disagree about which values exist.
+model can never disagree about which values exist. Server defaults and partial-index conditions are
+SQLAlchemy expressions (`literal(0)`, `true()`, `func.now()`, `column(…).in_(…)`), not `text()`: SQL
+text is for repositories, and these render the DDL the migration has.
 """
 
 from __future__ import annotations
