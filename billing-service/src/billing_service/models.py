@@ -3,7 +3,7 @@
 Statuses are strings with CHECK constraints (listed from the enums below), so the database and the
 model can never disagree about which values exist. Server defaults and partial-index conditions are
 SQLAlchemy expressions (`literal(0)`, `true()`, `func.now()`, `column(…).in_(…)`), not `text()`: SQL
-text is for repositories, and these render the DDL the migration has.
+text is for repositories, and these give the defaults and indexes the migration creates.
 """
 
 from __future__ import annotations
