@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import PaymentProviderError, PaymentProviderUnavailable
+from billing_service.integrations.stripe import StripeRequestRejected
 from billing_service.main import create_app, stripe_gateway
 from billing_service.models import Plan
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeRequestRejected
 from conftest import new_code
 from gatehouse_platform.testing import free_port, serve_in_thread
 

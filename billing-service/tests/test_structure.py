@@ -1,5 +1,6 @@
 """Rules that keep the code the shape it has: the migrations build exactly the models' schema, only
-stripe_client.py knows Stripe, and no service module commits (the edges do)."""
+integrations/stripe/ knows Stripe, queries live in repositories, and no service module commits (the
+edges do)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,42 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_only_the_stripe_client_imports_stripe() -> None:
-    offenders = [p.relative_to(SOURCE) for p in SOURCE.rglob("*.py") if "stripe" in _imports(p)]
-    assert [str(p) for p in offenders] == ["stripe_client.py"]
+def test_only_the_stripe_integration_imports_stripe() -> None:
+    importers = sorted(str(p.relative_to(SOURCE)) for p in SOURCE.rglob("*.py") if "stripe" in _imports(p))
+    assert importers == [
+        "integrations/stripe/client.py",
+        "integrations/stripe/errors.py",
+        "integrations/stripe/webhooks.py",
+    ]
+
+
+QUERY_BUILDERS = {"select", "update", "delete", "insert", "text", "exists", "union", "union_all"}
+QUERY_CALLS = {"execute", "scalar", "scalars", "stream", "get"}
+SESSIONS = {"db", "session", "connection", "conn"}
+
+
+def _queries(path: Path) -> list[str]:
+    """Query builders imported from sqlalchemy, and queries run on a session (`db.execute(…)`,
+    `self.session.get(…)`), in one module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlalchemy":
+            found += [f"imports {a.name}" for a in node.names if a.name in QUERY_BUILDERS]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = node.func.value
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+            if node.func.attr in QUERY_CALLS and name in SESSIONS:
+                found.append(f"{name}.{node.func.attr}(…) on line {node.lineno}")
+    return found
+
+
+def test_queries_live_in_repositories() -> None:
+    offenders = {
+        str(path.relative_to(SOURCE)): found
+        for path in SOURCE.rglob("*.py")
+        if path.name != "repository.py" and (found := _queries(path))
+    }
+    assert offenders == {}
 
 
 def test_no_module_commits_a_session_itself() -> None:

@@ -11,8 +11,8 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.db import session_scope
 from gatehouse_platform.jwks import JWKSVerifier, TokenVerifier, current_claims, require_role

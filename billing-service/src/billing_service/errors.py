@@ -94,7 +94,7 @@ class WebhookPayloadInvalid(DomainError):
     title = "Invalid webhook payload"
 
 
-# Stripe failures (raised by stripe_client.py, the only module that knows Stripe's errors)
+# Stripe failures (raised by integrations/stripe/, the only package that knows Stripe's errors)
 
 
 class PaymentDeclined(DomainError):
@@ -118,14 +118,6 @@ class PaymentProviderError(DomainError):
     status = 502
     slug = "payment-provider-error"
     title = "Payment provider error"
-
-
-class PaymentProviderRejected(Conflict):
-    """Stripe refused the change because of the object's state (e.g. a Checkout session that was
-    completed meanwhile)."""
-
-    slug = "payment-provider-rejected"
-    title = "Payment provider refused the change"
 
 
 # What a route that calls Stripe may answer besides its own errors (for its `responses=`).

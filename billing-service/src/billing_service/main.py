@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 
 from billing_service.dependencies import Services
 from billing_service.events.handlers import bind
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.payments.router import router as payments_router
 from billing_service.plans.router import router as plans_router
 from billing_service.settings import Settings, get_settings
-from billing_service.stripe_client import StripeGateway
 from billing_service.subscriptions.router import router as subscriptions_router
 from billing_service.webhooks.processor import WebhookProcessor
 from billing_service.webhooks.recorder import EventRecorder

@@ -9,13 +9,13 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.main import stripe_gateway
 from billing_service.models import PlanInterval, PlanTier
 from billing_service.plans.repository import PlanRepository
 from billing_service.plans.schemas import PlanCreate
 from billing_service.plans.service import create_plan
 from billing_service.settings import Settings, get_settings
-from billing_service.stripe_client import StripeGateway
 from gatehouse_platform.db import make_engine, make_session_factory, session_scope
 
 T = TypeVar("T")

@@ -1,7 +1,9 @@
 """billing-service tables. The platform's `outbox` and `processed_events` live in the same database.
 
 Statuses are strings with CHECK constraints (listed from the enums below), so the database and the
-model can never disagree about which values exist.
+model can never disagree about which values exist. Server defaults and partial-index conditions are
+SQLAlchemy expressions (`literal(0)`, `true()`, `func.now()`, `column(…).in_(…)`), not `text()`: SQL
+text is for repositories, and these give the defaults and indexes the migration creates.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    text,
+    column,
+    false,
+    func,
+    literal,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from gatehouse_platform.db import Base, TimestampMixin, utcnow
 
@@ -116,8 +123,9 @@ class StripeEventStatus(enum.StrEnum):
     FAILED = "failed"  # retried after `next_attempt_at`
 
 
-def _in(column: str, values: tuple[enum.StrEnum, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+def _in(name: str, values: tuple[enum.StrEnum, ...]) -> ColumnElement[bool]:
+    """`name IN (values…)`, for a partial index (DDL renders the values inline)."""
+    return column(name).in_([v.value for v in values])
 
 
 class Plan(TimestampMixin, Base):
@@ -138,14 +146,14 @@ class Plan(TimestampMixin, Base):
     amount: Mapped[int] = mapped_column(Integer)  # minor units per period
     currency: Mapped[str] = mapped_column(String(3))
     interval: Mapped[PlanInterval] = mapped_column(_enum(PlanInterval, "plan_interval"))
-    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
-    features: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
-    trial_days: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=literal(1))
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    trial_days: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     stripe_product_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
     # Bumped by every change pushed to Stripe: part of the idempotency keys of those calls.
-    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     deleted_at: Mapped[datetime | None]
 
 
@@ -160,8 +168,8 @@ class PlanPrice(Base):
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     interval: Mapped[PlanInterval] = mapped_column(_enum(PlanInterval, "plan_price_interval"))
-    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=literal(1))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     archived_at: Mapped[datetime | None]
 
 
@@ -176,7 +184,7 @@ class Customer(TimestampMixin, Base):
     # When the email was last set from an event: older email changes arriving late do not win.
     email_changed_at: Mapped[datetime | None]
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     deactivated_at: Mapped[datetime | None]
 
 
@@ -191,7 +199,7 @@ class Subscription(TimestampMixin, Base):
             "uq_subscriptions_user_holding",
             "user_id",
             unique=True,
-            postgresql_where=text(_in("status", HOLDING_STATUSES)),
+            postgresql_where=_in("status", HOLDING_STATUSES),
         ),
         Index("ix_subscriptions_user_id_created_at", "user_id", "created_at"),
         Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
@@ -207,7 +215,7 @@ class Subscription(TimestampMixin, Base):
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
     current_period_start: Mapped[datetime | None]
     current_period_end: Mapped[datetime | None]
-    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cancel_at: Mapped[datetime | None]
     canceled_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
@@ -218,7 +226,7 @@ class Subscription(TimestampMixin, Base):
     renewed_through: Mapped[datetime | None]
     trial_notice_for: Mapped[datetime | None]
     # Bumped by every change we ask Stripe for: part of the idempotency keys of those calls.
-    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     synced_at: Mapped[datetime | None]
 
 
@@ -238,10 +246,10 @@ class Payment(TimestampMixin, Base):
     stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
     amount_due: Mapped[int] = mapped_column(Integer)
-    amount_paid: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    amount_paid: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     currency: Mapped[str] = mapped_column(String(3))
     billing_reason: Mapped[str | None] = mapped_column(String(64))
-    attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     next_payment_attempt: Mapped[datetime | None]
     period_start: Mapped[datetime]
@@ -260,7 +268,7 @@ class StripeEvent(Base):
         Index(
             "ix_stripe_events_due",
             "next_attempt_at",
-            postgresql_where=text(_in("status", (StripeEventStatus.PENDING, StripeEventStatus.FAILED))),
+            postgresql_where=_in("status", (StripeEventStatus.PENDING, StripeEventStatus.FAILED)),
         ),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
@@ -277,10 +285,10 @@ class StripeEvent(Base):
         default=StripeEventStatus.PENDING,
         server_default=StripeEventStatus.PENDING.value,
     )
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=text("now()"))
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     processed_at: Mapped[datetime | None]
 
 
@@ -291,6 +299,4 @@ class JobCursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[datetime]
-    updated_at: Mapped[datetime] = mapped_column(
-        default=utcnow, onupdate=utcnow, server_default=text("now()")
-    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())

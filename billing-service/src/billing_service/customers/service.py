@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers.repository import CustomerRepository
 from billing_service.errors import AccountInactive
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import Customer
-from billing_service.stripe_client import StripeGateway
 from gatehouse_platform.db import utcnow
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers import service as customers
-from billing_service.stripe_client import StripeGateway
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.subscriptions.lifecycle import end_for_deactivated_account
 from gatehouse_contracts.envelope import CloudEvent, EventData
 from gatehouse_contracts.events import UserDeactivated, UserEmailChanged, UserReactivated, UserRegistered

@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service import publishing
 from billing_service.customers.repository import CustomerRepository
-from billing_service.events import publish
+from billing_service.integrations.stripe import InvoiceSnapshot
 from billing_service.models import TERMINAL_PAYMENT_STATUSES, Payment, PaymentStatus, Subscription
 from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.payments.repository import PaymentRepository
 from billing_service.plans.repository import PlanRepository
-from billing_service.stripe_client import InvoiceSnapshot
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 
@@ -165,9 +165,9 @@ async def apply_invoice(
 async def _announce(db: AsyncSession, payment: Payment, addressee: Addressee) -> list[str]:
     email, plan_name = addressee.email, addressee.plan_name
     if payment.status == PaymentStatus.PAID:
-        await publish.payment_succeeded(db, payment, email=email, plan_name=plan_name)
+        await publishing.payment_succeeded(db, payment, email=email, plan_name=plan_name)
         return ["payment.succeeded"]
-    await publish.payment_failed(db, payment, email=email, plan_name=plan_name)
+    await publishing.payment_failed(db, payment, email=email, plan_name=plan_name)
     return ["payment.failed"]
 
 

@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.errors import PlanCodeTaken, PlanNotAvailable, PlanNotFound
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import Plan, PlanPrice
 from billing_service.pagination import decode_plan_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.plans.schemas import PlanCreate, PlanUpdate
-from billing_service.stripe_client import StripeGateway
 from gatehouse_platform.db import utcnow
 
 PRICE_FIELDS = ("amount", "currency", "interval", "interval_count")

@@ -33,10 +33,10 @@ from billing_service.errors import (
     SubscriptionNotChangeable,
     SubscriptionNotFound,
 )
+from billing_service.integrations.stripe import InvoicePreview, StripeGateway, SubscriptionSnapshot
 from billing_service.models import Plan, PlanInterval, PlanPrice, Subscription, SubscriptionStatus
 from billing_service.plans.repository import PlanPriceRepository
 from billing_service.plans.service import available_plan
-from billing_service.stripe_client import InvoicePreview, StripeGateway, SubscriptionSnapshot
 from billing_service.subscriptions.checkout import abandon_checkout
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import apply_snapshot

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers.service import active_customer, ensure_stripe_customer
 from billing_service.errors import CheckoutInProgress, EmailNotVerified, SubscriptionAlreadyActive
+from billing_service.integrations.stripe import StripeGateway, StripeRequestRejected
 from billing_service.models import Plan, Subscription, SubscriptionStatus
 from billing_service.plans.service import available_plan
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway, StripeRequestRejected
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.db import utcnow

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.customers.service import set_active
 from billing_service.errors import PaymentProviderError, PaymentProviderUnavailable
+from billing_service.integrations.stripe import StripeGateway, StripeRequestRejected
 from billing_service.models import ENDED_STATUSES, EndReason, Subscription, SubscriptionStatus
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway, StripeRequestRejected
 from billing_service.subscriptions.checkout import abandon_checkout
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import CANCEL_COMMENTS, apply_snapshot, end_locally, sync_from_stripe

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 
 from billing_service.models import HOLDING_STATUSES, Subscription, SubscriptionStatus
 from gatehouse_platform.db import Repository
@@ -42,6 +43,24 @@ class SubscriptionRepository(Repository[Subscription]):
             return await self.lock(Subscription.stripe_checkout_session_id == session_id)
         stmt = select(Subscription).where(Subscription.stripe_checkout_session_id == session_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert_pending_if_missing(
+        self, id_: uuid.UUID, *, user_id: uuid.UUID, plan_id: uuid.UUID, stripe_price_id: str
+    ) -> None:
+        """Insert a `checkout_pending` row with this id unless it (or another live subscription of
+        the user, by the unique index) exists. Waits for a concurrent transaction inserting the same
+        row, like any unique insert."""
+        await self.session.execute(
+            insert(Subscription)
+            .values(
+                id=id_,
+                user_id=user_id,
+                plan_id=plan_id,
+                status=SubscriptionStatus.CHECKOUT_PENDING,
+                stripe_price_id=stripe_price_id,
+            )
+            .on_conflict_do_nothing()
+        )
 
     async def page_for_user(
         self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None

@@ -25,12 +25,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service import publishing
 from billing_service.customers.repository import CustomerRepository
-from billing_service.events import publish
-from billing_service.events.publish import SubscriptionFacts
+from billing_service.integrations.stripe import StripeGateway, SubscriptionSnapshot
 from billing_service.models import (
     ENDED_STATUSES,
     EndReason,
@@ -40,7 +39,7 @@ from billing_service.models import (
     SubscriptionStatus,
 )
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
-from billing_service.stripe_client import StripeGateway, SubscriptionSnapshot
+from billing_service.publishing import SubscriptionFacts
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 
@@ -142,12 +141,12 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     if new_status in ACTIVATING and not was_activated:
         row.activated_at = now
         row.renewed_through = row.current_period_end
-        await publish.activated(db, await about())
+        await publishing.activated(db, await about())
         emitted.append("subscription.activated")
     elif was_activated and old_plan_id != row.plan_id:
         previous = await PlanRepository(db).get(old_plan_id)
         assert previous is not None
-        await publish.plan_changed(db, await about(), previous)
+        await publishing.plan_changed(db, await about(), previous)
         emitted.append("subscription.plan_changed")
 
     if (
@@ -157,23 +156,23 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         and row.current_period_end > row.renewed_through
     ):
         row.renewed_through = row.current_period_end
-        await publish.renewed(db, await about())
+        await publishing.renewed(db, await about())
         emitted.append("subscription.renewed")
 
     if new_status in STRIPE_ENDED:
         row.ended_at = snapshot.ended_at or now
         row.end_reason = row.end_reason or _end_reason(snapshot)
         if was_activated or row.activated_at is not None:
-            await publish.ended(db, await about(), row.end_reason)
+            await publishing.ended(db, await about(), row.end_reason)
             emitted.append("subscription.ended")
         return emitted
 
     scheduled = snapshot.cancel_at_period_end or snapshot.cancel_at is not None
     if row.activated_at is not None and scheduled and not was_scheduled:
-        await publish.cancel_scheduled(db, await about())
+        await publishing.cancel_scheduled(db, await about())
         emitted.append("subscription.cancel_scheduled")
     elif row.activated_at is not None and was_scheduled and not scheduled:
-        await publish.resumed(db, await about())
+        await publishing.resumed(db, await about())
         emitted.append("subscription.resumed")
 
     if (
@@ -182,7 +181,7 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         and old_status != SubscriptionStatus.PAST_DUE
     ):
         latest = snapshot.latest_invoice
-        await publish.past_due(db, await about(), latest.next_payment_attempt if latest else None)
+        await publishing.past_due(db, await about(), latest.next_payment_attempt if latest else None)
         emitted.append("subscription.past_due")
     return emitted
 
@@ -200,7 +199,7 @@ async def end_locally(db: AsyncSession, row: Subscription, reason: EndReason) ->
     row.end_reason = reason
     row.checkout_url = None
     if was_activated:
-        await publish.ended(db, await facts_for(db, row), reason)
+        await publishing.ended(db, await facts_for(db, row), reason)
     return True
 
 
@@ -262,18 +261,11 @@ async def _adopt(
         await customers.insert_if_missing(user_id, customer.email or "")
     # If the request that made this row is still running, this insert waits for it; if that request
     # commits, nothing is inserted and its row is used.
-    await db.execute(
-        insert(Subscription)
-        .values(
-            id=our_id,
-            user_id=user_id,
-            plan_id=plan.id,
-            status=SubscriptionStatus.CHECKOUT_PENDING,
-            stripe_price_id=snapshot.price_id,
-        )
-        .on_conflict_do_nothing()
+    subscriptions = SubscriptionRepository(db)
+    await subscriptions.insert_pending_if_missing(
+        our_id, user_id=user_id, plan_id=plan.id, stripe_price_id=snapshot.price_id
     )
-    row = await SubscriptionRepository(db).get(our_id, for_update=True)
+    row = await subscriptions.get(our_id, for_update=True)
     if row is None:
         raise OrphanSubscription(f"subscription {snapshot.id}: the user has another live subscription")
     log.warning("adopted Stripe subscription %s as %s", snapshot.id, our_id)

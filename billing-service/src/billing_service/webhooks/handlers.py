@@ -16,7 +16,14 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_service.events import publish
+from billing_service import publishing
+from billing_service.integrations.stripe import (
+    StripeGateway,
+    WebhookEvent,
+    invoice_subscription_id,
+    parse_checkout_session,
+    parse_invoice,
+)
 from billing_service.models import Payment, Subscription, SubscriptionStatus
 from billing_service.payments.service import (
     Addressee,
@@ -24,13 +31,6 @@ from billing_service.payments.service import (
     addressee_of,
     apply_invoice,
     subscription_of,
-)
-from billing_service.stripe_client import (
-    StripeGateway,
-    WebhookEvent,
-    invoice_subscription_id,
-    parse_checkout_session,
-    parse_invoice,
 )
 from billing_service.subscriptions.checkout import expire_locally
 from billing_service.subscriptions.repository import SubscriptionRepository
@@ -109,7 +109,7 @@ async def on_trial_will_end(ctx: BatchContext, event: WebhookEvent) -> Outcome:
     # Once per trial end (a changed trial end deserves its own notice).
     if row.status == SubscriptionStatus.TRIALING and row.trial_end and row.trial_notice_for != row.trial_end:
         row.trial_notice_for = row.trial_end
-        await publish.trial_will_end(ctx.db, await facts_for(ctx.db, row))
+        await publishing.trial_will_end(ctx.db, await facts_for(ctx.db, row))
         ctx.emitted.append("subscription.trial_will_end")
     return "processed"
 

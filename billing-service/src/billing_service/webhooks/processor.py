@@ -32,10 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import WebhookPayloadInvalid
+from billing_service.integrations.stripe import StripeGateway, WebhookEvent, parse_event
 from billing_service.models import StripeEvent, StripeEventStatus, Subscription
 from billing_service.payments.repository import PaymentRepository
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway, WebhookEvent, parse_event
 from billing_service.subscriptions.sync import sync_from_stripe
 from billing_service.webhooks.handlers import (
     HANDLERS,
@@ -44,7 +44,7 @@ from billing_service.webhooks.handlers import (
     invoice_named,
     subscriptions_named,
 )
-from billing_service.webhooks.repository import claim_due, mark_done, oldest_due
+from billing_service.webhooks.repository import StripeEventRepository
 from gatehouse_platform.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,14 @@ class WebhookProcessor:
         if count:
             BATCH_SECONDS.observe(time.perf_counter() - started)
             async with self._sessions() as db:
-                oldest = await oldest_due(db)
+                oldest = await StripeEventRepository(db).oldest_due()
             BACKLOG_AGE.set(0 if oldest is None else max((utcnow() - oldest).total_seconds(), 0))
         return count
 
     async def _batch(self, *, careful: bool) -> int:
         async with self._sessions() as db, db.begin():
-            rows = await claim_due(db, self._settings.webhook_batch_size)
+            stripe_events = StripeEventRepository(db)
+            rows = await stripe_events.claim_due(self._settings.webhook_batch_size)
             if not rows:
                 return 0
             events = []
@@ -178,7 +179,7 @@ class WebhookProcessor:
                 except IntegrityError as exc:  # another worker inserted one of these invoices meanwhile
                     raise _RedoCarefully from exc
             for status, ids in outcomes.items():
-                await mark_done(db, ids, status)
+                await stripe_events.mark_done(ids, status)
         if ctx.emitted:
             log.debug("stripe events emitted %s", ctx.emitted)
         return len(rows)

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import JobCursor
 from billing_service.settings import Settings
-from billing_service.stripe_client import StripeGateway
 from billing_service.webhooks.handlers import HANDLERS
 from billing_service.webhooks.processor import WebhookProcessor
-from billing_service.webhooks.repository import record_event
+from billing_service.webhooks.repository import JobCursorRepository, StripeEventRepository
 from gatehouse_platform.db import session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,20 +45,21 @@ async def reconcile(
 ) -> ReconcileResult:
     started = now or utcnow()
     async with session_scope(session_factory) as db:
-        cursor = await db.get(JobCursor, CURSOR)
+        cursor = await JobCursorRepository(db).get(CURSOR)
         if cursor is None:
             since = started - timedelta(seconds=settings.reconcile_lookback_seconds)
         else:
             since = cursor.position - timedelta(seconds=settings.reconcile_overlap_seconds)
     listed = missed = 0
     async with session_scope(session_factory) as db:
+        stripe_events, cursors = StripeEventRepository(db), JobCursorRepository(db)
         async for event in stripe.events_since(since, sorted(HANDLERS)):
             listed += 1
-            if await record_event(db, event, source="reconcile"):
+            if await stripe_events.record(event, source="reconcile"):
                 missed += 1
-        cursor = await db.get(JobCursor, CURSOR, with_for_update=True)
+        cursor = await cursors.get(CURSOR, for_update=True)
         if cursor is None:
-            db.add(JobCursor(name=CURSOR, position=started))
+            cursors.add(JobCursor(name=CURSOR, position=started))
         elif cursor.position < started:
             cursor.position = started
     processed = await WebhookProcessor(session_factory, stripe, settings).drain()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.stripe_client import WebhookEvent
-from billing_service.webhooks.repository import record_events
+from billing_service.integrations.stripe import WebhookEvent
+from billing_service.webhooks.repository import StripeEventRepository
 from gatehouse_platform.db import session_scope
 
 
@@ -44,7 +44,9 @@ class EventRecorder:
             group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             try:
                 async with session_scope(self._sessions) as db:
-                    new = await record_events(db, [w.event for w in group], source="webhook")
+                    new = await StripeEventRepository(db).record_many(
+                        [w.event for w in group], source="webhook"
+                    )
             except Exception as exc:
                 for waiting in group:
                     if not waiting.stored.done():

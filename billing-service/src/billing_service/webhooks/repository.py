@@ -1,4 +1,4 @@
-"""Queries on the Stripe event log."""
+"""Queries on the Stripe event log and on the reconciliation's cursor."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_service.models import StripeEvent, StripeEventStatus
-from billing_service.stripe_client import WebhookEvent
-from gatehouse_platform.db import utcnow
+from billing_service.integrations.stripe import WebhookEvent
+from billing_service.models import JobCursor, StripeEvent, StripeEventStatus
+from gatehouse_platform.db import Repository, utcnow
 
 DUE = (StripeEventStatus.PENDING, StripeEventStatus.FAILED)
 
@@ -34,52 +33,59 @@ def _values(event: WebhookEvent, source: str) -> dict[str, object]:
     }
 
 
-async def record_event(db: AsyncSession, event: WebhookEvent, *, source: str) -> bool:
-    """Store the event once (by its `evt_…` id); True if it was new."""
-    return await db.scalar(_RECORD, _values(event, source)) is not None
+class StripeEventRepository(Repository[StripeEvent]):
+    model = StripeEvent
 
+    async def record(self, event: WebhookEvent, *, source: str) -> bool:
+        """Store the event once (by its `evt_…` id); True if it was new."""
+        return await self.session.scalar(_RECORD, _values(event, source)) is not None
 
-async def record_events(db: AsyncSession, events: Sequence[WebhookEvent], *, source: str) -> set[str]:
-    """Store each event once, in one statement; returns the ids that were new."""
-    if not events:
-        return set()
-    if len(events) == 1:
-        return {events[0].id} if await record_event(db, events[0], source=source) else set()
-    stmt = (
-        insert(StripeEvent)
-        .values([_values(event, source) for event in events])
-        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-        .returning(StripeEvent.id)
-    )
-    return set((await db.execute(stmt)).scalars())
+    async def record_many(self, events: Sequence[WebhookEvent], *, source: str) -> set[str]:
+        """Store each event once, in one statement; returns the ids that were new."""
+        if not events:
+            return set()
+        if len(events) == 1:
+            return {events[0].id} if await self.record(events[0], source=source) else set()
+        stmt = (
+            insert(StripeEvent)
+            .values([_values(event, source) for event in events])
+            .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+            .returning(StripeEvent.id)
+        )
+        return set((await self.session.execute(stmt)).scalars())
 
+    async def claim_due(self, limit: int) -> list[StripeEvent]:
+        """Lock a batch of events due for processing, oldest (by Stripe's clock) first. Rows another
+        worker holds are skipped, so concurrent workers never process the same event."""
+        stmt = (
+            select(StripeEvent)
+            .where(StripeEvent.status.in_(DUE), StripeEvent.next_attempt_at <= func.now())
+            .order_by(StripeEvent.stripe_created_at, StripeEvent.received_at, StripeEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(stmt)).scalars())
 
-async def claim_due(db: AsyncSession, limit: int) -> list[StripeEvent]:
-    """Lock a batch of events due for processing, oldest (by Stripe's clock) first. Rows another
-    worker holds are skipped, so concurrent workers never process the same event."""
-    stmt = (
-        select(StripeEvent)
-        .where(StripeEvent.status.in_(DUE), StripeEvent.next_attempt_at <= func.now())
-        .order_by(StripeEvent.stripe_created_at, StripeEvent.received_at, StripeEvent.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await db.execute(stmt)).scalars())
-
-
-async def mark_done(db: AsyncSession, ids: Sequence[str], status: StripeEventStatus) -> None:
-    if ids:
-        await db.execute(
-            update(StripeEvent)
-            .where(StripeEvent.id.in_(ids))
-            .values(
-                status=status,
-                processed_at=utcnow(),
-                attempts=StripeEvent.attempts + 1,
-                last_error=None,
+    async def mark_done(self, ids: Sequence[str], status: StripeEventStatus) -> None:
+        if ids:
+            await self.session.execute(
+                update(StripeEvent)
+                .where(StripeEvent.id.in_(ids))
+                .values(
+                    status=status,
+                    processed_at=utcnow(),
+                    attempts=StripeEvent.attempts + 1,
+                    last_error=None,
+                )
             )
+
+    async def oldest_due(self) -> datetime | None:
+        return await self.session.scalar(
+            select(func.min(StripeEvent.received_at)).where(StripeEvent.status.in_(DUE))
         )
 
 
-async def oldest_due(db: AsyncSession) -> datetime | None:
-    return await db.scalar(select(func.min(StripeEvent.received_at)).where(StripeEvent.status.in_(DUE)))
+class JobCursorRepository(Repository[JobCursor]):
+    """Where a periodic job got to, by the job's name (the primary key)."""
+
+    model = JobCursor

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from billing_service.dependencies import ServicesDep
 from billing_service.errors import WebhookPayloadInvalid, WebhookSignatureInvalid
-from billing_service.stripe_client import verify_webhook
+from billing_service.integrations.stripe import verify_webhook
 from gatehouse_platform.errors import responses
 
 router = APIRouter(prefix="/billing/stripe", tags=["stripe"])

@@ -1,6 +1,12 @@
 """The events billing publishes (subscription.*, payment.*): built from local state and written to the
 outbox in the caller's transaction. Callers emit on a state *transition* they just made, never because
-a Stripe event arrived, so a duplicate or reordered webhook cannot emit twice."""
+a Stripe event arrived, so a duplicate or reordered webhook cannot emit twice.
+
+What billing publishes lives here, apart from what it consumes (`events/handlers.py`): the two have
+nothing in common but the word "event" (one writes outbox rows from our state, the other applies
+other services' events), and a reader looking for "what does billing announce, and with which
+fields" finds the whole list in one module that mirrors shared-contracts' `events/billing.py`,
+rather than spread over the subscriptions and payments folders that call it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,53 @@
+"""Stripe, for billing: the only package that imports the `stripe` SDK, and none of its types leave it.
+
+| module        | what                                                                  |
+|---------------|-----------------------------------------------------------------------|
+| `client.py`   | `StripeGateway`: every call billing makes, idempotent by its key      |
+| `types.py`    | our dataclasses for Stripe's objects (what callers get back)          |
+| `parsing.py`  | Stripe's JSON (answers, webhook payloads, stored events) into them    |
+| `webhooks.py` | `verify_webhook`: the `Stripe-Signature` check                        |
+| `errors.py`   | the SDK's errors translated into ours (`StripeRequestRejected`, …)    |
+
+Import from here (`from billing_service.integrations.stripe import StripeGateway`), not from the
+modules: they are this package's own layout.
+"""
+
+from billing_service.integrations.stripe.client import StripeGateway
+from billing_service.integrations.stripe.errors import StripeRequestRejected
+from billing_service.integrations.stripe.parsing import (
+    invoice_subscription_id,
+    parse_checkout_session,
+    parse_event,
+    parse_invoice,
+)
+from billing_service.integrations.stripe.types import (
+    CheckoutSession,
+    InvoicePreview,
+    InvoiceSnapshot,
+    PreviewLine,
+    StripeCustomer,
+    StripePrice,
+    StripeProduct,
+    SubscriptionSnapshot,
+    WebhookEvent,
+)
+from billing_service.integrations.stripe.webhooks import verify_webhook
+
+__all__ = [
+    "CheckoutSession",
+    "InvoicePreview",
+    "InvoiceSnapshot",
+    "PreviewLine",
+    "StripeCustomer",
+    "StripeGateway",
+    "StripePrice",
+    "StripeProduct",
+    "StripeRequestRejected",
+    "SubscriptionSnapshot",
+    "WebhookEvent",
+    "invoice_subscription_id",
+    "parse_checkout_session",
+    "parse_event",
+    "parse_invoice",
+    "verify_webhook",
+]

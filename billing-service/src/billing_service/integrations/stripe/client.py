@@ -1,0 +1,308 @@
+"""`StripeGateway`: the Stripe calls billing makes.
+
+It wraps the official SDK's `StripeClient` (pinned API version: the SDK's own `stripe.api_version`;
+async HTTP through httpx), sends a deterministic `Idempotency-Key` on every POST, returns our own
+dataclasses (types.py, read by parsing.py) and raises our own errors (errors.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from billing_service.integrations.stripe.errors import translate
+from billing_service.integrations.stripe.parsing import (
+    parse_checkout_session,
+    parse_customer,
+    parse_event,
+    parse_invoice_preview,
+    parse_price,
+    parse_product,
+    parse_subscription,
+)
+from billing_service.integrations.stripe.types import (
+    CheckoutSession,
+    InvoicePreview,
+    Json,
+    StripeCustomer,
+    StripePrice,
+    StripeProduct,
+    SubscriptionSnapshot,
+    WebhookEvent,
+)
+
+API_VERSION: str = stripe.api_version  # the version stripe-python 16 pins, and the shapes read here
+# A subscription is read with its price and latest invoice, which `parse_subscription` needs.
+SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice")
+
+
+class StripeGateway:
+    """Stripe calls billing makes. Every method is async and idempotent by its key."""
+
+    def __init__(
+        self, api_key: str, *, api_base: str, max_network_retries: int = 2, timeout_seconds: float = 20.0
+    ) -> None:
+        self._http = stripe.HTTPXClient(timeout=timeout_seconds)
+        self._client = stripe.StripeClient(
+            api_key,
+            stripe_version=API_VERSION,
+            base_addresses={"api": api_base.rstrip("/")},
+            max_network_retries=max_network_retries,
+            http_client=self._http,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
+
+    # customers
+
+    async def create_customer(self, *, user_id: uuid.UUID, email: str) -> StripeCustomer:
+        params = {"email": email, "metadata": {"user_id": str(user_id)}}
+        customer = await self._obj(
+            self._client.v1.customers.create_async(
+                params=_any(params), options={"idempotency_key": f"customer-{user_id}"}
+            )
+        )
+        return parse_customer(customer)
+
+    async def update_customer_email(self, customer_id: str, email: str, *, key: str) -> None:
+        await self._obj(
+            self._client.v1.customers.update_async(
+                customer_id, params=_any({"email": email}), options={"idempotency_key": key}
+            )
+        )
+
+    async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
+        return parse_customer(await self._obj(self._client.v1.customers.retrieve_async(customer_id)))
+
+    # catalog
+
+    async def create_product(
+        self, *, name: str, description: str, metadata: Mapping[str, str], key: str
+    ) -> StripeProduct:
+        params: Json = {"name": name, "metadata": dict(metadata)}
+        if description:
+            params["description"] = description
+        product = await self._obj(
+            self._client.v1.products.create_async(params=_any(params), options={"idempotency_key": key})
+        )
+        return parse_product(product)
+
+    async def update_product(
+        self,
+        product_id: str,
+        *,
+        key: str,
+        name: str | None = None,
+        description: str | None = None,
+        active: bool | None = None,
+        default_price: str | None = None,
+    ) -> None:
+        params: Json = {}
+        if name is not None:
+            params["name"] = name
+        if description is not None:
+            params["description"] = description  # "" clears it
+        if active is not None:
+            params["active"] = active
+        if default_price is not None:
+            params["default_price"] = default_price
+        await self._obj(
+            self._client.v1.products.update_async(
+                product_id, params=_any(params), options={"idempotency_key": key}
+            )
+        )
+
+    async def create_price(
+        self,
+        *,
+        product_id: str,
+        amount: int,
+        currency: str,
+        interval: str,
+        interval_count: int,
+        metadata: Mapping[str, str],
+        key: str,
+    ) -> StripePrice:
+        params = {
+            "product": product_id,
+            "unit_amount": amount,
+            "currency": currency,
+            "recurring": {"interval": interval, "interval_count": interval_count},
+            "metadata": dict(metadata),
+        }
+        price = await self._obj(
+            self._client.v1.prices.create_async(params=_any(params), options={"idempotency_key": key})
+        )
+        return parse_price(price)
+
+    async def set_price_active(self, price_id: str, active: bool, *, key: str) -> None:
+        await self._obj(
+            self._client.v1.prices.update_async(
+                price_id, params=_any({"active": active}), options={"idempotency_key": key}
+            )
+        )
+
+    # checkout
+
+    async def create_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        metadata: Mapping[str, str],
+        trial_days: int,
+        success_url: str,
+        cancel_url: str,
+        key: str,
+    ) -> CheckoutSession:
+        subscription_data: Json = {"metadata": dict(metadata)}
+        if trial_days > 0:
+            subscription_data["trial_period_days"] = trial_days
+        params = {
+            "mode": "subscription",
+            "customer": customer_id,
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "metadata": dict(metadata),
+            "client_reference_id": metadata.get("user_id"),
+            "subscription_data": subscription_data,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        session = await self._obj(
+            self._client.v1.checkout.sessions.create_async(
+                params=_any(params), options={"idempotency_key": key}
+            )
+        )
+        return parse_checkout_session(session)
+
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        return parse_checkout_session(
+            await self._obj(self._client.v1.checkout.sessions.retrieve_async(session_id))
+        )
+
+    async def expire_checkout_session(self, session_id: str, *, key: str) -> CheckoutSession:
+        session = await self._obj(
+            self._client.v1.checkout.sessions.expire_async(session_id, options={"idempotency_key": key})
+        )
+        return parse_checkout_session(session)
+
+    # subscriptions (always read with what parse_subscription needs expanded)
+
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        return await self._subscription(
+            self._client.v1.subscriptions.retrieve_async(
+                subscription_id, params=_any({"expand": SUBSCRIPTION_EXPAND})
+            )
+        )
+
+    async def change_price(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: str,
+        payment_behavior: str,
+        proration_date: int | None,
+        key: str,
+    ) -> SubscriptionSnapshot:
+        params: Json = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": proration_behavior,
+            "payment_behavior": payment_behavior,
+        }
+        if proration_date is not None:
+            params["proration_date"] = proration_date
+        return await self._update_subscription(subscription_id, params, key=key)
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, value: bool, *, key: str
+    ) -> SubscriptionSnapshot:
+        return await self._update_subscription(subscription_id, {"cancel_at_period_end": value}, key=key)
+
+    async def cancel_subscription(
+        self, subscription_id: str, *, comment: str, key: str
+    ) -> SubscriptionSnapshot:
+        """Cancel at once (no proration, no final invoice); `comment` says why, for whoever reads it."""
+        params = {"cancellation_details": {"comment": comment}, "expand": SUBSCRIPTION_EXPAND}
+        return await self._subscription(
+            self._client.v1.subscriptions.cancel_async(
+                subscription_id, params=_any(params), options={"idempotency_key": key}
+            )
+        )
+
+    async def _update_subscription(
+        self, subscription_id: str, params: Json, *, key: str
+    ) -> SubscriptionSnapshot:
+        return await self._subscription(
+            self._client.v1.subscriptions.update_async(
+                subscription_id,
+                params=_any({**params, "expand": SUBSCRIPTION_EXPAND}),
+                options={"idempotency_key": key},
+            )
+        )
+
+    async def _subscription(self, awaitable: Any) -> SubscriptionSnapshot:
+        return parse_subscription(await self._obj(awaitable))
+
+    async def preview_price_change(
+        self,
+        *,
+        customer_id: str,
+        subscription_id: str,
+        item_id: str,
+        price_id: str,
+        proration_behavior: str,
+        key: str,
+    ) -> InvoicePreview:
+        params = {
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "subscription_details": {
+                "items": [{"id": item_id, "price": price_id}],
+                "proration_behavior": proration_behavior,
+            },
+        }
+        invoice = await self._obj(
+            self._client.v1.invoices.create_preview_async(
+                params=_any(params), options={"idempotency_key": key}
+            )
+        )
+        return parse_invoice_preview(invoice)
+
+    # events (reconciliation)
+
+    async def events_since(self, created_gte: datetime, types: Sequence[str]) -> AsyncIterator[WebhookEvent]:
+        """Events created at or after `created_gte`, newest first (the Events API keeps 30 days)."""
+        params = {"created": {"gte": int(created_gte.timestamp())}, "types": list(types), "limit": 100}
+        page = await self._call(self._client.v1.events.list_async(params=_any(params)))
+        iterator = page.auto_paging_iter()
+        while True:
+            try:
+                event = await self._call(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield parse_event(event.to_dict(for_json=True))
+
+    # plumbing
+
+    async def _obj(self, awaitable: Any) -> Json:
+        """Await a call that returns one object, as plain JSON-like dicts."""
+        result = await self._call(awaitable)
+        return dict(result.to_dict(for_json=True))
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+
+
+def _any(params: Json) -> Any:
+    """The SDK types params as TypedDicts; ours are built as plain dicts."""
+    return params

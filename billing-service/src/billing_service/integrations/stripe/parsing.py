@@ -1,0 +1,188 @@
+"""Stripe's JSON (API answers, webhook payloads, stored events) read into our dataclasses, so no other
+module knows Stripe's shapes. Pure functions: no SDK, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from billing_service.errors import WebhookPayloadInvalid
+from billing_service.integrations.stripe.types import (
+    CheckoutSession,
+    InvoicePreview,
+    InvoiceSnapshot,
+    PreviewLine,
+    StripeCustomer,
+    StripePrice,
+    StripeProduct,
+    SubscriptionSnapshot,
+    WebhookEvent,
+)
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value is not None else None
+
+
+def _required_time(value: Any) -> datetime:
+    moment = _time(value)
+    if moment is None:
+        raise ValueError("timestamp missing")
+    return moment
+
+
+def _id(value: Any) -> str | None:
+    """An id field that may be expanded into its object."""
+    if isinstance(value, dict):
+        return str(value["id"])
+    return str(value) if value else None
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+def _subscription_details(invoice: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What an invoice (or a preview) says about the subscription it bills."""
+    return (invoice.get("parent") or {}).get("subscription_details") or {}
+
+
+def _is_proration(line: Mapping[str, Any]) -> bool:
+    parent = line.get("parent") or {}
+    for key in ("subscription_item_details", "invoice_item_details"):
+        details = parent.get(key) or {}
+        if details.get("proration"):
+            return True
+    return False
+
+
+def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
+    return _id(_subscription_details(invoice).get("subscription"))
+
+
+def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
+    details = _subscription_details(data)
+    lines = ((data.get("lines") or {}).get("data")) or []
+    service = [line for line in lines if not _is_proration(line)] or lines
+    if service:
+        start = min(int(line["period"]["start"]) for line in service)
+        end = max(int(line["period"]["end"]) for line in service)
+    else:
+        start, end = int(data["period_start"]), int(data["period_end"])
+    transitions = data.get("status_transitions") or {}
+    return InvoiceSnapshot(
+        id=str(data["id"]),
+        customer_id=_id(data.get("customer")),
+        subscription_id=_id(details.get("subscription")),
+        subscription_metadata=_metadata(details.get("metadata")),
+        status=str(data.get("status") or "draft"),
+        amount_due=int(data.get("amount_due") or 0),
+        amount_paid=int(data.get("amount_paid") or 0),
+        currency=str(data.get("currency") or "usd"),
+        billing_reason=data.get("billing_reason"),
+        attempt_count=int(data.get("attempt_count") or 0),
+        next_payment_attempt=_time(data.get("next_payment_attempt")),
+        period_start=_required_time(start),
+        period_end=_required_time(end),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
+        paid_at=_time(transitions.get("paid_at")),
+        created=_required_time(data.get("created")),
+    )
+
+
+def parse_invoice_preview(invoice: Mapping[str, Any]) -> InvoicePreview:
+    lines = [
+        PreviewLine(
+            description=line.get("description"),
+            amount=int(line.get("amount") or 0),
+            proration=_is_proration(line),
+            period_start=_required_time(line["period"]["start"]),
+            period_end=_required_time(line["period"]["end"]),
+        )
+        for line in (invoice.get("lines") or {}).get("data", [])
+    ]
+    return InvoicePreview(
+        amount_due=int(invoice.get("amount_due") or 0),
+        total=int(invoice.get("total") or 0),
+        currency=str(invoice.get("currency")),
+        proration_date=_time(_subscription_details(invoice).get("subscription_proration_date")),
+        lines=lines,
+    )
+
+
+def parse_subscription(data: Mapping[str, Any]) -> SubscriptionSnapshot:
+    items = (data.get("items") or {}).get("data") or []
+    if not items:
+        raise ValueError(f"subscription {data.get('id')} has no items")
+    item = items[0]
+    latest = data.get("latest_invoice")
+    details = data.get("cancellation_details") or {}
+    return SubscriptionSnapshot(
+        id=str(data["id"]),
+        customer_id=str(_id(data.get("customer"))),
+        status=str(data["status"]),
+        metadata=_metadata(data.get("metadata")),
+        item_id=str(item["id"]),
+        price_id=str(_id(item.get("price"))),
+        current_period_start=_required_time(item["current_period_start"]),
+        current_period_end=_required_time(item["current_period_end"]),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        cancel_at=_time(data.get("cancel_at")),
+        canceled_at=_time(data.get("canceled_at")),
+        ended_at=_time(data.get("ended_at")),
+        trial_end=_time(data.get("trial_end")),
+        cancellation_reason=details.get("reason"),
+        cancellation_comment=details.get("comment"),
+        latest_invoice=parse_invoice(latest) if isinstance(latest, dict) else None,
+    )
+
+
+def parse_checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
+    return CheckoutSession(
+        id=str(data["id"]),
+        url=data.get("url"),
+        status=str(data.get("status") or "open"),
+        customer_id=_id(data.get("customer")),
+        subscription_id=_id(data.get("subscription")),
+        metadata=_metadata(data.get("metadata")),
+        expires_at=_time(data.get("expires_at")),
+    )
+
+
+def parse_customer(data: Mapping[str, Any]) -> StripeCustomer:
+    return StripeCustomer(id=str(data["id"]), email=data.get("email"))
+
+
+def parse_product(data: Mapping[str, Any]) -> StripeProduct:
+    return StripeProduct(id=str(data["id"]), name=str(data["name"]), active=bool(data["active"]))
+
+
+def parse_price(data: Mapping[str, Any]) -> StripePrice:
+    recurring = data.get("recurring") or {}
+    return StripePrice(
+        id=str(data["id"]),
+        product_id=str(_id(data.get("product"))),
+        amount=int(data.get("unit_amount") or 0),
+        currency=str(data["currency"]),
+        interval=str(recurring.get("interval") or "month"),
+        interval_count=int(recurring.get("interval_count") or 1),
+        active=bool(data.get("active")),
+    )
+
+
+def parse_event(payload: Mapping[str, Any]) -> WebhookEvent:
+    """A stored or listed event (already authenticated) in our shape."""
+    try:
+        obj = payload["data"]["object"]
+        return WebhookEvent(
+            id=str(payload["id"]),
+            type=str(payload["type"]),
+            created=_required_time(payload["created"]),
+            api_version=payload.get("api_version"),
+            object_id=str(obj["id"]) if isinstance(obj, dict) and obj.get("id") else None,
+            object=dict(obj),
+            payload=dict(payload),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WebhookPayloadInvalid("The event is not a Stripe event object.") from exc

@@ -1,0 +1,115 @@
+"""Our view of Stripe's objects: frozen dataclasses the rest of billing reads, never the SDK's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StripeCustomer:
+    id: str
+    email: str | None
+
+
+@dataclass(frozen=True)
+class StripeProduct:
+    id: str
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class StripePrice:
+    id: str
+    product_id: str
+    amount: int
+    currency: str
+    interval: str
+    interval_count: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str  # open | complete | expired
+    customer_id: str | None
+    subscription_id: str | None
+    metadata: dict[str, str]
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InvoiceSnapshot:
+    id: str
+    customer_id: str | None
+    subscription_id: str | None
+    subscription_metadata: dict[str, str]
+    status: str  # draft | open | paid | void | uncollectible
+    amount_due: int
+    amount_paid: int
+    currency: str
+    billing_reason: str | None
+    attempt_count: int
+    next_payment_attempt: datetime | None
+    period_start: datetime  # the service period its subscription lines cover
+    period_end: datetime
+    hosted_invoice_url: str | None
+    paid_at: datetime | None
+    created: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionSnapshot:
+    """A Stripe subscription as it is now (re-read, never taken from a webhook payload)."""
+
+    id: str
+    customer_id: str
+    status: str
+    metadata: dict[str, str]
+    item_id: str
+    price_id: str
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    trial_end: datetime | None
+    cancellation_reason: str | None
+    cancellation_comment: str | None
+    latest_invoice: InvoiceSnapshot | None
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    description: str | None
+    amount: int
+    proration: bool
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True)
+class InvoicePreview:
+    amount_due: int
+    total: int
+    currency: str
+    proration_date: datetime | None
+    lines: list[PreviewLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    id: str
+    type: str
+    created: datetime
+    api_version: str | None
+    object_id: str | None
+    object: Json
+    payload: Json
