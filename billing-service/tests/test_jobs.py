@@ -14,8 +14,7 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.integrations.stripe import StripeGateway
-from billing_service.main import stripe_gateway
+from billing_service.integrations.stripe import StripeGateway, stripe_gateway
 from billing_service.models import EndReason, StripeEvent, SubscriptionStatus
 from billing_service.settings import Settings
 from billing_service.subscriptions.lifecycle import sweep_expired

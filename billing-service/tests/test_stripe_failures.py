@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import PaymentProviderError, PaymentProviderUnavailable
-from billing_service.integrations.stripe import StripeRequestRejected
-from billing_service.main import create_app, stripe_gateway
+from billing_service.integrations.stripe import StripeRequestRejected, stripe_gateway
+from billing_service.main import create_app
 from billing_service.models import Plan
 from billing_service.settings import Settings
 from conftest import new_code

@@ -3,6 +3,7 @@ deactivated account losing its subscription and its tokens at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,9 +12,11 @@ from typing import Any
 
 import httpx
 import stripe
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.models import Customer, EndReason, SubscriptionStatus
+from billing_service.settings import Settings
 from conftest import (
     Emulator,
     EventTap,
@@ -32,6 +35,7 @@ from gatehouse_contracts.events import (
     UserReactivated,
     UserRegistered,
 )
+from gatehouse_contracts.revocations import Revocations, RevokedSession
 from gatehouse_platform import testing
 
 Publish = Callable[[EventData], Awaitable[None]]
@@ -187,6 +191,34 @@ async def test_a_revoked_session_s_tokens_are_rejected(
 
     await eventually(rejected, "the revoked session's token to be rejected")
     assert (await client.get("/billing/entitlements/me", headers=other)).status_code == 200
+
+
+async def test_a_revoked_session_stays_refused_when_redis_loses_the_denylist(
+    client: httpx.AsyncClient, issuer: testing.TestIssuer, settings: Settings
+) -> None:
+    """After a Redis restart without persistence the denylist is empty: billing refuses to judge
+    tokens (503) until it has rebuilt the denylist from auth-service's revocation list, and then
+    refuses the revoked session's token again (401) — never accepts it (issue 22's fault drill)."""
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    headers = issuer.bearer(user_id, sid=str(session_id))
+    issuer.revocations = Revocations(
+        since=datetime.now(UTC) - timedelta(minutes=16),
+        sessions=[RevokedSession(session_id=session_id, revoked_at=datetime.now(UTC))],
+        users=[],
+    )
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(f"{settings.redis_key_prefix}:denylist:*")]
+        await redis.delete(*keys)
+        statuses: set[int] = set()
+        while 401 not in statuses:
+            response = await client.get("/billing/entitlements/me", headers=headers)
+            assert response.status_code in (401, 503), "a revoked token was accepted"
+            statuses.add(response.status_code)
+            await asyncio.sleep(0.05)
+    finally:
+        issuer.revocations = Revocations(since=datetime.now(UTC), sessions=[], users=[])
+        await redis.aclose()
 
 
 async def test_a_deactivated_user_s_pending_checkout_is_abandoned(

@@ -4,16 +4,15 @@ whose lifespan runs the outbox relay, the Stripe event processor and the event c
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from billing_service.dependencies import Services
 from billing_service.events.handlers import bind
-from billing_service.integrations.stripe import StripeGateway
+from billing_service.integrations.stripe import stripe_gateway
 from billing_service.payments.router import router as payments_router
 from billing_service.plans.router import router as plans_router
 from billing_service.settings import Settings, get_settings
@@ -21,13 +20,16 @@ from billing_service.subscriptions.router import router as subscriptions_router
 from billing_service.webhooks.processor import WebhookProcessor
 from billing_service.webhooks.recorder import EventRecorder
 from billing_service.webhooks.router import router as webhooks_router
+from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.denylist import RedisDenylist, denylist_handlers
-from gatehouse_platform.http import broker_check, database_check, install_platform, redis_check
+from gatehouse_platform.denylist import DenylistRebuilder, RedisDenylist, denylist_handlers, revocations_from
+from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
+
+REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
 
 
 @dataclass
@@ -37,15 +39,8 @@ class Workers:
     relay: OutboxRelay
     consumer: EventConsumer
     denylist_consumer: EventConsumer
-
-
-def stripe_gateway(settings: Settings) -> StripeGateway:
-    return StripeGateway(
-        settings.stripe_api_key,
-        api_base=settings.stripe_api_base,
-        max_network_retries=settings.stripe_max_network_retries,
-        timeout_seconds=settings.stripe_timeout_seconds,
-    )
+    denylist_rebuilder: DenylistRebuilder
+    http: httpx.AsyncClient  # the rebuilder's, to auth-service
 
 
 def bootstrap(settings: Settings) -> tuple[Services, Workers]:
@@ -72,6 +67,7 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
         processor=processor,
         recorder=EventRecorder(session_factory),
     )
+    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
     workers = Workers(
         relay=OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange),
         consumer=EventConsumer(
@@ -92,6 +88,8 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
             handlers=denylist_handlers(denylist),
             session_factory=None,
         ),
+        denylist_rebuilder=DenylistRebuilder(denylist, revocations_from(http, settings.revocations)),
+        http=http,
     )
     return services, workers
 
@@ -104,48 +102,31 @@ def create_app(
     logging.getLogger("stripe").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     services, workers = bootstrap(settings)
     consume = settings.consume_events if run_consumers is None else run_consumers
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if run_relay:
-            await workers.relay.start()
-        if settings.webhook_processor_enabled:
-            await services.processor.start()
-        if consume:
-            await workers.denylist_consumer.start()
-            await workers.consumer.start()
-        try:
-            yield
-        finally:
-            if consume:
-                await workers.consumer.stop()
-                await workers.denylist_consumer.stop()
-            if settings.webhook_processor_enabled:
-                await services.processor.stop()
-            if run_relay:
-                await workers.relay.stop()
-            await services.stripe.aclose()
-            await services.verifier.aclose()
-            await services.redis.aclose()
-            await services.engine.dispose()
-
-    app = FastAPI(
+    running: list[Worker] = [workers.denylist_rebuilder]
+    if run_relay:
+        running.append(workers.relay)
+    if settings.webhook_processor_enabled:
+        running.append(services.processor)
+    if consume:
+        running += [workers.denylist_consumer, workers.consumer]
+    return service_app(
         title="Gatehouse billing-service",
-        version="0.1.0",
         description="Plans, Stripe Checkout subscriptions, payments; Stripe webhooks applied exactly once. "
         "Errors are RFC 9457 problem details.",
-        lifespan=lifespan,
+        services=services,
+        lifespan=Lifespan(
+            # after a Redis loss, the denylist is rebuilt before the first token check
+            on_start=[workers.denylist_rebuilder.ensure_ready],
+            workers=running,
+            closers=[
+                services.stripe.aclose,
+                services.verifier.aclose,
+                workers.http.aclose,
+                services.redis.aclose,
+                services.engine.dispose,
+            ],
+        ),
+        checks={"database": database_check(services.engine), "redis": redis_check(services.redis)},
+        reported_checks={"broker": broker_check(settings.amqp_url)},
+        routers=[plans_router, subscriptions_router, payments_router, webhooks_router],
     )
-    app.state.services = services
-
-    install_platform(
-        app,
-        {
-            "database": database_check(services.engine),
-            "broker": broker_check(settings.amqp_url),
-            "redis": redis_check(services.redis),
-        },
-    )
-    for router in (plans_router, subscriptions_router, payments_router, webhooks_router):
-        app.include_router(router)
-    return app

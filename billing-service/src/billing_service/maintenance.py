@@ -9,14 +9,14 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.integrations.stripe import StripeGateway
-from billing_service.main import stripe_gateway
+from billing_service.integrations.stripe import StripeGateway, stripe_gateway
 from billing_service.models import PlanInterval, PlanTier
 from billing_service.plans.repository import PlanRepository
 from billing_service.plans.schemas import PlanCreate
 from billing_service.plans.service import create_plan
 from billing_service.settings import Settings, get_settings
-from gatehouse_platform.db import make_engine, make_session_factory, session_scope
+from gatehouse_platform.db import session_scope
+from gatehouse_platform.tasks import run_job
 
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
@@ -71,13 +71,11 @@ async def run_with_services(
     work: Callable[[Sessions, StripeGateway, Settings], Awaitable[T]], settings: Settings | None = None
 ) -> T:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url, pool_size=2)
     stripe = stripe_gateway(settings)
     try:
-        return await work(make_session_factory(engine), stripe, settings)
+        return await run_job(settings.database_url, lambda sessions: work(sessions, stripe, settings))
     finally:
         await stripe.aclose()
-        await engine.dispose()
 
 
 async def seed_plans(sessions: Sessions, stripe: StripeGateway, settings: Settings) -> list[str]:

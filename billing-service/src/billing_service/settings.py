@@ -7,6 +7,7 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from gatehouse_contracts.revocations import revocations_url_beside
 from gatehouse_platform.settings import ServiceSettings
 
 # Development-only defaults; `Settings` refuses them in production. The webhook secret is the Stripe
@@ -22,6 +23,11 @@ class Settings(ServiceSettings):
 
     # Access tokens from auth-service, verified through its JWKS
     jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
+    revocations_url: str | None = Field(
+        default=None,
+        description="Where the token denylist is rebuilt from after Redis lost its data. Default: the "
+        "revocation list on the JWKS's host",
+    )
     issuer: str = "http://127.0.0.1:8000/auth"
     audience: str = "gatehouse"
     access_token_ttl_seconds: int = Field(
@@ -99,6 +105,10 @@ class Settings(ServiceSettings):
             if self.stripe_webhook_secret_previous == DEV_WEBHOOK_SECRET:
                 raise ValueError("BILLING_STRIPE_WEBHOOK_SECRET_PREVIOUS must not be the development secret")
         return self
+
+    @property
+    def revocations(self) -> str:
+        return self.revocations_url or revocations_url_beside(self.jwks_url)
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -11,29 +11,25 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-from celery import Celery
-
 from billing_service.maintenance import run_with_services
 from billing_service.settings import get_settings
 from billing_service.subscriptions.lifecycle import sweep_expired
 from billing_service.webhooks.reconcile import reconcile as reconcile_with_stripe
+from gatehouse_platform.tasks import make_celery_app
 
 settings = get_settings()
-celery_app = Celery("billing_service", broker=settings.celery_broker_url)
-celery_app.conf.update(
-    task_default_queue="billing-service.tasks",
-    task_acks_late=True,
-    worker_prefetch_multiplier=1,
-    broker_connection_retry_on_startup=True,
-    beat_schedule={
-        "expire-subscriptions": {
-            "task": "billing_service.tasks.expire_subscriptions",
-            "schedule": settings.sweep_interval_seconds,
-        },
-        "reconcile-with-stripe": {
-            "task": "billing_service.tasks.reconcile_with_stripe",
-            "schedule": settings.reconcile_interval_seconds,
-        },
+celery_app = make_celery_app(
+    "billing_service",
+    broker_url=settings.celery_broker_url,
+    schedule={
+        "expire-subscriptions": (
+            "billing_service.tasks.expire_subscriptions",
+            settings.sweep_interval_seconds,
+        ),
+        "reconcile-with-stripe": (
+            "billing_service.tasks.reconcile_with_stripe",
+            settings.reconcile_interval_seconds,
+        ),
     },
 )
 

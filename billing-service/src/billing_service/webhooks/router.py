@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import Counter
 from pydantic import BaseModel
 
-from billing_service.dependencies import ServicesDep
+from billing_service.dependencies import ProcessorDep, RecorderDep, SettingsDep
 from billing_service.errors import WebhookPayloadInvalid, WebhookSignatureInvalid
 from billing_service.integrations.stripe import verify_webhook
 from gatehouse_platform.errors import responses
@@ -50,16 +50,17 @@ class WebhookAck(BaseModel):
         },
     },
 )
-async def receive_stripe_event(request: Request, services: ServicesDep) -> WebhookAck:
-    settings = services.settings
+async def receive_stripe_event(
+    request: Request, settings: SettingsDep, recorder: RecorderDep, processor: ProcessorDep
+) -> WebhookAck:
     event = verify_webhook(
         await request.body(),
         request.headers.get("stripe-signature"),
         settings.webhook_secrets,
         settings.stripe_webhook_tolerance_seconds,
     )
-    new = await services.recorder.record(event)
+    new = await recorder.record(event)
     WEBHOOKS_RECEIVED.labels("true" if new else "false").inc()
     if new:
-        services.processor.wake()
+        processor.wake()
     return WebhookAck(duplicate=not new)

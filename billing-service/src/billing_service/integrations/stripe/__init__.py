@@ -12,7 +12,7 @@ Import from here (`from billing_service.integrations.stripe import StripeGateway
 modules: they are this package's own layout.
 """
 
-from billing_service.integrations.stripe.client import StripeGateway
+from billing_service.integrations.stripe.client import StripeGateway, stripe_gateway
 from billing_service.integrations.stripe.errors import StripeRequestRejected
 from billing_service.integrations.stripe.parsing import (
     invoice_subscription_id,
@@ -49,5 +49,6 @@ __all__ = [
     "parse_checkout_session",
     "parse_event",
     "parse_invoice",
+    "stripe_gateway",
     "verify_webhook",
 ]

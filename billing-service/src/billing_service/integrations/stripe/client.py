@@ -34,6 +34,7 @@ from billing_service.integrations.stripe.types import (
     SubscriptionSnapshot,
     WebhookEvent,
 )
+from billing_service.settings import Settings
 
 API_VERSION: str = stripe.api_version  # the version stripe-python 16 pins, and the shapes read here
 # A subscription is read with its price and latest invoice, which `parse_subscription` needs.
@@ -306,3 +307,13 @@ class StripeGateway:
 def _any(params: Json) -> Any:
     """The SDK types params as TypedDicts; ours are built as plain dicts."""
     return params
+
+
+def stripe_gateway(settings: Settings) -> StripeGateway:
+    """The gateway as billing's settings configure it (API process, jobs and CLI alike)."""
+    return StripeGateway(
+        settings.stripe_api_key,
+        api_base=settings.stripe_api_base,
+        max_network_retries=settings.stripe_max_network_retries,
+        timeout_seconds=settings.stripe_timeout_seconds,
+    )
