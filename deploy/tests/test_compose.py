@@ -210,7 +210,6 @@ def test_redis_persists_what_it_holds_on_a_volume() -> None:
     assert any(str(volume).endswith(":/data") for volume in redis.get("volumes", [])), "redis: mount /data"
 
 
-
 def test_compose_runs_every_component_design_names() -> None:
     found = services()
     for name in ("postgres", "rabbitmq", "redis", "mailpit", "stripe-emulator", "oauth-emulator", *SERVICES):
