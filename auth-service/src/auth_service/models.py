@@ -96,6 +96,9 @@ class AuthSession(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(INET)
+    # the `auth_time` and `amr` claims: when and how the sign-in was last proven in this session
+    auth_time: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    amr: Mapped[list[str]] = mapped_column(ARRAY(String(8)), default=list, server_default=text("'{}'"))
 
 
 class RefreshToken(Base):
