@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -196,6 +196,32 @@ async def refresh_session(
     db.add(_new_refresh_row(settings, session, successor))
     await db.flush()
     return await _issue(keyring, settings, user, session, successor)
+
+
+async def renew_sign_in(
+    db: AsyncSession,
+    keyring: KeyRing,
+    settings: Settings,
+    principal: Principal,
+    *,
+    proven: str,
+    at: datetime,
+) -> IssuedTokens:
+    """The caller proved a factor (`proven`, an RFC 8176 value) again `at` now (the clock the
+    recent-sign-in rule compares with): the session's `auth_time`, and fresh tokens. Its refresh
+    tokens so far are rotated out: presented again, they count as reuse like any rotated-out token."""
+    session = await SessionRepository(db).own(principal.user.id, principal.session_id)
+    if session is None or session.revoked_at is not None:
+        raise SessionNotFound("This session has ended.")
+    now = utcnow()
+    session.auth_time = at
+    session.last_used_at = now
+    session.amr = sorted({*session.amr, proven})
+    await RefreshTokenRepository(db).rotate_out(session.id, at=now)
+    token = new_token()
+    db.add(_new_refresh_row(settings, session, token))
+    await db.flush()
+    return await _issue(keyring, settings, principal.user, session, token)
 
 
 async def revoke_sessions(
