@@ -325,3 +325,13 @@ async def test_register_then_login_without_a_factor_is_unchanged(client: httpx.A
     user = await register(client)
     body = await login(client, user["email"])
     assert "mfa_required" not in body and body["token_type"] == "Bearer"
+
+
+async def test_the_openapi_documents_both_sign_in_answers(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/auth/login", "/auth/login/code"):
+        schema = paths[path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        refs = {option["$ref"].rsplit("/", 1)[-1] for option in schema["anyOf"]}
+        assert refs == {"TokenResponse", "MfaRequiredResponse"}
+    problems = paths["/auth/login/mfa"]["post"]["responses"]
+    assert {"401", "429"} <= set(problems)
