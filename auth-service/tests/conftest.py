@@ -4,6 +4,7 @@ RabbitMQ vhost of this run's own, and Redis under a key prefix of this run's own
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -16,6 +17,7 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from auth_service.clock import Clock
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from gatehouse_emulators.oauth import create_app as create_oauth_emulator
@@ -89,9 +91,31 @@ def settings(database_url: str, amqp_url: str, oauth_emulator: str) -> Settings:
     return make_settings(database_url, amqp_url, **oauth_settings(oauth_emulator))
 
 
+class MovableClock(Clock):
+    """The app's clock, which a test may move (TOTP time-steps, how recent a sign-in is)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
 @pytest.fixture(scope="session")
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
+def app_clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def clock(app_clock: MovableClock) -> Iterator[MovableClock]:
+    """The app's clock for one test, back to real time after it."""
+    yield app_clock
+    app_clock.offset = 0.0
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, app_clock: MovableClock) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, clock=app_clock)
     async with LifespanManager(app):
         yield app
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.maintenance import purge_expired
-from auth_service.models import LoginCode, OneTimeToken, TokenPurpose
+from auth_service.models import LoginCode, MfaChallenge, OneTimeToken, TokenPurpose
 from conftest import alembic_config, register
 from gatehouse_platform.db import utcnow
 from gatehouse_platform.models import OutboxMessage
@@ -40,13 +40,25 @@ async def test_purge_removes_expired_codes_and_tokens_only(
                     email="x@example.com",
                     expires_at=now - timedelta(seconds=1),
                 ),
+                MfaChallenge(
+                    user_id=user_id,
+                    token_hash=uuid.uuid4().bytes * 2,
+                    method="password",
+                    expires_at=now - timedelta(seconds=1),
+                ),
+                MfaChallenge(
+                    user_id=user_id,
+                    token_hash=uuid.uuid4().bytes * 2,
+                    method="password",
+                    expires_at=now + timedelta(minutes=5),
+                ),
             ]
         )
         await session.commit()
     async with db() as session:
         result = await purge_expired(session)
         await session.commit()
-    assert result.login_codes >= 1 and result.one_time_tokens >= 1
+    assert result.login_codes >= 1 and result.one_time_tokens >= 1 and result.mfa_challenges >= 1
     async with db() as session:
         codes = (
             (await session.execute(select(LoginCode.code_hash).where(LoginCode.user_id == user_id)))
@@ -60,6 +72,12 @@ async def test_purge_removes_expired_codes_and_tokens_only(
             .all()
         )
         assert tokens == [TokenPurpose.VERIFY_EMAIL]  # the registration's live link stays
+        pending = (
+            (await session.execute(select(MfaChallenge.expires_at).where(MfaChallenge.user_id == user_id)))
+            .scalars()
+            .all()
+        )
+        assert [at > now for at in pending] == [True]  # the pending sign-in stays
 
 
 async def test_purge_drops_old_published_events_and_keeps_unpublished_ones(

@@ -14,4 +14,6 @@ class TestHouseRules(HouseRules):
         "zxcvbn": ("security.py",),
         "authlib": ("oauth/providers.py",),
         "celery": ("tasks.py",),
+        "pyotp": ("mfa/totp.py",),
+        "segno": ("mfa/totp.py",),
     }

@@ -29,6 +29,10 @@ SECURITY_TEMPLATES = {
     "email_changed_new",
     "account_deactivated",
     "identity_linked",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_code_used",
+    "mfa_reset_by_admin",
 }
 
 
@@ -50,6 +54,10 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "user.reactivated",
         "user.identity_linked",
         "user.identity_unlinked",
+        "user.mfa_enabled",
+        "user.mfa_disabled",
+        "user.recovery_code_used",
+        "user.mfa_reset_by_admin",
         "subscription.activated",
         "subscription.renewed",
         "subscription.plan_changed",
@@ -155,6 +163,18 @@ async def test_email_change_is_told_to_the_old_and_the_new_address(
         ("email_changed_new", new),
     }
     assert to_old["Message-ID"] != to_new["Message-ID"]
+
+
+async def test_a_used_recovery_code_says_how_many_are_left(stack: Stack, maildir: Path) -> None:
+    to = new_email()
+    await stack.publish(envelope(sample("user.recovery_code_used", email=to, codes_left=1)))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "A recovery code was used to sign in to Gatehouse"
+    assert "You have 1 recovery code left." in text
+    assert "Make new ones" in text and "Make new ones" in html
+    assert message["List-Unsubscribe"] is None
 
 
 async def test_an_event_delivered_three_times_sends_one_email(stack: Stack, maildir: Path, db: Db) -> None:

@@ -13,7 +13,10 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from auth_service.clock import Clock
 from auth_service.keys.service import KeyRing
+from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
+from auth_service.mfa.totp import TotpSeeds
 from auth_service.oauth.providers import Provider
 from auth_service.oauth.state import StateCookies
 from auth_service.principal import Client, Principal
@@ -40,6 +43,8 @@ class Services:
     http: httpx.AsyncClient  # to the sign-in providers
     providers: dict[str, Provider]
     state_cookies: StateCookies
+    totp_seeds: TotpSeeds
+    clock: Clock
 
 
 SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
@@ -48,6 +53,8 @@ HasherDep = Annotated[PasswordHasher, Depends(from_services("hasher"))]
 ThrottleDep = Annotated[Throttle, Depends(from_services("throttle"))]
 ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers"))]
 StateCookiesDep = Annotated[StateCookies, Depends(from_services("state_cookies"))]
+TotpSeedsDep = Annotated[TotpSeeds, Depends(from_services("totp_seeds"))]
+ClockDep = Annotated[Clock, Depends(from_services("clock"))]
 
 
 def get_client(request: Request) -> Client:
@@ -76,9 +83,19 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def admin_principal(principal: CurrentPrincipal) -> Principal:
+def recent_principal(principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep) -> Principal:
+    require_recent_sign_in(principal, settings, clock)
+    return principal
+
+
+RecentPrincipal = Annotated[Principal, Depends(recent_principal)]
+"""The caller, signed in recently enough for a sensitive action (else 401 reauthentication-required)."""
+
+
+async def admin_principal(principal: CurrentPrincipal, db: DbSession, settings: SettingsDep) -> Principal:
     if not principal.user.is_admin:
         raise Forbidden("Admins only.")
+    await require_admin_factor(db, settings, principal)
     return principal
 
 

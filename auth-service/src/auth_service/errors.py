@@ -140,3 +140,44 @@ class IdentityNotFound(NotFound):
 class LastSignInMethod(Conflict):
     slug = "last-sign-in-method"
     title = "Cannot remove the last way to sign in"
+
+
+# Second factors and step-up
+
+
+class TotpAlreadyEnabled(Conflict):
+    slug = "totp-already-enabled"
+    title = "An authenticator app is already set up"
+
+
+class TotpSetupNotStarted(Conflict):
+    slug = "totp-setup-not-started"
+    title = "No authenticator app setup to confirm"
+
+
+class MfaNotEnabled(Conflict):
+    slug = "mfa-not-enabled"
+    title = "No second factor is set up"
+
+
+class InvalidMfaToken(Unauthorized):
+    slug = "invalid-mfa-token"
+    title = "Sign-in expired or already completed"
+
+
+class InvalidSecondFactor(Unauthorized):
+    """A wrong code for a pending sign-in: the spent attempt (and a token that died of it) stays."""
+
+    slug = "invalid-second-factor"
+    title = "Invalid code"
+    keeps_changes: ClassVar[bool] = True
+
+
+class ReauthenticationRequired(Unauthorized):
+    slug = "reauthentication-required"
+    title = "Sign in again to do this"
+
+
+class MfaEnrollmentRequired(Forbidden):
+    slug = "mfa-enrollment-required"
+    title = "Set up a second factor first"

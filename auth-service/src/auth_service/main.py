@@ -8,9 +8,12 @@ from redis.asyncio import Redis
 
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
+from auth_service.clock import Clock
 from auth_service.dependencies import Services
 from auth_service.keys.router import router as keys_router
 from auth_service.keys.service import KeyRing
+from auth_service.mfa.router import router as mfa_router
+from auth_service.mfa.totp import TotpSeeds
 from auth_service.oauth.providers import configured_providers
 from auth_service.oauth.router import router as oauth_router
 from auth_service.oauth.state import StateCookies
@@ -25,7 +28,9 @@ from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 
 
-def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, run_relay: bool = True, clock: Clock | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("auth-service", level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -43,6 +48,8 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         http=http,
         providers=configured_providers(settings, http),
         state_cookies=StateCookies(settings, redis),
+        totp_seeds=TotpSeeds(settings),
+        clock=clock or Clock(),
     )
     return service_app(
         title="Gatehouse auth-service",
@@ -58,5 +65,5 @@ def create_app(settings: Settings | None = None, *, run_relay: bool = True) -> F
         ),
         checks={"database": database_check(engine), "redis": redis_check(redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
-        routers=[accounts_router, sessions_router, oauth_router, admin_router, keys_router],
+        routers=[accounts_router, sessions_router, mfa_router, oauth_router, admin_router, keys_router],
     )

@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
+from auth_service.mfa.repository import MfaChallengeRepository
 from auth_service.models import User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
 from auth_service.sessions.repository import LoginCodeRepository, RefreshTokenRepository, SessionRepository
@@ -47,6 +48,7 @@ class PurgeResult:
     refresh_tokens: int
     sessions: int
     published_events: int
+    mfa_challenges: int
 
 
 async def purge_expired(db: AsyncSession) -> PurgeResult:
@@ -57,7 +59,8 @@ async def purge_expired(db: AsyncSession) -> PurgeResult:
     refresh = await RefreshTokenRepository(db).purge(now, horizon)
     sessions = await SessionRepository(db).purge(horizon)
     published = await prune_outbox(db)
-    result = PurgeResult(tokens, codes, refresh, sessions, published)
+    challenges = await MfaChallengeRepository(db).purge(now, horizon)
+    result = PurgeResult(tokens, codes, refresh, sessions, published, challenges)
     log.info("purged expired credentials", extra=result.__dict__)
     return result
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Enum,
@@ -96,6 +97,9 @@ class AuthSession(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(INET)
+    # the `auth_time` and `amr` claims: when and how the sign-in was last proven in this session
+    auth_time: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    amr: Mapped[list[str]] = mapped_column(ARRAY(String(8)), default=list, server_default=text("'{}'"))
 
 
 class RefreshToken(Base):
@@ -192,3 +196,47 @@ class Identity(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     last_login_at: Mapped[datetime | None]
+
+
+class TotpFactor(Base):
+    """A user's authenticator app (RFC 6238). The seed is stored Fernet-encrypted, like the signing
+    keys; it signs in only once confirmed with a code. `last_used_step` is the time-step of the
+    last code accepted: a code is accepted once, and never one from an earlier step."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the second factor; only its keyed hash is stored."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash", name="uq_recovery_codes_user_id_code_hash"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class MfaChallenge(Base):
+    """A sign-in whose first factor (`method`) was proven and whose second is awaited: the
+    `mfa_token` handed out (stored as SHA-256), short-lived, single use, with an attempt budget."""
+
+    __tablename__ = "mfa_challenges"
+    __table_args__ = (CheckConstraint("attempts >= 0", name="attempts_non_negative"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    method: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    used_at: Mapped[datetime | None]

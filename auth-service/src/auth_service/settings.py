@@ -74,6 +74,23 @@ class Settings(ServiceSettings):
     login_code_ttl_seconds: int = 600
     login_code_max_attempts: int = 5
 
+    # Second factors and step-up
+    totp_issuer: str = Field(default="Gatehouse", description="The name authenticator apps show")
+    totp_valid_window: int = Field(
+        default=1, ge=0, le=3, description="Time-steps (30 s) accepted either side of now, for clock drift"
+    )
+    mfa_token_ttl_seconds: int = Field(
+        default=300, ge=30, description="How long a sign-in waits for its second factor"
+    )
+    mfa_max_attempts: int = Field(default=5, ge=1, description="Wrong codes before an mfa_token dies")
+    recent_auth_seconds: int = Field(
+        default=300, ge=0, description="Sensitive actions need a sign-in (auth_time) at most this old"
+    )
+    require_mfa_for_admins: bool | None = Field(
+        default=None,
+        description="Admin routes refuse admins without a second factor; defaults to on in production",
+    )
+
     # Throttling (limits syntax: "N/period")
     rate_limits_enabled: bool = True
     redis_key_prefix: str = "gatehouse-auth"
@@ -117,6 +134,12 @@ class Settings(ServiceSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.environment == "production"
+
+    @property
+    def admins_need_mfa(self) -> bool:
+        if self.require_mfa_for_admins is not None:
+            return self.require_mfa_for_admins
+        return self.is_production
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:

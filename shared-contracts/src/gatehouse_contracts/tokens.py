@@ -24,6 +24,16 @@ class AccessTokenClaims(BaseModel):
     email: str
     email_verified: bool
     roles: list[str] = Field(default_factory=list)
+    auth_time: int | None = Field(
+        default=None,
+        description="When the session's sign-in was last proven (epoch seconds): set at sign-in, kept "
+        "through refresh, renewed by re-authentication. Absent in tokens issued before it existed.",
+    )
+    amr: list[str] = Field(
+        default_factory=list,
+        description="How the session's sign-in was proven, RFC 8176 values: `pwd`, `otp`, `fed` "
+        "(Google/GitHub), `mfa` when a second factor was proven too",
+    )
 
     @property
     def user_id(self) -> uuid.UUID:

@@ -23,6 +23,7 @@ from auth_service.dependencies import (
     CurrentPrincipal,
     DbSession,
     HasherDep,
+    RecentPrincipal,
     SettingsDep,
     ThrottleDep,
 )
@@ -32,6 +33,7 @@ from auth_service.errors import (
     InvalidCredentials,
     InvalidField,
     InvalidOneTimeToken,
+    ReauthenticationRequired,
     UsernameTaken,
 )
 from auth_service.security import PASSWORD_MAX_LENGTH
@@ -77,12 +79,12 @@ async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, db: DbSess
 
 @router.post(
     "/change-email",
-    responses=responses(Unauthorized, InvalidCredentials, EmailAlreadyRegistered),
-    summary="Change my email (the new address must be verified)",
+    responses=responses(Unauthorized, ReauthenticationRequired, InvalidCredentials, EmailAlreadyRegistered),
+    summary="Change my email (the new address must be verified; needs a recent sign-in)",
 )
 async def change_email(
     body: ChangeEmailRequest,
-    principal: CurrentPrincipal,
+    principal: RecentPrincipal,
     db: DbSession,
     hasher: HasherDep,
     settings: SettingsDep,
@@ -142,19 +144,25 @@ async def new_password(body: NewPasswordRequest, db: DbSession, hasher: HasherDe
     return Status(status="password_changed", detail="Every session was signed out.")
 
 
-@router.post("/change-password", responses=responses(Unauthorized, InvalidCredentials, InvalidField))
+@router.post(
+    "/change-password",
+    responses=responses(Unauthorized, ReauthenticationRequired, InvalidCredentials, InvalidField),
+    summary="Change my password (needs a recent sign-in)",
+)
 async def change_password(
-    body: ChangePasswordRequest, principal: CurrentPrincipal, db: DbSession, hasher: HasherDep
+    body: ChangePasswordRequest, principal: RecentPrincipal, db: DbSession, hasher: HasherDep
 ) -> Status:
     await passwords.change_password(db, hasher, principal, body.old_password, body.new_password)
     return Status(status="password_changed", detail="Your other sessions were signed out.")
 
 
 @router.post(
-    "/deactivate", responses=responses(Unauthorized, InvalidCredentials), summary="Deactivate my account"
+    "/deactivate",
+    responses=responses(Unauthorized, ReauthenticationRequired, InvalidCredentials),
+    summary="Deactivate my account (needs a recent sign-in)",
 )
 async def deactivate(
-    principal: CurrentPrincipal,
+    principal: RecentPrincipal,
     db: DbSession,
     hasher: HasherDep,
     body: PasswordConfirmation | None = None,

@@ -1,22 +1,27 @@
-"""Admin endpoints: list and search users, deactivate/reactivate, roles."""
+"""Admin endpoints: list and search users, deactivate/reactivate, roles, reset second factors.
+
+Every route needs an admin, and — when `admins_need_mfa` — one with a second factor."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from auth_service.accounts import service as accounts
 from auth_service.accounts.schemas import UserOut
 from auth_service.admin import service
-from auth_service.dependencies import AdminPrincipal, DbSession
-from auth_service.errors import LastAdmin, UserNotFound
+from auth_service.dependencies import AdminPrincipal, ClockDep, DbSession
+from auth_service.errors import LastAdmin, MfaEnrollmentRequired, UserNotFound
+from auth_service.mfa import service as mfa
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 from gatehouse_platform.schemas import RequestModel, SafeStr
 
-router = APIRouter(prefix="/auth/admin", tags=["admin"], responses=responses(Unauthorized, Forbidden))
+router = APIRouter(
+    prefix="/auth/admin", tags=["admin"], responses=responses(Unauthorized, Forbidden, MfaEnrollmentRequired)
+)
 
 
 class UserPage(BaseModel):
@@ -60,3 +65,13 @@ async def reactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) 
 )
 async def put_roles(user_id: uuid.UUID, body: RolesUpdate, _: AdminPrincipal, db: DbSession) -> UserOut:
     return UserOut.of(await service.set_roles(db, user_id, list(body.roles)))
+
+
+@router.post(
+    "/users/{user_id}/mfa/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(UserNotFound),
+    summary="Remove a user's second factors and recovery codes (they are emailed)",
+)
+async def reset_mfa(user_id: uuid.UUID, admin: AdminPrincipal, db: DbSession, clock: ClockDep) -> None:
+    await mfa.reset_by_admin(db, clock, admin.user, await accounts.get_user(db, user_id))

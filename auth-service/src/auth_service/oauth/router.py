@@ -31,12 +31,13 @@ from auth_service.errors import (
     ProviderUnavailable,
     RedirectNotAllowed,
 )
+from auth_service.mfa.login import SecondFactorRequired
 from auth_service.oauth import service
 from auth_service.oauth.providers import Provider, ProviderName
 from auth_service.oauth.schemas import AuthorizationStart, IdentityList, IdentityOut
 from auth_service.oauth.state import SignInState, StateCookies, cookie_name, cookie_path
 from auth_service.sessions.cookies import set_refresh_cookie
-from auth_service.sessions.schemas import TokenResponse
+from auth_service.sessions.schemas import MfaRequiredResponse, TokenResponse
 from auth_service.sessions.service import IssuedTokens
 from auth_service.settings import Settings
 from gatehouse_platform.errors import DomainError, Unauthorized, responses
@@ -137,9 +138,12 @@ async def start_link(
 
 @router.get(
     "/{provider}/callback",
-    response_model=TokenResponse | IdentityOut,
+    response_model=TokenResponse | MfaRequiredResponse | IdentityOut,
     responses={
-        303: {"description": "Signed in (refresh cookie set); to `redirect_to`, or there with `?error=`"},
+        303: {
+            "description": "Signed in (refresh cookie set); to `redirect_to`, or there with `?error=`; "
+            "for a user with a second factor, `?mfa_required=<provider>` and `#mfa_token=…&methods=…`"
+        },
         **responses(
             OAuthStateInvalid,
             OAuthDenied,
@@ -166,12 +170,13 @@ async def provider_callback(
     code: Annotated[str | None, Query(max_length=2048)] = None,
     state: Annotated[str | None, Query(max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
-) -> TokenResponse | IdentityOut | Response:
+) -> TokenResponse | MfaRequiredResponse | IdentityOut | Response:
     """Signs in (tokens in the body and the refresh cookie) or, for a link started by a signed-in
     user, links. With a `redirect_to`, answers 303 there instead (errors as `?error=<type>`)."""
     started = state_cookies.open(provider, request.cookies.get(cookie_name(provider)), state)
     await state_cookies.spend(started)
     issued: IssuedTokens | None = None
+    pending: SecondFactorRequired | None = None
     try:
         if error:
             if error == "access_denied":
@@ -187,10 +192,13 @@ async def provider_callback(
         )
         if started.link_user_id:
             identity = await service.link_identity(db, uuid.UUID(started.link_user_id), profile)
-            result: TokenResponse | IdentityOut = IdentityOut.of(identity)
+            result: TokenResponse | MfaRequiredResponse | IdentityOut = IdentityOut.of(identity)
         else:
-            issued = await service.sign_in(db, keyring, settings, profile, client)
-            result = TokenResponse.of(issued)
+            outcome = await service.sign_in(db, keyring, settings, profile, client)
+            if isinstance(outcome, SecondFactorRequired):
+                pending, result = outcome, MfaRequiredResponse.of(outcome)
+            else:
+                issued, result = outcome, TokenResponse.of(outcome)
     except DomainError as exc:
         if started.redirect_to is None:
             raise
@@ -198,19 +206,28 @@ async def provider_callback(
         answer: Response = _redirect(started.redirect_to, {"error": exc.slug})
     else:
         answer = response
-        if started.redirect_to is not None:
-            outcome = "linked" if started.link_user_id else "signed_in"
-            answer = _redirect(started.redirect_to, {outcome: provider})
+        if started.redirect_to is not None and pending is not None:
+            # the token in the fragment: browsers never send it to a server, nor log it in a Referer
+            fragment = {"mfa_token": pending.mfa_token, "methods": ",".join(pending.methods)}
+            answer = _redirect(started.redirect_to, {"mfa_required": provider}, fragment)
+        elif started.redirect_to is not None:
+            done = "linked" if started.link_user_id else "signed_in"
+            answer = _redirect(started.redirect_to, {done: provider})
+        elif pending is not None:
+            answer.headers["Cache-Control"] = "no-store"
         if issued is not None:
             set_refresh_cookie(answer, settings, issued)
     answer.delete_cookie(cookie_name(provider), path=cookie_path(provider))
     return result if answer is response else answer
 
 
-def _redirect(target: str, params: dict[str, str]) -> RedirectResponse:
+def _redirect(
+    target: str, params: dict[str, str], fragment: dict[str, str] | None = None
+) -> RedirectResponse:
     separator = "&" if "?" in target else "?"
+    anchor = f"#{urlencode(fragment)}" if fragment else ""
     redirect = RedirectResponse(
-        f"{target}{separator}{urlencode(params)}", status_code=status.HTTP_303_SEE_OTHER
+        f"{target}{separator}{urlencode(params)}{anchor}", status_code=status.HTTP_303_SEE_OTHER
     )
     redirect.headers["Cache-Control"] = "no-store"
     return redirect

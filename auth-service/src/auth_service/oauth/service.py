@@ -25,11 +25,12 @@ from auth_service.errors import (
 )
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing
+from auth_service.mfa.login import SecondFactorRequired, after_first_factor
 from auth_service.models import Identity, User
 from auth_service.oauth.providers import ProviderName, ProviderProfile
 from auth_service.oauth.repository import IdentityRepository
 from auth_service.principal import Client
-from auth_service.sessions.service import IssuedTokens, revoke_all_sessions, start_session
+from auth_service.sessions.service import IssuedTokens, revoke_all_sessions
 from auth_service.settings import Settings
 from gatehouse_contracts.events import IdentityLinked, IdentityUnlinked, UserRegistered, UserVerified
 from gatehouse_platform.db import utcnow
@@ -58,9 +59,9 @@ def check_redirect(url: str | None, allowlist: list[str]) -> str | None:
 
 async def sign_in(
     db: AsyncSession, keyring: KeyRing, settings: Settings, profile: ProviderProfile, client: Client
-) -> IssuedTokens:
+) -> IssuedTokens | SecondFactorRequired:
     user = await _account_for(db, settings, profile)
-    return await start_session(db, keyring, settings, user, method=profile.provider, client=client)
+    return await after_first_factor(db, keyring, settings, user, method=profile.provider, client=client)
 
 
 async def _account_for(db: AsyncSession, settings: Settings, profile: ProviderProfile) -> User:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from auth_service.sessions.schemas import TokenResponse
+from auth_service.mfa.login import SecondFactorRequired
+from auth_service.sessions.schemas import MfaRequiredResponse, SignInResponse, TokenResponse
 from auth_service.sessions.service import IssuedTokens
 from auth_service.settings import Settings
 
@@ -27,6 +28,16 @@ def set_refresh_cookie(response: Response, settings: Settings, issued: IssuedTok
 def tokens_response(response: Response, settings: Settings, issued: IssuedTokens) -> TokenResponse:
     set_refresh_cookie(response, settings, issued)
     return TokenResponse.of(issued)
+
+
+def sign_in_response(
+    response: Response, settings: Settings, outcome: IssuedTokens | SecondFactorRequired
+) -> SignInResponse:
+    """Tokens, or — for a user with a second factor — the pending sign-in's `mfa_token`."""
+    if isinstance(outcome, SecondFactorRequired):
+        response.headers["Cache-Control"] = "no-store"
+        return MfaRequiredResponse.of(outcome)
+    return tokens_response(response, settings, outcome)
 
 
 def clear_refresh_cookie(response: Response, settings: Settings) -> None:

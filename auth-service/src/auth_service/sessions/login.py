@@ -11,11 +11,12 @@ from auth_service.accounts.service import mark_verified
 from auth_service.errors import AccountDeactivated, InvalidCredentials, InvalidLoginCode
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing
+from auth_service.mfa.login import SecondFactorRequired, after_first_factor
 from auth_service.models import LoginCode
 from auth_service.principal import Client
 from auth_service.security import PasswordHasher, new_login_code, normalize_password
 from auth_service.sessions.repository import LoginCodeRepository
-from auth_service.sessions.service import IssuedTokens, start_session
+from auth_service.sessions.service import IssuedTokens
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
 from gatehouse_contracts.events import LoginCodeRequested
@@ -31,7 +32,7 @@ async def login_with_password(
     login: str,
     password: str,
     client: Client,
-) -> IssuedTokens:
+) -> IssuedTokens | SecondFactorRequired:
     await throttle.credential_attempt("login", client.ip, login)
     user = await UserRepository(db).by_login(login)
     password = normalize_password(password)
@@ -46,7 +47,7 @@ async def login_with_password(
     if hasher.needs_rehash(user.password_hash):
         user.password_hash = await hasher.hash(password)
     await throttle.succeeded(login)
-    return await start_session(db, keyring, settings, user, method="password", client=client)
+    return await after_first_factor(db, keyring, settings, user, method="password", client=client)
 
 
 async def request_login_code(
@@ -86,7 +87,7 @@ async def login_with_code(
     email: str,
     code: str,
     client: Client,
-) -> IssuedTokens:
+) -> IssuedTokens | SecondFactorRequired:
     """The latest unused code, within its lifetime and attempt budget; spent on success."""
     await throttle.credential_attempt("login-code", client.ip, email)
     user = await UserRepository(db).by_email(email)
@@ -107,4 +108,4 @@ async def login_with_code(
     if user.email_verified_at is None:
         await mark_verified(db, user)  # the code arrived in this mailbox
     await throttle.succeeded(email)
-    return await start_session(db, keyring, settings, user, method="email_code", client=client)
+    return await after_first_factor(db, keyring, settings, user, method="email_code", client=client)

@@ -79,6 +79,15 @@ class RefreshTokenRepository(Repository[RefreshToken]):
         ).one_or_none()
         return None if row is None else (row[0], row[1], row[2])
 
+    async def rotate_out(self, session_id: uuid.UUID, *, at: datetime) -> None:
+        """The session's current token is rotated out without a successor (a re-authentication
+        issued a new one)."""
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.session_id == session_id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=at)
+        )
+
     async def by_digest(self, digest: bytes) -> RefreshToken | None:
         stmt = select(RefreshToken).where(RefreshToken.token_hash == digest)
         return (await self.session.execute(stmt)).scalar_one_or_none()

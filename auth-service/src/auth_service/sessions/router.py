@@ -25,7 +25,7 @@ from auth_service.errors import (
     SessionNotFound,
 )
 from auth_service.sessions import login, service
-from auth_service.sessions.cookies import clear_refresh_cookie, tokens_response
+from auth_service.sessions.cookies import clear_refresh_cookie, sign_in_response, tokens_response
 from auth_service.sessions.schemas import (
     CodeLoginRequest,
     LoginCodeRequest,
@@ -33,6 +33,7 @@ from auth_service.sessions.schemas import (
     RefreshRequest,
     SessionList,
     SessionOut,
+    SignInResponse,
     TokenResponse,
 )
 from gatehouse_contracts.revocations import REVOCATIONS_PATH, Revocations
@@ -44,7 +45,7 @@ router = APIRouter(prefix="/auth", tags=["sessions"])
 @router.post(
     "/login",
     responses=responses(InvalidCredentials, AccountDeactivated, TooManyRequests),
-    summary="Password sign-in",
+    summary="Password sign-in: tokens, or `mfa_required` and an `mfa_token` for the second step",
 )
 async def password_login(
     body: LoginRequest,
@@ -55,11 +56,11 @@ async def password_login(
     settings: SettingsDep,
     client: ClientDep,
     response: Response,
-) -> TokenResponse:
-    issued = await login.login_with_password(
+) -> SignInResponse:
+    outcome = await login.login_with_password(
         db, hasher, throttle, keyring, settings, body.login, body.password, client
     )
-    return tokens_response(response, settings, issued)
+    return sign_in_response(response, settings, outcome)
 
 
 @router.post("/refresh-token", responses=responses(InvalidRefreshToken), summary="Rotate the refresh token")
@@ -95,7 +96,11 @@ async def request_login_code(
     return Status(status="accepted", detail="If the address has an account, a code is on its way.")
 
 
-@router.post("/login/code", responses=responses(InvalidLoginCode, AccountDeactivated, TooManyRequests))
+@router.post(
+    "/login/code",
+    responses=responses(InvalidLoginCode, AccountDeactivated, TooManyRequests),
+    summary="Sign in with an emailed code: tokens, or `mfa_required` and an `mfa_token`",
+)
 async def code_login(
     body: CodeLoginRequest,
     db: DbSession,
@@ -105,11 +110,11 @@ async def code_login(
     settings: SettingsDep,
     client: ClientDep,
     response: Response,
-) -> TokenResponse:
-    issued = await login.login_with_code(
+) -> SignInResponse:
+    outcome = await login.login_with_code(
         db, hasher, throttle, keyring, settings, str(body.email), body.code, client
     )
-    return tokens_response(response, settings, issued)
+    return sign_in_response(response, settings, outcome)
 
 
 @router.post("/logout", responses=responses(Unauthorized), summary="End this session")

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from auth_service.accounts.schemas import UserOut
+from auth_service.mfa.login import SecondFactorRequired
 from auth_service.security import PASSWORD_MAX_LENGTH
 from auth_service.sessions.service import IssuedTokens
 from gatehouse_platform.schemas import RequestModel
@@ -60,6 +61,24 @@ class TokenResponse(BaseModel):
             refresh_token=issued.refresh_token,
             user=UserOut.of(issued.user),
         )
+
+
+class MfaRequiredResponse(BaseModel):
+    """The first factor is proven; finish with `POST /auth/login/mfa` and one of `methods`."""
+
+    mfa_required: Literal[True] = True
+    mfa_token: str = Field(description="Single use, valid `expires_in` seconds")
+    methods: list[Literal["totp", "recovery_code"]]
+    expires_in: int
+
+    @classmethod
+    def of(cls, pending: SecondFactorRequired) -> MfaRequiredResponse:
+        return cls.model_validate(
+            {"mfa_token": pending.mfa_token, "methods": pending.methods, "expires_in": pending.expires_in}
+        )
+
+
+SignInResponse = TokenResponse | MfaRequiredResponse
 
 
 class SessionOut(BaseModel):

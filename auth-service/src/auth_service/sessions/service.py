@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,16 @@ class IssuedTokens:
     session: AuthSession
 
 
-def sign_access_token(keys: KeySet, settings: Settings, user: User, session_id: uuid.UUID) -> str:
+# RFC 8176 `amr` values of each way to start a session (the session's `method`)
+FIRST_FACTOR_AMR: dict[str, tuple[str, ...]] = {
+    "password": ("pwd",),
+    "email_code": ("otp",),  # a one-time code sent by email
+    "google": ("fed",),
+    "github": ("fed",),
+}
+
+
+def sign_access_token(keys: KeySet, settings: Settings, user: User, session: AuthSession) -> str:
     now = int(time.time())
     claims = {
         "iss": settings.issuer,
@@ -47,10 +56,12 @@ def sign_access_token(keys: KeySet, settings: Settings, user: User, session_id: 
         "nbf": now,
         "exp": now + settings.access_token_ttl_seconds,
         "jti": uuid.uuid4().hex,
-        "sid": str(session_id),
+        "sid": str(session.id),
         "email": user.email,
         "email_verified": user.email_verified,
         "roles": sorted(user.roles),
+        "auth_time": int(session.auth_time.timestamp()),
+        "amr": list(session.amr),
     }
     return jwt.encode(
         claims,
@@ -96,7 +107,7 @@ async def _issue(
 ) -> IssuedTokens:
     keys = await keyring.current()
     return IssuedTokens(
-        access_token=sign_access_token(keys, settings, user, session.id),
+        access_token=sign_access_token(keys, settings, user, session),
         expires_in=settings.access_token_ttl_seconds,
         refresh_token=refresh_token,
         user=user,
@@ -110,17 +121,31 @@ def _new_refresh_row(settings: Settings, session: AuthSession, token: str) -> Re
 
 
 async def start_session(
-    db: AsyncSession, keyring: KeyRing, settings: Settings, user: User, *, method: str, client: Client
+    db: AsyncSession,
+    keyring: KeyRing,
+    settings: Settings,
+    user: User,
+    *,
+    method: str,
+    client: Client,
+    second_factor: str | None = None,
 ) -> IssuedTokens:
+    """A new session for a user whose sign-in was proven just now by `method` (and, when they have
+    one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too)."""
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     now = utcnow()
+    amr = set(FIRST_FACTOR_AMR[method])
+    if second_factor is not None:
+        amr |= {second_factor, "mfa"}
     session = AuthSession(
         id=uuid.uuid4(),
         user_id=user.id,
         method=method,
         created_at=now,
         last_used_at=now,
+        auth_time=now,
+        amr=sorted(amr),
         expires_at=now + timedelta(seconds=settings.session_max_age_seconds),
         user_agent=client.user_agent,
         ip=client.ip,
@@ -171,6 +196,32 @@ async def refresh_session(
     db.add(_new_refresh_row(settings, session, successor))
     await db.flush()
     return await _issue(keyring, settings, user, session, successor)
+
+
+async def renew_sign_in(
+    db: AsyncSession,
+    keyring: KeyRing,
+    settings: Settings,
+    principal: Principal,
+    *,
+    proven: str,
+    at: datetime,
+) -> IssuedTokens:
+    """The caller proved a factor (`proven`, an RFC 8176 value) again `at` now (the clock the
+    recent-sign-in rule compares with): the session's `auth_time`, and fresh tokens. Its refresh
+    tokens so far are rotated out: presented again, they count as reuse like any rotated-out token."""
+    session = await SessionRepository(db).own(principal.user.id, principal.session_id)
+    if session is None or session.revoked_at is not None:
+        raise SessionNotFound("This session has ended.")
+    now = utcnow()
+    session.auth_time = at
+    session.last_used_at = now
+    session.amr = sorted({*session.amr, proven})
+    await RefreshTokenRepository(db).rotate_out(session.id, at=now)
+    token = new_token()
+    db.add(_new_refresh_row(settings, session, token))
+    await db.flush()
+    return await _issue(keyring, settings, principal.user, session, token)
 
 
 async def revoke_sessions(

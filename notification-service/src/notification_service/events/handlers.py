@@ -17,10 +17,14 @@ from gatehouse_contracts.events import (
     IdentityLinked,
     IdentityUnlinked,
     LoginCodeRequested,
+    MfaDisabled,
+    MfaEnabled,
+    MfaResetByAdmin,
     PasswordChanged,
     PasswordResetRequested,
     PaymentFailed,
     PaymentSucceeded,
+    RecoveryCodeUsed,
     SubscriptionActivated,
     SubscriptionCancelScheduled,
     SubscriptionEnded,
@@ -95,6 +99,22 @@ def on_identity_unlinked(data: IdentityUnlinked, links: Links) -> list[Notice]:
     return [Notice("identity_unlinked", data.email, context)]
 
 
+def on_mfa_enabled(data: MfaEnabled, links: Links) -> list[Notice]:
+    return [Notice("mfa_enabled", data.email, data.model_dump())]
+
+
+def on_mfa_disabled(data: MfaDisabled, links: Links) -> list[Notice]:
+    return [Notice("mfa_disabled", data.email, data.model_dump())]
+
+
+def on_recovery_code_used(data: RecoveryCodeUsed, links: Links) -> list[Notice]:
+    return [Notice("recovery_code_used", data.email, data.model_dump())]
+
+
+def on_mfa_reset_by_admin(data: MfaResetByAdmin, links: Links) -> list[Notice]:
+    return [Notice("mfa_reset_by_admin", data.email, data.model_dump())]
+
+
 def on_subscription_activated(data: SubscriptionActivated, links: Links) -> list[Notice]:
     return [Notice("subscription_activated", data.email, data.model_dump())]
 
@@ -148,6 +168,10 @@ HANDLERS: dict[str, NoticeBuilder] = {
     UserReactivated.event_type: on_reactivated,
     IdentityLinked.event_type: on_identity_linked,
     IdentityUnlinked.event_type: on_identity_unlinked,
+    MfaEnabled.event_type: on_mfa_enabled,
+    MfaDisabled.event_type: on_mfa_disabled,
+    RecoveryCodeUsed.event_type: on_recovery_code_used,
+    MfaResetByAdmin.event_type: on_mfa_reset_by_admin,
     SubscriptionActivated.event_type: on_subscription_activated,
     SubscriptionRenewed.event_type: on_subscription_renewed,
     SubscriptionPlanChanged.event_type: on_subscription_plan_changed,

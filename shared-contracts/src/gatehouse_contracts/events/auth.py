@@ -156,6 +156,49 @@ class IdentityUnlinked(EventData):
     unlinked_at: datetime
 
 
+MfaMethod = Literal["totp"]
+
+
+class MfaEnabled(EventData):
+    event_type = "user.mfa_enabled"
+    description = "A second factor was turned on (recovery codes were issued with it)."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    method: MfaMethod
+    enabled_at: datetime
+
+
+class MfaDisabled(EventData):
+    event_type = "user.mfa_disabled"
+    description = "The user turned a second factor off (after a recent sign-in)."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    method: MfaMethod
+    disabled_at: datetime
+
+
+class RecoveryCodeUsed(EventData):
+    event_type = "user.recovery_code_used"
+    description = "A recovery code stood in for the second factor at sign-in; it is spent."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    codes_left: int = Field(ge=0, description="Unused recovery codes the user still has")
+    used_at: datetime
+
+
+class MfaResetByAdmin(EventData):
+    event_type = "user.mfa_reset_by_admin"
+    description = "An admin removed every second factor and recovery code of the user."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    admin_id: uuid.UUID
+    reset_at: datetime
+
+
 AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserEmailVerificationRequested,
@@ -169,4 +212,8 @@ AUTH_EVENTS: tuple[type[EventData], ...] = (
     SessionRevoked,
     IdentityLinked,
     IdentityUnlinked,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodeUsed,
+    MfaResetByAdmin,
 )

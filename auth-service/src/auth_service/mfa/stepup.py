@@ -1,0 +1,65 @@
+"""Step-up: sensitive actions need a recent sign-in, and re-authentication renews it; admins may
+be required to have a second factor."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.clock import Clock
+from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, ReauthenticationRequired
+from auth_service.keys.service import KeyRing
+from auth_service.mfa.service import status, verify_totp
+from auth_service.mfa.totp import TotpSeeds
+from auth_service.principal import Client, Principal
+from auth_service.security import PasswordHasher, normalize_password
+from auth_service.sessions.service import IssuedTokens, renew_sign_in
+from auth_service.settings import Settings
+from auth_service.throttle import Throttle
+
+
+def require_recent_sign_in(principal: Principal, settings: Settings, clock: Clock) -> None:
+    """From the token alone: its `auth_time` within `recent_auth_seconds` (tokens from before the
+    claim existed have none, and count as old)."""
+    auth_time = principal.claims.auth_time
+    if auth_time is None or clock.now() - auth_time > settings.recent_auth_seconds:
+        raise ReauthenticationRequired(
+            "This needs a recent sign-in: re-authenticate (POST /auth/reauthenticate) and try again."
+        )
+
+
+async def require_admin_factor(db: AsyncSession, settings: Settings, principal: Principal) -> None:
+    if settings.admins_need_mfa and not (await status(db, principal.user.id)).totp:
+        raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app first.")
+
+
+async def reauthenticate(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    seeds: TotpSeeds,
+    throttle: Throttle,
+    keyring: KeyRing,
+    settings: Settings,
+    clock: Clock,
+    principal: Principal,
+    *,
+    password: str | None,
+    code: str | None,
+    client: Client,
+) -> IssuedTokens:
+    """The password, or a code from the authenticator app, proven again for this session."""
+    user = principal.user
+    account = f"reauth:{user.id}"
+    await throttle.credential_attempt("reauthenticate", client.ip, account)
+    if password is not None:
+        ok = user.password_hash is not None and await hasher.verify(
+            user.password_hash, normalize_password(password)
+        )
+        proven = "pwd"
+    else:
+        ok = code is not None and await verify_totp(db, seeds, settings, clock, user.id, code)
+        proven = "otp"
+    if not ok:
+        await throttle.failed(account)
+        raise InvalidCredentials("That is not correct.")
+    await throttle.succeeded(account)
+    return await renew_sign_in(db, keyring, settings, principal, proven=proven, at=clock.utcnow())
