@@ -13,7 +13,7 @@ import httptools
 import pytest
 
 from conftest import on_uvloop
-from gateway.upstream_http import (
+from gateway.transport.http1 import (
     READ_PAUSE_ABOVE,
     ConnectFailed,
     Connection,
