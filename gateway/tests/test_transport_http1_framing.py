@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -82,10 +84,16 @@ def writes(segments: list[bytes], *, close: bool, written: asyncio.Event | None 
     return answer
 
 
-def patient_pool(url: str) -> ConnectionPool:
-    """Timeouts no example should come near (the machine may be busy): a client that waits for
-    bytes that never come fails on its own error, not on a timeout."""
-    return pool_for(url, connect_timeout=5.0, read_timeout=5.0)
+@asynccontextmanager
+async def patient_pool(url: str) -> AsyncIterator[ConnectionPool]:
+    """A pool with timeouts no example should come near (the machine may be busy: a client that
+    waits for bytes that never come fails on its own error, not on a timeout), closed afterwards
+    (thousands of examples would run out of file descriptors)."""
+    pool = pool_for(url, connect_timeout=5.0, read_timeout=5.0)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 async def closed_soon(connection: Connection, what: str) -> None:
@@ -103,8 +111,8 @@ reasons = st.none() | st.lists(st.sampled_from(FIELD_VALUE_BYTES), max_size=20).
 bodies = st.binary(max_size=2048)
 
 
-def head(status_line: bytes, header_fields: Headers) -> bytes:
-    return status_line + b"\r\n" + b"".join(b"%s: %s\r\n" % field for field in header_fields) + b"\r\n"
+def head(line: bytes, header_fields: Headers) -> bytes:
+    return line + b"\r\n" + b"".join(b"%s: %s\r\n" % field for field in header_fields) + b"\r\n"
 
 
 def status_line(version: bytes, status: int, reason: bytes | None) -> bytes:
@@ -231,8 +239,8 @@ def responses(
 
 
 async def read_valid(response: Response) -> None:
-    async with upstream(writes(response.segments, close=response.close_after), SECOND) as server:
-        pool = patient_pool(server.url)
+    answer = writes(response.segments, close=response.close_after)
+    async with upstream(answer, SECOND) as server, patient_pool(server.url) as pool:
         seen: list[Connection] = []
         _, status, headers, body = await exchange(pool, response.method, seen=seen)
         _, *second = await exchange(pool, seen=seen)
@@ -484,8 +492,8 @@ hostile_responses = st.one_of(
 
 async def read_hostile(case: Hostile) -> None:
     written = asyncio.Event()
-    async with upstream(writes(case.segments, close=case.close_after, written=written), SECOND) as server:
-        pool = patient_pool(server.url)
+    answer = writes(case.segments, close=case.close_after, written=written)
+    async with upstream(answer, SECOND) as server, patient_pool(server.url) as pool:
         seen: list[Connection] = []
         try:
             _, status, headers, body = await exchange(pool, case.method, seen=seen)
@@ -518,8 +526,7 @@ greetings = st.binary(min_size=1, max_size=300) | responses().map(lambda r: r.wi
 
 
 async def greeted(greeting: bytes) -> None:
-    async with upstream(SECOND, greetings=(greeting,)) as server:
-        pool = patient_pool(server.url)
+    async with upstream(SECOND, greetings=(greeting,)) as server, patient_pool(server.url) as pool:
         connection = await pool.acquire()
         await closed_soon(connection, "bytes before the request")
         connection.begin(head_only=False)
