@@ -19,7 +19,7 @@ from gateway.transport.http1 import (
     ReadTimedOut,
     write_streamed,
 )
-from scripted_upstream import GET, OK, exchange, pool_for, sent, upstream
+from scripted_upstream import GET, OK, Answer, exchange, pool_for, sent, upstream
 
 
 async def test_the_request_goes_out_as_one_http11_message_with_the_upstreams_host() -> None:
@@ -231,6 +231,14 @@ async def test_a_chunked_body_after_a_head_response_retires_the_connection() -> 
     assert first is not second
 
 
+async def endless_trailer(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-trailer: ")
+    for _ in range(8 * MAX_RESPONSE_HEAD_BYTES // 4096):  # until the client gives up
+        writer.write(b"a" * 4096)
+        await writer.drain()
+        await asyncio.sleep(0)
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -243,9 +251,15 @@ async def test_a_chunked_body_after_a_head_response_retires_the_connection() -> 
             b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n" * (MAX_RESPONSE_HEAD_BYTES // 40) + OK,
             id="interim responses",
         ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+            + b"x-trailer: 1\r\n" * (MAX_RESPONSE_HEAD_BYTES // 14),
+            id="trailer fields",
+        ),
+        pytest.param(endless_trailer, id="endless trailer"),
     ],
 )
-async def test_a_response_head_over_the_limit_is_an_invalid_response(answer: bytes) -> None:
+async def test_a_head_or_trailer_section_over_the_limit_is_an_invalid_response(answer: Answer) -> None:
     async with upstream(answer) as server:
         with pytest.raises(ProtocolFailed, match="invalid response"):
             await exchange(pool_for(server.url, read_timeout=0.5))

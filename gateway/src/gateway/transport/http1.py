@@ -20,8 +20,9 @@ Framing is strict, so that the gateway and an upstream can never disagree about 
 ends (a disagreement would hand one request's leftovers to the next): llhttp refuses
 Content-Length with Transfer-Encoding, duplicate or invalid lengths and chunk sizes, bare LF,
 obs-fold and control bytes; on top of it a status outside 100-599 (or a 101), any transfer coding
-but one `chunked`, a head over MAX_RESPONSE_HEAD_BYTES, and bytes nobody asked for (before the
-request, after the response, a body after HEAD's head) are protocol failures. Any failure closes
+but one `chunked`, a head or trailer section over MAX_RESPONSE_HEAD_BYTES (httptools would buffer
+it whole), and bytes nobody asked for (before the request, after the response, a body after HEAD's
+head) are protocol failures. Any failure closes
 the connection: only an exchange read to its end puts a connection back in the pool.
 tests/test_transport_http1_framing.py holds this against generated valid and hostile responses.
 """
@@ -78,7 +79,8 @@ class Connection(asyncio.Protocol):
         self._keep_alive = False
         self._until_eof = False
         self._head_bytes = 0  # of the head (and trailers), interim responses included
-        self._head_received = 0  # bytes received while no final head was complete
+        self._without_body = 0  # bytes received since the last body bytes (of a head, or trailers)
+        self._body_seen = False  # in the bytes being parsed
         self.complete = True  # no exchange yet
         self._error: UpstreamError | None = None
         self._body: deque[bytes] = deque()
@@ -100,7 +102,7 @@ class Connection(asyncio.Protocol):
         self._keep_alive = False
         self._until_eof = False
         self._head_bytes = 0
-        self._head_received = 0
+        self._without_body = 0
         self.complete = False
         self._body.clear()
         self._buffered = 0
@@ -178,15 +180,19 @@ class Connection(asyncio.Protocol):
         if parser is None:
             self._fail(ProtocolFailed("the upstream sent bytes nobody asked for"))
             return
+        self._body_seen = False
         try:
             parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(ProtocolFailed(f"invalid response: {exc}"))
             return
-        if not self.status:  # a head that does not end (httptools would buffer it all)
-            self._head_received += len(data)
-            if self._head_received > MAX_RESPONSE_HEAD_BYTES:
-                self._fail(ProtocolFailed(f"invalid response: a head over {MAX_RESPONSE_HEAD_BYTES} bytes"))
+        if self._body_seen or self.complete:
+            self._without_body = 0
+        else:  # a head or trailer field that does not end would be buffered by httptools, whole
+            self._without_body += len(data)
+            if self._without_body > MAX_RESPONSE_HEAD_BYTES:
+                error = f"a head or trailer section over {MAX_RESPONSE_HEAD_BYTES} bytes"
+                self._fail(ProtocolFailed(f"invalid response: {error}"))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
@@ -262,6 +268,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self.complete:  # a body after HEAD's headers: the stream is out of step
             raise httptools.HttpParserError("a body where none belongs")
+        self._body_seen = True
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > READ_PAUSE_ABOVE and not self._reading_paused and self.transport is not None:
