@@ -45,7 +45,7 @@ EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    database=None,  # no .hypothesis directory in the worktree: a failure prints its example
+    database=None,  # no example database kept between runs: a failure prints its example
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 ON_UVLOOP = settings(FUZZ, max_examples=max(1, EXAMPLES // 3))
