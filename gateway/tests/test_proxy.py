@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from conftest import CHUNK, Echo, dead_url, gateway_settings, http_gateway, upstream
 from gatehouse_platform.tcp_proxy import TcpProxy
 from gatehouse_platform.testing import eventually
+from scripted_upstream import upstream as scripted_upstream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -222,6 +223,32 @@ async def test_a_request_that_reached_the_upstream_is_never_retried(echo: Echo) 
     assert response.status_code == 502
     assert response.json()["type"].endswith("/bad-gateway")
     assert connections == 1
+
+
+async def test_an_ambiguously_framed_response_is_a_bad_gateway_and_never_answers_the_next_request(
+    echo: Echo,
+) -> None:
+    """Content-Length and Transfer-Encoding together, a second response hidden in the body: the
+    client gets 502, and the next request its own answer on a new connection, not the hidden one."""
+    smuggling = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 49\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhidden"
+    )
+    honest = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhonest"
+    async with scripted_upstream(smuggling, honest) as server:
+        settings = gateway_settings(
+            upstreams={"billing": upstream(server.url, "/billing")},
+            rate_limits_enabled=False,
+            jwks_url=f"{echo.url}/jwks",
+        )
+        async with http_gateway(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
+            first = await http.get("/billing/plans")
+            second = await http.get("/billing/plans")
+
+    assert first.status_code == 502
+    assert first.json()["type"].endswith("/bad-gateway")
+    assert (second.status_code, second.text) == (200, "honest")
+    assert server.connections == 2
 
 
 async def test_hop_by_hop_headers_are_stripped_both_ways(gateway: str, echo: Echo) -> None:

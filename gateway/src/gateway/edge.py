@@ -37,10 +37,10 @@ from gateway.proxy import (
     upstream_request_headers,
 )
 from gateway.ratelimits import RateLimits, too_many_requests
-from gateway.redislane import RedisLane
 from gateway.routing import Route, RouteTable, is_ambiguous
 from gateway.settings import Settings
 from gateway.tracing import next_traceparent, request_id
+from gateway.transport.redis import RedisLane
 
 log = logging.getLogger("gateway.requests")
 

@@ -25,9 +25,9 @@ from gateway.edge import Edge
 from gateway.openapi import OpenAPIAggregator, openapi_router
 from gateway.proxy import Upstream
 from gateway.ratelimits import RateLimits
-from gateway.redislane import RedisLane
 from gateway.routing import RouteTable
 from gateway.settings import Settings, get_settings
+from gateway.transport.redis import RedisLane
 
 log = logging.getLogger(__name__)
 

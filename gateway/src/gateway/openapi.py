@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gateway.proxy import Upstream
 from gateway.routing import RouteTable
 from gateway.settings import Settings
-from gateway.upstream_http import UpstreamError
+from gateway.transport.http1 import UpstreamError
 
 log = logging.getLogger(__name__)
 

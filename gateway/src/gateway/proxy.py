@@ -1,4 +1,4 @@
-"""The streaming forwarder: one pool of keep-alive connections per upstream (`upstream_http`),
+"""The streaming forwarder: one pool of keep-alive connections per upstream (`transport.http1`),
 hop-by-hop headers stripped both ways, bodies streamed both ways, retries and the circuit breaker
 around each exchange.
 
@@ -25,7 +25,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.clientip import ClientAddress
 from gateway.metrics import RETRIES, UPSTREAM_FAILURES, UpstreamMetrics, record_breaker_state
 from gateway.settings import UpstreamSettings
-from gateway.upstream_http import (
+from gateway.transport.http1 import (
     ConnectFailed,
     Connection,
     ConnectionPool,
@@ -102,7 +102,7 @@ class ClientDisconnected(Exception):
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     """The header names a Connection header lists (hop-by-hop too). Names are lower-case here:
-    uvicorn and `upstream_http` both give them so."""
+    uvicorn and `transport.http1` both give them so."""
     names: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":

@@ -27,8 +27,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from gatehouse_platform.errors import TooManyRequests
 from gateway.metrics import RATE_LIMITED
-from gateway.redislane import RedisLane
 from gateway.settings import RateLimitRule
+from gateway.transport.redis import RedisLane
 
 log = logging.getLogger(__name__)
 

@@ -6,128 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-import httptools
 import pytest
 
 from conftest import on_uvloop
-from gateway.upstream_http import (
+from gateway.transport.http1 import (
+    MAX_RESPONSE_HEAD_BYTES,
     READ_PAUSE_ABOVE,
     ConnectFailed,
-    Connection,
     ConnectionPool,
     ProtocolFailed,
     ReadTimedOut,
     write_streamed,
 )
-
-Answer = bytes | Callable[[asyncio.StreamWriter], Awaitable[None]]
-OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-GET = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
-
-
-@dataclass
-class Received:
-    method: bytes
-    url: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
-
-
-@dataclass
-class Upstream:
-    """Answers each request it reads (framed by httptools' request parser) with the next answer."""
-
-    answers: list[Answer]
-    requests: list[Received] = field(default_factory=list)
-    connections: int = 0
-    url: str = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        complete: list[Received] = []
-        current: list[Received] = []
-
-        class Callbacks:
-            def on_url(self, url: bytes) -> None:
-                current.append(Received(parser.get_method(), url, []))
-
-            def on_header(self, name: bytes, value: bytes) -> None:
-                current[-1].headers.append((name.lower(), value))
-
-            def on_body(self, body: bytes) -> None:
-                current[-1].body += body
-
-            def on_message_complete(self) -> None:
-                complete.append(current.pop())
-
-        parser = httptools.HttpRequestParser(Callbacks())
-        try:
-            while self.answers:
-                data = await reader.read(65536)
-                if not data:
-                    return
-                parser.feed_data(data)
-                while complete and self.answers:
-                    self.requests.append(complete.pop(0))
-                    answer = self.answers.pop(0)
-                    if isinstance(answer, bytes):
-                        writer.write(answer)
-                        await writer.drain()
-                    else:
-                        await answer(writer)
-            await reader.read()  # keep the connection until the client leaves
-        except (ConnectionError, httptools.HttpParserError, asyncio.CancelledError):
-            pass  # the client left, or the test ended
-        finally:
-            writer.close()
-
-
-@asynccontextmanager
-async def upstream(*answers: Answer) -> AsyncIterator[Upstream]:
-    server_side = Upstream(list(answers))
-    server = await asyncio.start_server(server_side.handle, "127.0.0.1", 0)
-    server_side.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        yield server_side
-    finally:
-        server.close()
-
-
-def pool_for(url: str, *, read_timeout: float = 2.0, keepalive_expiry: float = 4.0) -> ConnectionPool:
-    return ConnectionPool(
-        url, connect_timeout=1.0, read_timeout=read_timeout, keepalive_expiry=keepalive_expiry
-    )
-
-
-async def sent(pool: ConnectionPool, request: bytes) -> Connection:
-    """A pooled connection with `request` written on it, its response not read yet."""
-    connection = await pool.acquire()
-    connection.begin(head_only=False)
-    connection.write(request)
-    return connection
-
-
-async def exchange(
-    pool: ConnectionPool, method: str = "GET", target: bytes = b"/x", body: bytes | None = None
-) -> tuple[Connection, int, list[tuple[bytes, bytes]], bytes]:
-    """One request; the connection goes back to the pool (or is closed) as the proxy does it."""
-    connection = await pool.acquire()
-    connection.begin(head_only=method == "HEAD")
-    framing = b"content-length: %d\r\n" % len(body) if body is not None else b""
-    connection.write(pool.request_head(method, target, [(b"x-test", b"1")], framing) + (body or b""))
-    try:
-        status, headers = await connection.response_head()
-        parts = []
-        while chunk := await connection.read_chunk():
-            parts.append(chunk)
-    except BaseException:
-        connection.close()
-        raise
-    pool.release(connection)
-    return connection, status, headers, b"".join(parts)
+from scripted_upstream import GET, OK, Answer, exchange, pool_for, sent, upstream
 
 
 async def test_the_request_goes_out_as_one_http11_message_with_the_upstreams_host() -> None:
@@ -274,6 +166,103 @@ async def test_bytes_after_the_response_retire_the_connection() -> None:
 
     assert (body, after) == (b"ok", b"ok")
     assert first is not second
+
+
+# Found by the framing properties (test_transport_http1_framing.py); each failed before its fix.
+
+
+async def test_trailer_fields_are_not_taken_for_header_fields() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nset-cookie: session=forged\r\nx-trailer: 1\r\n\r\n"
+    )
+    async with upstream(chunked, OK) as server:
+        pool = pool_for(server.url)
+        first, _, headers, body = await exchange(pool)
+        second, _, _, after = await exchange(pool)
+
+    assert headers == [(b"transfer-encoding", b"chunked")]  # the gateway forwards no trailers
+    assert (body, after) == (b"ok", b"ok")
+    assert first is second
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(b"HTTP/1.1 000 X\r\ncontent-length: 4\r\n\r\nevil" + OK, id="000"),
+        pytest.param(b"HTTP/1.1 099 X\r\ncontent-length: 0\r\n\r\n" + OK, id="099"),
+        pytest.param(b"HTTP/1.1 600 X\r\ncontent-length: 2\r\n\r\nok", id="600"),
+        pytest.param(b"HTTP/1.1 999 X\r\ncontent-length: 2\r\n\r\nok", id="999"),
+    ],
+)
+async def test_a_status_outside_100_to_599_is_an_invalid_response(answer: bytes) -> None:
+    async with upstream(answer) as server:
+        with pytest.raises(ProtocolFailed, match="invalid response"):
+            await exchange(pool_for(server.url, read_timeout=0.5))
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [
+        pytest.param(b"transfer-encoding: gzip, chunked\r\n", id="gzip, chunked"),
+        pytest.param(b"transfer-encoding: chunked, chunked\r\n", id="chunked twice"),
+        pytest.param(b"transfer-encoding: gzip\r\n", id="gzip"),
+        pytest.param(b"transfer-encoding: chunked, gzip\r\n", id="chunked, gzip"),
+        pytest.param(b"transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n", id="two fields"),
+    ],
+)
+async def test_a_transfer_coding_other_than_chunked_is_an_invalid_response(codings: bytes) -> None:
+    # Decoding the chunks and passing the rest on as identity would hand the client a body in
+    # an encoding nobody names; reading to the close would stall the exchange.
+    answer = b"HTTP/1.1 200 OK\r\n" + codings + b"\r\n5\r\nhello\r\n0\r\n\r\n"
+    async with upstream(answer) as server:
+        with pytest.raises(ProtocolFailed, match="invalid response"):
+            await exchange(pool_for(server.url, read_timeout=0.5))
+
+
+async def test_a_chunked_body_after_a_head_response_retires_the_connection() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    async with upstream(head + b"0\r\n\r\n", OK) as server:
+        pool = pool_for(server.url)
+        first, status, _, body = await exchange(pool, "HEAD")
+        second, _, _, after = await exchange(pool)
+
+    assert (status, body, after) == (200, b"", b"ok")
+    assert first is not second
+
+
+async def endless_trailer(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-trailer: ")
+    for _ in range(8 * MAX_RESPONSE_HEAD_BYTES // 4096):  # until the client gives up
+        writer.write(b"a" * 4096)
+        await writer.drain()
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nx-big: %s\r\ncontent-length: 2\r\n\r\nok" % (b"a" * MAX_RESPONSE_HEAD_BYTES),
+            id="one field",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * (2 * MAX_RESPONSE_HEAD_BYTES), id="unterminated"),
+        pytest.param(
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n" * (MAX_RESPONSE_HEAD_BYTES // 40) + OK,
+            id="interim responses",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+            + b"x-trailer: 1\r\n" * (MAX_RESPONSE_HEAD_BYTES // 14),
+            id="trailer fields",
+        ),
+        pytest.param(endless_trailer, id="endless trailer"),
+    ],
+)
+async def test_a_head_or_trailer_section_over_the_limit_is_an_invalid_response(answer: Answer) -> None:
+    async with upstream(answer) as server:
+        with pytest.raises(ProtocolFailed, match="invalid response"):
+            await exchange(pool_for(server.url, read_timeout=0.5))
 
 
 async def test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes() -> None:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from conftest import on_uvloop
-from gateway.redislane import RedisLane, pack
+from gateway.transport.redis import RedisLane, pack
 
 REDIS = "redis://127.0.0.1:6379"
 

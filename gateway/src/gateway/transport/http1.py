@@ -10,11 +10,21 @@ filling in the response, and a future per wait; bench/gateway.py's "proxy CPU" c
 gateway's whole cost per request.
 
 Covered: Content-Length, chunked and read-until-close response bodies; bodies of HEAD, 204 and 304
-responses (none); 1xx interim responses (skipped); keep-alive as the response allows it;
-backpressure both ways (reading pauses while a large body waits for the client; writing waits
-while the socket's buffer is full); a read timeout between bytes of the response; connect timeout.
-The request head is built from headers the ASGI server has validated already. Any failure closes
+responses (none); 1xx interim responses (skipped); trailer fields (dropped: the gateway forwards
+none); keep-alive as the response allows it; backpressure both ways (reading pauses while a large
+body waits for the client; writing waits while the socket's buffer is full); a read timeout
+between bytes of the response; connect timeout. The request head is built from headers the ASGI
+server has validated already.
+
+Framing is strict, so that the gateway and an upstream can never disagree about where a response
+ends (a disagreement would hand one request's leftovers to the next): llhttp refuses
+Content-Length with Transfer-Encoding, duplicate or invalid lengths and chunk sizes, bare LF,
+obs-fold and control bytes; on top of it a status outside 100-599 (or a 101), any transfer coding
+but one `chunked`, a head or trailer section over MAX_RESPONSE_HEAD_BYTES (httptools would buffer
+it whole), and bytes nobody asked for (before the request, after the response, a body after HEAD's
+head) are protocol failures. Any failure closes
 the connection: only an exchange read to its end puts a connection back in the pool.
+tests/test_transport_http1_framing.py holds this against generated valid and hostile responses.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import httptools
 
 READ_PAUSE_ABOVE = 256 * 1024  # bytes of response body waiting for the client
 READ_RESUME_BELOW = 64 * 1024
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024  # a response's status lines and fields: interim ones, trailers too
 
 
 class UpstreamError(Exception):
@@ -67,6 +78,9 @@ class Connection(asyncio.Protocol):
         self.headers: Headers = []
         self._keep_alive = False
         self._until_eof = False
+        self._head_bytes = 0  # of the head (and trailers), interim responses included
+        self._without_body = 0  # bytes received since the last body bytes (of a head, or trailers)
+        self._body_seen = False  # in the bytes being parsed
         self.complete = True  # no exchange yet
         self._error: UpstreamError | None = None
         self._body: deque[bytes] = deque()
@@ -87,6 +101,8 @@ class Connection(asyncio.Protocol):
         self.headers = []
         self._keep_alive = False
         self._until_eof = False
+        self._head_bytes = 0
+        self._without_body = 0
         self.complete = False
         self._body.clear()
         self._buffered = 0
@@ -164,10 +180,19 @@ class Connection(asyncio.Protocol):
         if parser is None:
             self._fail(ProtocolFailed("the upstream sent bytes nobody asked for"))
             return
+        self._body_seen = False
         try:
             parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(ProtocolFailed(f"invalid response: {exc}"))
+            return
+        if self._body_seen or self.complete:
+            self._without_body = 0
+        else:  # a head or trailer field that does not end would be buffered by httptools, whole
+            self._without_body += len(data)
+            if self._without_body > MAX_RESPONSE_HEAD_BYTES:
+                error = f"a head or trailer section over {MAX_RESPONSE_HEAD_BYTES} bytes"
+                self._fail(ProtocolFailed(f"invalid response: {error}"))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
@@ -195,29 +220,55 @@ class Connection(asyncio.Protocol):
         if self.complete:
             raise httptools.HttpParserError("a second response to one request")
 
+    def on_status(self, reason: bytes) -> None:
+        self._head_bytes += len(reason) + 15  # "HTTP/1.1 200 " and CRLF
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            raise httptools.HttpParserError(f"a head over {MAX_RESPONSE_HEAD_BYTES} bytes")
+        if not self.status:  # else a trailer field, after a chunked body: not forwarded
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
+        self._head_bytes += 2  # the empty line
+        if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            raise httptools.HttpParserError(f"a head over {MAX_RESPONSE_HEAD_BYTES} bytes")
         status = self._parser.get_status_code()
+        if not 100 <= status <= 599:  # llhttp takes any three digits; 0xx would pass for interim
+            raise httptools.HttpParserError(f"status {status:03d}")
         if status < 200:
             if status == 101:  # the gateway never asks to switch protocols
                 raise httptools.HttpParserError("unexpected 101 Switching Protocols")
             self.headers = []  # an interim response (103 Early Hints): the real one follows
             return
+        framed = chunked = False
+        for name, value in self.headers:
+            if name == b"transfer-encoding":
+                # Only `chunked`, once: llhttp would decode `gzip, chunked` and pass the gzip on
+                # unnamed (the header is hop-by-hop), and read `gzip` alone to the close.
+                if chunked or value.strip().lower() != b"chunked":
+                    raise httptools.HttpParserError(f"transfer coding {value!r}")
+                framed = chunked = True
+            elif name == b"content-length":
+                framed = True
         self.status = status
         self._keep_alive = self._parser.should_keep_alive()
         if self._head_only:
             self._finish()  # no body follows a response to HEAD, whatever its headers say
             return
-        framed = any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
         self._until_eof = not framed and status not in (204, 304)
         self._wake()
+
+    def on_chunk_header(self) -> None:
+        if self.complete:  # chunks after HEAD's head: the stream is out of step
+            raise httptools.HttpParserError("a body where none belongs")
 
     def on_body(self, body: bytes) -> None:
         if self.complete:  # a body after HEAD's headers: the stream is out of step
             raise httptools.HttpParserError("a body where none belongs")
+        self._body_seen = True
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > READ_PAUSE_ABOVE and not self._reading_paused and self.transport is not None:
