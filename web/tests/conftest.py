@@ -20,6 +20,7 @@ from gatehouse_web.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests-e2e"))  # harness.py: the whole system, shared with tests-e2e
+SCREENSHOTS = ROOT / "var" / "web-tests"
 
 APP_ORIGIN = "https://app.example.test"
 PAGES = [
@@ -74,3 +75,19 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
     assert match, "no CSRF token in the form"
     return match.group(1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed browser test leaves a screenshot of its page in var/web-tests/<test>.png."""
+    report = yield
+    page = getattr(item, "page_for_screenshot", None)
+    if page is not None and report.failed and call.when in ("call", "teardown"):  # type: ignore[attr-defined]
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        target = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', item.name)}.png"
+        try:
+            page.screenshot(path=str(target), full_page=True)
+            report.sections.append(("screenshot", str(target)))  # type: ignore[attr-defined]
+        except Exception as exc:  # the page may be gone; the failure itself matters more
+            report.sections.append(("screenshot", f"none: {exc}"))  # type: ignore[attr-defined]
+    return report

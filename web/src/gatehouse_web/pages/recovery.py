@@ -104,7 +104,7 @@ async def reset_password(request: Request, web: WebDep, form: Form) -> Response:
         except ApiError as exc:
             if exc.slug == "invalid-token" or (exc.status == 422 and "token" in exc.errors):
                 return _link_expired(request, web, "/forgot-password", _("Ask for a new link"))
-            errors, alert = explain(exc, _, {"new_password": "new_password"})
+            errors, alert = explain(exc, _, {"password": "new_password", "new_password": "new_password"})
         else:
             return web.renderer.page(
                 request,
