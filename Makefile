@@ -79,6 +79,7 @@ bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/auth_login.py
 	$(UV) run --frozen python bench/notify_pipeline.py
 	$(UV) run --frozen python bench/gateway.py
+	$(UV) run --frozen python bench/web.py
 
 rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
 	$(UV) run --frozen auth-service rotate-keys
