@@ -273,3 +273,81 @@ def test_pages_in_french_pass_axe(browser: Browser, system: System) -> None:
         shot(page, "login-fr")
     finally:
         context.close()
+
+
+def test_edit_the_profile_and_the_page_follows_the_chosen_language(page: Page, system: System) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    page.get_by_label("Display name").fill("Ada Lovelace")
+    page.get_by_label("Avatar URL").fill("not a url")
+    page.get_by_role("button", name="Save the profile").click()
+    expect(page.locator("#f-avatar_url-error")).to_be_visible()  # the API's 422, next to its field
+    axe_check(page)
+    page.get_by_label("Avatar URL").fill("https://example.com/ada.png")
+    page.get_by_label("Time zone").fill("Europe/Paris")
+    page.get_by_label("Language").select_option("fr")
+    page.get_by_role("button", name="Save the profile").click()
+    expect(page.get_by_role("status")).to_have_text("Votre profil est enregistré.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Bonjour, Ada Lovelace")
+    assert page.get_attribute("html", "lang") == "fr"
+    axe_check(page)
+    shot(page, "account-fr")
+    page.goto(f"{system.gateway}/account")  # the profile's language wins over the browser's (en-US)
+    expect(page.get_by_label("Fuseau horaire")).to_have_value("Europe/Paris")
+
+
+def test_change_the_password_then_sign_in_with_it(page: Page, system: System) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    page.get_by_label("Current password").fill("not my password at all")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change the password").click()
+    expect(page.locator("#f-old_password-error")).to_have_text("Your current password is not right.")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change the password").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Your password is changed. Your other devices were signed out."
+    )
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, system, email, NEW_PASSWORD)
+
+
+def test_revoke_another_device_which_is_then_signed_out(browser: Browser, page: Page, system: System) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    other = browser.new_context(user_agent="Other Browser/1.0 (the other device)")
+    try:
+        other_page = other.new_page()
+        sign_in(other_page, system, email)
+        sign_in(page, system, email)
+        page.get_by_role("link", name="Devices").click()
+        expect(page.locator(".badge", has_text="this device")).to_have_count(1)
+        expect(page.get_by_text("Other Browser/1.0 (the other device)")).to_be_visible()
+        axe_check(page)
+        shot(page, "sessions")
+        device = page.locator("li", has_text="Other Browser/1.0")
+        device.get_by_role("button", name="Sign out this device").click()
+        expect(page.get_by_role("status")).to_have_text("That device is signed out.")
+        expect(page.get_by_text("Other Browser/1.0")).to_have_count(0)
+
+        # The other browser's next page: its session is gone (refused at the edge, refresh refused).
+        deadline = time.monotonic() + 20
+        while True:
+            other_page.goto(f"{system.gateway}/account")
+            if "/login" in other_page.url or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        expect(other_page).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
+
+        sign_in(other_page, system, email)
+        page.get_by_role("button", name="Sign out everywhere").click()
+        expect(page).to_have_url(f"{system.gateway}/login?signed_out")
+        other_page.goto(f"{system.gateway}/account")
+        expect(other_page).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
+    finally:
+        other.close()

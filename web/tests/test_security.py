@@ -25,6 +25,10 @@ FORMS = [
     "/verify-email",
     "/logout",
     "/account/resend-verification",
+    "/account/profile",
+    "/account/password",
+    "/account/sessions/6c1f6a3e-8f0e-4c1e-9a55-3f4f0c7b2a10/revoke",
+    "/account/sessions/revoke-all",
 ]
 
 

@@ -58,6 +58,7 @@ class Caller:
 
     ip: str | None = None
     request_id: str | None = None
+    user_agent: str | None = None  # so a person's list of sessions names their browsers
 
 
 class Api:
@@ -91,6 +92,8 @@ class Api:
             headers["X-Forwarded-For"] = caller.ip  # counted per person when the gateway trusts us
         if caller is not None and caller.request_id:
             headers["X-Request-ID"] = caller.request_id
+        if caller is not None and caller.user_agent:
+            headers["User-Agent"] = caller.user_agent
         try:
             response = await self._http.request(method, path, json=json, headers=headers, params=params)
         except httpx.HTTPError as exc:

@@ -86,6 +86,7 @@ def client_of(request: Request) -> Caller:
     return Caller(
         ip=request.client.host if request.client is not None else None,
         request_id=request.headers.get("x-request-id") or None,
+        user_agent=(request.headers.get("user-agent") or "")[:400] or None,
     )
 
 
