@@ -231,7 +231,8 @@ def _environment(
         "AUTH_GITHUB_AUTHORIZE_URL": f"{urls['oauth']}/github/login/oauth/authorize",
         "AUTH_GITHUB_TOKEN_URL": f"{urls['oauth']}/github/login/oauth/access_token",
         "AUTH_GITHUB_API_URL": f"{urls['oauth']}/github/api",
-        "AUTH_OAUTH_REDIRECT_ALLOWLIST": "https://app.e2e.gatehouse.test/",
+        "AUTH_OAUTH_REDIRECT_ALLOWLIST": f"https://app.e2e.gatehouse.test/,{urls['gateway']}/session/oauth/",
+        "AUTH_OAUTH_REDIRECT_COOKIE_PATH": "/session",  # where the web front's landing reads it
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
@@ -351,3 +352,26 @@ def test_revoke_another_device_which_is_then_signed_out(browser: Browser, page: 
         expect(other_page).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
     finally:
         other.close()
+
+
+def test_continue_with_google_through_the_emulators_consent_page(page: Page, system: System) -> None:
+    key = f"g{uuid.uuid4().hex[:10]}"
+    email = f"{key}@example.com"
+    created = httpx.post(
+        f"{system.urls['oauth']}/_emulator/users",
+        json={"provider": "google", "user": {"key": key, "email": email, "name": "Grace Hopper"}},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    page.goto(f"{system.gateway}/login")
+    page.get_by_role("link", name="Continue with Google").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with google", ignore_case=True)
+    page.get_by_role("button", name="Approve as Grace Hopper").click()
+    expect(page).to_have_url(f"{system.gateway}/account")
+    expect(page.get_by_text(email)).to_be_visible()
+    names = {c["name"]: c for c in page.context.cookies()}
+    assert "gatehouse_refresh" not in names  # auth's cookie was exchanged for the web's own session
+    assert names["gh_refresh"]["path"] == "/session"
+    page.context.clear_cookies(name="gh_session")  # and that session refreshes like any other
+    page.goto(f"{system.gateway}/account")
+    expect(page.get_by_text(email)).to_be_visible()

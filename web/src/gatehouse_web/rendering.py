@@ -50,6 +50,7 @@ class Renderer:
             logo_url=settings.logo_url,
             support_email=settings.support_email,
             static_version=STATIC_VERSION,
+            oauth_providers=settings.oauth_providers,
         )
         self.env.filters["field_id"] = lambda name: escape(f"f-{name}")
         self._settings = settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -51,6 +52,15 @@ class Settings(ServiceSettings):
     return_to_origins: list[str] = Field(
         default_factory=list,
         description="Origins (the product's own app) a sign-in may return to; anything else goes to /account",
+    )
+    oauth_providers: list[Literal["google", "github"]] = Field(
+        default=["google", "github"],
+        description="'Continue with …' buttons: providers configured at auth-service",
+    )
+    oauth_cookie_name: str = Field(
+        default="gatehouse_refresh",
+        description="auth-service's refresh cookie (AUTH_REFRESH_COOKIE_NAME), read once on /session/oauth "
+        "(AUTH_OAUTH_REDIRECT_COOKIE_PATH=/session puts it there)",
     )
     hsts_max_age_seconds: int = Field(
         default=31_536_000, ge=0, description="Strict-Transport-Security in production"

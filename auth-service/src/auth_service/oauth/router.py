@@ -175,7 +175,8 @@ async def provider_callback(
             outcome = "linked" if started.link_user_id else "signed_in"
             answer = _redirect(started.redirect_to, {outcome: provider})
         if issued is not None:
-            set_refresh_cookie(answer, services.settings, issued)
+            path = services.settings.oauth_redirect_cookie_path if answer is not response else None
+            set_refresh_cookie(answer, services.settings, issued, path)
     answer.delete_cookie(cookie_name(provider), path=cookie_path(provider))
     return result if answer is response else answer
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.session import REFRESH_PATH
@@ -205,6 +206,61 @@ async def login_with_code(request: Request, web: WebDep, form: Form) -> Response
         values={"email": email},
         return_to=return_to,
     )
+
+
+@router.get("/login/{provider}")
+async def continue_with(provider: str, request: Request, web: WebDep, return_to: ReturnTo = None) -> Response:
+    """To auth-service's sign-in with the provider, which brings the browser back to
+    /session/oauth/<provider> (AUTH_OAUTH_REDIRECT_ALLOWLIST must allow it)."""
+    if provider not in web.settings.oauth_providers:
+        raise StarletteHTTPException(status.HTTP_404_NOT_FOUND)
+    back = urlencode({"return_to": web.return_to(return_to)})
+    landing = f"{web.settings.public_url}{REFRESH_PATH}/oauth/{provider}?{back}"
+    return RedirectResponse(
+        f"/auth/{provider}/login?{urlencode({'redirect_to': landing})}", status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get(f"{REFRESH_PATH}/oauth/{{provider}}")
+async def provider_landing(
+    provider: str,
+    request: Request,
+    web: WebDep,
+    return_to: ReturnTo = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Back from auth-service with its refresh cookie (scoped to /session): exchanged at once for
+    this site's own session (rotated, so the cookie's token is spent), and the cookie removed."""
+    _ = web.renderer.gettext_for(request)
+    back = web.return_to(return_to)
+    refresh_token = request.cookies.get(web.settings.oauth_cookie_name)
+    if error is None and refresh_token:
+        try:
+            tokens = await web.api.call(
+                "POST",
+                "/auth/refresh-token",
+                json={"refresh_token": refresh_token},
+                caller=client_of(request),
+            )
+        except ApiError:
+            pass
+        else:
+            response = _signed_in(web, tokens, back)
+            response.delete_cookie(
+                web.settings.oauth_cookie_name,
+                path=REFRESH_PATH,
+                httponly=True,
+                samesite="lax",
+                secure=web.settings.secure_cookies,
+            )
+            return response
+    if error in ("provider-email-unusable", "email-taken"):
+        alert = _(
+            "This email address already has an account. Sign in with your password, then link the provider."
+        )
+    else:
+        alert = _("The sign-in with the provider did not complete. Please try again.")
+    return web.renderer.page(request, "login.html", status.HTTP_400_BAD_REQUEST, alert=alert, return_to=back)
 
 
 @router.post("/logout")
