@@ -14,7 +14,7 @@ DB_URL := postgresql+asyncpg://postgres@127.0.0.1:5432
 PYTEST := $(UV) run --frozen pytest
 TEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
+.PHONY: help install browser services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ help:  ## list targets
 install:  ## install uv if missing, then every workspace member and dev tool from uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --all-packages --quiet
+
+browser: install  ## web/tests' browser: Debian's Chromium (apt-get, when missing) and axe-core (npm ci)
+	@scripts/browser.sh
+	@cd web/tests && npm ci --silent --no-audit --no-fund
 
 services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
 	@scripts/services.sh
@@ -34,7 +38,7 @@ migrate: databases  ## apply every service's migrations
 	@cd billing-service && BILLING_DATABASE_URL=$(DB_URL)/$(BILLING_DB) $(UV) run --frozen alembic upgrade head
 	@cd notification-service && NOTIFICATION_DATABASE_URL=$(DB_URL)/$(NOTIFICATION_DB) $(UV) run --frozen alembic upgrade head
 
-test: install services  ## every test suite (each makes and drops its own databases and vhosts)
+test: install services browser  ## every test suite (each makes and drops its own databases and vhosts)
 	$(PYTEST) $(TEST_FLAGS) shared-contracts/tests
 	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
@@ -44,11 +48,12 @@ test: install services  ## every test suite (each makes and drops its own databa
 	$(PYTEST) $(TEST_FLAGS) emulators/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 deploy/tests
 	$(PYTEST) $(TEST_FLAGS) tests-e2e
+	$(PYTEST) $(TEST_FLAGS) -n 2 --dist loadfile web/tests
 
 lint: install  ## ruff and mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src billing-service/src notification-service/src gateway/src emulators/src
+	$(UV) run --frozen mypy shared-contracts/src shared-platform/src auth-service/src billing-service/src notification-service/src gateway/src emulators/src web/src
 
 format: install
 	$(UV) run --frozen ruff format .
@@ -63,7 +68,8 @@ seed: migrate  ## the admin (SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD, generated i
 
 run: seed  ## run the whole system locally (gateway :8000, services, workers, emulators, SMTP catcher)
 	@echo "  gateway (the front door): http://127.0.0.1:8000   API docs: http://127.0.0.1:8000/docs"
-	@echo "  services: auth http://127.0.0.1:8001  billing http://127.0.0.1:8002  notifications http://127.0.0.1:8003"
+	@echo "  the pages (web, through the gateway): http://127.0.0.1:8000/register  http://127.0.0.1:8000/login"
+	@echo "  services: auth http://127.0.0.1:8001  billing http://127.0.0.1:8002  notifications http://127.0.0.1:8003  web http://127.0.0.1:8004"
 	@echo "  Stripe emulator: http://127.0.0.1:12111   OAuth emulator: http://127.0.0.1:8090 (try http://127.0.0.1:8000/auth/google/login)"
 	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"
 	@echo "  Ctrl-C stops everything."
@@ -73,6 +79,7 @@ bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/auth_login.py
 	$(UV) run --frozen python bench/notify_pipeline.py
 	$(UV) run --frozen python bench/gateway.py
+	$(UV) run --frozen python bench/web.py
 
 rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
 	$(UV) run --frozen auth-service rotate-keys

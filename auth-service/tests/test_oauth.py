@@ -13,11 +13,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service.main import create_app
 from auth_service.models import Identity, User
-from conftest import APP_ORIGIN, EventTap, bearer, login, new_email, register
+from conftest import APP_ORIGIN, EventTap, bearer, login, make_settings, new_email, oauth_settings, register
 from gatehouse_platform.db import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -421,6 +423,30 @@ async def test_allowed_redirect_to_gets_the_browser_back_signed_in(
         "/auth/refresh-token", headers={"Cookie": f"gatehouse_refresh={refresh_cookie}"}
     )
     assert refreshed.status_code == 200
+
+
+async def test_a_sign_in_returning_to_the_web_front_puts_its_refresh_cookie_on_the_configured_path(
+    database_url: str, amqp_url: str, oauth_emulator: str
+) -> None:
+    """AUTH_OAUTH_REDIRECT_COOKIE_PATH: the web front reads the refresh cookie on its own landing
+    route (under /session), which a cookie scoped to /auth never reaches."""
+    settings = make_settings(
+        database_url, amqp_url, oauth_redirect_cookie_path="/session", **oauth_settings(oauth_emulator)
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth.test") as client,
+    ):
+        key = await provider_user(oauth_emulator, "google", email=new_email())
+        response = await Browser(client, "google").sign_in(
+            key, redirect_to=f"{APP_ORIGIN}/session/oauth/google"
+        )
+        assert response.status_code == 303
+        [cookie] = [v for v in response.headers.get_list("set-cookie") if v.startswith("gatehouse_refresh=")]
+        assert "Path=/session" in cookie and "HttpOnly" in cookie
+        direct = await client.post("/auth/login", json={"email": "nobody@example.com", "password": "x"})
+        assert "gatehouse_refresh" not in direct.headers.get("set-cookie", "")  # other answers unchanged
 
 
 # Linked identities: list, link while signed in, unlink

@@ -27,6 +27,23 @@ async def test_the_emailed_link_verifies_the_email_once(client: httpx.AsyncClien
     assert again.json()["type"].endswith("/invalid-token")
 
 
+async def test_a_browser_following_the_emailed_link_is_sent_to_the_web_page(
+    client: httpx.AsyncClient, events: EventTap
+) -> None:
+    """Links sent before the web front existed keep working: a browser (Accept: text/html) lands on
+    the page that confirms with a button, and the token is not spent by the GET."""
+    user = await register(client)
+    token = await verification_token(events, user["email"])
+    page = await client.get(
+        "/auth/verify",
+        params={"token": token},
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/verify-email?token={token}"
+    assert (await client.post("/auth/verify", json={"token": token})).status_code == 200
+
+
 async def test_resend_verification_invalidates_the_older_link(
     client: httpx.AsyncClient, events: EventTap
 ) -> None:

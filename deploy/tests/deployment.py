@@ -123,6 +123,16 @@ SERVICES: dict[str, Service] = {
             extra_settings=("from_address", "support_email", "message_id_domain"),
             unused=("redis_url",),
         ),
+        Service(
+            "web",
+            "WEB_",
+            "gatehouse_web.settings:Settings",
+            8004,
+            "web",
+            secrets=("secret_key",),
+            extra_settings=("support_email",),
+            unused=("database_url", "database_pool_size", "amqp_url", "events_exchange", "redis_url"),
+        ),
     )
 }
 

@@ -85,6 +85,7 @@ IMAGES: dict[str, Image] = {
         _service_image("auth-service", "create-admin", "rotate-keys"),
         _service_image("billing-service", "seed-plans", "replay-dead-letters"),
         _service_image("notification-service", "replay-dead-letters"),
+        _service_image("web"),
         _emulator_image("stripe", "Stripe"),
         _emulator_image("oauth", "OAuth"),
     )

@@ -62,6 +62,7 @@ GATEWAY_UPSTREAMS = {
     "auth": "auth-service",
     "billing": "billing-service",
     "notifications": "notification-service",
+    "web": "web",
 }
 
 
@@ -716,19 +717,22 @@ def test_services_agree_on_the_issuer_and_on_each_others_addresses(target: str) 
     s = {name: load_settings(target, service) for name, service in SERVICES.items()}
     auth: Any = s["auth-service"]
     gateway: Any = s["gateway"]
-    issuers = {name: settings.issuer for name, settings in s.items()}
+    verifiers = {name: settings for name, settings in s.items() if name != "web"}  # web verifies no token
+    issuers = {name: settings.issuer for name, settings in verifiers.items()}
     assert len(set(issuers.values())) == 1, f"{target}: every service must accept auth's issuer: {issuers}"
-    audiences = {name: settings.audience for name, settings in s.items()}
+    audiences = {name: settings.audience for name, settings in verifiers.items()}
     assert len(set(audiences.values())) == 1, f"{target}: one audience: {audiences}"
     assert auth.issuer == auth.public_url.rstrip("/") + "/auth", (
         f"{target}: the issuer is the public (gateway) URL + /auth: {auth.issuer} vs {auth.public_url}"
     )
     assert s["notification-service"].public_url == auth.public_url, f"{target}: one public URL"
+    assert s["web"].public_url == auth.public_url, f"{target}: the pages are reached at the public URL"
 
     def address(name: str) -> str:
         return f"http://{name}:{SERVICES[name].port}"
 
     jwks = f"{address('auth-service')}/auth/.well-known/jwks.json"
+    assert s["web"].api_url == address("gateway"), f"{target}: the web's API is the gateway's Service"
     for name in ("gateway", "billing-service", "notification-service"):
         url = gateway.jwks if name == "gateway" else s[name].jwks_url
         assert url == jwks, f"{target}: {name} fetches keys from {url}, want auth-service's Service {jwks}"

@@ -15,8 +15,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from conftest import CHUNK, Echo, dead_url, gateway_settings, http_gateway, upstream
+from gatehouse_platform.testing import serve_in_thread
 from gatehouse_platform.tcp_proxy import TcpProxy
 from gatehouse_platform.testing import eventually
+from gateway.routing import RouteTable
 from scripted_upstream import upstream as scripted_upstream
 
 pytestmark = pytest.mark.timeout(60)
@@ -447,3 +449,51 @@ async def test_an_exhausted_connection_pool_answers_503_at_once(echo: Echo) -> N
     assert busy.json()["type"].endswith("/upstream-busy")
     assert busy.headers["retry-after"] == "1"
     assert after.status_code == 200
+
+
+async def test_paths_no_api_prefix_claims_go_to_the_web_front(echo: Echo) -> None:
+    web, api = Echo(), echo
+    with serve_in_thread(web.app()) as web_url:
+        web.url = web_url
+        settings = gateway_settings(
+            upstreams={
+                "billing": upstream(api.url, "/billing"),
+                "web": upstream(web.url, "/", openapi_path=None),
+            },
+            jwks_url=f"{api.url}/jwks",
+            rate_limits_enabled=False,
+        )
+        async with http_gateway(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
+            for path in ("/", "/login", "/account", "/static/app.css", "/favicon.ico"):
+                request_id = uuid.uuid4().hex
+                page = await http.get(path, headers={"X-Request-ID": request_id})
+                assert page.status_code == 200, (path, page.text)
+                assert [seen.path for seen in web.requests_with(request_id)] == [path]
+            request_id = uuid.uuid4().hex
+            assert (await http.get("/billing/plans", headers={"X-Request-ID": request_id})).status_code == 200
+            assert web.requests_with(request_id) == [] and len(api.requests_with(request_id)) == 1
+            # The gateway's own routes stay its own; the webhook stays unrouted.
+            for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+                request_id = uuid.uuid4().hex
+                response = await http.get(path, headers={"X-Request-ID": request_id})
+                assert response.status_code == 200, path
+                assert web.requests_with(request_id) == [], path
+            request_id = uuid.uuid4().hex
+            webhook = await http.post(
+                "/billing/stripe/webhook", content=b"{}", headers={"X-Request-ID": request_id}
+            )
+            assert webhook.status_code == 404
+            assert web.requests_with(request_id) == [] and api.requests_with(request_id) == []
+
+
+def test_the_default_upstreams_send_every_other_path_to_the_web_front() -> None:
+    settings = gateway_settings(web_url="http://web.internal:8004")
+    assert settings.upstreams["web"].url == "http://web.internal:8004"
+    assert settings.upstreams["web"].prefixes == ["/"]
+    assert settings.upstreams["web"].openapi_path is None  # pages, not API: not in the merged document
+    table = RouteTable(settings)
+    assert table.upstream_for("/reset-password") == "web"
+    assert table.upstream_for("/auth/login") == "auth"
+    assert table.upstream_for("/billing") == "billing"
+    assert table.upstream_for("/.well-known/jwks.json") == "auth"
+    assert table.match("GET", "/readyz") is None  # the gateway's own

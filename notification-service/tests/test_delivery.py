@@ -81,7 +81,7 @@ async def test_verification_link_email(stack: Stack, maildir: Path, db: Db) -> N
 
     [message] = await wait_for_mail(maildir, to)
     text, html = parts(message)
-    link = "https://app.gatehouse.test/auth/verify?token=tok-Verify%2F%2B%3D123"
+    link = "https://app.gatehouse.test/verify-email?token=tok-Verify%2F%2B%3D123"
     assert link in text
     assert f'href="{link}"' in html
     assert message["Subject"] == "Confirm your email address for Gatehouse"

@@ -115,6 +115,11 @@ class Settings(ServiceSettings):
         default_factory=list,
         description="Origins or URL prefixes a sign-in may send the browser back to, comma-separated",
     )
+    oauth_redirect_cookie_path: str | None = Field(
+        default=None,
+        description="Path of the refresh cookie when a sign-in returns to redirect_to (default: the refresh "
+        "cookie's path); the web front reads it on /session",
+    )
     oauth_state_ttl_seconds: int = Field(default=600, ge=30)
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
 

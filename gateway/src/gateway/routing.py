@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from gateway.settings import Access, AccessRule, RateLimitRule, Settings
 
 ROUTE_CACHE_SIZE = 4096
+# The gateway's own routes (main.py, openapi.py): never proxied, even by an upstream on prefix "/"
+# (the web front takes every path no API prefix claims).
+GATEWAY_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -70,6 +73,8 @@ class RouteTable:
         )
 
     def upstream_for(self, path: str) -> str | None:
+        if path in GATEWAY_PATHS:
+            return None
         for prefix, name in self._prefixes:
             if path == prefix or path.startswith(prefix + "/") or prefix == "/":
                 return name

@@ -176,9 +176,13 @@ class Settings(ServiceSettings):
     auth_url: str = "http://127.0.0.1:8001"
     billing_url: str = "http://127.0.0.1:8002"
     notifications_url: str = "http://127.0.0.1:8003"
+    web_url: str = Field(
+        default="http://127.0.0.1:8004",
+        description="The web front: every path no API prefix claims (`/`, `/login`, `/account`, …)",
+    )
     upstreams: dict[str, UpstreamSettings] = Field(
         default_factory=dict,
-        description="name → upstream; empty = auth, billing, notifications from the URLs",
+        description="name → upstream; empty = auth, billing, notifications and web from the URLs",
     )
     connect_timeout_seconds: float = Field(default=1.0, gt=0, description="For upstreams built from URLs")
     read_timeout_seconds: float = Field(default=30.0, gt=0, description="For upstreams built from URLs")
@@ -304,6 +308,8 @@ class Settings(ServiceSettings):
                 "notifications": UpstreamSettings(
                     url=self.notifications_url, prefixes=["/notifications"], **timeouts
                 ),
+                # Pages, not API: nothing of it goes into the merged OpenAPI document.
+                "web": UpstreamSettings(url=self.web_url, prefixes=["/"], openapi_path=None, **timeouts),
             }
         if self.jwks_url is None:
             if "auth" not in self.upstreams:

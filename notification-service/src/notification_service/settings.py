@@ -42,7 +42,7 @@ class Settings(ServiceSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL this API is reached at (unsubscribe links)."
     )
-    verify_url_template: str = "{app_url}/auth/verify?token={token}"
+    verify_url_template: str = "{app_url}/verify-email?token={token}"
     reset_url_template: str = "{app_url}/reset-password?token={token}"
     account_url_template: str = "{app_url}/account"
     billing_url_template: str = "{app_url}/billing"

@@ -216,7 +216,8 @@ async def provider_callback(
         elif pending is not None:
             answer.headers["Cache-Control"] = "no-store"
         if issued is not None:
-            set_refresh_cookie(answer, settings, issued)
+            path = settings.oauth_redirect_cookie_path if answer is not response else None
+            set_refresh_cookie(answer, settings, issued, path)
     answer.delete_cookie(cookie_name(provider), path=cookie_path(provider))
     return result if answer is response else answer
 

@@ -11,13 +11,15 @@ from auth_service.sessions.service import IssuedTokens
 from auth_service.settings import Settings
 
 
-def set_refresh_cookie(response: Response, settings: Settings, issued: IssuedTokens) -> None:
+def set_refresh_cookie(
+    response: Response, settings: Settings, issued: IssuedTokens, path: str | None = None
+) -> None:
     """The refresh token as an httpOnly cookie, for browsers; `no-store` keeps tokens out of caches."""
     response.set_cookie(
         settings.refresh_cookie_name,
         issued.refresh_token,
         max_age=int((issued.session.expires_at - issued.session.created_at).total_seconds()),
-        path=settings.refresh_cookie_path,
+        path=path or settings.refresh_cookie_path,
         httponly=True,
         secure=settings.refresh_cookie_secure,
         samesite="lax",
