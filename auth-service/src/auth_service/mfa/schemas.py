@@ -34,11 +34,17 @@ class RecoveryCodesOut(BaseModel):
 class MfaStatusOut(BaseModel):
     totp: bool
     recovery_codes_left: int
-    methods: list[str] = Field(description="What a sign-in offers as its second step")
+    passkeys: int
+    methods: list[str] = Field(description="What a password or code sign-in offers as its second step")
 
     @classmethod
     def of(cls, status: MfaStatus) -> MfaStatusOut:
-        return cls(totp=status.totp, recovery_codes_left=status.recovery_codes_left, methods=status.methods)
+        return cls(
+            totp=status.totp,
+            recovery_codes_left=status.recovery_codes_left,
+            passkeys=status.passkeys,
+            methods=status.methods,
+        )
 
 
 class MfaLoginRequest(RequestModel):

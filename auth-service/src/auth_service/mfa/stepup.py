@@ -28,8 +28,8 @@ def require_recent_sign_in(principal: Principal, settings: Settings, clock: Cloc
 
 
 async def require_admin_factor(db: AsyncSession, settings: Settings, principal: Principal) -> None:
-    if settings.admins_need_mfa and not (await status(db, principal.user.id)).totp:
-        raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app first.")
+    if settings.admins_need_mfa and not (await status(db, principal.user.id)).has_factor:
+        raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app or a passkey.")
 
 
 async def reauthenticate(

@@ -43,6 +43,7 @@ FIRST_FACTOR_AMR: dict[str, tuple[str, ...]] = {
     "email_code": ("otp",),  # a one-time code sent by email
     "google": ("fed",),
     "github": ("fed",),
+    "passkey": (),  # what a passkey proves depends on it: the caller says (`also_proven`)
 }
 
 
@@ -129,13 +130,15 @@ async def start_session(
     method: str,
     client: Client,
     second_factor: str | None = None,
+    also_proven: tuple[str, ...] = (),
 ) -> IssuedTokens:
     """A new session for a user whose sign-in was proven just now by `method` (and, when they have
-    one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too)."""
+    one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too; `also_proven` adds values a
+    method proves only sometimes)."""
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     now = utcnow()
-    amr = set(FIRST_FACTOR_AMR[method])
+    amr = set(FIRST_FACTOR_AMR[method]) | set(also_proven)
     if second_factor is not None:
         amr |= {second_factor, "mfa"}
     session = AuthSession(
