@@ -189,3 +189,30 @@ async def test_rename_and_remove_a_passkey_which_needs_a_recent_sign_in(
     event = await events.wait_for("user.passkey_removed", lambda e: e["data"]["user_id"] == user["id"])
     assert event["data"]["name"] == "Phone"
     assert (await sign_in(client, authenticator.get(await sign_in_options(client)))).status_code == 401
+
+
+async def test_reauthenticating_with_a_passkey_renews_the_sign_in(
+    client: httpx.AsyncClient, clock: MovableClock
+) -> None:
+    _, tokens = await signed_up(client)
+    _, others = await signed_up(client)
+    authenticator = SoftAuthenticator()
+    passkey = await add_passkey(client, tokens, authenticator)
+    other_key = SoftAuthenticator()
+    await add_passkey(client, others, other_key)
+    clock.offset += 301
+    foreign = await client.post(
+        "/auth/reauthenticate",
+        json={"passkey": other_key.get(await sign_in_options(client))},
+        headers=bearer(tokens),
+    )
+    assert foreign.status_code == 401  # a passkey of someone else proves nothing about me
+    response = await client.post(
+        "/auth/reauthenticate",
+        json={"passkey": authenticator.get(await sign_in_options(client))},
+        headers=bearer(tokens),
+    )
+    assert response.status_code == 200, response.text
+    assert claims(response.json()).amr == ["hwk", "mfa", "pwd", "user"]
+    removed = await client.delete(f"/auth/passkeys/{passkey['id']}", headers=bearer(response.json()))
+    assert removed.status_code == 204

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from auth_service.dependencies import (
+    ChallengesDep,
     ClientDep,
     ClockDep,
     CurrentPrincipal,
@@ -16,6 +17,7 @@ from auth_service.dependencies import (
     SettingsDep,
     ThrottleDep,
     TotpSeedsDep,
+    WebAuthnDep,
 )
 from auth_service.errors import (
     InvalidCredentials,
@@ -23,6 +25,7 @@ from auth_service.errors import (
     InvalidMfaToken,
     InvalidSecondFactor,
     MfaNotEnabled,
+    PasskeyRejected,
     ReauthenticationRequired,
     TotpAlreadyEnabled,
     TotpSetupNotStarted,
@@ -136,8 +139,8 @@ async def mfa_login(
 
 @router.post(
     "/reauthenticate",
-    responses=responses(Unauthorized, InvalidCredentials, TooManyRequests),
-    summary="Prove the password or a code again: fresh tokens for this session, auth_time now",
+    responses=responses(Unauthorized, InvalidCredentials, PasskeyRejected, TooManyRequests),
+    summary="Prove the password, a code or a passkey again: fresh tokens for this session, auth_time now",
 )
 async def reauthenticate(
     body: ReauthenticateRequest,
@@ -150,8 +153,11 @@ async def reauthenticate(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    webauthn: WebAuthnDep,
+    challenges: ChallengesDep,
     response: Response,
 ) -> TokenResponse:
+    passkey = stepup.PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None
     issued = await stepup.reauthenticate(
         db,
         hasher,
@@ -163,6 +169,7 @@ async def reauthenticate(
         principal,
         password=body.password,
         code=body.code,
+        passkey=passkey,
         client=client,
     )
     return tokens_response(response, settings, issued)

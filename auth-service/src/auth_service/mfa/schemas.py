@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, model_validator
 
 from auth_service.mfa.service import MfaStatus, TotpSetup
@@ -62,13 +64,15 @@ class MfaLoginRequest(RequestModel):
 
 
 class ReauthenticateRequest(RequestModel):
-    """The password, or a code from the authenticator app."""
+    """The password, a code from the authenticator app, or a passkey assertion (its challenge from
+    `POST /auth/passkeys/login/options`)."""
 
     password: str | None = Field(default=None, min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
     code: str | None = Field(default=None, pattern=TOTP_CODE)
+    passkey: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_proof(self) -> ReauthenticateRequest:
-        if (self.password is None) == (self.code is None):
-            raise ValueError("Give either password or code.")
+        if sum(proof is not None for proof in (self.password, self.code, self.passkey)) != 1:
+            raise ValueError("Give one of password, code or passkey.")
         return self

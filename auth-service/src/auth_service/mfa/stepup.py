@@ -3,6 +3,9 @@ be required to have a second factor."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clock import Clock
@@ -10,11 +13,23 @@ from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, Reaut
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.service import status, verify_totp
 from auth_service.mfa.totp import TotpSeeds
+from auth_service.passkeys.challenges import Challenges
+from auth_service.passkeys.service import verify_assertion
+from auth_service.passkeys.webauthn import WebAuthn
 from auth_service.principal import Client, Principal
 from auth_service.security import PasswordHasher, normalize_password
 from auth_service.sessions.service import IssuedTokens, renew_sign_in
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
+
+
+@dataclass(frozen=True)
+class PasskeyProof:
+    """A passkey assertion (from `POST /auth/passkeys/login/options`'s challenge) and what checks it."""
+
+    credential: dict[str, Any]
+    webauthn: WebAuthn
+    challenges: Challenges
 
 
 def require_recent_sign_in(principal: Principal, settings: Settings, clock: Clock) -> None:
@@ -44,20 +59,29 @@ async def reauthenticate(
     *,
     password: str | None,
     code: str | None,
+    passkey: PasskeyProof | None,
     client: Client,
 ) -> IssuedTokens:
-    """The password, or a code from the authenticator app, proven again for this session."""
+    """The password, a code from the authenticator app, or a passkey of the caller's, proven again
+    for this session."""
     user = principal.user
     account = f"reauth:{user.id}"
     await throttle.credential_attempt("reauthenticate", client.ip, account)
+    proven: tuple[str, ...]
     if password is not None:
         ok = user.password_hash is not None and await hasher.verify(
             user.password_hash, normalize_password(password)
         )
-        proven = "pwd"
+        proven = ("pwd",)
+    elif code is not None:
+        ok = await verify_totp(db, seeds, settings, clock, user.id, code)
+        proven = ("otp",)
     else:
-        ok = code is not None and await verify_totp(db, seeds, settings, clock, user.id, code)
-        proven = "otp"
+        assert passkey is not None
+        used, proven = await verify_assertion(
+            db, passkey.webauthn, passkey.challenges, clock, passkey.credential
+        )
+        ok = used.user_id == user.id
     if not ok:
         await throttle.failed(account)
         raise InvalidCredentials("That is not correct.")

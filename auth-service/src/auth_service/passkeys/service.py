@@ -81,17 +81,12 @@ async def sign_in_options(webauthn: WebAuthn, challenges: Challenges) -> dict[st
     return ceremony.options
 
 
-async def sign_in(
-    db: AsyncSession,
-    webauthn: WebAuthn,
-    challenges: Challenges,
-    keyring: KeyRing,
-    settings: Settings,
-    clock: Clock,
-    credential: dict[str, Any],
-    client: Client,
-) -> IssuedTokens:
-    """The credential names its passkey (and, in `userHandle`, its user, which must agree); the
+async def verify_assertion(
+    db: AsyncSession, webauthn: WebAuthn, challenges: Challenges, clock: Clock, credential: dict[str, Any]
+) -> tuple[Passkey, tuple[str, ...]]:
+    """The passkey a sign-in assertion proves, and what it proves (RFC 8176 `amr` values).
+
+    The credential names its passkey (and, in `userHandle`, its user, which must agree); the
     signature, origin, RP ID and user verification are checked, the sign counter must move
     forward and the backup-eligibility flag must be the one registered."""
     challenge = webauthn.challenge_of(credential)
@@ -109,14 +104,27 @@ async def sign_in(
     passkey.sign_count = assertion.new_sign_count
     passkey.backed_up = assertion.backed_up
     passkey.last_used_at = clock.utcnow()
+    # A synced (backup-eligible) passkey is a software-secured key, a device-bound one hardware;
+    # user verification (required) makes it a second factor on top of possession.
+    return passkey, ("swk" if passkey.backup_eligible else "hwk", "user", "mfa")
+
+
+async def sign_in(
+    db: AsyncSession,
+    webauthn: WebAuthn,
+    challenges: Challenges,
+    keyring: KeyRing,
+    settings: Settings,
+    clock: Clock,
+    credential: dict[str, Any],
+    client: Client,
+) -> IssuedTokens:
+    passkey, proven = await verify_assertion(db, webauthn, challenges, clock, credential)
     user = await UserRepository(db).by_id(passkey.user_id)
     if user is None:
         raise PasskeyRejected("This passkey is not registered.")
-    # RFC 8176: a synced (backed-up) passkey is a software-secured key, a device-bound one hardware;
-    # user verification makes it a second factor on top of possession.
-    kind = "swk" if passkey.backup_eligible else "hwk"
     return await start_session(
-        db, keyring, settings, user, method="passkey", client=client, also_proven=(kind, "user", "mfa")
+        db, keyring, settings, user, method="passkey", client=client, also_proven=proven
     )
 
 

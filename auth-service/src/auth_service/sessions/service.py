@@ -207,10 +207,10 @@ async def renew_sign_in(
     settings: Settings,
     principal: Principal,
     *,
-    proven: str,
+    proven: tuple[str, ...],
     at: datetime,
 ) -> IssuedTokens:
-    """The caller proved a factor (`proven`, an RFC 8176 value) again `at` now (the clock the
+    """The caller proved a factor (`proven`: RFC 8176 values) again `at` now (the clock the
     recent-sign-in rule compares with): the session's `auth_time`, and fresh tokens. Its refresh
     tokens so far are rotated out: presented again, they count as reuse like any rotated-out token."""
     session = await SessionRepository(db).own(principal.user.id, principal.session_id)
@@ -219,7 +219,7 @@ async def renew_sign_in(
     now = utcnow()
     session.auth_time = at
     session.last_used_at = now
-    session.amr = sorted({*session.amr, proven})
+    session.amr = sorted({*session.amr, *proven})
     await RefreshTokenRepository(db).rotate_out(session.id, at=now)
     token = new_token()
     db.add(_new_refresh_row(settings, session, token))
