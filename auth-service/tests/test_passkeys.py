@@ -10,7 +10,7 @@ from authenticator import SoftAuthenticator
 from test_claims import claims
 from test_mfa import problem_type
 
-from conftest import MovableClock, bearer, signed_up
+from conftest import PASSWORD, MovableClock, bearer, signed_up
 from gatehouse_platform.pytest_plugin import EventTap
 
 
@@ -216,3 +216,30 @@ async def test_reauthenticating_with_a_passkey_renews_the_sign_in(
     assert claims(response.json()).amr == ["hwk", "mfa", "pwd", "user"]
     removed = await client.delete(f"/auth/passkeys/{passkey['id']}", headers=bearer(response.json()))
     assert removed.status_code == 204
+
+
+async def test_a_password_sign_in_of_a_user_with_a_passkey_finishes_with_the_passkey(
+    client: httpx.AsyncClient,
+) -> None:
+    user, tokens = await signed_up(client)
+    authenticator = SoftAuthenticator()
+    await add_passkey(client, tokens, authenticator)
+    _, others = await signed_up(client)
+    other_key = SoftAuthenticator()
+    await add_passkey(client, others, other_key)
+    response = await client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mfa_required"] is True and body["methods"] == ["passkey"]
+    foreign = await client.post(
+        "/auth/login/mfa",
+        json={"mfa_token": body["mfa_token"], "passkey": other_key.get(await sign_in_options(client))},
+    )
+    assert foreign.status_code == 401
+    assert problem_type(foreign) == "invalid-second-factor"
+    done = await client.post(
+        "/auth/login/mfa",
+        json={"mfa_token": body["mfa_token"], "passkey": authenticator.get(await sign_in_options(client))},
+    )
+    assert done.status_code == 200, done.text
+    assert claims(done.json()).amr == ["hwk", "mfa", "pwd", "user"]

@@ -39,6 +39,7 @@ from auth_service.mfa.schemas import (
     TotpCode,
     TotpSetupOut,
 )
+from auth_service.passkeys.service import PasskeyProof
 from auth_service.sessions.cookies import tokens_response
 from auth_service.sessions.schemas import TokenResponse
 from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
@@ -108,7 +109,7 @@ async def recovery_codes(
 
 @router.post(
     "/login/mfa",
-    responses=responses(InvalidMfaToken, InvalidSecondFactor, TooManyRequests),
+    responses=responses(InvalidMfaToken, InvalidSecondFactor, PasskeyRejected, TooManyRequests),
     summary="Finish a sign-in with the second factor",
 )
 async def mfa_login(
@@ -120,6 +121,8 @@ async def mfa_login(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    webauthn: WebAuthnDep,
+    challenges: ChallengesDep,
     response: Response,
 ) -> TokenResponse:
     issued = await login.complete_sign_in(
@@ -132,6 +135,7 @@ async def mfa_login(
         body.mfa_token,
         code=body.code,
         recovery_code=body.recovery_code,
+        passkey=PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None,
         client=client,
     )
     return tokens_response(response, settings, issued)
@@ -157,7 +161,7 @@ async def reauthenticate(
     challenges: ChallengesDep,
     response: Response,
 ) -> TokenResponse:
-    passkey = stepup.PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None
+    passkey = PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None
     issued = await stepup.reauthenticate(
         db,
         hasher,

@@ -50,16 +50,20 @@ class MfaStatusOut(BaseModel):
 
 
 class MfaLoginRequest(RequestModel):
-    """The pending sign-in's token and either a code from the authenticator app or a recovery code."""
+    """The pending sign-in's token and one of: a code from the authenticator app, a recovery code,
+    or a passkey assertion."""
 
     mfa_token: str = Field(min_length=1, max_length=200)
     code: str | None = Field(default=None, pattern=TOTP_CODE)
     recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
+    passkey: dict[str, Any] | None = Field(
+        default=None, description="An assertion on a `POST /auth/passkeys/login/options` challenge"
+    )
 
     @model_validator(mode="after")
     def _one_factor(self) -> MfaLoginRequest:
-        if (self.code is None) == (self.recovery_code is None):
-            raise ValueError("Give either code or recovery_code.")
+        if sum(factor is not None for factor in (self.code, self.recovery_code, self.passkey)) != 1:
+            raise ValueError("Give one of code, recovery_code or passkey.")
         return self
 
 

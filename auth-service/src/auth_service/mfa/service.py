@@ -41,10 +41,15 @@ class MfaStatus:
 
     @property
     def methods(self) -> list[str]:
-        """What a sign-in may offer as its second step."""
-        if not self.totp:
-            return []
-        return ["totp", "recovery_code"] if self.recovery_codes_left else ["totp"]
+        """What a password, code or provider sign-in offers as its second step."""
+        methods = []
+        if self.totp:
+            methods.append("totp")
+            if self.recovery_codes_left:
+                methods.append("recovery_code")
+        if self.passkeys:
+            methods.append("passkey")
+        return methods
 
 
 async def status(db: AsyncSession, user_id: uuid.UUID) -> MfaStatus:

@@ -3,9 +3,6 @@ be required to have a second factor."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clock import Clock
@@ -13,23 +10,12 @@ from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, Reaut
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.service import status, verify_totp
 from auth_service.mfa.totp import TotpSeeds
-from auth_service.passkeys.challenges import Challenges
-from auth_service.passkeys.service import verify_assertion
-from auth_service.passkeys.webauthn import WebAuthn
+from auth_service.passkeys.service import PasskeyProof, verify_assertion
 from auth_service.principal import Client, Principal
 from auth_service.security import PasswordHasher, normalize_password
 from auth_service.sessions.service import IssuedTokens, renew_sign_in
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
-
-
-@dataclass(frozen=True)
-class PasskeyProof:
-    """A passkey assertion (from `POST /auth/passkeys/login/options`'s challenge) and what checks it."""
-
-    credential: dict[str, Any]
-    webauthn: WebAuthn
-    challenges: Challenges
 
 
 def require_recent_sign_in(principal: Principal, settings: Settings, clock: Clock) -> None:
@@ -78,9 +64,7 @@ async def reauthenticate(
         proven = ("otp",)
     else:
         assert passkey is not None
-        used, proven = await verify_assertion(
-            db, passkey.webauthn, passkey.challenges, clock, passkey.credential
-        )
+        used, proven = await verify_assertion(db, passkey, clock)
         ok = used.user_id == user.id
     if not ok:
         await throttle.failed(account)

@@ -4,6 +4,7 @@ and remove them. A user-verified passkey is a whole multi-factor sign-in on its 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,14 +82,24 @@ async def sign_in_options(webauthn: WebAuthn, challenges: Challenges) -> dict[st
     return ceremony.options
 
 
+@dataclass(frozen=True)
+class PasskeyProof:
+    """A passkey assertion (on a `POST /auth/passkeys/login/options` challenge) and what checks it."""
+
+    credential: dict[str, Any]
+    webauthn: WebAuthn
+    challenges: Challenges
+
+
 async def verify_assertion(
-    db: AsyncSession, webauthn: WebAuthn, challenges: Challenges, clock: Clock, credential: dict[str, Any]
+    db: AsyncSession, proof: PasskeyProof, clock: Clock
 ) -> tuple[Passkey, tuple[str, ...]]:
     """The passkey a sign-in assertion proves, and what it proves (RFC 8176 `amr` values).
 
     The credential names its passkey (and, in `userHandle`, its user, which must agree); the
     signature, origin, RP ID and user verification are checked, the sign counter must move
     forward and the backup-eligibility flag must be the one registered."""
+    webauthn, challenges, credential = proof.webauthn, proof.challenges, proof.credential
     challenge = webauthn.challenge_of(credential)
     if await challenges.take(SIGN_IN, challenge) is None:
         raise PasskeyRejected("The challenge is unknown, expired or already used.")
@@ -119,7 +130,7 @@ async def sign_in(
     credential: dict[str, Any],
     client: Client,
 ) -> IssuedTokens:
-    passkey, proven = await verify_assertion(db, webauthn, challenges, clock, credential)
+    passkey, proven = await verify_assertion(db, PasskeyProof(credential, webauthn, challenges), clock)
     user = await UserRepository(db).by_id(passkey.user_id)
     if user is None:
         raise PasskeyRejected("This passkey is not registered.")
