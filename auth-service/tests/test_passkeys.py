@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 from authenticator import SoftAuthenticator
 from test_claims import claims
 from test_mfa import problem_type
 
-from conftest import PASSWORD, MovableClock, bearer, signed_up
+from auth_service.main import create_app
+from conftest import PASSWORD, MovableClock, bearer, make_settings, signed_up
 from gatehouse_platform.pytest_plugin import EventTap
 
 
@@ -243,3 +245,14 @@ async def test_a_password_sign_in_of_a_user_with_a_passkey_finishes_with_the_pas
     )
     assert done.status_code == 200, done.text
     assert claims(done.json()).amr == ["hwk", "mfa", "pwd", "user"]
+
+
+async def test_passkey_sign_in_is_limited_per_address(database_url: str, amqp_url: str) -> None:
+    settings = make_settings(database_url, amqp_url, credential_ip_limit="3/minute")
+    app = create_app(settings, run_relay=False)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth.test") as strict,
+    ):
+        statuses = [(await strict.post("/auth/passkeys/login/options")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]

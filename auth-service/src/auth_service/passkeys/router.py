@@ -16,6 +16,7 @@ from auth_service.dependencies import (
     KeyRingDep,
     RecentPrincipal,
     SettingsDep,
+    ThrottleDep,
     WebAuthnDep,
 )
 from auth_service.errors import AccountDeactivated, PasskeyNotFound, PasskeyRejected, ReauthenticationRequired
@@ -29,7 +30,7 @@ from auth_service.passkeys.schemas import (
 )
 from auth_service.sessions.cookies import tokens_response
 from auth_service.sessions.schemas import TokenResponse
-from gatehouse_platform.errors import Unauthorized, responses
+from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
 
 router = APIRouter(prefix="/auth/passkeys", tags=["passkeys"])
 
@@ -89,18 +90,26 @@ async def remove_passkey(
     await service.remove(db, clock, principal.user, passkey_id)
 
 
-@router.post("/login/options", summary="Request options for navigator.credentials.get() (no username needed)")
-async def login_options(webauthn: WebAuthnDep, challenges: ChallengesDep) -> dict[str, Any]:
+@router.post(
+    "/login/options",
+    responses=responses(TooManyRequests),
+    summary="Request options for navigator.credentials.get() (no username needed)",
+)
+async def login_options(
+    webauthn: WebAuthnDep, challenges: ChallengesDep, throttle: ThrottleDep, client: ClientDep
+) -> dict[str, Any]:
+    await throttle.address_attempt("passkey-options", client.ip)
     return await service.sign_in_options(webauthn, challenges)
 
 
 @router.post(
     "/login/verify",
-    responses=responses(PasskeyRejected, AccountDeactivated),
+    responses=responses(PasskeyRejected, AccountDeactivated, TooManyRequests),
     summary="Sign in with a passkey: tokens, no password, no second step",
 )
 async def login_verify(
     body: PasskeyCredential,
+    throttle: ThrottleDep,
     db: DbSession,
     webauthn: WebAuthnDep,
     challenges: ChallengesDep,
@@ -110,6 +119,7 @@ async def login_verify(
     client: ClientDep,
     response: Response,
 ) -> TokenResponse:
+    await throttle.address_attempt("passkey", client.ip)
     issued = await service.sign_in(
         db, webauthn, challenges, keyring, settings, clock, body.credential, client
     )
