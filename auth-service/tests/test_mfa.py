@@ -91,7 +91,7 @@ async def test_setup_shows_a_secret_and_qr_code_and_turns_nothing_on(
     assert body["qr_svg"].startswith('<svg xmlns="http://www.w3.org/2000/svg"')
     assert setup.headers["cache-control"] == "no-store"
     status = (await client.get("/auth/mfa", headers=bearer(tokens))).json()
-    assert status == {"totp": False, "recovery_codes_left": 0, "methods": []}
+    assert status == {"totp": False, "recovery_codes_left": 0, "passkeys": 0, "methods": []}
     assert "access_token" in (await login(client, user["email"]))  # no second step yet
     async with db() as session:
         stored = (
@@ -115,7 +115,12 @@ async def test_confirming_with_a_code_turns_the_app_on_and_gives_ten_recovery_co
     codes = confirm.json()["recovery_codes"]
     assert len(codes) == len(set(codes)) == 10
     status = (await client.get("/auth/mfa", headers=bearer(tokens))).json()
-    assert status == {"totp": True, "recovery_codes_left": 10, "methods": ["totp", "recovery_code"]}
+    assert status == {
+        "totp": True,
+        "recovery_codes_left": 10,
+        "passkeys": 0,
+        "methods": ["totp", "recovery_code"],
+    }
     enabled = await events.wait_for("user.mfa_enabled", lambda e: e["data"]["user_id"] == user["id"])
     assert enabled["data"]["method"] == "totp"
     again = await client.post("/auth/mfa/totp/setup", headers=bearer(tokens))

@@ -103,7 +103,7 @@ async def test_reauthenticating_with_a_code_from_the_app(
     assert event["data"]["method"] == "totp"
     assert "access_token" in await login(client, user["email"])  # no second step any more
     status = (await client.get("/auth/mfa", headers=bearer(response.json()))).json()
-    assert status == {"totp": False, "recovery_codes_left": 0, "methods": []}
+    assert status == {"totp": False, "recovery_codes_left": 0, "passkeys": 0, "methods": []}
 
 
 def test_admins_need_a_second_factor_by_default_in_production_only(settings: Settings) -> None:

@@ -16,4 +16,5 @@ class TestHouseRules(HouseRules):
         "celery": ("tasks.py",),
         "pyotp": ("mfa/totp.py",),
         "segno": ("mfa/totp.py",),
+        "webauthn": ("passkeys/webauthn.py",),
     }

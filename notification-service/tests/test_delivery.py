@@ -33,6 +33,8 @@ SECURITY_TEMPLATES = {
     "mfa_disabled",
     "recovery_code_used",
     "mfa_reset_by_admin",
+    "passkey_added",
+    "passkey_removed",
 }
 
 
@@ -58,6 +60,8 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "user.mfa_disabled",
         "user.recovery_code_used",
         "user.mfa_reset_by_admin",
+        "user.passkey_added",
+        "user.passkey_removed",
         "subscription.activated",
         "subscription.renewed",
         "subscription.plan_changed",

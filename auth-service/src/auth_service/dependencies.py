@@ -19,6 +19,8 @@ from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
 from auth_service.mfa.totp import TotpSeeds
 from auth_service.oauth.providers import Provider
 from auth_service.oauth.state import StateCookies
+from auth_service.passkeys.challenges import Challenges
+from auth_service.passkeys.webauthn import WebAuthn
 from auth_service.principal import Client, Principal
 from auth_service.security import PasswordHasher
 from auth_service.sessions.service import authenticate
@@ -44,6 +46,8 @@ class Services:
     providers: dict[str, Provider]
     state_cookies: StateCookies
     totp_seeds: TotpSeeds
+    webauthn: WebAuthn
+    challenges: Challenges
     clock: Clock
 
 
@@ -55,6 +59,8 @@ ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers")
 StateCookiesDep = Annotated[StateCookies, Depends(from_services("state_cookies"))]
 TotpSeedsDep = Annotated[TotpSeeds, Depends(from_services("totp_seeds"))]
 ClockDep = Annotated[Clock, Depends(from_services("clock"))]
+WebAuthnDep = Annotated[WebAuthn, Depends(from_services("webauthn"))]
+ChallengesDep = Annotated[Challenges, Depends(from_services("challenges"))]
 
 
 def get_client(request: Request) -> Client:

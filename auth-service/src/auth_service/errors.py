@@ -181,3 +181,19 @@ class ReauthenticationRequired(Unauthorized):
 class MfaEnrollmentRequired(Forbidden):
     slug = "mfa-enrollment-required"
     title = "Set up a second factor first"
+
+
+# Passkeys
+
+
+class PasskeyRejected(Unauthorized):
+    """A passkey response that does not verify: unknown or spent challenge, wrong origin or RP ID,
+    bad signature, a sign counter that went back, a credential of someone else."""
+
+    slug = "passkey-rejected"
+    title = "Passkey not accepted"
+
+
+class PasskeyNotFound(NotFound):
+    slug = "passkey-not-found"
+    title = "Passkey not found"

@@ -17,6 +17,9 @@ from auth_service.mfa.totp import TotpSeeds
 from auth_service.oauth.providers import configured_providers
 from auth_service.oauth.router import router as oauth_router
 from auth_service.oauth.state import StateCookies
+from auth_service.passkeys.challenges import Challenges
+from auth_service.passkeys.router import router as passkeys_router
+from auth_service.passkeys.webauthn import WebAuthn
 from auth_service.security import PasswordHasher
 from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
@@ -49,6 +52,8 @@ def create_app(
         providers=configured_providers(settings, http),
         state_cookies=StateCookies(settings, redis),
         totp_seeds=TotpSeeds(settings),
+        webauthn=WebAuthn(settings),
+        challenges=Challenges(settings, redis),
         clock=clock or Clock(),
     )
     return service_app(
@@ -65,5 +70,13 @@ def create_app(
         ),
         checks={"database": database_check(engine), "redis": redis_check(redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
-        routers=[accounts_router, sessions_router, mfa_router, oauth_router, admin_router, keys_router],
+        routers=[
+            accounts_router,
+            sessions_router,
+            mfa_router,
+            passkeys_router,
+            oauth_router,
+            admin_router,
+            keys_router,
+        ],
     )

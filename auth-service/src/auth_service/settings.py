@@ -91,6 +91,15 @@ class Settings(ServiceSettings):
         description="Admin routes refuse admins without a second factor; defaults to on in production",
     )
 
+    # Passkeys (WebAuthn). Browsers refuse an IP address as RP ID: local development uses localhost.
+    webauthn_rp_id: str = Field(default="localhost", description="The domain passkeys are bound to")
+    webauthn_rp_name: str = "Gatehouse"
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8000"],
+        description="Origins a passkey ceremony may come from, comma-separated",
+    )
+    webauthn_challenge_ttl_seconds: int = Field(default=300, ge=30)
+
     # Throttling (limits syntax: "N/period")
     rate_limits_enabled: bool = True
     redis_key_prefix: str = "gatehouse-auth"
@@ -127,7 +136,7 @@ class Settings(ServiceSettings):
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600
 
-    @field_validator("oauth_redirect_allowlist", mode="before")
+    @field_validator("oauth_redirect_allowlist", "webauthn_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -40,6 +40,12 @@ class Throttle:
         if wait > 0:
             raise TooManyRequests(wait, "Too many failed attempts for this account; try again later.")
 
+    async def address_attempt(self, action: str, ip: str | None) -> None:
+        """Before a credential check that names no account (a passkey sign-in): the per-IP limit."""
+        if not self.enabled:
+            return
+        await self._limiter.hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
+
     async def request_attempt(self, action: str, ip: str | None, identifier: str) -> None:
         """Before sending an email (code, reset link): tighter limits, same answer for any address."""
         if not self.enabled:

@@ -32,7 +32,8 @@ class AccessTokenClaims(BaseModel):
     amr: list[str] = Field(
         default_factory=list,
         description="How the session's sign-in was proven, RFC 8176 values: `pwd`, `otp`, `fed` "
-        "(Google/GitHub), `mfa` when a second factor was proven too",
+        "(Google/GitHub), `hwk`/`swk` and `user` (a device-bound or synced passkey, user present), "
+        "`mfa` when a second factor was proven too (a user-verified passkey counts as one)",
     )
 
     @property

@@ -23,6 +23,7 @@ from auth_service.mfa.repository import MfaChallengeRepository
 from auth_service.mfa.service import status, use_recovery_code, verify_totp
 from auth_service.mfa.totp import TotpSeeds
 from auth_service.models import MfaChallenge, User
+from auth_service.passkeys.service import PasskeyProof, verify_assertion
 from auth_service.principal import Client
 from auth_service.security import new_token, token_digest
 from auth_service.sessions.service import IssuedTokens, start_session
@@ -72,11 +73,12 @@ async def complete_sign_in(
     *,
     code: str | None,
     recovery_code: str | None,
+    passkey: PasskeyProof | None,
     client: Client,
 ) -> IssuedTokens:
-    """A code from the authenticator app, or a recovery code, for a pending sign-in. Wrong codes
-    are throttled per account (limits and back-off) and counted per token, which dies when its
-    budget is spent."""
+    """A code from the authenticator app, a recovery code, or one of the user's passkeys, for a
+    pending sign-in. Wrong codes are throttled per account (limits and back-off) and counted per
+    token, which dies when its budget is spent."""
     challenge = await MfaChallengeRepository(db).pending(token_digest(mfa_token))
     if challenge is None:
         raise InvalidMfaToken("This sign-in has expired or was completed; sign in again.")
@@ -85,10 +87,16 @@ async def complete_sign_in(
     user = await UserRepository(db).by_id(challenge.user_id, for_update=True)
     if user is None:
         raise InvalidMfaToken("This sign-in has expired or was completed; sign in again.")
+    second_factor: str | None = "otp"
+    proven: tuple[str, ...] = ()
     if code is not None:
         ok = await verify_totp(db, seeds, settings, clock, user.id, code)
+    elif recovery_code is not None:
+        ok = await use_recovery_code(db, settings, clock, user, recovery_code)
     else:
-        ok = recovery_code is not None and await use_recovery_code(db, settings, clock, user, recovery_code)
+        assert passkey is not None
+        used, proven = await verify_assertion(db, passkey, clock)
+        ok, second_factor = used.user_id == user.id, None
     if not ok:
         challenge.attempts += 1
         await throttle.failed(account)
@@ -99,5 +107,12 @@ async def complete_sign_in(
     challenge.used_at = utcnow()
     await throttle.succeeded(account)
     return await start_session(
-        db, keyring, settings, user, method=challenge.method, client=client, second_factor="otp"
+        db,
+        keyring,
+        settings,
+        user,
+        method=challenge.method,
+        client=client,
+        second_factor=second_factor,
+        also_proven=proven,
     )

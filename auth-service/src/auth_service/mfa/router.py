@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from auth_service.dependencies import (
+    ChallengesDep,
     ClientDep,
     ClockDep,
     CurrentPrincipal,
@@ -16,6 +17,7 @@ from auth_service.dependencies import (
     SettingsDep,
     ThrottleDep,
     TotpSeedsDep,
+    WebAuthnDep,
 )
 from auth_service.errors import (
     InvalidCredentials,
@@ -23,6 +25,7 @@ from auth_service.errors import (
     InvalidMfaToken,
     InvalidSecondFactor,
     MfaNotEnabled,
+    PasskeyRejected,
     ReauthenticationRequired,
     TotpAlreadyEnabled,
     TotpSetupNotStarted,
@@ -36,6 +39,7 @@ from auth_service.mfa.schemas import (
     TotpCode,
     TotpSetupOut,
 )
+from auth_service.passkeys.service import PasskeyProof
 from auth_service.sessions.cookies import tokens_response
 from auth_service.sessions.schemas import TokenResponse
 from gatehouse_platform.errors import TooManyRequests, Unauthorized, responses
@@ -105,7 +109,7 @@ async def recovery_codes(
 
 @router.post(
     "/login/mfa",
-    responses=responses(InvalidMfaToken, InvalidSecondFactor, TooManyRequests),
+    responses=responses(InvalidMfaToken, InvalidSecondFactor, PasskeyRejected, TooManyRequests),
     summary="Finish a sign-in with the second factor",
 )
 async def mfa_login(
@@ -117,6 +121,8 @@ async def mfa_login(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    webauthn: WebAuthnDep,
+    challenges: ChallengesDep,
     response: Response,
 ) -> TokenResponse:
     issued = await login.complete_sign_in(
@@ -129,6 +135,7 @@ async def mfa_login(
         body.mfa_token,
         code=body.code,
         recovery_code=body.recovery_code,
+        passkey=PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None,
         client=client,
     )
     return tokens_response(response, settings, issued)
@@ -136,8 +143,8 @@ async def mfa_login(
 
 @router.post(
     "/reauthenticate",
-    responses=responses(Unauthorized, InvalidCredentials, TooManyRequests),
-    summary="Prove the password or a code again: fresh tokens for this session, auth_time now",
+    responses=responses(Unauthorized, InvalidCredentials, PasskeyRejected, TooManyRequests),
+    summary="Prove the password, a code or a passkey again: fresh tokens for this session, auth_time now",
 )
 async def reauthenticate(
     body: ReauthenticateRequest,
@@ -150,8 +157,11 @@ async def reauthenticate(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    webauthn: WebAuthnDep,
+    challenges: ChallengesDep,
     response: Response,
 ) -> TokenResponse:
+    passkey = PasskeyProof(body.passkey, webauthn, challenges) if body.passkey is not None else None
     issued = await stepup.reauthenticate(
         db,
         hasher,
@@ -163,6 +173,7 @@ async def reauthenticate(
         principal,
         password=body.password,
         code=body.code,
+        passkey=passkey,
         client=client,
     )
     return tokens_response(response, settings, issued)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, model_validator
 
 from auth_service.mfa.service import MfaStatus, TotpSetup
@@ -34,35 +36,47 @@ class RecoveryCodesOut(BaseModel):
 class MfaStatusOut(BaseModel):
     totp: bool
     recovery_codes_left: int
-    methods: list[str] = Field(description="What a sign-in offers as its second step")
+    passkeys: int
+    methods: list[str] = Field(description="What a password or code sign-in offers as its second step")
 
     @classmethod
     def of(cls, status: MfaStatus) -> MfaStatusOut:
-        return cls(totp=status.totp, recovery_codes_left=status.recovery_codes_left, methods=status.methods)
+        return cls(
+            totp=status.totp,
+            recovery_codes_left=status.recovery_codes_left,
+            passkeys=status.passkeys,
+            methods=status.methods,
+        )
 
 
 class MfaLoginRequest(RequestModel):
-    """The pending sign-in's token and either a code from the authenticator app or a recovery code."""
+    """The pending sign-in's token and one of: a code from the authenticator app, a recovery code,
+    or a passkey assertion."""
 
     mfa_token: str = Field(min_length=1, max_length=200)
     code: str | None = Field(default=None, pattern=TOTP_CODE)
     recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
+    passkey: dict[str, Any] | None = Field(
+        default=None, description="An assertion on a `POST /auth/passkeys/login/options` challenge"
+    )
 
     @model_validator(mode="after")
     def _one_factor(self) -> MfaLoginRequest:
-        if (self.code is None) == (self.recovery_code is None):
-            raise ValueError("Give either code or recovery_code.")
+        if sum(factor is not None for factor in (self.code, self.recovery_code, self.passkey)) != 1:
+            raise ValueError("Give one of code, recovery_code or passkey.")
         return self
 
 
 class ReauthenticateRequest(RequestModel):
-    """The password, or a code from the authenticator app."""
+    """The password, a code from the authenticator app, or a passkey assertion (its challenge from
+    `POST /auth/passkeys/login/options`)."""
 
     password: str | None = Field(default=None, min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
     code: str | None = Field(default=None, pattern=TOTP_CODE)
+    passkey: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_proof(self) -> ReauthenticateRequest:
-        if (self.password is None) == (self.code is None):
-            raise ValueError("Give either password or code.")
+        if sum(proof is not None for proof in (self.password, self.code, self.passkey)) != 1:
+            raise ValueError("Give one of password, code or passkey.")
         return self

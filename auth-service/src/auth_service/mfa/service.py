@@ -13,6 +13,7 @@ from auth_service.events import emit
 from auth_service.mfa.repository import RecoveryCodeRepository, TotpFactorRepository
 from auth_service.mfa.totp import TotpSeeds, matching_step, qr_svg
 from auth_service.models import RecoveryCode, TotpFactor, User
+from auth_service.passkeys.repository import PasskeyRepository
 from auth_service.security import new_recovery_code, recovery_code_digest
 from auth_service.settings import Settings
 from gatehouse_contracts.events import MfaDisabled, MfaEnabled, MfaResetByAdmin, RecoveryCodeUsed
@@ -31,19 +32,31 @@ class TotpSetup:
 class MfaStatus:
     totp: bool
     recovery_codes_left: int
+    passkeys: int
+
+    @property
+    def has_factor(self) -> bool:
+        """A factor beyond the password: the app, or a passkey (a whole multi-factor sign-in)."""
+        return self.totp or self.passkeys > 0
 
     @property
     def methods(self) -> list[str]:
-        """What a sign-in may offer as its second step."""
-        if not self.totp:
-            return []
-        return ["totp", "recovery_code"] if self.recovery_codes_left else ["totp"]
+        """What a password, code or provider sign-in offers as its second step."""
+        methods = []
+        if self.totp:
+            methods.append("totp")
+            if self.recovery_codes_left:
+                methods.append("recovery_code")
+        if self.passkeys:
+            methods.append("passkey")
+        return methods
 
 
 async def status(db: AsyncSession, user_id: uuid.UUID) -> MfaStatus:
     totp = await TotpFactorRepository(db).confirmed(user_id)
     left = await RecoveryCodeRepository(db).count_unused(user_id) if totp is not None else 0
-    return MfaStatus(totp=totp is not None, recovery_codes_left=left)
+    passkeys = await PasskeyRepository(db).count(user_id)
+    return MfaStatus(totp=totp is not None, recovery_codes_left=left, passkeys=passkeys)
 
 
 async def start_totp_setup(db: AsyncSession, seeds: TotpSeeds, user: User) -> TotpSetup:
@@ -119,9 +132,10 @@ async def _replace_recovery_codes(db: AsyncSession, settings: Settings, user_id:
 
 
 async def reset_by_admin(db: AsyncSession, clock: Clock, admin: User, user: User) -> None:
-    """Removes every second factor and recovery code of `user`; they are told by email."""
+    """Removes every second factor, passkey and recovery code of `user`; they are told by email."""
     await TotpFactorRepository(db).remove(user.id)
     await RecoveryCodeRepository(db).remove_all(user.id)
+    await PasskeyRepository(db).remove_all(user.id)
     await emit(
         db,
         MfaResetByAdmin(user_id=user.id, email=user.email, admin_id=admin.id, reset_at=clock.utcnow()),

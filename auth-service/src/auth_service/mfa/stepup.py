@@ -10,6 +10,7 @@ from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, Reaut
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.service import status, verify_totp
 from auth_service.mfa.totp import TotpSeeds
+from auth_service.passkeys.service import PasskeyProof, verify_assertion
 from auth_service.principal import Client, Principal
 from auth_service.security import PasswordHasher, normalize_password
 from auth_service.sessions.service import IssuedTokens, renew_sign_in
@@ -28,8 +29,8 @@ def require_recent_sign_in(principal: Principal, settings: Settings, clock: Cloc
 
 
 async def require_admin_factor(db: AsyncSession, settings: Settings, principal: Principal) -> None:
-    if settings.admins_need_mfa and not (await status(db, principal.user.id)).totp:
-        raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app first.")
+    if settings.admins_need_mfa and not (await status(db, principal.user.id)).has_factor:
+        raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app or a passkey.")
 
 
 async def reauthenticate(
@@ -44,20 +45,27 @@ async def reauthenticate(
     *,
     password: str | None,
     code: str | None,
+    passkey: PasskeyProof | None,
     client: Client,
 ) -> IssuedTokens:
-    """The password, or a code from the authenticator app, proven again for this session."""
+    """The password, a code from the authenticator app, or a passkey of the caller's, proven again
+    for this session."""
     user = principal.user
     account = f"reauth:{user.id}"
     await throttle.credential_attempt("reauthenticate", client.ip, account)
+    proven: tuple[str, ...]
     if password is not None:
         ok = user.password_hash is not None and await hasher.verify(
             user.password_hash, normalize_password(password)
         )
-        proven = "pwd"
+        proven = ("pwd",)
+    elif code is not None:
+        ok = await verify_totp(db, seeds, settings, clock, user.id, code)
+        proven = ("otp",)
     else:
-        ok = code is not None and await verify_totp(db, seeds, settings, clock, user.id, code)
-        proven = "otp"
+        assert passkey is not None
+        used, proven = await verify_assertion(db, passkey, clock)
+        ok = used.user_id == user.id
     if not ok:
         await throttle.failed(account)
         raise InvalidCredentials("That is not correct.")

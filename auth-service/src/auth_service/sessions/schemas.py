@@ -68,7 +68,7 @@ class MfaRequiredResponse(BaseModel):
 
     mfa_required: Literal[True] = True
     mfa_token: str = Field(description="Single use, valid `expires_in` seconds")
-    methods: list[Literal["totp", "recovery_code"]]
+    methods: list[Literal["totp", "recovery_code", "passkey"]]
     expires_in: int
 
     @classmethod

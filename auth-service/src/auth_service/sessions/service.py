@@ -43,6 +43,7 @@ FIRST_FACTOR_AMR: dict[str, tuple[str, ...]] = {
     "email_code": ("otp",),  # a one-time code sent by email
     "google": ("fed",),
     "github": ("fed",),
+    "passkey": (),  # what a passkey proves depends on it: the caller says (`also_proven`)
 }
 
 
@@ -129,13 +130,15 @@ async def start_session(
     method: str,
     client: Client,
     second_factor: str | None = None,
+    also_proven: tuple[str, ...] = (),
 ) -> IssuedTokens:
     """A new session for a user whose sign-in was proven just now by `method` (and, when they have
-    one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too)."""
+    one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too; `also_proven` adds values a
+    method proves only sometimes)."""
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     now = utcnow()
-    amr = set(FIRST_FACTOR_AMR[method])
+    amr = set(FIRST_FACTOR_AMR[method]) | set(also_proven)
     if second_factor is not None:
         amr |= {second_factor, "mfa"}
     session = AuthSession(
@@ -204,10 +207,10 @@ async def renew_sign_in(
     settings: Settings,
     principal: Principal,
     *,
-    proven: str,
+    proven: tuple[str, ...],
     at: datetime,
 ) -> IssuedTokens:
-    """The caller proved a factor (`proven`, an RFC 8176 value) again `at` now (the clock the
+    """The caller proved a factor (`proven`: RFC 8176 values) again `at` now (the clock the
     recent-sign-in rule compares with): the session's `auth_time`, and fresh tokens. Its refresh
     tokens so far are rotated out: presented again, they count as reuse like any rotated-out token."""
     session = await SessionRepository(db).own(principal.user.id, principal.session_id)
@@ -216,7 +219,7 @@ async def renew_sign_in(
     now = utcnow()
     session.auth_time = at
     session.last_used_at = now
-    session.amr = sorted({*session.amr, proven})
+    session.amr = sorted({*session.amr, *proven})
     await RefreshTokenRepository(db).rotate_out(session.id, at=now)
     token = new_token()
     db.add(_new_refresh_row(settings, session, token))

@@ -19,6 +19,8 @@ from gatehouse_contracts.events import (
     MfaDisabled,
     MfaEnabled,
     MfaResetByAdmin,
+    PasskeyAdded,
+    PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
     PaymentFailed,
@@ -81,6 +83,8 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("mfa_disabled", MfaDisabled, "Two-step sign-in turned off"),
         TemplateSpec("recovery_code_used", RecoveryCodeUsed, "Recovery code used to sign in"),
         TemplateSpec("mfa_reset_by_admin", MfaResetByAdmin, "Two-step sign-in removed by an admin"),
+        TemplateSpec("passkey_added", PasskeyAdded, "Passkey added"),
+        TemplateSpec("passkey_removed", PasskeyRemoved, "Passkey removed"),
         TemplateSpec("subscription_activated", SubscriptionActivated, "Subscription or trial started"),
         TemplateSpec(
             "subscription_renewed",

@@ -20,6 +20,8 @@ from gatehouse_contracts.events import (
     MfaDisabled,
     MfaEnabled,
     MfaResetByAdmin,
+    PasskeyAdded,
+    PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
     PaymentFailed,
@@ -115,6 +117,14 @@ def on_mfa_reset_by_admin(data: MfaResetByAdmin, links: Links) -> list[Notice]:
     return [Notice("mfa_reset_by_admin", data.email, data.model_dump())]
 
 
+def on_passkey_added(data: PasskeyAdded, links: Links) -> list[Notice]:
+    return [Notice("passkey_added", data.email, data.model_dump())]
+
+
+def on_passkey_removed(data: PasskeyRemoved, links: Links) -> list[Notice]:
+    return [Notice("passkey_removed", data.email, data.model_dump())]
+
+
 def on_subscription_activated(data: SubscriptionActivated, links: Links) -> list[Notice]:
     return [Notice("subscription_activated", data.email, data.model_dump())]
 
@@ -172,6 +182,8 @@ HANDLERS: dict[str, NoticeBuilder] = {
     MfaDisabled.event_type: on_mfa_disabled,
     RecoveryCodeUsed.event_type: on_recovery_code_used,
     MfaResetByAdmin.event_type: on_mfa_reset_by_admin,
+    PasskeyAdded.event_type: on_passkey_added,
+    PasskeyRemoved.event_type: on_passkey_removed,
     SubscriptionActivated.event_type: on_subscription_activated,
     SubscriptionRenewed.event_type: on_subscription_renewed,
     SubscriptionPlanChanged.event_type: on_subscription_plan_changed,

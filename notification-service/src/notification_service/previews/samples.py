@@ -13,6 +13,8 @@ from gatehouse_contracts.events import (
     MfaDisabled,
     MfaEnabled,
     MfaResetByAdmin,
+    PasskeyAdded,
+    PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
     PaymentFailed,
@@ -36,6 +38,7 @@ _T = datetime(2026, 11, 24, 17, 42, tzinfo=UTC)
 _USER = uuid.UUID("3f1c6a52-0d7e-4b8e-9a51-6c2f0b7d9e10")
 _SUBSCRIPTION = uuid.UUID("9b0e4c1a-5f3d-4e2a-8c6b-1d7f2a9e3b54")
 _EMAIL = "ada@example.com"
+_PASSKEY = uuid.UUID("5d2a8c1e-3f4b-4a6d-9e7c-1b0f2e3d4c5a")
 _PLAN = {
     "user_id": _USER,
     "email": _EMAIL,
@@ -82,6 +85,10 @@ SAMPLE_EVENTS: dict[str, EventData] = {
         MfaEnabled(user_id=_USER, email=_EMAIL, method="totp", enabled_at=_T),
         MfaDisabled(user_id=_USER, email=_EMAIL, method="totp", disabled_at=_T),
         RecoveryCodeUsed(user_id=_USER, email=_EMAIL, codes_left=2, used_at=_T),
+        PasskeyAdded(user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", added_at=_T),
+        PasskeyRemoved(
+            user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", removed_at=_T
+        ),
         MfaResetByAdmin(
             user_id=_USER,
             email=_EMAIL,

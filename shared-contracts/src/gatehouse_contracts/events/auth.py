@@ -199,6 +199,28 @@ class MfaResetByAdmin(EventData):
     reset_at: datetime
 
 
+class PasskeyAdded(EventData):
+    event_type = "user.passkey_added"
+    description = "A passkey was registered; it signs the user in without a password."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    passkey_id: uuid.UUID
+    name: str
+    added_at: datetime
+
+
+class PasskeyRemoved(EventData):
+    event_type = "user.passkey_removed"
+    description = "The user removed a passkey (after a recent sign-in)."
+
+    user_id: uuid.UUID
+    email: EmailStr
+    passkey_id: uuid.UUID
+    name: str
+    removed_at: datetime
+
+
 AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserEmailVerificationRequested,
@@ -216,4 +238,6 @@ AUTH_EVENTS: tuple[type[EventData], ...] = (
     MfaDisabled,
     RecoveryCodeUsed,
     MfaResetByAdmin,
+    PasskeyAdded,
+    PasskeyRemoved,
 )

@@ -1,0 +1,1 @@
+"""Passkeys (WebAuthn): registration, discoverable sign-in without a username, and their list."""
