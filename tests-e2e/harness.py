@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 from honcho.environ import parse_procfile
 
-from gatehouse_platform.testing import free_port
 from gatehouse_emulators.smtp import read_maildir
 from gatehouse_platform import testing
+from gatehouse_platform.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "billing", "notification")

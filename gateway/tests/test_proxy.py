@@ -15,9 +15,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from conftest import CHUNK, Echo, dead_url, gateway_settings, http_gateway, upstream
-from gatehouse_platform.testing import serve_in_thread
 from gatehouse_platform.tcp_proxy import TcpProxy
-from gatehouse_platform.testing import eventually
+from gatehouse_platform.testing import eventually, serve_in_thread
 from gateway.routing import RouteTable
 from scripted_upstream import upstream as scripted_upstream
 

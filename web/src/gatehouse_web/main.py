@@ -5,8 +5,6 @@ platform's problem+json stays for /healthz, /readyz and /metrics)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request, status
@@ -15,6 +13,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatehouse_platform.app import Lifespan
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
@@ -100,12 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions = Sessions(settings)
     web = Web(settings=settings, api=Api(settings), sessions=sessions, renderer=Renderer(settings, sessions))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await web.api.aclose()
-
-    app = FastAPI(title="Gatehouse web", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Gatehouse web",
+        lifespan=Lifespan(closers=[web.api.aclose]),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.web = web
 
     # No readiness check of its own: it has no database, and its one dependency, the gateway, is
