@@ -20,6 +20,8 @@ FORMS = [
     "/login",
     "/login/code/send",
     "/login/code",
+    "/login/mfa",
+    "/login/mfa/provider",
     "/forgot-password",
     "/reset-password",
     "/verify-email",
