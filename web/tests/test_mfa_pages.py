@@ -262,3 +262,18 @@ async def test_the_second_step_speaks_french(make_web: Callable[..., object]) ->
     web = await signed_in_halfway(make_web, FakeApi())
     step = await web.get("/login/mfa", headers={"Accept-Language": "fr"})
     assert '<html lang="fr">' in step.text and "Deuxième étape" in step.text
+
+
+async def test_a_passkey_only_second_step_says_so_instead_of_asking_for_a_code(
+    make_web: Callable[..., object],
+) -> None:
+    api = FakeApi()
+    web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
+    landing = await web.get("/session/oauth/google", params={"mfa_required": "google"})
+    await web.post(
+        "/login/mfa/provider",
+        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": "passkey"},
+    )
+    step = await web.get("/login/mfa")
+    assert step.status_code == 200 and "Use your passkey" in step.text
+    assert 'name="code"' not in step.text and 'href="/login"' in step.text

@@ -23,6 +23,12 @@ def needs_reauthentication(error: ApiError) -> bool:
     return error.status == 401 and error.slug == REAUTHENTICATION_REQUIRED
 
 
+def confirmed_notice(request: Request, web: Web) -> str | None:
+    """On the page the confirmation returned to: say that the change can be made now."""
+    _ = web.renderer.gettext_for(request)
+    return _("Thank you. Now you can do it.") if CONFIRMED in request.query_params else None
+
+
 async def confirm_page(
     request: Request,
     web: Web,

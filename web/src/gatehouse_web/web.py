@@ -105,6 +105,16 @@ def client_of(request: Request) -> Caller:
     )
 
 
+def app_code(form: FormData, name: str = "code") -> str:
+    """A code from an authenticator app as typed (spaces dropped): check it with `is_app_code`."""
+    return field(form, name, 20).replace(" ", "")
+
+
+def is_app_code(value: str) -> bool:
+    """Six digits, as every authenticator app shows: anything else is refused before the API."""
+    return len(value) == 6 and value.isdigit()
+
+
 def field(form: FormData, name: str, limit: int = 1000) -> str:
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.settings import LOCALES
-from gatehouse_web.stepup import CONFIRMED, confirm_page, needs_reauthentication
+from gatehouse_web.stepup import confirm_page, confirmed_notice, needs_reauthentication
 from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
@@ -54,9 +54,7 @@ def _account(
 
 @router.get("/account")
 async def account(request: Request, web: WebDep, viewer: SignedIn) -> Response:
-    _ = web.renderer.gettext_for(request)
-    notice = _("Thank you. Now you can do it.") if CONFIRMED in request.query_params else None
-    return _account(request, web, viewer, notice=notice)
+    return _account(request, web, viewer, notice=confirmed_notice(request, web))
 
 
 @router.post("/account/resend-verification")

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.session import MFA_PATH, PendingSignIn
-from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field
+from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field, is_app_code
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,7 +86,7 @@ async def second_factor(request: Request, web: WebDep, form: Form) -> Response:
         errors[name] = (
             _("Enter the code from your authenticator app.") if use == CODE else _("Enter a recovery code.")
         )
-    elif use == CODE and not (len(value) == 6 and value.isdigit()):
+    elif use == CODE and not is_app_code(value):
         errors[name] = _("The code is the six digits your authenticator app shows.")
     else:
         try:

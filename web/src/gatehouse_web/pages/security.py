@@ -16,9 +16,10 @@ from gatehouse_web.stepup import (
     THEN_RECOVERY_CODES,
     THEN_TOTP_OFF,
     confirm_page,
+    confirmed_notice,
     needs_reauthentication,
 )
-from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
+from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, app_code, client_of, explain, field, is_app_code
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,9 +61,7 @@ def _codes(request: Request, web: WebDep, viewer: Viewer, codes: list[str], head
 
 @router.get(PAGE)
 async def security(request: Request, web: WebDep, viewer: SignedIn) -> Response:
-    _ = web.renderer.gettext_for(request)
-    notice = _("Thank you. Now you can do it.") if CONFIRMED in request.query_params else None
-    return await _security(request, web, viewer, notice=notice)
+    return await _security(request, web, viewer, notice=confirmed_notice(request, web))
 
 
 @router.post(f"{PAGE}/totp/setup")
@@ -83,11 +82,11 @@ async def totp_setup(request: Request, web: WebDep, form: Form, viewer: SignedIn
 @router.post(f"{PAGE}/totp/confirm")
 async def totp_confirm(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
     _ = web.renderer.gettext_for(request)
-    code = field(form, "code", 20).replace(" ", "")
+    code = app_code(form)
     secret, qr_svg = field(form, "secret", 200), field(form, "qr_svg", 200_000)
     errors: dict[str, str] = {}
     alert = None
-    if not (len(code) == 6 and code.isdigit()):
+    if not is_app_code(code):
         errors["code"] = _("The code is the six digits your authenticator app shows.")
     else:
         try:
@@ -193,7 +192,7 @@ async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: Sign
             if proof == "password"
             else _("Enter the code from your authenticator app.")
         )
-    elif proof == "code" and not (len(value) == 6 and value.isdigit()):
+    elif proof == "code" and not is_app_code(value):
         errors[proof] = _("The code is the six digits your authenticator app shows.")
     else:
         try:
