@@ -469,7 +469,7 @@ def test_set_up_an_authenticator_app_then_sign_in_with_a_code_from_it(page: Page
     assert "gh_mfa" not in {c["name"] for c in page.context.cookies()}  # the pending sign-in is forgotten
 
 
-def test_sign_in_with_a_recovery_code_then_make_new_ones(page: Page, system: System) -> None:
+def test_sign_in_with_a_recovery_code_make_new_ones_then_turn_the_app_off(page: Page, system: System) -> None:
     email = new_email()
     sign_up(page, system, email)
     sign_in(page, system, email)
@@ -486,11 +486,20 @@ def test_sign_in_with_a_recovery_code_then_make_new_ones(page: Page, system: Sys
 
     page.goto(f"{system.gateway}/account/security")
     expect(page.locator(".facts dd")).to_have_text("9")
+    axe_check(page)
+    shot(page, "security-app-on")
     page.get_by_role("button", name="Make new recovery codes").click()
     # a sign-in within AUTH_RECENT_AUTH_SECONDS needs no confirmation; this one was just now
     expect(page.get_by_role("heading", level=1)).to_have_text("Your new recovery codes")
+    axe_check(page)
     fresh = page.locator(".codes code").all_inner_texts()
     assert len(fresh) == 10 and not set(fresh) & set(codes)
+
+    page.get_by_role("link", name="I have saved them").click()
+    page.get_by_role("button", name="Turn the authenticator app off").click()
+    expect(page.get_by_role("status")).to_have_text("Your authenticator app is off.")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, system, email)  # the password alone again
 
 
 def test_continue_with_google_then_the_second_step_from_the_fragment(page: Page, system: System) -> None:
