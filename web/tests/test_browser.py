@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
@@ -374,4 +375,158 @@ def test_continue_with_google_through_the_emulators_consent_page(page: Page, sys
     assert names["gh_refresh"]["path"] == "/session"
     page.context.clear_cookies(name="gh_session")  # and that session refreshes like any other
     page.goto(f"{system.gateway}/account")
+    expect(page.get_by_text(email)).to_be_visible()
+
+
+def set_up_the_authenticator_app(page: Page, system: System) -> tuple[pyotp.TOTP, list[str]]:
+    """From the account page: the security page, the QR code and manual key, a wrong code then the
+    right one (computed from the manual key, as an app would), the recovery codes and their file."""
+    page.goto(f"{system.gateway}/account")
+    page.get_by_role("link", name="Security settings").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+    axe_check(page)
+    shot(page, "security")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up an authenticator app")
+    qr = page.get_by_role("img", name="QR code for your authenticator app")
+    expect(qr).to_be_visible()
+    assert qr.bounding_box()["width"] >= 150  # type: ignore[index]
+    axe_check(page)
+    shot(page, "security-setup")
+    app = pyotp.TOTP(page.locator("#manual-key").inner_text().strip())
+    wrong = "000000" if app.now() != "000000" else "111111"
+    page.get_by_label("Code from the app").fill(wrong)
+    page.get_by_role("button", name="Turn the app on").click()
+    expect(page.locator("#f-code-error")).to_have_text(
+        "That code does not match. Check the app's clock and try again."
+    )
+    expect(qr).to_be_visible()  # still there to scan
+    axe_check(page)
+    page.get_by_label("Code from the app").fill(app.now())
+    page.get_by_role("button", name="Turn the app on").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your authenticator app is on")
+    codes = page.locator(".codes code").all_inner_texts()
+    assert len(codes) == 10 and all(re.fullmatch(r"[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}", c) for c in codes)
+    axe_check(page)
+    shot(page, "security-recovery-codes")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as a text file").click()
+    assert download.value.suggested_filename == "recovery-codes.txt"
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    assert all(code in saved.splitlines() for code in codes)
+    page.get_by_role("link", name="I have saved them").click()
+    expect(page.locator(".badge.ok")).to_have_text("on")
+    assert all(code not in page.content() for code in codes)  # shown once
+    return app, codes
+
+
+def next_code(app: pyotp.TOTP) -> str:
+    """The code of the next time-step: the one just used to confirm is spent (no replay)."""
+    return app.at(time.time() + 30)
+
+
+def sign_in_with_password_to_the_second_step(page: Page, system: System, email: str) -> None:
+    page.goto(f"{system.gateway}/login")
+    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{system.gateway}/login/mfa")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Second step")
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert "gh_session" not in cookies  # not signed in before the second step
+    assert cookies["gh_mfa"]["httpOnly"] and cookies["gh_mfa"]["path"] == "/login/mfa"
+
+
+def test_set_up_an_authenticator_app_then_sign_in_with_a_code_from_it(page: Page, system: System) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    page.goto(
+        link_in(
+            wait_for_mail(system, email, "confirm your email"), r"https?://\S+/verify-email\?token=[\w-]+"
+        )
+    )
+    page.get_by_role("button", name="Confirm my email address").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your email address is confirmed")
+    sign_in(page, system, email)
+    app, _codes = set_up_the_authenticator_app(page, system)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{system.gateway}/login?signed_out")
+
+    sign_in_with_password_to_the_second_step(page, system, email)
+    axe_check(page)
+    shot(page, "login-mfa")
+    page.get_by_label("Code from the app").fill("12345")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#f-code-error")).to_have_text(
+        "The code is the six digits your authenticator app shows."
+    )
+    axe_check(page)
+    shot(page, "login-mfa-error")
+    page.get_by_label("Code from the app").fill(next_code(app))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(f"{system.gateway}/account")
+    expect(page.get_by_text(email)).to_be_visible()
+    assert "gh_mfa" not in {c["name"] for c in page.context.cookies()}  # the pending sign-in is forgotten
+
+
+def test_sign_in_with_a_recovery_code_make_new_ones_then_turn_the_app_off(page: Page, system: System) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    _app, codes = set_up_the_authenticator_app(page, system)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in_with_password_to_the_second_step(page, system, email)
+    page.get_by_role("link", name="Use a recovery code instead").click()
+    axe_check(page)
+    shot(page, "login-mfa-recovery")
+    page.get_by_label("Recovery code").fill(codes[0])
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(f"{system.gateway}/account")
+
+    page.goto(f"{system.gateway}/account/security")
+    expect(page.locator(".facts dd")).to_have_text("9")
+    axe_check(page)
+    shot(page, "security-app-on")
+    page.get_by_role("button", name="Make new recovery codes").click()
+    # a sign-in within AUTH_RECENT_AUTH_SECONDS needs no confirmation; this one was just now
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your new recovery codes")
+    axe_check(page)
+    fresh = page.locator(".codes code").all_inner_texts()
+    assert len(fresh) == 10 and not set(fresh) & set(codes)
+
+    page.get_by_role("link", name="I have saved them").click()
+    page.get_by_role("button", name="Turn the authenticator app off").click()
+    expect(page.get_by_role("status")).to_have_text("Your authenticator app is off.")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, system, email)  # the password alone again
+
+
+def test_continue_with_google_then_the_second_step_from_the_fragment(page: Page, system: System) -> None:
+    key = f"g{uuid.uuid4().hex[:10]}"
+    email = f"{key}@example.com"
+    created = httpx.post(
+        f"{system.urls['oauth']}/_emulator/users",
+        json={"provider": "google", "user": {"key": key, "email": email, "name": "Ada Lovelace"}},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+
+    def continue_with_google() -> None:
+        page.goto(f"{system.gateway}/login")
+        page.get_by_role("link", name="Continue with Google").click()
+        page.get_by_role("button", name="Approve as Ada Lovelace").click()
+
+    continue_with_google()
+    expect(page).to_have_url(f"{system.gateway}/account")
+    app, _codes = set_up_the_authenticator_app(page, system)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{system.gateway}/login?signed_out")
+
+    continue_with_google()  # back with #mfa_token=…: app.js posts it on, and the address bar loses it
+    expect(page).to_have_url(f"{system.gateway}/login/mfa")
+    axe_check(page)
+    page.get_by_label("Code from the app").fill(next_code(app))
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(f"{system.gateway}/account")
     expect(page.get_by_text(email)).to_be_visible()

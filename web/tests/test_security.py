@@ -20,6 +20,8 @@ FORMS = [
     "/login",
     "/login/code/send",
     "/login/code",
+    "/login/mfa",
+    "/login/mfa/provider",
     "/forgot-password",
     "/reset-password",
     "/verify-email",
@@ -29,6 +31,12 @@ FORMS = [
     "/account/password",
     "/account/sessions/6c1f6a3e-8f0e-4c1e-9a55-3f4f0c7b2a10/revoke",
     "/account/sessions/revoke-all",
+    "/account/security/totp/setup",
+    "/account/security/totp/confirm",
+    "/account/security/totp/off",
+    "/account/security/recovery-codes",
+    "/account/security/recovery-codes.txt",
+    "/account/reauthenticate",
 ]
 
 

@@ -17,7 +17,7 @@ from gatehouse_platform.app import Lifespan
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
-from gatehouse_web.pages import account, recovery, signin
+from gatehouse_web.pages import account, mfa, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
 from gatehouse_web.security import SecurityHeaders, content_security_policy
 from gatehouse_web.session import REFRESH_PATH, Sessions
@@ -120,9 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             theme, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"}
         )
 
+    app.include_router(mfa.router)  # before signin's /login/{provider}, which would take /login/mfa
     app.include_router(signin.router)
     app.include_router(recovery.router)
     app.include_router(account.router)
+    app.include_router(security.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []

@@ -8,6 +8,9 @@
 - `gh_csrf`: a random value; each form carries HMAC(secret, value) (a signed double submit). It is
   renewed at sign-in and sign-out, so a token from before a sign-in is worthless after it.
 
+A sign-in that needs a second factor first holds its `mfa_token` in `gh_mfa`, sealed the same way
+and scoped to `/login/mfa`, for as long as the token lives (never in a URL or in the page).
+
 Quiet refresh: a page that finds no valid `gh_session` sends the browser through
 `/session/refresh` (303 for a GET, 307 for a form POST, so the browser posts the same form
 again once the cookies are fresh), which rotates the refresh token and comes back.
@@ -34,6 +37,8 @@ REFRESH_COOKIE = "gh_refresh"
 SESSION_COOKIE = "gh_session"
 CSRF_COOKIE = "gh_csrf"
 REFRESH_PATH = "/session"
+MFA_COOKIE = "gh_mfa"
+MFA_PATH = "/login/mfa"
 EXPIRY_MARGIN_SECONDS = 30  # refresh a little early: the token must still be valid at the API
 REFRESH_MAX_AGE_SECONDS = 30 * 24 * 3600  # auth-service ends the session sooner if it must
 
@@ -42,6 +47,16 @@ REFRESH_MAX_AGE_SECONDS = 30 * 24 * 3600  # auth-service ends the session sooner
 class AccessToken:
     token: str
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    """A sign-in waiting for its second factor: the API's mfa_token, the methods that can finish
+    it, and where the person goes afterwards."""
+
+    token: str
+    methods: tuple[str, ...]
+    return_to: str
 
 
 class Sessions:
@@ -54,23 +69,58 @@ class Sessions:
     # --- the access token ----------------------------------------------------------------------
 
     def access_token(self, request: Request) -> AccessToken | None:
-        sealed = request.cookies.get(SESSION_COOKIE)
-        if not sealed:
-            return None
+        data = self._unseal(request.cookies.get(SESSION_COOKIE))
         try:
-            data: dict[str, Any] = json.loads(self._fernet.decrypt(sealed.encode("ascii")))
             token = AccessToken(str(data["a"]), float(data["e"]))
-        except (InvalidToken, ValueError, KeyError, UnicodeEncodeError):
+        except (ValueError, KeyError, TypeError):
             return None
         return token if token.expires_at - EXPIRY_MARGIN_SECONDS > time.time() else None
+
+    def _seal(self, data: dict[str, Any]) -> str:
+        return self._fernet.encrypt(json.dumps(data).encode()).decode("ascii")
+
+    def _unseal(self, sealed: str | None) -> dict[str, Any]:
+        if not sealed:
+            return {}
+        try:
+            data = json.loads(self._fernet.decrypt(sealed.encode("ascii")))
+        except (InvalidToken, ValueError, UnicodeEncodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    # --- a sign-in waiting for its second factor ------------------------------------------------
+
+    def await_second_factor(self, response: Response, challenge: dict[str, Any], return_to: str) -> None:
+        """Keep an `mfa_required` answer's token (sealed, on /login/mfa) while it lives."""
+        lifetime = max(int(challenge.get("expires_in") or 300), 1)
+        methods = challenge.get("methods") or []
+        sealed = self._seal(
+            {
+                "t": str(challenge["mfa_token"]),
+                "m": [str(m) for m in methods] if isinstance(methods, list) else [],
+                "r": return_to,
+                "e": time.time() + lifetime,
+            }
+        )
+        self._set(response, MFA_COOKIE, sealed, MFA_PATH, lifetime)
+
+    def pending_sign_in(self, request: Request) -> PendingSignIn | None:
+        data = self._unseal(request.cookies.get(MFA_COOKIE))
+        try:
+            if float(data["e"]) <= time.time():
+                return None
+            return PendingSignIn(str(data["t"]), tuple(str(m) for m in data["m"]), str(data["r"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def forget_second_factor(self, response: Response) -> None:
+        response.delete_cookie(MFA_COOKIE, path=MFA_PATH, secure=self._secure, httponly=True, samesite="lax")
 
     def sign_in(self, response: Response, tokens: dict[str, Any], keep_csrf: str | None = None) -> None:
         """Set both session cookies from an API token response, and a fresh CSRF value (or, for
         a refresh, the one the browser has: its open forms must stay valid)."""
         expires_in = int(tokens["expires_in"])
-        sealed = self._fernet.encrypt(
-            json.dumps({"a": tokens["access_token"], "e": time.time() + expires_in}).encode()
-        ).decode("ascii")
+        sealed = self._seal({"a": tokens["access_token"], "e": time.time() + expires_in})
         self._set(response, SESSION_COOKIE, sealed, "/", max(expires_in - EXPIRY_MARGIN_SECONDS, 1))
         self._set(
             response, REFRESH_COOKIE, str(tokens["refresh_token"]), REFRESH_PATH, REFRESH_MAX_AGE_SECONDS

@@ -7,14 +7,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, status
+from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from gatehouse_web.api import Api, ApiError, Caller
 from gatehouse_web.rendering import Renderer
 from gatehouse_web.security import safe_return_to
-from gatehouse_web.session import Sessions
+from gatehouse_web.session import MFA_PATH, Sessions
 from gatehouse_web.settings import Settings
+
+MFA_STEP = MFA_PATH  # the page of the second step of a sign-in
+MFA_EXPIRED = "mfa_expired"  # /login?mfa_expired: the pending sign-in is gone, sign in again
 
 
 @dataclass
@@ -26,6 +30,17 @@ class Web:
 
     def return_to(self, value: str | None) -> str:
         return safe_return_to(value, self.settings.allowed_origins)
+
+    def signed_in(self, answer: dict[str, Any], return_to: str) -> Response:
+        """After a sign-in call: with tokens, the session cookies and on to `return_to`; with
+        `mfa_required`, the token kept (sealed) and on to the second-factor step."""
+        if answer.get("mfa_required"):
+            response = RedirectResponse(MFA_STEP, status.HTTP_303_SEE_OTHER)
+            self.sessions.await_second_factor(response, answer, return_to)
+            return response
+        response = RedirectResponse(return_to, status.HTTP_303_SEE_OTHER)
+        self.sessions.sign_in(response, answer)
+        return response
 
 
 def get_web(request: Request) -> Web:
@@ -88,6 +103,16 @@ def client_of(request: Request) -> Caller:
         request_id=request.headers.get("x-request-id") or None,
         user_agent=(request.headers.get("user-agent") or "")[:400] or None,
     )
+
+
+def app_code(form: FormData, name: str = "code") -> str:
+    """A code from an authenticator app as typed (spaces dropped): check it with `is_app_code`."""
+    return field(form, name, 20).replace(" ", "")
+
+
+def is_app_code(value: str) -> bool:
+    """Six digits, as every authenticator app shows: anything else is refused before the API."""
+    return len(value) == 6 and value.isdigit()
 
 
 def field(form: FormData, name: str, limit: int = 1000) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.settings import LOCALES
+from gatehouse_web.stepup import confirm_page, confirmed_notice, needs_reauthentication
 from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
@@ -53,7 +54,7 @@ def _account(
 
 @router.get("/account")
 async def account(request: Request, web: WebDep, viewer: SignedIn) -> Response:
-    return _account(request, web, viewer)
+    return _account(request, web, viewer, notice=confirmed_notice(request, web))
 
 
 @router.post("/account/resend-verification")
@@ -120,6 +121,8 @@ async def change_password(request: Request, web: WebDep, form: Form, viewer: Sig
                 caller=client_of(request),
             )
         except ApiError as exc:
+            if needs_reauthentication(exc):  # signed in too long ago: confirm, then change it again
+                return await confirm_page(request, web, viewer, "/account")
             if exc.slug == "invalid-credentials":
                 errors = {"old_password": _("Your current password is not right.")}
             else:

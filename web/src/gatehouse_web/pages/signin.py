@@ -4,7 +4,7 @@ refresh of the session cookies."""
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, status
@@ -13,17 +13,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.session import REFRESH_PATH
-from gatehouse_web.web import Form, WebDep, client_of, explain, field
+from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
 
 ReturnTo = Annotated[str | None, Query(max_length=2048)]
-
-
-def _signed_in(web: WebDep, tokens: dict[str, Any], return_to: str | None) -> Response:
-    response = RedirectResponse(web.return_to(return_to), status.HTTP_303_SEE_OTHER)
-    web.sessions.sign_in(response, tokens)
-    return response
 
 
 @router.get("/")
@@ -95,7 +89,14 @@ async def register(request: Request, web: WebDep, form: Form) -> Response:
 async def login_page(request: Request, web: WebDep, return_to: ReturnTo = None) -> Response:
     _ = web.renderer.gettext_for(request)
     notice = _("You have signed out.") if "signed_out" in request.query_params else None
-    return web.renderer.page(request, "login.html", return_to=web.return_to(return_to), notice=notice)
+    alert = (
+        _("That sign-in took too long or was already finished. Please sign in again.")
+        if MFA_EXPIRED in request.query_params
+        else None
+    )
+    return web.renderer.page(
+        request, "login.html", return_to=web.return_to(return_to), notice=notice, alert=alert
+    )
 
 
 @router.post("/login")
@@ -125,7 +126,7 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
                     exc, _, {"email": "login", "username": "login", "password": "password"}
                 )
         else:
-            return _signed_in(web, tokens, return_to)
+            return web.signed_in(tokens, return_to)
     return web.renderer.page(
         request,
         "login.html",
@@ -195,7 +196,7 @@ async def login_with_code(request: Request, web: WebDep, form: Form) -> Response
             else:
                 errors, alert = explain(exc, _, {"code": "code"})
         else:
-            return _signed_in(web, tokens, return_to)
+            return web.signed_in(tokens, return_to)
     return web.renderer.page(
         request,
         "login_code.html",
@@ -228,11 +229,14 @@ async def provider_landing(
     web: WebDep,
     return_to: ReturnTo = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
+    mfa_required: Annotated[str | None, Query(max_length=50)] = None,
 ) -> Response:
     """Back from auth-service with its refresh cookie (scoped to /session): exchanged at once for
     this site's own session (rotated, so the cookie's token is spent), and the cookie removed."""
     _ = web.renderer.gettext_for(request)
     back = web.return_to(return_to)
+    if mfa_required is not None and error is None:  # the mfa_token is in the fragment: see app.js
+        return web.renderer.page(request, "login_mfa_provider.html", return_to=back)
     refresh_token = request.cookies.get(web.settings.oauth_cookie_name)
     if error is None and refresh_token:
         try:
@@ -245,7 +249,7 @@ async def provider_landing(
         except ApiError:
             pass
         else:
-            response = _signed_in(web, tokens, back)
+            response = web.signed_in(tokens, back)
             response.delete_cookie(
                 web.settings.oauth_cookie_name,
                 path=REFRESH_PATH,

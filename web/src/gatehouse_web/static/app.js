@@ -1,6 +1,8 @@
 // Progressive enhancement only: every page works without this file.
 // 1. A form shows it is busy and cannot be sent twice while its request is in flight.
 // 2. When a form comes back with errors, focus moves to the summary so screen readers hear it.
+// 3. Back from Google/GitHub with a second step to do, the mfa_token is in the URL fragment (which
+//    no server sees): it is taken out of the address bar and posted to the second-factor step.
 (function () {
   "use strict";
   document.addEventListener("submit", function (event) {
@@ -20,5 +22,13 @@
   document.addEventListener("DOMContentLoaded", function () {
     var summary = document.getElementById("error-summary");
     if (summary) { summary.focus(); }
+    var pending = document.getElementById("mfa-from-fragment");
+    if (pending && window.location.hash.length > 1) {
+      var values = new URLSearchParams(window.location.hash.slice(1));
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+      pending.elements.mfa_token.value = values.get("mfa_token") || "";
+      pending.elements.methods.value = values.get("methods") || "";
+      pending.requestSubmit();
+    }
   });
 })();

@@ -1,0 +1,126 @@
+"""The second step of a sign-in (a code from the authenticator app, or a recovery code) and the
+"confirm it's you" step an API call asks for before a sensitive change (step-up).
+
+The sign-in's `mfa_token` stays server-side in the sealed `gh_mfa` cookie (session.py); a Google or
+GitHub sign-in brings it in the URL fragment, which only the page's own script can read: it posts
+it here at once and removes it from the address bar."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import RedirectResponse, Response
+
+from gatehouse_web.api import ApiError
+from gatehouse_web.session import MFA_PATH, PendingSignIn
+from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field, is_app_code
+
+router = APIRouter(include_in_schema=False)
+
+CODE, RECOVERY = "code", "recovery"
+
+
+def _back_to_login(web: WebDep, return_to: str) -> Response:
+    """The pending sign-in is gone (expired, spent, killed by wrong codes): start again."""
+    query = {MFA_EXPIRED: "1", **({"return_to": return_to} if return_to != "/account" else {})}
+    response = RedirectResponse(f"/login?{urlencode(query)}", status.HTTP_303_SEE_OTHER)
+    web.sessions.forget_second_factor(response)
+    return response
+
+
+def _use(pending: PendingSignIn, asked: str | None) -> str:
+    """Which form the step shows: the app's code unless a recovery code is asked for (or the app
+    is not among the methods)."""
+    if asked == RECOVERY and "recovery_code" in pending.methods:
+        return RECOVERY
+    return CODE if "totp" in pending.methods else RECOVERY
+
+
+def _step(
+    request: Request, web: WebDep, pending: PendingSignIn, use: str, status_code: int = 200, **context: Any
+) -> Response:
+    return web.renderer.page(
+        request,
+        "login_mfa.html",
+        status_code,
+        use=use,
+        can_switch="totp" in pending.methods and "recovery_code" in pending.methods,
+        **context,
+    )
+
+
+@router.get(MFA_PATH)
+async def second_factor_page(request: Request, web: WebDep) -> Response:
+    pending = web.sessions.pending_sign_in(request)
+    if pending is None:
+        return _back_to_login(web, "/account")
+    if not {"totp", "recovery_code"} & set(pending.methods):
+        _ = web.renderer.gettext_for(request)  # a passkey only: not something these pages offer yet
+        return web.renderer.page(
+            request,
+            "message.html",
+            heading=_("Use your passkey"),
+            paragraphs=[_("This account's second step is a passkey, which this site cannot use yet.")],
+            action_url="/login",
+            action_label=_("Back to sign in"),
+        )
+    return _step(request, web, pending, _use(pending, request.query_params.get("use")))
+
+
+@router.post(MFA_PATH)
+async def second_factor(request: Request, web: WebDep, form: Form) -> Response:
+    _ = web.renderer.gettext_for(request)
+    pending = web.sessions.pending_sign_in(request)
+    if pending is None:
+        return _back_to_login(web, "/account")
+    use = _use(pending, field(form, "use", 20))
+    name = "code" if use == CODE else "recovery_code"
+    value = field(form, name, 64).replace(" ", "")
+    if use == RECOVERY:
+        value = value.lower()
+    errors: dict[str, str] = {}
+    alert = None
+    if not value:
+        errors[name] = (
+            _("Enter the code from your authenticator app.") if use == CODE else _("Enter a recovery code.")
+        )
+    elif use == CODE and not is_app_code(value):
+        errors[name] = _("The code is the six digits your authenticator app shows.")
+    else:
+        try:
+            tokens = await web.api.call(
+                "POST",
+                "/auth/login/mfa",
+                json={"mfa_token": pending.token, name: value},
+                caller=client_of(request),
+            )
+        except ApiError as exc:
+            if exc.slug == "invalid-mfa-token":
+                return _back_to_login(web, pending.return_to)
+            if exc.status == 401:
+                errors[name] = (
+                    _("That code is not right. Check the app and try again.")
+                    if use == CODE
+                    else _("That recovery code is not right, or it was already used.")
+                )
+            else:
+                errors, alert = explain(exc, _, {name: name})
+        else:
+            response = web.signed_in(tokens, pending.return_to)
+            web.sessions.forget_second_factor(response)
+            return response
+    return _step(request, web, pending, use, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert)
+
+
+@router.post(f"{MFA_PATH}/provider")
+async def second_factor_after_provider(request: Request, web: WebDep, form: Form) -> Response:
+    """The landing page's script posts the fragment's mfa_token here: kept like a password
+    sign-in's, then the same second step."""
+    token, methods = field(form, "mfa_token", 200), field(form, "methods", 200)
+    return_to = web.return_to(field(form, "return_to", 2048))
+    if not token:
+        return _back_to_login(web, return_to)
+    challenge = {"mfa_required": True, "mfa_token": token, "methods": [m for m in methods.split(",") if m]}
+    return web.signed_in(challenge, return_to)

@@ -1,0 +1,236 @@
+"""The security page (/account/security): set up an authenticator app (QR code and manual key,
+confirmed with a code), its recovery codes (shown once, downloadable as text), new recovery codes
+and turning the app off (both need a recent sign-in); and the "confirm it's you" step those ask for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+
+from gatehouse_web.api import ApiError
+from gatehouse_web.qrcode import safe_qr_svg
+from gatehouse_web.stepup import (
+    CONFIRMED,
+    THEN_RECOVERY_CODES,
+    THEN_TOTP_OFF,
+    confirm_page,
+    confirmed_notice,
+    needs_reauthentication,
+)
+from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, app_code, client_of, explain, field, is_app_code
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = "/account/security"
+
+
+async def _security(
+    request: Request, web: WebDep, viewer: Viewer, status_code: int = 200, **context: Any
+) -> Response:
+    mfa = await web.api.call("GET", "/auth/mfa", token=viewer.token, caller=client_of(request))
+    return web.renderer.page(request, "security.html", status_code, user=viewer.user, mfa=mfa, **context)
+
+
+def _setup(
+    request: Request,
+    web: WebDep,
+    viewer: Viewer,
+    secret: str,
+    qr_svg: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    _ = web.renderer.gettext_for(request)
+    return web.renderer.page(
+        request,
+        "security_setup.html",
+        status_code,
+        user=viewer.user,
+        secret=secret,
+        qr_svg=qr_svg,
+        qr=safe_qr_svg(qr_svg, _("QR code for your authenticator app")),
+        **context,
+    )
+
+
+def _codes(request: Request, web: WebDep, viewer: Viewer, codes: list[str], heading: str) -> Response:
+    return web.renderer.page(request, "security_codes.html", user=viewer.user, codes=codes, heading=heading)
+
+
+@router.get(PAGE)
+async def security(request: Request, web: WebDep, viewer: SignedIn) -> Response:
+    return await _security(request, web, viewer, notice=confirmed_notice(request, web))
+
+
+@router.post(f"{PAGE}/totp/setup")
+async def totp_setup(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    _ = web.renderer.gettext_for(request)
+    try:
+        setup = await web.api.call(
+            "POST", "/auth/mfa/totp/setup", token=viewer.token, caller=client_of(request)
+        )
+    except ApiError as exc:
+        if exc.slug == "totp-already-enabled":
+            return await _security(request, web, viewer, notice=_("Your authenticator app is already on."))
+        _errors, alert = explain(exc, _)
+        return await _security(request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=alert)
+    return _setup(request, web, viewer, str(setup["secret"]), str(setup["qr_svg"]))
+
+
+@router.post(f"{PAGE}/totp/confirm")
+async def totp_confirm(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    _ = web.renderer.gettext_for(request)
+    code = app_code(form)
+    secret, qr_svg = field(form, "secret", 200), field(form, "qr_svg", 200_000)
+    errors: dict[str, str] = {}
+    alert = None
+    if not is_app_code(code):
+        errors["code"] = _("The code is the six digits your authenticator app shows.")
+    else:
+        try:
+            answer = await web.api.call(
+                "POST",
+                "/auth/mfa/totp/confirm",
+                json={"code": code},
+                token=viewer.token,
+                caller=client_of(request),
+            )
+        except ApiError as exc:
+            if exc.slug == "totp-setup-not-started":
+                return await _security(
+                    request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=_("Start the setup again.")
+                )
+            if exc.status == 422 and "code" in exc.errors:
+                errors["code"] = _("That code does not match. Check the app's clock and try again.")
+            else:
+                errors, alert = explain(exc, _, {"code": "code"})
+        else:
+            return _codes(
+                request, web, viewer, list(answer["recovery_codes"]), _("Your authenticator app is on")
+            )
+    return _setup(
+        request, web, viewer, secret, qr_svg, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert
+    )
+
+
+async def _new_recovery_codes(request: Request, web: WebDep, viewer: Viewer) -> Response:
+    _ = web.renderer.gettext_for(request)
+    answer = await web.api.call(
+        "POST", "/auth/mfa/recovery-codes", token=viewer.token, caller=client_of(request)
+    )
+    return _codes(request, web, viewer, list(answer["recovery_codes"]), _("Your new recovery codes"))
+
+
+async def _app_off(request: Request, web: WebDep, viewer: Viewer) -> Response:
+    _ = web.renderer.gettext_for(request)
+    await web.api.call("DELETE", "/auth/mfa/totp", token=viewer.token, caller=client_of(request))
+    return await _security(request, web, viewer, notice=_("Your authenticator app is off."))
+
+
+@router.post(f"{PAGE}/recovery-codes")
+async def recovery_codes(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    try:
+        return await _new_recovery_codes(request, web, viewer)
+    except ApiError as exc:
+        if not needs_reauthentication(exc):
+            raise
+        return await confirm_page(request, web, viewer, PAGE, THEN_RECOVERY_CODES)
+
+
+@router.post(f"{PAGE}/totp/off")
+async def totp_off(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    try:
+        return await _app_off(request, web, viewer)
+    except ApiError as exc:
+        if not needs_reauthentication(exc):
+            raise
+        return await confirm_page(request, web, viewer, PAGE, THEN_TOTP_OFF)
+
+
+@router.post(f"{PAGE}/recovery-codes.txt")
+async def download_codes(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    """The codes just shown, as a text file (posted back from the page that shows them once)."""
+    _ = web.renderer.gettext_for(request)
+    codes = [str(code).strip()[:64] for code in form.getlist("code")][:20]
+    lines = [
+        _(
+            "Recovery codes for %(product)s (%(email)s)",
+            product=web.settings.product_name,
+            email=viewer.user["email"],
+        ),
+        _("Each code works once, instead of a code from your authenticator app."),
+        "",
+        *codes,
+        "",
+    ]
+    return PlainTextResponse(
+        "\n".join(lines),
+        headers={
+            "Content-Disposition": 'attachment; filename="recovery-codes.txt"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post("/account/reauthenticate")
+async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    _ = web.renderer.gettext_for(request)
+    proof = "code" if field(form, "proof", 20) == "code" else "password"
+    value = field(form, proof, 4096)
+    return_to, then = web.return_to(field(form, "return_to", 2048)), field(form, "then", 40)
+    if not return_to.startswith("/"):
+        return_to = "/account"
+    if proof == "code":
+        value = value.replace(" ", "")
+    errors: dict[str, str] = {}
+    alert = None
+    if not value:
+        errors[proof] = (
+            _("Enter your password.")
+            if proof == "password"
+            else _("Enter the code from your authenticator app.")
+        )
+    elif proof == "code" and not is_app_code(value):
+        errors[proof] = _("The code is the six digits your authenticator app shows.")
+    else:
+        try:
+            tokens = await web.api.call(
+                "POST",
+                "/auth/reauthenticate",
+                json={proof: value},
+                token=viewer.token,
+                caller=client_of(request),
+            )
+        except ApiError as exc:
+            if exc.status == 401:
+                errors[proof] = (
+                    _("That password is not right.")
+                    if proof == "password"
+                    else _("That code is not right. Check the app and try again.")
+                )
+            else:
+                errors, alert = explain(exc, _, {proof: proof})
+        else:
+            confirmed = Viewer(str(tokens["access_token"]), viewer.user)
+            if then == THEN_RECOVERY_CODES:
+                response = await _new_recovery_codes(request, web, confirmed)
+            elif then == THEN_TOTP_OFF:
+                response = await _app_off(request, web, confirmed)
+            else:
+                separator = "&" if "?" in return_to else "?"
+                response = RedirectResponse(f"{return_to}{separator}{CONFIRMED}", status.HTTP_303_SEE_OTHER)
+            web.sessions.sign_in(response, tokens, keep_csrf=request.cookies.get("gh_csrf"))
+            return response
+    return await confirm_page(
+        request,
+        web,
+        viewer,
+        return_to,
+        then,
+        status.HTTP_400_BAD_REQUEST,
+        errors=errors,
+        alert=alert,
+        proof=proof,
+    )
