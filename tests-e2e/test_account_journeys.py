@@ -1,4 +1,4 @@
-"""DESIGN.md flows 1–6 through the gateway, against the whole running system: sign-up and
+"""docs/architecture.md flows 1–6 through the gateway, against the whole running system: sign-up and
 verification by email, sessions, password recovery, email codes, provider sign-in, deactivation."""
 
 from __future__ import annotations

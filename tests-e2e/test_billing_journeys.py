@@ -1,6 +1,6 @@
-"""DESIGN.md flows 6–10 through the gateway: plans managed by an admin with Stripe following, Checkout
-to an active subscription, renewal, failed payment, plan change, cancellation, deactivation, and
-Stripe's webhooks (straight to billing-service) applied once however often they come.
+"""docs/architecture.md flows 6–10 through the gateway: plans managed by an admin with Stripe
+following, Checkout to an active subscription, renewal, failed payment, plan change, cancellation,
+deactivation, and Stripe's webhooks (straight to billing-service) applied once however often they come.
 
 The Stripe emulator has one clock for the whole run, so these journeys run in order, in one test
 module, each on users and plans of its own.

@@ -1,5 +1,5 @@
 """What the deployment files must agree with, read from the code itself: each service's settings
-class, its port (DESIGN.md), its probes, and which of its settings a deployment has to set.
+class, its port (docs/architecture.md), its probes, and which of its settings a deployment has to set.
 
 The rule for "has to set": a setting whose default points at this machine (127.0.0.1, localhost,
 gatehouse.localhost) or is a development secret that production refuses. Such a default is right
@@ -19,8 +19,8 @@ from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MARKERS = ("127.0.0.1", "localhost")
-# The ports come from DESIGN.md, which lives beside this repository, not in it (a clean clone has no
-# copy); the root README's table of parts repeats them, so the tests read that.
+# The ports are the ones docs/architecture.md names; the root README's table of parts repeats them,
+# and the tests read that table.
 README = ROOT / "README.md"
 
 
@@ -42,7 +42,7 @@ class Service:
     name: str  # the workspace member, image and compose/k8s name
     prefix: str  # environment variable prefix
     settings: str  # "module:Class"
-    port: int  # DESIGN.md's, as the README repeats it
+    port: int  # docs/architecture.md's, as the README repeats it
     entrypoint: str  # the console script the image runs
     database: str | None = None
     celery: bool = False  # runs `worker` and `beat` too

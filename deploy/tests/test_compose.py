@@ -6,7 +6,7 @@ every long-running container has a healthcheck and everything waits on health (o
 on successful completion), migrations run before anything uses a database, each service's
 containers set every setting a deployment must set (deployment.py) and only real settings, the
 settings classes load from that environment, URLs between containers point at ports something
-listens on, only the gateway and the web UIs are published, and ports agree with DESIGN.md.
+listens on, only the gateway and the web UIs are published, and ports agree with docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def test_compose_runs_every_component_design_names() -> None:
     found = services()
     for name in ("postgres", "rabbitmq", "redis", "mailpit", "stripe-emulator", "oauth-emulator", *SERVICES):
         assert name in found, f"docker-compose.yml has no `{name}` service"
-    assert "management" in found["rabbitmq"]["image"], "DESIGN.md: RabbitMQ with its management plugin"
+    assert "management" in found["rabbitmq"]["image"], "RabbitMQ with its management plugin"
     for name, container in found.items():
         if "build" not in container:
             image, _, tag = str(container.get("image", "")).partition(":")
@@ -467,7 +467,7 @@ def test_ports_agree_with_design() -> None:
             f"{name}: serve on 0.0.0.0 (the CLI's default 127.0.0.1 is unreachable from other containers)"
         )
         assert option(argv, "--port") == str(service.port), (
-            f"{name}: serve on DESIGN.md's port {service.port}"
+            f"{name}: serve on docs/architecture.md's port {service.port}"
         )
         assert f"http://127.0.0.1:{service.port}/readyz" in " ".join(found[name]["healthcheck"]["test"]), (
             f"{name}: probe readiness on its own port"

@@ -3,8 +3,8 @@
 The base and each overlay are rendered with `kubectl kustomize` (kubectl's built-in Kustomize); every
 rendered object, and every manifest file, must validate strictly (unknown fields fail) against the
 Kubernetes schema that kubernetes-validate ships for the versions below. The rendered objects are then
-checked against the code: each service's settings (deployment.py), its CLI, its port (DESIGN.md), and
-what a graceful shutdown needs.
+checked against the code: each service's settings (deployment.py), its CLI, its port (docs/architecture.md),
+and what a graceful shutdown needs.
 """
 
 from __future__ import annotations
@@ -427,7 +427,7 @@ def test_ports_agree_with_design_md_and_the_service_cli(target: str) -> None:
         serve = service_cli(service).commands["serve"]
         cli_port = next(p.default for p in serve.params if p.name == "port")
         assert cli_port == service.port, (
-            f"{service.entrypoint} serve defaults to {cli_port}, DESIGN.md says {service.port}"
+            f"{service.entrypoint} serve defaults to {cli_port}, docs/architecture.md says {service.port}"
         )
 
         deployment = api_deployment(objects, service)

@@ -130,7 +130,7 @@ def _rule(methods: str, path: str, access: Access) -> AccessRule:
     return AccessRule(methods=methods.split(","), path=path, access=access)
 
 
-# DESIGN.md's API table. Public routes need no rule (default_access is "public"); services still
+# docs/architecture.md's API table. Public routes need no rule (default_access is "public"); services still
 # verify tokens themselves, so the edge check is the first line, not the only one.
 DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/auth/admin/**", "admin"),
