@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, func, select
+from sqlalchemy import DateTime, MetaData, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,6 +112,11 @@ class Repository(Generic[ModelT]):
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def delete_where(self, *criteria: Any) -> int:
+        """`DELETE` the rows matching `criteria`; how many went."""
+        result = await self.session.execute(delete(self.model).where(*criteria))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
 
     async def list_where(
         self, *criteria: Any, order_by: Sequence[Any] = (), limit: int | None = None

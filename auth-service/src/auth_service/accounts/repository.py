@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from auth_service.models import OneTimeToken, Profile, TokenPurpose, User
@@ -114,7 +114,4 @@ class OneTimeTokenRepository(Repository[OneTimeToken]):
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
         """Tokens expired by `now`, or used before `horizon`."""
-        result = await self.session.execute(
-            delete(OneTimeToken).where(or_(OneTimeToken.expires_at < now, OneTimeToken.used_at < horizon))
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+        return await self.delete_where(or_(OneTimeToken.expires_at < now, OneTimeToken.used_at < horizon))

@@ -23,8 +23,7 @@ class TotpFactorRepository(Repository[TotpFactor]):
 
     async def remove(self, user_id: uuid.UUID) -> bool:
         """Deletes the user's authenticator app (confirmed or pending); whether there was one."""
-        result = await self.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
-        return bool(result.rowcount)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+        return await self.delete_where(TotpFactor.user_id == user_id) > 0
 
 
 class RecoveryCodeRepository(Repository[RecoveryCode]):
@@ -58,7 +57,4 @@ class MfaChallengeRepository(Repository[MfaChallenge]):
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
         """Challenges expired by `now`, or used before `horizon`."""
-        result = await self.session.execute(
-            delete(MfaChallenge).where(or_(MfaChallenge.expires_at < now, MfaChallenge.used_at < horizon))
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+        return await self.delete_where(or_(MfaChallenge.expires_at < now, MfaChallenge.used_at < horizon))

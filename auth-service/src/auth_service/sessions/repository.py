@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 
 from auth_service.models import AuthSession, LoginCode, RefreshToken, User
 from gatehouse_platform.db import Repository, utcnow
@@ -56,10 +56,9 @@ class SessionRepository(Repository[AuthSession]):
 
     async def purge(self, horizon: datetime) -> int:
         """Sessions that expired or were revoked before `horizon` (their refresh tokens cascade)."""
-        result = await self.session.execute(
-            delete(AuthSession).where(or_(AuthSession.expires_at < horizon, AuthSession.revoked_at < horizon))
+        return await self.delete_where(
+            or_(AuthSession.expires_at < horizon, AuthSession.revoked_at < horizon)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
 
 
 class RefreshTokenRepository(Repository[RefreshToken]):
@@ -94,10 +93,7 @@ class RefreshTokenRepository(Repository[RefreshToken]):
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
         """Tokens expired by `now`, or rotated out before `horizon`."""
-        result = await self.session.execute(
-            delete(RefreshToken).where(or_(RefreshToken.expires_at < now, RefreshToken.rotated_at < horizon))
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+        return await self.delete_where(or_(RefreshToken.expires_at < now, RefreshToken.rotated_at < horizon))
 
 
 class LoginCodeRepository(Repository[LoginCode]):
@@ -124,7 +120,4 @@ class LoginCodeRepository(Repository[LoginCode]):
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
         """Codes expired by `now`, or used before `horizon`."""
-        result = await self.session.execute(
-            delete(LoginCode).where(or_(LoginCode.expires_at < now, LoginCode.used_at < horizon))
-        )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+        return await self.delete_where(or_(LoginCode.expires_at < now, LoginCode.used_at < horizon))
