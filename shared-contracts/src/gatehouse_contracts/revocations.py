@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 REVOCATIONS_PATH = "/auth/internal/revocations"
-JWKS_PATH = "/auth/.well-known/jwks.json"
+JWKS_PATH = "/auth/.well-known/jwks.json"  # where auth-service publishes its keys
 
 
 def revocations_url_beside(jwks_url: str) -> str:

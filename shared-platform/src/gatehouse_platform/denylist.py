@@ -171,8 +171,9 @@ def revocations_from(http: httpx.AsyncClient, url: str) -> RevocationSource:
 class DenylistRebuilder:
     """A worker that keeps the denylist trusted: whenever its `ready` marker is missing (at first
     start, after Redis lost its data), it fetches the revocations from `source` and rebuilds.
-    Checks every `interval` seconds (one EXISTS); a failed rebuild is retried at the next check,
-    and token checks fail closed (503) until one succeeds."""
+    Its owner calls `ensure_ready()` once before `start()` (so the first token check finds it
+    ready); the worker then checks every `interval` seconds (one EXISTS). A failed rebuild is retried
+    at the next check, and token checks fail closed (503) until one succeeds."""
 
     def __init__(self, denylist: RedisDenylist, source: RevocationSource, *, interval: float = 1.0) -> None:
         self._denylist = denylist
@@ -205,9 +206,10 @@ class DenylistRebuilder:
         return True
 
     async def _run(self) -> None:
+        # The owner calls ensure_ready() once before start(), ahead of the first token check.
         while True:
-            await self.ensure_ready()
             await asyncio.sleep(self._interval)
+            await self.ensure_ready()
 
 
 # Handlers that ignore the session: they fit a consumer with a database (billing can add them to

@@ -35,13 +35,12 @@ from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
-from gatehouse_contracts.revocations import REVOCATIONS_PATH, Revocations
+from gatehouse_contracts.revocations import JWKS_PATH, REVOCATIONS_PATH, Revocations
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM
 from gatehouse_platform.jwt import public_jwk
 
 PG_ADMIN_DSN = os.environ.get("GATEHOUSE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "postgres@127.0.0.1:5432")
-JWKS_PATH = "/auth/.well-known/jwks.json"
 AMQP_HOST = os.environ.get("GATEHOUSE_TEST_AMQP_HOST", "guest:guest@127.0.0.1:5672")
 
 
