@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -32,11 +33,19 @@ def service_cli(
     *,
     app_factory: str,
     port: int,
-    service_root: Path,
+    service_root: Path | None = None,
     celery_app: str | None = None,
     consumers: Callable[[], Sequence[EventConsumer]] | None = None,
+    uvicorn_options: Mapping[str, Any] | None = None,
 ) -> typer.Typer:
+    """`service_root` (where `alembic.ini` is) adds `migrate`; `uvicorn_options` add to (or
+    override) how `serve` runs uvicorn."""
     app = typer.Typer(help=f"Gatehouse {name} operations.", no_args_is_help=True)
+
+    @app.callback()
+    def commands() -> None:
+        # A callback keeps `serve` a named command even where it is the only one (the web front).
+        pass
 
     @app.command()
     def serve(host: str = "127.0.0.1", port: int = port, workers: int = 1) -> None:
@@ -51,20 +60,26 @@ def service_cli(
             workers=workers,
             proxy_headers=True,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **(uvicorn_options or {}),
         )
 
-    @app.command()
-    def migrate(revision: str = "head") -> None:
-        """Apply the Alembic migrations to the service's database."""
-        config = str(service_root / "alembic.ini")
-        cmd = [sys.executable, "-m", "alembic", "-c", config, "upgrade", revision]
-        raise typer.Exit(subprocess.call(cmd))  # noqa: S603 - our own interpreter and arguments
+    if service_root is not None:
+        _add_migrate_command(app, service_root)
 
     if celery_app is not None:
         _add_celery_commands(app, name, celery_app)
     if consumers is not None:
         _add_replay_command(app, consumers)
     return app
+
+
+def _add_migrate_command(app: typer.Typer, service_root: Path) -> None:
+    @app.command()
+    def migrate(revision: str = "head") -> None:
+        """Apply the Alembic migrations to the service's database."""
+        config = str(service_root / "alembic.ini")
+        cmd = [sys.executable, "-m", "alembic", "-c", config, "upgrade", revision]
+        raise typer.Exit(subprocess.call(cmd))  # noqa: S603 - our own interpreter and arguments
 
 
 def _exec_celery(celery_app: str, *args: str) -> None:
