@@ -28,7 +28,7 @@ from gatehouse_platform.outbox import event_message
 from gatehouse_platform.testing import free_port
 
 WEBHOOKS = 40
-USERS = 500
+USERS = 1500  # more than the consumer applies between SIGTERM and its stop, even on a quiet machine
 SECRET = "whsec_graceful_shutdown_test"
 
 
@@ -39,7 +39,8 @@ async def publish_registrations(amqp_url: str, users: list[uuid.UUID]) -> None:
         exchange = await channel.declare_exchange(
             "gatehouse.events", aio_pika.ExchangeType.TOPIC, durable=True
         )
-        for user_id in users:
+
+        async def publish(user_id: uuid.UUID) -> None:
             data = UserRegistered(
                 user_id=user_id,
                 email=f"{user_id.hex[:12]}@example.com",
@@ -50,6 +51,9 @@ async def publish_registrations(amqp_url: str, users: list[uuid.UUID]) -> None:
             )
             event = new_event(data, source="/auth-service", subject=str(user_id))
             await exchange.publish(event_message(event), routing_key=event.type)
+
+        for start in range(0, len(users), 100):  # confirmed a hundred at a time
+            await asyncio.gather(*(publish(user_id) for user_id in users[start : start + 100]))
 
 
 async def test_sigterm_mid_load_loses_no_webhook_and_no_user_event(
