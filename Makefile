@@ -14,7 +14,7 @@ DB_URL := postgresql+asyncpg://postgres@127.0.0.1:5432
 PYTEST := $(UV) run --frozen pytest
 TEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install browser services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
+.PHONY: help install browser promtool services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ browser: install  ## web/tests' browser: Debian's Chromium (apt-get, when missin
 	@scripts/browser.sh
 	@cd web/tests && npm ci --silent --no-audit --no-fund
 
+promtool:  ## deploy/tests' promtool (Debian's prometheus package, unpacked into var/tools/ when missing)
+	@scripts/promtool.sh >/dev/null
+
 services:  ## check PostgreSQL, RabbitMQ and Redis; start any that has stopped
 	@scripts/services.sh
 
@@ -38,7 +41,7 @@ migrate: databases  ## apply every service's migrations
 	@cd billing-service && BILLING_DATABASE_URL=$(DB_URL)/$(BILLING_DB) $(UV) run --frozen alembic upgrade head
 	@cd notification-service && NOTIFICATION_DATABASE_URL=$(DB_URL)/$(NOTIFICATION_DB) $(UV) run --frozen alembic upgrade head
 
-test: install services browser  ## every test suite (each makes and drops its own databases and vhosts)
+test: install services browser promtool  ## every test suite (each makes and drops its own databases and vhosts)
 	$(PYTEST) $(TEST_FLAGS) shared-contracts/tests
 	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
