@@ -53,6 +53,11 @@ class Settings(ServiceSettings):
         default_factory=list,
         description="Origins (the product's own app) a sign-in may return to; anything else goes to /account",
     )
+    checkout_origins: list[str] = Field(
+        default=["https://checkout.stripe.com"],
+        description="Origins of the payment pages billing's Checkout URLs may send a person to "
+        "(the Stripe emulator's locally); any other URL is refused",
+    )
     oauth_providers: list[Literal["google", "github"]] = Field(
         default=["google", "github"],
         description="'Continue with …' buttons: providers configured at auth-service",
@@ -83,7 +88,7 @@ class Settings(ServiceSettings):
             raise ValueError("primary_color must be #rrggbb")
         return value.lower()
 
-    @field_validator("return_to_origins")
+    @field_validator("return_to_origins", "checkout_origins")
     @classmethod
     def _origins(cls, origins: list[str]) -> list[str]:
         return [_origin(o) for o in origins]
