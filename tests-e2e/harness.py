@@ -245,7 +245,7 @@ def _environment(
         "BILLING_STRIPE_MAX_NETWORK_RETRIES": 0,
         "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_gatehouse_e2e",
         # Checkout returns to the web front's pages, through the gateway
-        "BILLING_CHECKOUT_SUCCESS_URL": f"{urls['gateway']}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "BILLING_CHECKOUT_SUCCESS_URL": urls["gateway"] + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
         "BILLING_CHECKOUT_CANCEL_URL": f"{urls['gateway']}/billing/cancel",
         # notification-service
         "NOTIFICATION_ENVIRONMENT": "test",

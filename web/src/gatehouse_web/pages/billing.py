@@ -148,7 +148,8 @@ def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[
         "tone": tone,
         "price": price,
         "when": when,
-        "live": state in LIVE,
+        # On a plan (to switch from); with only a Checkout open, any plan may still be chosen.
+        "holds_plan": state in LIVE and state != "checkout_pending",
         "changeable": state in CHANGEABLE and not subscription.get("cancel_at_period_end"),
         "cancelable": state in CANCELABLE and not subscription.get("cancel_at_period_end"),
         "resumable": state in CANCELABLE and bool(subscription.get("cancel_at_period_end")),
@@ -204,7 +205,7 @@ async def _billing(
         plan
         | {
             "price": _price(plan, locale, _),
-            "current": mine is not None and mine["live"] and mine["plan"]["code"] == plan["code"],
+            "current": mine is not None and mine["holds_plan"] and mine["plan"]["code"] == plan["code"],
         }
         for plan in plans["items"]
     ]
@@ -254,17 +255,20 @@ def why_not(error: ApiError, _: Callable[..., str]) -> str:
     messages = {
         "subscription-exists": _("You already have a subscription. To move to another plan, switch to it."),
         "email-not-verified": _(
-            "Confirm your email address first: open the link we emailed you (your account page can send it again)."
+            "Confirm your email address first: open the link we emailed you "
+            "(your account page can send it again)."
         ),
         "account-inactive": _("This account is deactivated, so it cannot subscribe."),
         "plan-not-found": _("That plan is not offered any more. Choose another one."),
         "plan-not-available": _("That plan is not offered any more. Choose another one."),
         "same-plan": _("You are on that plan already."),
         "incompatible-plan": _(
-            "That plan is billed in another currency; it cannot replace yours. Cancel yours first, then subscribe to it."
+            "That plan is billed in another currency; it cannot replace yours. "
+            "Cancel yours first, then subscribe to it."
         ),
         "subscription-not-changeable": _(
-            "Your subscription cannot be changed right now. Finish or abandon any open payment first, and check its state below."
+            "Your subscription cannot be changed right now. "
+            "Finish or abandon any open payment first, and check its state below."
         ),
         "subscription-not-found": _("You have no subscription to change."),
         "payment-declined": _(
