@@ -465,6 +465,7 @@ async def test_cancel_at_the_period_end_after_a_confirmation_then_resume(
     page = await web.get(done.headers["location"])
     assert "Your subscription is cancelled at the end of the period." in page.text
     assert "Cancelled: you keep access until April 1, 2026." in page.text
+    assert ">cancelled, access until the period end</span>" in page.text
     assert "Resume my subscription" in page.text and 'href="/billing/cancellation"' not in page.text
 
     resumed = await web.post("/billing/resume", data={"csrf_token": csrf_of(page.text)})

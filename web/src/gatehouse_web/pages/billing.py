@@ -121,6 +121,8 @@ def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[
     """What the page says of my subscription: its status, price and the one date that matters."""
     state = str(subscription["status"])
     label, tone = _status_label(state, _)
+    if state in CANCELABLE and subscription.get("cancel_at_period_end"):
+        label, tone = _("cancelled, access until the period end"), "warn"
     price = _price(subscription | {"interval_count": 1}, day.locale, _)
     end = day(subscription.get("cancel_at") or subscription.get("current_period_end"))
     if state in ("trialing", "active", "past_due") and subscription.get("cancel_at_period_end"):
