@@ -262,7 +262,7 @@ def _environment(
         "WEB_API_URL": urls["gateway"],
         "WEB_PUBLIC_URL": urls["gateway"],
         "WEB_LOG_JSON": "false",
-        "WEB_CHECKOUT_ORIGINS": json.dumps([urls["stripe"]]),  # the emulator's Checkout page
+        "WEB_CHECKOUT_ORIGINS": urls["stripe"],  # the emulator's Checkout page
         # gateway
         "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_AUTH_URL": urls["auth"],

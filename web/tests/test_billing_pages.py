@@ -15,6 +15,7 @@ import pytest
 
 from conftest import csrf_of
 from gatehouse_web.pages.billing import money
+from gatehouse_web.settings import Settings
 
 USER = {
     "id": "0b7f1c7e-6a1f-4f7e-9a55-3f4f0c7b2a10",
@@ -514,3 +515,11 @@ async def test_the_account_page_links_to_billing(make_web: Callable[..., object]
     web = await signed_in(make_web, FakeBilling())
     account = await web.get("/account")
     assert 'href="/billing">Plans and billing</a>' in account.text
+
+
+def test_the_checkout_origins_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CHECKOUT_ORIGINS", "http://127.0.0.1:12111, https://Checkout.Stripe.com/")
+    assert Settings().checkout_origins == ["http://127.0.0.1:12111", "https://checkout.stripe.com"]
+    monkeypatch.setenv("WEB_CHECKOUT_ORIGINS", "https://checkout.stripe.com/pay")
+    with pytest.raises(ValueError, match="must be an origin"):
+        Settings()
