@@ -164,6 +164,14 @@ def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[
     }
 
 
+async def _described(request: Request, web: WebDep, viewer: Viewer) -> dict[str, Any] | None:
+    subscription = await _my_subscription(request, web, viewer)
+    if subscription is None:
+        return None
+    locale = getattr(request.state, "locale", "en")
+    return describe_subscription(subscription, Dates(locale, viewer), web.renderer.gettext_for(request))
+
+
 async def _my_subscription(request: Request, web: WebDep, viewer: Viewer) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = await web.api.call(
@@ -298,6 +306,31 @@ def why_not(error: ApiError, _: Callable[..., str]) -> str:
     return explain(error, _)[1] or _("Something went wrong. Please try again.")
 
 
+async def _no_such_plan(request: Request, web: WebDep, viewer: Viewer) -> Response:
+    _ = web.renderer.gettext_for(request)
+    return await _billing(
+        request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=_("Choose one of the plans below.")
+    )
+
+
+async def _change_then_back(
+    request: Request,
+    web: WebDep,
+    viewer: Viewer,
+    path: str,
+    done: Callable[[dict[str, Any]], str],
+    body: dict[str, Any] | None = None,
+) -> Response:
+    """A change through billing's API, then back to /billing saying what `done` names (a redirect,
+    so reloading the page sends nothing again); a refusal is explained on /billing."""
+    try:
+        answer = await web.api.call("POST", path, json=body, token=viewer.token, caller=client_of(request))
+    except ApiError as exc:
+        _ = web.renderer.gettext_for(request)
+        return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
+    return RedirectResponse(f"{PAGE}?done={done(answer)}", status.HTTP_303_SEE_OTHER)
+
+
 def _refused(error: ApiError) -> int:
     """The page's status for a refused call: the API's 4xx, a 503 when payments are down."""
     if error.status >= 500:
@@ -323,9 +356,7 @@ async def subscribe(request: Request, web: WebDep, form: Form, viewer: SignedIn)
     _ = web.renderer.gettext_for(request)
     plan_code = field(form, "plan_code", 64)
     if not PLAN_CODE.fullmatch(plan_code):
-        return await _billing(
-            request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=_("Choose one of the plans below.")
-        )
+        return await _no_such_plan(request, web, viewer)
     try:
         answer = await web.api.call(
             "POST",
@@ -351,12 +382,9 @@ async def checkout_success(request: Request, web: WebDep, viewer: SignedIn) -> R
     """Where Checkout returns after paying. The subscription starts when billing has the webhook,
     usually within a second: until then the page says so, with a link to look again (and
     static/billing.js looks again by itself)."""
-    _ = web.renderer.gettext_for(request)
-    locale = getattr(request.state, "locale", "en")
     session_id = request.query_params.get("session_id", "")
     again = f"{PAGE}/success" + (f"?session_id={session_id}" if SESSION_ID.fullmatch(session_id) else "")
-    subscription = await _my_subscription(request, web, viewer)
-    mine = describe_subscription(subscription, Dates(locale, viewer), _) if subscription else None
+    mine = await _described(request, web, viewer)
     state = mine["status"] if mine else None
     if state in ("trialing", "active", "past_due"):
         outcome = "done"
@@ -387,9 +415,7 @@ async def change_preview(request: Request, web: WebDep, viewer: SignedIn) -> Res
     locale = getattr(request.state, "locale", "en")
     plan_code = request.query_params.get("plan", "")
     if not PLAN_CODE.fullmatch(plan_code):
-        return await _billing(
-            request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=_("Choose one of the plans below.")
-        )
+        return await _no_such_plan(request, web, viewer)
     plan_call = web.api.call("GET", "/billing/plans", params={"limit": "50"}, caller=client_of(request))
     try:
         plans, subscription, preview = await asyncio.gather(
@@ -410,7 +436,6 @@ async def change_preview(request: Request, web: WebDep, viewer: SignedIn) -> Res
     credit = -sum(
         int(line["amount"]) for line in preview["lines"] if line["proration"] and line["amount"] < 0
     )
-    charge = sum(int(line["amount"]) for line in preview["lines"] if line["proration"] and line["amount"] > 0)
     lines = [
         {"description": line.get("description") or "", "amount": money(int(line["amount"]), currency, locale)}
         for line in preview["lines"]
@@ -424,64 +449,47 @@ async def change_preview(request: Request, web: WebDep, viewer: SignedIn) -> Res
         preview=preview,
         amount_due=money(int(preview["amount_due"]), currency, locale),
         credit=money(credit, currency, locale) if credit else None,
-        charge=money(charge, currency, locale) if charge else None,
         lines=lines,
     )
 
 
 @router.post(f"{PAGE}/change")
 async def change_plan(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
-    _ = web.renderer.gettext_for(request)
     plan_code, proration_date = field(form, "plan_code", 64), field(form, "proration_date", 20)
     if not PLAN_CODE.fullmatch(plan_code):
-        return await _billing(
-            request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=_("Choose one of the plans below.")
-        )
+        return await _no_such_plan(request, web, viewer)
     body: dict[str, Any] = {"plan_code": plan_code}
     if proration_date.isdigit():
         body["proration_date"] = int(proration_date)  # charged exactly what the preview showed
-    try:
-        await web.api.call(
-            "POST", "/billing/subscriptions/upgrade", json=body, token=viewer.token, caller=client_of(request)
-        )
-    except ApiError as exc:
-        return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
-    return RedirectResponse(f"{PAGE}?done=changed", status.HTTP_303_SEE_OTHER)
+    return await _change_then_back(
+        request, web, viewer, "/billing/subscriptions/upgrade", lambda _answer: "changed", body
+    )
 
 
 @router.get(f"{PAGE}/cancellation")
 async def cancellation(request: Request, web: WebDep, viewer: SignedIn) -> Response:
     """Cancel, asked once more: what happens (access until the period end) before it does."""
-    _ = web.renderer.gettext_for(request)
-    locale = getattr(request.state, "locale", "en")
-    subscription = await _my_subscription(request, web, viewer)
-    mine = describe_subscription(subscription, Dates(locale, viewer), _) if subscription else None
+    mine = await _described(request, web, viewer)
     if mine is None or not (mine["cancelable"] or mine["pending_checkout"]):
         return RedirectResponse(PAGE, status.HTTP_303_SEE_OTHER)
-    until = Dates(locale, viewer)(mine.get("current_period_end"))
+    until = Dates(getattr(request.state, "locale", "en"), viewer)(mine.get("current_period_end"))
     return web.renderer.page(request, "billing_cancel.html", user=viewer.user, subscription=mine, until=until)
 
 
 @router.post(f"{PAGE}/cancellation")
 async def cancel(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
-    _ = web.renderer.gettext_for(request)
-    try:
-        answer = await web.api.call(
-            "POST", "/billing/subscriptions/cancel", token=viewer.token, caller=client_of(request)
-        )
-    except ApiError as exc:
-        return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
-    done = "cancelled" if answer.get("cancel_at_period_end") else "abandoned"
-    return RedirectResponse(f"{PAGE}?done={done}", status.HTTP_303_SEE_OTHER)
+    # A live subscription is cancelled at its period end; an open Checkout is abandoned.
+    return await _change_then_back(
+        request,
+        web,
+        viewer,
+        "/billing/subscriptions/cancel",
+        lambda answer: "cancelled" if answer.get("cancel_at_period_end") else "abandoned",
+    )
 
 
 @router.post(f"{PAGE}/resume")
 async def resume(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
-    _ = web.renderer.gettext_for(request)
-    try:
-        await web.api.call(
-            "POST", "/billing/subscriptions/resume", token=viewer.token, caller=client_of(request)
-        )
-    except ApiError as exc:
-        return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
-    return RedirectResponse(f"{PAGE}?done=resumed", status.HTTP_303_SEE_OTHER)
+    return await _change_then_back(
+        request, web, viewer, "/billing/subscriptions/resume", lambda _answer: "resumed"
+    )
