@@ -12,25 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+from test_security_page import USER  # the same signed-in person
 
 from conftest import csrf_of
 from gatehouse_web.pages.billing import money
 from gatehouse_web.settings import Settings
 
-USER = {
-    "id": "0b7f1c7e-6a1f-4f7e-9a55-3f4f0c7b2a10",
-    "email": "ada@example.com",
-    "username": "ada",
-    "email_verified": True,
-    "created_at": "2026-01-02T03:04:05+00:00",
-    "profile": {},
-}
 CHECKOUT = "https://checkout.stripe.com/c/pay/cs_test_123"
 
 
 def plan(code: str, name: str, amount: int, interval: str = "month", trial_days: int = 0) -> dict[str, Any]:
     return {
-        "id": f"00000000-0000-0000-0000-{abs(hash(code)) % 10**12:012d}",
+        "id": f"plan-{code}",
         "code": code,
         "name": name,
         "description": f"The {name} plan.",
