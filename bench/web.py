@@ -4,8 +4,9 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
 
     uv run python bench/web.py [--requests 400]
 
-The API is not part of the figure: for `/account`, the one page that calls it (`GET /auth/me`), an
-in-process stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
+The API is not part of the figure: for the pages that call it (`/account`: `GET /auth/me`; the
+billing pages: plans, my subscription, my payments, a plan change's preview), an in-process
+stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
 a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
 """
 
@@ -35,6 +36,8 @@ PAGES = [
     "/reset-password?token=abcdefghijklmnop",
     "/verify-email?token=abcdefghijklmnop",
     "/account",
+    "/billing",
+    "/billing/change?plan=business",
     "/no-such-page",
 ]
 ME = {
@@ -48,6 +51,56 @@ ME = {
     "created_at": "2026-01-05T10:00:00+00:00",
     "last_login_at": None,
     "profile": {"display_name": "Ada Lovelace", "locale": "en"},
+}
+PLAN = {"description": "", "tier": "pro", "currency": "usd", "interval": "month", "interval_count": 1}
+PLANS = [
+    PLAN | {"code": code, "name": name, "amount": amount, "trial_days": trial, "features": ["api", "sso"]}
+    for code, name, amount, trial in (
+        ("starter", "Starter", 900, 0),
+        ("pro", "Pro", 2900, 14),
+        ("business", "Business", 9900, 0),
+    )
+]
+SUBSCRIPTION = {
+    "status": "active",
+    "plan": {"code": "pro", "name": "Pro"},
+    "amount": 2900,
+    "currency": "usd",
+    "interval": "month",
+    "current_period_end": "2026-04-01T10:00:00+00:00",
+    "cancel_at_period_end": False,
+    "trial_end": None,
+}
+PAYMENT = {
+    "status": "paid",
+    "amount_due": 2900,
+    "amount_paid": 2900,
+    "currency": "usd",
+    "billing_reason": "subscription_cycle",
+    "hosted_invoice_url": "https://invoice.stripe.com/i/in_1",
+    "paid_at": "2026-03-01T10:00:05+00:00",
+    "created_at": "2026-03-01T10:00:00+00:00",
+}
+LINE = {
+    "proration": True,
+    "period_start": "2026-03-16T10:00:00+00:00",
+    "period_end": "2026-04-01T10:00:00+00:00",
+}
+PREVIEW = {
+    "due_now": True,
+    "amount_due": 5000,
+    "currency": "usd",
+    "proration_date": 1772960000,
+    "lines": [
+        LINE | {"description": "Unused time on Pro", "amount": -1450},
+        LINE | {"description": "Remaining time on Business", "amount": 6450},
+    ],
+}
+ANSWERS = {
+    "/billing/plans": {"items": PLANS, "next_cursor": None},
+    "/billing/subscriptions/me": SUBSCRIPTION,
+    "/billing/payments/me": {"items": [PAYMENT] * 12, "next_cursor": None},
+    "/billing/subscriptions/upgrade/preview": PREVIEW,
 }
 TARGET_MS, TARGET_KB = 20.0, 100.0
 
@@ -97,7 +150,10 @@ async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]
 async def main(requests: int) -> None:
     settings = Settings(environment="test", log_level="WARNING", log_json=False, api_url="http://api.bench:9")
     app = create_app(settings)
-    app.state.web.api = Api(settings, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=ME)))
+    app.state.web.api = Api(
+        settings,
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWERS.get(r.url.path, ME))),
+    )
     signed = Response()
     Sessions(settings).sign_in(
         signed, {"access_token": "a.b.c", "expires_in": 900, "refresh_token": "r" * 43}

@@ -244,6 +244,9 @@ def _environment(
         "BILLING_STRIPE_API_BASE": urls["stripe"],
         "BILLING_STRIPE_MAX_NETWORK_RETRIES": 0,
         "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_gatehouse_e2e",
+        # Checkout returns to the web front's pages, through the gateway
+        "BILLING_CHECKOUT_SUCCESS_URL": urls["gateway"] + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
+        "BILLING_CHECKOUT_CANCEL_URL": f"{urls['gateway']}/billing/cancel",
         # notification-service
         "NOTIFICATION_ENVIRONMENT": "test",
         "NOTIFICATION_DATABASE_URL": db_urls["notification"],
@@ -259,6 +262,7 @@ def _environment(
         "WEB_API_URL": urls["gateway"],
         "WEB_PUBLIC_URL": urls["gateway"],
         "WEB_LOG_JSON": "false",
+        "WEB_CHECKOUT_ORIGINS": urls["stripe"],  # the emulator's Checkout page
         # gateway
         "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_AUTH_URL": urls["auth"],

@@ -493,6 +493,10 @@ def test_the_default_upstreams_send_every_other_path_to_the_web_front() -> None:
     table = RouteTable(settings)
     assert table.upstream_for("/reset-password") == "web"
     assert table.upstream_for("/auth/login") == "auth"
-    assert table.upstream_for("/billing") == "billing"
     assert table.upstream_for("/.well-known/jwks.json") == "auth"
+    # The billing pages the emails and Stripe Checkout link to, under billing-service's API prefix
+    for page in ("/billing", "/billing/success", "/billing/cancel", "/billing/change"):
+        assert table.upstream_for(page) == "web", page
+    for api in ("/billing/plans", "/billing/subscriptions/me", "/billing/payments/me", "/billing/success/x"):
+        assert table.upstream_for(api) == "billing", api
     assert table.match("GET", "/readyz") is None  # the gateway's own

@@ -60,6 +60,7 @@ class RouteTable:
     def __init__(self, settings: Settings) -> None:
         prefixes = [(prefix, name) for name, up in settings.upstreams.items() for prefix in up.prefixes]
         self._prefixes = sorted(prefixes, key=lambda item: len(item[0]), reverse=True)  # longest first
+        self._paths = {path: name for name, up in settings.upstreams.items() for path in up.paths}
         self._blocked = PathPattern(["*"], settings.blocked_paths)
         self._access: list[tuple[PathPattern, AccessRule]] = [
             (PathPattern(rule.methods, [rule.path]), rule) for rule in settings.access_rules
@@ -75,6 +76,9 @@ class RouteTable:
     def upstream_for(self, path: str) -> str | None:
         if path in GATEWAY_PATHS:
             return None
+        exact = self._paths.get(path)
+        if exact is not None:
+            return exact
         for prefix, name in self._prefixes:
             if path == prefix or path.startswith(prefix + "/") or prefix == "/":
                 return name

@@ -22,6 +22,18 @@ from gatehouse_platform.settings import ServiceSettings
 
 Access = Literal["public", "token", "admin"]
 
+# The web front's pages that live under billing-service's `/billing` prefix: the emails link to
+# `/billing`, and Stripe Checkout returns to `/billing/success` and `/billing/cancel`.
+WEB_PAGES_UNDER_API = (
+    "/billing",
+    "/billing/success",
+    "/billing/cancel",
+    "/billing/subscribe",
+    "/billing/change",
+    "/billing/cancellation",
+    "/billing/resume",
+)
+
 
 def _check_pattern(pattern: str) -> str:
     if not pattern.startswith("/"):
@@ -43,6 +55,11 @@ class UpstreamSettings(BaseModel):
 
     url: str = Field(description="Base URL, scheme://host:port (paths are forwarded unchanged)")
     prefixes: list[str] = Field(min_length=1, description="Path prefixes routed here, e.g. ['/auth']")
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Exact paths routed here before any prefix is considered (the web front's "
+        "`/billing` pages, under billing-service's `/billing` API prefix)",
+    )
     connect_timeout_seconds: float = Field(default=1.0, gt=0)
     read_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait for the next bytes of the response (headers too)"
@@ -79,7 +96,7 @@ class UpstreamSettings(BaseModel):
             raise ValueError(f"upstream url {url!r} must not have a path: paths are forwarded unchanged")
         return url.rstrip("/")
 
-    @field_validator("prefixes")
+    @field_validator("prefixes", "paths")
     @classmethod
     def _prefixes(cls, prefixes: list[str]) -> list[str]:
         return [_check_pattern(p).rstrip("/") or "/" for p in prefixes]
@@ -309,7 +326,13 @@ class Settings(ServiceSettings):
                     url=self.notifications_url, prefixes=["/notifications"], **timeouts
                 ),
                 # Pages, not API: nothing of it goes into the merged OpenAPI document.
-                "web": UpstreamSettings(url=self.web_url, prefixes=["/"], openapi_path=None, **timeouts),
+                "web": UpstreamSettings(
+                    url=self.web_url,
+                    prefixes=["/"],
+                    paths=list(WEB_PAGES_UNDER_API),
+                    openapi_path=None,
+                    **timeouts,
+                ),
             }
         if self.jwks_url is None:
             if "auth" not in self.upstreams:

@@ -17,7 +17,7 @@ from gatehouse_platform.app import Lifespan
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
-from gatehouse_web.pages import account, mfa, recovery, security, signin
+from gatehouse_web.pages import account, billing, mfa, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
 from gatehouse_web.security import SecurityHeaders, content_security_policy
 from gatehouse_web.session import REFRESH_PATH, Sessions
@@ -125,13 +125,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recovery.router)
     app.include_router(account.router)
     app.include_router(security.router)
+    app.include_router(billing.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []
     if settings.logo_url and settings.logo_url.startswith("https://"):
         parts = urlsplit(settings.logo_url)
         images.append(f"{parts.scheme}://{parts.netloc}")
-    csp = content_security_policy(settings.return_to_origins, images)
+    # A form may end at the app a sign-in returns to, or (subscribe) at the payment page.
+    csp = content_security_policy([*settings.return_to_origins, *settings.checkout_origins], images)
     app.add_middleware(
         SecurityHeaders,
         csp=csp,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_platform.settings import ServiceSettings
 
@@ -53,6 +53,11 @@ class Settings(ServiceSettings):
         default_factory=list,
         description="Origins (the product's own app) a sign-in may return to; anything else goes to /account",
     )
+    checkout_origins: Annotated[list[str], NoDecode] = Field(
+        default=["https://checkout.stripe.com"],
+        description="Origins of the payment pages billing's Checkout URLs may send a person to "
+        "(the Stripe emulator's locally), comma-separated; any other URL is refused",
+    )
     oauth_providers: list[Literal["google", "github"]] = Field(
         default=["google", "github"],
         description="'Continue with …' buttons: providers configured at auth-service",
@@ -83,7 +88,14 @@ class Settings(ServiceSettings):
             raise ValueError("primary_color must be #rrggbb")
         return value.lower()
 
-    @field_validator("return_to_origins")
+    @field_validator("checkout_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("return_to_origins", "checkout_origins")
     @classmethod
     def _origins(cls, origins: list[str]) -> list[str]:
         return [_origin(o) for o in origins]
