@@ -16,7 +16,7 @@ from gatehouse_web.i18n import choose_locale, translations
 from gatehouse_web.session import Sessions
 from gatehouse_web.settings import Settings
 
-STATIC_VERSION = "1"  # bump with the CSS/JS so browsers fetch them again (they are cached a day)
+STATIC_VERSION = "2"  # bump with the CSS/JS so browsers fetch them again (they are cached a day)
 
 
 def _translator(locale: str) -> tuple[Callable[..., str], Callable[..., str]]:
