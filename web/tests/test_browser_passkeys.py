@@ -12,10 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, Playwright, expect, sync_playwright
-from test_browser import CHROMIUM_ARGS, PASSWORD, axe_check, new_email, shot, sign_in, sign_up
+import test_browser
+from playwright.sync_api import Browser, CDPSession, Page, expect
+from test_browser import PASSWORD, axe_check, new_email, shot, sign_in, sign_up
 
 from harness import System, running_system
+
+# the browser and its pages as test_browser.py makes them, on this module's system (pytest finds
+# fixtures by their names here)
+playwright, browser = test_browser.playwright, test_browser.browser
+context, page = test_browser.context, test_browser.page
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,35 +35,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         # the same system, addressed by name: passkeys are bound to the RP ID "localhost"
         local = running.gateway.replace("http://127.0.0.1:", "http://localhost:")
         yield dataclasses.replace(running, urls={**running.urls, "gateway": local})
-
-
-@pytest.fixture(scope="module")
-def browser(system: System) -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = launch(driver)
-        yield chromium
-        chromium.close()
-
-
-def launch(driver: Playwright) -> Browser:
-    return driver.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 820})
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
-    tab = context.new_page()
-    violations: list[str] = []
-    tab.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    request.node.page_for_screenshot = tab
-    yield tab
-    assert violations == [], f"the CSP blocked something on a page: {violations}"
 
 
 def virtual_authenticator(page: Page) -> tuple[CDPSession, str]:

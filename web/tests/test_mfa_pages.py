@@ -264,16 +264,25 @@ async def test_the_second_step_speaks_french(make_web: Callable[..., object]) ->
     assert '<html lang="fr">' in step.text and "Deuxième étape" in step.text
 
 
+async def halfway_after_google(
+    make_web: Callable[..., object], api: FakeApi, methods: str
+) -> httpx.AsyncClient:
+    """Back from Google with a second step of these methods to do (the landing page's post)."""
+    web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
+    assert isinstance(web, httpx.AsyncClient)
+    landing = await web.get("/session/oauth/google", params={"mfa_required": "google"})
+    await web.post(
+        "/login/mfa/provider",
+        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": methods},
+    )
+    return web
+
+
 async def test_a_passkey_only_second_step_offers_the_passkey_and_finishes_with_it(
     make_web: Callable[..., object],
 ) -> None:
     api = FakeApi()
-    web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
-    landing = await web.get("/session/oauth/google", params={"mfa_required": "google"})
-    await web.post(
-        "/login/mfa/provider",
-        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": "passkey"},
-    )
+    web = await halfway_after_google(make_web, api, "passkey")
     step = await web.get("/login/mfa")
     assert step.status_code == 200 and "Use the passkey on this account to finish signing in." in step.text
     assert 'name="code"' not in step.text and 'name="use" value="passkey"' in step.text
@@ -296,13 +305,7 @@ async def test_a_refused_passkey_in_the_second_step_says_so_beside_the_code(
     make_web: Callable[..., object],
 ) -> None:
     rejected = {"type": "https://gatehouse.dev/problems/invalid-second-factor", "title": "x", "status": 401}
-    api = FakeApi(httpx.Response(401, json=rejected))
-    web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
-    landing = await web.get("/session/oauth/google", params={"mfa_required": "google"})
-    await web.post(
-        "/login/mfa/provider",
-        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": "totp,passkey"},
-    )
+    web = await halfway_after_google(make_web, FakeApi(httpx.Response(401, json=rejected)), "totp,passkey")
     step = await web.get("/login/mfa")
     assert 'name="code"' in step.text and "Use a passkey" in step.text  # both ways offered
     answer = await web.post(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from http.cookies import SimpleCookie
 
 import httpx
-from test_security_page import REAUTH, FakeAuth
+from test_security_page import REAUTH, FakeAuth, signed_in
 
 from conftest import csrf_of
 
@@ -98,17 +98,6 @@ class FakePasskeys(FakeAuth):
             self.passkeys.remove(found[0])
             return httpx.Response(204)
         return httpx.Response(404, json={"title": "Not found", "status": 404})
-
-
-async def signed_in(make_web: Callable[..., object], auth: FakePasskeys) -> httpx.AsyncClient:
-    web = await make_web(api=httpx.MockTransport(auth))  # type: ignore[misc]
-    assert isinstance(web, httpx.AsyncClient)
-    page = await web.get("/login")
-    answer = await web.post(
-        "/login", data={"csrf_token": csrf_of(page.text), "login": "ada", "password": "pw"}
-    )
-    assert answer.status_code == 303
-    return web
 
 
 def cookie_names(response: httpx.Response) -> set[str]:
