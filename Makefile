@@ -72,6 +72,7 @@ seed: migrate  ## the admin (SEED_ADMIN_EMAIL / SEED_ADMIN_PASSWORD, generated i
 run: seed  ## run the whole system locally (gateway :8000, services, workers, emulators, SMTP catcher)
 	@echo "  gateway (the front door): http://127.0.0.1:8000   API docs: http://127.0.0.1:8000/docs"
 	@echo "  the pages (web, through the gateway): http://127.0.0.1:8000/register  http://127.0.0.1:8000/login"
+	@echo "  passkeys need the pages at http://localhost:8000 (the RP ID is localhost; browsers refuse an IP)"
 	@echo "  services: auth http://127.0.0.1:8001  billing http://127.0.0.1:8002  notifications http://127.0.0.1:8003  web http://127.0.0.1:8004"
 	@echo "  Stripe emulator: http://127.0.0.1:12111   OAuth emulator: http://127.0.0.1:8090 (try http://127.0.0.1:8000/auth/google/login)"
 	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"

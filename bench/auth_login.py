@@ -1,7 +1,9 @@
 """Password-login rate against the Argon2 bound of this machine, refresh rate, and /healthz latency
-while the logins run. Starts auth-service (production Argon2 parameters) on a throw-away database.
+while the logins run; then the CPU of a whole sign-in with a second factor (password + TOTP code)
+and with a passkey alone, each against a password-only sign-in measured the same way. Starts
+auth-service (production Argon2 parameters) on a throw-away database.
 
-    uv run python bench/auth_login.py [--seconds 10] [--connections 8]
+    uv run python bench/auth_login.py [--seconds 10] [--connections 8] [--sign-ins 160]
 
 The Argon2 bound is cores ÷ the measured time of one verification. It is measured twice: one hash
 alone (the textbook figure), and as many hashes at once as there are cores (what the machine can
@@ -21,8 +23,10 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
+import pyotp
 from argon2 import PasswordHasher, Type
 
 from auth_service.settings import Settings
@@ -39,6 +43,9 @@ from support import (
     thread_cpu_seconds,
     wait_ready,
 )
+
+sys.path.insert(0, str(ROOT / "auth-service" / "tests"))
+from authenticator import SoftAuthenticator  # auth-service tests' software authenticator: one copy
 
 PASSWORD = "benchmark passphrase of decent length"
 
@@ -108,7 +115,140 @@ async def refresh_rate(base: str, seconds: float, clients: int, email: str) -> f
     return done / seconds
 
 
-async def main(seconds: float, connections: int) -> None:
+async def new_account(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    """A fresh account: its email and the bearer header of its first sign-in."""
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    account = {"email": email, "username": f"b{uuid.uuid4().hex[:12]}", "password": PASSWORD}
+    (await http.post("/auth/register", json=account)).raise_for_status()
+    login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    login.raise_for_status()
+    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def with_totp(http: httpx.AsyncClient) -> tuple[str, pyotp.TOTP]:
+    email, bearer = await new_account(http)
+    setup = await http.post("/auth/mfa/totp/setup", headers=bearer)
+    setup.raise_for_status()
+    app = pyotp.TOTP(setup.json()["secret"])
+    (await http.post("/auth/mfa/totp/confirm", json={"code": app.now()}, headers=bearer)).raise_for_status()
+    return email, app
+
+
+async def with_passkey(http: httpx.AsyncClient) -> SoftAuthenticator:
+    _email, bearer = await new_account(http)
+    options = await http.post("/auth/passkeys/register/options", headers=bearer)
+    options.raise_for_status()
+    authenticator = SoftAuthenticator()
+    credential = authenticator.create(options.json())
+    registered = await http.post(
+        "/auth/passkeys/register/verify", json={"credential": credential, "name": "bench"}, headers=bearer
+    )
+    registered.raise_for_status()
+    return authenticator
+
+
+async def password_sign_in(http: httpx.AsyncClient, email: str) -> None:
+    response = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    response.raise_for_status()
+    assert "access_token" in response.json()
+
+
+async def password_step(http: httpx.AsyncClient, email: str) -> str:
+    """The first step of a sign-in with a second factor: its mfa_token."""
+    first = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+    first.raise_for_status()
+    challenge = first.json()
+    assert challenge["mfa_required"], challenge
+    return str(challenge["mfa_token"])
+
+
+async def code_step(http: httpx.AsyncClient, mfa_token: str, app: pyotp.TOTP) -> None:
+    # the next time-step's code (accepted for clock drift): the current one confirmed the setup
+    code = app.at(time.time() + 30)
+    second = await http.post("/auth/login/mfa", json={"mfa_token": mfa_token, "code": code})
+    second.raise_for_status()
+    assert "access_token" in second.json()
+
+
+async def passkey_sign_in(http: httpx.AsyncClient, authenticator: SoftAuthenticator) -> None:
+    options = await http.post("/auth/passkeys/login/options")
+    options.raise_for_status()
+    response = await http.post(
+        "/auth/passkeys/login/verify", json={"credential": authenticator.get(options.json())}
+    )
+    response.raise_for_status()
+    assert "access_token" in response.json()
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+async def measure(server: int, chains: list[list[Any]]) -> tuple[float, float]:
+    """(auth-service CPU, PostgreSQL + Redis CPU) while the chains run, each chain in order and
+    the chains at once. A database backend that ends meanwhile is left out of both readings."""
+
+    async def run(chain: list[Any]) -> None:
+        for job in chain:
+            await job()
+
+    own_before = cpu_seconds([server])
+    others_before = cpu_by_pid(pids_named("postgres") + pids_named("redis-server"))
+    await asyncio.gather(*(run(chain) for chain in chains))
+    own = cpu_seconds([server]) - own_before
+    others_after = cpu_by_pid(list(others_before))
+    shared = sum(others_after[pid] - spent for pid, spent in others_before.items() if others_after[pid] > 0)
+    return own, shared
+
+
+async def sign_in_cpu(
+    base: str, server: int, kind: str, count: int, connections: int
+) -> tuple[float, float, float]:
+    """(auth-service CPU, PostgreSQL + Redis CPU, auth-service CPU of the second step) per sign-in
+    of one kind. Accounts are made first, outside the measure: one per TOTP sign-in (a code is
+    accepted once per account and time-step), one per connection for passkeys (each
+    authenticator's counter moves on in order: one chain of sign-ins per connection)."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        limit = asyncio.Semaphore(connections)
+
+        async def made(factory: Any) -> Any:
+            async with limit:
+                return await factory(http)
+
+        chains: list[list[Any]] = [[] for _ in range(connections)]
+        second_step: tuple[float, float] = (0.0, 0.0)
+        if kind == "password":
+            email, _bearer = await new_account(http)
+            for i in range(count):
+                chains[i % connections].append(lambda: password_sign_in(http, email))
+            await asyncio.sleep(1)  # let the account's events and emails settle out of the measure
+            own, shared = await measure(server, chains)
+        elif kind == "totp":
+            accounts = await asyncio.gather(*(made(with_totp) for _ in range(count)))
+            await asyncio.sleep(1)
+            tokens: dict[int, str] = {}
+
+            async def first(i: int, email: str) -> None:
+                tokens[i] = await password_step(http, email)
+
+            for i, (email, _app) in enumerate(accounts):
+                chains[i % connections].append(lambda i=i, e=email: first(i, e))
+            own, shared = await measure(server, chains)
+            seconds: list[list[Any]] = [[] for _ in range(connections)]
+            for i, (_email, app) in enumerate(accounts):
+                seconds[i % connections].append(lambda i=i, a=app: code_step(http, tokens[i], a))
+            second_step = await measure(server, seconds)
+            own, shared = own + second_step[0], shared + second_step[1]
+        else:
+            keys = await asyncio.gather(*(made(with_passkey) for _ in range(connections)))
+            for i in range(count):
+                chains[i % connections].append(lambda k=keys[i % connections]: passkey_sign_in(http, k))
+            await asyncio.sleep(1)
+            own, shared = await measure(server, chains)
+    return own / count, shared / count, second_step[0] / count
+
+
+async def main(seconds: float, connections: int, sign_ins: int) -> None:
     name = testing.unique_name("gh_bench_auth")
     url = await testing.create_database(name)
     port = free_port()
@@ -200,6 +340,38 @@ async def main(seconds: float, connections: int) -> None:
             ("/healthz samples", f"{len(health)}"),
         ]
         print_table(rows)
+
+        # the kinds take turns, a few rounds each, so a shared machine's busy spells fall on all
+        rounds, totals = 6, {kind: (0.0, 0.0, 0.0) for kind in ("password", "totp", "passkey")}
+        for _ in range(rounds):
+            for kind, (own_sum, shared_sum, step_sum) in totals.items():
+                own, shared, step = await sign_in_cpu(base, server.pid, kind, sign_ins // rounds, connections)
+                totals[kind] = (
+                    own_sum + own / rounds,
+                    shared_sum + shared / rounds,
+                    step_sum + step / rounds,
+                )
+        measured = totals
+        password_cpu = measured["password"][0]
+        labels = {
+            "password": "password only (POST /auth/login)",
+            "totp": "password + TOTP code (login, then login/mfa)",
+            "passkey": "passkey alone (login/options, then login/verify)",
+        }
+        kinds = [
+            (
+                f"CPU per sign-in: {labels[kind]}",
+                f"{own * 1000:.1f} ms = {own / password_cpu:.2f}x password only (target <= 1.2x); "
+                f"PostgreSQL + Redis {shared * 1000:.1f} ms",
+            )
+            for kind, (own, shared, _step) in measured.items()
+        ]
+        kinds.insert(
+            2,
+            ("  of which the code step (POST /auth/login/mfa)", f"{measured['totp'][2] * 1000:.1f} ms"),
+        )
+        print(f"\n{sign_ins} sign-ins of each kind in {rounds} turns, {connections} at once:")
+        print_table(kinds)
     finally:
         if server is not None:
             server.terminate()
@@ -211,5 +383,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--sign-ins", type=int, default=180, help="of each kind, for the CPU table")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.connections))
+    asyncio.run(main(args.seconds, args.connections, args.sign_ins))

@@ -131,9 +131,12 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 @contextmanager
-def running_system(var: Path, run_prefix: str = "gh_e2e") -> Iterator[System]:
+def running_system(
+    var: Path, run_prefix: str = "gh_e2e", settings: dict[str, str] | None = None
+) -> Iterator[System]:
     """The whole system, started in `var` (logs, Maildir, state files); stopped on exit. Its
-    databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix."""
+    databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix;
+    `settings` (environment variables) replace the harness's own."""
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
@@ -144,7 +147,7 @@ def running_system(var: Path, run_prefix: str = "gh_e2e") -> Iterator[System]:
     with testing.rabbitmq_vhost(run) as amqp_url:
         db_urls = {s: asyncio.run(testing.create_database(name)) for s, name in databases.items()}
         try:
-            env = _environment(run, urls, ports, db_urls, amqp_url, var)
+            env = {**_environment(run, urls, ports, db_urls, amqp_url, var), **(settings or {})}
             for service in SERVICES:
                 cli = f"{service}_service.cli"
                 subprocess.run([sys.executable, "-m", cli, "migrate"], env=env, cwd=ROOT, check=True)
@@ -233,6 +236,9 @@ def _environment(
         "AUTH_GITHUB_API_URL": f"{urls['oauth']}/github/api",
         "AUTH_OAUTH_REDIRECT_ALLOWLIST": f"https://app.e2e.gatehouse.test/,{urls['gateway']}/session/oauth/",
         "AUTH_OAUTH_REDIRECT_COOKIE_PATH": "/session",  # where the web front's landing reads it
+        # passkeys: browsers refuse an IP address as RP ID, so a passkey journey browses localhost
+        "AUTH_WEBAUTHN_RP_ID": "localhost",
+        "AUTH_WEBAUTHN_ORIGINS": f"http://localhost:{ports['gateway']}",
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],

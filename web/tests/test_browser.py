@@ -128,7 +128,7 @@ def sign_in(page: Page, system: System, email: str, password: str = PASSWORD) ->
     page.goto(f"{system.gateway}/login")
     page.get_by_label("Email or username").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{system.gateway}/account")
 
 
@@ -202,7 +202,7 @@ def test_forgot_password_then_reset_by_the_email_and_sign_in_with_the_new_one(
     page.goto(f"{system.gateway}/login")
     page.get_by_label("Email or username").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text("That email, username or password is not right.")
     axe_check(page)
     shot(page, "login-wrong-password")
@@ -230,10 +230,10 @@ def test_sign_in_with_an_emailed_code(page: Page, system: System) -> None:
     )
     assert code
     page.get_by_label("Code").fill("000000" if code.group(1) != "000000" else "111111")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#f-code-error")).to_have_text("That code is not right, or it has expired.")
     page.get_by_label("Code").fill(code.group(1))
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{system.gateway}/account")
 
 
@@ -429,7 +429,7 @@ def sign_in_with_password_to_the_second_step(page: Page, system: System, email: 
     page.goto(f"{system.gateway}/login")
     page.get_by_label("Email or username").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{system.gateway}/login/mfa")
     expect(page.get_by_role("heading", level=1)).to_have_text("Second step")
     cookies = {c["name"]: c for c in page.context.cookies()}

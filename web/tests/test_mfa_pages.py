@@ -264,16 +264,53 @@ async def test_the_second_step_speaks_french(make_web: Callable[..., object]) ->
     assert '<html lang="fr">' in step.text and "Deuxième étape" in step.text
 
 
-async def test_a_passkey_only_second_step_says_so_instead_of_asking_for_a_code(
-    make_web: Callable[..., object],
-) -> None:
-    api = FakeApi()
+async def halfway_after_google(
+    make_web: Callable[..., object], api: FakeApi, methods: str
+) -> httpx.AsyncClient:
+    """Back from Google with a second step of these methods to do (the landing page's post)."""
     web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
+    assert isinstance(web, httpx.AsyncClient)
     landing = await web.get("/session/oauth/google", params={"mfa_required": "google"})
     await web.post(
         "/login/mfa/provider",
-        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": "passkey"},
+        data={"csrf_token": csrf_of(landing.text), "mfa_token": MFA_TOKEN, "methods": methods},
     )
+    return web
+
+
+async def test_a_passkey_only_second_step_offers_the_passkey_and_finishes_with_it(
+    make_web: Callable[..., object],
+) -> None:
+    api = FakeApi()
+    web = await halfway_after_google(make_web, api, "passkey")
     step = await web.get("/login/mfa")
-    assert step.status_code == 200 and "Use your passkey" in step.text
-    assert 'name="code"' not in step.text and 'href="/login"' in step.text
+    assert step.status_code == 200 and "Use the passkey on this account to finish signing in." in step.text
+    assert 'name="code"' not in step.text and 'name="use" value="passkey"' in step.text
+    assert 'data-passkey="get" data-options="/login/passkey/options"' in step.text
+    without = await web.post("/login/mfa", data={"csrf_token": csrf_of(step.text), "use": "passkey"})
+    assert without.status_code == 400 and "Passkeys need JavaScript" in without.text
+    assert all(path != "/auth/login/mfa" for path, _body in api.calls)
+    credential = {"id": "cred", "type": "public-key", "response": {}}
+    done = await web.post(
+        "/login/mfa",
+        data={"csrf_token": csrf_of(step.text), "use": "passkey", "credential": json.dumps(credential)},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    assert ("/auth/login/mfa", {"mfa_token": MFA_TOKEN, "passkey": credential}) in api.calls
+    cookies = set_cookies(done)
+    assert cookies["gh_session"]["gh_session"].value and not cookies["gh_mfa"]["gh_mfa"].value
+
+
+async def test_a_refused_passkey_in_the_second_step_says_so_beside_the_code(
+    make_web: Callable[..., object],
+) -> None:
+    rejected = {"type": "https://gatehouse.dev/problems/invalid-second-factor", "title": "x", "status": 401}
+    web = await halfway_after_google(make_web, FakeApi(httpx.Response(401, json=rejected)), "totp,passkey")
+    step = await web.get("/login/mfa")
+    assert 'name="code"' in step.text and "Use a passkey" in step.text  # both ways offered
+    answer = await web.post(
+        "/login/mfa",
+        data={"csrf_token": csrf_of(step.text), "use": "passkey", "credential": json.dumps({"id": "x"})},
+    )
+    assert answer.status_code == 400 and "That passkey did not work here." in answer.text
+    assert 'name="code"' in answer.text

@@ -71,6 +71,8 @@ class FakeAuth:
                     "methods": [],
                 },
             )
+        if path == "/auth/passkeys" and request.method == "GET":
+            return httpx.Response(200, json={"items": [], "next_cursor": None})
         if path == "/auth/mfa/totp/setup":
             self.pending = True
             return httpx.Response(

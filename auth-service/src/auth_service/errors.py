@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gatehouse_platform.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+from gatehouse_platform.errors import ReauthenticationRequired as ReauthenticationRequired  # shared
 
 
 class InvalidCredentials(Unauthorized):
@@ -171,11 +172,6 @@ class InvalidSecondFactor(Unauthorized):
     slug = "invalid-second-factor"
     title = "Invalid code"
     keeps_changes: ClassVar[bool] = True
-
-
-class ReauthenticationRequired(Unauthorized):
-    slug = "reauthentication-required"
-    title = "Sign in again to do this"
 
 
 class MfaEnrollmentRequired(Forbidden):

@@ -3,6 +3,7 @@ verified claims, and each process-wide service a route hands to the rules."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +16,7 @@ from billing_service.settings import Settings
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
 from gatehouse_platform.app import from_services
-from gatehouse_platform.jwks import JWKSVerifier, current_claims, require_role
+from gatehouse_platform.jwks import JWKSVerifier, current_claims, require_recent_sign_in, require_role
 
 if TYPE_CHECKING:
     from billing_service.webhooks.processor import WebhookProcessor
@@ -44,3 +45,14 @@ ProcessorDep = Annotated["WebhookProcessor", Depends(from_services("processor"))
 _claims = current_claims(from_services("verifier"))
 CurrentClaims = Annotated[AccessTokenClaims, Depends(_claims)]
 AdminClaims = Annotated[AccessTokenClaims, Depends(require_role("admin", _claims))]
+
+
+def recent_claims(claims: CurrentClaims, settings: SettingsDep) -> AccessTokenClaims:
+    if settings.recent_auth_seconds is not None:
+        require_recent_sign_in(claims, settings.recent_auth_seconds, time.time())
+    return claims
+
+
+RecentClaims = Annotated[AccessTokenClaims, Depends(recent_claims)]
+"""The caller, signed in recently enough when BILLING_RECENT_AUTH_SECONDS asks for it (money
+actions: plan changes, cancellation), judged from the token's auth_time alone."""

@@ -63,6 +63,14 @@ class Settings(ServiceSettings):
         "an older one (or one for another plan) is expired at Stripe and replaced.",
     )
 
+    # Step-up (off by default): plan changes and cancellation need a recent sign-in
+    recent_auth_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="When set, changing plan and cancelling need the token's auth_time at most this old "
+        "(else 401 reauthentication-required, as auth-service answers); unset: any valid token will do.",
+    )
+
     # Access
     expiry_grace_seconds: int = Field(
         default=3 * 86400,

@@ -72,6 +72,14 @@ class Unauthorized(DomainError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, **extra)
 
 
+class ReauthenticationRequired(Unauthorized):
+    """A sensitive action by a token whose sign-in (`auth_time`) is too old: the client proves it
+    is the person again (auth's `POST /auth/reauthenticate`) and retries with the fresh token."""
+
+    slug = "reauthentication-required"
+    title = "Sign in again to do this"
+
+
 class Forbidden(DomainError):
     status = 403
     slug = "forbidden"

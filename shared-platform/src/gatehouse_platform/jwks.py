@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 
 from gatehouse_contracts.tokens import AccessTokenClaims
-from gatehouse_platform.errors import Forbidden, ServiceUnavailable, Unauthorized
+from gatehouse_platform.errors import Forbidden, ReauthenticationRequired, ServiceUnavailable, Unauthorized
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token, jwks_to_keys
 
 log = logging.getLogger(__name__)
@@ -220,3 +220,13 @@ def require_role(role: str, claims_dep: ClaimsDependency) -> ClaimsDependency:
         return claims
 
     return dependency
+
+
+def require_recent_sign_in(claims: AccessTokenClaims, max_age_seconds: int, now: float) -> None:
+    """From the token alone: its `auth_time` at most `max_age_seconds` before `now`, else 401
+    reauthentication-required (tokens from before the claim existed have none: they count as old).
+    auth-service guards its sensitive actions with it, and any service may guard its own."""
+    if claims.auth_time is None or now - claims.auth_time > max_age_seconds:
+        raise ReauthenticationRequired(
+            "This needs a recent sign-in: re-authenticate (POST /auth/reauthenticate) and try again."
+        )

@@ -17,7 +17,7 @@ from gatehouse_platform.app import Lifespan
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
-from gatehouse_web.pages import account, billing, mfa, recovery, security, signin
+from gatehouse_web.pages import account, billing, mfa, passkeys, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
 from gatehouse_web.security import SecurityHeaders, content_security_policy
 from gatehouse_web.session import REFRESH_PATH, Sessions
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(mfa.router)  # before signin's /login/{provider}, which would take /login/mfa
+    app.include_router(passkeys.router)
     app.include_router(signin.router)
     app.include_router(recovery.router)
     app.include_router(account.router)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clock import Clock
-from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, ReauthenticationRequired
+from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.service import status, verify_totp
 from auth_service.mfa.totp import TotpSeeds
@@ -16,16 +16,13 @@ from auth_service.security import PasswordHasher, normalize_password
 from auth_service.sessions.service import IssuedTokens, renew_sign_in
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
+from gatehouse_platform.jwks import require_recent_sign_in as recent_sign_in
 
 
 def require_recent_sign_in(principal: Principal, settings: Settings, clock: Clock) -> None:
     """From the token alone: its `auth_time` within `recent_auth_seconds` (tokens from before the
     claim existed have none, and count as old)."""
-    auth_time = principal.claims.auth_time
-    if auth_time is None or clock.now() - auth_time > settings.recent_auth_seconds:
-        raise ReauthenticationRequired(
-            "This needs a recent sign-in: re-authenticate (POST /auth/reauthenticate) and try again."
-        )
+    recent_sign_in(principal.claims, settings.recent_auth_seconds, clock.now())
 
 
 async def require_admin_factor(db: AsyncSession, settings: Settings, principal: Principal) -> None:

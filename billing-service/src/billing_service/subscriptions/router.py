@@ -7,7 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession, SettingsDep, StripeDep
+from billing_service.dependencies import (
+    AdminClaims,
+    CurrentClaims,
+    DbSession,
+    RecentClaims,
+    SettingsDep,
+    StripeDep,
+)
 from billing_service.errors import (
     STRIPE_ERRORS,
     AccountInactive,
@@ -37,7 +44,7 @@ from billing_service.subscriptions.schemas import (
     SubscriptionOut,
     SubscriptionPage,
 )
-from gatehouse_platform.errors import Forbidden, Unauthorized, responses
+from gatehouse_platform.errors import Forbidden, ReauthenticationRequired, Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=responses(Unauthorized))
 
@@ -70,6 +77,7 @@ async def subscribe(
     "/subscriptions/upgrade",
     summary="Move to another plan (prorated; upgrades are charged now)",
     responses=responses(
+        ReauthenticationRequired,
         PlanNotFound,
         PlanNotAvailable,
         SubscriptionNotFound,
@@ -82,7 +90,7 @@ async def subscribe(
     ),
 )
 async def change_plan(
-    body: ChangePlanRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+    body: ChangePlanRequest, claims: RecentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> SubscriptionOut:
     row = await changes.change_plan(db, stripe, claims, body.plan_code, proration_date=body.proration_date)
     return await access.describe(db, settings, row)
@@ -122,10 +130,12 @@ async def preview_change(
 @router.post(
     "/subscriptions/cancel",
     summary="Cancel at the end of the period (access runs until then)",
-    responses=responses(SubscriptionNotFound, SubscriptionNotChangeable, *STRIPE_ERRORS),
+    responses=responses(
+        ReauthenticationRequired, SubscriptionNotFound, SubscriptionNotChangeable, *STRIPE_ERRORS
+    ),
 )
 async def cancel(
-    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+    claims: RecentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> SubscriptionOut:
     row = await changes.cancel_at_period_end(db, stripe, claims)
     return await access.describe(db, settings, row)

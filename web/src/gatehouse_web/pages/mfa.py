@@ -1,5 +1,5 @@
-"""The second step of a sign-in (a code from the authenticator app, or a recovery code) and the
-"confirm it's you" step an API call asks for before a sensitive change (step-up).
+"""The second step of a sign-in: a code from the authenticator app, a recovery code, or a passkey
+(its ceremony by static/passkeys.js, see pages/passkeys.py).
 
 The sign-in's `mfa_token` stays server-side in the sealed `gh_mfa` cookie (session.py); a Google or
 GitHub sign-in brings it in the URL fragment, which only the page's own script can read: it posts
@@ -14,12 +14,13 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
+from gatehouse_web.pages.passkeys import CREDENTIAL_LIMIT, credential_of, rejected_message
 from gatehouse_web.session import MFA_PATH, PendingSignIn
 from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field, is_app_code
 
 router = APIRouter(include_in_schema=False)
 
-CODE, RECOVERY = "code", "recovery"
+CODE, RECOVERY, PASSKEY = "code", "recovery", "passkey"
 
 
 def _back_to_login(web: WebDep, return_to: str) -> Response:
@@ -32,10 +33,15 @@ def _back_to_login(web: WebDep, return_to: str) -> Response:
 
 def _use(pending: PendingSignIn, asked: str | None) -> str:
     """Which form the step shows: the app's code unless a recovery code is asked for (or the app
-    is not among the methods)."""
+    is not among the methods); a passkey when it is asked for or the only method. The passkey's
+    button shows beside the code whenever the account has one."""
+    if asked == PASSKEY and "passkey" in pending.methods:
+        return PASSKEY
     if asked == RECOVERY and "recovery_code" in pending.methods:
         return RECOVERY
-    return CODE if "totp" in pending.methods else RECOVERY
+    if "totp" in pending.methods:
+        return CODE
+    return RECOVERY if "recovery_code" in pending.methods else PASSKEY
 
 
 def _step(
@@ -47,6 +53,7 @@ def _step(
         status_code,
         use=use,
         can_switch="totp" in pending.methods and "recovery_code" in pending.methods,
+        has_passkey="passkey" in pending.methods,
         **context,
     )
 
@@ -56,16 +63,6 @@ async def second_factor_page(request: Request, web: WebDep) -> Response:
     pending = web.sessions.pending_sign_in(request)
     if pending is None:
         return _back_to_login(web, "/account")
-    if not {"totp", "recovery_code"} & set(pending.methods):
-        _ = web.renderer.gettext_for(request)  # a passkey only: not something these pages offer yet
-        return web.renderer.page(
-            request,
-            "message.html",
-            heading=_("Use your passkey"),
-            paragraphs=[_("This account's second step is a passkey, which this site cannot use yet.")],
-            action_url="/login",
-            action_label=_("Back to sign in"),
-        )
     return _step(request, web, pending, _use(pending, request.query_params.get("use")))
 
 
@@ -76,6 +73,8 @@ async def second_factor(request: Request, web: WebDep, form: Form) -> Response:
     if pending is None:
         return _back_to_login(web, "/account")
     use = _use(pending, field(form, "use", 20))
+    if use == PASSKEY:
+        return await _with_passkey(request, web, pending, field(form, "credential", CREDENTIAL_LIMIT))
     name = "code" if use == CODE else "recovery_code"
     value = field(form, name, 64).replace(" ", "")
     if use == RECOVERY:
@@ -111,6 +110,32 @@ async def second_factor(request: Request, web: WebDep, form: Form) -> Response:
             response = web.signed_in(tokens, pending.return_to)
             web.sessions.forget_second_factor(response)
             return response
+    return _step(request, web, pending, use, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert)
+
+
+async def _with_passkey(request: Request, web: WebDep, pending: PendingSignIn, posted: str) -> Response:
+    _ = web.renderer.gettext_for(request)
+    credential = credential_of(posted)
+    if credential is None:
+        errors: dict[str, str] = {}
+        alert: str | None = _("Passkeys need JavaScript. Turn it on for this site, or use another way.")
+    else:
+        try:
+            tokens = await web.api.call(
+                "POST",
+                "/auth/login/mfa",
+                json={"mfa_token": pending.token, "passkey": credential},
+                caller=client_of(request),
+            )
+        except ApiError as exc:
+            if exc.slug == "invalid-mfa-token":
+                return _back_to_login(web, pending.return_to)
+            errors, alert = rejected_message(request, web, exc)
+        else:
+            response = web.signed_in(tokens, pending.return_to)
+            web.sessions.forget_second_factor(response)
+            return response
+    use = _use(pending, None)
     return _step(request, web, pending, use, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert)
 
 

@@ -1,6 +1,7 @@
 """The security page (/account/security): set up an authenticator app (QR code and manual key,
 confirmed with a code), its recovery codes (shown once, downloadable as text), new recovery codes
-and turning the app off (both need a recent sign-in); and the "confirm it's you" step those ask for."""
+and turning the app off (both need a recent sign-in); passkeys (add, rename, remove: pages/passkeys.py
+does the calls); and the "confirm it's you" step those ask for."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
+from gatehouse_web.pages import passkeys
 from gatehouse_web.qrcode import safe_qr_svg
 from gatehouse_web.stepup import (
     CONFIRMED,
     THEN_RECOVERY_CODES,
+    THEN_REMOVE_PASSKEY,
     THEN_TOTP_OFF,
     confirm_page,
     confirmed_notice,
@@ -30,7 +33,10 @@ async def _security(
     request: Request, web: WebDep, viewer: Viewer, status_code: int = 200, **context: Any
 ) -> Response:
     mfa = await web.api.call("GET", "/auth/mfa", token=viewer.token, caller=client_of(request))
-    return web.renderer.page(request, "security.html", status_code, user=viewer.user, mfa=mfa, **context)
+    keys = await passkeys.listed(request, web, viewer)
+    return web.renderer.page(
+        request, "security.html", status_code, user=viewer.user, mfa=mfa, passkeys=keys, **context
+    )
 
 
 def _setup(
@@ -174,19 +180,92 @@ async def download_codes(request: Request, web: WebDep, form: Form, viewer: Sign
     )
 
 
+@router.post(f"{PAGE}/passkeys")
+async def add_passkey(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    _ = web.renderer.gettext_for(request)
+    name = field(form, "passkey_name", passkeys.NAME_LIMIT)
+    errors, alert = await passkeys.add(
+        request, web, viewer, name, field(form, "credential", passkeys.CREDENTIAL_LIMIT)
+    )
+    if errors or alert:
+        values = {"passkey_name": name}
+        return await _security(
+            request, web, viewer, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert, values=values
+        )
+    return await _security(request, web, viewer, notice=_("Your passkey “%(name)s” is added.", name=name))
+
+
+@router.post(f"{PAGE}/passkeys/{{key}}/rename")
+async def rename_passkey(request: Request, web: WebDep, form: Form, viewer: SignedIn, key: str) -> Response:
+    _ = web.renderer.gettext_for(request)
+    passkey = passkeys.passkey_id(key)
+    name = field(form, "name", passkeys.NAME_LIMIT)
+    if passkey is None:
+        errors: dict[str, str] = {}
+        alert: str | None = _("That passkey is no longer on your account.")
+    else:
+        errors, alert = await passkeys.rename(request, web, viewer, passkey, name)
+    if errors or alert:
+        return await _security(request, web, viewer, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert)
+    return await _security(request, web, viewer, notice=_("The passkey is renamed “%(name)s”.", name=name))
+
+
+async def _remove_passkey(request: Request, web: WebDep, viewer: Viewer, passkey: str) -> Response:
+    _ = web.renderer.gettext_for(request)
+    alert = await passkeys.remove(request, web, viewer, passkey)
+    if alert:
+        return await _security(request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=alert)
+    return await _security(request, web, viewer, notice=_("The passkey is removed."))
+
+
+@router.post(f"{PAGE}/passkeys/{{key}}/remove")
+async def remove_passkey(request: Request, web: WebDep, form: Form, viewer: SignedIn, key: str) -> Response:
+    passkey = passkeys.passkey_id(key)
+    if passkey is None:
+        _ = web.renderer.gettext_for(request)
+        alert = _("That passkey is no longer on your account.")
+        return await _security(request, web, viewer, status.HTTP_400_BAD_REQUEST, alert=alert)
+    try:
+        return await _remove_passkey(request, web, viewer, passkey)
+    except ApiError as exc:
+        if not needs_reauthentication(exc):
+            raise
+        return await confirm_page(request, web, viewer, PAGE, f"{THEN_REMOVE_PASSKEY}:{passkey}")
+
+
+PROOFS = ("password", "code", "passkey")
+
+
+async def _then(request: Request, web: WebDep, confirmed: Viewer, then: str, return_to: str) -> Response:
+    """After "confirm it's you": finish what it was shown for, or go back to the page."""
+    action, _sep, argument = then.partition(":")
+    if action == THEN_RECOVERY_CODES:
+        return await _new_recovery_codes(request, web, confirmed)
+    if action == THEN_TOTP_OFF:
+        return await _app_off(request, web, confirmed)
+    if action == THEN_REMOVE_PASSKEY and (passkey := passkeys.passkey_id(argument)) is not None:
+        return await _remove_passkey(request, web, confirmed, passkey)
+    separator = "&" if "?" in return_to else "?"
+    return RedirectResponse(f"{return_to}{separator}{CONFIRMED}", status.HTTP_303_SEE_OTHER)
+
+
 @router.post("/account/reauthenticate")
 async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
     _ = web.renderer.gettext_for(request)
-    proof = "code" if field(form, "proof", 20) == "code" else "password"
-    value = field(form, proof, 4096)
-    return_to, then = web.return_to(field(form, "return_to", 2048)), field(form, "then", 40)
+    asked = field(form, "proof", 20)
+    proof = asked if asked in PROOFS else "password"
+    value = field(form, proof, 4096) if proof != "passkey" else ""
+    return_to, then = web.return_to(field(form, "return_to", 2048)), field(form, "then", 80)
     if not return_to.startswith("/"):
         return_to = "/account"
     if proof == "code":
         value = value.replace(" ", "")
     errors: dict[str, str] = {}
     alert = None
-    if not value:
+    answer: Any = passkeys.credential_of(field(form, "credential", passkeys.CREDENTIAL_LIMIT))
+    if proof == "passkey" and answer is None:
+        alert = _("Passkeys need JavaScript. Turn it on for this site, or confirm another way.")
+    elif proof != "passkey" and not value:
         errors[proof] = (
             _("Enter your password.")
             if proof == "password"
@@ -199,12 +278,14 @@ async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: Sign
             tokens = await web.api.call(
                 "POST",
                 "/auth/reauthenticate",
-                json={proof: value},
+                json={proof: answer if proof == "passkey" else value},
                 token=viewer.token,
                 caller=client_of(request),
             )
         except ApiError as exc:
-            if exc.status == 401:
+            if proof == "passkey":
+                errors, alert = passkeys.rejected_message(request, web, exc)
+            elif exc.status == 401:
                 errors[proof] = (
                     _("That password is not right.")
                     if proof == "password"
@@ -214,13 +295,7 @@ async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: Sign
                 errors, alert = explain(exc, _, {proof: proof})
         else:
             confirmed = Viewer(str(tokens["access_token"]), viewer.user)
-            if then == THEN_RECOVERY_CODES:
-                response = await _new_recovery_codes(request, web, confirmed)
-            elif then == THEN_TOTP_OFF:
-                response = await _app_off(request, web, confirmed)
-            else:
-                separator = "&" if "?" in return_to else "?"
-                response = RedirectResponse(f"{return_to}{separator}{CONFIRMED}", status.HTTP_303_SEE_OTHER)
+            response = await _then(request, web, confirmed, then, return_to)
             web.sessions.sign_in(response, tokens, keep_csrf=request.cookies.get("gh_csrf"))
             return response
     return await confirm_page(
