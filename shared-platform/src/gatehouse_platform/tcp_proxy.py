@@ -1,7 +1,9 @@
 """A TCP forwarder for tests: put it between a client and a server, close it to cut the link.
 
 Closing it drops every open connection at once and refuses new ones, which is how a broker outage
-or a network partition looks to the client; opening it again heals the link.
+or a network partition looks to the client; opening it again heals the link. Stalling it keeps
+every connection open (and accepts new ones) but passes no byte either way, which is how a hung
+server looks; resuming it passes on what was held.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ class TcpProxy:
             self.port: int = probe.getsockname()[1]
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, until `resume()`: the server seems hung."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def open(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
@@ -45,10 +56,10 @@ class TcpProxy:
             return_exceptions=True,
         )
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:
