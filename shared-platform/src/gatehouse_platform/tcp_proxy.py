@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"amqp": 5672, "redis": 6379, "postgresql": 5432, "smtp": 25, "http": 80}
 
 
 class TcpProxy:
@@ -24,6 +27,20 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+
+    @classmethod
+    def before(cls, url: str) -> TcpProxy:
+        """A proxy to the server of `url` (amqp://, redis://, postgresql://…)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        return cls(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS[scheme])
+
+    def url(self, url: str) -> str:
+        """`url` with its host and port replaced by this proxy's (credentials, path kept)."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def stall(self) -> None:
         """Hold every byte, both ways, until `resume()`: the server seems hung."""
