@@ -268,7 +268,7 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, *, within: float = 30.0) -> None:
+    async def start(self, *, within: float = 60.0) -> None:
         """Start it and wait (up to `within` seconds) until /readyz answers 200."""
         # Popen only spawns (the service runs on beside the test); S603: our interpreter and module
         self.process = subprocess.Popen(  # noqa: S603, ASYNC220
