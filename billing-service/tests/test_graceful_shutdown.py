@@ -25,6 +25,7 @@ from gatehouse_contracts.events import UserRegistered
 from gatehouse_platform import testing
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.outbox import event_message
+from gatehouse_platform.tcp_proxy import TcpProxy
 from gatehouse_platform.testing import free_port
 
 WEBHOOKS = 40
@@ -150,3 +151,55 @@ async def test_sigterm_mid_load_loses_no_webhook_and_no_user_event(
     finally:
         service.kill()
         await engine.dispose()
+
+
+async def half_closed_connections(port: int, count: int) -> None:
+    """Connections whose peer sent part of a request and left (FIN): the server side waits in
+    CLOSE-WAIT, one with a request head and part of a large body, one with half a head."""
+    for nth in range(count):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        if nth % 2:
+            writer.write(b"POST /billing/stripe/webhook HTTP/1.1\r\nhost: billing\r\n")
+        else:
+            head = b"POST /billing/stripe/webhook HTTP/1.1\r\nhost: billing\r\ncontent-length: 9000000\r\n"
+            writer.write(head + b"\r\n" + b"{" * 1_000_000)
+        await writer.drain()
+        writer.close()  # the peer is gone; the service has not closed its side
+
+
+async def test_sigterm_ends_the_process_in_time_with_half_closed_connections_and_the_broker_gone(
+    own_database: str, own_vhost: str, jwks_url: str, stripe_url: str
+) -> None:
+    """issue 22: two `--workers 2` billing processes outlived their bench by an hour, idling in
+    shutdown with connections in CLOSE-WAIT. Here the broker vanishes (its link cut) and peers
+    leave half-closed connections behind; SIGTERM ends the whole process tree within the drain
+    time (uvicorn's --drain-seconds, then the lifespan's stop deadline)."""
+    broker = TcpProxy.before(own_vhost)
+    await broker.open()
+    through = broker.url(own_vhost)
+    env = {
+        **os.environ,
+        "BILLING_ENVIRONMENT": "test",
+        "BILLING_LOG_JSON": "false",
+        "BILLING_DATABASE_URL": own_database,
+        "BILLING_AMQP_URL": through,
+        "BILLING_CELERY_BROKER_URL": through,
+        "BILLING_REDIS_KEY_PREFIX": testing.unique_name("gh_billing_sigterm"),
+        "BILLING_JWKS_URL": jwks_url,
+        "BILLING_STRIPE_API_BASE": stripe_url,
+        "BILLING_STRIPE_API_KEY": STRIPE_KEY,
+        "BILLING_STRIPE_WEBHOOK_SECRET": SECRET,
+    }
+    drain = ["--drain-seconds", "2", "--stop-seconds", "3"]
+    service = testing.ServiceProcess("billing_service.cli", env, free_port(), ["--workers", "2", *drain])
+    try:
+        await service.start(within=120)  # two workers, each importing the service
+        await half_closed_connections(service.port, 6)
+        await broker.close()
+        await asyncio.sleep(0.5)  # the workers notice: their consumers and relay reconnect in vain
+        service.sigterm()
+        # Without the deadlines the consumers' stop waits for a broker that is not coming back.
+        assert await service.wait(within=30) in testing.GRACEFUL_EXITS
+    finally:
+        service.kill()
+        await broker.close()

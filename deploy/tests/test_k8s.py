@@ -30,6 +30,7 @@ import yaml
 from cryptography.fernet import Fernet
 from deployment import LOCAL_MARKERS, ROOT, SERVICES, Service, is_secret
 
+from gatehouse_platform.app import LIFESPAN_STOP_SECONDS
 from gatehouse_platform.cli import GRACEFUL_SHUTDOWN_SECONDS
 from gatehouse_platform.consumer import EventConsumer
 
@@ -523,6 +524,10 @@ def test_api_deployments_have_probes_and_a_prestop_pause(target: str) -> None:
             assert "ports" not in c.spec, f"{c.where}: only the API listens"
 
 
+def test_the_consumers_grace_fits_in_the_lifespans_stop_deadline() -> None:
+    assert CONSUMER_STOP_GRACE <= LIFESPAN_STOP_SECONDS
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_termination_grace_outlasts_the_prestop_pause_and_the_drain(target: str) -> None:
     objects = render(target)
@@ -535,11 +540,11 @@ def test_termination_grace_outlasts_the_prestop_pause_and_the_drain(target: str)
             drain = int(value)
         else:
             drain = GRACEFUL_SHUTDOWN_SECONDS
-        need = sleep + drain + CONSUMER_STOP_GRACE
+        need = sleep + drain + LIFESPAN_STOP_SECONDS
         grace = spec.get("terminationGracePeriodSeconds", 30)
         assert grace > need, (
             f"{target}: {ident(deployment)} is killed after {grace}s; preStop {sleep}s + uvicorn's drain "
-            f"{drain}s + the consumers' stop {CONSUMER_STOP_GRACE}s need more than {need}s"
+            f"{drain}s + the lifespan's stop {LIFESPAN_STOP_SECONDS}s need more than {need}s"
         )
     for worker in (w for w in workloads(objects) if labels(w).get(COMPONENT) == "worker"):
         grace = pod_spec(worker).get("terminationGracePeriodSeconds", 30)

@@ -67,10 +67,8 @@ def service_root() -> Path:
     return AUTH_SERVICE_ROOT
 
 
-@pytest.fixture(scope="session")
-def auth_service(database_url: str, amqp_url: str) -> Iterator[str]:
-    """auth-service over real HTTP, with its outbox relay publishing to this run's vhost."""
-    settings = AuthSettings(
+def auth_settings(database_url: str, amqp_url: str) -> AuthSettings:
+    return AuthSettings(
         environment="test",
         database_url=database_url,
         amqp_url=amqp_url,
@@ -84,7 +82,12 @@ def auth_service(database_url: str, amqp_url: str) -> Iterator[str]:
         request_account_limit="1000/minute",
         failures_before_backoff=1000,
     )
-    with serve_in_thread(create_auth_app(settings)) as base_url:
+
+
+@pytest.fixture(scope="session")
+def auth_service(database_url: str, amqp_url: str) -> Iterator[str]:
+    """auth-service over real HTTP, with its outbox relay publishing to this run's vhost."""
+    with serve_in_thread(create_auth_app(auth_settings(database_url, amqp_url))) as base_url:
         yield base_url
 
 

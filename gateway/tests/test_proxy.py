@@ -200,7 +200,8 @@ async def test_a_retried_get_reaches_the_upstream_once_it_is_back(echo: Echo) ->
 
 async def test_a_request_that_reached_the_upstream_is_never_retried(echo: Echo) -> None:
     """The upstream takes the request and drops the connection without answering: for all we
-    know it acted on it, so even a GET is not sent again."""
+    know it acted on it, so even a GET is not sent again. Nothing it answered was wrong, though
+    (it is restarting, say): 503 with Retry-After, not 502."""
     connections = 0
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -221,8 +222,9 @@ async def test_a_request_that_reached_the_upstream_is_never_retried(echo: Echo) 
             response = await http.get("/billing/plans")
     finally:
         server.close()
-    assert response.status_code == 502
-    assert response.json()["type"].endswith("/bad-gateway")
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/upstream-reset")
+    assert response.headers["retry-after"] == "1"
     assert connections == 1
 
 
@@ -432,21 +434,33 @@ async def test_a_download_stops_when_the_client_goes_away(gateway: str, echo: Ec
     assert echo.downloads[request_id] < 1000  # far from the 6 GiB asked for
 
 
-async def test_an_exhausted_connection_pool_answers_503_at_once(echo: Echo) -> None:
+async def test_requests_beyond_the_in_flight_cap_answer_503_at_once(echo: Echo) -> None:
+    """Two requests hang in a slow upstream (max_in_flight=2): the third is refused without waiting
+    for a slot or reaching the upstream; once they are answered, requests pass again."""
     settings = gateway_settings(
-        upstreams={"billing": upstream(echo.url, "/billing", max_connections=1, pool_timeout_seconds=0.2)},
+        upstreams={"billing": upstream(echo.url, "/billing", max_in_flight=2)},
         rate_limits_enabled=False,
         jwks_url=f"{echo.url}/jwks",
     )
     async with http_gateway(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
-        slow = asyncio.ensure_future(http.get("/billing/sleep", params={"seconds": 1}))
-        await asyncio.sleep(0.2)
-        busy = await http.get("/billing/plans")
-        assert (await slow).status_code == 200
+        slow_ids = [uuid.uuid4().hex, uuid.uuid4().hex]
+        slow = [
+            asyncio.ensure_future(
+                http.get("/billing/sleep", params={"seconds": 1}, headers={"X-Request-ID": request_id})
+            )
+            for request_id in slow_ids
+        ]
+        await eventually(lambda: all(echo.requests_with(i) for i in slow_ids), "both to reach the upstream")
+        refused_id = uuid.uuid4().hex
+        busy = await http.get("/billing/plans", headers={"X-Request-ID": refused_id})
+        assert not any(task.done() for task in slow)  # refused while both were still in flight
+        assert [(await task).status_code for task in slow] == [200, 200]
         after = await http.get("/billing/plans")
     assert busy.status_code == 503
+    assert busy.headers["content-type"] == "application/problem+json"
     assert busy.json()["type"].endswith("/upstream-busy")
     assert busy.headers["retry-after"] == "1"
+    assert echo.requests_with(refused_id) == []
     assert after.status_code == 200
 
 

@@ -14,6 +14,7 @@ from gateway.transport.http1 import (
     MAX_RESPONSE_HEAD_BYTES,
     READ_PAUSE_ABOVE,
     ConnectFailed,
+    ConnectionLost,
     ConnectionPool,
     ProtocolFailed,
     ReadTimedOut,
@@ -138,17 +139,68 @@ async def test_a_response_cut_short_fails_the_read() -> None:
         writer.close()
 
     async with upstream(cut) as server:
-        with pytest.raises(ProtocolFailed, match="closed mid-response"):
+        with pytest.raises(ProtocolFailed, match="closed mid-response") as failed:
             await exchange(pool_for(server.url))
+    assert not isinstance(failed.value, ConnectionLost)  # a wrong answer: the proxy's 502
 
 
-async def test_a_connection_closed_before_any_answer_fails_the_exchange() -> None:
+async def test_a_connection_closed_or_reset_before_any_answer_is_a_lost_connection() -> None:
+    """Not a wrong answer, no answer at all (the upstream restarting): the proxy's 503."""
+
     async def hang_up(writer: asyncio.StreamWriter) -> None:
         writer.close()
 
-    async with upstream(hang_up) as server:
-        with pytest.raises(ProtocolFailed):
-            await exchange(pool_for(server.url))
+    async def reset(writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    for answer in (hang_up, reset):
+        async with upstream(answer) as server:
+            with pytest.raises(ConnectionLost, match="before any answer"):
+                await exchange(pool_for(server.url))
+
+
+async def test_a_head_later_than_slow_after_is_reported_once_while_it_is_awaited() -> None:
+    """The pool's on_slow runs the moment a head is overdue (the breaker counts it then, not when
+    the answer ends); the exchange goes on, and a prompt head reports nothing."""
+    reports: list[bool] = []
+
+    async def late(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.4)
+        writer.write(OK)
+        await writer.drain()
+
+    async with upstream(OK, late) as server:
+        pool = ConnectionPool(
+            server.url,
+            connect_timeout=1,
+            read_timeout=2,
+            keepalive_expiry=4,
+            on_slow=lambda: reports.append(True),
+        )
+        for expected_reports in (0, 1):
+            connection = await pool.acquire()
+            connection.begin(head_only=False, slow_after=0.1)
+            connection.write(GET)
+            head = asyncio.ensure_future(connection.response_head())
+            await asyncio.sleep(0.25)
+            assert len(reports) == expected_reports  # reported before the head came
+            assert (await head)[0] == 200
+            assert await connection.read_chunk() == b"ok"
+            assert connection.slow is bool(expected_reports)
+            pool.release(connection)
+    assert reports == [True]
+
+
+async def test_a_route_read_timeout_replaces_the_pools() -> None:
+    async def silent(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async with upstream(silent) as server:
+        connection = await pool_for(server.url, read_timeout=30).acquire()
+        connection.begin(head_only=False, read_timeout=0.2)
+        connection.write(GET)
+        with pytest.raises(ReadTimedOut, match=r"for 0\.2 s"):
+            await asyncio.wait_for(connection.response_head(), 3)
 
 
 async def test_an_invalid_response_fails_the_exchange() -> None:
@@ -377,6 +429,8 @@ async def test_a_body_the_client_is_slow_to_take_pauses_reading_from_the_upstrea
             ),
             (test_idle_connections_expire_and_closed_ones_are_passed_over, ()),
             (test_a_response_cut_short_fails_the_read, ()),
+            (test_a_connection_closed_or_reset_before_any_answer_is_a_lost_connection, ()),
+            (test_a_head_later_than_slow_after_is_reported_once_while_it_is_awaited, ()),
             (test_writing_after_the_upstream_answered_and_closed_is_a_protocol_failure, ()),
             (test_silence_is_a_read_timeout_before_the_head_and_between_body_bytes, ()),
             (test_streamed_request_bodies_are_framed_by_length_or_by_chunks, ()),

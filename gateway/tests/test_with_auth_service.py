@@ -4,14 +4,18 @@ the Redis denylist) refusing still-unexpired access tokens at the edge."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from conftest import PASSWORD, Echo, asgi_gateway, bearer, gateway_settings, sign_up, upstream
-from gatehouse_platform.testing import eventually
+from auth_service.main import create_app as create_auth_app
+from conftest import PASSWORD, Echo, asgi_gateway, auth_settings, bearer, gateway_settings, sign_up, upstream
+from gatehouse_platform.tcp_proxy import TcpProxy
+from gatehouse_platform.testing import eventually, serve_in_thread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -102,3 +106,61 @@ async def test_logging_out_refuses_that_session_at_the_edge_but_not_the_others(
 
     await eventually(refused, "the revoked session to reach the edge")
     assert await billing_sees(gateway, echo, second["access_token"])
+
+
+async def test_a_database_restart_behind_auth_service_is_503_through_the_gateway_never_500_or_502(
+    database_url: str, amqp_url: str, echo: Echo
+) -> None:
+    """issue 22's drill: PostgreSQL restarted under 4 clients of login and me gave 17 × 500 and
+    5 × 502. Here auth-service reaches its database through a TCP proxy that is cut (connections
+    reset, new ones refused) while 4 clients keep signing in and reading /auth/me through the
+    gateway: every answer is 200 or 503 problem+json with Retry-After, and once the database is
+    back every client succeeds again, with the same processes."""
+    link = TcpProxy.before(database_url)
+    await link.open()
+    # Started from a thread: the proxy runs on this loop, which the server's start must not block.
+    server = serve_in_thread(create_auth_app(auth_settings(link.url(database_url), amqp_url)))
+    auth_url = await asyncio.to_thread(server.__enter__)
+    try:
+        settings = gateway_settings(
+            upstreams={
+                "auth": upstream(auth_url, "/auth", "/.well-known"),
+                "billing": upstream(echo.url, "/billing"),
+            },
+            rate_limits_enabled=False,
+        )
+        async with asgi_gateway(settings) as http:
+            user, tokens = await sign_up(http)
+            login = {"email": user["email"], "password": PASSWORD}
+            answers: list[httpx.Response] = []
+            cut = asyncio.Event()
+            healed = asyncio.Event()
+
+            async def client() -> None:
+                while not healed.is_set() or len(answers) < 40:
+                    answers.append(await http.post("/auth/login", json=login))
+                    answers.append(await http.get("/auth/me", headers=bearer(tokens["access_token"])))
+                    if len(answers) > 400:
+                        return
+
+            async def restart() -> None:
+                await eventually(lambda: len(answers) >= 8, "the load to be under way")
+                await link.close()
+                cut.set()
+                await eventually(lambda: sum(r.status_code == 503 for r in answers) >= 4, "503s")
+                await link.open()
+                healed.set()
+
+            await asyncio.gather(restart(), *(client() for _ in range(4)))
+            after = [await http.post("/auth/login", json=login) for _ in range(3)]
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
+        await link.close()
+    statuses = Counter(response.status_code for response in answers)
+    assert set(statuses) <= {200, 503}, statuses
+    for response in answers:
+        if response.status_code == 503:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert int(response.headers["retry-after"]) >= 1
+    assert cut.is_set() and statuses[503] >= 4
+    assert [response.status_code for response in after] == [200, 200, 200]

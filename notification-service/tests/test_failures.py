@@ -4,9 +4,11 @@ at once, and delivered after a replay once the server accepts again."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,12 +17,15 @@ from conftest import (
     MailServer,
     Stack,
     envelope,
+    make_settings,
     new_email,
     read_maildir,
+    running_stack,
     sample,
     wait_for_deliveries,
     wait_for_mail,
 )
+from gatehouse_platform.tcp_proxy import TcpProxy
 from gatehouse_platform.testing import eventually
 from notification_service.models import Delivery
 
@@ -202,3 +207,54 @@ async def test_resend_through_a_refusing_server_answers_409_and_keeps_the_attemp
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"]
     await wait_for_deliveries(db, event.id, "sent", "failed", "failed")
+
+
+async def test_a_hung_smtp_server_keeps_the_service_in_rotation_and_every_email_goes_once_after(
+    database_url: str,
+    amqp_url: str,
+    jwks_url: str,
+    bus: aio_pika.abc.AbstractConnection,
+    tmp_path: Path,
+    db: Db,
+) -> None:
+    """issue 22's drill: the SMTP server hung (accepting, answering nothing). Readiness stays 200
+    (SMTP is reported, not required) and answers within its check timeout; once the server answers
+    again, every email is delivered, once."""
+    server = MailServer(tmp_path / "Maildir")
+    server.start()
+    link = TcpProxy("127.0.0.1", server.port)
+    await link.open()
+    name = uuid.uuid4().hex[:10]
+    settings = make_settings(
+        database_url,
+        amqp_url,
+        jwks_url,
+        link.port,
+        events_exchange=f"test.events.{name}",
+        consumer_name=f"notification-test-{name}",
+        consumer_retry_delays=[0.2, 0.5, 1.0, 2.0, 2.0],
+    )
+    try:
+        async with running_stack(settings, bus) as stack:
+            link.stall()
+            recipients = [new_email() for _ in range(5)]
+            events = [envelope(sample("user.password_changed", email=to)) for to in recipients]
+            for event in events:
+                await stack.publish(event)
+            ready = await stack.client.get("/readyz")
+            verbose = await stack.client.get("/readyz", params={"verbose": True})
+            link.resume()
+            for event in events:
+                await wait_for_deliveries(db, event.id, "sent")
+            for to in recipients:
+                await wait_for_mail(server.maildir, to)
+            await asyncio.sleep(0.5)  # a second copy would have arrived by now
+            received = [len(read_maildir(server.maildir, to)) for to in recipients]
+    finally:
+        link.resume()
+        await link.close()
+        server.stop()
+    assert ready.status_code == 200, ready.text
+    assert verbose.status_code == 200
+    assert verbose.json()["reported"]["smtp"].startswith("fail")
+    assert received == [1] * len(events)

@@ -3,6 +3,7 @@ lifespan's order of starting and stopping, the Celery app and the job edge."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -146,6 +147,34 @@ async def test_a_worker_failing_to_start_stops_those_already_started(
         async with LifespanManager(probe_app(engine, probe_table, lifespan)):
             pass
     assert log == ["start relay", "stop relay", "close engine"]
+
+
+@dataclass
+class Hung(Recorder):
+    """A worker whose stop waits for something that is not coming back (a broker gone)."""
+
+    async def stop(self) -> None:
+        self.log.append(f"stopping {self.name}")
+        await asyncio.Event().wait()
+
+
+async def test_stopping_has_a_deadline_a_hung_or_failing_step_leaves_the_rest_their_turn(
+    engine: AsyncEngine, probe_table: str
+) -> None:
+    """issue 22: a process whose consumer's stop waited for a vanished broker never exited."""
+    log: list[str] = []
+
+    def broken_close() -> None:
+        raise ConnectionError("already gone")
+
+    lifespan = Lifespan(
+        workers=[Recorder("relay", log), Hung("consumer", log)],
+        closers=[broken_close, lambda: log.append("close engine")],
+        stop_seconds=1.5,
+    )
+    async with LifespanManager(probe_app(engine, probe_table, lifespan), shutdown_timeout=30):
+        pass
+    assert log == ["start relay", "start consumer", "stopping consumer", "stop relay", "close engine"]
 
 
 def test_the_celery_app_has_the_house_settings_and_schedule() -> None:

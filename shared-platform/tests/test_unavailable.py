@@ -4,6 +4,7 @@ while PostgreSQL restarted and while Redis was stopped)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -11,7 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gatehouse_platform.app import DbSession, Lifespan, service_app
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.tcp_proxy import TcpProxy
-from gatehouse_platform.testing import free_port
+from gatehouse_platform.testing import eventually, free_port, serve_in_thread
 
 UNAVAILABLE = "https://gatehouse.dev/problems/service-unavailable"
 
@@ -137,3 +139,29 @@ async def test_a_bug_is_still_a_500_with_no_details() -> None:
         response = await client.get("/bug")
     assert response.status_code == 500
     assert "secret-ish" not in response.text
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error() -> None:
+    """A peer that sent part of its body and left (the half-closed connections of issue 22's
+    SIGTERM drill): counted as 499, client closed request, never as a 500."""
+    router = APIRouter()
+
+    @router.post("/upload-then-leave")
+    async def upload(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    app = service_app(
+        title="probe", description="", services=None, lifespan=Lifespan(), checks={}, routers=[router]
+    )
+
+    def count(status: str) -> float:
+        labels = {"method": "POST", "route": "/upload-then-leave", "status": status}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    with serve_in_thread(app) as base_url:
+        _, writer = await asyncio.open_connection("127.0.0.1", int(base_url.rsplit(":", 1)[1]))
+        writer.write(b"POST /upload-then-leave HTTP/1.1\r\nhost: probe\r\ncontent-length: 100000\r\n\r\n{")
+        await writer.drain()
+        writer.close()
+        await eventually(lambda: count("499") == 1, "the request to be counted")
+    assert count("500") == 0

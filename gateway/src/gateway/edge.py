@@ -199,7 +199,14 @@ class Edge:
                 body = RequestBody(receive, self.settings.max_request_body_bytes, length)
                 if length is not None and length <= BUFFER_BODY_BELOW:
                     body = await body.read_all()
-            forwarded = await upstream.send(method, request_target(scope), forward_headers, body)
+            forwarded = await upstream.send(
+                method,
+                request_target(scope),
+                forward_headers,
+                body,
+                read_timeout=route.read_timeout,
+                slow_after=route.slow_after,
+            )
             status = forwarded.status
             try:
                 response_headers = downstream_response_headers(forwarded.raw_headers, edge_headers)

@@ -15,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.types import Receive, Scope, Send
 
+from gatehouse_platform.app import stop_seconds, stop_within
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
@@ -122,21 +123,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            # The server has stopped accepting; let requests in flight finish, then close.
-            await edge.drain(settings.shutdown_grace_seconds)
-            if starting is not None:
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
-            if consumer is not None:
-                await consumer.stop()
-            await rebuilder.stop()
-            for upstream in upstreams.values():
-                await upstream.aclose()
-            await auth.aclose()
-            await http.aclose()
-            await lane.aclose()
-            await redis.aclose()
+
+            async def drain() -> None:  # the server has stopped accepting: let requests finish
+                await edge.drain(settings.shutdown_grace_seconds)
+
+            async def stop_consuming() -> None:
+                if starting is not None:
+                    starting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await starting
+                if consumer is not None:
+                    await consumer.stop()
+
+            async def close_upstreams() -> None:
+                for upstream in upstreams.values():
+                    await upstream.aclose()
+
+            # Each step has a deadline (a vanished broker must not hold the process: issue 22).
+            steps = [drain, stop_consuming, rebuilder.stop, close_upstreams, auth.aclose, http.aclose]
+            await stop_within(stop_seconds(), [*steps, lane.aclose, redis.aclose])
 
     app = GatewayApp(
         title="Gatehouse gateway",

@@ -22,7 +22,8 @@ BREAKER_STATE = Gauge(
 )
 UPSTREAM_FAILURES = Counter(
     "gateway_upstream_failures_total",
-    "Upstream exchanges that failed, by kind (connect, timeout, protocol, status).",
+    "Upstream exchanges that failed or were refused, by kind (connect, reset, timeout, slow, busy, protocol, "
+    "truncated, status).",
     ["upstream", "kind"],
 )
 RETRIES = Counter("gateway_upstream_retries_total", "Requests re-sent after a connect failure.", ["upstream"])

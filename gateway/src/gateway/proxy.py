@@ -4,16 +4,23 @@ around each exchange.
 
 Retries: only idempotent methods, only after a connect failure (nothing reached the upstream),
 and only while the request body has not started to stream (so it can be sent again whole).
-Errors become problem+json before any byte of a response is sent: connect failure, open circuit or
-exhausted pool → 503 with Retry-After, invalid answer → 502, timeout → 504; once the upstream's
-response has started, a failure can only cut the connection (the client sees a truncated body,
-never a wrong one).
+Errors become problem+json before any byte of a response is sent: connect failure, a connection
+reset before any answer (the upstream restarting), open circuit or too many requests in flight →
+503 with Retry-After, invalid answer → 502, timeout → 504; once the upstream's response has
+started, a failure can only cut the connection (the client sees a truncated body, never a wrong
+one).
+
+A hung upstream is shed in seconds: each request has its route's deadline (`read_timeout`); the
+requests in flight to one upstream are capped (`max_in_flight`, a plain counter: beyond it, 503 at
+once); and the breaker counts an answer as slow the moment it becomes so (the connection's timer
+reports it), opening after `breaker_slow_threshold` of them within the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 from urllib.parse import quote
@@ -28,6 +35,7 @@ from gateway.settings import UpstreamSettings
 from gateway.transport.http1 import (
     ConnectFailed,
     Connection,
+    ConnectionLost,
     ConnectionPool,
     Headers,
     ReadTimedOut,
@@ -77,6 +85,14 @@ class UpstreamUnreachable(ServiceUnavailable):
 
     slug = "upstream-unreachable"
     title = "Upstream unreachable"
+
+
+class UpstreamReset(ServiceUnavailable):
+    """The connection was closed or reset before any answer: the upstream is restarting (or
+    stopping). 503 like unreachable, not 502: nothing it answered was wrong."""
+
+    slug = "upstream-reset"
+    title = "Upstream connection reset"
 
 
 class UpstreamTimeout(DomainError):
@@ -206,21 +222,25 @@ class Upstream:
     def __init__(self, name: str, config: UpstreamSettings) -> None:
         self.name = name
         self.config = config
+        self.breaker = CircuitBreaker(
+            name,
+            failure_threshold=config.breaker_failure_threshold,
+            cooldown_seconds=config.breaker_cooldown_seconds,
+            slow_threshold=config.breaker_slow_threshold,
+            slow_window_seconds=config.breaker_slow_window_seconds,
+            on_change=record_breaker_state,
+        )
         self.pool = ConnectionPool(
             config.url,
             connect_timeout=config.connect_timeout_seconds,
             read_timeout=config.read_timeout_seconds,
             keepalive_expiry=config.keepalive_expiry_seconds,
+            on_slow=self._slow,
         )
-        # Our own pool limit, so that waiting for a free connection (overload: 503, no verdict
-        # on the upstream) is told apart from failing to connect (the upstream's fault).
-        self._slots = asyncio.Semaphore(config.max_connections)
-        self.breaker = CircuitBreaker(
-            name,
-            failure_threshold=config.breaker_failure_threshold,
-            cooldown_seconds=config.breaker_cooldown_seconds,
-            on_change=record_breaker_state,
-        )
+        # Requests in flight (each holds one connection), capped: beyond the cap, 503 at once (no
+        # verdict on the upstream: it may only be busy). A counter, not a semaphore: nothing waits.
+        self.in_flight = 0
+        self._max_in_flight = config.max_in_flight
         self._failure_statuses = frozenset(config.breaker_failure_statuses)
         self.metrics = UpstreamMetrics(name)
 
@@ -232,7 +252,7 @@ class Upstream:
         async with asyncio.timeout(within):
             connection = await self.pool.acquire()
             try:
-                connection.begin(head_only=False)
+                connection.begin(head_only=False, slow_after=math.inf)  # not the breaker's business
                 connection.write(self.pool.request_head("GET", path.encode(), [], b""))
                 status, _ = await connection.response_head()
                 body = b"".join([chunk async for chunk in _chunks(connection)])
@@ -248,24 +268,26 @@ class Upstream:
         target: bytes,
         headers: Headers,
         body: RequestBody | bytes | None,
+        *,
+        read_timeout: float | None = None,
+        slow_after: float | None = None,
     ) -> ForwardedResponse:
-        """Send the request; the response comes back with its body unread (stream it, then close)."""
-        retries_left = self.config.connect_retries if method in IDEMPOTENT_METHODS else 0
-        try:
-            if self._slots.locked():  # only then is there a wait worth a timeout
-                await asyncio.wait_for(self._slots.acquire(), self.config.pool_timeout_seconds)
-            else:
-                await self._slots.acquire()
-        except TimeoutError:
-            UPSTREAM_FAILURES.labels(self.name, "pool").inc()
+        """Send the request; the response comes back with its body unread (stream it, then close).
+        `read_timeout` and `slow_after` are the route's (default: the upstream's)."""
+        if self.in_flight >= self._max_in_flight:
+            UPSTREAM_FAILURES.labels(self.name, "busy").inc()
             raise UpstreamBusy(
                 f"Too many requests in flight to the {self.name} service.", headers={"Retry-After": "1"}
-            ) from None
+            )
+        if slow_after is None:
+            slow_after = self.config.breaker_slow_seconds
+        retries_left = self.config.connect_retries if method in IDEMPOTENT_METHODS else 0
+        self.in_flight += 1
         try:
             while True:
                 probe = self.breaker.acquire()
                 try:
-                    response = await self._exchange(method, target, headers, body)
+                    response = await self._exchange(method, target, headers, body, read_timeout, slow_after)
                 except ConnectFailed as exc:
                     self.breaker.failure(probe)
                     streamed = isinstance(body, RequestBody) and body.started
@@ -288,16 +310,27 @@ class Upstream:
                     self.breaker.success(probe)
                 return response
         except BaseException:
-            self._slots.release()
+            self.in_flight -= 1
             raise
 
+    def _slow(self) -> None:
+        """A head has not come within its route's slow threshold (the connection's timer)."""
+        UPSTREAM_FAILURES.labels(self.name, "slow").inc()
+        self.breaker.slow()
+
     async def _exchange(
-        self, method: str, target: bytes, headers: Headers, body: RequestBody | bytes | None
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: RequestBody | bytes | None,
+        read_timeout: float | None,
+        slow_after: float,
     ) -> ForwardedResponse:
         connection = await self.pool.acquire()
         writer: asyncio.Future[None] | None = None
         try:
-            connection.begin(head_only=method == "HEAD")
+            connection.begin(method == "HEAD", read_timeout, slow_after)
             if body is None or isinstance(body, bytes):
                 framing = b"content-length: %d\r\n" % len(body) if body is not None else b""
                 head = self.pool.request_head(method, target, headers, framing)
@@ -330,6 +363,13 @@ class Upstream:
             log.warning("upstream unreachable", extra={"upstream": self.name, "error": str(exc)[:200]})
             return UpstreamUnreachable(
                 f"The {self.name} service cannot be reached.", headers={"Retry-After": "1"}
+            )
+        if isinstance(exc, ConnectionLost):
+            UPSTREAM_FAILURES.labels(self.name, "reset").inc()
+            log.warning("upstream connection reset", extra={"upstream": self.name, "error": str(exc)[:200]})
+            return UpstreamReset(
+                f"The {self.name} service closed the connection without answering (restarting?).",
+                headers={"Retry-After": "1"},
             )
         UPSTREAM_FAILURES.labels(self.name, "protocol").inc()
         log.warning("upstream exchange failed", extra={"upstream": self.name, "error": str(exc)[:200]})
@@ -396,7 +436,7 @@ class ForwardedResponse:
                 self.connection.close()  # the body failed after the upstream had answered
             # A body read to its end returns the connection to the pool; otherwise it is closed.
             self.upstream.pool.release(self.connection)
-            self.upstream._slots.release()
+            self.upstream.in_flight -= 1
 
 
 async def relay_response(

@@ -1,5 +1,6 @@
 """The route table: which upstream serves a path, what the edge demands of the caller (access
-rule), and which rate-limit rule counts the request. Everything is matched on the decoded path."""
+rule), which rate-limit rule counts the request, and how long its answer may take (the route's
+deadline, or its upstream's). Everything is matched on the decoded path."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.settings import Access, AccessRule, RateLimitRule, Settings
+from gateway.settings import Access, AccessRule, RateLimitRule, RouteTimeout, Settings
 
 ROUTE_CACHE_SIZE = 4096
 # The gateway's own routes (main.py, openapi.py): never proxied, even by an upstream on prefix "/"
@@ -46,6 +47,8 @@ class Route:
     upstream: str
     access: Access
     rate_limit: RateLimitRule | None
+    read_timeout: float  # the longest silence before and within the answer: then 504
+    slow_after: float  # a head not come by then counts as slow for the breaker
 
 
 def is_ambiguous(path: str) -> bool:
@@ -66,6 +69,10 @@ class RouteTable:
             (PathPattern(rule.methods, [rule.path]), rule) for rule in settings.access_rules
         ]
         self._default_access = settings.default_access
+        self._timeouts: list[tuple[PathPattern, RouteTimeout]] = [
+            (PathPattern(rule.methods, rule.paths), rule) for rule in settings.route_timeouts
+        ]
+        self._upstreams = settings.upstreams
         self._recent: dict[tuple[str, str], Route | None] = {}
         self._limits: list[tuple[PathPattern, RateLimitRule]] = (
             [(PathPattern(rule.methods, rule.paths), rule) for rule in settings.rate_limit_rules]
@@ -99,6 +106,14 @@ class RouteTable:
                 return rule
         return None
 
+    def timeouts_for(self, upstream: str, method: str, path: str) -> tuple[float, float]:
+        """(read timeout, slow threshold): the first matching route rule's, else the upstream's."""
+        for pattern, rule in self._timeouts:
+            if pattern.matches(method, path):
+                return rule.read_timeout_seconds, rule.slow_seconds
+        config = self._upstreams[upstream]
+        return config.read_timeout_seconds, config.breaker_slow_seconds
+
     def match(self, method: str, path: str) -> Route | None:
         """The route serving `method path`, or None when no upstream takes the path (or it is
         blocked: the caller answers 404 either way). Recent answers are remembered."""
@@ -111,7 +126,12 @@ class RouteTable:
         route = (
             None
             if upstream is None or self.is_blocked(path)
-            else Route(upstream, self.access_for(method, path), self.rate_limit_for(method, path))
+            else Route(
+                upstream,
+                self.access_for(method, path),
+                self.rate_limit_for(method, path),
+                *self.timeouts_for(upstream, method, path),
+            )
         )
         if len(self._recent) >= ROUTE_CACHE_SIZE:
             self._recent.clear()  # paths carry ids: start over rather than grow without bound

@@ -62,10 +62,17 @@ class UpstreamSettings(BaseModel):
     )
     connect_timeout_seconds: float = Field(default=1.0, gt=0)
     read_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Longest wait for the next bytes of the response (headers too)"
+        default=5.0,
+        gt=0,
+        description="Longest silence before and within the response: a hung upstream answers 504 after "
+        "it (routes in `route_timeouts` have their own)",
     )
-    pool_timeout_seconds: float = Field(default=5.0, gt=0, description="Wait for a free connection slot")
-    max_connections: int = Field(default=256, ge=1, description="Concurrent requests (connections) at most")
+    max_in_flight: int = Field(
+        default=128,
+        ge=1,
+        description="Requests in flight to this upstream at most; beyond it, 503 upstream-busy at once "
+        "(a hung upstream must not hold every connection and the gateway's memory)",
+    )
     keepalive_expiry_seconds: float = Field(
         default=4.0,
         ge=0,
@@ -77,6 +84,16 @@ class UpstreamSettings(BaseModel):
     )
     retry_backoff_seconds: float = Field(default=0.05, ge=0)
     breaker_failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open it")
+    breaker_slow_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="An answer whose head has not come after this is slow (routes in `route_timeouts` "
+        "have their own)",
+    )
+    breaker_slow_threshold: int = Field(
+        default=10, ge=0, description="Slow answers within the window that open it (0 = slowness never does)"
+    )
+    breaker_slow_window_seconds: float = Field(default=10.0, gt=0)
     breaker_cooldown_seconds: float = Field(default=10.0, gt=0, description="Open this long, then one probe")
     breaker_failure_statuses: list[int] = Field(
         default_factory=list,
@@ -100,6 +117,25 @@ class UpstreamSettings(BaseModel):
     @classmethod
     def _prefixes(cls, prefixes: list[str]) -> list[str]:
         return [_check_pattern(p).rstrip("/") or "/" for p in prefixes]
+
+
+class RouteTimeout(BaseModel):
+    """A deadline of its own for matching requests (routes that wait on a third party: Stripe, an
+    OAuth provider). The first matching rule wins; other requests have their upstream's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    methods: list[str] = Field(default_factory=lambda: ["*"])
+    paths: list[str] = Field(min_length=1)
+    read_timeout_seconds: float = Field(gt=0)
+    slow_seconds: float = Field(gt=0, description="When its answer counts as slow for the breaker")
+
+    _methods = field_validator("methods")(_check_methods)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, paths: list[str]) -> list[str]:
+        return [_check_pattern(p) for p in paths]
 
 
 class AccessRule(BaseModel):
@@ -170,6 +206,23 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/notifications/**", "token"),
 ]
 
+# Routes that wait on a third party before they answer get longer than the upstreams' 5 s: billing's
+# Stripe calls (BILLING_STRIPE_TIMEOUT_SECONDS, 20 s) and auth-service's calls to Google and GitHub
+# (AUTH_OAUTH_HTTP_TIMEOUT_SECONDS, 10 s, two of them for a sign-in), so that their own answer to
+# a third party's failure gets through rather than the gateway's 504.
+DEFAULT_ROUTE_TIMEOUTS: list[RouteTimeout] = [
+    RouteTimeout(
+        methods=["POST", "PUT", "PATCH", "DELETE"],
+        paths=["/billing/plans/**"],
+        read_timeout_seconds=25,
+        slow_seconds=10,
+    ),
+    RouteTimeout(paths=["/billing/subscriptions/**"], read_timeout_seconds=25, slow_seconds=10),
+    RouteTimeout(
+        paths=["/auth/*/login", "/auth/*/link", "/auth/*/callback"], read_timeout_seconds=25, slow_seconds=10
+    ),
+]
+
 CREDENTIAL_PATHS = [
     "/auth/login",
     "/auth/login/code",
@@ -202,7 +255,18 @@ class Settings(ServiceSettings):
         description="name → upstream; empty = auth, billing, notifications and web from the URLs",
     )
     connect_timeout_seconds: float = Field(default=1.0, gt=0, description="For upstreams built from URLs")
-    read_timeout_seconds: float = Field(default=30.0, gt=0, description="For upstreams built from URLs")
+    read_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="For the API upstreams built from URLs"
+    )
+    web_read_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="For the web front built from its URL (a page waits on WEB_API_TIMEOUT_SECONDS)",
+    )
+    route_timeouts: list[RouteTimeout] = Field(
+        default_factory=lambda: list(DEFAULT_ROUTE_TIMEOUTS),
+        description="Deadlines of their own for matching requests, first match wins",
+    )
     blocked_paths: list[str] = Field(
         default_factory=lambda: ["/billing/stripe/webhook/**", "/auth/internal/**"],
         description="Never routed (404 here): Stripe posts to billing-service directly; "
@@ -331,7 +395,8 @@ class Settings(ServiceSettings):
                     prefixes=["/"],
                     paths=list(WEB_PAGES_UNDER_API),
                     openapi_path=None,
-                    **timeouts,
+                    connect_timeout_seconds=self.connect_timeout_seconds,
+                    read_timeout_seconds=self.web_read_timeout_seconds,
                 ),
             }
         if self.jwks_url is None:

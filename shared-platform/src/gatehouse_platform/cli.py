@@ -21,11 +21,16 @@ from typing import Any
 
 import typer
 
+from gatehouse_platform.app import LIFESPAN_STOP_SECONDS, STOP_SECONDS_VARIABLE
 from gatehouse_platform.consumer import EventConsumer
 
-# uvicorn stops taking connections on SIGTERM and waits this long for requests in flight (and the
-# lifespan's own drain of consumers and relays) before it gives up.
+# uvicorn stops taking connections on SIGTERM and waits this long for requests in flight before it
+# cancels them; then the lifespan stops consumers and relays within LIFESPAN_STOP_SECONDS (app.py).
 GRACEFUL_SHUTDOWN_SECONDS = 25
+# With --workers N, the parent kills a worker that does not answer its health check within this; a
+# worker answers only once it has imported the service (seconds on a busy machine: uvicorn's 5 s
+# default had the parent kill every worker before it started, over and over).
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 def service_cli(
@@ -48,10 +53,22 @@ def service_cli(
         pass
 
     @app.command()
-    def serve(host: str = "127.0.0.1", port: int = port, workers: int = 1) -> None:
-        """Run the service with uvicorn (SIGTERM drains it gracefully)."""
+    def serve(
+        host: str = "127.0.0.1",
+        port: int = port,
+        workers: int = 1,
+        drain_seconds: int = typer.Option(
+            GRACEFUL_SHUTDOWN_SECONDS, min=0, help="On SIGTERM, how long requests in flight may take"
+        ),
+        stop_seconds: float = typer.Option(
+            LIFESPAN_STOP_SECONDS, min=0, help="Then how long consumers and relays may take to stop"
+        ),
+    ) -> None:
+        """Run the service with uvicorn. SIGTERM drains it gracefully, and ends it within
+        drain + stop seconds whatever hangs (a client gone, the broker gone)."""
         import uvicorn
 
+        os.environ[STOP_SECONDS_VARIABLE] = str(stop_seconds)  # for the lifespan, in every worker
         uvicorn.run(
             app_factory,
             factory=True,
@@ -59,7 +76,8 @@ def service_cli(
             port=port,
             workers=workers,
             proxy_headers=True,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            timeout_graceful_shutdown=drain_seconds,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             **(uvicorn_options or {}),
         )
 

@@ -55,6 +55,7 @@ DEATH_REASON_HEADER = "x-gatehouse-death-reason"
 # A message redelivered this often without ever being acked (the process died while handling it)
 # is poison: the broker moves it to the DLQ instead of crashing consumers forever.
 DELIVERY_LIMIT = 20
+BROKER_STOP_SECONDS = 5  # stop(): a broker that is gone gets this long to cancel, and to close
 
 EVENTS_HANDLED = Counter(
     "gatehouse_events_handled_total", "Events whose handler succeeded.", ["consumer", "event_type"]
@@ -174,17 +175,24 @@ class EventConsumer:
         """Stop taking messages, let the handlers in flight finish, then close the connection.
 
         A handler still running after `grace_period` seconds is abandoned; its message,
-        unacknowledged, is redelivered later.
+        unacknowledged, is redelivered later. A broker that is gone (the robust connection waiting
+        to reconnect) gets `BROKER_STOP_SECONDS` for each of the cancel and the close, not forever.
         """
         if self._queue is not None and self._consumer_tag is not None:
-            await self._queue.cancel(self._consumer_tag)
+            try:
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), BROKER_STOP_SECONDS)
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+                logger.warning("consumer %s could not cancel its subscription: %r", self.name, exc)
             self._consumer_tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace_period)
         except TimeoutError:
             logger.warning("consumer %s stopped with %d handlers still running", self.name, self._in_flight)
         if self._connection is not None:
-            await self._connection.close()
+            try:
+                await asyncio.wait_for(self._connection.close(), BROKER_STOP_SECONDS)
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+                logger.warning("consumer %s could not close its connection: %r", self.name, exc)
         self._connection = self._publisher = self._queue = None
 
     async def replay_dead_letters(self, limit: int = 100) -> int:

@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from gatehouse_contracts.problem import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem
 
@@ -234,6 +236,9 @@ def validation_errors(exc: RequestValidationError) -> dict[str, str]:
     return errors
 
 
+CLIENT_CLOSED_REQUEST = 499
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -283,6 +288,13 @@ def install_exception_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "Internal server error", instance=request.url.path)
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # The client left while its body was being read (a half-closed connection): nobody is left
+        # to answer, and it is not the server's failure. 499 is nginx's "client closed request".
+        log.info("client left before its request was read", extra={"path": request.url.path})
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

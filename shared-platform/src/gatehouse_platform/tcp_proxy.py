@@ -1,13 +1,18 @@
 """A TCP forwarder for tests: put it between a client and a server, close it to cut the link.
 
 Closing it drops every open connection at once and refuses new ones, which is how a broker outage
-or a network partition looks to the client; opening it again heals the link.
+or a network partition looks to the client; opening it again heals the link. Stalling it keeps
+every connection open (and accepts new ones) but passes no byte either way, which is how a hung
+server looks; resuming it passes on what was held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"amqp": 5672, "redis": 6379, "postgresql": 5432, "smtp": 25, "http": 80}
 
 
 class TcpProxy:
@@ -20,6 +25,29 @@ class TcpProxy:
             self.port: int = probe.getsockname()[1]
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    @classmethod
+    def before(cls, url: str) -> TcpProxy:
+        """A proxy to the server of `url` (amqp://, redis://, postgresql://…)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        return cls(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS[scheme])
+
+    def url(self, url: str) -> str:
+        """`url` with its host and port replaced by this proxy's (credentials, path kept)."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def stall(self) -> None:
+        """Hold every byte, both ways, until `resume()`: the server seems hung."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def open(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, reuse_address=True)
@@ -45,10 +73,10 @@ class TcpProxy:
             return_exceptions=True,
         )
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,27 +254,30 @@ GRACEFUL_EXITS = (0, -signal.SIGTERM)
 
 
 class ServiceProcess:
-    """A service run as a real process, `python -m <cli_module> serve --port N`, as it runs in
-    production: for tests that signal it (SIGTERM mid-load) or restart it."""
+    """A service run as a real process, `python -m <cli_module> serve --port N [serve_args]`, as it
+    runs in production: for tests that signal it (SIGTERM mid-load) or restart it."""
 
-    def __init__(self, cli_module: str, env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, cli_module: str, env: dict[str, str], port: int, serve_args: Sequence[str] = ()
+    ) -> None:
         self.cli_module, self.env, self.port = cli_module, env, port
+        self.serve_args = list(serve_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        """Start it and wait until /readyz answers 200."""
+    async def start(self, *, within: float = 60.0) -> None:
+        """Start it and wait (up to `within` seconds) until /readyz answers 200."""
         # Popen only spawns (the service runs on beside the test); S603: our interpreter and module
         self.process = subprocess.Popen(  # noqa: S603, ASYNC220
-            [sys.executable, "-m", self.cli_module, "serve", "--port", str(self.port)],
+            [sys.executable, "-m", self.cli_module, "serve", "--port", str(self.port), *self.serve_args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        await wait_ready(self.url)
+        await wait_ready(self.url, within=within)
 
     def sigterm(self) -> None:
         assert self.process is not None, "not started"

@@ -13,8 +13,12 @@ Covered: Content-Length, chunked and read-until-close response bodies; bodies of
 responses (none); 1xx interim responses (skipped); trailer fields (dropped: the gateway forwards
 none); keep-alive as the response allows it; backpressure both ways (reading pauses while a large
 body waits for the client; writing waits while the socket's buffer is full); a read timeout
-between bytes of the response; connect timeout. The request head is built from headers the ASGI
-server has validated already.
+between bytes of the response (per exchange: each route has its own); connect timeout; a head
+overdue by the exchange's `slow_after` reported once, while it is still awaited, through the pool's
+`on_slow` (the circuit breaker counts slow answers; the read timeout's timer serves both). A
+connection closed or reset before any byte of the response is `ConnectionLost` (the upstream
+restarting: nothing it answered was wrong), any other broken exchange `ProtocolFailed`. The request
+head is built from headers the ASGI server has validated already.
 
 Framing is strict, so that the gateway and an upstream can never disagree about where a response
 ends (a disagreement would hand one request's leftovers to the next): llhttp refuses
@@ -30,10 +34,11 @@ tests/test_transport_http1_framing.py holds this against generated valid and hos
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -60,15 +65,31 @@ class ProtocolFailed(UpstreamError):
     """An invalid response, or the connection closed before the response was complete."""
 
 
+class ConnectionLost(ProtocolFailed):
+    """The connection closed (or was reset) before a byte of the response came: the upstream is
+    restarting, or closed the connection as we sent. Unlike an invalid or truncated answer, this
+    says nothing bad about what the upstream answers, only that it is not answering now."""
+
+
 Headers = list[tuple[bytes, bytes]]
 
 
 class Connection(asyncio.Protocol):
     """One keep-alive connection and the exchange on it (one at a time)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        read_timeout: float,
+        on_slow: Callable[[], None] | None = None,
+    ) -> None:
         self._loop = loop
+        self._default_read_timeout = read_timeout
         self._read_timeout = read_timeout
+        self._on_slow = on_slow
+        self._slow_at = math.inf
+        self.slow = False  # this exchange's head took longer than its slow_after
+        self._received = False  # any byte of this exchange's response
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -93,10 +114,15 @@ class Connection(asyncio.Protocol):
 
     # --- the exchange, as the proxy drives it --------------------------------------------------
 
-    def begin(self, head_only: bool) -> None:
-        """Start an exchange: the response that follows is parsed afresh."""
+    def begin(self, head_only: bool, read_timeout: float | None = None, slow_after: float = math.inf) -> None:
+        """Start an exchange: the response that follows is parsed afresh. `read_timeout` (default
+        the pool's) is the longest silence before and within the response; a head that has not come
+        `slow_after` seconds from now calls the pool's `on_slow` once (the exchange goes on)."""
         self._parser = httptools.HttpResponseParser(self)
         self._head_only = head_only
+        self._read_timeout = self._default_read_timeout if read_timeout is None else read_timeout
+        self.slow = False
+        self._received = False
         self.status = 0
         self.headers = []
         self._keep_alive = False
@@ -106,18 +132,19 @@ class Connection(asyncio.Protocol):
         self.complete = False
         self._body.clear()
         self._buffered = 0
-        self._last_read = self._loop.time()
+        self._last_read = now = self._loop.time()
+        self._slow_at = now + slow_after
 
     def write(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
         if self.closed:  # the upstream closed it (after a complete answer, say)
-            raise ProtocolFailed("the connection is closed")
+            raise ConnectionLost("the connection is closed")
         assert self.transport is not None
         try:
             self.transport.write(data)
         except (RuntimeError, OSError) as exc:  # closed under us (uvloop raises RuntimeError)
-            error = ProtocolFailed(f"cannot send: {exc}")
+            error = ConnectionLost(f"cannot send: {exc}")
             self._fail(error)
             raise error from None
 
@@ -176,6 +203,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self._loop.time()
+        self._received = True
         parser = self._parser
         if parser is None:
             self._fail(ProtocolFailed("the upstream sent bytes nobody asked for"))
@@ -202,6 +230,10 @@ class Connection(asyncio.Protocol):
         if not self.complete and self._error is None:
             if self.status and self._until_eof:
                 self._finish()  # the body ends where the connection does
+            elif not self._received:
+                self._fail(
+                    ConnectionLost(f"the connection closed before any answer ({exc or 'by the upstream'})")
+                )
             else:
                 self._fail(ProtocolFailed(f"the connection closed mid-response ({exc or 'by the upstream'})"))
         self._cancel_timer()
@@ -300,7 +332,7 @@ class Connection(asyncio.Protocol):
     async def _wait(self) -> None:
         self._waiter = self._loop.create_future()
         if self._timer is None:
-            self._timer = self._loop.call_at(self._last_read + self._read_timeout, self._on_timer)
+            self._timer = self._loop.call_at(self._next_check(), self._on_timer)
         try:
             await self._waiter
         finally:
@@ -311,17 +343,28 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _next_check(self) -> float:
+        deadline = self._last_read + self._read_timeout
+        if not self.status and not self.slow and self._slow_at < deadline:
+            return self._slow_at
+        return deadline
+
     def _on_timer(self) -> None:
-        """One timer per exchange, moved on as bytes arrive: it fails the exchange only when a
-        read is waiting and nothing came for the read timeout."""
+        """One timer per exchange, moved on as bytes arrive: it reports a slow head once (the
+        breaker counts slow answers while they are still coming) and fails the exchange only when
+        a read is waiting and nothing came for the read timeout."""
         self._timer = None
         if self.complete or self._error is not None:
             return
-        deadline = self._last_read + self._read_timeout
-        if self._waiter is not None and self._loop.time() >= deadline:
+        now = self._loop.time()
+        if not self.status and not self.slow and now >= self._slow_at:
+            self.slow = True
+            if self._on_slow is not None:
+                self._on_slow()
+        if self._waiter is not None and now >= self._last_read + self._read_timeout:
             self._fail(ReadTimedOut(f"no response bytes for {self._read_timeout} s"))
         elif self._waiter is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(self._next_check(), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -339,7 +382,13 @@ class ConnectionPool:
     recently used first. How many are in use at once is the caller's to bound."""
 
     def __init__(
-        self, url: str, *, connect_timeout: float, read_timeout: float, keepalive_expiry: float
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        keepalive_expiry: float,
+        on_slow: Callable[[], None] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -352,6 +401,7 @@ class ConnectionPool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._keepalive_expiry = keepalive_expiry
+        self._on_slow = on_slow
         self._idle: list[Connection] = []
 
     async def acquire(self) -> Connection:
@@ -366,7 +416,10 @@ class ConnectionPool:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: Connection(loop, self._read_timeout), self._host, self._port, ssl=self._ssl
+                    lambda: Connection(loop, self._read_timeout, self._on_slow),
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
                 )
         except TimeoutError:
             raise ConnectFailed(f"no connection within {self._connect_timeout} s") from None
