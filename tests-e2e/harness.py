@@ -233,6 +233,7 @@ def _environment(
         "AUTH_GITHUB_API_URL": f"{urls['oauth']}/github/api",
         "AUTH_OAUTH_REDIRECT_ALLOWLIST": f"https://app.e2e.gatehouse.test/,{urls['gateway']}/session/oauth/",
         "AUTH_OAUTH_REDIRECT_COOKIE_PATH": "/session",  # where the web front's landing reads it
+        "AUTH_TRUSTED_PROXIES": '["127.0.0.1/32"]',  # as local.env: the person behind the gateway
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],
@@ -259,6 +260,8 @@ def _environment(
         "WEB_API_URL": urls["gateway"],
         "WEB_PUBLIC_URL": urls["gateway"],
         "WEB_LOG_JSON": "false",
+        "WEB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         # gateway
         "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_AUTH_URL": urls["auth"],

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Echo, asgi_gateway, bearer, gateway_settings, upstream
 from gatehouse_platform.testing import TestIssuer
-from gateway.clientip import TrustedProxies
+from gatehouse_platform.clientip import TrustedProxies
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)

@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+FIREFOX_ON_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
@@ -322,20 +323,20 @@ def test_change_the_password_then_sign_in_with_it(page: Page, system: System) ->
 def test_revoke_another_device_which_is_then_signed_out(browser: Browser, page: Page, system: System) -> None:
     email = new_email()
     sign_up(page, system, email)
-    other = browser.new_context(user_agent="Other Browser/1.0 (the other device)")
+    other = browser.new_context(user_agent=FIREFOX_ON_WINDOWS)
     try:
         other_page = other.new_page()
         sign_in(other_page, system, email)
         sign_in(page, system, email)
         page.get_by_role("link", name="Devices").click()
         expect(page.locator(".badge", has_text="this device")).to_have_count(1)
-        expect(page.get_by_text("Other Browser/1.0 (the other device)")).to_be_visible()
+        expect(page.get_by_text("Firefox on Windows")).to_be_visible()  # named from its User-Agent
         axe_check(page)
         shot(page, "sessions")
-        device = page.locator("li", has_text="Other Browser/1.0")
+        device = page.locator("li", has_text="Firefox on Windows")
         device.get_by_role("button", name="Sign out this device").click()
         expect(page.get_by_role("status")).to_have_text("That device is signed out.")
-        expect(page.get_by_text("Other Browser/1.0")).to_have_count(0)
+        expect(page.get_by_text("Firefox on Windows")).to_have_count(0)
 
         # The other browser's next page: its session is gone (refused at the edge, refresh refused).
         deadline = time.monotonic() + 20

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_platform.app import Lifespan
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
@@ -97,7 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("web", level=settings.log_level, json=settings.log_json)
     sessions = Sessions(settings)
-    web = Web(settings=settings, api=Api(settings), sessions=sessions, renderer=Renderer(settings, sessions))
+    web = Web(
+        settings=settings,
+        api=Api(settings),
+        sessions=sessions,
+        renderer=Renderer(settings, sessions),
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
 
     app = FastAPI(
         title="Gatehouse web",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
+from gatehouse_web.devices import device_name
 from gatehouse_web.settings import LOCALES
 from gatehouse_web.stepup import confirm_page, confirmed_notice, needs_reauthentication
 from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
@@ -150,7 +151,9 @@ async def _sessions_page(
     recent_first = sorted(listed["items"], key=lambda s: str(s["last_used_at"]), reverse=True)
     sessions = sorted(recent_first, key=lambda s: not s["current"])  # this device on top
     zone = _zone(viewer)
+    _ = web.renderer.gettext_for(request)
     for item in sessions:
+        item["device"] = device_name(item.get("user_agent"), _)
         item["created"] = _when(item["created_at"], locale, zone)
         item["last_used"] = _when(item["last_used_at"], locale, zone)
     return web.renderer.page(
