@@ -4,8 +4,8 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
 
     uv run python bench/web.py [--requests 400]
 
-The API is not part of the figure: for `/account`, the one page that calls it (`GET /auth/me`), an
-in-process stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
+The API is not part of the figure: for `/account`, the one page that calls it (`GET /auth/me`,
+`GET /auth/identities`), an in-process stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
 a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
 """
 
@@ -49,7 +49,23 @@ ME = {
     "last_login_at": None,
     "profile": {"display_name": "Ada Lovelace", "locale": "en"},
 }
+IDENTITIES = {
+    "items": [
+        {
+            "provider": "github",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "created_at": "2026-01-05T10:00:00+00:00",
+            "last_login_at": None,
+        }
+    ],
+    "has_password": True,
+}
 TARGET_MS, TARGET_KB = 20.0, 100.0
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=IDENTITIES if request.url.path == "/auth/identities" else ME)
 
 
 async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]:
@@ -97,7 +113,7 @@ async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]
 async def main(requests: int) -> None:
     settings = Settings(environment="test", log_level="WARNING", log_json=False, api_url="http://api.bench:9")
     app = create_app(settings)
-    app.state.web.api = Api(settings, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=ME)))
+    app.state.web.api = Api(settings, transport=httpx.MockTransport(answer))
     signed = Response()
     Sessions(settings).sign_in(
         signed, {"access_token": "a.b.c", "expires_in": 900, "refresh_token": "r" * 43}

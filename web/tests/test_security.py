@@ -37,6 +37,10 @@ FORMS = [
     "/account/security/recovery-codes",
     "/account/security/recovery-codes.txt",
     "/account/reauthenticate",
+    "/account/email",
+    "/account/identities/github/link",
+    "/account/identities/github/unlink",
+    "/account/deactivate",
 ]
 
 

@@ -23,7 +23,7 @@ def _families(user_agent: str) -> tuple[str | None, str | None]:
 
 
 def device_name(user_agent: str | None, gettext: Callable[..., str]) -> str | None:
-    """"Firefox on Windows", "Mobile Safari on iOS", "Chrome", or None when nothing is recognised."""
+    """ "Firefox on Windows", "Mobile Safari on iOS", "Chrome", or None when nothing is recognised."""
     if not user_agent:
         return None
     browser, system = _families(user_agent[:512])
