@@ -5,8 +5,8 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
     uv run python bench/web.py [--requests 400]
 
 The API is not part of the figure: for `/account`, the one page that calls it (`GET /auth/me`,
-`GET /auth/identities`), an in-process stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
-a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
+`GET /auth/identities`), an in-process stand-in answers at once, so the row measures the web's own
+work. Targets (issue 14): a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
 from gatehouse_platform.app import Lifespan, service_app
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check, redis_check
-from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 
