@@ -201,10 +201,18 @@ async def test_linking_github_goes_to_its_consent_page_with_auths_state_cookie(
     web = await signed_in(make_web, FakeAuth())
     account = await web.get("/account")
     assert "Link GitHub" in account.text and "Link Google" in account.text
-    answer = await web.post("/account/identities/github/link", data={"csrf_token": csrf_of(account.text)})
+    answer = await web.get("/account/identities/github/link", headers={"Sec-Fetch-Site": "same-origin"})
     assert answer.status_code == 303
     assert answer.headers["location"] == "https://github.example/authorize?state=s1"
     assert STATE_COOKIE in answer.headers.get_list("set-cookie")  # the browser brings it to the callback
+
+
+async def test_another_site_cannot_start_a_link(make_web: Callable[..., object]) -> None:
+    auth = FakeAuth()
+    web = await signed_in(make_web, auth)
+    refused = await web.get("/account/identities/github/link", headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert not [c for c in auth.calls if c[1] == "/auth/github/link"]
 
 
 async def test_back_from_the_provider_the_account_page_says_what_happened(

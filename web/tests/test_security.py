@@ -38,7 +38,6 @@ FORMS = [
     "/account/security/recovery-codes.txt",
     "/account/reauthenticate",
     "/account/email",
-    "/account/identities/github/link",
     "/account/identities/github/unlink",
     "/account/deactivate",
 ]

@@ -52,16 +52,12 @@ def service_cli(
         """Run the service with uvicorn (SIGTERM drains it gracefully)."""
         import uvicorn
 
-        uvicorn.run(
-            app_factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=True,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        options: dict[str, Any] = {
+            "proxy_headers": True,
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
             **(uvicorn_options or {}),
-        )
+        }
+        uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers, **options)
 
     if service_root is not None:
         _add_migrate_command(app, service_root)

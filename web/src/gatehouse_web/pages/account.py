@@ -21,7 +21,7 @@ from gatehouse_web.devices import device_name
 from gatehouse_web.session import REFRESH_PATH
 from gatehouse_web.settings import LOCALES
 from gatehouse_web.stepup import confirm_page, confirmed_notice, needs_reauthentication
-from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
+from gatehouse_web.web import CsrfRefused, Form, SignedIn, Viewer, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
 
@@ -290,13 +290,16 @@ def _offered(web: WebDep, provider: str) -> str:
     return provider
 
 
-@router.post("/account/identities/{provider}/link")
-async def link_identity(
-    provider: str, request: Request, web: WebDep, form: Form, viewer: SignedIn
-) -> Response:
+@router.get("/account/identities/{provider}/link")
+async def link_identity(provider: str, request: Request, web: WebDep, viewer: SignedIn) -> Response:
     """To the provider's consent page; auth-service's callback links the account and sends the
     browser to the landing below. auth's state cookie (on /auth/<provider>) is passed on to the
-    browser, which brings it to the callback."""
+    browser, which brings it to the callback. A link, not a form: the CSP's form-action would stop
+    a form's redirect to the provider, as it should. So another site cannot start it in this
+    browser (a top-level GET carries Lax cookies), it is refused unless the browser says it came
+    from this site (Sec-Fetch-Site; a browser too old to send it is let through)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise CsrfRefused
     if _offered(web, provider) not in web.settings.oauth_providers:
         raise StarletteHTTPException(status.HTTP_404_NOT_FOUND)
     landing = f"{web.settings.public_url}{REFRESH_PATH}/oauth/{provider}/linked"
