@@ -34,11 +34,16 @@ pytestmark = pytest.mark.timeout(300)
 
 # A sign-in counts as recent this long: the deactivation waits it out, so "confirm it's you" shows.
 RECENT_SECONDS = 15
+# Sign-in attempts per address and minute at auth-service (the other journeys here make a dozen).
+PER_ADDRESS = 30
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    settings = {"AUTH_RECENT_AUTH_SECONDS": str(RECENT_SECONDS)}
+    settings = {
+        "AUTH_RECENT_AUTH_SECONDS": str(RECENT_SECONDS),
+        "AUTH_CREDENTIAL_IP_LIMIT": f"{PER_ADDRESS}/minute",
+    }
     with running_system(
         tmp_path_factory.mktemp("var"), run_prefix="gh_webacct", settings=settings
     ) as running:
@@ -211,3 +216,27 @@ def test_every_signed_in_page_fits_a_phone(browser: Browser, system: System) -> 
         shot(page, "phone-account-security-setup")
     finally:
         phone.close()
+
+
+def test_two_people_behind_the_web_front_are_limited_one_by_one(system: System) -> None:
+    """Through the gateway to the web's sign-in form, which calls the API through the gateway
+    again: each hop trusts the one before (127.0.0.1, as under `make run`), so auth-service counts
+    the person the first hop named, not the web front's own address."""
+
+    def attempts(person: str, times: int) -> list[str]:
+        seen = []
+        with httpx.Client(base_url=system.gateway, headers={"X-Forwarded-For": person}, timeout=20) as client:
+            for _ in range(times):
+                form = client.get("/login")
+                token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text)
+                assert token, form.text
+                answer = client.post(
+                    "/login",
+                    data={"csrf_token": token.group(1), "login": new_email(), "password": "not the one"},
+                )
+                seen.append("wait" if "Too many attempts" in answer.text else "wrong password")
+        return seen
+
+    first, second = f"198.51.100.{uuid.uuid4().int % 200 + 1}", f"203.0.113.{uuid.uuid4().int % 200 + 1}"
+    assert attempts(first, PER_ADDRESS + 1) == ["wrong password"] * PER_ADDRESS + ["wait"]
+    assert attempts(second, 1) == ["wrong password"]  # someone else, behind the same web front
