@@ -284,7 +284,7 @@ async def change_email(request: Request, web: WebDep, form: Form, viewer: Signed
     )
 
 
-def _offered(web: WebDep, provider: str) -> str:
+def _offered(provider: str) -> str:
     if provider not in PROVIDER_NAMES:
         raise StarletteHTTPException(status.HTTP_404_NOT_FOUND)
     return provider
@@ -300,7 +300,7 @@ async def link_identity(provider: str, request: Request, web: WebDep, viewer: Si
     from this site (Sec-Fetch-Site; a browser too old to send it is let through)."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise CsrfRefused
-    if _offered(web, provider) not in web.settings.oauth_providers:
+    if _offered(provider) not in web.settings.oauth_providers:
         raise StarletteHTTPException(status.HTTP_404_NOT_FOUND)
     landing = f"{web.settings.public_url}{REFRESH_PATH}/oauth/{provider}/linked"
     response = RedirectResponse("/account", status.HTTP_303_SEE_OTHER)
@@ -323,13 +323,12 @@ async def link_identity(provider: str, request: Request, web: WebDep, viewer: Si
 @router.get(f"{REFRESH_PATH}/oauth/{{provider}}/linked")
 async def identity_linked(
     provider: str,
-    web: WebDep,
     linked: Annotated[str | None, Query(max_length=50)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Back from auth-service's callback (`?linked=<provider>` or `?error=<slug>`): to the account
     page, which says what happened (the query carries only names we know)."""
-    _offered(web, provider)
+    _offered(provider)
     if error is None and linked == provider:
         query = {LINKED: provider}
     else:
@@ -343,7 +342,7 @@ async def unlink_identity(
     provider: str, request: Request, web: WebDep, form: Form, viewer: SignedIn
 ) -> Response:
     _ = web.renderer.gettext_for(request)
-    name = PROVIDER_NAMES[_offered(web, provider)]
+    name = PROVIDER_NAMES[_offered(provider)]
     try:
         await web.api.call(
             "DELETE", f"/auth/identities/{provider}", token=viewer.token, caller=client_of(request)
