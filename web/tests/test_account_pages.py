@@ -238,6 +238,8 @@ async def test_unlinking_the_last_way_to_sign_in_is_refused_with_a_clear_message
     refused = await post_form(web, "/account", "/account/identities/github/unlink")
     assert refused.status_code == 400
     assert "GitHub is the only way you can sign in, so it stays linked." in refused.text
+    # No password to change: the page offers to set one by email instead of asking for the current one.
+    assert 'action="/account/password"' not in refused.text and 'href="/forgot-password"' in refused.text
     assert "Unlink GitHub" in refused.text
 
 
