@@ -154,7 +154,7 @@ def test_sign_up_verify_by_the_email_then_sign_in_to_the_account(page: Page, sys
 
     sign_in(page, system, email)
     expect(page.get_by_text(email)).to_be_visible()
-    expect(page.locator(".badge")).to_have_text("confirmed")
+    expect(page.locator(".facts .badge")).to_have_text("confirmed")
     axe_check(page)
     shot(page, "account")
     cookies = {c["name"]: c for c in page.context.cookies()}
