@@ -4,8 +4,8 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
 
     uv run python bench/web.py [--requests 400]
 
-The API is not part of the figure: for `/account`, the one page that calls it (`GET /auth/me`,
-`GET /auth/identities`), an in-process stand-in answers at once, so the row measures the web's own
+The API is not part of the figure: for the signed-in pages (`GET /auth/me`, `/auth/identities`,
+`/auth/sessions`), an in-process stand-in answers at once, so the row measures the web's own
 work. Targets (issue 14): a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
 """
 
@@ -35,6 +35,8 @@ PAGES = [
     "/reset-password?token=abcdefghijklmnop",
     "/verify-email?token=abcdefghijklmnop",
     "/account",
+    "/account/sessions",
+    "/account/deactivate",
     "/no-such-page",
 ]
 ME = {
@@ -61,11 +63,33 @@ IDENTITIES = {
     ],
     "has_password": True,
 }
+SESSIONS = {
+    "items": [
+        {
+            "id": f"6c1f6a3e-8f0e-4c1e-9a55-3f4f0c7b2a1{i}",
+            "current": i == 0,
+            "user_agent": agent,
+            "ip": "198.51.100.7",
+            "created_at": "2026-01-05T10:00:00+00:00",
+            "last_used_at": "2026-01-05T11:00:00+00:00",
+        }
+        for i, agent in enumerate(
+            [
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 "
+                "Safari/537.36",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+                "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ]
+        )
+    ]
+}
 TARGET_MS, TARGET_KB = 20.0, 100.0
 
 
 def answer(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json=IDENTITIES if request.url.path == "/auth/identities" else ME)
+    canned = {"/auth/identities": IDENTITIES, "/auth/sessions": SESSIONS}
+    return httpx.Response(200, json=canned.get(request.url.path, ME))
 
 
 async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]:

@@ -1,8 +1,11 @@
 """A session's User-Agent as a person names their device ("Chrome on Linux"), by ua-parser (the
-maintained port of uap-core's rules), never by regexes of our own."""
+maintained port of uap-core's rules, with its native matcher, `ua-parser[regex]`), never by
+regexes of our own. Its rules are compiled on the first parse (about half a second): `warm_up`
+does that while the app starts, so no person waits for it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -30,3 +33,7 @@ def device_name(user_agent: str | None, gettext: Callable[..., str]) -> str | No
     if browser and system:
         return gettext("%(browser)s on %(system)s", browser=browser, system=system)
     return browser or system
+
+
+async def warm_up() -> None:
+    await asyncio.to_thread(parse, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")

@@ -17,6 +17,7 @@ from gatehouse_platform.app import Lifespan
 from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
+from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
 from gatehouse_web.pages import account, mfa, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Gatehouse web",
-        lifespan=Lifespan(closers=[web.api.aclose]),
+        lifespan=Lifespan(on_start=[devices.warm_up], closers=[web.api.aclose]),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
