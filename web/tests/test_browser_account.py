@@ -68,13 +68,13 @@ def test_change_the_email_then_confirm_it_from_the_new_address(page: Page, syste
     sign_in(page, system, old)
     form = page.locator("form[action='/account/email']")
     form.get_by_label("New email address").fill("taken-" + old)  # first, an address already in use
-    form.get_by_label("Current password").fill("not my password")
+    form.get_by_label("Your password, to confirm").fill("not my password")
     form.get_by_role("button", name="Change the email address").click()
     expect(page.locator("#f-password-error")).to_have_text("Your current password is not right.")
     axe_check(page)
 
     form.get_by_label("New email address").fill(new)
-    form.get_by_label("Current password").fill(PASSWORD)
+    form.get_by_label("Your password, to confirm").fill(PASSWORD)
     form.get_by_role("button", name="Change the email address").click()
     expect(page.get_by_role("status")).to_contain_text(
         f"Your email address is now {new}. We have sent a link"
@@ -142,7 +142,7 @@ def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, system: System
     page.get_by_role("link", name="Continue with Google").click()
     page.get_by_role("button", name=f"Approve as {label}").click()
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.locator("form[action='/account/email']").get_by_label("Current password")).to_have_count(0)
+    expect(page.locator("form[action='/account/email']").get_by_label("Your password, to confirm")).to_have_count(0)
     expect(page.get_by_role("link", name="Set a password by email")).to_be_visible()
     page.get_by_role("button", name="Unlink Google").click()
     expect(page.get_by_role("alert")).to_contain_text(
