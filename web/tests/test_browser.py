@@ -153,7 +153,7 @@ def test_sign_up_verify_by_the_email_then_sign_in_to_the_account(page: Page, sys
     axe_check(page)
 
     sign_in(page, system, email)
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()
     expect(page.locator(".facts .badge")).to_have_text("confirmed")
     axe_check(page)
     shot(page, "account")
@@ -245,7 +245,7 @@ def test_the_session_refreshes_quietly_for_pages_and_forms(page: Page, system: S
     page.context.clear_cookies(name="gh_session")  # as when the access token has expired
     page.goto(f"{system.gateway}/account")
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()
     # A form sent after expiry goes through the refresh and arrives (307 keeps the POST and its body).
     page.context.clear_cookies(name="gh_session")
     page.get_by_role("button", name="Send the confirmation email again").click()
@@ -370,13 +370,13 @@ def test_continue_with_google_through_the_emulators_consent_page(page: Page, sys
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in with google", ignore_case=True)
     page.get_by_role("button", name="Approve as Grace Hopper").click()
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()
     names = {c["name"]: c for c in page.context.cookies()}
     assert "gatehouse_refresh" not in names  # auth's cookie was exchanged for the web's own session
     assert names["gh_refresh"]["path"] == "/session"
     page.context.clear_cookies(name="gh_session")  # and that session refreshes like any other
     page.goto(f"{system.gateway}/account")
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()
 
 
 def set_up_the_authenticator_app(page: Page, system: System) -> tuple[pyotp.TOTP, list[str]]:
@@ -466,7 +466,7 @@ def test_set_up_an_authenticator_app_then_sign_in_with_a_code_from_it(page: Page
     page.get_by_label("Code from the app").fill(next_code(app))
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()
     assert "gh_mfa" not in {c["name"] for c in page.context.cookies()}  # the pending sign-in is forgotten
 
 
@@ -530,4 +530,4 @@ def test_continue_with_google_then_the_second_step_from_the_fragment(page: Page,
     page.get_by_label("Code from the app").fill(next_code(app))
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".facts").get_by_text(email)).to_be_visible()

@@ -142,7 +142,9 @@ def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, system: System
     page.get_by_role("link", name="Continue with Google").click()
     page.get_by_role("button", name=f"Approve as {label}").click()
     expect(page).to_have_url(f"{system.gateway}/account")
-    expect(page.locator("form[action='/account/email']").get_by_label("Your password, to confirm")).to_have_count(0)
+    expect(
+        page.locator("form[action='/account/email']").get_by_label("Your password, to confirm")
+    ).to_have_count(0)
     expect(page.get_by_role("link", name="Set a password by email")).to_be_visible()
     page.get_by_role("button", name="Unlink Google").click()
     expect(page.get_by_role("alert")).to_contain_text(
