@@ -4,10 +4,11 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
 
     uv run python bench/web.py [--requests 400]
 
-The API is not part of the figure: for the pages that call it (`/account`: `GET /auth/me`; the
-billing pages: plans, my subscription, my payments, a plan change's preview), an in-process
-stand-in answers at once, so the row measures the web's own work. Targets (issue 14):
-a page renders in at most 20 ms p50 and weighs at most 100 KB with its CSS and JS.
+The API is not part of the figure: for the pages that call it (`/account`: `GET /auth/me`,
+`/auth/identities`; `/account/sessions`; the billing pages: plans, my subscription, my payments, a
+plan change's preview), an in-process stand-in answers at once, so the row measures the web's own
+work. Targets (issue 14): a page renders in at most 20 ms p50 and weighs at most 100 KB with its
+CSS and JS.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ PAGES = [
     "/reset-password?token=abcdefghijklmnop",
     "/verify-email?token=abcdefghijklmnop",
     "/account",
+    "/account/sessions",
+    "/account/deactivate",
     "/billing",
     "/billing/change?plan=business",
     "/no-such-page",
@@ -102,7 +105,45 @@ ANSWERS = {
     "/billing/payments/me": {"items": [PAYMENT] * 12, "next_cursor": None},
     "/billing/subscriptions/upgrade/preview": PREVIEW,
 }
+IDENTITIES = {
+    "items": [
+        {
+            "provider": "github",
+            "email": "ada@example.com",
+            "email_verified": True,
+            "created_at": "2026-01-05T10:00:00+00:00",
+            "last_login_at": None,
+        }
+    ],
+    "has_password": True,
+}
+SESSIONS = {
+    "items": [
+        {
+            "id": f"6c1f6a3e-8f0e-4c1e-9a55-3f4f0c7b2a1{i}",
+            "current": i == 0,
+            "user_agent": agent,
+            "ip": "198.51.100.7",
+            "created_at": "2026-01-05T10:00:00+00:00",
+            "last_used_at": "2026-01-05T11:00:00+00:00",
+        }
+        for i, agent in enumerate(
+            [
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 "
+                "Safari/537.36",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+                "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ]
+        )
+    ]
+}
 TARGET_MS, TARGET_KB = 20.0, 100.0
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    canned = ANSWERS | {"/auth/identities": IDENTITIES, "/auth/sessions": SESSIONS}
+    return httpx.Response(200, json=canned.get(request.url.path, ME))
 
 
 async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]:
@@ -150,10 +191,7 @@ async def asgi_get(app: Any, path: str, cookie: str) -> tuple[int, bytes, float]
 async def main(requests: int) -> None:
     settings = Settings(environment="test", log_level="WARNING", log_json=False, api_url="http://api.bench:9")
     app = create_app(settings)
-    app.state.web.api = Api(
-        settings,
-        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWERS.get(r.url.path, ME))),
-    )
+    app.state.web.api = Api(settings, transport=httpx.MockTransport(answer))
     signed = Response()
     Sessions(settings).sign_in(
         signed, {"access_token": "a.b.c", "expires_in": 900, "refresh_token": "r" * 43}

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -132,11 +132,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 @contextmanager
 def running_system(
-    var: Path, run_prefix: str = "gh_e2e", settings: dict[str, str] | None = None
+    var: Path, run_prefix: str = "gh_e2e", settings: Mapping[str, str] | None = None
 ) -> Iterator[System]:
     """The whole system, started in `var` (logs, Maildir, state files); stopped on exit. Its
     databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix;
-    `settings` (environment variables) replace the harness's own."""
+    `settings` add to (or replace) the environment every process gets."""
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
@@ -239,6 +239,7 @@ def _environment(
         # passkeys: browsers refuse an IP address as RP ID, so a passkey journey browses localhost
         "AUTH_WEBAUTHN_RP_ID": "localhost",
         "AUTH_WEBAUTHN_ORIGINS": f"http://localhost:{ports['gateway']}",
+        "AUTH_TRUSTED_PROXIES": '["127.0.0.1/32"]',  # as local.env: the person behind the gateway
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],
@@ -269,6 +270,8 @@ def _environment(
         "WEB_PUBLIC_URL": urls["gateway"],
         "WEB_LOG_JSON": "false",
         "WEB_CHECKOUT_ORIGINS": urls["stripe"],  # the emulator's Checkout page
+        "WEB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         # gateway
         "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_AUTH_URL": urls["auth"],

@@ -1,5 +1,6 @@
 """Throttling runs on its own app with tight limits (the shared test app has them loosened)."""
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -64,3 +65,71 @@ async def test_email_sending_requests_are_limited_per_address(strict_client: htt
         for _ in range(3)
     ]
     assert statuses == [202, 202, 429]
+
+
+@pytest.fixture
+async def behind_a_proxy(database_url: str, amqp_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The strict limits on an app that trusts the address these requests come from (127.0.0.1,
+    as the gateway is under `make run`): its X-Forwarded-For names the person."""
+    settings = make_settings(
+        database_url,
+        amqp_url,
+        credential_ip_limit="8/minute",
+        credential_account_limit="100/minute",
+        trusted_proxies=["127.0.0.0/8"],
+    )
+    app = create_app(settings, run_relay=False)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth.test") as client,
+    ):
+        yield client
+
+
+def person() -> str:
+    """An address of one's own per run (the limits live in Redis across tests)."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
+async def failed_logins(client: httpx.AsyncClient, forwarded_for: str | None, times: int) -> list[int]:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return [
+        (
+            await client.post(
+                "/auth/login", json={"email": new_email(), "password": "whatever it is"}, headers=headers
+            )
+        ).status_code
+        for _ in range(times)
+    ]
+
+
+async def test_two_people_behind_a_trusted_proxy_are_limited_separately(
+    behind_a_proxy: httpx.AsyncClient,
+) -> None:
+    first, second = person(), person()
+    # The web front adds the person's address; the gateway appends its own peer (the web's).
+    assert await failed_logins(behind_a_proxy, f"{first}, 127.0.0.1", 9) == [401] * 8 + [429]
+    assert await failed_logins(behind_a_proxy, f"{second}, 127.0.0.1", 1) == [401]
+
+
+async def test_a_session_records_the_person_behind_a_trusted_proxy(
+    behind_a_proxy: httpx.AsyncClient,
+) -> None:
+    user, address = await register(behind_a_proxy), person()
+    signed_in = await behind_a_proxy.post(
+        "/auth/login",
+        json={"email": user["email"], "password": PASSWORD},
+        headers={"X-Forwarded-For": f"203.0.113.9, {address}"},  # the left one is the person's own claim
+    )
+    assert signed_in.status_code == 200
+    sessions = await behind_a_proxy.get(
+        "/auth/sessions", headers={"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    )
+    assert [s["ip"] for s in sessions.json()["items"]] == [address]
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(strict_client: httpx.AsyncClient) -> None:
+    # AUTH_TRUSTED_PROXIES is empty by default: a client naming a new address each time is still one.
+    statuses = [(await failed_logins(strict_client, person(), 1))[0] for _ in range(10)]
+    assert statuses[:8] == [401] * 8
+    assert statuses[8:] == [429, 429]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conftest import Echo, asgi_gateway, bearer, gateway_settings, upstream
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.testing import TestIssuer
-from gateway.clientip import TrustedProxies
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)

@@ -41,6 +41,9 @@ FORMS = [
     "/account/security/recovery-codes",
     "/account/security/recovery-codes.txt",
     "/account/reauthenticate",
+    "/account/email",
+    "/account/identities/github/unlink",
+    "/account/deactivate",
 ]
 
 

@@ -61,6 +61,8 @@ class FakeAuth:
             )
         if path == "/auth/me":
             return httpx.Response(200, json=USER)
+        if path == "/auth/identities":  # the account page lists them
+            return httpx.Response(200, json={"items": [], "has_password": True})
         if path == "/auth/mfa":
             return httpx.Response(
                 200,

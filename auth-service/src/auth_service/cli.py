@@ -21,6 +21,9 @@ app = service_cli(
     port=8001,
     service_root=Path(__file__).resolve().parents[2],
     celery_app="auth_service.tasks",
+    # The client's address is judged by the service itself (AUTH_TRUSTED_PROXIES, see
+    # dependencies.get_client): uvicorn must not rewrite the peer from X-Forwarded-For first.
+    uvicorn_options={"proxy_headers": False},
 )
 
 

@@ -28,6 +28,7 @@ from auth_service.settings import Settings
 from auth_service.throttle import Throttle
 from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
 from gatehouse_platform.app import from_services
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.errors import Forbidden, Unauthorized
 
 
@@ -49,6 +50,7 @@ class Services:
     webauthn: WebAuthn
     challenges: Challenges
     clock: Clock
+    proxies: TrustedProxies  # AUTH_TRUSTED_PROXIES: whose X-Forwarded-For names the client
 
 
 SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
@@ -61,13 +63,13 @@ TotpSeedsDep = Annotated[TotpSeeds, Depends(from_services("totp_seeds"))]
 ClockDep = Annotated[Clock, Depends(from_services("clock"))]
 WebAuthnDep = Annotated[WebAuthn, Depends(from_services("webauthn"))]
 ChallengesDep = Annotated[Challenges, Depends(from_services("challenges"))]
+ProxiesDep = Annotated[TrustedProxies, Depends(from_services("proxies"))]
 
 
-def get_client(request: Request) -> Client:
+def get_client(request: Request, proxies: ProxiesDep) -> Client:
     agent = request.headers.get("user-agent")
-    return Client(
-        ip=request.client.host if request.client else None, user_agent=agent[:512] if agent else None
-    )
+    ip = proxies.client_of(request).ip if request.client else None
+    return Client(ip=ip, user_agent=agent[:512] if agent else None)
 
 
 ClientDep = Annotated[Client, Depends(get_client)]

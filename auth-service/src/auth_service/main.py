@@ -25,6 +25,7 @@ from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
 from gatehouse_platform.app import Lifespan, service_app
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.logging import configure_logging
@@ -55,6 +56,7 @@ def create_app(
         webauthn=WebAuthn(settings),
         challenges=Challenges(settings, redis),
         clock=clock or Clock(),
+        proxies=TrustedProxies(settings.trusted_proxies),
     )
     return service_app(
         title="Gatehouse auth-service",

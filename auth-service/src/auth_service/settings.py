@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gatehouse_platform.clientip import TrustedProxyCidrs
 from gatehouse_platform.settings import ServiceSettings
 
 # Development-only defaults; `Settings` refuses them in production.
@@ -108,6 +109,11 @@ class Settings(ServiceSettings):
     request_ip_limit: str = "10/minute"
     request_account_limit: str = "3/minute"
     failures_before_backoff: int = 5
+    trusted_proxies: TrustedProxyCidrs = Field(
+        default_factory=list,
+        description="CIDRs (the gateway's) whose X-Forwarded-For is believed: per-address limits and "
+        "the sessions' addresses count the person, not the gateway",
+    )
     max_backoff_seconds: int = 900
 
     # Sign in with Google / GitHub: a provider is offered once its client id and secret are set.

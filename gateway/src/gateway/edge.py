@@ -21,9 +21,9 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.errors import DomainError, problem_response
 from gateway.auth import EdgeAuth
-from gateway.clientip import TrustedProxies
 from gateway.cors import CorsPolicy, PreflightRefused
 from gateway.proxy import (
     BUFFER_BODY_BELOW,

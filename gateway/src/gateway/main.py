@@ -16,11 +16,11 @@ from redis.backoff import NoBackoff
 from starlette.types import Receive, Scope, Send
 
 from gatehouse_platform.app import stop_seconds, stop_within
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
 from gateway.auth import EdgeAuth, make_consumer, make_denylist, make_rebuilder
-from gateway.clientip import TrustedProxies
 from gateway.cors import CorsPolicy
 from gateway.edge import Edge
 from gateway.openapi import OpenAPIAggregator, openapi_router

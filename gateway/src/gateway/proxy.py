@@ -27,9 +27,9 @@ from urllib.parse import quote
 
 from starlette.types import Message, Receive, Scope, Send
 
+from gatehouse_platform.clientip import ClientAddress
 from gatehouse_platform.errors import DomainError, ServiceUnavailable
 from gateway.breaker import CircuitBreaker
-from gateway.clientip import ClientAddress
 from gateway.metrics import RETRIES, UPSTREAM_FAILURES, UpstreamMetrics, record_breaker_state
 from gateway.settings import UpstreamSettings
 from gateway.transport.http1 import (

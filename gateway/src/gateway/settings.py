@@ -8,7 +8,6 @@ decoded request path: `*` matches within one segment, `**` across segments, and 
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from gatehouse_contracts.revocations import JWKS_PATH, revocations_url_beside
+from gatehouse_platform.clientip import TrustedProxyCidrs
 from gatehouse_platform.settings import ServiceSettings
 
 Access = Literal["public", "token", "admin"]
@@ -305,7 +305,7 @@ class Settings(ServiceSettings):
     # Rate limits
     rate_limits_enabled: bool = True
     rate_limit_rules: list[RateLimitRule] = Field(default_factory=lambda: list(DEFAULT_RATE_LIMIT_RULES))
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: TrustedProxyCidrs = Field(
         default_factory=list,
         description="CIDRs whose X-Forwarded-For is believed; the client is the right-most other address",
     )
@@ -347,13 +347,6 @@ class Settings(ServiceSettings):
 
     # Graceful shutdown: how long in-flight requests may take to finish (uvicorn, via `gateway serve`)
     shutdown_grace_seconds: int = Field(default=30, ge=0)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        for cidr in cidrs:
-            ipaddress.ip_network(cidr, strict=False)  # raises ValueError
-        return cidrs
 
     @field_validator("blocked_paths")
     @classmethod

@@ -69,17 +69,13 @@ def service_cli(
         import uvicorn
 
         os.environ[STOP_SECONDS_VARIABLE] = str(stop_seconds)  # for the lifespan, in every worker
-        uvicorn.run(
-            app_factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=True,
-            timeout_graceful_shutdown=drain_seconds,
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        options: dict[str, Any] = {
+            "proxy_headers": True,
+            "timeout_graceful_shutdown": drain_seconds,
+            "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
             **(uvicorn_options or {}),
-        )
+        }
+        uvicorn.run(app_factory, factory=True, host=host, port=port, workers=workers, **options)
 
     if service_root is not None:
         _add_migrate_command(app, service_root)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from starlette.responses import Response
 
 from gatehouse_web.settings import Settings
 
@@ -83,8 +84,11 @@ class Api:
         token: str | None = None,
         caller: Caller | None = None,
         params: dict[str, str] | None = None,
+        cookies_to: Response | None = None,
     ) -> Any:
-        """The JSON body of a 2xx answer (None when empty); raises ApiError otherwise."""
+        """The JSON body of a 2xx answer (None when empty); raises ApiError otherwise. `cookies_to`
+        receives the answer's Set-Cookie headers, for a cookie the API means for the browser (the
+        state of a Google/GitHub link: pages and API share one origin)."""
         headers: dict[str, str] = {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -100,6 +104,9 @@ class Api:
             raise ApiUnavailable(type(exc).__name__) from exc
         if response.status_code >= 400:
             raise ApiError.of(response)
+        if cookies_to is not None:
+            for cookie in response.headers.get_list("set-cookie"):
+                cookies_to.headers.append("set-cookie", cookie)
         if not response.content:
             return None
         return response.json()

@@ -13,6 +13,8 @@ app = service_cli(
         # Links carry one-time tokens in their query (/reset-password?token=): uvicorn's access
         # log would write them down. The platform's request log names the route template instead.
         "access_log": False,
+        # The person's address is judged by the web itself (WEB_TRUSTED_PROXIES, web.client_of).
+        "proxy_headers": False,
     },
 )
 

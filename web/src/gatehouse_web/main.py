@@ -14,8 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_platform.app import Lifespan
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
+from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
 from gatehouse_web.pages import account, billing, mfa, passkeys, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
@@ -97,11 +99,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("web", level=settings.log_level, json=settings.log_json)
     sessions = Sessions(settings)
-    web = Web(settings=settings, api=Api(settings), sessions=sessions, renderer=Renderer(settings, sessions))
+    web = Web(
+        settings=settings,
+        api=Api(settings),
+        sessions=sessions,
+        renderer=Renderer(settings, sessions),
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
 
     app = FastAPI(
         title="Gatehouse web",
-        lifespan=Lifespan(closers=[web.api.aclose]),
+        lifespan=Lifespan(on_start=[devices.warm_up], closers=[web.api.aclose]),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

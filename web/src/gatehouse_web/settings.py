@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gatehouse_platform.clientip import TrustedProxyCidrs
 from gatehouse_platform.settings import ServiceSettings
 
 DEV_SECRET_KEY = "dev-only-web-secret-key-change-me-0123456789"  # refused in production
@@ -66,6 +67,11 @@ class Settings(ServiceSettings):
         default="gatehouse_refresh",
         description="auth-service's refresh cookie (AUTH_REFRESH_COOKIE_NAME), read once on /session/oauth "
         "(AUTH_OAUTH_REDIRECT_COOKIE_PATH=/session puts it there)",
+    )
+    trusted_proxies: TrustedProxyCidrs = Field(
+        default_factory=list,
+        description="CIDRs (the gateway's) whose X-Forwarded-For is believed: the person's address, "
+        "passed on to the API so its limits count each person",
     )
     hsts_max_age_seconds: int = Field(
         default=31_536_000, ge=0, description="Strict-Transport-Security in production"

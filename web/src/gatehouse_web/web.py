@@ -11,6 +11,7 @@ from fastapi import Depends, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_web.api import Api, ApiError, Caller
 from gatehouse_web.rendering import Renderer
 from gatehouse_web.security import safe_return_to
@@ -27,6 +28,7 @@ class Web:
     api: Api
     sessions: Sessions
     renderer: Renderer
+    proxies: TrustedProxies  # WEB_TRUSTED_PROXIES: whose X-Forwarded-For names the person
 
     def return_to(self, value: str | None) -> str:
         return safe_return_to(value, self.settings.allowed_origins)
@@ -98,8 +100,9 @@ SignedIn = Annotated[Viewer, Depends(signed_in)]
 
 def client_of(request: Request) -> Caller:
     """What the API should know of the browser behind this call: its address and request id."""
+    web: Web = request.app.state.web
     return Caller(
-        ip=request.client.host if request.client is not None else None,
+        ip=web.proxies.client_of(request).ip if request.client is not None else None,
         request_id=request.headers.get("x-request-id") or None,
         user_agent=(request.headers.get("user-agent") or "")[:400] or None,
     )

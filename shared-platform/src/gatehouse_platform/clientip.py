@@ -1,8 +1,12 @@
-"""Who the client is when proxies stand in front of the gateway.
+"""Who the client is when proxies stand in front of a service: one rule for the gateway (whose
+peers are a load balancer or the web front), auth-service (whose peer is the gateway) and the web
+front (whose peer is the gateway), each with its own list of trusted proxies (`*_TRUSTED_PROXIES`).
 
 X-Forwarded-For is believed only as far as it was written by configured proxies: walking it from
 the right, each address appended by a trusted hop is skipped, and the first one that is not
 trusted is the client. Anything further left was written by the client itself and may be forged.
+A peer that is not trusted is the client, whatever it wrote. Services run uvicorn with
+`proxy_headers=False` where they use this, so uvicorn does not rewrite the peer first.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
+from starlette.requests import HTTPConnection
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PEER_CACHE_SIZE = 4096
@@ -31,6 +39,16 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return ipaddress.ip_address(value)
     except ValueError:
         return None
+
+
+def _check_cidrs(cidrs: list[str]) -> list[str]:
+    for cidr in cidrs:
+        ipaddress.ip_network(cidr, strict=False)  # raises ValueError: the setting is refused at start
+    return cidrs
+
+
+# A setting's type: a JSON list of CIDRs whose X-Forwarded-For is believed (checked when loaded).
+TrustedProxyCidrs = Annotated[list[str], AfterValidator(_check_cidrs)]
 
 
 class TrustedProxies:
@@ -68,3 +86,9 @@ class TrustedProxies:
             if not self.trusts(address):
                 break
         return ClientAddress(client, True)
+
+    def client_of(self, connection: HTTPConnection) -> ClientAddress:
+        """The client of a Starlette/FastAPI request (every X-Forwarded-For line, joined)."""
+        peer = connection.client.host if connection.client is not None else None
+        lines = connection.headers.getlist("x-forwarded-for")
+        return self.client(peer, ", ".join(lines) if lines else None)
