@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -131,9 +131,12 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 @contextmanager
-def running_system(var: Path, run_prefix: str = "gh_e2e") -> Iterator[System]:
+def running_system(
+    var: Path, run_prefix: str = "gh_e2e", environment: Mapping[str, str] | None = None
+) -> Iterator[System]:
     """The whole system, started in `var` (logs, Maildir, state files); stopped on exit. Its
-    databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix."""
+    databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix;
+    `environment` adds to every process's (OTEL_* variables, say)."""
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
@@ -144,7 +147,7 @@ def running_system(var: Path, run_prefix: str = "gh_e2e") -> Iterator[System]:
     with testing.rabbitmq_vhost(run) as amqp_url:
         db_urls = {s: asyncio.run(testing.create_database(name)) for s, name in databases.items()}
         try:
-            env = _environment(run, urls, ports, db_urls, amqp_url, var)
+            env = {**_environment(run, urls, ports, db_urls, amqp_url, var), **(environment or {})}
             for service in SERVICES:
                 cli = f"{service}_service.cli"
                 subprocess.run([sys.executable, "-m", cli, "migrate"], env=env, cwd=ROOT, check=True)
