@@ -12,13 +12,12 @@ import asyncio
 import signal
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import stripe
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, link_in, new_email
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, verified_user
 from gatehouse_platform.testing import eventually
 
 DAY = 86400
@@ -88,18 +87,6 @@ async def plans(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, d
         assert response.status_code == 201, response.text
         created[tier] = response.json()
     return created
-
-
-async def verified_user(system: System, client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    email = new_email()
-    body = {"email": email, "username": f"b{uuid.uuid4().hex[:10]}", "password": PASSWORD}
-    assert (await client.post("/auth/register", json=body)).status_code == 201
-    link = link_in(await system.wait_for_mail(email, "confirm your email"), r"https?://\S+token=[\w-]+")
-    token = parse_qs(urlsplit(link).query)["token"][0]  # the link opens the web page; an API client verifies
-    verified = await client.get("/auth/verify", params={"token": token})
-    assert verified.status_code == 200 and verified.json()["status"] == "verified"
-    tokens = (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).json()
-    return email, bearer(tokens)
 
 
 async def subscribed(

@@ -30,6 +30,7 @@ from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
+from gatehouse_platform.tracing import configure_tracing
 
 
 def create_app(
@@ -37,6 +38,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("auth-service", level=settings.log_level, json=settings.log_json)
+    configure_tracing("auth-service")
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = make_session_factory(engine)
     redis = Redis.from_url(settings.redis_url)

@@ -28,6 +28,7 @@ from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
+from gatehouse_platform.tracing import configure_tracing
 
 REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
 
@@ -99,6 +100,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("billing-service", level=settings.log_level, json=settings.log_json)
+    configure_tracing("billing-service")
     logging.getLogger("stripe").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     services, workers = bootstrap(settings)
     consume = settings.consume_events if run_consumers is None else run_consumers

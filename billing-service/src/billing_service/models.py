@@ -280,6 +280,8 @@ class StripeEvent(Base):
     stripe_created_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    # W3C traceparent of the request that received it (tracing on): processing joins that trace.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
     status: Mapped[StripeEventStatus] = mapped_column(
         _enum(StripeEventStatus, "stripe_event_status"),
         default=StripeEventStatus.PENDING,

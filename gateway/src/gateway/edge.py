@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgi_correlation_id import correlation_id
+from opentelemetry.trace import Span
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,7 +40,7 @@ from gateway.proxy import (
 from gateway.ratelimits import RateLimits, too_many_requests
 from gateway.routing import Route, RouteTable, is_ambiguous
 from gateway.settings import Settings
-from gateway.tracing import next_traceparent, request_id
+from gateway.tracing import EdgeSpans, next_traceparent, request_id
 from gateway.transport.redis import RedisLane
 
 log = logging.getLogger("gateway.requests")
@@ -104,6 +105,7 @@ class Edge:
     lane: RedisLane
     cors: CorsPolicy
     proxies: TrustedProxies
+    spans: EdgeSpans | None = None  # server spans, when tracing is on
     in_flight: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -175,6 +177,7 @@ class Edge:
         method: str = scope["method"]
         status = 500
         started = False
+        span: Span | None = None
         try:
             length = self._check_request(scope, headers)
             peer = scope["client"][0] if scope.get("client") else None
@@ -184,12 +187,17 @@ class Edge:
             if claims is not None:
                 self.auth.require(claims, route.access)
 
-            traceparent, continued = next_traceparent(_text(headers.get(b"traceparent")))
+            if self.spans is not None:
+                span = self.spans.start(method, upstream.name, scope["path"], headers)
+                traceparent, tracestate = self.spans.upstream_headers(span)
+            else:
+                traceparent, continued = next_traceparent(_text(headers.get(b"traceparent")))
+                tracestate = headers.get(b"tracestate") if continued else None
             forward_headers = upstream_request_headers(
                 scope["headers"],
                 request_id=rid,
                 traceparent=traceparent,
-                tracestate=headers.get(b"tracestate") if continued else None,
+                tracestate=tracestate,
                 client=client,
                 peer=peer,
                 scheme=scope.get("scheme", "http"),
@@ -228,6 +236,8 @@ class Edge:
         finally:
             elapsed = time.perf_counter() - start
             upstream.metrics.observe(status, elapsed)
+            if span is not None:
+                EdgeSpans.finish(span, status)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",

@@ -20,6 +20,7 @@ from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
+from gatehouse_platform.tracing import configure_tracing
 from gateway.auth import EdgeAuth, make_consumer, make_denylist, make_rebuilder
 from gateway.cors import CorsPolicy
 from gateway.edge import Edge
@@ -28,6 +29,7 @@ from gateway.proxy import Upstream
 from gateway.ratelimits import RateLimits
 from gateway.routing import RouteTable
 from gateway.settings import Settings, get_settings
+from gateway.tracing import EdgeSpans
 from gateway.transport.redis import RedisLane
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class GatewayApp(FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("gateway", level=settings.log_level, json=settings.log_json)
+    traced = configure_tracing("gateway")
     # Redis sits on the path of every request (through the lane; this client writes the denylist,
     # reloads the rate-limit script and answers readiness): when it is down, fail in well under a
     # second (rate limits then let requests through, the denylist refuses with 503), not after
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lane=lane,
         cors=CorsPolicy(settings),
         proxies=TrustedProxies(settings.trusted_proxies),
+        spans=EdgeSpans() if traced else None,
     )
 
     @asynccontextmanager

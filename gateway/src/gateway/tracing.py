@@ -5,6 +5,9 @@ trace id and flags, else a new sampled-off trace starts; either way the gateway 
 own, so the upstream receives a new parent id (ours). `tracestate` is forwarded only with a valid
 `traceparent` (the spec ties the two together).
 
+With tracing on (gatehouse_platform.tracing), `EdgeSpans` records a server span per proxied
+request instead, and the upstream's parent is that span.
+
 New ids come from `random.getrandbits`, as OpenTelemetry's Python SDK makes them: they must be
 unique, not unpredictable, and this costs no system call (ids are made on every request).
 """
@@ -14,7 +17,11 @@ from __future__ import annotations
 import re
 from random import getrandbits
 
+from opentelemetry import propagate
+from opentelemetry.trace import Span, SpanKind, StatusCode, set_span_in_context
+
 from gatehouse_platform.http import valid_request_id
+from gatehouse_platform.tracing import tracer
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE = "0" * 32
@@ -52,3 +59,41 @@ def next_traceparent(incoming: str | None) -> tuple[str, bool]:
         return f"00-{getrandbits(128) or 1:032x}-{span_id}-00", False
     trace_id, flags = parsed
     return f"00-{trace_id}-{span_id}-{flags}", True
+
+
+class EdgeSpans:
+    """Server spans for the requests the edge proxies, when tracing is on (the platform's ASGI
+    instrumentation sees only the gateway's own routes). Each continues the client's valid
+    `traceparent`, else starts a trace by the configured sampler; the upstream receives the span's
+    own context as its parent."""
+
+    def __init__(self) -> None:
+        self._tracer = tracer("gateway.edge")
+
+    def start(self, method: str, upstream: str, path: str, headers: dict[bytes, bytes]) -> Span:
+        carrier = {
+            name.decode(): headers[name].decode("latin-1")
+            for name in (b"traceparent", b"tracestate")
+            if name in headers
+        }
+        return self._tracer.start_span(
+            f"{method} {upstream}",
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path, "gatehouse.upstream": upstream},
+        )
+
+    @staticmethod
+    def upstream_headers(span: Span) -> tuple[str, bytes | None]:
+        """(traceparent, tracestate) naming `span` as the upstream's parent."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=set_span_in_context(span))
+        state = carrier.get("tracestate")
+        return carrier["traceparent"], state.encode("latin-1") if state else None
+
+    @staticmethod
+    def finish(span: Span, status: int) -> None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(StatusCode.ERROR)
+        span.end()

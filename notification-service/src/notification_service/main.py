@@ -11,6 +11,7 @@ from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
+from gatehouse_platform.tracing import configure_tracing
 from notification_service.deliveries.dispatch import Dispatcher
 from notification_service.deliveries.router import router as deliveries_router
 from notification_service.dependencies import Services
@@ -56,6 +57,7 @@ def bootstrap(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("notification-service", level=settings.log_level, json=settings.log_json)
+    configure_tracing("notification-service")
     services = bootstrap(settings)
     routers = [deliveries_router, unsubscribe_router]
     if settings.previews_available:

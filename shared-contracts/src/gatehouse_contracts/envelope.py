@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -31,7 +32,9 @@ class EventData(BaseModel):
 
 
 class CloudEvent(BaseModel):
-    """CloudEvents 1.0 envelope, with Gatehouse's `correlationid` extension."""
+    """CloudEvents 1.0 envelope, with Gatehouse's `correlationid` extension and the distributed
+    tracing extension (`traceparent`, `tracestate`: the W3C Trace Context of the span that made the
+    event, when tracing is on)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -44,6 +47,10 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str
     correlationid: str | None = None
+    traceparent: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+    )
+    tracestate: str | None = None
     data: dict[str, Any]
 
 
@@ -55,7 +62,11 @@ def new_event(
     correlation_id: str | None = None,
     event_id: uuid.UUID | None = None,
     time: datetime | None = None,
+    trace_context: Mapping[str, str] | None = None,
 ) -> CloudEvent:
+    """The envelope for `data`; `trace_context` is the creating span's `traceparent` (and
+    `tracestate`), as OpenTelemetry's propagator writes them."""
+    trace = trace_context or {}
     return CloudEvent(
         id=event_id or uuid.uuid4(),
         source=source,
@@ -64,5 +75,7 @@ def new_event(
         subject=subject,
         dataschema=type(data).dataschema(),
         correlationid=correlation_id,
+        traceparent=trace.get("traceparent"),
+        tracestate=trace.get("tracestate"),
         data=data.model_dump(mode="json"),
     )

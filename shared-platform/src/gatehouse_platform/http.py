@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse_contracts.problem import Problem
 from gatehouse_platform.errors import install_exception_handlers
+from gatehouse_platform.tracing import instrument_app
 
 log = logging.getLogger("gatehouse.http")
 
@@ -209,10 +210,12 @@ def install_platform(
     *,
     reported: Mapping[str, ReadinessCheck] | None = None,
 ) -> None:
-    """Request ids (X-Request-ID in and out), metrics, problem+json handlers, health routes
-    (`checks` decide readiness; `reported` are only reported, see `health_router`)."""
+    """Request ids (X-Request-ID in and out), server spans when tracing is on, metrics, problem+json
+    handlers, health routes (`checks` decide readiness; `reported` are only reported, see
+    `health_router`)."""
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     install_exception_handlers(app)
+    instrument_app(app)  # server spans, when tracing is on
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware,

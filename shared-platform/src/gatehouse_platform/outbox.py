@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
 from gatehouse_platform.db import make_session_factory, session_scope, utcnow
 from gatehouse_platform.models import OutboxMessage
+from gatehouse_platform.tracing import continued_from, current_trace_context
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ async def add_event(
         source=source,
         subject=subject,
         correlation_id=correlation_id if correlation_id is not None else request_correlation_id.get(),
+        trace_context=current_trace_context(),
     )
     session.add(
         OutboxMessage(
@@ -241,12 +243,15 @@ class OutboxRelay:
             exchange = await self._ensure_exchange()
             for row in rows:
                 try:
-                    await exchange.publish(
-                        _to_message(row),
-                        routing_key=row.event_type,
-                        mandatory=False,
-                        timeout=self._publish_timeout,
-                    )
+                    # In the trace of the request that made the event (aio-pika's instrumentation
+                    # makes the publish span there and carries it on in the message's headers).
+                    with continued_from(row.payload):
+                        await exchange.publish(
+                            _to_message(row),
+                            routing_key=row.event_type,
+                            mandatory=False,
+                            timeout=self._publish_timeout,
+                        )
                 except Exception as exc:
                     # Stop at the first failure so later events never overtake this one.
                     failure = exc

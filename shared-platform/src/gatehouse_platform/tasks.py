@@ -1,6 +1,7 @@
 """What every service's Celery process repeats, written once: the app (broker RabbitMQ, one queue
 per service, late acks so a task a worker dies in runs again, one task at a time per worker
-process) with its beat schedule, and `run_job`, the edge of one job outside a request.
+process) with its beat schedule and traces when tracing is on, and `run_job`, the edge of one job
+outside a request.
 
 Only services with periodic work import this module (it needs `celery`, which they depend on).
 """
@@ -11,9 +12,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from celery import Celery
+from celery.signals import beat_init, worker_process_init
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_platform.db import make_engine, make_session_factory
+from gatehouse_platform.tracing import configure_tracing
 
 T = TypeVar("T")
 
@@ -31,6 +34,17 @@ def make_celery_app(name: str, *, broker_url: str, schedule: Mapping[str, tuple[
             entry: {"task": task, "schedule": float(seconds)} for entry, (task, seconds) in schedule.items()
         },
     )
+    service = name.replace("_", "-")
+
+    @worker_process_init.connect(weak=False)
+    def trace_worker_process(**_: object) -> None:
+        # In each worker process (the prefork pool forks: an exporter thread would not survive).
+        configure_tracing(service)
+
+    @beat_init.connect(weak=False)
+    def trace_beat(**_: object) -> None:
+        configure_tracing(service)
+
     return app
 
 

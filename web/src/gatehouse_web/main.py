@@ -17,6 +17,7 @@ from gatehouse_platform.app import Lifespan
 from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
+from gatehouse_platform.tracing import configure_tracing
 from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
 from gatehouse_web.pages import account, billing, mfa, passkeys, recovery, security, signin
@@ -98,6 +99,7 @@ def _install_pages_errors(app: FastAPI, web: Web) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("web", level=settings.log_level, json=settings.log_json)
+    configure_tracing("web")
     sessions = Sessions(settings)
     web = Web(
         settings=settings,

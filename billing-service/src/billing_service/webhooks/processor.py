@@ -46,6 +46,7 @@ from billing_service.webhooks.handlers import (
 )
 from billing_service.webhooks.repository import StripeEventRepository
 from gatehouse_platform.db import utcnow
+from gatehouse_platform.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ EVENTS_APPLIED = Counter(
 EVENT_FAILURES = Counter("billing_stripe_event_failures_total", "Stripe event processing failures.", ["type"])
 BATCH_SECONDS = Histogram("billing_stripe_event_batch_seconds", "Time to process one batch of Stripe events.")
 BACKLOG_AGE = Gauge("billing_stripe_event_backlog_seconds", "Age of the oldest unprocessed Stripe event.")
+
+
+def _trace_of(row: StripeEvent) -> dict[str, str]:
+    """Processing an event continues the trace of the request that received it."""
+    return {"traceparent": row.traceparent} if row.traceparent else {}
 
 
 class _RedoCarefully(Exception):
@@ -164,7 +170,12 @@ class WebhookProcessor:
                     self._fail(row, event, blocked)
                     continue
                 try:
-                    outcome = await self._handle(ctx, event, careful=careful)
+                    with span(
+                        f"stripe apply {event.type}",
+                        parent=_trace_of(row),
+                        attributes={"stripe.event": row.id},
+                    ):
+                        outcome = await self._handle(ctx, event, careful=careful)
                 except _RedoCarefully:
                     raise
                 except Exception as exc:
@@ -193,13 +204,18 @@ class WebhookProcessor:
     ) -> dict[str, Exception]:
         """Re-read each named subscription once (sorted, so workers lock rows in one order)."""
         unreadable: dict[str, Exception] = {}
-        for subscription_id in sorted({s for _, event in events for s in self._named(event)}):
+        first: dict[str, StripeEvent] = {}  # the event that named each subscription first
+        for stored, event in events:
+            for named in self._named(event):
+                first.setdefault(named, stored)
+        for subscription_id in sorted(first):
             try:
-                if careful:
-                    async with ctx.db.begin_nested():
+                with span("stripe converge subscription", parent=_trace_of(first[subscription_id])):
+                    if careful:
+                        async with ctx.db.begin_nested():
+                            result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
+                    else:
                         result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
-                else:
-                    result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
             except Exception as exc:
                 if not careful:
                     raise _RedoCarefully from exc

@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing_service.integrations.stripe import WebhookEvent
 from billing_service.webhooks.repository import StripeEventRepository
 from gatehouse_platform.db import session_scope
+from gatehouse_platform.tracing import current_trace_context
 
 
 @dataclass
 class _Waiting:
     event: WebhookEvent
+    traceparent: str | None  # the receiving request's, kept with the event (the writer runs apart)
     stored: asyncio.Future[bool]
 
 
@@ -33,7 +35,8 @@ class EventRecorder:
 
     async def record(self, event: WebhookEvent) -> bool:
         """Store the event once; True if it was new. Returns after the commit."""
-        waiting = _Waiting(event, asyncio.get_running_loop().create_future())
+        trace = current_trace_context().get("traceparent")
+        waiting = _Waiting(event, trace, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="stripe-event-recorder")
@@ -45,7 +48,7 @@ class EventRecorder:
             try:
                 async with session_scope(self._sessions) as db:
                     new = await StripeEventRepository(db).record_many(
-                        [w.event for w in group], source="webhook"
+                        [(w.event, w.traceparent) for w in group], source="webhook"
                     )
             except Exception as exc:
                 for waiting in group:

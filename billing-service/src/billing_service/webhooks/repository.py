@@ -21,7 +21,7 @@ _RECORD = (
 )
 
 
-def _values(event: WebhookEvent, source: str) -> dict[str, object]:
+def _values(event: WebhookEvent, source: str, traceparent: str | None = None) -> dict[str, object]:
     return {
         "id": event.id,
         "type": event.type,
@@ -30,25 +30,30 @@ def _values(event: WebhookEvent, source: str) -> dict[str, object]:
         "stripe_created_at": event.created,
         "payload": event.payload,
         "source": source,
+        "traceparent": traceparent,
     }
 
 
 class StripeEventRepository(Repository[StripeEvent]):
     model = StripeEvent
 
-    async def record(self, event: WebhookEvent, *, source: str) -> bool:
-        """Store the event once (by its `evt_…` id); True if it was new."""
-        return await self.session.scalar(_RECORD, _values(event, source)) is not None
+    async def record(self, event: WebhookEvent, *, source: str, traceparent: str | None = None) -> bool:
+        """Store the event once (by its `evt_…` id); True if it was new. `traceparent` is the
+        receiving request's trace, which processing the event continues."""
+        return await self.session.scalar(_RECORD, _values(event, source, traceparent)) is not None
 
-    async def record_many(self, events: Sequence[WebhookEvent], *, source: str) -> set[str]:
-        """Store each event once, in one statement; returns the ids that were new."""
+    async def record_many(
+        self, events: Sequence[tuple[WebhookEvent, str | None]], *, source: str
+    ) -> set[str]:
+        """Store each (event, traceparent) once, in one statement; returns the ids that were new."""
         if not events:
             return set()
         if len(events) == 1:
-            return {events[0].id} if await self.record(events[0], source=source) else set()
+            event, traceparent = events[0]
+            return {event.id} if await self.record(event, source=source, traceparent=traceparent) else set()
         stmt = (
             insert(StripeEvent)
-            .values([_values(event, source) for event in events])
+            .values([_values(event, source, traceparent) for event, traceparent in events])
             .on_conflict_do_nothing(index_elements=[StripeEvent.id])
             .returning(StripeEvent.id)
         )

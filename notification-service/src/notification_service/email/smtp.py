@@ -18,8 +18,10 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 import aiosmtplib
+from opentelemetry.trace import SpanKind
 from prometheus_client import Histogram
 
+from gatehouse_platform.tracing import span
 from notification_service.email.render import RenderedEmail
 from notification_service.settings import Settings
 
@@ -93,6 +95,14 @@ class SmtpSender:
 
     async def send(self, message: EmailMessage) -> None:
         """Hand `message` to the relay; raises SmtpTransientError or SmtpPermanentError."""
+        attributes: dict[str, str | int] = {
+            "server.address": self._settings.smtp_host,
+            "server.port": self._settings.smtp_port,
+        }
+        with span("smtp send", kind=SpanKind.CLIENT, attributes=attributes):
+            await self._send(message)
+
+    async def _send(self, message: EmailMessage) -> None:
         async with self._slots:
             client = await self._checkout()
             start = time.perf_counter()
