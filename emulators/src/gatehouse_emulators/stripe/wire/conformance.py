@@ -15,6 +15,7 @@ during which one appeared. Functions registered with `on_violation` hear of each
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from referencing.jsonschema import DRAFT202012
 SCHEMAS_FILE = Path(__file__).with_name("schemas") / "endive-schemas.json"
 SCHEMAS_URI = "urn:stripe:endive-schemas"
 MAX_SHOWN = 160  # characters of an offending value shown in a violation
+MAX_REMEMBERED = 50_000  # objects whose outcome is kept (oldest forgotten first)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class SchemaSet:
         self.source = str(document["source"])
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
         registry: Registry[Any] = Registry().with_resource(SCHEMAS_URI, resource)
+        self._known: dict[tuple[str, str | None, bytes], tuple[tuple[str, str], ...]] = {}
+        self._lock = threading.Lock()
         self._validators = {
             object_type: Draft202012Validator(
                 {"$ref": SCHEMAS_URI + root["$ref"]}, registry=registry, format_checker=None
@@ -92,14 +96,34 @@ class SchemaSet:
     def violations(self, body: Any, source: str) -> list[Violation]:
         found: list[Violation] = []
         for object_type, obj, prefix, event_type in _objects(body, "", self, None):
-            for error in self._validators[object_type].iter_errors(obj):
-                for leaf in _leaves(error):
-                    inner, message = _join("", leaf.absolute_path), _message(leaf)
-                    if (event_type, object_type, inner, message) not in DOCUMENTED_EXCEPTIONS:
-                        found.append(
-                            Violation(source, object_type, _join(prefix, leaf.absolute_path), message)
-                        )
+            for inner, message in self._object_violations(object_type, obj, event_type):
+                found.append(Violation(source, object_type, _join(prefix, inner), message))
         return found
+
+    def _object_violations(
+        self, object_type: str, obj: dict[str, Any], event_type: str | None
+    ) -> tuple[tuple[tuple[str | int, ...], str], ...]:
+        """(path in the object, message) of each violation. Remembered by the object's content: the
+        emulator serves the same objects again and again (an event in every list of events, a
+        subscription re-read after each webhook), and validating costs far more than hashing."""
+        encoded = json.dumps(obj, sort_keys=True, default=str).encode()
+        key = (object_type, event_type, hashlib.blake2b(encoded, digest_size=16).digest())
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None:
+            return known
+        found = []
+        for error in self._validators[object_type].iter_errors(obj):
+            for leaf in _leaves(error):
+                inner, message = tuple(leaf.absolute_path), _message(leaf)
+                if (event_type, object_type, _join("", inner), message) not in DOCUMENTED_EXCEPTIONS:
+                    found.append((inner, message))
+        result = tuple(found)
+        with self._lock:
+            if len(self._known) >= MAX_REMEMBERED:
+                self._known.pop(next(iter(self._known)))
+            self._known[key] = result
+        return result
 
 
 @cache
