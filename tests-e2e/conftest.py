@@ -26,6 +26,15 @@ __all__ = ["ADMIN_EMAIL", "ADMIN_PASSWORD", "PASSWORD", "System", "bearer", "lin
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with running_system(tmp_path_factory.mktemp("var")) as running:
         yield running
+        # The Stripe emulator runs in its own process here: its schema check is read at the end.
+        report = httpx.get(f"{running.urls['stripe']}/_emulator/conformance", timeout=30).json()
+        assert report["violations"] == [], (
+            "The Stripe emulator sent bodies that break Stripe's schemas:\n"
+            + "\n".join(
+                f"  {v['object_type']} at {v['path']}: {v['message']}  [{v['source']}]"
+                for v in report["violations"]
+            )
+        )
 
 
 @pytest.fixture(scope="session")

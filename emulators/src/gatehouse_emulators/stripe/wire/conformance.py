@@ -73,6 +73,10 @@ DOCUMENTED_EXCEPTIONS = {
 }
 
 
+# An object's violations: (path in the object, message) each.
+Outcome = tuple[tuple[tuple[str | int, ...], str], ...]
+
+
 class SchemaSet:
     """One validator per root object type, sharing one registry of the schema document."""
 
@@ -81,7 +85,7 @@ class SchemaSet:
         self.source = str(document["source"])
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
         registry: Registry[Any] = Registry().with_resource(SCHEMAS_URI, resource)
-        self._known: dict[tuple[str, str | None, bytes], tuple[tuple[str, str], ...]] = {}
+        self._known: dict[tuple[str, str | None, bytes], Outcome] = {}
         self._lock = threading.Lock()
         self._validators = {
             object_type: Draft202012Validator(
@@ -100,9 +104,7 @@ class SchemaSet:
                 found.append(Violation(source, object_type, _join(prefix, inner), message))
         return found
 
-    def _object_violations(
-        self, object_type: str, obj: dict[str, Any], event_type: str | None
-    ) -> tuple[tuple[tuple[str | int, ...], str], ...]:
+    def _object_violations(self, object_type: str, obj: dict[str, Any], event_type: str | None) -> Outcome:
         """(path in the object, message) of each violation. Remembered by the object's content: the
         emulator serves the same objects again and again (an event in every list of events, a
         subscription re-read after each webhook), and validating costs far more than hashing."""
@@ -112,7 +114,7 @@ class SchemaSet:
             known = self._known.get(key)
         if known is not None:
             return known
-        found = []
+        found: list[tuple[tuple[str | int, ...], str]] = []
         for error in self._validators[object_type].iter_errors(obj):
             for leaf in _leaves(error):
                 inner, message = tuple(leaf.absolute_path), _message(leaf)
