@@ -49,6 +49,15 @@ def system(tmp_path_factory: pytest.TempPathFactory, traces: Received) -> Iterat
     }
     with running_system(tmp_path_factory.mktemp("var"), settings=tracing) as running:
         yield running
+        # The Stripe emulator runs in its own process here: its schema check is read at the end.
+        report = httpx.get(f"{running.urls['stripe']}/_emulator/conformance", timeout=30).json()
+        assert report["violations"] == [], (
+            "The Stripe emulator sent bodies that break Stripe's schemas:\n"
+            + "\n".join(
+                f"  {v['object_type']} at {v['path']}: {v['message']}  [{v['source']}]"
+                for v in report["violations"]
+            )
+        )
 
 
 @pytest.fixture(scope="session")

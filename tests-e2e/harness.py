@@ -294,5 +294,7 @@ def _environment(
         # Stripe retries a failed delivery for three days; here 0.2 s doubling, 10 attempts (~100 s)
         "STRIPE_EMULATOR_WEBHOOK_RETRY_DELAY": 0.2,
         "STRIPE_EMULATOR_WEBHOOK_ATTEMPTS": 10,
+        # every answer and event checked against Stripe's schemas (tests-e2e/conftest.py reads them)
+        "STRIPE_EMULATOR_CHECK_SCHEMAS": 1,
     }
     return {**os.environ, **{key: str(value) for key, value in values.items()}}

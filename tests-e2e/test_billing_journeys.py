@@ -155,6 +155,11 @@ async def test_checkout_to_active_subscription_with_emails(
     await system.wait_for_mail(email, "receipt")
     payments = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
     assert [(p["status"], p["amount_paid"]) for p in payments] == [("paid", 900)]
+    card = (await client.get("/billing/payment-method/me", headers=auth)).json()
+    assert (card["brand"], card["last4"]) == ("visa", "4242")
+    [invoice] = (await client.get("/billing/invoices/me", headers=auth)).json()["items"]
+    assert (invoice["status"], invoice["total"]) == ("paid", 900) and invoice["number"]
+    assert (await client.get("/billing/invoices/me")).status_code == 401  # the gateway wants a token
     again = await client.post(
         "/billing/subscriptions/subscribe", json={"plan_code": plans["pro"]["code"]}, headers=auth
     )

@@ -99,7 +99,9 @@ def billing_port() -> int:
 def stripe_url() -> Iterator[str]:
     """The Stripe emulator over real HTTP. It sends webhooks only to endpoints registered through
     its API (below), so tests can switch delivery off like a dashboard would."""
-    config = StripeEmulatorConfig(webhook_url=None, webhook_retry_delay=0.2, webhook_max_attempts=4)
+    config = StripeEmulatorConfig(
+        webhook_url=None, webhook_retry_delay=0.2, webhook_max_attempts=4, check_schemas=True
+    )
     with serve_in_thread(create_stripe_emulator(config)) as base:
         yield base
 

@@ -60,7 +60,12 @@ class Instance:
 @pytest.fixture(scope="module")
 def history_stripe() -> Iterator[str]:
     """A Stripe of this module's own: no webhooks (we deliver them), a long event memory, slow dunning."""
-    config = StripeEmulatorConfig(webhook_url=None, events_retention=400 * DAY, dunning_retry_days=(3, 7, 14))
+    config = StripeEmulatorConfig(
+        webhook_url=None,
+        events_retention=400 * DAY,
+        dunning_retry_days=(3, 7, 14),
+        check_schemas=True,
+    )
     with serve_in_thread(create_stripe_emulator(config)) as base:
         yield base
 

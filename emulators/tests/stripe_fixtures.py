@@ -32,6 +32,7 @@ def stripe_emulator_url(webhook_receiver: Receiver) -> Iterator[str]:
         webhook_retry_delay=0.02,
         webhook_max_attempts=4,
         clock="frozen",
+        check_schemas=True,
     )
     with serve_in_thread(create_app(config)) as url:
         yield url

@@ -177,7 +177,11 @@ def test_a_trial_warns_three_days_ahead_then_bills(
 
 def test_dunning_can_end_in_unpaid_instead(webhook_receiver: Receiver) -> None:
     config = StripeEmulatorConfig(
-        webhook_url=None, clock="frozen", dunning_final_action="unpaid", dunning_retry_days=(1,)
+        webhook_url=None,
+        clock="frozen",
+        dunning_final_action="unpaid",
+        dunning_retry_days=(1,),
+        check_schemas=True,
     )
     with serve_in_thread(create_app(config)) as url, sdk_client(url) as client:
         control = Control(url)

@@ -13,7 +13,9 @@ from gatehouse_platform.testing import serve_in_thread
 
 
 def test_objects_and_clock_survive_a_restart(tmp_path: Path) -> None:
-    config = StripeEmulatorConfig(webhook_url=None, clock="frozen", state_file=str(tmp_path / "stripe.json"))
+    config = StripeEmulatorConfig(
+        webhook_url=None, clock="frozen", state_file=str(tmp_path / "stripe.json"), check_schemas=True
+    )
     with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
         customer = sdk.v1.customers.create(params={"email": "ada@example.com"})
         price = sdk.v1.prices.create(
@@ -35,7 +37,7 @@ def test_objects_and_clock_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_without_a_state_file_nothing_is_kept(tmp_path: Path) -> None:
-    config = StripeEmulatorConfig(webhook_url=None, clock="frozen")
+    config = StripeEmulatorConfig(webhook_url=None, clock="frozen", check_schemas=True)
     with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:
         customer = sdk.v1.customers.create(params={"email": "ada@example.com"})
     with serve_in_thread(create_app(config)) as url, sdk_client(url) as sdk:

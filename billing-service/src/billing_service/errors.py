@@ -68,6 +68,11 @@ class IncompatiblePlan(Conflict):
     title = "Cannot switch to a plan in another currency"
 
 
+class PaymentMethodNotFound(NotFound):
+    slug = "payment-method-not-found"
+    title = "No payment method on file"
+
+
 class InvalidCursor(DomainError):
     status = 400
     slug = "invalid-cursor"

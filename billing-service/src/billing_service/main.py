@@ -15,6 +15,7 @@ from billing_service.events.handlers import bind
 from billing_service.integrations.stripe import stripe_gateway
 from billing_service.payments.router import router as payments_router
 from billing_service.plans.router import router as plans_router
+from billing_service.self_service.router import router as self_service_router
 from billing_service.settings import Settings, get_settings
 from billing_service.subscriptions.router import router as subscriptions_router
 from billing_service.webhooks.processor import WebhookProcessor
@@ -130,5 +131,5 @@ def create_app(
         ),
         checks={"database": database_check(services.engine), "redis": redis_check(services.redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
-        routers=[plans_router, subscriptions_router, payments_router, webhooks_router],
+        routers=[plans_router, subscriptions_router, payments_router, self_service_router, webhooks_router],
     )

@@ -52,6 +52,12 @@ def _decode(cursor: str, count: int) -> list[str]:
     return parts
 
 
+def decode_single_cursor(cursor: str) -> str:
+    """A cursor of one value (an id of the provider's)."""
+    (value,) = _decode(cursor, 1)
+    return value
+
+
 def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """A cursor of (timestamp, id)."""
     moment, row_id = _decode(cursor, 2)

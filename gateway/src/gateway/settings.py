@@ -200,6 +200,8 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/billing/subscriptions/**", "token"),
     _rule("*", "/billing/entitlements/**", "token"),
     _rule("*", "/billing/payments/**", "token"),
+    _rule("*", "/billing/payment-method/**", "token"),
+    _rule("*", "/billing/invoices/**", "token"),
     _rule("*", "/notifications/unsubscribe/**", "public"),  # the emailed link: no session needed
     _rule("*", "/notifications/deliveries/**", "admin"),
     _rule("*", "/notifications/dead-letters/**", "admin"),

@@ -11,6 +11,9 @@ A pending Checkout (`checkout_pending`) also holds the slot, so it must not bloc
 - another plan, or older: the old session is expired at Stripe and its row marked
   `checkout_expired`, then a new one is made. If Stripe says the old session was completed
   meanwhile, the answer is 409 `subscription-exists` (the webhooks are on their way).
+
+One trial per customer: a plan's trial is offered only to a user none of whose subscriptions ever
+had one (Stripe gave it a `trial_end`), so cancelling and subscribing again starts a paid period.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ async def subscribe(
         await _replace_pending_or_refuse(db, stripe, settings, existing, plan)
     stripe_customer_id = await ensure_stripe_customer(stripe, customer)
     assert plan.stripe_price_id is not None
+    trial_days = await trial_days_for(db, customer.user_id, plan)
     row = Subscription(
         id=uuid.uuid4(),
         user_id=customer.user_id,
@@ -66,7 +70,7 @@ async def subscribe(
             "plan_id": str(plan.id),
             "plan_code": plan.code,
         },
-        trial_days=plan.trial_days,
+        trial_days=trial_days,
         success_url=settings.checkout_success_url,
         cancel_url=settings.checkout_cancel_url,
         key=f"checkout-{row.id}",
@@ -75,6 +79,13 @@ async def subscribe(
     row.checkout_url = session.url
     await db.flush()
     return row
+
+
+async def trial_days_for(db: AsyncSession, user_id: uuid.UUID, plan: Plan) -> int:
+    """The plan's trial, unless the user already had one (on any plan)."""
+    if plan.trial_days and await SubscriptionRepository(db).had_trial(user_id):
+        return 0
+    return plan.trial_days
 
 
 async def _replace_pending_or_refuse(

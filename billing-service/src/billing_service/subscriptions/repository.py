@@ -32,6 +32,25 @@ class SubscriptionRepository(Repository[Subscription]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def latest_at_stripe(self, user_id: uuid.UUID) -> Subscription | None:
+        """The user's newest subscription that exists at Stripe (past Checkout)."""
+        stmt = (
+            select(Subscription)
+            .where(Subscription.user_id == user_id, Subscription.stripe_subscription_id.is_not(None))
+            .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def had_trial(self, user_id: uuid.UUID) -> bool:
+        """Whether any subscription of the user ever had a trial (Stripe gave it a `trial_end`)."""
+        stmt = select(
+            select(Subscription.id)
+            .where(Subscription.user_id == user_id, Subscription.trial_end.is_not(None))
+            .exists()
+        )
+        return bool(await self.session.scalar(stmt))
+
     async def by_stripe_id(self, stripe_id: str, *, for_update: bool = False) -> Subscription | None:
         if for_update:
             return await self.lock(Subscription.stripe_subscription_id == stripe_id)

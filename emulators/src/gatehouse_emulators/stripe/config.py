@@ -47,6 +47,9 @@ class StripeEmulatorConfig:
     incomplete_expiry: int = 23 * 3600
     events_retention: int = 30 * 24 * 3600
     idempotency_ttl: int = 24 * 3600
+    # Validate every answer and event against Stripe's schemas for the pinned version
+    # (wire/conformance.py); violations are listed at GET /_emulator/conformance. On in tests.
+    check_schemas: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StripeEmulatorConfig:
@@ -80,4 +83,5 @@ class StripeEmulatorConfig:
             dunning_final_action=final,
             upcoming_invoice_days=int(env.get("STRIPE_EMULATOR_UPCOMING_DAYS", "7")),
             state_file=env.get("STRIPE_EMULATOR_STATE_FILE") or None,
+            check_schemas=env.get("STRIPE_EMULATOR_CHECK_SCHEMAS", "").lower() in ("1", "true", "yes"),
         )

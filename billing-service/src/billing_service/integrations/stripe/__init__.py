@@ -21,9 +21,11 @@ from billing_service.integrations.stripe.parsing import (
     parse_invoice,
 )
 from billing_service.integrations.stripe.types import (
+    CardOnFile,
     CheckoutSession,
     InvoicePreview,
     InvoiceSnapshot,
+    InvoiceSummary,
     PreviewLine,
     StripeCustomer,
     StripePrice,
@@ -34,9 +36,11 @@ from billing_service.integrations.stripe.types import (
 from billing_service.integrations.stripe.webhooks import verify_webhook
 
 __all__ = [
+    "CardOnFile",
     "CheckoutSession",
     "InvoicePreview",
     "InvoiceSnapshot",
+    "InvoiceSummary",
     "PreviewLine",
     "StripeCustomer",
     "StripeGateway",

@@ -16,17 +16,21 @@ import stripe
 
 from billing_service.integrations.stripe.errors import translate
 from billing_service.integrations.stripe.parsing import (
+    parse_card,
     parse_checkout_session,
     parse_customer,
     parse_event,
     parse_invoice_preview,
+    parse_invoice_summary,
     parse_price,
     parse_product,
     parse_subscription,
 )
 from billing_service.integrations.stripe.types import (
+    CardOnFile,
     CheckoutSession,
     InvoicePreview,
+    InvoiceSummary,
     Json,
     StripeCustomer,
     StripePrice,
@@ -79,6 +83,37 @@ class StripeGateway:
 
     async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
         return parse_customer(await self._obj(self._client.v1.customers.retrieve_async(customer_id)))
+
+    async def default_card(self, customer_id: str, *, subscription_id: str | None) -> CardOnFile | None:
+        """The card the customer's next payment is taken from: the customer's default payment
+        method, else the subscription's own (Checkout sets the subscription's, not the customer's)."""
+        customer = await self._obj(
+            self._client.v1.customers.retrieve_async(
+                customer_id, params=_any({"expand": ["invoice_settings.default_payment_method"]})
+            )
+        )
+        card = parse_card((customer.get("invoice_settings") or {}).get("default_payment_method"))
+        if card is None and subscription_id is not None:
+            subscription = await self._obj(
+                self._client.v1.subscriptions.retrieve_async(
+                    subscription_id, params=_any({"expand": ["default_payment_method"]})
+                )
+            )
+            card = parse_card(subscription.get("default_payment_method"))
+        return card
+
+    # invoices
+
+    async def list_invoices(
+        self, customer_id: str, *, limit: int, starting_after: str | None
+    ) -> tuple[list[InvoiceSummary], bool]:
+        """One page of the customer's invoices, newest first, and whether there are more."""
+        params: Json = {"customer": customer_id, "limit": limit}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = await self._call(self._client.v1.invoices.list_async(params=_any(params)))
+        listed = page.to_dict(for_json=True)
+        return [parse_invoice_summary(i) for i in listed["data"]], bool(listed["has_more"])
 
     # catalog
 

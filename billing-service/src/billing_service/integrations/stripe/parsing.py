@@ -9,9 +9,11 @@ from typing import Any
 
 from billing_service.errors import WebhookPayloadInvalid
 from billing_service.integrations.stripe.types import (
+    CardOnFile,
     CheckoutSession,
     InvoicePreview,
     InvoiceSnapshot,
+    InvoiceSummary,
     PreviewLine,
     StripeCustomer,
     StripePrice,
@@ -61,15 +63,22 @@ def invoice_subscription_id(invoice: Mapping[str, Any]) -> str | None:
     return _id(_subscription_details(invoice).get("subscription"))
 
 
-def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
-    details = _subscription_details(data)
-    lines = ((data.get("lines") or {}).get("data")) or []
+def _service_period(invoice: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """The service period an invoice bills: its non-proration lines' (Stripe's `period_start/end`
+    is the period that ended, for a renewal)."""
+    lines = ((invoice.get("lines") or {}).get("data")) or []
     service = [line for line in lines if not _is_proration(line)] or lines
     if service:
         start = min(int(line["period"]["start"]) for line in service)
         end = max(int(line["period"]["end"]) for line in service)
     else:
-        start, end = int(data["period_start"]), int(data["period_end"])
+        start, end = int(invoice["period_start"]), int(invoice["period_end"])
+    return _required_time(start), _required_time(end)
+
+
+def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
+    details = _subscription_details(data)
+    start, end = _service_period(data)
     transitions = data.get("status_transitions") or {}
     return InvoiceSnapshot(
         id=str(data["id"]),
@@ -83,11 +92,47 @@ def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
         billing_reason=data.get("billing_reason"),
         attempt_count=int(data.get("attempt_count") or 0),
         next_payment_attempt=_time(data.get("next_payment_attempt")),
-        period_start=_required_time(start),
-        period_end=_required_time(end),
+        period_start=start,
+        period_end=end,
         hosted_invoice_url=data.get("hosted_invoice_url"),
         paid_at=_time(transitions.get("paid_at")),
         created=_required_time(data.get("created")),
+    )
+
+
+def parse_invoice_summary(data: Mapping[str, Any]) -> InvoiceSummary:
+    start, end = _service_period(data)
+    return InvoiceSummary(
+        id=str(data["id"]),
+        number=data.get("number"),
+        status=str(data.get("status") or "draft"),
+        currency=str(data.get("currency") or "usd"),
+        subtotal=int(data.get("subtotal") or 0),
+        discount=sum(int(d.get("amount") or 0) for d in data.get("total_discount_amounts") or []),
+        tax=sum(int(t.get("amount") or 0) for t in data.get("total_taxes") or []),
+        total=int(data.get("total") or 0),
+        amount_paid=int(data.get("amount_paid") or 0),
+        amount_remaining=int(data.get("amount_remaining") or 0),
+        billing_reason=data.get("billing_reason"),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
+        invoice_pdf=data.get("invoice_pdf"),
+        period_start=start,
+        period_end=end,
+        created=_required_time(data.get("created")),
+    )
+
+
+def parse_card(payment_method: Any) -> CardOnFile | None:
+    """An expanded PaymentMethod's card; None for an id, another kind of method, or nothing."""
+    if not isinstance(payment_method, Mapping) or payment_method.get("type") != "card":
+        return None
+    card = payment_method.get("card") or {}
+    return CardOnFile(
+        id=str(payment_method["id"]),
+        brand=str(card.get("display_brand") or card.get("brand") or "unknown"),
+        last4=str(card.get("last4") or ""),
+        exp_month=int(card.get("exp_month") or 0),
+        exp_year=int(card.get("exp_year") or 0),
     )
 
 

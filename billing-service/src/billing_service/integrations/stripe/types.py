@@ -65,6 +65,39 @@ class InvoiceSnapshot:
 
 
 @dataclass(frozen=True)
+class CardOnFile:
+    """A customer's card as it may be shown: never more than brand, last four digits and expiry."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class InvoiceSummary:
+    """An invoice as its customer reads it in a list: amounts in minor units of `currency`."""
+
+    id: str
+    number: str | None
+    status: str  # open | paid | void | uncollectible (drafts are not listed)
+    currency: str
+    subtotal: int
+    discount: int  # the sum of its discounts
+    tax: int  # the sum of its taxes
+    total: int
+    amount_paid: int
+    amount_remaining: int
+    billing_reason: str | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    period_start: datetime
+    period_end: datetime
+    created: datetime
+
+
+@dataclass(frozen=True)
 class SubscriptionSnapshot:
     """A Stripe subscription as it is now (re-read, never taken from a webhook payload)."""
 

@@ -17,6 +17,7 @@ from gatehouse_emulators.stripe.domain.state import Emulator
 from gatehouse_emulators.stripe.domain.store import Obj
 from gatehouse_emulators.stripe.domain.subscriptions import (
     ENDED,
+    NO_CANCELLATION_DETAILS,
     Change,
     ItemSpec,
     check_compatible,
@@ -104,6 +105,7 @@ def cancel_now(
     sub["canceled_at"] = sub["canceled_at"] or now
     sub["ended_at"] = now
     sub["cancellation_details"] = {
+        **sub["cancellation_details"],
         "comment": comment or sub["cancellation_details"].get("comment"),
         "feedback": feedback or sub["cancellation_details"].get("feedback"),
         "reason": reason,
@@ -204,8 +206,6 @@ def _apply_trial_end(emu: Emulator, sub: Obj, params: Params, moment: int) -> No
     assert new_end is not None  # validated before any change
     sub.update(trial_end=new_end, billing_cycle_anchor=new_end)
     set_period(sub, start, new_end)
-    for item in items_of(sub):
-        item["current_trial"] = {"end_date": new_end, "start_date": start}
     sub["_trial_will_end_sent"] = False
 
 
@@ -232,7 +232,7 @@ def _apply_simple_fields(emu: Emulator, sub: Obj, params: Params) -> None:
             sub.update(cancel_at_period_end=True, cancel_at=end, canceled_at=emu.now())
         else:
             sub.update(cancel_at_period_end=False, cancel_at=None, canceled_at=None)
-            sub["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
+            sub["cancellation_details"] = dict(NO_CANCELLATION_DETAILS)
     if "cancel_at" in params:
         cancel_at = params.integer("cancel_at")
         if cancel_at is not None and cancel_at <= emu.now():

@@ -108,6 +108,7 @@ def new_product(emu: Emulator, name: str, product_id: str | None = None) -> Obj:
         "shippable": None,
         "statement_descriptor": None,
         "tax_code": None,
+        "tax_details": None,
         "type": "service",
         "unit_label": None,
         "updated": now,

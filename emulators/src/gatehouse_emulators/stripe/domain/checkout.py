@@ -29,8 +29,10 @@ from gatehouse_emulators.stripe.domain.subscriptions import (
 from gatehouse_emulators.stripe.wire.errors import invalid, missing_param
 from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
 
+# No `payment_method_types`: the pinned version refuses it (`allowed_payment_method_types` instead).
 _CREATE = (
     "allow_promotion_codes",
+    "allowed_payment_method_types",
     "automatic_tax",
     "billing_address_collection",
     "cancel_url",
@@ -49,7 +51,6 @@ _CREATE = (
     "metadata",
     "mode",
     "payment_method_collection",
-    "payment_method_types",
     "phone_number_collection",
     "saved_payment_method_options",
     "subscription_data",
@@ -76,8 +77,19 @@ def create_session(emu: Emulator, params: Params) -> Obj:
     mode = params.enum("mode", ("payment", "setup", "subscription"), required=True)
     if mode != "subscription":
         raise invalid("The emulator supports Checkout Sessions with mode=subscription only.", param="mode")
-    if params.enum("ui_mode", ("hosted", "embedded", "custom")) not in (None, "hosted"):
-        raise invalid("The emulator serves the hosted Checkout page only (ui_mode=hosted).", param="ui_mode")
+    ui_mode = params.enum("ui_mode", ("elements", "embedded_page", "form", "hosted_page"))
+    if ui_mode not in (None, "hosted_page"):
+        raise invalid(
+            "The emulator serves the hosted Checkout page only (ui_mode=hosted_page).", param="ui_mode"
+        )
+    allowed_types = None
+    if "allowed_payment_method_types" in params:
+        allowed_types = params.strings("allowed_payment_method_types")
+        if set(allowed_types) != {"card"}:
+            raise invalid(
+                "The emulator takes cards only (allowed_payment_method_types=[card]).",
+                param="allowed_payment_method_types",
+            )
     customer_id, email = params.text("customer"), params.text("customer_email")
     if customer_id and email:
         raise invalid("You may only specify one of these parameters: customer, customer_email.")
@@ -114,7 +126,9 @@ def create_session(emu: Emulator, params: Params) -> Obj:
             "amount_tax": 0,
             "amount_total": price["unit_amount"] * qty,
             "currency": currency,
+            "adjustable_quantity": None,
             "description": product_name(emu, price),
+            "metadata": {},
             "price": price["id"],
             "quantity": qty,
         }
@@ -128,6 +142,7 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         "adaptive_pricing": None,
         "after_expiration": None,
         "allow_promotion_codes": params.flag("allow_promotion_codes"),
+        "allowed_payment_method_types": allowed_types,
         "amount_subtotal": total,
         "amount_total": total,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
@@ -135,10 +150,12 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         "cancel_url": params.text("cancel_url"),
         "client_reference_id": params.text("client_reference_id"),
         "client_secret": None,
+        "collected_information": None,
         "consent": None,
         "consent_collection": None,
         "created": now,
         "currency": currency,
+        "currency_conversion": None,
         "custom_fields": [],
         "custom_text": {
             "after_submit": None,
@@ -147,16 +164,23 @@ def create_session(emu: Emulator, params: Params) -> Obj:
             "terms_of_service_acceptance": None,
         },
         "customer": customer["id"] if customer else None,
+        "customer_account": None,
         "customer_creation": None if customer else "always",
-        "customer_details": {"email": customer["email"]} if customer and customer.get("email") else None,
+        "customer_details": _details(customer, customer["email"])
+        if customer and customer.get("email")
+        else None,
         "customer_email": email,
+        "discounts": [],
         "expires_at": expires_at,
+        "integration_identifier": None,
         "invoice": None,
         "invoice_creation": None,
         "livemode": False,
         "locale": params.text("locale"),
+        "managed_payments": None,
         "metadata": read_metadata_update(params, {}),
         "mode": "subscription",
+        "origin_context": None,
         "payment_intent": None,
         "payment_link": None,
         "payment_method_collection": params.text("payment_method_collection") or "always",
@@ -164,6 +188,7 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
         "payment_method_types": ["card"],
         "payment_status": "unpaid",
+        "permissions": None,
         "phone_number_collection": {"enabled": False},
         "recovered_from": None,
         "saved_payment_method_options": None,
@@ -176,7 +201,7 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         "subscription": None,
         "success_url": params.text("success_url"),
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": f"{emu.context.base_url}/checkout/{session_id}",
         "wallet_options": None,
         "_line_items": lines,

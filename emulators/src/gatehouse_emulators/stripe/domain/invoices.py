@@ -89,6 +89,8 @@ def _line(charge: Charge, invoice_id: str | None, parent: Obj, preview: bool) ->
             "unit_amount_decimal": charge.price["unit_amount_decimal"],
         },
         "quantity": charge.quantity,
+        "quantity_decimal": str(charge.quantity),
+        "subscription": charge.subscription,
         "subtotal": charge.amount,
         "taxes": [],
     }
@@ -101,6 +103,7 @@ def create_invoice_item(emu: Emulator, customer: Obj, charge: Charge) -> Obj:
         "amount": charge.amount,
         "currency": charge.price["currency"],
         "customer": customer["id"],
+        "customer_account": None,
         "date": emu.now(),
         "description": charge.description,
         "discountable": False,
@@ -124,6 +127,7 @@ def create_invoice_item(emu: Emulator, customer: Obj, charge: Charge) -> Obj:
         },
         "proration": charge.proration,
         "quantity": charge.quantity,
+        "quantity_decimal": str(charge.quantity),
         "tax_rates": [],
         "test_clock": None,
     }
@@ -163,7 +167,6 @@ def invoice_shape(
             "subscription_details": {
                 "metadata": dict(subscription["metadata"]),
                 "subscription": subscription["id"],
-                "subscription_proration_date": None,
             },
         }
     return {
@@ -181,7 +184,13 @@ def invoice_shape(
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": True,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "status": None},
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
         "collection_method": "charge_automatically",
@@ -189,6 +198,7 @@ def invoice_shape(
         "currency": currency,
         "custom_fields": None,
         "customer": customer["id"],
+        "customer_account": None,
         "customer_address": customer.get("address"),
         "customer_email": customer.get("email"),
         "customer_name": customer.get("name"),
@@ -211,10 +221,7 @@ def invoice_shape(
         "issuer": {"type": "self"},
         "last_finalization_error": None,
         "latest_revision": None,
-        "lines": {
-            **list_object(lines, False, f"/v1/invoices/{invoice_id}/lines"),
-            "total_count": len(lines),
-        },
+        "lines": list_object(lines, False, f"/v1/invoices/{invoice_id}/lines"),
         "livemode": False,
         "metadata": {},
         "next_payment_attempt": None,
@@ -237,7 +244,6 @@ def invoice_shape(
         "starting_balance": customer.get("balance", 0),
         "statement_descriptor": None,
         "status": "draft",
-        "status_details": None,
         "status_transitions": {
             "finalized_at": None,
             "marked_uncollectible_at": None,
@@ -247,7 +253,6 @@ def invoice_shape(
         "subtotal": subtotal,
         "subtotal_excluding_tax": subtotal,
         "test_clock": None,
-        "threshold_reason": None,
         "total": subtotal,
         "total_discount_amounts": [],
         "total_excluding_tax": subtotal,
@@ -304,6 +309,7 @@ def finalize(emu: Emulator, invoice: Obj, customer: Obj) -> None:
     invoice["effective_at"] = now
     invoice["status_transitions"]["finalized_at"] = now
     invoice["hosted_invoice_url"] = f"{emu.context.base_url}/invoices/{invoice['id']}"
+    invoice["invoice_pdf"] = f"{emu.context.base_url}/invoices/{invoice['id']}/pdf"
     emu.emit("invoice.finalized", invoice)
 
 

@@ -24,6 +24,7 @@ def ensure_intent(emu: Emulator, invoice: Obj, payment_method: str | None) -> Ob
     intent = {
         "id": intent_id,
         "object": "payment_intent",
+        "allowed_payment_method_types": None,
         "amount": invoice["amount_remaining"],
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -39,17 +40,28 @@ def ensure_intent(emu: Emulator, invoice: Obj, payment_method: str | None) -> Ob
         "created": emu.now(),
         "currency": invoice["currency"],
         "customer": invoice["customer"],
+        "customer_account": None,
         "description": _description(invoice),
+        "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": {},
         "next_action": None,
         "on_behalf_of": None,
         "payment_method": payment_method,
         "payment_method_configuration_details": None,
-        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_options": {
+            "card": {
+                "installments": None,
+                "mandate_options": None,
+                "network": None,
+                "request_three_d_secure": "automatic",
+            }
+        },
         "payment_method_types": ["card"],
+        "payment_record": None,
         "processing": None,
         "receipt_email": None,
         "review": None,
@@ -112,7 +124,9 @@ def attempt(emu: Emulator, intent: Obj, outcome: str) -> str:
         )
         emu.emit("payment_intent.requires_action", intent)
     else:
-        error = dict(DECLINE, payment_method=intent["payment_method"])
+        # Stripe puts the card that failed into the error whole, as it was then.
+        card = emu.store.get(intent["payment_method"] or "", "payment_method")
+        error = dict(DECLINE, payment_method=emu.render(card)) if card is not None else dict(DECLINE)
         intent.update(status="requires_payment_method", last_payment_error=error, next_action=None)
         emu.emit("payment_intent.payment_failed", intent)
     return outcome

@@ -101,7 +101,8 @@ def _preview_new(emu: Emulator, customer: Obj, details: Params) -> Obj:
 
 
 def upcoming_invoice(emu: Emulator, sub: Obj) -> Obj:
-    """The next invoice as `invoice.upcoming` shows it: a preview without an id."""
+    """The next invoice as `invoice.upcoming` shows it: a preview without an id (Stripe's docs: "The
+    received Invoice object will not have an invoice ID"; the conformance check knows)."""
     preview = _preview_change(emu, customer_of(emu, sub), sub, Params({}, "subscription_details"))
     preview.pop("id")
     return preview
@@ -164,7 +165,7 @@ def _preview(
         emu, "upcoming_in_" + random_token(), customer, sub, reason, lines, span, currency
     )
     invoices.apply_balance(invoice, customer.get("balance", 0))
-    if invoice["parent"] is not None:
+    if invoice["parent"] is not None and proration_date is not None:
         invoice["parent"]["subscription_details"]["subscription_proration_date"] = proration_date
     invoice["lines"]["url"] = "/v1/invoices/create_preview/lines"
     return invoice

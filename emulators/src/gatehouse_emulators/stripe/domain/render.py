@@ -66,7 +66,7 @@ HYDRATORS: dict[str, Hydrator] = {
 
 def _invoice_payments(store: Store, invoice: Obj) -> Any:
     payments = store.all("invoice_payment", lambda p: p["invoice"] == invoice["id"])
-    return {**list_object([_strip(p) for p in payments], False, "/v1/invoice_payments"), "total_count": None}
+    return list_object([_strip(p) for p in payments], False, "/v1/invoice_payments")
 
 
 def _confirmation_secret(store: Store, invoice: Obj) -> Any:

@@ -17,6 +17,7 @@ from gatehouse_emulators.stripe.config import StripeEmulatorConfig
 from gatehouse_emulators.stripe.domain.clock import Clock
 from gatehouse_emulators.stripe.domain.render import render
 from gatehouse_emulators.stripe.domain.store import Obj, Store, new_id
+from gatehouse_emulators.stripe.wire.conformance import Conformance
 
 PAYMENT_OUTCOMES = ("paid", "declined", "requires_action")
 MAX_LOGGED_REQUESTS = 1000
@@ -53,6 +54,7 @@ class Emulator:
         self.idempotency: dict[tuple[str, str], Any] = {}
         # the last API calls, for /_emulator/requests
         self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self.conformance = Conformance() if config.check_schemas else None
 
     def now(self) -> int:
         return self.clock.now()
@@ -107,6 +109,11 @@ class Emulator:
         self.store.add(event)
         self.outbox.append(event)
         return event
+
+    def check(self, body: Any, source: str) -> None:
+        """Validate a body about to leave against Stripe's schemas, when the check is on."""
+        if self.conformance is not None:
+            self.conformance.check(body, source)
 
     def take_outbox(self) -> list[Obj]:
         events, self.outbox = self.outbox, []

@@ -40,6 +40,8 @@ TRACKED = (
     "trial_end",
 )
 ENDED = ("canceled", "incomplete_expired")
+# A subscription nobody has canceled (a copy is taken wherever it is set).
+NO_CANCELLATION_DETAILS: Obj = {"comment": None, "feedback": None, "feedback_option": None, "reason": None}
 
 
 @dataclass
@@ -83,7 +85,6 @@ def new_item(emu: Emulator, subscription_id: str, spec: ItemSpec, start: int, en
     return {
         "id": new_id("si_", 14),
         "object": "subscription_item",
-        "billed_until": None,
         "billing_thresholds": None,
         "created": emu.now(),
         "current_period_end": end,
@@ -113,10 +114,8 @@ def new_subscription(
     anchor = trial_end or now
     end = trial_end or add_interval(now, interval, count)
     sub_id = new_id("sub_")
+    # `current_trial` belongs to trial offers (it names one); a plain trial leaves it null.
     items = [new_item(emu, sub_id, spec, now, end) for spec in specs]
-    if trial_end:
-        for item in items:
-            item["current_trial"] = {"end_date": trial_end, "start_date": now}
     sub: Obj = {
         "id": sub_id,
         "object": "subscription",
@@ -135,7 +134,7 @@ def new_subscription(
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": None,
-        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "cancellation_details": dict(NO_CANCELLATION_DETAILS),
         "collection_method": "charge_automatically",
         "created": now,
         "currency": specs[0].price["currency"],
@@ -148,13 +147,17 @@ def new_subscription(
         "description": description,
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
-        "items": {
-            **list_object(items, False, f"/v1/subscription_items?subscription={sub_id}"),
-            "total_count": 0,
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
         },
+        "items": list_object(items, False, f"/v1/subscription_items?subscription={sub_id}"),
         "latest_invoice": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": dict(metadata),
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
@@ -173,10 +176,11 @@ def new_subscription(
         "test_clock": None,
         "transfer_data": None,
         "trial_end": trial_end,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": {
+            "end_behavior": {"billing_cycle_anchor": None, "missing_payment_method": "create_invoice"}
+        },
         "trial_start": now if trial_end else None,
     }
-    sub["items"]["total_count"] = len(items)
     return sub
 
 
@@ -194,13 +198,10 @@ def set_period(sub: Obj, start: int, end: int) -> None:
     for item in items_of(sub):
         item["current_period_start"] = start
         item["current_period_end"] = end
-        if item.get("current_trial") and start >= item["current_trial"]["end_date"]:
-            item["current_trial"] = None
 
 
 def set_items(sub: Obj, items: list[Obj]) -> None:
     sub["items"]["data"] = items
-    sub["items"]["total_count"] = len(items)
 
 
 def cycle(emu: Emulator, sub: Obj) -> tuple[str, int]:

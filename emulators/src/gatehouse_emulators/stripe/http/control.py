@@ -9,6 +9,7 @@ GET|POST /_emulator/webhooks/chaos {"duplicates": 3, "shuffle": true, "max_delay
 GET  /_emulator/webhooks/deliveries?event_id=&event_type=&url=&succeeded=
 POST /_emulator/webhooks/flush {"timeout": 10}         wait until no delivery is queued or retrying
 GET  /_emulator/requests                                the last API calls (method, path, Stripe-Version, …)
+GET|DELETE /_emulator/conformance                       schema violations found so far (check_schemas), clear
 GET  /healthz"""
 
 from __future__ import annotations
@@ -123,10 +124,12 @@ def build_router(runtime: Runtime) -> APIRouter:
             def work() -> Obj:
                 session = emu.store.require(session_id, "checkout.session", "checkout.session", "session")
                 result = checkout.complete(emu, session, outcome, str(email) if email else None)
-                return {
+                answer = {
                     key: (emu.render(value) if isinstance(value, dict) and "object" in value else value)
                     for key, value in result.items()
                 }
+                emu.check(answer, request.url.path)
+                return answer
 
             return JSONResponse(await runtime.run(work, context(request)))
         except StripeError as exc:
@@ -202,5 +205,17 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.get("/_emulator/requests")
     async def requests() -> Obj:
         return {"data": list(reversed(emu.requests))}
+
+    @router.get("/_emulator/conformance")
+    async def conformance() -> JSONResponse:
+        if emu.conformance is None:
+            return _error(invalid("The schema check is off (STRIPE_EMULATOR_CHECK_SCHEMAS=1 turns it on)."))
+        return JSONResponse(emu.conformance.report())
+
+    @router.delete("/_emulator/conformance")
+    async def clear_conformance() -> Obj:
+        if emu.conformance is not None:
+            emu.conformance.clear()
+        return {"cleared": True}
 
     return router

@@ -123,6 +123,8 @@ class Runtime:
 
     def deliver(self) -> None:
         events = self.emu.take_outbox()
+        for event in events:
+            self.emu.check(event, f"event {event['type']}")
         if events:
             self.dispatcher.dispatch(events, self.emu.endpoints())
 
@@ -169,6 +171,7 @@ class Runtime:
             except StripeError as exc:
                 status, body = exc.status, exc.body()
             self._log(request, request_id, version, status)
+            self.emu.check(body, f"{request.method} {request.url.path}")
             return JSONResponse(body, status_code=status, headers=headers)
 
         return serve

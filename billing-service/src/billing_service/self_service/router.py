@@ -1,0 +1,36 @@
+"""Self-service endpoints: what a signed-in customer reads about their own billing."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from billing_service.dependencies import CurrentClaims, DbSession, StripeDep
+from billing_service.errors import STRIPE_ERRORS, InvalidCursor, PaymentMethodNotFound
+from billing_service.pagination import Cursor, Limit
+from billing_service.self_service import service
+from billing_service.self_service.schemas import InvoiceOut, InvoicePage, PaymentMethodOut
+from gatehouse_platform.errors import Unauthorized, responses
+
+router = APIRouter(prefix="/billing", tags=["self-service"], responses=responses(Unauthorized))
+
+
+@router.get(
+    "/payment-method/me",
+    summary="My card on file: brand, last four digits, expiry",
+    responses=responses(PaymentMethodNotFound, *STRIPE_ERRORS),
+)
+async def my_payment_method(claims: CurrentClaims, db: DbSession, stripe: StripeDep) -> PaymentMethodOut:
+    return PaymentMethodOut.model_validate(await service.payment_method(db, stripe, claims.sub))
+
+
+@router.get(
+    "/invoices/me",
+    summary="My invoices, newest first, with their hosted page and PDF",
+    responses=responses(InvalidCursor, *STRIPE_ERRORS),
+)
+async def my_invoices(
+    claims: CurrentClaims, db: DbSession, stripe: StripeDep, limit: Limit = 20, cursor: Cursor = None
+) -> InvoicePage:
+    invoices, next_cursor = await service.invoices_page(db, stripe, claims.sub, limit=limit, cursor=cursor)
+    items = [InvoiceOut.model_validate(i) for i in invoices]
+    return InvoicePage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,48 @@
+"""Self-service response bodies: the card on file, the invoices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from billing_service.pagination import Page
+
+
+class PaymentMethodOut(BaseModel):
+    # Read from a CardOnFile: `PaymentMethodOut.model_validate(card)`.
+    model_config = ConfigDict(from_attributes=True)
+
+    brand: str = Field(description="The card's brand as Stripe displays it: visa, mastercard, amex, …")
+    last4: str
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int
+
+
+class InvoiceOut(BaseModel):
+    # Read from an InvoiceSummary: `InvoiceOut.model_validate(invoice)`.
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="Stripe's invoice id.")
+    number: str | None = Field(description="The number printed on the invoice.")
+    status: str = Field(description="open, paid, void or uncollectible.")
+    currency: str
+    subtotal: int = Field(description="Before discounts and taxes, in minor units.")
+    discount: int = Field(description="Taken off by discounts, in minor units.")
+    tax: int = Field(description="Taxes, in minor units.")
+    total: int
+    amount_paid: int
+    amount_remaining: int
+    billing_reason: str | None
+    hosted_url: str | None = Field(
+        validation_alias="hosted_invoice_url",
+        description="Stripe's page for the invoice (pay it there if open).",
+    )
+    pdf_url: str | None = Field(validation_alias="invoice_pdf", description="The invoice as a PDF.")
+    period_start: datetime
+    period_end: datetime
+    created_at: datetime = Field(validation_alias="created")
+
+
+class InvoicePage(Page[InvoiceOut]):
+    pass
