@@ -1,0 +1,66 @@
+"""The OpenAPI document says what billing-service does (issue 22: the schema admitted `tier: null`,
+which the server refuses, and the server admitted currency `ivi`, which Stripe does not know)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from conftest import NewPlan, new_code
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+async def document(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def body_schema(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    ref = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return {**ref, "components": document["components"]}
+
+
+def test_every_operation_lists_its_problem_answers(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            assert "503" in statuses, f"{method} {path}"
+            if "requestBody" in operation:
+                assert "400" in statuses, f"{method} {path}"
+            if "security" in operation:
+                assert "401" in statuses, f"{method} {path}"
+    plans = document["paths"]["/billing/plans"]["post"]["responses"]
+    assert {"401", "403"} <= set(plans)
+    assert set(plans["403"]["content"]) == {PROBLEM}
+
+
+def test_plan_schemas_refuse_null_fields_and_unknown_currencies(document: dict[str, Any]) -> None:
+    update = body_schema(document, "patch", "/billing/plans/{plan_id}")
+    for refused in ({"tier": None}, {"name": None}, {"currency": "ivi"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(refused, update)
+    jsonschema.validate({"tier": "pro", "currency": "eur"}, update)
+    create = body_schema(document, "post", "/billing/plans")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"code": "x", "name": "X", "tier": "pro", "amount": 1, "currency": "ivi"}, create)
+
+
+async def test_a_currency_stripe_does_not_support_is_refused(
+    client: httpx.AsyncClient, admin: dict[str, str], new_plan: NewPlan
+) -> None:
+    body = {"code": new_code(), "name": "X", "tier": "pro", "amount": 100, "currency": "ivi"}
+    created = await client.post("/billing/plans", json=body, headers=admin)
+    assert created.status_code == 422, created.text
+    assert "currency" in created.json()["errors"]
+    plan = await new_plan(currency="EUR")  # any case, stored as Stripe writes it
+    assert plan["currency"] == "eur"
+    changed = await client.patch(f"/billing/plans/{plan['id']}", json={"currency": "ivi"}, headers=admin)
+    assert changed.status_code == 422 and "currency" in changed.json()["errors"]
+    cleared = await client.patch(f"/billing/plans/{plan['id']}", json={"tier": None}, headers=admin)
+    assert cleared.status_code == 422 and "tier" in cleared.json()["errors"]
