@@ -9,11 +9,11 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from gatehouse_platform.fuzz import FUZZ_CHECKS
 
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from conftest import PASSWORD, new_email, new_username
+from gatehouse_platform.fuzz import FUZZ_CHECKS
 from gatehouse_platform.testing import serve_in_thread
 
 schema = schemathesis.openapi.from_dict(create_app(Settings(environment="test")).openapi())

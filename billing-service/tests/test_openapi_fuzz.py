@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-from gatehouse_platform.fuzz import FUZZ_CHECKS
 
 from billing_service.main import create_app
 from conftest import make_settings
 from gatehouse_platform import testing
+from gatehouse_platform.fuzz import FUZZ_CHECKS
 
 schema = schemathesis.openapi.from_dict(create_app(make_settings()).openapi())
 

@@ -175,6 +175,8 @@ def test_the_merged_document_lists_what_the_edge_answers() -> None:
     assert answers("/notifications/templates", "get") == {"200", "401", "429"} | gateway_answers
     assert answers("/auth/admin/users", "get") == {"200", "401", "403", "429"} | gateway_answers
     limited = paths["/auth/register"]["post"]["responses"]["429"]
-    assert limited["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert limited["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
     assert limited["headers"]["Retry-After"]["required"] is True
     assert documents == pristine  # the cached upstream documents are left as fetched

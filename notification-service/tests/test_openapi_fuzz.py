@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from gatehouse_platform.fuzz import FUZZ_CHECKS
 
 from conftest import Catcher, make_settings
+from gatehouse_platform.fuzz import FUZZ_CHECKS
 from gatehouse_platform.testing import serve_in_thread
 from notification_service.main import create_app
 from notification_service.settings import Settings

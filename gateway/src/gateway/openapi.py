@@ -109,7 +109,9 @@ def _secure(item: dict[str, Any], path: str, table: RouteTable) -> dict[str, Any
     return out
 
 
-def edge_answers(operation: dict[str, Any], access: Access, rate_limit: RateLimitRule | None) -> dict[int, str]:
+def edge_answers(
+    operation: dict[str, Any], access: Access, rate_limit: RateLimitRule | None
+) -> dict[int, str]:
     """What the edge answers for an operation before (or instead of) its upstream: a path it
     refuses (400), a body too large (413), its token check (401, 403 for admin routes), its rate
     limit (429), and an upstream failing (502, 503, 504)."""

@@ -309,7 +309,9 @@ def install_exception_handlers(app: FastAPI) -> None:
             else "Error"
         )
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-        return problem_response(exc.status_code, title, detail=detail, instance=request.url.path, headers=headers)
+        return problem_response(
+            exc.status_code, title, detail=detail, instance=request.url.path, headers=headers
+        )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         dependency = unavailable_dependency(exc)

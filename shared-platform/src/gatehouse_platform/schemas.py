@@ -45,8 +45,7 @@ def exactly_one_of(*fields: str) -> dict[str, Any]:
     null or empty one counts as absent); the model checks the same in a validator."""
     return {
         "oneOf": [
-            {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
-            for name in fields
+            {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in fields
         ]
     }
 

@@ -8,10 +8,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from gatehouse_contracts.currencies import STRIPE_CURRENCIES
-
 from billing_service.models import PlanInterval, PlanTier
 from billing_service.pagination import Page
+from gatehouse_contracts.currencies import STRIPE_CURRENCIES
 from gatehouse_platform.schemas import PartialUpdate, RequestModel
 
 PlanCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
