@@ -20,7 +20,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gatehouse_platform.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
-from gatehouse_platform.openapi import add_answers, describe
+from gatehouse_platform.openapi import add_answers
 from gateway.edge import BadRequest
 from gateway.proxy import BadGateway, BodyTooLarge, Upstream, UpstreamTimeout
 from gateway.routing import RouteTable
@@ -115,17 +115,17 @@ def edge_answers(
     """What the edge answers for an operation before (or instead of) its upstream: a path it
     refuses (400), a body too large (413), its token check (401, 403 for admin routes), its rate
     limit (429), and an upstream failing (502, 503, 504)."""
-    answers = {BadRequest.status: describe(BadRequest)}
+    answers = {BadRequest.status: BadRequest.described()}
     if "requestBody" in operation:
-        answers[BodyTooLarge.status] = describe(BodyTooLarge)
+        answers[BodyTooLarge.status] = BodyTooLarge.described()
     if access != "public":
-        answers[Unauthorized.status] = f"{describe(Unauthorized)}, at the edge"
+        answers[Unauthorized.status] = f"{Unauthorized.described()}, at the edge"
     if access == "admin":
-        answers[Forbidden.status] = f"{describe(Forbidden)}, at the edge"
+        answers[Forbidden.status] = f"{Forbidden.described()}, at the edge"
     if rate_limit is not None:
-        answers[TooManyRequests.status] = f"{describe(TooManyRequests)}, rule {rate_limit.name!r}"
+        answers[TooManyRequests.status] = f"{TooManyRequests.described()}, rule {rate_limit.name!r}"
     for error in (BadGateway, ServiceUnavailable, UpstreamTimeout):
-        answers[error.status] = describe(error)
+        answers[error.status] = error.described()
     return answers
 
 

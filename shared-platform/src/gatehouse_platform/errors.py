@@ -51,9 +51,14 @@ class DomainError(Exception):
         return PROBLEM_TYPE_BASE + cls.slug
 
     @classmethod
+    def described(cls) -> str:
+        """How the OpenAPI document names this answer: its title and stable problem type."""
+        return f"{cls.title} ({cls.problem_type()})"
+
+    @classmethod
     def openapi(cls) -> dict[str, Any]:
         """`responses=` entry so routes declare the errors they raise."""
-        return {"model": Problem, "description": f"{cls.title} ({cls.problem_type()})"}
+        return {"model": Problem, "description": cls.described()}
 
 
 class MalformedBody(DomainError):
@@ -199,7 +204,7 @@ def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
         entry = out.setdefault(error.status, {"model": Problem, "description": ""})
-        entry["description"] = "; ".join(filter(None, [entry["description"], error.title]))
+        entry["description"] = "; ".join(filter(None, [entry["description"], error.described()]))
     return out
 
 

@@ -36,10 +36,6 @@ RETRY_AFTER = {
 }
 
 
-def describe(error: type[DomainError]) -> str:
-    return f"{error.title} ({error.problem_type()})"
-
-
 def dependency_errors(dependant: Dependant) -> list[type[DomainError]]:
     """The errors the marked dependencies of an operation may raise, depth first, each once."""
     found: list[type[DomainError]] = []
@@ -72,12 +68,12 @@ def operation_answers(route: APIRoute | RouteContext) -> dict[int, str]:
             descriptions.append(description)
 
     if _has_body(route.dependant):
-        add(MalformedBody.status, describe(MalformedBody))
+        add(MalformedBody.status, MalformedBody.described())
     if _has_parameters(route.dependant):
         add(422, VALIDATION_FAILED)
     for error in dependency_errors(route.dependant):
-        add(error.status, describe(error))
-    add(ServiceUnavailable.status, describe(ServiceUnavailable))
+        add(error.status, error.described())
+    add(ServiceUnavailable.status, ServiceUnavailable.described())
     return {status: "; ".join(descriptions) for status, descriptions in sorted(answers.items())}
 
 
@@ -87,7 +83,7 @@ def add_answers(operation: dict[str, Any], answers: Mapping[int, str]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status, description in answers.items():
         entry = responses.setdefault(str(status), {"description": description})
-        if description not in entry.get("description", ""):
+        if description not in entry.get("description", "").split("; "):
             entry["description"] = "; ".join(filter(None, [entry.get("description"), description]))
     problems_as_problem_json(operation)
 
