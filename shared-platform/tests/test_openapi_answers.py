@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header
+from pydantic import Field
 
 from gatehouse_platform.app import Lifespan, service_app
 from gatehouse_platform.errors import Conflict, Forbidden, TooManyRequests, Unauthorized, raises, responses
@@ -41,7 +42,7 @@ def limited() -> None:
 
 
 class Thing(RequestModel):
-    name: str
+    name: str = Field(min_length=1)
 
 
 def probe_app() -> FastAPI:
@@ -104,6 +105,8 @@ async def test_malformed_json_is_a_documented_400_with_a_stable_type() -> None:
         # Well-formed JSON of the wrong shape stays a 422 naming the field.
         wrong = await http.patch("/things/a", json={"name": 3})
         assert wrong.status_code == 422 and "name" in wrong.json()["errors"]
+        empty = await http.patch("/things/a", json={"name": ""})
+        assert empty.json()["errors"] == {"name": "Must not be empty."}
 
 
 async def test_405_names_every_method_the_path_supports() -> None:

@@ -254,10 +254,21 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
+def _length_message(error_type: str, ctx: dict[str, Any]) -> str | None:
+    """A length the schema states, said as a person reads it (a password's, a name's)."""
+    if error_type == "string_too_short":
+        least = int(ctx.get("min_length", 0))
+        return "Must not be empty." if least == 1 else f"Use at least {least} characters."
+    if error_type == "string_too_long":
+        return f"Use at most {int(ctx.get('max_length', 0))} characters."
+    return None
+
+
 def validation_errors(exc: RequestValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         msg = str(error.get("msg", "Invalid value"))
+        msg = _length_message(str(error.get("type")), dict(error.get("ctx") or {})) or msg
         errors.setdefault(_field_name(tuple(error.get("loc", ()))), msg.removeprefix("Value error, "))
     return errors
 
