@@ -10,16 +10,18 @@ import jsonschema
 import pytest
 
 from conftest import NewPlan, new_code
-from gatehouse_platform.fuzz import assert_every_operation_lists_its_answers, request_body_schema
+from gatehouse_platform.fuzz import (
+    assert_every_operation_lists_its_answers,
+    openapi_document,
+    request_body_schema,
+)
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
 async def document(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get("/openapi.json")
-    assert response.status_code == 200
-    return dict(response.json())
+    return await openapi_document(client)
 
 
 def test_every_operation_lists_its_problem_answers(document: dict[str, Any]) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from gatehouse_platform.fuzz import assert_every_operation_lists_its_answers
+from gatehouse_platform.fuzz import assert_every_operation_lists_its_answers, openapi_document
 
 
 async def test_every_operation_lists_its_problem_answers(client: httpx.AsyncClient) -> None:
-    document = (await client.get("/openapi.json")).json()
+    document = await openapi_document(client)
     assert_every_operation_lists_its_answers(document)
     dead_letters = document["paths"]["/notifications/dead-letters/replay"]["post"]["responses"]
     assert {"401", "403", "503"} <= set(dead_letters)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
@@ -30,6 +31,13 @@ FUZZ_CHECKS: list[CheckFunction] = [
     unsupported_method,
     allow_header_conformance,
 ]
+
+
+async def openapi_document(client: httpx.AsyncClient) -> dict[str, Any]:
+    """The service's OpenAPI document, as a client reads it."""
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def request_body_schema(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
