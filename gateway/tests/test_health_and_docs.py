@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -10,6 +12,8 @@ from pydantic import BaseModel
 
 from conftest import Echo, asgi_gateway, dead_url, gateway_settings, upstream
 from gatehouse_platform.testing import serve_in_thread
+from gateway.openapi import merge_documents
+from gateway.routing import RouteTable
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -136,3 +140,43 @@ async def test_the_openapi_document_survives_every_upstream_being_down() -> None
     assert response.status_code == 200
     assert response.json()["paths"] == {}
     assert response.json()["x-gatehouse-unavailable"] == ["auth"]
+
+
+def test_the_merged_document_lists_what_the_edge_answers() -> None:
+    """issue 22: schemathesis over the merged document met 429 on register, new-password and
+    refresh-token, and 401 on notification templates, none of them documented."""
+    settings = gateway_settings(
+        upstreams={
+            "auth": upstream(dead_url(), "/auth"),
+            "notifications": upstream(dead_url(), "/notifications"),
+        }
+    )
+    ok = {"200": {"description": "OK"}}
+    body = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    documents: dict[str, dict[str, Any]] = {
+        "auth": {
+            "paths": {
+                "/auth/register": {"post": {"requestBody": body, "responses": dict(ok)}},
+                "/auth/refresh-token": {"post": {"responses": dict(ok)}},
+                "/auth/admin/users": {"get": {"responses": dict(ok)}},
+            }
+        },
+        "notifications": {"paths": {"/notifications/templates": {"get": {"responses": dict(ok)}}}},
+    }
+    pristine = copy.deepcopy(documents)
+    paths = merge_documents(documents, RouteTable(settings), title="t", version="1")["paths"]
+
+    def answers(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    gateway_answers = {"400", "502", "503", "504"}
+    assert answers("/auth/register", "post") == {"200", "413", "429"} | gateway_answers
+    assert answers("/auth/refresh-token", "post") == {"200", "429"} | gateway_answers
+    assert answers("/notifications/templates", "get") == {"200", "401", "429"} | gateway_answers
+    assert answers("/auth/admin/users", "get") == {"200", "401", "403", "429"} | gateway_answers
+    limited = paths["/auth/register"]["post"]["responses"]["429"]
+    assert limited["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    assert limited["headers"]["Retry-After"]["required"] is True
+    assert documents == pristine  # the cached upstream documents are left as fetched

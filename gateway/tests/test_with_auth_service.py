@@ -164,3 +164,19 @@ async def test_a_database_restart_behind_auth_service_is_503_through_the_gateway
             assert int(response.headers["retry-after"]) >= 1
     assert cut.is_set() and statuses[503] >= 4
     assert [response.status_code for response in after] == [200, 200, 200]
+
+
+async def test_answers_through_the_gateway_are_the_documented_ones(auth_service: str) -> None:
+    """issue 22: through the gateway, a 405 named only one of the path's methods, and a
+    token-checked credential route answered 429 where a 401 is due once the address's budget
+    was spent."""
+    settings = gateway_settings(upstreams={"auth": upstream(auth_service, "/auth", "/.well-known")})
+    async with asgi_gateway(settings, client=("198.51.100.22", 4000)) as http:
+        wrong_method = await http.put("/auth/verify", json={})
+        assert wrong_method.status_code == 405
+        assert set(wrong_method.headers["allow"].split(", ")) == {"GET", "POST"}
+        malformed = await http.post("/auth/login", content=b"{", headers={"Content-Type": "application/json"})
+        assert malformed.status_code == 400
+        assert malformed.json()["type"] == "https://gatehouse.dev/problems/malformed-body"
+        statuses = {(await http.post("/auth/request/verify")).status_code for _ in range(25)}
+        assert statuses == {401}  # the default credential limit is 20 a minute per address

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.clock import Clock
+from auth_service.errors import MfaEnrollmentRequired, ReauthenticationRequired
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
 from auth_service.mfa.totp import TotpSeeds
@@ -29,7 +30,7 @@ from auth_service.throttle import Throttle
 from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
 from gatehouse_platform.app import from_services
 from gatehouse_platform.clientip import TrustedProxies
-from gatehouse_platform.errors import Forbidden, Unauthorized
+from gatehouse_platform.errors import Forbidden, TooManyRequests, Unauthorized, raises
 
 
 @dataclass
@@ -56,7 +57,8 @@ class Services:
 SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
 KeyRingDep = Annotated[KeyRing, Depends(from_services("keyring"))]
 HasherDep = Annotated[PasswordHasher, Depends(from_services("hasher"))]
-ThrottleDep = Annotated[Throttle, Depends(from_services("throttle"))]
+ThrottleDep = Annotated[Throttle, Depends(raises(TooManyRequests)(from_services("throttle")))]
+"""The rate limits: a route that takes them answers 429 too."""
 ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers"))]
 StateCookiesDep = Annotated[StateCookies, Depends(from_services("state_cookies"))]
 TotpSeedsDep = Annotated[TotpSeeds, Depends(from_services("totp_seeds"))]
@@ -82,6 +84,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+@raises(Unauthorized)
 async def current_principal(
     request: Request, db: DbSession, keyring: KeyRingDep, settings: SettingsDep
 ) -> Principal:
@@ -91,6 +94,7 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+@raises(ReauthenticationRequired)
 def recent_principal(principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep) -> Principal:
     require_recent_sign_in(principal, settings, clock)
     return principal
@@ -100,6 +104,7 @@ RecentPrincipal = Annotated[Principal, Depends(recent_principal)]
 """The caller, signed in recently enough for a sensitive action (else 401 reauthentication-required)."""
 
 
+@raises(Forbidden, MfaEnrollmentRequired)
 async def admin_principal(principal: CurrentPrincipal, db: DbSession, settings: SettingsDep) -> Principal:
     if not principal.user.is_admin:
         raise Forbidden("Admins only.")

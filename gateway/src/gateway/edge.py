@@ -303,12 +303,12 @@ class Edge:
         try:
             return await self.auth.check(headers.get(b"authorization"))
         except DomainError:
-            # A refused request still counts against its IP: guessing tokens is rate-limited too.
+            # The token check answers first: a refused token is a 401 (a 429 would tell the
+            # client to wait for something waiting cannot fix). It still spends the address's
+            # budget, so a client guessing tokens finds its other requests limited.
             if route.rate_limit is not None:
                 verdict = await self.limits.hit(route.rate_limit, ip=ip, user=None)
                 edge_headers += verdict.headers
-                if not verdict.admitted:
-                    raise too_many_requests(verdict) from None
             raise
 
 

@@ -19,9 +19,12 @@ from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gateway.proxy import Upstream
+from gatehouse_platform.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from gatehouse_platform.openapi import add_answers
+from gateway.edge import BadRequest
+from gateway.proxy import BadGateway, BodyTooLarge, Upstream, UpstreamTimeout
 from gateway.routing import RouteTable
-from gateway.settings import Settings
+from gateway.settings import Access, RateLimitRule, Settings
 from gateway.transport.http1 import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -92,14 +95,38 @@ def merge_documents(
 
 
 def _secure(item: dict[str, Any], path: str, table: RouteTable) -> dict[str, Any]:
-    """Mark the operations the edge refuses without a token."""
+    """Mark the operations the edge refuses without a token, and add what the edge may answer
+    itself; the upstream's document (cached) is left as it is."""
     out = dict(item)
     for method, operation in item.items():
         if method in HTTP_METHODS and isinstance(operation, dict):
             access = table.access_for(method.upper(), path)
+            edged = copy.deepcopy(operation)
             if access != "public":
-                out[method] = {**operation, "security": [{"bearerAuth": []}]}
+                edged["security"] = [{"bearerAuth": []}]
+            add_answers(edged, edge_answers(operation, access, table.rate_limit_for(method.upper(), path)))
+            out[method] = edged
     return out
+
+
+def edge_answers(
+    operation: dict[str, Any], access: Access, rate_limit: RateLimitRule | None
+) -> dict[int, str]:
+    """What the edge answers for an operation before (or instead of) its upstream: a path it
+    refuses (400), a body too large (413), its token check (401, 403 for admin routes), its rate
+    limit (429), and an upstream failing (502, 503, 504)."""
+    answers = {BadRequest.status: BadRequest.described()}
+    if "requestBody" in operation:
+        answers[BodyTooLarge.status] = BodyTooLarge.described()
+    if access != "public":
+        answers[Unauthorized.status] = f"{Unauthorized.described()}, at the edge"
+    if access == "admin":
+        answers[Forbidden.status] = f"{Forbidden.described()}, at the edge"
+    if rate_limit is not None:
+        answers[TooManyRequests.status] = f"{TooManyRequests.described()}, rule {rate_limit.name!r}"
+    for error in (BadGateway, ServiceUnavailable, UpstreamTimeout):
+        answers[error.status] = error.described()
+    return answers
 
 
 class OpenAPIAggregator:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import aiormq.exceptions
 import asyncpg
@@ -14,13 +15,17 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from gatehouse_contracts.problem import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DomainError(Exception):
@@ -48,9 +53,23 @@ class DomainError(Exception):
         return PROBLEM_TYPE_BASE + cls.slug
 
     @classmethod
+    def described(cls) -> str:
+        """How the OpenAPI document names this answer: its title and stable problem type."""
+        return f"{cls.title} ({cls.problem_type()})"
+
+    @classmethod
     def openapi(cls) -> dict[str, Any]:
         """`responses=` entry so routes declare the errors they raise."""
-        return {"model": Problem, "description": f"{cls.title} ({cls.problem_type()})"}
+        return {"model": Problem, "description": cls.described()}
+
+
+class MalformedBody(DomainError):
+    """The body could not be read as what its Content-Type says (JSON that does not parse, bytes
+    that are not UTF-8): 400, where well-formed JSON of the wrong shape is a 422."""
+
+    status = 400
+    slug = "malformed-body"
+    title = "Malformed request body"
 
 
 class NotFound(DomainError):
@@ -195,8 +214,25 @@ def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
         entry = out.setdefault(error.status, {"model": Problem, "description": ""})
-        entry["description"] = "; ".join(filter(None, [entry["description"], error.title]))
+        entry["description"] = "; ".join(filter(None, [entry["description"], error.described()]))
     return out
+
+
+def raises(*errors: type[DomainError]) -> Callable[[F], F]:
+    """Marks a dependency with the domain errors it may raise (a token check: `Unauthorized`; a
+    role check: `Forbidden`; a rate limit: `TooManyRequests`): every operation that depends on it,
+    however deeply, lists those answers in the OpenAPI document (`gatehouse_platform.openapi`)."""
+
+    def mark(dependency: F) -> F:
+        dependency.__dict__["gatehouse_raises"] = (*declared_errors(dependency), *errors)
+        return dependency
+
+    return mark
+
+
+def declared_errors(dependency: object) -> tuple[type[DomainError], ...]:
+    """What `raises()` marked the dependency with (nothing for an unmarked one)."""
+    return tuple(getattr(dependency, "gatehouse_raises", ()))
 
 
 def problem_response(
@@ -228,15 +264,36 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
+def _length_message(error_type: str, ctx: dict[str, Any]) -> str | None:
+    """A length the schema states, said as a person reads it (a password's, a name's)."""
+    if error_type == "string_too_short":
+        least = int(ctx.get("min_length", 0))
+        return "Must not be empty." if least == 1 else f"Use at least {least} characters."
+    if error_type == "string_too_long":
+        return f"Use at most {int(ctx.get('max_length', 0))} characters."
+    return None
+
+
 def validation_errors(exc: RequestValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         msg = str(error.get("msg", "Invalid value"))
+        msg = _length_message(str(error.get("type")), dict(error.get("ctx") or {})) or msg
         errors.setdefault(_field_name(tuple(error.get("loc", ()))), msg.removeprefix("Value error, "))
     return errors
 
 
 CLIENT_CLOSED_REQUEST = 499
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` of a 405: every method of every route on the request's path (FastAPI makes a
+    route per operation, and Starlette's 405 lists only the first one's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods and compile_path(route.path)[0].fullmatch(request.url.path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def install_exception_handlers(app: FastAPI) -> None:
@@ -254,6 +311,8 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return await on_domain_error(request, MalformedBody("The request body is not valid JSON."))
         return problem_response(
             422,
             "Validation failed",
@@ -267,6 +326,12 @@ def install_exception_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         from http import HTTPStatus
 
+        if exc.status_code == 400:  # the framework could not read the body (FastAPI, Starlette)
+            return await on_domain_error(request, MalformedBody("The request body could not be read."))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route matching the path
+            headers["Allow"] = allowed_methods(request)
+
         title = (
             HTTPStatus(exc.status_code).phrase
             if exc.status_code in HTTPStatus._value2member_map_
@@ -274,7 +339,7 @@ def install_exception_handlers(app: FastAPI) -> None:
         )
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         return problem_response(
-            exc.status_code, title, detail=detail, instance=request.url.path, headers=dict(exc.headers or {})
+            exc.status_code, title, detail=detail, instance=request.url.path, headers=headers
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse_contracts.problem import Problem
 from gatehouse_platform.errors import install_exception_handlers
+from gatehouse_platform.openapi import document_answers
 from gatehouse_platform.tracing import instrument_app
 
 log = logging.getLogger("gatehouse.http")
@@ -175,8 +176,9 @@ def valid_request_id(value: str) -> bool:
 
 
 def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """OpenAPI that says what we send: every error as application/problem+json with the Problem
-    schema, 422 included (FastAPI would document its own validation body)."""
+    """OpenAPI that says what we send: every operation's answers (`gatehouse_platform.openapi`),
+    every error as application/problem+json with the Problem schema, 422 included (FastAPI would
+    document its own validation body)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -188,16 +190,7 @@ def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
-        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                for status, response in operation.get("responses", {}).items():
-                    if status.startswith(("4", "5")):
-                        response["content"] = problem
-                        if status == "422":
-                            response["description"] = (
-                                "Validation failed: `errors` maps each field to a message"
-                            )
+        document_answers(schema, app.routes)
         app.openapi_schema = schema
         return schema
 

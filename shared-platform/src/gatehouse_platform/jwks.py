@@ -17,7 +17,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
 
 from gatehouse_contracts.tokens import AccessTokenClaims
-from gatehouse_platform.errors import Forbidden, ReauthenticationRequired, ServiceUnavailable, Unauthorized
+from gatehouse_platform.errors import (
+    Forbidden,
+    ReauthenticationRequired,
+    ServiceUnavailable,
+    Unauthorized,
+    raises,
+)
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token, jwks_to_keys
 
 log = logging.getLogger(__name__)
@@ -189,6 +195,7 @@ def current_claims(
     verifier's internal retry is not counted twice.
     """
 
+    @raises(Unauthorized)
     async def dependency(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer_scheme),
         verifier: TokenVerifier = Depends(verifier_dep),
@@ -214,6 +221,7 @@ def require_role(role: str, claims_dep: ClaimsDependency) -> ClaimsDependency:
     Pass the same `claims_dep` object the routes use, so FastAPI verifies the token once per request.
     """
 
+    @raises(Forbidden)
     async def dependency(claims: AccessTokenClaims = Depends(claims_dep)) -> AccessTokenClaims:
         if role not in claims.roles:
             raise Forbidden(f"requires the {role!r} role")

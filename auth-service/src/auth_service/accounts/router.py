@@ -13,6 +13,7 @@ from auth_service.accounts import passwords, service
 from auth_service.accounts.schemas import (
     TOKEN_PATTERN,
     ChangeEmailRequest,
+    NewPassword,
     PasswordConfirmation,
     ProfileUpdate,
     RegisterRequest,
@@ -51,12 +52,12 @@ class ForgotPasswordRequest(RequestModel):
 
 class NewPasswordRequest(RequestModel):
     token: str = Field(min_length=10, max_length=200, pattern=TOKEN_PATTERN)
-    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+    new_password: str = NewPassword
 
 
 class ChangePasswordRequest(RequestModel):
     old_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
-    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+    new_password: str = NewPassword
 
 
 @router.post(

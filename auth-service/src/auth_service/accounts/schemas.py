@@ -9,19 +9,26 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from auth_service.models import User
-from auth_service.security import PASSWORD_MAX_LENGTH
-from gatehouse_platform.schemas import RequestModel
+from auth_service.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from gatehouse_platform.schemas import RequestModel, without_null
 
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe alphabet our tokens are made of
 USERNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$"
 
-Password = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)  # policy (8–128 chars) is checked in code
+NewPassword = Field(
+    min_length=PASSWORD_MIN_LENGTH,
+    max_length=PASSWORD_MAX_LENGTH,
+    description=f"{PASSWORD_MIN_LENGTH}–{PASSWORD_MAX_LENGTH} characters, not a commonly used password, "
+    "nor the username or email (checked again once NFKC-normalized)",
+)
+"""A password being set: the policy's length in the schema; the rest of the policy
+(`security.check_password_policy`) answers 422 on the same field."""
 
 
 class RegisterRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
     username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
-    password: str = Password
+    password: str = NewPassword
     display_name: str | None = Field(default=None, max_length=100)
 
 
@@ -68,7 +75,9 @@ class UserOut(BaseModel):
 
 
 class ProfileUpdate(RequestModel):
-    """Fields left out stay as they are; null clears one."""
+    """Fields left out stay as they are; null clears one (not the username)."""
+
+    model_config = ConfigDict(json_schema_extra=without_null("username"))
 
     username: str | None = Field(default=None, min_length=3, max_length=32, pattern=USERNAME_PATTERN)
     display_name: str | None = Field(default=None, max_length=100)

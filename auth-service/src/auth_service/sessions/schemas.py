@@ -6,17 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from auth_service.accounts.schemas import UserOut
 from auth_service.mfa.login import SecondFactorRequired
 from auth_service.security import PASSWORD_MAX_LENGTH
 from auth_service.sessions.service import IssuedTokens
-from gatehouse_platform.schemas import RequestModel
+from gatehouse_platform.schemas import RequestModel, exactly_one_of
 
 
 class LoginRequest(RequestModel):
     """Sign in with the email or the username, and the password."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("email", "username"))
 
     email: str | None = Field(default=None, max_length=320)
     username: str | None = Field(default=None, max_length=32)

@@ -6,15 +6,30 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from billing_service.models import PlanInterval, PlanTier
 from billing_service.pagination import Page
-from gatehouse_platform.schemas import RequestModel
+from gatehouse_contracts.currencies import STRIPE_CURRENCIES
+from gatehouse_platform.schemas import PartialUpdate, RequestModel
 
 PlanCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+def _stripe_currency(code: str) -> str:
+    if code not in STRIPE_CURRENCIES:
+        raise ValueError("Use a currency Stripe supports (ISO 4217, e.g. usd, eur).")
+    return code
+
+
 Currency = Annotated[
-    str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$", to_lower=True)
+    str,
+    StringConstraints(to_lower=True),
+    AfterValidator(_stripe_currency),
+    Field(
+        json_schema_extra={"enum": sorted(STRIPE_CURRENCIES)},
+        description="ISO 4217 code of a currency Stripe supports, lower case (upper case is accepted)",
+    ),
 ]
 Feature = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
@@ -34,7 +49,7 @@ class PlanCreate(RequestModel):
     trial_days: int = Field(default=0, ge=0, le=730)
 
 
-class PlanUpdate(RequestModel):
+class PlanUpdate(PartialUpdate):
     """Changes to a plan. A new amount, currency or interval makes a new Stripe price (prices are
     immutable); existing subscribers keep the price they signed up for."""
 
@@ -48,14 +63,6 @@ class PlanUpdate(RequestModel):
     features: list[Feature] | None = Field(default=None, max_length=50)
     trial_days: int | None = Field(default=None, ge=0, le=730)
     active: bool | None = Field(default=None, description="`true` offers a retired plan again.")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Absent means "unchanged"; an explicit null would mean nothing sensible.
-        if value is None:
-            raise ValueError("must not be null (leave the field out to keep it)")
-        return value
 
 
 class PlanOut(BaseModel):
