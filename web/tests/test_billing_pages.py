@@ -95,6 +95,8 @@ class FakeBilling:
             )
         if path == "/auth/me":
             return httpx.Response(200, json=USER)
+        if path == "/auth/identities":  # the account page lists them
+            return httpx.Response(200, json={"items": [], "has_password": True})
         if path == "/billing/plans":
             return httpx.Response(200, json={"items": PLANS, "next_cursor": None})
         if path == "/billing/payments/me":

@@ -99,7 +99,7 @@ def test_change_the_email_then_confirm_it_from_the_new_address(page: Page, syste
     page.goto(f"{system.gateway}/login")
     page.get_by_label("Email or username").fill(old)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text("That email, username or password is not right.")
 
 
@@ -188,7 +188,7 @@ def test_deactivate_after_confirming_its_you_then_signed_out(page: Page, system:
     expect(page).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
     page.get_by_label("Email or username").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text("This account is deactivated.")
 
 
