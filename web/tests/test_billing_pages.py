@@ -15,7 +15,7 @@ import pytest
 from test_security_page import USER  # the same signed-in person
 
 from conftest import csrf_of
-from gatehouse_web.pages.billing import money
+from gatehouse_web.i18n import money
 from gatehouse_web.settings import Settings
 
 CHECKOUT = "https://checkout.stripe.com/c/pay/cs_test_123"

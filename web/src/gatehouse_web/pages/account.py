@@ -9,15 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_date, format_datetime
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.devices import device_name
+from gatehouse_web.i18n import long_date, moment, profile_zone
 from gatehouse_web.session import REFRESH_PATH
 from gatehouse_web.settings import LOCALES
 from gatehouse_web.stepup import confirm_page, confirmed_notice, needs_reauthentication
@@ -29,19 +28,6 @@ PROFILE_FIELDS = ("display_name", "first_name", "last_name", "avatar_url", "loca
 PROVIDER_NAMES = {"google": "Google", "github": "GitHub"}
 LINKED, LINK_FAILED = "linked", "link_failed"  # /account?linked=<provider>, ?link_failed=<provider>:<slug>
 DEACTIVATE, DEACTIVATED = "/account/deactivate", "/account/deactivated"
-
-
-def _zone(viewer: Viewer) -> ZoneInfo | None:
-    """The profile's time zone, if it names one this machine knows."""
-    name = (viewer.user.get("profile") or {}).get("timezone")
-    try:
-        return ZoneInfo(name) if name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _when(value: Any, locale: str, zone: ZoneInfo | None = None) -> str:
-    return format_datetime(datetime.fromisoformat(str(value)), format="medium", tzinfo=zone, locale=locale)
 
 
 async def _account(
@@ -62,9 +48,7 @@ async def _account(
         "account.html",
         status_code,
         user=viewer.user,
-        member_since=format_date(
-            datetime.fromisoformat(str(viewer.user["created_at"])), format="long", locale=locale
-        ),
+        member_since=long_date(datetime.fromisoformat(str(viewer.user["created_at"])).date(), locale),
         locales=LOCALES,
         providers=providers,
         has_password=bool(identities.get("has_password")),
@@ -190,12 +174,12 @@ async def _sessions_page(
     locale = getattr(request.state, "locale", "en")
     recent_first = sorted(listed["items"], key=lambda s: str(s["last_used_at"]), reverse=True)
     sessions = sorted(recent_first, key=lambda s: not s["current"])  # this device on top
-    zone = _zone(viewer)
+    zone = profile_zone(viewer.user)
     _ = web.renderer.gettext_for(request)
     for item in sessions:
         item["device"] = device_name(item.get("user_agent"), _)
-        item["created"] = _when(item["created_at"], locale, zone)
-        item["last_used"] = _when(item["last_used_at"], locale, zone)
+        item["created"] = moment(item["created_at"], locale, zone)
+        item["last_used"] = moment(item["last_used_at"], locale, zone)
     return web.renderer.page(
         request, "sessions.html", status_code, user=viewer.user, sessions=sessions, **context
     )

@@ -12,19 +12,15 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel.dates import format_date
-from babel.numbers import format_currency, get_currency_precision
 from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
-from gatehouse_web.pages.account import _zone as profile_zone
+from gatehouse_web.i18n import long_date, money, profile_zone
 from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
@@ -37,13 +33,6 @@ LIVE = ("checkout_pending", "incomplete", "trialing", "active", "past_due", "unp
 CHANGEABLE = ("trialing", "active")
 CANCELABLE = ("trialing", "active", "past_due")
 DONE = ("changed", "cancelled", "resumed", "abandoned")
-
-
-@lru_cache(maxsize=4096)  # Babel takes ~0.1 ms a call, and a page repeats the same few prices
-def money(amount: int, currency: str, locale: str) -> str:
-    """Minor units (what Stripe and billing count in) as the person's locale writes the amount."""
-    code = currency.upper()
-    return format_currency(Decimal(amount).scaleb(-get_currency_precision(code)), code, locale=locale)
 
 
 def _price(plan: dict[str, Any], locale: str, _: Callable[..., str]) -> str:
@@ -104,22 +93,17 @@ def _payment_reason(reason: str | None, _: Callable[..., str]) -> str:
     return reasons.get(reason or "", _("Payment"))
 
 
-@lru_cache(maxsize=4096)
-def _long_date(day: date, locale: str) -> str:
-    return format_date(day, "long", locale)
-
-
 class Dates:
     """Days in the person's language and time zone."""
 
     def __init__(self, locale: str, viewer: Viewer) -> None:
-        self.locale, self.zone = locale, profile_zone(viewer)
+        self.locale, self.zone = locale, profile_zone(viewer.user)
 
     def __call__(self, value: Any) -> str:
         if not value:
             return ""
         moment = datetime.fromisoformat(str(value))
-        return _long_date((moment.astimezone(self.zone) if self.zone else moment).date(), self.locale)
+        return long_date((moment.astimezone(self.zone) if self.zone else moment).date(), self.locale)
 
 
 def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[..., str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from gatehouse_web.api import ApiError
-from gatehouse_web.pages.account import _when, _zone
+from gatehouse_web.i18n import moment, profile_zone
 from gatehouse_web.web import Form, SignedIn, Viewer, Web, WebDep, client_of, explain, field
 
 router = APIRouter(include_in_schema=False)
@@ -52,12 +52,12 @@ def passkey_id(value: str) -> str | None:
 async def listed(request: Request, web: Web, viewer: Viewer) -> list[dict[str, Any]]:
     """The person's passkeys, with their dates written in the profile's language and time zone."""
     answer = await web.api.call("GET", "/auth/passkeys", token=viewer.token, caller=client_of(request))
-    locale, zone = getattr(request.state, "locale", "en"), _zone(viewer)
+    locale, zone = getattr(request.state, "locale", "en"), profile_zone(viewer.user)
     return [
         {
             **item,
-            "created": _when(item["created_at"], locale, zone),
-            "last_used": _when(item["last_used_at"], locale, zone) if item.get("last_used_at") else None,
+            "created": moment(item["created_at"], locale, zone),
+            "last_used": moment(item["last_used_at"], locale, zone) if item.get("last_used_at") else None,
         }
         for item in answer["items"]
     ]
