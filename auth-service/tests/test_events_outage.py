@@ -7,7 +7,6 @@ talks to the broker through a TCP proxy; closing the proxy is the outage.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -18,12 +17,6 @@ from conftest import EventTap, make_settings, new_email, register
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.tcp_proxy import TcpProxy
-
-
-def through(proxy: TcpProxy, amqp_url: str) -> str:
-    parts = urlsplit(amqp_url)
-    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def unpublished(database_url: str) -> int:
@@ -41,10 +34,9 @@ async def unpublished(database_url: str) -> int:
 async def test_events_written_during_a_broker_outage_arrive_once_after_it(
     own_database: str, amqp_url: str, events: EventTap
 ) -> None:
-    target = urlsplit(amqp_url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672)
+    proxy = TcpProxy.before(amqp_url)
     await proxy.open()
-    settings = make_settings(own_database, through(proxy, amqp_url))
+    settings = make_settings(own_database, proxy.url(amqp_url))
     app = create_app(settings)
     emails = [new_email() for _ in range(3)]
     try:

@@ -376,10 +376,8 @@ async def test_consuming_resumes_after_a_broker_outage(
     consumer_name: str,
     session_factory: Sessions,
 ) -> None:
-    target = urlsplit(amqp_url)
-    assert target.hostname is not None
-    proxy = TcpProxy(target.hostname, target.port or 5672)
-    proxied = target._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}", query="reconnect_interval=0.5")
+    proxy = TcpProxy.before(amqp_url)
+    proxied = urlsplit(proxy.url(amqp_url))._replace(query="reconnect_interval=0.5")
 
     async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
         await record_effect(session, event, consumer_name)

@@ -7,7 +7,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
@@ -210,10 +209,8 @@ async def test_publish_pending_once_publishes_in_created_at_order(
 async def test_events_written_while_the_broker_is_down_are_delivered_once_it_returns(
     engine: AsyncEngine, session_factory: Sessions, amqp_url: str, exchange_name: str, inbox: AbstractQueue
 ) -> None:
-    target = urlsplit(amqp_url)
-    assert target.hostname is not None
-    proxy = TcpProxy(target.hostname, target.port or 5672)
-    proxied_url = urlunsplit(target._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
+    proxy = TcpProxy.before(amqp_url)
+    proxied_url = proxy.url(amqp_url)
     relay = OutboxRelay(engine, proxied_url, exchange=exchange_name, poll_interval=0.2, max_backoff=0.5)
     try:
         async with running(relay):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import httpx
@@ -31,18 +30,11 @@ class Services:
     session_factory: async_sessionmaker[AsyncSession]
 
 
-def through(proxy: TcpProxy, url: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{parts.username + '@' if parts.username else ''}127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 @pytest.fixture
 async def database_link(database_url: str) -> AsyncIterator[tuple[TcpProxy, FastAPI]]:
-    target = urlsplit(database_url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy = TcpProxy.before(database_url)
     await proxy.open()
-    engine = make_engine(through(proxy, database_url), pool_size=2)
+    engine = make_engine(proxy.url(database_url), pool_size=2)
     router = APIRouter()
 
     @router.get("/now")
