@@ -33,6 +33,26 @@ PAGES = [
 ]
 
 
+# What the in-process page tests' fakes of the API answer alike.
+PROBLEMS = "https://gatehouse.dev/problems/"
+USER = {
+    "id": "0b7f1c7e-6a1f-4f7e-9a55-3f4f0c7b2a10",
+    "email": "ada@example.com",
+    "username": "ada",
+    "email_verified": True,
+    "created_at": "2026-01-02T03:04:05+00:00",
+    "profile": {},
+}
+SIGNED_IN = {"access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 900}  # /auth/login's answer
+
+
+def problem(status: int, slug: str, retry_after: int | None = None, **extra: object) -> httpx.Response:
+    """A problem+json answer of the API (with Retry-After when given)."""
+    body = {"type": PROBLEMS + slug, "title": slug, "status": status, **extra}
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return httpx.Response(status, json=body, headers=headers)
+
+
 def web_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "test",

@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from conftest import csrf_of, web_settings
+from conftest import SIGNED_IN, USER, csrf_of, problem, web_settings
 from gatehouse_web.api import Api
 from gatehouse_web.main import create_app
 
-PROBLEMS = "https://gatehouse.dev/problems/"
 CHROME_ON_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36"
 )
@@ -28,10 +27,6 @@ SAFARI_ON_IPHONE = (
 STATE_COOKIE = "gatehouse_oauth_github=sealed-state; HttpOnly; Max-Age=600; Path=/auth/github; SameSite=lax"
 
 
-def problem(status: int, slug: str, **extra: Any) -> httpx.Response:
-    return httpx.Response(status, json={"type": PROBLEMS + slug, "title": slug, "status": status, **extra})
-
-
 class FakeAuth:
     """auth-service's account endpoints as far as these pages use them."""
 
@@ -39,14 +34,7 @@ class FakeAuth:
         self, *, recent: bool = True, has_password: bool = True, linked: tuple[str, ...] = ()
     ) -> None:
         self.recent, self.has_password = recent, has_password
-        self.user: dict[str, Any] = {
-            "id": "0b7f1c7e-6a1f-4f7e-9a55-3f4f0c7b2a10",
-            "email": "ada@example.com",
-            "username": "ada",
-            "email_verified": True,
-            "created_at": "2026-01-02T03:04:05+00:00",
-            "profile": {},
-        }
+        self.user: dict[str, Any] = dict(USER)
         self.linked = {
             p: {"provider": p, "email": f"ada@{p}.example", "email_verified": True} for p in linked
         }
@@ -58,9 +46,7 @@ class FakeAuth:
         self.calls.append((request.method, request.url.path, body, request.headers))
         method, path = request.method, request.url.path
         if path == "/auth/login":
-            return httpx.Response(
-                200, json={"access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 900}
-            )
+            return httpx.Response(200, json=SIGNED_IN)
         if not self.active:
             return problem(401, "unauthorized")
         if path == "/auth/me":

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_security_page import USER  # the same signed-in person
 
-from conftest import csrf_of
+from conftest import SIGNED_IN, USER, csrf_of, problem
 from gatehouse_web.i18n import money
 from gatehouse_web.settings import Settings
 
@@ -43,12 +42,6 @@ PLANS = [
     plan("pro", "Pro", 2900, trial_days=14),
     plan("business", "Business", 9900),
 ]
-
-
-def problem(status: int, slug: str, retry_after: int | None = None, **extra: Any) -> httpx.Response:
-    body = {"type": f"https://gatehouse.dev/problems/{slug}", "title": slug, "status": status, **extra}
-    headers = {"Retry-After": str(retry_after)} if retry_after else {}
-    return httpx.Response(status, json=body, headers=headers)
 
 
 class FakeBilling:
@@ -90,9 +83,7 @@ class FakeBilling:
         if path in self.refuse:
             return self.refuse[path]
         if path == "/auth/login":
-            return httpx.Response(
-                200, json={"access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 900}
-            )
+            return httpx.Response(200, json=SIGNED_IN)
         if path == "/auth/me":
             return httpx.Response(200, json=USER)
         if path == "/auth/identities":  # the account page lists them

@@ -11,17 +11,9 @@ import httpx
 import pytest
 import segno
 
-from conftest import csrf_of
+from conftest import SIGNED_IN, USER, csrf_of
 from gatehouse_web.qrcode import safe_qr_svg
 
-USER = {
-    "id": "0b7f1c7e-6a1f-4f7e-9a55-3f4f0c7b2a10",
-    "email": "ada@example.com",
-    "username": "ada",
-    "email_verified": True,
-    "created_at": "2026-01-02T03:04:05+00:00",
-    "profile": {},
-}
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CODES = [f"c0d{i}-abcd-efgh" for i in range(10)]
 REAUTH = {
@@ -56,9 +48,7 @@ class FakeAuth:
         self.calls.append((request.method, request.url.path, body, token))
         path = request.url.path
         if path == "/auth/login":
-            return httpx.Response(
-                200, json={"access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 900}
-            )
+            return httpx.Response(200, json=SIGNED_IN)
         if path == "/auth/me":
             return httpx.Response(200, json=USER)
         if path == "/auth/identities":  # the account page lists them
