@@ -122,14 +122,6 @@ def instrument_app(app: Any) -> None:
         )
 
 
-def shutdown_tracing() -> None:
-    """Export the spans still buffered (at process exit)."""
-    provider = trace.get_tracer_provider()
-    shutdown = getattr(provider, "shutdown", None)
-    if _configured and shutdown is not None:
-        shutdown()
-
-
 def current_trace_context() -> dict[str, str]:
     """The current span's `traceparent` (and `tracestate`), to carry in an event's envelope; empty
     when tracing is off or no span is active."""
