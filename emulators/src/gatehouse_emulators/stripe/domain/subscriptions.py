@@ -329,53 +329,39 @@ def prorate(
     start, end = period(sub)
     moment = min(max(moment, start), end)
     remaining, length = end - moment, end - start
+
+    def charge(item: Obj, sign: int, what: str) -> Charge:
+        """The item's share of the rest of the period: a credit (-1) for what it was, a charge
+        (+1) for what it becomes."""
+        price = emu.store.get(item["price"], "price")
+        assert price is not None
+        return Charge(
+            amount=sign * _share(price["unit_amount"] * item["quantity"], remaining, length),
+            description=f"{what} time on {_qty(item)}{product_name(emu, price)} after {_date(moment)}",
+            price=price,
+            quantity=item["quantity"],
+            start=moment,
+            end=end,
+            subscription=sub["id"],
+            subscription_item=item["id"],
+            proration=True,
+        )
+
+    def same(one: Obj | None, other: Obj) -> bool:
+        return one is not None and (one["price"], one["quantity"]) == (other["price"], other["quantity"])
+
     old_by_id = {i["id"]: i for i in old_items}
     new_by_id = {i["id"]: i for i in new_items}
-    charges = []
-    for item in old_items:
-        new = new_by_id.get(item["id"])
-        if (
-            not cycle_reset
-            and new is not None
-            and (new["price"], new["quantity"]) == (item["price"], item["quantity"])
-        ):
-            continue
-        price = emu.store.get(item["price"], "price")
-        assert price is not None
-        charges.append(
-            Charge(
-                amount=-_share(price["unit_amount"] * item["quantity"], remaining, length),
-                description=f"Unused time on {_qty(item)}{product_name(emu, price)} after {_date(moment)}",
-                price=price,
-                quantity=item["quantity"],
-                start=moment,
-                end=end,
-                subscription=sub["id"],
-                subscription_item=item["id"],
-                proration=True,
-            )
-        )
+    charges = [
+        charge(item, -1, "Unused")
+        for item in old_items
+        if cycle_reset or not same(new_by_id.get(item["id"]), item)
+    ]
     if cycle_reset:
         return charges  # the new prices are billed for a whole new period instead
-    for item in new_items:
-        old = old_by_id.get(item["id"])
-        if old is not None and (old["price"], old["quantity"]) == (item["price"], item["quantity"]):
-            continue
-        price = emu.store.get(item["price"], "price")
-        assert price is not None
-        charges.append(
-            Charge(
-                amount=_share(price["unit_amount"] * item["quantity"], remaining, length),
-                description=f"Remaining time on {_qty(item)}{product_name(emu, price)} after {_date(moment)}",
-                price=price,
-                quantity=item["quantity"],
-                start=moment,
-                end=end,
-                subscription=sub["id"],
-                subscription_item=item["id"],
-                proration=True,
-            )
-        )
+    charges += [
+        charge(item, +1, "Remaining") for item in new_items if not same(old_by_id.get(item["id"]), item)
+    ]
     return charges
 
 
