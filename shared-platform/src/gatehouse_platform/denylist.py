@@ -168,6 +168,9 @@ def revocations_from(http: httpx.AsyncClient, url: str) -> RevocationSource:
     return fetch
 
 
+STOP_SECONDS = 10.0  # a check's Redis calls and fetch are bounded by their clients' own timeouts
+
+
 class DenylistRebuilder:
     """A worker that keeps the denylist trusted: whenever its `ready` marker is missing (at first
     start, after Redis lost its data), it fetches the revocations from `source` and rebuilds.
@@ -180,16 +183,23 @@ class DenylistRebuilder:
         self._source = source
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.rebuilds = 0
 
     async def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="denylist-rebuilder")
 
     async def stop(self) -> None:
+        """Let a check under way finish (a Redis command cancelled halfway can leave the shared
+        client's connection unusable), then end; cancel only if it takes longer than
+        STOP_SECONDS."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(self._task, STOP_SECONDS)
+            except TimeoutError:
+                log.warning("denylist rebuilder did not stop in %.0f s; cancelled", STOP_SECONDS)
             self._task = None
 
     async def ensure_ready(self) -> bool:
@@ -207,8 +217,10 @@ class DenylistRebuilder:
 
     async def _run(self) -> None:
         # The owner calls ensure_ready() once before start(), ahead of the first token check.
-        while True:
-            await asyncio.sleep(self._interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+                return
             await self.ensure_ready()
 
 
