@@ -193,7 +193,7 @@ async def test_sigterm_ends_the_process_in_time_with_half_closed_connections_and
     drain = ["--drain-seconds", "2", "--stop-seconds", "3"]
     service = testing.ServiceProcess("billing_service.cli", env, free_port(), ["--workers", "2", *drain])
     try:
-        await service.start(within=120)  # two workers, each importing the service
+        await service.start(within=120, workers=2)  # each importing the service
         await half_closed_connections(service.port, 6)
         await broker.close()
         await asyncio.sleep(0.5)  # the workers notice: their consumers and relay reconnect in vain

@@ -91,7 +91,7 @@ async def test_sigterm_ends_the_workers_in_time_with_clients_gone_and_the_broker
         "gateway.cli", env, free_port(), ["--workers", "2", "--stop-seconds", "2"]
     )
     try:
-        await gateway.start(within=120)  # two workers, each importing the gateway
+        await gateway.start(within=120, workers=2)  # each importing the gateway
         request_id = uuid.uuid4().hex
         for request in (
             f"GET /billing/sleep?seconds=6 HTTP/1.1\r\nhost: gw\r\nx-request-id: {request_id}\r\n\r\n",

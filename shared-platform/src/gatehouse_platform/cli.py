@@ -29,7 +29,9 @@ from gatehouse_platform.consumer import EventConsumer
 GRACEFUL_SHUTDOWN_SECONDS = 25
 # With --workers N, the parent kills a worker that does not answer its health check within this; a
 # worker answers only once it has imported the service (seconds on a busy machine: uvicorn's 5 s
-# default had the parent kill every worker before it started, over and over).
+# default had the parent kill every worker before it started, over and over). The cost: a worker
+# that dies while the parent pings it holds the parent (and a SIGTERM) up to this long, as
+# uvicorn's parent keeps the worker's end of the pipe open (Kludex/uvicorn#3082 is on it).
 WORKER_HEALTHCHECK_SECONDS = 30
 
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -251,11 +252,13 @@ async def wait_ready(base_url: str, path: str = "/readyz", *, within: float = 30
 
 # How a service that drained gracefully on SIGTERM exits (uvicorn re-raises the signal it caught).
 GRACEFUL_EXITS = (0, -signal.SIGTERM)
+STARTUP_COMPLETE = "Application startup complete."  # what each uvicorn worker logs once started
 
 
 class ServiceProcess:
     """A service run as a real process, `python -m <cli_module> serve --port N [serve_args]`, as it
-    runs in production: for tests that signal it (SIGTERM mid-load) or restart it."""
+    runs in production: for tests that signal it (SIGTERM mid-load) or restart it. Its output goes
+    to a temporary file, whose end a `wait` that times out shows."""
 
     def __init__(
         self, cli_module: str, env: dict[str, str], port: int, serve_args: Sequence[str] = ()
@@ -263,21 +266,26 @@ class ServiceProcess:
         self.cli_module, self.env, self.port = cli_module, env, port
         self.serve_args = list(serve_args)
         self.process: subprocess.Popen[bytes] | None = None
+        self.output = tempfile.NamedTemporaryFile(prefix=f"{cli_module}-", suffix=".log")  # noqa: SIM115
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, *, within: float = 60.0) -> None:
-        """Start it and wait (up to `within` seconds) until /readyz answers 200."""
+    async def start(self, *, within: float = 60.0, workers: int = 1) -> None:
+        """Start it and wait (up to `within` seconds) until /readyz answers 200 and each of its
+        uvicorn `workers` has finished its startup (one answering says nothing of the others)."""
         # Popen only spawns (the service runs on beside the test); S603: our interpreter and module
         self.process = subprocess.Popen(  # noqa: S603, ASYNC220
             [sys.executable, "-m", self.cli_module, "serve", "--port", str(self.port), *self.serve_args],
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
         )
         await wait_ready(self.url, within=within)
+        await eventually(
+            lambda: self.log().count(STARTUP_COMPLETE) >= workers, f"{workers} workers started", within=within
+        )
 
     def sigterm(self) -> None:
         assert self.process is not None, "not started"
@@ -286,7 +294,19 @@ class ServiceProcess:
     async def wait(self, *, within: float = 60) -> int:
         """Its exit status (one of GRACEFUL_EXITS when it drained as it should)."""
         assert self.process is not None, "not started"
-        return await asyncio.to_thread(self.process.wait, within)
+        try:
+            return await asyncio.to_thread(self.process.wait, within)
+        except subprocess.TimeoutExpired:
+            ends = self.tail()
+            raise AssertionError(f"still running after {within:.0f} s; its output ends:\n{ends}") from None
+
+    def log(self) -> str:
+        """All the process wrote so far."""
+        return Path(self.output.name).read_text(errors="replace")
+
+    def tail(self, lines: int = 80) -> str:
+        """The last `lines` lines the process wrote."""
+        return "\n".join(self.log().splitlines()[-lines:])
 
     async def terminate(self, *, within: float = 60) -> int:
         """SIGTERM, then its exit status."""
@@ -298,3 +318,4 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self.output.close()
