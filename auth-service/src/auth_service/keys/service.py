@@ -11,11 +11,12 @@ published until every token it signed has expired.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,23 +84,44 @@ async def rotate_keys(
 
 
 class KeyRing:
-    """Caches the key set for a few seconds so a rotation by the CLI reaches every replica soon."""
+    """Caches the key set for a few seconds so a rotation by the CLI reaches every replica soon.
+
+    A reload reads the keys once for all the requests that find the cache stale together, and
+    decrypts and parses only private keys it has not seen (a kid is the key's thumbprint): loading
+    an RSA private key checks it, tens of milliseconds that sign-ins would otherwise wait on."""
 
     def __init__(self, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._fernet = Fernet(settings.key_encryption_key.encode())
         self._cached: KeySet | None = None
+        self._reloading = asyncio.Lock()
+        self._private_keys: dict[str, rsa.RSAPrivateKey] = {}  # by kid
+
+    def _stale(self) -> bool:
+        cached = self._cached
+        return cached is None or time.monotonic() - cached.loaded_at > self._settings.key_cache_seconds
 
     async def current(self) -> KeySet:
-        cached = self._cached
-        if cached is None or time.monotonic() - cached.loaded_at > self._settings.key_cache_seconds:
-            cached = self._cached = await self._load()
-        return cached
+        if self._stale():
+            async with self._reloading:
+                if self._stale():  # else another request reloaded while this one waited
+                    self._cached = await self._load()
+        assert self._cached is not None
+        return self._cached
 
     async def refresh(self) -> KeySet:
-        self._cached = await self._load()
-        return self._cached
+        async with self._reloading:
+            self._cached = await self._load()
+            return self._cached
+
+    def _private_key(self, key: SigningKey) -> rsa.RSAPrivateKey:
+        private = self._private_keys.get(key.kid)
+        if private is None:
+            loaded = serialization.load_pem_private_key(self._fernet.decrypt(key.private_key_encrypted), None)
+            assert isinstance(loaded, rsa.RSAPrivateKey)
+            private = self._private_keys[key.kid] = loaded
+        return private
 
     async def _load(self) -> KeySet:
         if self._settings.signing_key_pem:
@@ -115,8 +137,7 @@ class KeyRing:
                     keys.append(generate_key(self._fernet))
                     repository.add(keys[-1])
         active = max(_signing_now(keys, utcnow()), key=lambda k: k.activates_at)
-        private = serialization.load_pem_private_key(self._fernet.decrypt(active.private_key_encrypted), None)
-        assert isinstance(private, rsa.RSAPrivateKey)
+        private = self._private_key(active)
         jwks = {"keys": [k.public_jwk for k in sorted(keys, key=lambda k: k.created_at, reverse=True)]}
         return KeySet(
             signing_kid=active.kid,
@@ -133,6 +154,8 @@ class KeyRing:
 
     def _from_pem(self, pem: str) -> KeySet:
         """A key from configuration: rotation is then the operator's (AUTH_SIGNING_KEY_PEM)."""
+        if self._cached is not None:
+            return replace(self._cached, loaded_at=time.monotonic())  # configuration does not change
         private = serialization.load_pem_private_key(pem.encode(), None)
         if not isinstance(private, rsa.RSAPrivateKey):
             raise ValueError("AUTH_SIGNING_KEY_PEM must be an RSA private key")
