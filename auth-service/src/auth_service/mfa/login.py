@@ -15,7 +15,6 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.accounts.repository import UserRepository
 from auth_service.clock import Clock
 from auth_service.errors import AccountDeactivated, InvalidMfaToken, InvalidSecondFactor
 from auth_service.keys.service import KeyRing
@@ -79,14 +78,12 @@ async def complete_sign_in(
     """A code from the authenticator app, a recovery code, or one of the user's passkeys, for a
     pending sign-in. Wrong codes are throttled per account (limits and back-off) and counted per
     token, which dies when its budget is spent."""
-    challenge = await MfaChallengeRepository(db).pending(token_digest(mfa_token))
-    if challenge is None:
+    pending = await MfaChallengeRepository(db).pending(token_digest(mfa_token))
+    if pending is None:
         raise InvalidMfaToken("This sign-in has expired or was completed; sign in again.")
+    challenge, user = pending
     account = f"mfa:{challenge.user_id}"
     await throttle.credential_attempt("login-mfa", client.ip, account)
-    user = await UserRepository(db).by_id(challenge.user_id, for_update=True)
-    if user is None:
-        raise InvalidMfaToken("This sign-in has expired or was completed; sign in again.")
     second_factor: str | None = "otp"
     proven: tuple[str, ...] = ()
     if code is not None:

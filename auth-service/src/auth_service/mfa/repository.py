@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 
-from auth_service.models import MfaChallenge, RecoveryCode, TotpFactor
+from auth_service.accounts.repository import WITH_PROFILE
+from auth_service.models import MfaChallenge, Passkey, RecoveryCode, TotpFactor, User
 from gatehouse_platform.db import Repository, utcnow
 
 
@@ -20,6 +21,19 @@ class TotpFactorRepository(Repository[TotpFactor]):
             return await self.lock(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
         stmt = select(TotpFactor).where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def factors(self, user_id: uuid.UUID) -> tuple[bool, int, int]:
+        """(authenticator app confirmed, unused recovery codes, passkeys) of the user, in one query:
+        every sign-in asks."""
+        stmt = select(
+            exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
+            select(func.count())
+            .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
+            .scalar_subquery(),
+            select(func.count()).where(Passkey.user_id == user_id).scalar_subquery(),
+        )
+        totp, recovery_codes, passkeys = (await self.session.execute(stmt)).one()
+        return bool(totp), int(recovery_codes), int(passkeys)
 
     async def remove(self, user_id: uuid.UUID) -> bool:
         """Deletes the user's authenticator app (confirmed or pending); whether there was one."""
@@ -46,14 +60,25 @@ class RecoveryCodeRepository(Repository[RecoveryCode]):
 class MfaChallengeRepository(Repository[MfaChallenge]):
     model = MfaChallenge
 
-    async def pending(self, digest: bytes) -> MfaChallenge | None:
-        """The unused, unexpired challenge with this token digest, locked: concurrent attempts on
-        one token take turns, so its attempt budget holds."""
-        return await self.lock(
-            MfaChallenge.token_hash == digest,
-            MfaChallenge.used_at.is_(None),
-            MfaChallenge.expires_at > utcnow(),
+    async def pending(self, digest: bytes) -> tuple[MfaChallenge, User] | None:
+        """The unused, unexpired challenge with this token digest and its user (with profile), both
+        locked in one query: concurrent attempts on one token take turns, so its attempt budget
+        holds, and the user's row is the one the sign-in then changes."""
+        await self.session.flush()  # as in `lock`: a refresh must not overwrite pending changes
+        stmt = (
+            select(MfaChallenge, User)
+            .join(User, User.id == MfaChallenge.user_id)
+            .options(WITH_PROFILE)
+            .where(
+                MfaChallenge.token_hash == digest,
+                MfaChallenge.used_at.is_(None),
+                MfaChallenge.expires_at > utcnow(),
+            )
+            .with_for_update(key_share=True, of=[MfaChallenge, User])
+            .execution_options(populate_existing=True)
         )
+        row = (await self.session.execute(stmt)).unique().one_or_none()
+        return None if row is None else (row[0], row[1])
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
         """Challenges expired by `now`, or used before `horizon`."""

@@ -53,10 +53,8 @@ class MfaStatus:
 
 
 async def status(db: AsyncSession, user_id: uuid.UUID) -> MfaStatus:
-    totp = await TotpFactorRepository(db).confirmed(user_id)
-    left = await RecoveryCodeRepository(db).count_unused(user_id) if totp is not None else 0
-    passkeys = await PasskeyRepository(db).count(user_id)
-    return MfaStatus(totp=totp is not None, recovery_codes_left=left, passkeys=passkeys)
+    totp, left, passkeys = await TotpFactorRepository(db).factors(user_id)
+    return MfaStatus(totp=totp, recovery_codes_left=left if totp else 0, passkeys=passkeys)
 
 
 async def start_totp_setup(db: AsyncSession, seeds: TotpSeeds, user: User) -> TotpSetup:

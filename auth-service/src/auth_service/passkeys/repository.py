@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from auth_service.models import Passkey
 from gatehouse_platform.db import Repository
@@ -23,10 +23,6 @@ class PasskeyRepository(Repository[Passkey]):
     async def by_credential_id(self, credential_id: bytes) -> Passkey | None:
         """Locked: two sign-ins with one credential take turns, so the sign counter holds."""
         return await self.lock(Passkey.credential_id == credential_id)
-
-    async def count(self, user_id: uuid.UUID) -> int:
-        stmt = select(func.count()).where(Passkey.user_id == user_id)
-        return int((await self.session.execute(stmt)).scalar_one())
 
     async def remove_all(self, user_id: uuid.UUID) -> None:
         await self.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
