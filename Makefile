@@ -14,7 +14,7 @@ DB_URL := postgresql+asyncpg://postgres@127.0.0.1:5432
 PYTEST := $(UV) run --frozen pytest
 TEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install browser promtool services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench rotate-keys create-admin clean
+.PHONY: help install browser promtool services databases migrate seed test test-contracts test-platform test-auth lint format schemas run bench chaos rotate-keys create-admin clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/notify_pipeline.py
 	$(UV) run --frozen python bench/gateway.py
 	$(UV) run --frozen python bench/web.py
+
+chaos: install services  ## fault drills against the system as `make run` starts it, behind proxies; prints the fault table
+	$(UV) run --frozen python bench/chaos.py
 
 rotate-keys: install  ## start signing with a new JWT key (old keys stay published until their tokens expire)
 	$(UV) run --frozen auth-service rotate-keys

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,11 +94,19 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def print_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("measure", "value")) -> None:
-    width = max(len(label) for label, _ in [*rows, header])
-    print(f"\n| {header[0].ljust(width)} | {header[1]} |\n|{'-' * (width + 2)}|-------|")
-    for label, value in rows:
-        print(f"| {label.ljust(width)} | {value} |")
+def print_table(rows: Sequence[Sequence[str]], header: Sequence[str] = ("measure", "value")) -> None:
+    """A Markdown table; every column but the last padded to its widest cell."""
+    widths = [max(len(row[column]) for row in [*rows, header]) for column in range(len(header) - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        return (
+            "| " + " | ".join([*(c.ljust(w) for c, w in zip(cells, widths, strict=False)), cells[-1]]) + " |"
+        )
+
+    print("\n" + line(header))
+    print("|" + "|".join([*("-" * (w + 2) for w in widths), "-------"]) + "|")
+    for row in rows:
+        print(line(row))
 
 
 def ensure_debian_tool(command: str, package: str | None = None) -> str:

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -132,11 +132,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 @contextmanager
 def running_system(
-    var: Path, run_prefix: str = "gh_e2e", settings: Mapping[str, str] | None = None
+    var: Path,
+    run_prefix: str = "gh_e2e",
+    settings: Mapping[str, str] | None = None,
+    rewire: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
 ) -> Iterator[System]:
     """The whole system, started in `var` (logs, Maildir, state files); stopped on exit. Its
     databases, vhost and Redis key prefixes are named after `run_prefix` and a unique suffix;
-    `settings` add to (or replace) the environment every process gets."""
+    `settings` add to (or replace) the environment every process gets, and so does what `rewire`
+    makes of that environment (`make chaos` puts the servers' addresses behind its proxies)."""
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
@@ -148,6 +152,7 @@ def running_system(
         db_urls = {s: asyncio.run(testing.create_database(name)) for s, name in databases.items()}
         try:
             env = {**_environment(run, urls, ports, db_urls, amqp_url, var), **(settings or {})}
+            env.update(rewire(env) if rewire else {})
             for service in SERVICES:
                 cli = f"{service}_service.cli"
                 subprocess.run([sys.executable, "-m", cli, "migrate"], env=env, cwd=ROOT, check=True)
