@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.maintenance import purge_expired
 from auth_service.models import LoginCode, MfaChallenge, OneTimeToken, TokenPurpose
+from auth_service.settings import Settings
 from conftest import alembic_config, register
 from gatehouse_platform.db import utcnow
 from gatehouse_platform.models import OutboxMessage
@@ -24,7 +25,7 @@ def test_models_match_the_migrated_schema(database_url: str) -> None:
 
 
 async def test_purge_removes_expired_codes_and_tokens_only(
-    client, db: async_sessionmaker[AsyncSession]
+    client, db: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:  # type: ignore[no-untyped-def]
     user_id = uuid.UUID((await register(client))["id"])
     now = utcnow()
@@ -56,7 +57,7 @@ async def test_purge_removes_expired_codes_and_tokens_only(
         )
         await session.commit()
     async with db() as session:
-        result = await purge_expired(session)
+        result = await purge_expired(session, settings)
         await session.commit()
     assert result.login_codes >= 1 and result.one_time_tokens >= 1 and result.mfa_challenges >= 1
     async with db() as session:
@@ -81,7 +82,7 @@ async def test_purge_removes_expired_codes_and_tokens_only(
 
 
 async def test_purge_drops_old_published_events_and_keeps_unpublished_ones(
-    db: async_sessionmaker[AsyncSession],
+    db: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     old = utcnow() - timedelta(days=8)
     published_old, published_recent, unpublished_old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -96,7 +97,7 @@ async def test_purge_drops_old_published_events_and_keeps_unpublished_ones(
             ]
         )
         await session.flush()
-        result = await purge_expired(session)
+        result = await purge_expired(session, settings)
         ids = set(
             (
                 await session.scalars(

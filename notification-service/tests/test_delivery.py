@@ -35,6 +35,7 @@ SECURITY_TEMPLATES = {
     "mfa_reset_by_admin",
     "passkey_added",
     "passkey_removed",
+    "new_sign_in",
 }
 
 
@@ -62,6 +63,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "user.mfa_reset_by_admin",
         "user.passkey_added",
         "user.passkey_removed",
+        "user.new_sign_in",
         "subscription.activated",
         "subscription.renewed",
         "subscription.plan_changed",
@@ -178,6 +180,34 @@ async def test_a_used_recovery_code_says_how_many_are_left(stack: Stack, maildir
     assert message["Subject"] == "A recovery code was used to sign in to Gatehouse"
     assert "You have 1 recovery code left." in text
     assert "Make new ones" in text and "Make new ones" in html
+    assert message["List-Unsubscribe"] is None
+
+
+async def test_a_new_sign_in_says_where_from_and_links_to_a_password_reset(
+    stack: Stack, maildir: Path
+) -> None:
+    to = new_email()
+    await stack.publish(
+        envelope(
+            sample(
+                "user.new_sign_in",
+                email=to,
+                ip="198.51.100.23",
+                user_agent="Agent/7 (a new phone)",
+                new_device=True,
+                new_network=False,
+            )
+        )
+    )
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "New sign-in to your Gatehouse account"
+    assert "from a device we have not seen you use lately" in text
+    for body in (text, html):
+        assert "198.51.100.23" in body and "Agent/7 (a new phone)" in body and "Password" in body
+        assert "https://app.gatehouse.test/forgot-password" in body
+    assert "t me: reset my password" in html  # the apostrophe is escaped in HTML
     assert message["List-Unsubscribe"] is None
 
 

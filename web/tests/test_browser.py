@@ -356,6 +356,41 @@ def test_revoke_another_device_which_is_then_signed_out(browser: Browser, page: 
         other.close()
 
 
+def test_a_new_device_is_told_by_email_and_the_security_activity_lists_the_sign_ins(
+    browser: Browser, page: Page, system: System
+) -> None:
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)  # the first sign-in: nothing to tell
+    other = browser.new_context(user_agent=FIREFOX_ON_WINDOWS)
+    try:
+        other_page = other.new_page()
+        other_page.goto(f"{system.gateway}/login")
+        other_page.get_by_label("Email or username").fill(email)
+        other_page.get_by_label("Password").fill("not my password at all")
+        other_page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(other_page.get_by_role("alert")).to_be_visible()
+        sign_in(other_page, system, email)
+    finally:
+        other.close()
+    alert = wait_for_mail(system, email, "New sign-in")
+    text = alert.get_body(preferencelist=("plain",)).get_content()
+    assert FIREFOX_ON_WINDOWS in text and f"{system.gateway}/forgot-password" in text
+    sign_in(page, system, email)  # this device again: known, no email
+    time.sleep(3)
+    alerts = [m for m in read_maildir(system.maildir, email) if "New sign-in" in str(m["Subject"])]
+    assert len(alerts) == 1
+
+    page.goto(f"{system.gateway}/account/security")
+    page.get_by_role("link", name="See your security activity").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Security activity")
+    expect(page.locator("li strong", has_text="Failed sign-in")).to_have_count(1)
+    expect(page.locator("li strong", has_text="Signed in")).to_have_count(3)
+    expect(page.locator("li", has_text="Firefox on Windows")).to_have_count(2)
+    axe_check(page)
+    shot(page, "security_activity")
+
+
 def test_continue_with_google_through_the_emulators_consent_page(page: Page, system: System) -> None:
     key = f"g{uuid.uuid4().hex[:10]}"
     email = f"{key}@example.com"

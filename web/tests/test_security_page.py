@@ -11,7 +11,7 @@ import httpx
 import pytest
 import segno
 
-from conftest import SIGNED_IN, USER, csrf_of
+from conftest import SIGNED_IN, USER, csrf_of, problem
 from gatehouse_web.qrcode import safe_qr_svg
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -65,6 +65,8 @@ class FakeAuth:
             )
         if path == "/auth/passkeys" and request.method == "GET":
             return httpx.Response(200, json={"items": [], "next_cursor": None})
+        if path == "/auth/audit-events/me":
+            return audit_page(request.url.params.get("cursor"))
         if path == "/auth/mfa/totp/setup":
             self.pending = True
             return httpx.Response(
@@ -105,6 +107,40 @@ class FakeAuth:
                 200, json={"access_token": "acc-2", "refresh_token": "ref-2", "expires_in": 900}
             )
         return httpx.Response(404, json={"title": "Not found", "status": 404})
+
+
+CHROME_ON_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36"
+)
+
+
+def audit_event(kind: str, method: str | None, **fields: object) -> dict[str, object]:
+    return {
+        "id": "0b7c1b9e-3a52-4d8e-9f1a-2c3d4e5f6a7b",
+        "user_id": USER["id"],
+        "type": kind,
+        "occurred_at": "2026-01-02T03:04:05+00:00",
+        "actor_id": None,
+        "method": method,
+        "ip": None,
+        "user_agent": None,
+        "details": {},
+        **fields,
+    }
+
+
+def audit_page(cursor: str | None) -> httpx.Response:
+    """Two pages of the trail as auth-service gives them; a cursor it never gave is a 400."""
+    if cursor is None:
+        items = [
+            audit_event("sign_in.succeeded", "password", ip="198.51.100.7", user_agent=CHROME_ON_LINUX),
+            audit_event("sign_in.failed", "password", ip="203.0.113.9"),
+        ]
+        return httpx.Response(200, json={"items": items, "next_cursor": "MjAyNi0wMS0wMQ=="})
+    if cursor == "MjAyNi0wMS0wMQ==":
+        items = [audit_event("admin.mfa_reset", None, actor_id="9a0e4c1a-5f3d-4e2a-8c6b-1d7f2a9e3b54")]
+        return httpx.Response(200, json={"items": items, "next_cursor": None})
+    return problem(400, "invalid-cursor")
 
 
 async def signed_in(make_web: Callable[..., object], auth: FakeAuth) -> httpx.AsyncClient:
@@ -362,3 +398,44 @@ async def test_the_security_page_speaks_french(make_web: Callable[..., object]) 
     web = await signed_in(make_web, FakeAuth())
     page = await web.get("/account/security", headers={"Accept-Language": "fr"})
     assert '<html lang="fr">' in page.text and "Sécurité" in page.text
+
+
+async def test_the_security_page_leads_to_the_security_activity(make_web: Callable[..., object]) -> None:
+    web = await signed_in(make_web, FakeAuth())
+    page = await web.get("/account/security")
+    assert "Security activity" in page.text and 'href="/account/security/activity"' in page.text
+
+
+async def test_the_security_activity_lists_what_happened_in_words_a_page_at_a_time(
+    make_web: Callable[..., object],
+) -> None:
+    auth = FakeAuth()
+    web = await signed_in(make_web, auth)
+    first = await web.get("/account/security/activity")
+    assert first.status_code == 200, first.text
+    text = first.text
+    assert "<strong>Signed in</strong>" in text and "<strong>Failed sign-in</strong>" in text
+    assert "Chrome on Linux" in text and "Mozilla/5.0" not in text
+    assert "198.51.100.7" in text and "203.0.113.9" in text and "Password" in text
+    assert 'href="/forgot-password"' in text
+    assert 'href="/account/security/activity?cursor=MjAyNi0wMS0wMQ%3D%3D"' in text
+    asked = [c for c in auth.calls if c[1] == "/auth/audit-events/me"]
+    assert asked and asked[-1][3] == "Bearer " + SIGNED_IN["access_token"]
+
+    second = await web.get("/account/security/activity", params={"cursor": "MjAyNi0wMS0wMQ=="})
+    assert "Two-step sign-in removed by an administrator" in second.text
+    assert "an administrator" in second.text and "?cursor=" not in second.text
+
+
+async def test_a_cursor_the_api_never_gave_starts_from_the_newest(make_web: Callable[..., object]) -> None:
+    web = await signed_in(make_web, FakeAuth())
+    answer = await web.get("/account/security/activity", params={"cursor": "forged"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/account/security/activity"
+
+
+async def test_the_security_activity_speaks_french(make_web: Callable[..., object]) -> None:
+    web = await signed_in(make_web, FakeAuth())
+    page = await web.get("/account/security/activity", headers={"Accept-Language": "fr"})
+    assert '<html lang="fr">' in page.text
+    assert "Activité de sécurité" in page.text and "<strong>Connexion</strong>" in page.text
+    assert "Chrome sous Linux" in page.text

@@ -63,10 +63,10 @@ def rotate(
 
 @app.command()
 def purge() -> None:
-    """Delete expired and long-spent tokens, codes and sessions."""
+    """Delete expired and long-spent tokens, codes and sessions, and audit events past retention."""
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
-        return await maintenance.purge_expired(session)
+        return await maintenance.purge_expired(session, settings)
 
     typer.echo(str(asyncio.run(run_in_transaction(work))))
 

@@ -11,6 +11,7 @@ from gatehouse_platform.errors import ReauthenticationRequired as Reauthenticati
 class InvalidCredentials(Unauthorized):
     slug = "invalid-credentials"
     title = "Invalid credentials"
+    keeps_changes: ClassVar[bool] = True  # a failed sign-in's audit entry must stay
 
 
 class InvalidRefreshToken(Unauthorized):

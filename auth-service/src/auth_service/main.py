@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
+from auth_service.audit.router import router as audit_router
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
 from auth_service.keys.router import router as keys_router
@@ -81,6 +82,7 @@ def create_app(
             passkeys_router,
             oauth_router,
             admin_router,
+            audit_router,
             keys_router,
         ],
     )

@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
+from auth_service.audit.service import purge_older_than
 from auth_service.mfa.repository import MfaChallengeRepository
 from auth_service.models import User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
@@ -49,9 +50,10 @@ class PurgeResult:
     sessions: int
     published_events: int
     mfa_challenges: int
+    audit_events: int
 
 
-async def purge_expired(db: AsyncSession) -> PurgeResult:
+async def purge_expired(db: AsyncSession, settings: Settings) -> PurgeResult:
     horizon = utcnow() - RETENTION
     now = utcnow()
     tokens = await OneTimeTokenRepository(db).purge(now, horizon)
@@ -60,7 +62,8 @@ async def purge_expired(db: AsyncSession) -> PurgeResult:
     sessions = await SessionRepository(db).purge(horizon)
     published = await prune_outbox(db)
     challenges = await MfaChallengeRepository(db).purge(now, horizon)
-    result = PurgeResult(tokens, codes, refresh, sessions, published, challenges)
+    audit_events = await purge_older_than(db, settings.audit_retention_days)
+    result = PurgeResult(tokens, codes, refresh, sessions, published, challenges, audit_events)
     log.info("purged expired credentials", extra=result.__dict__)
     return result
 

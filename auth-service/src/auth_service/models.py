@@ -259,3 +259,29 @@ class Passkey(Base):
     backed_up: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     last_used_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One entry of a user's security audit trail: a sign-in, a change to how they sign in, a
+    revoked session, an admin's action on the account. Append-only: nothing edits a row, and the
+    retention purge is the only delete. `user_id` is no foreign key, so the trail can outlive the
+    account. `device` (a digest of the user agent) and `network` (the IP's /24 or /48) are what a
+    new sign-in is compared with."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID]
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]  # who acted, when not the user (an admin)
+    method: Mapped[str | None] = mapped_column(String(16))
+    ip: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    device: Mapped[str | None] = mapped_column(String(32))
+    network: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))

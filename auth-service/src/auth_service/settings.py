@@ -138,6 +138,16 @@ class Settings(ServiceSettings):
     oauth_state_ttl_seconds: int = Field(default=600, ge=30)
     oauth_http_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Security audit trail and new sign-in alerts
+    audit_retention_days: int = Field(
+        default=400, ge=1, description="Audit events older than this are purged by the beat"
+    )
+    new_sign_in_window_days: int = Field(
+        default=90,
+        ge=1,
+        description="A sign-in from a device or network not seen in a sign-in this recent emails the user",
+    )
+
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600

@@ -28,8 +28,8 @@ celery_app = make_celery_app(
 )
 
 
-async def _purge(session: AsyncSession, _settings: Settings) -> dict[str, int]:
-    return asdict(await purge_expired(session))
+async def _purge(session: AsyncSession, settings: Settings) -> dict[str, int]:
+    return asdict(await purge_expired(session, settings))
 
 
 @celery_app.task(name="auth_service.tasks.purge_expired_credentials")

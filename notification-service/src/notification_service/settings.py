@@ -44,6 +44,10 @@ class Settings(ServiceSettings):
     )
     verify_url_template: str = "{app_url}/verify-email?token={token}"
     reset_url_template: str = "{app_url}/reset-password?token={token}"
+    forgot_password_url_template: str = Field(
+        default="{app_url}/forgot-password",
+        description='Where "this wasn\'t me" in a new sign-in alert leads: asking for a reset link.',
+    )
     account_url_template: str = "{app_url}/account"
     billing_url_template: str = "{app_url}/billing"
     home_currency: str = Field(

@@ -11,6 +11,7 @@ from auth_service.accounts.service import (
     mark_verified,
     spend_one_time_token,
 )
+from auth_service.audit import service as audit
 from auth_service.events import emit
 from auth_service.models import TokenPurpose, User
 from auth_service.principal import Client, Principal
@@ -61,6 +62,7 @@ async def reset_password(db: AsyncSession, hasher: PasswordHasher, raw_token: st
     if user.email_verified_at is None:
         await mark_verified(db, user)
     await revoke_all_sessions(db, user.id, reason="password_reset")
+    audit.record(db, audit.AuditEventType.PASSWORD_CHANGED, user.id, method="reset")
     await emit(
         db,
         PasswordChanged(user_id=user.id, email=user.email, method="reset", changed_at=utcnow()),
@@ -78,6 +80,7 @@ async def change_password(
     await confirm_password(hasher, user, old_password)
     await _set_password(hasher, user, new_password)
     await revoke_all_sessions(db, user.id, reason="password_changed", keep=principal.session_id)
+    audit.record(db, audit.AuditEventType.PASSWORD_CHANGED, user.id, method="change")
     await emit(
         db,
         PasswordChanged(user_id=user.id, email=user.email, method="change", changed_at=utcnow()),

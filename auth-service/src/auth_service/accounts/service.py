@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
+from auth_service.audit import service as audit
 from auth_service.errors import (
     AlreadyVerified,
     EmailAlreadyRegistered,
@@ -217,6 +218,12 @@ async def change_email(
         await db.flush()
     except IntegrityError as exc:
         raise EmailAlreadyRegistered("An account with this email already exists.") from exc
+    audit.record(
+        db,
+        audit.AuditEventType.EMAIL_CHANGED,
+        user.id,
+        details={"old_email": old_email, "new_email": new_email},
+    )
     await emit(
         db,
         UserEmailChanged(user_id=user.id, old_email=old_email, new_email=new_email, changed_at=utcnow()),
@@ -233,6 +240,7 @@ async def deactivate_self(
     user = await get_user(db, principal.user.id, for_update=True)
     await confirm_password(hasher, user, password)
     await deactivate(db, user, by="self")
+    audit.record(db, audit.AuditEventType.ACCOUNT_DEACTIVATED, user.id)
 
 
 async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:

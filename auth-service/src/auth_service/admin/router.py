@@ -16,6 +16,7 @@ from auth_service.admin import service
 from auth_service.dependencies import AdminPrincipal, ClockDep, DbSession
 from auth_service.errors import LastAdmin, MfaEnrollmentRequired, UserNotFound
 from auth_service.mfa import service as mfa
+from auth_service.pagination import InvalidCursor
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 from gatehouse_platform.schemas import RequestModel, SafeStr
 
@@ -33,7 +34,7 @@ class RolesUpdate(RequestModel):
     roles: list[Literal["admin"]] = Field(max_length=8)
 
 
-@router.get("/users", responses=responses(service.InvalidCursor))
+@router.get("/users", responses=responses(InvalidCursor))
 async def list_users(
     _: AdminPrincipal,
     db: DbSession,
@@ -51,20 +52,20 @@ async def get_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> User
 
 
 @router.post("/users/{user_id}/deactivate", responses=responses(UserNotFound, LastAdmin))
-async def deactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
-    return UserOut.of(await service.admin_deactivate(db, user_id))
+async def deactivate_user(user_id: uuid.UUID, admin: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.admin_deactivate(db, admin.user, user_id))
 
 
 @router.post("/users/{user_id}/reactivate", responses=responses(UserNotFound))
-async def reactivate_user(user_id: uuid.UUID, _: AdminPrincipal, db: DbSession) -> UserOut:
-    return UserOut.of(await service.admin_reactivate(db, user_id))
+async def reactivate_user(user_id: uuid.UUID, admin: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.admin_reactivate(db, admin.user, user_id))
 
 
 @router.put(
     "/users/{user_id}/roles", responses=responses(UserNotFound, LastAdmin), summary="Grant or revoke admin"
 )
-async def put_roles(user_id: uuid.UUID, body: RolesUpdate, _: AdminPrincipal, db: DbSession) -> UserOut:
-    return UserOut.of(await service.set_roles(db, user_id, list(body.roles)))
+async def put_roles(user_id: uuid.UUID, body: RolesUpdate, admin: AdminPrincipal, db: DbSession) -> UserOut:
+    return UserOut.of(await service.set_roles(db, admin.user, user_id, list(body.roles)))
 
 
 @router.post(

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import deactivate, get_user
+from auth_service.audit import service as audit
 from auth_service.errors import LastAdmin
 from auth_service.events import emit
 from auth_service.models import User
+from auth_service.pagination import decode_cursor, encode_cursor
 from auth_service.sessions.service import revoke_all_sessions
 from gatehouse_contracts.events import UserReactivated
 from gatehouse_platform.db import utcnow
-from gatehouse_platform.errors import DomainError
-
-
-class InvalidCursor(DomainError):
-    status = 400
-    slug = "invalid-cursor"
-    title = "Invalid cursor"
-
-
-def encode_cursor(user: User) -> str:
-    return base64.urlsafe_b64encode(f"{user.created_at.isoformat()}|{user.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, _, user_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(user_id)
-    except ValueError as exc:
-        raise InvalidCursor("The cursor is not one we gave out.") from exc
 
 
 async def search_users(
@@ -44,7 +25,7 @@ async def search_users(
         query, limit=limit + 1, after=decode_cursor(cursor) if cursor else None
     )
     page = users[:limit]
-    return page, encode_cursor(page[-1]) if len(users) > limit else None
+    return page, encode_cursor(page[-1].created_at, page[-1].id) if len(users) > limit else None
 
 
 async def _guard_last_admin(db: AsyncSession, user: User) -> None:
@@ -52,16 +33,19 @@ async def _guard_last_admin(db: AsyncSession, user: User) -> None:
         raise LastAdmin("At least one active admin must remain.")
 
 
-async def admin_deactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
+async def admin_deactivate(db: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
     user = await get_user(db, user_id, for_update=True)
     await _guard_last_admin(db, user)
+    if user.is_active:
+        audit.record(db, audit.AuditEventType.ADMIN_DEACTIVATED, user.id, actor_id=admin.id)
     await deactivate(db, user, by="admin")
     return user
 
 
-async def admin_reactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
+async def admin_reactivate(db: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
     user = await get_user(db, user_id, for_update=True)
     if not user.is_active:
+        audit.record(db, audit.AuditEventType.ADMIN_REACTIVATED, user.id, actor_id=admin.id)
         user.is_active = True
         user.deactivated_at = None
         await emit(
@@ -70,13 +54,18 @@ async def admin_reactivate(db: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def set_roles(db: AsyncSession, user_id: uuid.UUID, roles: list[str]) -> User:
+async def set_roles(db: AsyncSession, admin: User, user_id: uuid.UUID, roles: list[str]) -> User:
     """Taking a role away ends the user's sessions, so no token keeps carrying it."""
     user = await get_user(db, user_id, for_update=True)
     wanted = sorted(set(roles))
     removed = set(user.roles) - set(wanted)
     if "admin" in removed:
         await _guard_last_admin(db, user)
+    if wanted != sorted(user.roles):
+        details = {"from": sorted(user.roles), "to": wanted}
+        audit.record(
+            db, audit.AuditEventType.ADMIN_ROLES_CHANGED, user.id, actor_id=admin.id, details=details
+        )
     user.roles = wanted
     if removed:
         await revoke_all_sessions(db, user.id, reason="revoked")

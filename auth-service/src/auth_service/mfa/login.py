@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.audit import service as audit
 from auth_service.clock import Clock
 from auth_service.errors import AccountDeactivated, InvalidMfaToken, InvalidSecondFactor
 from auth_service.keys.service import KeyRing
@@ -87,14 +88,18 @@ async def complete_sign_in(
     second_factor: str | None = "otp"
     proven: tuple[str, ...] = ()
     if code is not None:
+        step = "totp"
         ok = await verify_totp(db, seeds, settings, clock, user.id, code)
     elif recovery_code is not None:
+        step = "recovery_code"
         ok = await use_recovery_code(db, settings, clock, user, recovery_code)
     else:
         assert passkey is not None
+        step = "passkey"
         used, proven = await verify_assertion(db, passkey, clock)
         ok, second_factor = used.user_id == user.id, None
     if not ok:
+        audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method=step)
         challenge.attempts += 1
         await throttle.failed(account)
         if challenge.attempts >= settings.mfa_max_attempts:
@@ -111,5 +116,6 @@ async def complete_sign_in(
         method=challenge.method,
         client=client,
         second_factor=second_factor,
+        second_step=step,
         also_proven=proven,
     )

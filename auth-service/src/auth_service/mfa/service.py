@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.audit import service as audit
 from auth_service.clock import Clock
 from auth_service.errors import InvalidField, MfaNotEnabled, TotpAlreadyEnabled, TotpSetupNotStarted
 from auth_service.events import emit
@@ -90,6 +91,7 @@ async def confirm_totp(
     factor.confirmed_at = now
     factor.last_used_step = step
     codes = await _replace_recovery_codes(db, settings, user.id)
+    audit.record(db, audit.AuditEventType.TOTP_ENABLED, user.id, method="totp")
     await emit(
         db, MfaEnabled(user_id=user.id, email=user.email, method="totp", enabled_at=now), user_id=user.id
     )
@@ -102,6 +104,7 @@ async def disable_totp(db: AsyncSession, clock: Clock, user: User) -> None:
         raise MfaNotEnabled("No authenticator app is set up.")
     await TotpFactorRepository(db).remove(user.id)
     await RecoveryCodeRepository(db).remove_all(user.id)
+    audit.record(db, audit.AuditEventType.TOTP_DISABLED, user.id, method="totp")
     await emit(
         db,
         MfaDisabled(user_id=user.id, email=user.email, method="totp", disabled_at=clock.utcnow()),
@@ -112,6 +115,7 @@ async def disable_totp(db: AsyncSession, clock: Clock, user: User) -> None:
 async def regenerate_recovery_codes(db: AsyncSession, settings: Settings, user: User) -> list[str]:
     if await TotpFactorRepository(db).confirmed(user.id) is None:
         raise MfaNotEnabled("Set up an authenticator app first: recovery codes stand in for it.")
+    audit.record(db, audit.AuditEventType.RECOVERY_CODES_REGENERATED, user.id)
     return await _replace_recovery_codes(db, settings, user.id)
 
 
@@ -134,6 +138,7 @@ async def reset_by_admin(db: AsyncSession, clock: Clock, admin: User, user: User
     await TotpFactorRepository(db).remove(user.id)
     await RecoveryCodeRepository(db).remove_all(user.id)
     await PasskeyRepository(db).remove_all(user.id)
+    audit.record(db, audit.AuditEventType.ADMIN_MFA_RESET, user.id, actor_id=admin.id)
     await emit(
         db,
         MfaResetByAdmin(user_id=user.id, email=user.email, admin_id=admin.id, reset_at=clock.utcnow()),

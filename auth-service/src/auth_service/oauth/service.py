@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import send_verification
+from auth_service.audit import service as audit
 from auth_service.errors import (
     AccountDeactivated,
     IdentityInUse,
@@ -125,6 +126,7 @@ async def _link(db: AsyncSession, user: User, profile: ProviderProfile, *, annou
         raise IdentityInUse(
             f"Your account already has a {profile.provider} account linked; unlink it first."
         ) from exc
+    audit.record(db, audit.AuditEventType.IDENTITY_LINKED, user.id, method=profile.provider)
     if not announce:
         return identity
     await emit(
@@ -226,6 +228,7 @@ async def unlink_identity(db: AsyncSession, user_id: uuid.UUID, provider: Provid
     if user.password_hash is None and len(linked) == 1:
         raise LastSignInMethod("Set a password or link another provider before removing this one.")
     await repository.remove(user_id, provider)
+    audit.record(db, audit.AuditEventType.IDENTITY_UNLINKED, user.id, method=provider)
     await emit(
         db,
         IdentityUnlinked(user_id=user.id, email=user.email, provider=provider, unlinked_at=utcnow()),

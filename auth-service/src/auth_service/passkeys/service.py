@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
+from auth_service.audit import service as audit
 from auth_service.clock import Clock
 from auth_service.errors import PasskeyNotFound, PasskeyRejected
 from auth_service.events import emit
@@ -67,6 +68,9 @@ async def register(
             backed_up=new.backed_up,
             created_at=now,
         )
+    )
+    audit.record(
+        db, audit.AuditEventType.PASSKEY_ADDED, user.id, details={"passkey_id": str(passkey.id), "name": name}
     )
     await emit(
         db,
@@ -157,6 +161,12 @@ async def remove(db: AsyncSession, clock: Clock, user: User, passkey_id: uuid.UU
     if passkey is None:
         raise PasskeyNotFound("No such passkey.")
     await passkeys.remove(passkey)
+    audit.record(
+        db,
+        audit.AuditEventType.PASSKEY_REMOVED,
+        user.id,
+        details={"passkey_id": str(passkey.id), "name": passkey.name},
+    )
     await emit(
         db,
         PasskeyRemoved(

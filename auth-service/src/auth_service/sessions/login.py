@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import mark_verified
+from auth_service.audit import service as audit
 from auth_service.errors import AccountDeactivated, InvalidCredentials, InvalidLoginCode
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing
@@ -39,6 +40,8 @@ async def login_with_password(
     # verify() hashes against a dummy when there is no user or no password: same cost either way.
     ok = await hasher.verify(user.password_hash if user else None, password)
     if user is None or not ok:
+        if user is not None:
+            audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method="password")
         await throttle.failed(login)
         raise InvalidCredentials("The email, username or password is not correct.")
     assert user.password_hash is not None
@@ -96,6 +99,8 @@ async def login_with_code(
     usable = record is not None and record.attempts < max_attempts
     ok = await hasher.verify(record.code_hash if record is not None and usable else None, code)
     if user is None or record is None or not ok:
+        if user is not None:
+            audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method="email_code")
         if record is not None:
             record.attempts += 1
             if record.attempts >= max_attempts:

@@ -11,6 +11,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
+from auth_service.audit import service as audit
 from auth_service.errors import AccountDeactivated, InvalidRefreshToken, RefreshTokenReused, SessionNotFound
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing, KeySet
@@ -130,11 +131,13 @@ async def start_session(
     method: str,
     client: Client,
     second_factor: str | None = None,
+    second_step: str | None = None,
     also_proven: tuple[str, ...] = (),
 ) -> IssuedTokens:
     """A new session for a user whose sign-in was proven just now by `method` (and, when they have
     one, the RFC 8176 `second_factor`: the `amr` then says `mfa` too; `also_proven` adds values a
-    method proves only sometimes)."""
+    method proves only sometimes). `second_step` (totp, recovery_code, passkey) is what finished a
+    two-step sign-in, for the audit trail, which records every sign-in here."""
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     now = utcnow()
@@ -154,6 +157,7 @@ async def start_session(
         ip=client.ip,
     )
     user.last_login_at = now
+    await audit.record_sign_in(db, settings, user, method=method, client=client, second_step=second_step)
     db.add(session)
     token = new_token()
     db.add(_new_refresh_row(settings, session, token))
@@ -237,6 +241,12 @@ async def revoke_sessions(
         session.revoked_at = now
         session.revoke_reason = reason
     if revoked:
+        audit.record(
+            db,
+            audit.AuditEventType.SESSIONS_REVOKED,
+            user_id,
+            details={"reason": reason, "session_ids": [str(s.id) for s in revoked]},
+        )
         await db.flush()
         await emit(
             db,

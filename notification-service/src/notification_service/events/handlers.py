@@ -20,6 +20,7 @@ from gatehouse_contracts.events import (
     MfaDisabled,
     MfaEnabled,
     MfaResetByAdmin,
+    NewSignIn,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -44,6 +45,13 @@ from notification_service.email.catalogue import Notice
 from notification_service.email.links import Links
 
 PROVIDER_LABELS = {"google": "Google", "github": "GitHub"}
+SIGN_IN_METHOD_LABELS = {
+    "password": "Password",
+    "email_code": "Emailed code",
+    "google": "Google",
+    "github": "GitHub",
+    "passkey": "Passkey",
+}
 
 NoticeBuilder = Callable[[Any, Links], list[Notice]]
 
@@ -117,6 +125,16 @@ def on_mfa_reset_by_admin(data: MfaResetByAdmin, links: Links) -> list[Notice]:
     return [Notice("mfa_reset_by_admin", data.email, data.model_dump())]
 
 
+def on_new_sign_in(data: NewSignIn, links: Links) -> list[Notice]:
+    """ "This wasn't me" leads to the forgotten-password page: a new password signs out everywhere."""
+    context = {
+        **data.model_dump(),
+        "method_label": SIGN_IN_METHOD_LABELS[data.method],
+        "secure_account_url": links.forgot_password,
+    }
+    return [Notice("new_sign_in", data.email, context)]
+
+
 def on_passkey_added(data: PasskeyAdded, links: Links) -> list[Notice]:
     return [Notice("passkey_added", data.email, data.model_dump())]
 
@@ -181,6 +199,7 @@ HANDLERS: dict[str, NoticeBuilder] = {
     MfaEnabled.event_type: on_mfa_enabled,
     MfaDisabled.event_type: on_mfa_disabled,
     RecoveryCodeUsed.event_type: on_recovery_code_used,
+    NewSignIn.event_type: on_new_sign_in,
     MfaResetByAdmin.event_type: on_mfa_reset_by_admin,
     PasskeyAdded.event_type: on_passkey_added,
     PasskeyRemoved.event_type: on_passkey_removed,

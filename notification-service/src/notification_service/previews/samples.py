@@ -13,6 +13,7 @@ from gatehouse_contracts.events import (
     MfaDisabled,
     MfaEnabled,
     MfaResetByAdmin,
+    NewSignIn,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -85,6 +86,16 @@ SAMPLE_EVENTS: dict[str, EventData] = {
         MfaEnabled(user_id=_USER, email=_EMAIL, method="totp", enabled_at=_T),
         MfaDisabled(user_id=_USER, email=_EMAIL, method="totp", disabled_at=_T),
         RecoveryCodeUsed(user_id=_USER, email=_EMAIL, codes_left=2, used_at=_T),
+        NewSignIn(
+            user_id=_USER,
+            email=_EMAIL,
+            method="password",
+            signed_in_at=_T,
+            ip="203.0.113.7",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            new_device=True,
+            new_network=True,
+        ),
         PasskeyAdded(user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", added_at=_T),
         PasskeyRemoved(
             user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", removed_at=_T

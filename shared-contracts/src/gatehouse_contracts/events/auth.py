@@ -221,6 +221,23 @@ class PasskeyRemoved(EventData):
     removed_at: datetime
 
 
+class NewSignIn(EventData):
+    event_type = "user.new_sign_in"
+    description = (
+        "A sign-in from a device or a network not seen for this user lately (not their first "
+        "sign-in): tell them, in case it was not them."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    method: Literal["password", "email_code", "google", "github", "passkey"]
+    signed_in_at: datetime
+    ip: str | None = Field(description="The client's address as auth-service judged it")
+    user_agent: str | None
+    new_device: bool = Field(description="The user agent was not seen in a recent sign-in")
+    new_network: bool = Field(description="The address's /24 (IPv4) or /48 (IPv6) was not seen lately")
+
+
 AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserEmailVerificationRequested,
@@ -240,4 +257,5 @@ AUTH_EVENTS: tuple[type[EventData], ...] = (
     MfaResetByAdmin,
     PasskeyAdded,
     PasskeyRemoved,
+    NewSignIn,
 )

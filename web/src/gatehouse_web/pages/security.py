@@ -1,16 +1,20 @@
 """The security page (/account/security): set up an authenticator app (QR code and manual key,
 confirmed with a code), its recovery codes (shown once, downloadable as text), new recovery codes
 and turning the app off (both need a recent sign-in); passkeys (add, rename, remove: pages/passkeys.py
-does the calls); and the "confirm it's you" step those ask for."""
+does the calls); the "confirm it's you" step those ask for; and the security activity page
+(/account/security/activity): the person's audit trail, newest first, a page at a time."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
+from gatehouse_web.devices import device_name
+from gatehouse_web.i18n import moment, profile_zone
 from gatehouse_web.pages import passkeys
 from gatehouse_web.qrcode import safe_qr_svg
 from gatehouse_web.stepup import (
@@ -27,6 +31,8 @@ from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, app_code, client_o
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/account/security"
+ACTIVITY_PAGE = f"{PAGE}/activity"
+ACTIVITY_PAGE_SIZE = 25
 
 
 async def _security(
@@ -308,4 +314,78 @@ async def reauthenticate(request: Request, web: WebDep, form: Form, viewer: Sign
         errors=errors,
         alert=alert,
         proof=proof,
+    )
+
+
+def _what(kind: str, _: Callable[..., str]) -> str:
+    """What an audit event says happened, in the person's words."""
+    labels = {
+        "sign_in.succeeded": _("Signed in"),
+        "sign_in.failed": _("Failed sign-in"),
+        "password.changed": _("Password changed"),
+        "email.changed": _("Email address changed"),
+        "mfa.totp_enabled": _("Authenticator app turned on"),
+        "mfa.totp_disabled": _("Authenticator app turned off"),
+        "mfa.recovery_codes_regenerated": _("New recovery codes made"),
+        "mfa.passkey_added": _("Passkey added"),
+        "mfa.passkey_removed": _("Passkey removed"),
+        "sessions.revoked": _("Signed out"),
+        "identity.linked": _("Sign-in account linked"),
+        "identity.unlinked": _("Sign-in account unlinked"),
+        "account.deactivated": _("Account deactivated"),
+        "admin.user_deactivated": _("Account deactivated by an administrator"),
+        "admin.user_reactivated": _("Account reactivated by an administrator"),
+        "admin.roles_changed": _("Roles changed by an administrator"),
+        "admin.mfa_reset": _("Two-step sign-in removed by an administrator"),
+    }
+    return labels.get(kind, kind)
+
+
+def _how(method: str | None, _: Callable[..., str]) -> str | None:
+    labels = {
+        "password": _("Password"),
+        "email_code": _("Emailed code"),
+        "google": "Google",
+        "github": "GitHub",
+        "passkey": _("Passkey"),
+        "totp": _("Authenticator app"),
+        "recovery_code": _("Recovery code"),
+        "change": _("Changed while signed in"),
+        "reset": _("Reset by an emailed link"),
+    }
+    return labels.get(method, method) if method else None
+
+
+@router.get(ACTIVITY_PAGE)
+async def activity(
+    request: Request,
+    web: WebDep,
+    viewer: SignedIn,
+    cursor: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    params = {"limit": str(ACTIVITY_PAGE_SIZE), **({"cursor": cursor} if cursor else {})}
+    try:
+        page = await web.api.call(
+            "GET", "/auth/audit-events/me", token=viewer.token, caller=client_of(request), params=params
+        )
+    except ApiError as exc:
+        if exc.status == status.HTTP_400_BAD_REQUEST:  # a cursor we never gave: start from the newest
+            return RedirectResponse(ACTIVITY_PAGE, status_code=status.HTTP_303_SEE_OTHER)
+        raise
+    _ = web.renderer.gettext_for(request)
+    locale = getattr(request.state, "locale", "en")
+    zone = profile_zone(viewer.user)
+    events = [
+        {
+            "what": _what(item["type"], _),
+            "how": _how(item.get("method"), _),
+            "when": moment(item["occurred_at"], locale, zone),
+            "device": device_name(item.get("user_agent"), _),
+            "ip": item.get("ip"),
+            "by_admin": item.get("actor_id") is not None,
+        }
+        for item in page["items"]
+    ]
+    return web.renderer.page(
+        request, "security_activity.html", user=viewer.user, events=events, next_cursor=page["next_cursor"]
     )

@@ -1,0 +1,66 @@
+"""Queries on the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+
+from auth_service.models import AuditEvent
+from gatehouse_platform.db import Repository
+
+
+@dataclass(frozen=True)
+class SignInMemory:
+    """What the trail remembers of a user's successful sign-ins."""
+
+    any_before: bool  # any at all (within retention): none means this is the first
+    device_seen: bool  # this device since the horizon
+    network_seen: bool  # this network since the horizon
+
+
+class AuditEventRepository(Repository[AuditEvent]):
+    model = AuditEvent
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        user_id: uuid.UUID | None = None,
+        type_: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditEvent]:
+        """Newest first, keyset-paginated on (occurred_at, id)."""
+        stmt = select(AuditEvent)
+        if user_id is not None:
+            stmt = stmt.where(AuditEvent.user_id == user_id)
+        if type_ is not None:
+            stmt = stmt.where(AuditEvent.type == type_)
+        if since is not None:
+            stmt = stmt.where(AuditEvent.occurred_at >= since)
+        if after is not None:
+            at, last_id = after
+            stmt = stmt.where(
+                or_(AuditEvent.occurred_at < at, and_(AuditEvent.occurred_at == at, AuditEvent.id < last_id))
+            )
+        stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def sign_in_memory(
+        self, user_id: uuid.UUID, type_: str, *, since: datetime, device: str | None, network: str | None
+    ) -> SignInMemory:
+        recent = AuditEvent.occurred_at >= since
+        stmt = select(
+            func.count(),
+            func.coalesce(func.bool_or(and_(recent, AuditEvent.device == device)), False),
+            func.coalesce(func.bool_or(and_(recent, AuditEvent.network == network)), False),
+        ).where(AuditEvent.user_id == user_id, AuditEvent.type == type_)
+        count, device_seen, network_seen = (await self.session.execute(stmt)).one()
+        return SignInMemory(any_before=count > 0, device_seen=device_seen, network_seen=network_seen)
+
+    async def purge(self, horizon: datetime) -> int:
+        """The retention purge: the only delete the trail knows."""
+        return await self.delete_where(AuditEvent.occurred_at < horizon)
