@@ -24,7 +24,9 @@ from gatehouse_contracts.events.auth import (
 )
 from gatehouse_contracts.events.billing import (
     BILLING_EVENTS,
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
     SubscriptionCancelScheduled,
@@ -58,7 +60,9 @@ __all__ = [
     "PasskeyRemoved",
     "PasswordChanged",
     "PasswordResetRequested",
+    "PaymentDisputed",
     "PaymentFailed",
+    "PaymentRefunded",
     "PaymentSucceeded",
     "RecoveryCodeUsed",
     "SessionRevoked",
