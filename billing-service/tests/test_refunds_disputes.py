@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -44,6 +45,29 @@ from conftest import (
 )
 
 WEBHOOK = "/billing/stripe/webhook"
+
+
+@pytest.fixture
+async def paid_subscription(
+    paid_subscription: PaidSubscription,
+    sdk: stripe.StripeClient,
+    emulator: Emulator,
+    db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[PaidSubscription]:
+    """conftest's, and each subscription canceled at Stripe after the test: the later tests of this
+    process move Stripe's clock by months, and every subscription left running renews with them."""
+    started: list[Subscribed] = []
+
+    async def start(**plan_fields: Any) -> Subscribed:
+        subscribed = await paid_subscription(**plan_fields)
+        started.append(subscribed)
+        return subscribed
+
+    yield start
+    for subscribed in started:
+        if sdk.v1.subscriptions.retrieve(subscribed.stripe_subscription_id).status != "canceled":
+            sdk.v1.subscriptions.cancel(subscribed.stripe_subscription_id)
+    await settled(emulator, db)
 
 
 def refund_url(payment_id: uuid.UUID | str) -> str:
