@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from conftest import Stack, deliveries_of, envelope, new_email, sample, wait_for_deliveries, wait_for_mail
 from gatehouse_contracts.events import REGISTRY
 from notification_service.email.catalogue import TEMPLATES
+from notification_service.email.links import Links
 from notification_service.events.handlers import HANDLERS
 from notification_service.previews.samples import SAMPLE_EVENTS
+from notification_service.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,6 +76,8 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "subscription.trial_will_end",
         "payment.succeeded",
         "payment.failed",
+        "payment.refunded",
+        "payment.disputed",
     }
     assert set(HANDLERS) <= set(REGISTRY)
     assert set(SAMPLE_EVENTS) == set(HANDLERS)
@@ -239,6 +243,41 @@ async def test_an_upgrade_ending_the_old_subscription_sends_no_ended_email(
     assert await deliveries_of(db, replaced.id) == []
 
 
+async def test_a_refund_tells_the_customer_what_came_back(stack: Stack, maildir: Path) -> None:
+    to = new_email()
+    data = sample("payment.refunded", email=to, amount=1000, amount_paid=3000, amount_refunded=3000)
+    await stack.publish(envelope(type(data).model_validate({**data.model_dump(), "fully_refunded": True})))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "Refund: $10.00 back from Gatehouse"
+    assert "Refunded in all: $30.00 of $30.00" in text and "$30.00 of $30.00" in html
+    assert "refunded in full" in text
+    assert message["List-Unsubscribe"] is None
+
+
+async def test_a_dispute_is_told_to_the_admins(stack: Stack, maildir: Path, db: Db) -> None:
+    customer = new_email()
+    event = envelope(sample("payment.disputed", email=customer, dispute_status="lost", ends_access=True))
+    await stack.publish(event)
+
+    [row] = await wait_for_deliveries(db, event.id, "sent")
+    assert row.recipient == "support@gatehouse.test"  # no NOTIFICATION_ADMIN_EMAILS: the support address
+    [message] = [m for m in await wait_for_mail(maildir, row.recipient) if customer in str(m["Subject"])]
+    text, _ = parts(message)
+    assert message["Subject"] == f"Dispute lost: $12.00 from {customer}"
+    assert "their subscription was ended" in text and "dp_1QxSampleDispute" in text
+
+
+def test_admin_notices_go_to_the_configured_admins() -> None:
+    data = sample("payment.disputed")
+    configured = Links(Settings(admin_emails=["ops@example.com", "cfo@example.com"]))
+    assert [n.recipient for n in HANDLERS["payment.disputed"](data, configured)] == [
+        "ops@example.com",
+        "cfo@example.com",
+    ]
+
+
 @pytest.mark.parametrize("event_type", sorted(SAMPLE_EVENTS))
 async def test_each_consumed_event_sends_its_emails(
     stack: Stack, maildir: Path, db: Db, event_type: str
@@ -252,7 +291,8 @@ async def test_each_consumed_event_sends_its_emails(
     rows = await wait_for_deliveries(db, event.id, *["sent"] * len(expected))
     assert sorted(r.template for r in rows) == expected
     for row in rows:
-        [message] = await wait_for_mail(maildir, row.recipient)
+        # Admin notices share one address across tests: this event's message is the one with its subject.
+        [message] = [m for m in await wait_for_mail(maildir, row.recipient) if m["Subject"] == row.subject]
         text, html = parts(message)
         assert message["Subject"] == row.subject
         assert "Gatehouse" in text and "Gatehouse" in html

@@ -370,6 +370,26 @@ async def test_an_active_plan_shows_its_renewal_payments_and_the_switches(
     assert 'role="region"' in payments and 'tabindex="0"' in payments  # the table scrolls on a phone
 
 
+@pytest.mark.parametrize(
+    ("changes", "label"),
+    [
+        ({"status": "partially_refunded", "amount_refunded": 1000}, ">partly refunded</span>"),
+        ({"status": "refunded", "amount_refunded": 2900}, ">refunded</span>"),
+        ({"status": "disputed", "dispute_status": "open"}, ">disputed</span>"),
+        ({"status": "paid", "dispute_status": "lost"}, ">dispute lost</span>"),
+    ],
+)
+async def test_a_refunded_or_disputed_payment_shows_what_happened_to_it(
+    make_web: Callable[..., object], monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], label: str
+) -> None:
+    monkeypatch.setitem(
+        globals(), "PAYMENT", {**PAYMENT, "amount_refunded": 0, "dispute_status": None, **changes}
+    )
+    web = await signed_in(make_web, FakeBilling("active", "pro"))
+    payments = between((await web.get("/billing")).text, 'id="payments"', "</section>")
+    assert label in payments and "$29.00" in payments  # what was paid
+
+
 async def test_an_upgrade_shows_what_is_due_now_before_it_changes_anything(
     make_web: Callable[..., object],
 ) -> None:

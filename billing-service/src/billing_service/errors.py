@@ -73,6 +73,35 @@ class PaymentMethodNotFound(NotFound):
     title = "No payment method on file"
 
 
+class PaymentNotFound(NotFound):
+    slug = "payment-not-found"
+    title = "Payment not found"
+
+
+class PaymentNotRefundable(Conflict):
+    """Only a paid payment without an open dispute can be refunded (a disputed charge is the bank's
+    to return)."""
+
+    slug = "payment-not-refundable"
+    title = "This payment cannot be refunded"
+
+
+class RefundExceedsPayment(DomainError):
+    """The refund asked for is more than what is left of what was paid."""
+
+    status = 422
+    slug = "refund-exceeds-payment"
+    title = "Refund larger than what remains of the payment"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The Idempotency-Key was already used on this payment for a refund with other parameters."""
+
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency key already used with other parameters"
+
+
 class InvalidCursor(DomainError):
     status = 400
     slug = "invalid-cursor"

@@ -102,6 +102,7 @@ class EndReason(enum.StrEnum):
     PAYMENT_FAILED = "payment_failed"
     ACCOUNT_DEACTIVATED = "account_deactivated"
     REPLACED = "replaced"
+    DISPUTE_LOST = "dispute_lost"  # a lost dispute ended access (BILLING_LOST_DISPUTE_ENDS_ACCESS)
 
 
 class PaymentStatus(enum.StrEnum):
@@ -111,9 +112,40 @@ class PaymentStatus(enum.StrEnum):
     PAID = "paid"
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
+    # After paid: what happened to the money since (see payments/money.py).
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"  # a dispute is open
 
 
-TERMINAL_PAYMENT_STATUSES = (PaymentStatus.PAID, PaymentStatus.VOID, PaymentStatus.UNCOLLECTIBLE)
+# Once paid (or given up), no invoice event moves a payment again: refunds and disputes only.
+PAID_STATUSES = (
+    PaymentStatus.PAID,
+    PaymentStatus.PARTIALLY_REFUNDED,
+    PaymentStatus.REFUNDED,
+    PaymentStatus.DISPUTED,
+)
+TERMINAL_PAYMENT_STATUSES = (*PAID_STATUSES, PaymentStatus.VOID, PaymentStatus.UNCOLLECTIBLE)
+
+
+class DisputeStatus(enum.StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class RefundStatus(enum.StrEnum):
+    """Stripe's refund statuses; a card refund is `succeeded` at once, and may still fail later."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# Refund statuses that count against what was paid (Stripe's `amount_refunded` counts pending too).
+COUNTED_REFUND_STATUSES = (RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION, RefundStatus.SUCCEEDED)
 
 
 class StripeEventStatus(enum.StrEnum):
@@ -257,6 +289,39 @@ class Payment(TimestampMixin, Base):
     hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
     paid_at: Mapped[datetime | None]
     invoice_created_at: Mapped[datetime]
+    # What the money did after: the sum of the counted refunds, and the charge's one dispute.
+    amount_refunded: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_dispute_id: Mapped[str | None] = mapped_column(String(255))
+    dispute_status: Mapped[DisputeStatus | None] = mapped_column(_enum(DisputeStatus, "dispute_status"))
+    dispute_reason: Mapped[str | None] = mapped_column(String(64))
+    disputed_amount: Mapped[int | None] = mapped_column(Integer)
+
+
+class Refund(TimestampMixin, Base):
+    """One Stripe refund of a payment, stored once by its `re_…` id whoever made it (an admin
+    through our API, or someone in Stripe's dashboard) and whichever event told us first."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        # The same Idempotency-Key on one payment is the same refund.
+        Index("uq_refunds_payment_id_idempotency_key", "payment_id", "idempotency_key", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id"), index=True)
+    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus, "refund_status"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    requested_by: Mapped[uuid.UUID | None]  # the admin, when made through our API
+    stripe_created_at: Mapped[datetime]
+    # When `payment.refunded` was staged for it (once per refund, whatever the events' order).
+    announced_at: Mapped[datetime | None]
 
 
 class StripeEvent(Base):

@@ -17,10 +17,12 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_service.models import EndReason, Payment, Plan, PlanPrice, Subscription
+from billing_service.models import EndReason, Payment, Plan, PlanPrice, Refund, Subscription
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
     SubscriptionCancelScheduled,
@@ -188,6 +190,42 @@ async def payment_failed(db: AsyncSession, payment: Payment, *, email: str, plan
             "attempt_count": max(payment.attempt_count, 1),
             "next_payment_attempt": payment.next_payment_attempt,
             "failed_at": utcnow(),
+        }
+    )
+    await _emit(db, data, payment.user_id)
+
+
+async def payment_refunded(
+    db: AsyncSession, payment: Payment, refund: Refund, *, email: str, plan_name: str | None
+) -> None:
+    data = PaymentRefunded.model_validate(
+        {
+            **_payment_base(payment, email, plan_name),
+            "amount": refund.amount,
+            "refund_id": refund.stripe_refund_id,
+            "reason": refund.reason,
+            "amount_paid": payment.amount_paid,
+            "amount_refunded": payment.amount_refunded,
+            "fully_refunded": payment.amount_refunded >= payment.amount_paid,
+            "refunded_at": refund.stripe_created_at,
+        }
+    )
+    await _emit(db, data, payment.user_id)
+
+
+async def payment_disputed(
+    db: AsyncSession, payment: Payment, *, ends_access: bool, email: str, plan_name: str | None
+) -> None:
+    assert payment.dispute_status is not None and payment.stripe_dispute_id is not None
+    data = PaymentDisputed.model_validate(
+        {
+            **_payment_base(payment, email, plan_name),
+            "amount": payment.disputed_amount or 0,
+            "dispute_id": payment.stripe_dispute_id,
+            "dispute_status": payment.dispute_status.value,
+            "reason": payment.dispute_reason or "general",
+            "ends_access": ends_access,
+            "changed_at": utcnow(),
         }
     )
     await _emit(db, data, payment.user_id)

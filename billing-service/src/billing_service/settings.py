@@ -78,6 +78,13 @@ class Settings(ServiceSettings):
         description="Access outlives the paid period by this much (past-due and canceling subscriptions).",
     )
 
+    # Disputes
+    lost_dispute_ends_access: bool = Field(
+        default=True,
+        description="A lost dispute cancels the subscription it paid for at once (entitlements end, "
+        "`subscription.ended` with reason `dispute_lost`); false: access continues.",
+    )
+
     # Webhook processing (a background worker in each API process)
     webhook_processor_enabled: bool = True
     webhook_batch_size: int = Field(default=200, ge=1, le=1000)

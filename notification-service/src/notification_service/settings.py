@@ -50,6 +50,11 @@ class Settings(ServiceSettings):
     )
     account_url_template: str = "{app_url}/account"
     billing_url_template: str = "{app_url}/billing"
+    admin_emails: list[str] = Field(
+        default=[],
+        description="Who hears of admin notices (a payment disputed, a dispute won or lost); empty: the "
+        "support address.",
+    )
     home_currency: str = Field(
         default="usd", min_length=3, max_length=3, description="Amounts in it are shown without the code."
     )

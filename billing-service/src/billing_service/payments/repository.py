@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from billing_service.models import Payment
+from billing_service.models import COUNTED_REFUND_STATUSES, Payment, Refund
 from gatehouse_platform.db import Repository
 
 # Built once: compiling a fresh INSERT per webhook was a measurable share of processing time.
@@ -30,6 +30,27 @@ class PaymentRepository(Repository[Payment]):
             return await self.lock(Payment.stripe_invoice_id == invoice_id)
         stmt = select(Payment).where(Payment.stripe_invoice_id == invoice_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_stripe_payment(
+        self, *, payment_intent_id: str | None, charge_id: str | None, for_update: bool = False
+    ) -> Payment | None:
+        """The payment a PaymentIntent or charge paid, once we have recorded either on it."""
+        criteria = [
+            column == value
+            for column, value in (
+                (Payment.stripe_payment_intent_id, payment_intent_id),
+                (Payment.stripe_charge_id, charge_id),
+            )
+            if value
+        ]
+        for criterion in criteria:
+            if for_update:
+                found = await self.lock(criterion)
+            else:
+                found = (await self.session.execute(select(Payment).where(criterion))).scalars().first()
+            if found is not None:
+                return found
+        return None
 
     async def lock_invoices(self, invoice_ids: set[str]) -> dict[str, Payment]:
         """The existing rows of these invoices, locked (in one order, so workers cannot deadlock)."""
@@ -54,3 +75,23 @@ class PaymentRepository(Repository[Payment]):
             stmt = stmt.where(tuple_(Payment.invoice_created_at, Payment.id) < tuple_(*after))
         stmt = stmt.order_by(Payment.invoice_created_at.desc(), Payment.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
+
+
+class RefundRepository(Repository[Refund]):
+    model = Refund
+
+    async def by_stripe_id(self, refund_id: str) -> Refund | None:
+        stmt = select(Refund).where(Refund.stripe_refund_id == refund_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_key(self, payment_id: uuid.UUID, key: str) -> Refund | None:
+        stmt = select(Refund).where(Refund.payment_id == payment_id, Refund.idempotency_key == key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def counted_total(self, payment_id: uuid.UUID) -> int:
+        """What the payment's refunds take back (pending ones too, as Stripe counts them)."""
+        await self.session.flush()
+        stmt = select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment_id, Refund.status.in_(COUNTED_REFUND_STATUSES)
+        )
+        return int(await self.session.scalar(stmt) or 0)

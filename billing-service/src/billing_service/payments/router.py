@@ -1,17 +1,35 @@
-"""Payment endpoints: the caller's invoices, and any user's for admins."""
+"""Payment endpoints: the caller's invoices, any user's for admins, and refunds by admins."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 
-from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession
-from billing_service.errors import InvalidCursor
+from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession, StripeDep
+from billing_service.errors import (
+    STRIPE_ERRORS,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    PaymentNotFound,
+    PaymentNotRefundable,
+    RefundExceedsPayment,
+)
 from billing_service.pagination import Cursor, Limit
-from billing_service.payments import service
-from billing_service.payments.schemas import PaymentOut, PaymentPage
+from billing_service.payments import money, service
+from billing_service.payments.schemas import PaymentOut, PaymentPage, RefundOut, RefundRequest, RefundResult
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Required: the same key on the same payment gives the same refund, never a second.",
+    ),
+]
 
 router = APIRouter(prefix="/billing", tags=["payments"])
 
@@ -37,3 +55,37 @@ async def user_payments(
 ) -> PaymentPage:
     payments, next_cursor = await service.payments_page(db, user_id, limit=limit, cursor=cursor)
     return PaymentPage(items=[PaymentOut.model_validate(p) for p in payments], next_cursor=next_cursor)
+
+
+@router.post(
+    "/admin/payments/{payment_id}/refund",
+    tags=["admin"],
+    summary="Refund a payment, all that is left or part of it (once per Idempotency-Key)",
+    responses=responses(
+        Unauthorized,
+        Forbidden,
+        PaymentNotFound,
+        PaymentNotRefundable,
+        RefundExceedsPayment,
+        IdempotencyKeyReused,
+        *STRIPE_ERRORS,
+    ),
+)
+async def refund_payment(
+    payment_id: uuid.UUID,
+    body: RefundRequest,
+    idempotency_key: IdempotencyKey,
+    claims: AdminClaims,
+    db: DbSession,
+    stripe: StripeDep,
+) -> RefundResult:
+    refund, payment = await money.refund_payment(
+        db,
+        stripe,
+        payment_id=payment_id,
+        amount=body.amount,
+        reason=body.reason,
+        key=idempotency_key,
+        admin_id=claims.sub,
+    )
+    return RefundResult(refund=RefundOut.model_validate(refund), payment=PaymentOut.model_validate(payment))

@@ -52,6 +52,7 @@ STRIPE_ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIR
 CANCEL_COMMENTS = {
     EndReason.ACCOUNT_DEACTIVATED: "gatehouse:account_deactivated",
     EndReason.PAYMENT_FAILED: "gatehouse:payment_failed",
+    EndReason.DISPUTE_LOST: "gatehouse:dispute_lost",
 }
 
 

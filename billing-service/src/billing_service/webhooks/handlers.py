@@ -3,8 +3,9 @@
 Before the handlers of a batch run, the processor re-reads from Stripe, once each, the subscriptions
 the batch's events name (`subscriptions_named`) and converges the local rows on them (that is where
 subscription events have their effect). Handlers then apply what only the event carries: an
-invoice's payment outcome, a trial-ending notice, a Checkout that expired. Each returns whether the
-event concerned us ("processed") or not ("ignored").
+invoice's payment outcome, a trial-ending notice, a Checkout that expired, a refund or a dispute of
+a paid invoice's charge (payments/money.py). Each returns whether the event concerned us
+("processed") or not ("ignored").
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from billing_service.integrations.stripe import (
     StripeGateway,
     WebhookEvent,
     invoice_subscription_id,
+    parse_charge,
     parse_checkout_session,
+    parse_dispute,
     parse_invoice,
+    parse_refund,
 )
 from billing_service.models import Payment, Subscription, SubscriptionStatus
+from billing_service.payments.money import locate_payment, record_dispute, record_refund
 from billing_service.payments.service import (
     Addressee,
     InvoiceChange,
@@ -32,6 +37,7 @@ from billing_service.payments.service import (
     apply_invoice,
     subscription_of,
 )
+from billing_service.settings import Settings
 from billing_service.subscriptions.checkout import expire_locally
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import facts_for
@@ -43,6 +49,7 @@ Outcome = Literal["processed", "ignored"]
 class BatchContext:
     db: AsyncSession
     stripe: StripeGateway
+    settings: Settings
     # Stripe subscription id → the local row converged on Stripe's current state (None: not ours).
     subscriptions: dict[str, Subscription | None] = field(default_factory=dict)
     emitted: list[str] = field(default_factory=list)
@@ -130,6 +137,46 @@ def _invoice_handler(change: InvoiceChange) -> Handler:
     return handle
 
 
+async def on_refund(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """refund.created / refund.updated: this refund, as it is now."""
+    refund = parse_refund(event.object)
+    payment = await locate_payment(
+        ctx.db, ctx.stripe, payment_intent_id=refund.payment_intent_id, charge_id=refund.charge_id
+    )
+    if payment is None:
+        return "ignored"
+    _, emitted = await record_refund(ctx.db, payment, refund)
+    ctx.emitted += emitted
+    return "processed"
+
+
+async def on_charge_refunded(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """The charge's refunds, read from Stripe (the charge no longer lists them in this API version):
+    a refund whose own `refund.*` event is late or was never sent is recorded all the same."""
+    charge = parse_charge(event.object)
+    payment = await locate_payment(
+        ctx.db, ctx.stripe, payment_intent_id=charge.payment_intent_id, charge_id=charge.id
+    )
+    if payment is None:
+        return "ignored"
+    for refund in reversed(await ctx.stripe.charge_refunds(charge.id)):  # oldest first
+        _, emitted = await record_refund(ctx.db, payment, refund)
+        ctx.emitted += emitted
+    return "processed"
+
+
+async def on_dispute(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """charge.dispute.created / .closed: the dispute's status, applied forward only."""
+    dispute = parse_dispute(event.object)
+    payment = await locate_payment(
+        ctx.db, ctx.stripe, payment_intent_id=dispute.payment_intent_id, charge_id=dispute.charge_id
+    )
+    if payment is None:
+        return "ignored"
+    ctx.emitted += await record_dispute(ctx.db, ctx.stripe, ctx.settings, payment, dispute)
+    return "processed"
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": on_checkout_completed,
     "checkout.session.expired": on_checkout_expired,
@@ -143,4 +190,9 @@ HANDLERS: dict[str, Handler] = {
     "invoice.payment_action_required": _invoice_handler(InvoiceChange.ACTION_REQUIRED),
     "invoice.voided": _invoice_handler(InvoiceChange.VOIDED),
     "invoice.marked_uncollectible": _invoice_handler(InvoiceChange.UNCOLLECTIBLE),
+    "refund.created": on_refund,
+    "refund.updated": on_refund,
+    "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute,
+    "charge.dispute.closed": on_dispute,
 }

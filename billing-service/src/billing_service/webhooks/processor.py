@@ -153,7 +153,7 @@ class WebhookProcessor:
                         "unreadable",
                         utcnow(),
                     )
-            ctx = BatchContext(db=db, stripe=self._stripe)
+            ctx = BatchContext(db=db, stripe=self._stripe, settings=self._settings)
             unreadable = await self._converge(ctx, events, careful=careful)
             if not careful:
                 invoices = {

@@ -21,7 +21,7 @@ from gatehouse_emulators.stripe.config import StripeEmulatorConfig
 from gatehouse_emulators.stripe.domain.lifecycle import advance_to
 from gatehouse_emulators.stripe.domain.state import Emulator
 from gatehouse_emulators.stripe.domain.store import new_id
-from gatehouse_emulators.stripe.http import control, routes_billing, routes_catalog
+from gatehouse_emulators.stripe.http import control, routes_billing, routes_catalog, routes_money
 from gatehouse_emulators.stripe.http.edge import Runtime, register
 from gatehouse_emulators.stripe.http.webhooks import Dispatcher
 from gatehouse_emulators.stripe.pages import checkout as checkout_page
@@ -77,7 +77,7 @@ def create_app(config: StripeEmulatorConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="Gatehouse Stripe emulator", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
-    register(app, runtime, [routes_catalog.routes, routes_billing.routes])
+    register(app, runtime, [routes_catalog.routes, routes_billing.routes, routes_money.routes])
     app.include_router(control.build_router(runtime))
     app.include_router(checkout_page.build_router(runtime))
     app.include_router(invoice_page.build_router(runtime))

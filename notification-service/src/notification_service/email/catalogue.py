@@ -24,7 +24,9 @@ from gatehouse_contracts.events import (
     PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
     SubscriptionActivated,
@@ -102,5 +104,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("subscription_trial_ending", SubscriptionTrialEnding, "Trial ends soon"),
         TemplateSpec("payment_succeeded", PaymentSucceeded, "Payment receipt", unsubscribe_category=RECEIPTS),
         TemplateSpec("payment_failed", PaymentFailed, "Payment failed: what to do"),
+        TemplateSpec("payment_refunded", PaymentRefunded, "Refund confirmation"),
+        TemplateSpec(
+            "payment_disputed_admin", PaymentDisputed, "A payment disputed, won or lost (to admins)"
+        ),
     )
 }

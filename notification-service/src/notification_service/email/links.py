@@ -62,6 +62,12 @@ class Links:
     def app(self) -> str:
         return self._app_url
 
+    @property
+    def admins(self) -> tuple[str, ...]:
+        """Where admin notices go (NOTIFICATION_ADMIN_EMAILS, else the support address): configuration,
+        like every link here, so the handlers stay pure functions of the event."""
+        return tuple(self._settings.admin_emails) or (self._settings.support_email,)
+
     # Unsubscribe links: `<payload>.<mac>`, the payload naming the address and the category.
     def unsubscribe_token(self, email: str, category: str) -> str:
         payload = f"{category}\n{email.lower()}".encode()

@@ -25,7 +25,9 @@ from gatehouse_contracts.events import (
     PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
     SubscriptionActivated,
@@ -186,6 +188,16 @@ def on_payment_failed(data: PaymentFailed, links: Links) -> list[Notice]:
     return [Notice("payment_failed", data.email, data.model_dump())]
 
 
+def on_payment_refunded(data: PaymentRefunded, links: Links) -> list[Notice]:
+    return [Notice("payment_refunded", data.email, data.model_dump())]
+
+
+def on_payment_disputed(data: PaymentDisputed, links: Links) -> list[Notice]:
+    """Admins answer disputes (evidence, or accepting the loss): each hears of every status."""
+    context = data.model_dump()
+    return [Notice("payment_disputed_admin", admin, context) for admin in links.admins]
+
+
 HANDLERS: dict[str, NoticeBuilder] = {
     UserEmailVerificationRequested.event_type: on_email_verification_requested,
     PasswordResetRequested.event_type: on_password_reset_requested,
@@ -213,4 +225,6 @@ HANDLERS: dict[str, NoticeBuilder] = {
     SubscriptionTrialEnding.event_type: on_subscription_trial_ending,
     PaymentSucceeded.event_type: on_payment_succeeded,
     PaymentFailed.event_type: on_payment_failed,
+    PaymentRefunded.event_type: on_payment_refunded,
+    PaymentDisputed.event_type: on_payment_disputed,
 }

@@ -18,7 +18,9 @@ from gatehouse_contracts.events import (
     PasskeyRemoved,
     PasswordChanged,
     PasswordResetRequested,
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
     SubscriptionActivated,
@@ -133,6 +135,23 @@ SAMPLE_EVENTS: dict[str, EventData] = {
             attempt_count=1,
             next_payment_attempt=_T + timedelta(days=3),
             failed_at=_T,
+        ),
+        PaymentRefunded(
+            **{**_PAYMENT, "amount": 600},
+            refund_id="re_1QxSampleRefund",
+            reason="requested_by_customer",
+            amount_paid=1200,
+            amount_refunded=600,
+            fully_refunded=False,
+            refunded_at=_T,
+        ),
+        PaymentDisputed(
+            **_PAYMENT,
+            dispute_id="dp_1QxSampleDispute",
+            dispute_status="open",
+            reason="fraudulent",
+            ends_access=False,
+            changed_at=_T,
         ),
     )
 }

@@ -25,7 +25,9 @@ from gatehouse_contracts.events.auth import (
 )
 from gatehouse_contracts.events.billing import (
     BILLING_EVENTS,
+    PaymentDisputed,
     PaymentFailed,
+    PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
     SubscriptionCancelScheduled,
@@ -60,7 +62,9 @@ __all__ = [
     "PasskeyRemoved",
     "PasswordChanged",
     "PasswordResetRequested",
+    "PaymentDisputed",
     "PaymentFailed",
+    "PaymentRefunded",
     "PaymentSucceeded",
     "RecoveryCodeUsed",
     "SessionRevoked",

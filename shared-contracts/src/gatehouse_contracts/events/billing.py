@@ -84,7 +84,7 @@ class SubscriptionEnded(_SubscriptionData):
     event_type = "subscription.ended"
     description = "The subscription ended: revoke the plan's entitlements."
 
-    reason: Literal["canceled", "payment_failed", "account_deactivated", "replaced"]
+    reason: Literal["canceled", "payment_failed", "account_deactivated", "replaced", "dispute_lost"]
     ended_at: datetime
 
 
@@ -125,6 +125,35 @@ class PaymentFailed(_PaymentData):
     failed_at: datetime
 
 
+class PaymentRefunded(_PaymentData):
+    event_type = "payment.refunded"
+    description = (
+        "Money of a paid invoice was given back (by an admin through billing, or in Stripe's dashboard); "
+        "`amount` is this refund, `amount_refunded` the invoice's total refunded so far."
+    )
+
+    refund_id: str = Field(description="Stripe's refund id (re_…).")
+    reason: str | None = Field(description="Stripe's reason: duplicate, fraudulent, requested_by_customer.")
+    amount_paid: int = Field(ge=0)
+    amount_refunded: int = Field(ge=0)
+    fully_refunded: bool
+    refunded_at: datetime
+
+
+class PaymentDisputed(_PaymentData):
+    event_type = "payment.disputed"
+    description = (
+        "The cardholder disputed a paid invoice (`dispute_status` open), or the dispute closed (won or "
+        "lost); `amount` is the disputed amount. Sent once per status; tell the admins."
+    )
+
+    dispute_id: str = Field(description="Stripe's dispute id (dp_…).")
+    dispute_status: Literal["open", "won", "lost"]
+    reason: str = Field(description="Stripe's dispute reason (fraudulent, product_not_received, …).")
+    ends_access: bool = Field(description="True when this lost dispute ended the subscription's access.")
+    changed_at: datetime
+
+
 BILLING_EVENTS: tuple[type[EventData], ...] = (
     SubscriptionActivated,
     SubscriptionRenewed,
@@ -136,4 +165,6 @@ BILLING_EVENTS: tuple[type[EventData], ...] = (
     SubscriptionTrialEnding,
     PaymentSucceeded,
     PaymentFailed,
+    PaymentRefunded,
+    PaymentDisputed,
 )

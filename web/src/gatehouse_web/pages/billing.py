@@ -72,6 +72,10 @@ def _status_label(status_value: str, _: Callable[..., str]) -> tuple[str, str]:
     return labels.get(status_value, (status_value, "warn"))
 
 
+# What billing calls a payment that was paid (and perhaps refunded or disputed since).
+PAID_STATUSES = ("paid", "partially_refunded", "refunded", "disputed")
+
+
 def _payment_label(payment: dict[str, Any], _: Callable[..., str]) -> tuple[str, str]:
     labels = {
         "paid": (_("paid"), "ok"),
@@ -80,7 +84,12 @@ def _payment_label(payment: dict[str, Any], _: Callable[..., str]) -> tuple[str,
         "failed": (_("failed"), "warn"),
         "void": (_("void"), "warn"),
         "uncollectible": (_("not collected"), "warn"),
+        "partially_refunded": (_("partly refunded"), "ok"),
+        "refunded": (_("refunded"), "ok"),
+        "disputed": (_("disputed"), "warn"),
     }
+    if payment.get("dispute_status") == "lost":
+        return (_("dispute lost"), "warn")
     return labels.get(str(payment["status"]), (str(payment["status"]), "warn"))
 
 
@@ -214,7 +223,7 @@ async def _billing(
             "date": day(payment["paid_at"] or payment["created_at"]),
             "what": _payment_reason(payment.get("billing_reason"), _),
             "amount": money(
-                int(payment["amount_paid"] if payment["status"] == "paid" else payment["amount_due"]),
+                int(payment["amount_paid"] if payment["status"] in PAID_STATUSES else payment["amount_due"]),
                 str(payment["currency"]),
                 locale,
             ),

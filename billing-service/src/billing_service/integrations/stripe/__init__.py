@@ -16,17 +16,23 @@ from billing_service.integrations.stripe.client import StripeGateway, stripe_gat
 from billing_service.integrations.stripe.errors import StripeRequestRejected
 from billing_service.integrations.stripe.parsing import (
     invoice_subscription_id,
+    parse_charge,
     parse_checkout_session,
+    parse_dispute,
     parse_event,
     parse_invoice,
+    parse_refund,
 )
 from billing_service.integrations.stripe.types import (
     CardOnFile,
+    ChargeSnapshot,
     CheckoutSession,
+    DisputeSnapshot,
     InvoicePreview,
     InvoiceSnapshot,
     InvoiceSummary,
     PreviewLine,
+    RefundSnapshot,
     StripeCustomer,
     StripePrice,
     StripeProduct,
@@ -37,11 +43,14 @@ from billing_service.integrations.stripe.webhooks import verify_webhook
 
 __all__ = [
     "CardOnFile",
+    "ChargeSnapshot",
     "CheckoutSession",
+    "DisputeSnapshot",
     "InvoicePreview",
     "InvoiceSnapshot",
     "InvoiceSummary",
     "PreviewLine",
+    "RefundSnapshot",
     "StripeCustomer",
     "StripeGateway",
     "StripePrice",
@@ -50,9 +59,12 @@ __all__ = [
     "SubscriptionSnapshot",
     "WebhookEvent",
     "invoice_subscription_id",
+    "parse_charge",
     "parse_checkout_session",
+    "parse_dispute",
     "parse_event",
     "parse_invoice",
+    "parse_refund",
     "stripe_gateway",
     "verify_webhook",
 ]

@@ -20,18 +20,22 @@ from billing_service.integrations.stripe.parsing import (
     parse_checkout_session,
     parse_customer,
     parse_event,
+    parse_invoice,
     parse_invoice_preview,
     parse_invoice_summary,
     parse_price,
     parse_product,
+    parse_refund,
     parse_subscription,
 )
 from billing_service.integrations.stripe.types import (
     CardOnFile,
     CheckoutSession,
     InvoicePreview,
+    InvoiceSnapshot,
     InvoiceSummary,
     Json,
+    RefundSnapshot,
     StripeCustomer,
     StripePrice,
     StripeProduct,
@@ -114,6 +118,64 @@ class StripeGateway:
         page = await self._call(self._client.v1.invoices.list_async(params=_any(params)))
         listed = page.to_dict(for_json=True)
         return [parse_invoice_summary(i) for i in listed["data"]], bool(listed["has_more"])
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceSnapshot:
+        return parse_invoice(await self._obj(self._client.v1.invoices.retrieve_async(invoice_id)))
+
+    # money after payment: refunds, and which invoice a charge paid
+
+    async def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The PaymentIntent that paid the invoice (the pinned version has no `invoice.payment_intent`:
+        its InvoicePayments name it)."""
+        page = await self._call(
+            self._client.v1.invoice_payments.list_async(params=_any({"invoice": invoice_id}))
+        )
+        for payment in page.to_dict(for_json=True)["data"]:
+            if payment.get("status") == "paid" and (payment.get("payment") or {}).get("payment_intent"):
+                return str(payment["payment"]["payment_intent"])
+        return None
+
+    async def invoice_of_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The invoice a PaymentIntent was collecting, if any (a charge outside invoices has none)."""
+        params = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}}
+        page = await self._call(self._client.v1.invoice_payments.list_async(params=_any(params)))
+        for payment in page.to_dict(for_json=True)["data"]:
+            invoice = payment.get("invoice")
+            if invoice:
+                return str(invoice["id"] if isinstance(invoice, dict) else invoice)
+        return None
+
+    async def create_refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount: int | None,
+        reason: str | None,
+        metadata: Mapping[str, str],
+        key: str,
+    ) -> RefundSnapshot:
+        params: Json = {"payment_intent": payment_intent_id, "metadata": dict(metadata)}
+        if amount is not None:
+            params["amount"] = amount
+        if reason is not None:
+            params["reason"] = reason
+        refund = await self._obj(
+            self._client.v1.refunds.create_async(params=_any(params), options={"idempotency_key": key})
+        )
+        return parse_refund(refund)
+
+    async def charge_refunds(self, charge_id: str) -> list[RefundSnapshot]:
+        """Every refund of a charge (newest first)."""
+        params = {"charge": charge_id, "limit": 100}
+        page = await self._call(self._client.v1.refunds.list_async(params=_any(params)))
+        refunds: list[RefundSnapshot] = []
+        iterator = page.auto_paging_iter()
+        while True:
+            try:
+                refund = await self._call(iterator.__anext__())
+            except StopAsyncIteration:
+                return refunds
+            refunds.append(parse_refund(refund.to_dict(for_json=True)))
 
     # catalog
 

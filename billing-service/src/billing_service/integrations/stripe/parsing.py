@@ -10,11 +10,14 @@ from typing import Any
 from billing_service.errors import WebhookPayloadInvalid
 from billing_service.integrations.stripe.types import (
     CardOnFile,
+    ChargeSnapshot,
     CheckoutSession,
+    DisputeSnapshot,
     InvoicePreview,
     InvoiceSnapshot,
     InvoiceSummary,
     PreviewLine,
+    RefundSnapshot,
     StripeCustomer,
     StripePrice,
     StripeProduct,
@@ -213,6 +216,43 @@ def parse_price(data: Mapping[str, Any]) -> StripePrice:
         interval=str(recurring.get("interval") or "month"),
         interval_count=int(recurring.get("interval_count") or 1),
         active=bool(data.get("active")),
+    )
+
+
+def parse_refund(data: Mapping[str, Any]) -> RefundSnapshot:
+    return RefundSnapshot(
+        id=str(data["id"]),
+        amount=int(data["amount"]),
+        currency=str(data["currency"]),
+        status=str(data.get("status") or "pending"),
+        reason=data.get("reason"),
+        charge_id=_id(data.get("charge")),
+        payment_intent_id=_id(data.get("payment_intent")),
+        created=_required_time(data.get("created")),
+    )
+
+
+def parse_charge(data: Mapping[str, Any]) -> ChargeSnapshot:
+    return ChargeSnapshot(
+        id=str(data["id"]),
+        payment_intent_id=_id(data.get("payment_intent")),
+        amount_captured=int(data.get("amount_captured") or 0),
+        amount_refunded=int(data.get("amount_refunded") or 0),
+    )
+
+
+def parse_dispute(data: Mapping[str, Any]) -> DisputeSnapshot:
+    charge = _id(data.get("charge"))
+    if charge is None:
+        raise ValueError("dispute without a charge")
+    return DisputeSnapshot(
+        id=str(data["id"]),
+        amount=int(data["amount"]),
+        currency=str(data["currency"]),
+        status=str(data["status"]),
+        reason=str(data.get("reason") or "general"),
+        charge_id=charge,
+        payment_intent_id=_id(data.get("payment_intent")),
     )
 
 

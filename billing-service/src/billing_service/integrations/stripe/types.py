@@ -146,3 +146,34 @@ class WebhookEvent:
     object_id: str | None
     object: Json
     payload: Json
+
+
+@dataclass(frozen=True)
+class RefundSnapshot:
+    id: str
+    amount: int
+    currency: str
+    status: str  # pending | requires_action | succeeded | failed | canceled
+    reason: str | None
+    charge_id: str | None
+    payment_intent_id: str | None
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ChargeSnapshot:
+    id: str
+    payment_intent_id: str | None
+    amount_captured: int
+    amount_refunded: int
+
+
+@dataclass(frozen=True)
+class DisputeSnapshot:
+    id: str
+    amount: int
+    currency: str
+    status: str  # needs_response, under_review, warning_*, won, lost, prevented
+    reason: str
+    charge_id: str
+    payment_intent_id: str | None

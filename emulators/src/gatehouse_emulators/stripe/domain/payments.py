@@ -7,6 +7,7 @@ POST /_emulator/customers/{id}/payment_behavior."""
 
 from __future__ import annotations
 
+from gatehouse_emulators.stripe.domain.charges import create_charge
 from gatehouse_emulators.stripe.domain.state import Emulator
 from gatehouse_emulators.stripe.domain.store import Obj, new_id, random_token
 from gatehouse_emulators.stripe.wire.errors import card_declined
@@ -110,6 +111,7 @@ def attempt(emu: Emulator, intent: Obj, outcome: str) -> str:
         intent.update(
             status="succeeded", amount_received=intent["amount"], last_payment_error=None, next_action=None
         )
+        create_charge(emu, intent)
         for payment in emu.store.all(
             "invoice_payment", lambda p: p["payment"]["payment_intent"] == intent["id"]
         ):

@@ -5,6 +5,9 @@ GET  /_emulator/clock                                   {"now", "iso", "mode"}
 POST /_emulator/clock/advance {"seconds": N} | {"to": t} run what falls due, in order; move the clock
 POST /_emulator/checkout/sessions/{id}/complete {"outcome": "paid"|"declined"|"requires_action", "email"?}
 GET|POST /_emulator/customers/{id}/payment_behavior {"outcome": "paid"|"declined"|"requires_action"}
+POST /_emulator/charges/{id}/refund {"amount"?, "reason"?}   a refund made in Stripe's dashboard
+POST /_emulator/charges/{id}/dispute {"reason"?, "amount"?}  the cardholder's bank opens a dispute
+POST /_emulator/disputes/{id}/close {"outcome": "won"|"lost"}  the bank decides
 GET|POST /_emulator/webhooks/chaos {"duplicates": 3, "shuffle": true, "max_delay": 0.05, "seed": 1}
 GET  /_emulator/webhooks/deliveries?event_id=&event_type=&url=&succeeded=
 POST /_emulator/webhooks/flush {"timeout": 10}         wait until no delivery is queued or retrying
@@ -23,7 +26,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gatehouse_emulators.stripe.domain import checkout, customers
+from gatehouse_emulators.stripe.domain import charges, checkout, customers
 from gatehouse_emulators.stripe.domain.lifecycle import Due, advance_to
 from gatehouse_emulators.stripe.domain.state import RequestContext
 from gatehouse_emulators.stripe.domain.store import Obj
@@ -156,6 +159,56 @@ def build_router(runtime: Runtime) -> APIRouter:
         except StripeError as exc:
             return _error(exc)
         return JSONResponse({"customer": customer_id, "outcome": data.get("outcome")})
+
+    def money_answer(request: Request, obj: Obj, key: str) -> Obj:
+        answer = {key: emu.render(obj)}
+        emu.check(answer, request.url.path)
+        return answer
+
+    @router.post("/_emulator/charges/{charge_id}/refund")
+    async def dashboard_refund(charge_id: str, request: Request) -> JSONResponse:
+        """A refund made by a person in Stripe's dashboard: no API call of ours, only its events."""
+        try:
+            data = await _body(request)
+            amount, reason = _int(data, "amount"), data.get("reason")
+            if reason is not None and reason not in charges.REFUND_REASONS:
+                raise invalid(f"reason must be one of {', '.join(charges.REFUND_REASONS)}", param="reason")
+
+            def work() -> Obj:
+                charge = emu.store.require(charge_id, "charge", "charge", "charge")
+                return money_answer(request, charges.refund(emu, charge, amount, reason, {}), "refund")
+
+            return JSONResponse(await runtime.run(work, context(request)))
+        except StripeError as exc:
+            return _error(exc)
+
+    @router.post("/_emulator/charges/{charge_id}/dispute")
+    async def open_dispute(charge_id: str, request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            amount, reason = _int(data, "amount"), str(data.get("reason", "fraudulent"))
+
+            def work() -> Obj:
+                charge = emu.store.require(charge_id, "charge", "charge", "charge")
+                return money_answer(request, charges.open_dispute(emu, charge, reason, amount), "dispute")
+
+            return JSONResponse(await runtime.run(work, context(request)))
+        except StripeError as exc:
+            return _error(exc)
+
+    @router.post("/_emulator/disputes/{dispute_id}/close")
+    async def close_dispute(dispute_id: str, request: Request) -> JSONResponse:
+        try:
+            data = await _body(request)
+            outcome = str(data.get("outcome", ""))
+
+            def work() -> Obj:
+                dispute = emu.store.require(dispute_id, "dispute", "dispute", "dispute")
+                return money_answer(request, charges.close_dispute(emu, dispute, outcome), "dispute")
+
+            return JSONResponse(await runtime.run(work, context(request)))
+        except StripeError as exc:
+            return _error(exc)
 
     @router.get("/_emulator/webhooks/chaos")
     async def get_chaos() -> Obj:
