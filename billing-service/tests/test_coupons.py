@@ -400,6 +400,7 @@ async def test_an_unknown_expired_used_up_or_inapplicable_code_is_refused_with_i
     for bad in (
         {"plan_code": plan["code"], "promotion_code": None},
         {"plan_code": plan["code"], "promotion_code": ""},
+        {"plan_code": plan["code"], "promotion_code": "  "},
     ):
         response = await client.post("/billing/subscriptions/subscribe", json=bad, headers=user.headers)
         assert response.status_code == 422

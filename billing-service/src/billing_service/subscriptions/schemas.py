@@ -30,8 +30,7 @@ class SubscribeRequest(RequestModel):
     plan_code: PlanCode
     promotion_code: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
+        pattern=r"^[A-Za-z0-9]{1,64}$",
         description="A promotion code to subscribe with (any case); without one, the customer may "
         "type a code on the Checkout page.",
     )
@@ -41,7 +40,7 @@ class SubscribeRequest(RequestModel):
     def _not_null(cls, value: str | None) -> str:
         if value is None:
             raise ValueError("must not be null (leave the field out)")
-        return value.strip()
+        return value
 
 
 class CheckoutOut(BaseModel):
