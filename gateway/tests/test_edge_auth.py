@@ -97,7 +97,13 @@ async def test_admin_routes_need_the_admin_role_at_the_edge(
     gateway: httpx.AsyncClient, issuer: TestIssuer, echo: Echo
 ) -> None:
     user, admin = issuer.token(), issuer.token(roles=["admin"])
-    for path in ("/auth/admin/users", "/billing/admin/users/1/payments", "/notifications/deliveries"):
+    for path in (
+        "/auth/admin/users",
+        "/billing/admin/users/1/payments",
+        "/billing/coupons",
+        "/billing/coupons/1/promotion-codes",
+        "/notifications/deliveries",
+    ):
         response, request_id = await get(gateway, path, **bearer(user))
         assert_refused_at_the_edge(response, request_id, echo, status=403)
         response, request_id = await get(gateway, path, **bearer(admin))

@@ -156,3 +156,82 @@ class PaymentProviderError(DomainError):
 
 # What a route that calls Stripe may answer besides its own errors (for its `responses=`).
 STRIPE_ERRORS = (PaymentProviderError, PaymentProviderUnavailable)
+
+
+# Coupons and promotion codes
+
+
+class CouponNotFound(NotFound):
+    slug = "coupon-not-found"
+    title = "Coupon not found"
+
+
+class CouponDeleted(Conflict):
+    """The coupon was deleted: it takes no new promotion codes."""
+
+    slug = "coupon-deleted"
+    title = "Coupon deleted"
+
+
+class PromotionCodeNotFound(NotFound):
+    slug = "promotion-code-not-found"
+    title = "Promotion code not found"
+
+
+class PromotionCodeTaken(Conflict):
+    slug = "promotion-code-taken"
+    title = "An active promotion code already uses this code"
+
+
+class UnknownCouponPlan(DomainError):
+    status = 422
+    slug = "coupon-plan-unknown"
+    title = "The coupon names a plan that does not exist"
+
+
+# Why a promotion code given at subscribe is refused: each its own stable type.
+
+
+class PromotionCodeUnknown(DomainError):
+    status = 422
+    slug = "promotion-code-unknown"
+    title = "Unknown promotion code"
+
+
+class PromotionCodeExpired(DomainError):
+    """Past its `expires_at`, its coupon past `redeem_by` or deleted, or the code deactivated."""
+
+    status = 422
+    slug = "promotion-code-expired"
+    title = "Promotion code expired"
+
+
+class PromotionCodeUsedUp(DomainError):
+    """The code (or its coupon) reached its `max_redemptions`."""
+
+    status = 422
+    slug = "promotion-code-used-up"
+    title = "Promotion code used up"
+
+
+class PromotionCodeNotApplicable(DomainError):
+    """The coupon is limited to other plans, or is an amount in another currency than the plan's."""
+
+    status = 422
+    slug = "promotion-code-not-applicable"
+    title = "Promotion code does not apply to this plan"
+
+
+class PromotionCodeFirstTimeOnly(DomainError):
+    status = 422
+    slug = "promotion-code-first-time-only"
+    title = "Promotion code is for first-time customers only"
+
+
+PROMOTION_CODE_ERRORS = (
+    PromotionCodeUnknown,
+    PromotionCodeExpired,
+    PromotionCodeUsedUp,
+    PromotionCodeNotApplicable,
+    PromotionCodeFirstTimeOnly,
+)

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from billing_service.coupons.router import router as coupons_router
 from billing_service.dependencies import Services
 from billing_service.events.handlers import bind
 from billing_service.integrations.stripe import stripe_gateway
@@ -131,5 +132,12 @@ def create_app(
         ),
         checks={"database": database_check(services.engine), "redis": redis_check(services.redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
-        routers=[plans_router, subscriptions_router, payments_router, self_service_router, webhooks_router],
+        routers=[
+            plans_router,
+            coupons_router,
+            subscriptions_router,
+            payments_router,
+            self_service_router,
+            webhooks_router,
+        ],
     )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     column,
@@ -155,6 +156,12 @@ class StripeEventStatus(enum.StrEnum):
     FAILED = "failed"  # retried after `next_attempt_at`
 
 
+class CouponDuration(enum.StrEnum):
+    ONCE = "once"
+    REPEATING = "repeating"
+    FOREVER = "forever"
+
+
 def _in(name: str, values: tuple[enum.StrEnum, ...]) -> ColumnElement[bool]:
     """`name IN (values…)`, for a partial index (DDL renders the values inline)."""
     return column(name).in_([v.value for v in values])
@@ -203,6 +210,59 @@ class PlanPrice(Base):
     interval_count: Mapped[int] = mapped_column(Integer, default=1, server_default=literal(1))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     archived_at: Mapped[datetime | None]
+
+
+class Coupon(TimestampMixin, Base):
+    """A discount an admin made (percent or fixed amount, for once, some months or forever), kept in
+    step with its Stripe coupon. Deleting it stops new redemptions; discounts already given run on."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint("(percent_off IS NULL) <> (amount_off IS NULL)", name="percent_or_amount"),
+        CheckConstraint("(amount_off IS NULL) = (currency IS NULL)", name="amount_has_currency"),
+        CheckConstraint("percent_off > 0 AND percent_off <= 100", name="percent_off_range"),
+        CheckConstraint("amount_off > 0", name="amount_off_positive"),
+        CheckConstraint(
+            "(duration = 'repeating') = (duration_in_months IS NOT NULL)", name="months_if_repeating"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(40))
+    percent_off: Mapped[float | None] = mapped_column(Numeric(5, 2, asdecimal=False))
+    amount_off: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    duration: Mapped[CouponDuration] = mapped_column(_enum(CouponDuration, "coupon_duration"))
+    duration_in_months: Mapped[int | None] = mapped_column(Integer)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    redeem_by: Mapped[datetime | None]
+    # Plan codes it is limited to (empty: every plan); at Stripe, those plans' products.
+    plan_codes: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    stripe_coupon_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    deleted_at: Mapped[datetime | None]
+
+
+class PromotionCode(TimestampMixin, Base):
+    """A code customers type for a coupon. Codes are unique among active ones, whatever their case."""
+
+    __tablename__ = "promotion_codes"
+    __table_args__ = (
+        Index(
+            "uq_promotion_codes_active_code",
+            func.lower(column("code")),
+            unique=True,
+            postgresql_where=column("is_active"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    coupon_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("coupons.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None]
+    first_time_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    stripe_promotion_code_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
 class Customer(TimestampMixin, Base):
@@ -257,6 +317,12 @@ class Subscription(TimestampMixin, Base):
     activated_at: Mapped[datetime | None]
     renewed_through: Mapped[datetime | None]
     trial_notice_for: Mapped[datetime | None]
+    # The discount on the Stripe subscription now (converged like the rest; ids are Stripe's).
+    stripe_discount_id: Mapped[str | None] = mapped_column(String(255))
+    discount_stripe_coupon_id: Mapped[str | None] = mapped_column(String(255))
+    discount_stripe_promotion_code_id: Mapped[str | None] = mapped_column(String(255))
+    discount_start: Mapped[datetime | None]
+    discount_end: Mapped[datetime | None]
     # Bumped by every change we ask Stripe for: part of the idempotency keys of those calls.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     synced_at: Mapped[datetime | None]
@@ -279,6 +345,8 @@ class Payment(TimestampMixin, Base):
     status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
     amount_due: Mapped[int] = mapped_column(Integer)
     amount_paid: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    # What the invoice's discounts took off its subtotal.
+    amount_discount: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     currency: Mapped[str] = mapped_column(String(3))
     billing_reason: Mapped[str | None] = mapped_column(String(64))
     attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))

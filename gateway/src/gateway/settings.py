@@ -197,6 +197,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("POST", "/auth/*/link", "token"),
     _rule("*", "/billing/admin/**", "admin"),
     _rule("POST,PUT,PATCH,DELETE", "/billing/plans/**", "admin"),
+    _rule("*", "/billing/coupons/**", "admin"),
     _rule("*", "/billing/subscriptions/**", "token"),
     _rule("*", "/billing/entitlements/**", "token"),
     _rule("*", "/billing/payments/**", "token"),
@@ -215,7 +216,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
 DEFAULT_ROUTE_TIMEOUTS: list[RouteTimeout] = [
     RouteTimeout(
         methods=["POST", "PUT", "PATCH", "DELETE"],
-        paths=["/billing/plans/**"],
+        paths=["/billing/plans/**", "/billing/coupons/**"],
         read_timeout_seconds=25,
         slow_seconds=10,
     ),

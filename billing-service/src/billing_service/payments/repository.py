@@ -66,6 +66,11 @@ class PaymentRepository(Repository[Payment]):
         )
         return {p.stripe_invoice_id: p for p in (await self.session.execute(stmt)).scalars()}
 
+    async def has_paid(self, user_id: uuid.UUID) -> bool:
+        """Whether the user ever paid us anything (a $0 trial invoice does not count)."""
+        stmt = select(select(Payment.id).where(Payment.user_id == user_id, Payment.amount_paid > 0).exists())
+        return bool(await self.session.scalar(stmt))
+
     async def page_for_user(
         self, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Payment]:

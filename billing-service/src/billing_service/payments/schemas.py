@@ -22,6 +22,7 @@ class PaymentOut(BaseModel):
     status: PaymentStatus
     amount_due: int
     amount_paid: int
+    amount_discount: int = Field(description="What discounts took off the invoice's subtotal.")
     currency: str
     billing_reason: str | None
     attempt_count: int

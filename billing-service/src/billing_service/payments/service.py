@@ -106,6 +106,7 @@ async def apply_invoice(
         "status": status,
         "amount_due": invoice.amount_due,
         "amount_paid": invoice.amount_paid if paid else 0,
+        "amount_discount": invoice.amount_discount,
         "currency": invoice.currency,
         "billing_reason": invoice.billing_reason,
         "attempt_count": invoice.attempt_count,

@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service.coupons.repository import CouponRepository, PromotionCodeRepository
 from billing_service.errors import SubscriptionNotFound
 from billing_service.models import Plan, PlanPrice, Subscription
 from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.settings import Settings
 from billing_service.subscriptions.repository import SubscriptionRepository
-from billing_service.subscriptions.schemas import EntitlementsOut, SubscriptionOut, has_access
+from billing_service.subscriptions.schemas import DiscountOut, EntitlementsOut, SubscriptionOut, has_access
 from gatehouse_platform.db import utcnow
 
 
@@ -22,11 +23,38 @@ async def _describe(db: AsyncSession, rows: list[Subscription], settings: Settin
     prices: dict[str, PlanPrice] = await PlanPriceRepository(db).by_price_ids(
         {r.stripe_price_id for r in rows if r.stripe_price_id}
     )
+    discounts = await _discounts(db, rows)
     grace, now = timedelta(seconds=settings.expiry_grace_seconds), utcnow()
     return [
-        SubscriptionOut.of(r, plans[r.plan_id], prices.get(r.stripe_price_id or ""), grace=grace, now=now)
+        SubscriptionOut.of(
+            r,
+            plans[r.plan_id],
+            prices.get(r.stripe_price_id or ""),
+            grace=grace,
+            now=now,
+            discount=discounts.get(r.id),
+        )
         for r in rows
     ]
+
+
+async def _discounts(db: AsyncSession, rows: list[Subscription]) -> dict[uuid.UUID, DiscountOut]:
+    """The discount of each row that has one from a coupon of ours (one made in Stripe's dashboard
+    is applied by Stripe all the same, but we have no coupon to describe it with)."""
+    discounted = [r for r in rows if r.discount_stripe_coupon_id and r.discount_start]
+    coupons = await CouponRepository(db).by_stripe_ids(
+        {r.discount_stripe_coupon_id or "" for r in discounted}
+    )
+    codes = await PromotionCodeRepository(db).by_stripe_ids(
+        {r.discount_stripe_promotion_code_id for r in discounted if r.discount_stripe_promotion_code_id}
+    )
+    out = {}
+    for row in discounted:
+        coupon = coupons.get(row.discount_stripe_coupon_id or "")
+        if coupon is not None:
+            promo = codes.get(row.discount_stripe_promotion_code_id or "")
+            out[row.id] = DiscountOut.of(row, coupon, promo.code if promo else None)
+    return out
 
 
 async def describe(db: AsyncSession, settings: Settings, row: Subscription) -> SubscriptionOut:

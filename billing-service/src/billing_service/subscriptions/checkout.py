@@ -12,6 +12,10 @@ A pending Checkout (`checkout_pending`) also holds the slot, so it must not bloc
   `checkout_expired`, then a new one is made. If Stripe says the old session was completed
   meanwhile, the answer is 409 `subscription-exists` (the webhooks are on their way).
 
+A promotion code given here is checked first (coupons/service.py: unknown, expired, used up, not
+for this plan, first purchase only each answer their own 422) and goes on the Checkout session as
+its discount; without one, the customer may type a code on Stripe's Checkout page.
+
 One trial per customer: a plan's trial is offered only to a user none of whose subscriptions ever
 had one (Stripe gave it a `trial_end`), so cancelling and subscribing again starts a paid period.
 """
@@ -24,6 +28,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service.coupons.service import redeemable_promotion_code
 from billing_service.customers.service import active_customer, ensure_stripe_customer
 from billing_service.errors import CheckoutInProgress, EmailNotVerified, SubscriptionAlreadyActive
 from billing_service.integrations.stripe import StripeGateway, StripeRequestRejected
@@ -36,7 +41,12 @@ from gatehouse_platform.db import utcnow
 
 
 async def subscribe(
-    db: AsyncSession, stripe: StripeGateway, settings: Settings, claims: AccessTokenClaims, plan_code: str
+    db: AsyncSession,
+    stripe: StripeGateway,
+    settings: Settings,
+    claims: AccessTokenClaims,
+    plan_code: str,
+    promotion_code: str | None = None,
 ) -> Subscription:
     if not claims.email_verified:
         raise EmailNotVerified("Verify your email address before subscribing.")
@@ -45,6 +55,11 @@ async def subscribe(
     existing = await SubscriptionRepository(db).holding(customer.user_id, for_update=True)
     if existing is not None:
         await _replace_pending_or_refuse(db, stripe, settings, existing, plan)
+    promo = (
+        await redeemable_promotion_code(db, stripe, customer.user_id, plan, promotion_code)
+        if promotion_code
+        else None
+    )
     stripe_customer_id = await ensure_stripe_customer(stripe, customer)
     assert plan.stripe_price_id is not None
     trial_days = await trial_days_for(db, customer.user_id, plan)
@@ -74,6 +89,7 @@ async def subscribe(
         success_url=settings.checkout_success_url,
         cancel_url=settings.checkout_cancel_url,
         key=f"checkout-{row.id}",
+        promotion_code_id=promo.stripe_promotion_code_id if promo else None,
     )
     row.stripe_checkout_session_id = session.id
     row.checkout_url = session.url

@@ -16,6 +16,7 @@ from billing_service.dependencies import (
     StripeDep,
 )
 from billing_service.errors import (
+    PROMOTION_CODE_ERRORS,
     STRIPE_ERRORS,
     AccountInactive,
     CheckoutInProgress,
@@ -60,13 +61,14 @@ router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=response
         PlanNotAvailable,
         SubscriptionAlreadyActive,
         CheckoutInProgress,
+        *PROMOTION_CODE_ERRORS,
         *STRIPE_ERRORS,
     ),
 )
 async def subscribe(
     body: SubscribeRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> CheckoutOut:
-    row = await checkout.subscribe(db, stripe, settings, claims, body.plan_code)
+    row = await checkout.subscribe(db, stripe, settings, claims, body.plan_code, body.promotion_code)
     assert row.checkout_url is not None and row.stripe_checkout_session_id is not None
     return CheckoutOut(
         checkout_url=row.checkout_url, session_id=row.stripe_checkout_session_id, subscription_id=row.id

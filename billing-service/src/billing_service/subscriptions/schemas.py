@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from billing_service.models import (
     ACCESS_STATUSES,
+    Coupon,
+    CouponDuration,
     EndReason,
     Plan,
     PlanInterval,
@@ -19,11 +21,26 @@ from billing_service.models import (
 )
 from billing_service.pagination import Page
 from billing_service.plans.schemas import PlanCode
-from gatehouse_platform.schemas import RequestModel
+from gatehouse_platform.schemas import RequestModel, without_null
 
 
 class SubscribeRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=without_null("promotion_code"))
+
     plan_code: PlanCode
+    promotion_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]{1,64}$",
+        description="A promotion code to subscribe with (any case); without one, the customer may "
+        "type a code on the Checkout page.",
+    )
+
+    @field_validator("promotion_code", mode="after")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must not be null (leave the field out)")
+        return value
 
 
 class CheckoutOut(BaseModel):
@@ -56,6 +73,43 @@ class PlanSummary(BaseModel):
     tier: PlanTier
 
 
+class DiscountOut(BaseModel):
+    """The discount on the subscription now."""
+
+    coupon_id: uuid.UUID
+    name: str
+    percent_off: float | None
+    amount_off: int | None
+    currency: str | None
+    duration: CouponDuration
+    duration_in_months: int | None
+    promotion_code: str | None = Field(description="The code it was redeemed with, if one was.")
+    started_at: datetime
+    ends_at: datetime | None = Field(
+        description="When it stops applying: a `repeating` coupon's end, a `once` coupon's first "
+        "period end; null for `forever`."
+    )
+
+    @classmethod
+    def of(cls, subscription: Subscription, coupon: Coupon, code: str | None) -> DiscountOut:
+        assert subscription.discount_start is not None
+        ends_at = subscription.discount_end
+        if coupon.duration == CouponDuration.ONCE:
+            ends_at = subscription.current_period_end
+        return cls(
+            coupon_id=coupon.id,
+            name=coupon.name,
+            percent_off=coupon.percent_off,
+            amount_off=coupon.amount_off,
+            currency=coupon.currency,
+            duration=coupon.duration,
+            duration_in_months=coupon.duration_in_months,
+            promotion_code=code,
+            started_at=subscription.discount_start,
+            ends_at=ends_at,
+        )
+
+
 class SubscriptionOut(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID
@@ -75,6 +129,7 @@ class SubscriptionOut(BaseModel):
     checkout_url: str | None = Field(description="While the Checkout is open: where to pay.")
     has_access: bool
     entitlements: list[str]
+    discount: DiscountOut | None = Field(description="The discount it has now, if any.")
     created_at: datetime
 
     @classmethod
@@ -86,6 +141,7 @@ class SubscriptionOut(BaseModel):
         *,
         grace: timedelta,
         now: datetime,
+        discount: DiscountOut | None = None,
     ) -> SubscriptionOut:
         access = has_access(subscription, grace=grace, now=now)
         return cls(
@@ -109,6 +165,7 @@ class SubscriptionOut(BaseModel):
             else None,
             has_access=access,
             entitlements=list(plan.features) if access else [],
+            discount=discount,
             created_at=subscription.created_at,
         )
 

@@ -89,6 +89,15 @@ def _end_reason(snapshot: SubscriptionSnapshot) -> EndReason:
     return EndReason.CANCELED
 
 
+def _apply_discount(row: Subscription, snapshot: SubscriptionSnapshot) -> None:
+    discount = snapshot.discount
+    row.stripe_discount_id = discount.id if discount else None
+    row.discount_stripe_coupon_id = discount.coupon_id if discount else None
+    row.discount_stripe_promotion_code_id = discount.promotion_code_id if discount else None
+    row.discount_start = discount.start if discount else None
+    row.discount_end = discount.end if discount else None
+
+
 async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: SubscriptionSnapshot) -> list[str]:
     """Make the (locked) row say what Stripe says, and emit the events its transitions call for.
     Returns the emitted event types."""
@@ -115,6 +124,7 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     row.cancel_at = snapshot.cancel_at
     row.canceled_at = snapshot.canceled_at
     row.trial_end = snapshot.trial_end
+    _apply_discount(row, snapshot)
     row.status = new_status
     row.checkout_url = None
     row.synced_at = now

@@ -80,7 +80,7 @@ def subscriptions_named(event: WebhookEvent) -> list[str]:
     if event.type.startswith("invoice."):
         subscription = invoice_subscription_id(obj)
         return [subscription] if subscription else []
-    if event.type == "checkout.session.completed":
+    if event.type == "checkout.session.completed" or event.type.startswith("customer.discount."):
         subscription = obj.get("subscription")
         return [str(subscription)] if isinstance(subscription, str) and subscription else []
     return []
@@ -89,6 +89,15 @@ def subscriptions_named(event: WebhookEvent) -> list[str]:
 async def on_subscription_changed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
     """created / updated / deleted: the re-read before this handler already applied Stripe's state."""
     return "processed" if ctx.subscriptions.get(str(event.object["id"])) is not None else "ignored"
+
+
+async def on_discount_changed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """created / updated / deleted: the re-read of its subscription already applied the discount
+    Stripe has now, whatever order these arrive in."""
+    subscription = event.object.get("subscription")
+    if isinstance(subscription, str) and ctx.subscriptions.get(subscription) is not None:
+        return "processed"
+    return "ignored"
 
 
 async def on_checkout_completed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
@@ -184,6 +193,9 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
     "customer.subscription.trial_will_end": on_trial_will_end,
+    "customer.discount.created": on_discount_changed,
+    "customer.discount.updated": on_discount_changed,
+    "customer.discount.deleted": on_discount_changed,
     "invoice.paid": _invoice_handler(InvoiceChange.PAID),
     "invoice.payment_succeeded": _invoice_handler(InvoiceChange.PAID),  # Stripe sends both; same effect
     "invoice.payment_failed": _invoice_handler(InvoiceChange.FAILED),

@@ -14,7 +14,7 @@ from typing import Any
 
 import stripe
 
-from billing_service.integrations.stripe.errors import translate
+from billing_service.integrations.stripe.errors import StripeRequestRejected, translate
 from billing_service.integrations.stripe.parsing import (
     parse_card,
     parse_checkout_session,
@@ -25,6 +25,7 @@ from billing_service.integrations.stripe.parsing import (
     parse_invoice_summary,
     parse_price,
     parse_product,
+    parse_promotion_code,
     parse_refund,
     parse_subscription,
 )
@@ -35,6 +36,7 @@ from billing_service.integrations.stripe.types import (
     InvoiceSnapshot,
     InvoiceSummary,
     Json,
+    PromotionCodeState,
     RefundSnapshot,
     StripeCustomer,
     StripePrice,
@@ -45,8 +47,8 @@ from billing_service.integrations.stripe.types import (
 from billing_service.settings import Settings
 
 API_VERSION: str = stripe.api_version  # the version stripe-python 16 pins, and the shapes read here
-# A subscription is read with its price and latest invoice, which `parse_subscription` needs.
-SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice")
+# A subscription is read with its price, latest invoice and discounts, which `parse_subscription` needs.
+SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice", "discounts")
 
 
 class StripeGateway:
@@ -245,6 +247,94 @@ class StripeGateway:
             )
         )
 
+    # coupons and promotion codes
+
+    async def create_coupon(
+        self,
+        *,
+        name: str,
+        percent_off: float | None,
+        amount_off: int | None,
+        currency: str | None,
+        duration: str,
+        duration_in_months: int | None,
+        max_redemptions: int | None,
+        redeem_by: datetime | None,
+        product_ids: Sequence[str],
+        metadata: Mapping[str, str],
+        key: str,
+    ) -> str:
+        """A new coupon; returns its id."""
+        params: Json = {"name": name, "duration": duration, "metadata": dict(metadata)}
+        optional = {
+            "percent_off": percent_off,
+            "amount_off": amount_off,
+            "currency": currency,
+            "duration_in_months": duration_in_months,
+            "max_redemptions": max_redemptions,
+            "redeem_by": int(redeem_by.timestamp()) if redeem_by else None,
+        }
+        params.update({k: v for k, v in optional.items() if v is not None})
+        if product_ids:
+            params["applies_to"] = {"products": list(product_ids)}
+        coupon = await self._obj(
+            self._client.v1.coupons.create_async(params=_any(params), options={"idempotency_key": key})
+        )
+        return str(coupon["id"])
+
+    async def delete_coupon(self, coupon_id: str) -> None:
+        """Delete the coupon (DELETE carries no idempotency key; a coupon already gone is fine)."""
+        try:
+            await self._obj(self._client.v1.coupons.delete_async(coupon_id))
+        except StripeRequestRejected as exc:
+            if exc.code != "resource_missing":
+                raise
+
+    async def create_promotion_code(
+        self,
+        *,
+        coupon_id: str,
+        code: str,
+        max_redemptions: int | None,
+        expires_at: datetime | None,
+        first_time_only: bool,
+        metadata: Mapping[str, str],
+        key: str,
+    ) -> str:
+        """A new promotion code; returns its id."""
+        params: Json = {
+            "promotion": {"type": "coupon", "coupon": coupon_id},
+            "code": code,
+            "metadata": dict(metadata),
+        }
+        if max_redemptions is not None:
+            params["max_redemptions"] = max_redemptions
+        if expires_at is not None:
+            params["expires_at"] = int(expires_at.timestamp())
+        if first_time_only:
+            params["restrictions"] = {"first_time_transaction": True}
+        promo = await self._obj(
+            self._client.v1.promotion_codes.create_async(
+                params=_any(params), options={"idempotency_key": key}
+            )
+        )
+        return str(promo["id"])
+
+    async def set_promotion_code_active(self, promotion_code_id: str, active: bool, *, key: str) -> None:
+        await self._obj(
+            self._client.v1.promotion_codes.update_async(
+                promotion_code_id, params=_any({"active": active}), options={"idempotency_key": key}
+            )
+        )
+
+    async def retrieve_promotion_code(self, promotion_code_id: str) -> PromotionCodeState:
+        promo = await self._obj(
+            self._client.v1.promotion_codes.retrieve_async(
+                promotion_code_id, params=_any({"expand": ["promotion.coupon"]})
+            )
+        )
+        return parse_promotion_code(promo)
+
     # checkout
 
     async def create_checkout_session(
@@ -257,11 +347,14 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         key: str,
+        promotion_code_id: str | None = None,
     ) -> CheckoutSession:
+        """With `promotion_code_id` the session carries that discount; without, the customer may
+        type a promotion code on the page."""
         subscription_data: Json = {"metadata": dict(metadata)}
         if trial_days > 0:
             subscription_data["trial_period_days"] = trial_days
-        params = {
+        params: Json = {
             "mode": "subscription",
             "customer": customer_id,
             "line_items": [{"price": price_id, "quantity": 1}],
@@ -271,6 +364,10 @@ class StripeGateway:
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
+        if promotion_code_id is not None:
+            params["discounts"] = [{"promotion_code": promotion_code_id}]
+        else:
+            params["allow_promotion_codes"] = True
         session = await self._obj(
             self._client.v1.checkout.sessions.create_async(
                 params=_any(params), options={"idempotency_key": key}

@@ -12,11 +12,13 @@ from billing_service.integrations.stripe.types import (
     CardOnFile,
     ChargeSnapshot,
     CheckoutSession,
+    DiscountSnapshot,
     DisputeSnapshot,
     InvoicePreview,
     InvoiceSnapshot,
     InvoiceSummary,
     PreviewLine,
+    PromotionCodeState,
     RefundSnapshot,
     StripeCustomer,
     StripePrice,
@@ -100,6 +102,7 @@ def parse_invoice(data: Mapping[str, Any]) -> InvoiceSnapshot:
         hosted_invoice_url=data.get("hosted_invoice_url"),
         paid_at=_time(transitions.get("paid_at")),
         created=_required_time(data.get("created")),
+        amount_discount=sum(int(d.get("amount") or 0) for d in data.get("total_discount_amounts") or []),
     )
 
 
@@ -183,6 +186,42 @@ def parse_subscription(data: Mapping[str, Any]) -> SubscriptionSnapshot:
         cancellation_reason=details.get("reason"),
         cancellation_comment=details.get("comment"),
         latest_invoice=parse_invoice(latest) if isinstance(latest, dict) else None,
+        discount=_first_discount(data.get("discounts")),
+    )
+
+
+def _first_discount(discounts: Any) -> DiscountSnapshot | None:
+    """The subscription's discount (we apply one at most); ids alone (not expanded) tell nothing."""
+    for discount in discounts or []:
+        if isinstance(discount, dict):
+            return parse_discount(discount)
+    return None
+
+
+def parse_discount(data: Mapping[str, Any]) -> DiscountSnapshot:
+    source = data.get("source") or {}
+    return DiscountSnapshot(
+        id=str(data["id"]),
+        coupon_id=str(_id(source.get("coupon"))),
+        promotion_code_id=_id(data.get("promotion_code")),
+        start=_required_time(data.get("start")),
+        end=_time(data.get("end")),
+    )
+
+
+def parse_promotion_code(data: Mapping[str, Any]) -> PromotionCodeState:
+    """A promotion code read with `promotion.coupon` expanded."""
+    coupon = (data.get("promotion") or {}).get("coupon")
+    coupon = coupon if isinstance(coupon, dict) else {}
+    return PromotionCodeState(
+        id=str(data["id"]),
+        active=bool(data.get("active")),
+        times_redeemed=int(data.get("times_redeemed") or 0),
+        max_redemptions=data.get("max_redemptions"),
+        expires_at=_time(data.get("expires_at")),
+        coupon_valid=bool(coupon.get("valid", True)),
+        coupon_times_redeemed=int(coupon.get("times_redeemed") or 0),
+        coupon_max_redemptions=coupon.get("max_redemptions"),
     )
 
 

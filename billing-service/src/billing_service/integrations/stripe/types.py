@@ -62,6 +62,7 @@ class InvoiceSnapshot:
     hosted_invoice_url: str | None
     paid_at: datetime | None
     created: datetime
+    amount_discount: int = 0  # what its discounts took off
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,32 @@ class InvoiceSummary:
 
 
 @dataclass(frozen=True)
+class DiscountSnapshot:
+    """A discount on a subscription: the coupon (and the promotion code) it came from, and when it ends
+    (None: with the coupon's duration, `once` or `forever`)."""
+
+    id: str
+    coupon_id: str
+    promotion_code_id: str | None
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class PromotionCodeState:
+    """A promotion code as Stripe counts it now, with its coupon's validity."""
+
+    id: str
+    active: bool
+    times_redeemed: int
+    max_redemptions: int | None
+    expires_at: datetime | None
+    coupon_valid: bool
+    coupon_times_redeemed: int
+    coupon_max_redemptions: int | None
+
+
+@dataclass(frozen=True)
 class SubscriptionSnapshot:
     """A Stripe subscription as it is now (re-read, never taken from a webhook payload)."""
 
@@ -117,6 +144,7 @@ class SubscriptionSnapshot:
     cancellation_reason: str | None
     cancellation_comment: str | None
     latest_invoice: InvoiceSnapshot | None
+    discount: DiscountSnapshot | None = None  # read with `discounts` expanded
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ operation, as `customer.subscription.updated` (or `.deleted` when it ended) with
 
 from __future__ import annotations
 
-from gatehouse_emulators.stripe.domain import invoices
+from gatehouse_emulators.stripe.domain import discounts, invoices
 from gatehouse_emulators.stripe.domain.clock import DAY, add_interval, next_period_end
 from gatehouse_emulators.stripe.domain.collection import collect
 from gatehouse_emulators.stripe.domain.customers import customer_of
@@ -50,8 +50,11 @@ def start_subscription(
     trial_end: int | None,
     description: str | None = None,
     default_payment_method: str | None = None,
+    redemptions: list[discounts.Redemption] | None = None,
+    checkout_session: str | None = None,
 ) -> tuple[Obj, Obj, str]:
-    """Create the subscription and its first invoice, and try to collect it."""
+    """Create the subscription (with the discounts `redemptions` make) and its first invoice, and
+    try to collect it."""
     sub = new_subscription(
         emu,
         customer,
@@ -64,7 +67,10 @@ def start_subscription(
     emu.store.add(sub)
     if customer.get("currency") is None:
         customer["currency"] = sub["currency"]
+    for redemption in redemptions or []:
+        discounts.redeem(emu, redemption, customer, sub, checkout_session=checkout_session)
     emu.emit("customer.subscription.created", sub)
+    discounts.announce(emu, sub)
     before = snapshot(emu, sub)
     start, end = period(sub)
     charges = period_charges(emu, sub, items_of(sub), start, end)
@@ -139,6 +145,7 @@ def update_subscription(emu: Emulator, sub: Obj, params: Params) -> Obj:
         "cancellation_details",
         "default_payment_method",
         "description",
+        "discounts",
         "expand",
         "items",
         "metadata",
@@ -184,7 +191,16 @@ def update_subscription(emu: Emulator, sub: Obj, params: Params) -> Obj:
             )
         if due + customer.get("balance", 0) > 0:
             raise card_declined()
+    redemptions = None
+    if "discounts" in params:
+        prices = [emu.store.get(i["price"], "price") or {} for i in items_of(sub)]
+        redemptions = discounts.read_discounts(emu, params, "discounts", customer, sub["currency"], prices)
     before = snapshot(emu, sub)
+    if redemptions is not None:  # `discounts` replaces the subscription's discounts (`""` clears them)
+        discounts.remove_all(emu, sub)
+        for redemption in redemptions:
+            discounts.redeem(emu, redemption, customer, sub)
+        discounts.announce(emu, sub)
     _apply_simple_fields(emu, sub, params)
     _apply_trial_end(emu, sub, params, moment)
     if change is not None and change.changed:
@@ -306,6 +322,7 @@ def create_subscription(emu: Emulator, params: Params) -> Obj:
         "customer",
         "default_payment_method",
         "description",
+        "discounts",
         "expand",
         "items",
         "metadata",
@@ -318,6 +335,9 @@ def create_subscription(emu: Emulator, params: Params) -> Obj:
     customer = emu.store.require(params.text("customer", required=True), "customer", "customer", "customer")
     payment_behavior = params.enum("payment_behavior", PAYMENT_BEHAVIORS) or "allow_incomplete"
     specs = item_specs(emu, params, "items")
+    redemptions = discounts.read_discounts(
+        emu, params, "discounts", customer, specs[0].price["currency"], [s.price for s in specs]
+    )
     trial_end = trial_end_from(emu, params)
     if (
         payment_behavior == "error_if_incomplete"
@@ -334,8 +354,21 @@ def create_subscription(emu: Emulator, params: Params) -> Obj:
         trial_end=trial_end,
         description=params.text("description"),
         default_payment_method=params.text("default_payment_method"),
+        redemptions=redemptions,
     )
     return sub
+
+
+def delete_discount(emu: Emulator, sub: Obj) -> Obj:
+    """DELETE /v1/subscriptions/{id}/discount: the removed discount, as Stripe answers it."""
+    live = discounts.live_discounts(emu, sub)
+    if not live:
+        raise invalid(f"The subscription {sub['id']} has no discount to delete.")
+    before = snapshot(emu, sub)
+    discounts.remove_all(emu, sub)
+    publish(emu, sub, before)
+    removed = {k: v for k, v in emu.render(live[0]).items() if k != "end"}
+    return {**removed, "deleted": True}
 
 
 def item_specs(emu: Emulator, params: Params, key: str) -> list[ItemSpec]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatehouse_emulators.stripe.domain import billing, collection, customers
+from gatehouse_emulators.stripe.domain import billing, collection, customers, discounts
 from gatehouse_emulators.stripe.domain.payments import DECLINE
 from gatehouse_emulators.stripe.domain.state import PAYMENT_OUTCOMES, Emulator
 from gatehouse_emulators.stripe.domain.store import Obj, new_id
@@ -105,6 +105,12 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         price = recurring_price(emu, item.text("price"), item.name("price"))
         items.append((price, item.integer("quantity", minimum=1) or 1))
     check_compatible([p for p, _ in items], "line_items")
+    allow_codes = params.flag("allow_promotion_codes")
+    if allow_codes and "discounts" in params:
+        raise invalid("You may only specify one of these parameters: allow_promotion_codes, discounts.")
+    redemptions = discounts.read_discounts(
+        emu, params, "discounts", customer, items[0][0]["currency"], [p for p, _ in items]
+    )
     data = params.hash("subscription_data") or Params({}, "subscription_data")
     data.allow(*_SUBSCRIPTION_DATA)
     trial_days = data.integer("trial_period_days", minimum=1)
@@ -135,16 +141,16 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         for price, qty in items
     ]
     trial = bool(trial_days or trial_end)
-    total = 0 if trial else sum(line["amount_total"] for line in lines)
+    subtotal = 0 if trial else sum(line["amount_total"] for line in lines)
     session: Obj = {
         "id": session_id,
         "object": "checkout.session",
         "adaptive_pricing": None,
         "after_expiration": None,
-        "allow_promotion_codes": params.flag("allow_promotion_codes"),
+        "allow_promotion_codes": allow_codes,
         "allowed_payment_method_types": allowed_types,
-        "amount_subtotal": total,
-        "amount_total": total,
+        "amount_subtotal": subtotal,
+        "amount_total": subtotal,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
         "billing_address_collection": params.text("billing_address_collection"),
         "cancel_url": params.text("cancel_url"),
@@ -170,7 +176,10 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         if customer and customer.get("email")
         else None,
         "customer_email": email,
-        "discounts": [],
+        "discounts": [
+            {"coupon": r.coupon["id"], "promotion_code": r.promotion_code["id"] if r.promotion_code else None}
+            for r in redemptions
+        ],
         "expires_at": expires_at,
         "integration_identifier": None,
         "invoice": None,
@@ -213,12 +222,82 @@ def create_session(emu: Emulator, params: Params) -> Obj:
         },
         "_pending_subscription": None,
     }
+    _price_discounts(emu, session, redemptions)
     emu.store.add(session)
     return session
 
 
-def complete(emu: Emulator, session: Obj, outcome: str, email: str | None = None) -> dict[str, Any]:
-    """What the customer's click on Pay / Decline / an authentication page does to the session."""
+def _price_discounts(emu: Emulator, session: Obj, redemptions: list[discounts.Redemption]) -> None:
+    """The session's totals with its discount taken off, as the first invoice will take it."""
+    taken = 0
+    if session["amount_subtotal"] > 0:
+        for redemption in redemptions:
+            coupon = redemption.coupon
+            products = coupon.get("_products")
+            for line in session["_line_items"]:
+                price = emu.store.get(line["price"], "price") or {}
+                if products is not None and price.get("product") not in products:
+                    continue
+                left = line["amount_subtotal"] - line["amount_discount"]
+                if coupon["percent_off"] is not None:
+                    amount = min(left, int(line["amount_subtotal"] * coupon["percent_off"] / 100 + 0.5))
+                else:
+                    amount = min(left, coupon["amount_off"] - taken)
+                line["amount_discount"] += amount
+                line["amount_total"] -= amount
+                taken += amount
+    session["amount_total"] = session["amount_subtotal"] - taken
+    session["total_details"]["amount_discount"] = taken
+    session["_redemptions"] = [
+        {"coupon": r.coupon["id"], "promotion_code": r.promotion_code["id"] if r.promotion_code else None}
+        for r in redemptions
+    ]
+
+
+def _redemptions(
+    emu: Emulator, session: Obj, customer: Obj | None, promotion_code: str | None
+) -> list[discounts.Redemption]:
+    """The session's discounts checked again at payment, or the code the customer typed."""
+    prices = [emu.store.get(line["price"], "price") or {} for line in session["_line_items"]]
+    if promotion_code:
+        if not session["allow_promotion_codes"]:
+            raise invalid("This Checkout Session does not take promotion codes.", param="promotion_code")
+        promo = discounts.promotion_code_by_code(emu, promotion_code)
+        if promo is None:
+            raise invalid(f"The promotion code {promotion_code} is invalid.", param="promotion_code")
+        found = [
+            discounts.check_promotion_code(
+                emu, promo, customer, session["currency"], prices, "promotion_code"
+            )
+        ]
+        _price_discounts(emu, session, found)
+        session["discounts"] = list(session["_redemptions"])
+        return found
+    out = []
+    for entry in session.get("_redemptions", []):
+        if entry["promotion_code"]:
+            promo = emu.store.require(
+                entry["promotion_code"], "promotion_code", "promotion code", "discounts"
+            )
+            out.append(
+                discounts.check_promotion_code(emu, promo, customer, session["currency"], prices, "discounts")
+            )
+        else:
+            coupon = emu.store.require(entry["coupon"], "coupon", "coupon", "discounts")
+            discounts.check_coupon(emu, coupon, session["currency"], prices, "discounts")
+            out.append(discounts.Redemption(coupon))
+    return out
+
+
+def complete(
+    emu: Emulator,
+    session: Obj,
+    outcome: str,
+    email: str | None = None,
+    promotion_code: str | None = None,
+) -> dict[str, Any]:
+    """What the customer's click on Pay / Decline / an authentication page does to the session
+    (`promotion_code`: what they typed in the code field, when the session allows codes)."""
     if outcome not in PAYMENT_OUTCOMES:
         raise invalid(f"outcome must be one of {', '.join(PAYMENT_OUTCOMES)}", param="outcome")
     if session["status"] != "open":
@@ -226,6 +305,9 @@ def complete(emu: Emulator, session: Obj, outcome: str, email: str | None = None
     pending = emu.store.get(session["_pending_subscription"] or "", "subscription")
     if pending is not None:
         return _retry_pending(emu, session, pending, outcome)
+    redemptions = _redemptions(
+        emu, session, emu.store.get(session["customer"] or "", "customer"), promotion_code
+    )
     if outcome == "declined":
         return {
             "outcome": "declined",
@@ -256,6 +338,8 @@ def complete(emu: Emulator, session: Obj, outcome: str, email: str | None = None
         trial_end=trial_end,
         description=data["description"],
         default_payment_method=card["id"],
+        redemptions=redemptions,
+        checkout_session=session["id"],
     )
     session["customer"] = customer["id"]
     session["customer_details"] = _details(customer, address)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gatehouse_emulators.stripe.domain import discounts
 from gatehouse_emulators.stripe.domain.state import Emulator
 from gatehouse_emulators.stripe.domain.store import Obj, list_object, new_id
 
@@ -262,6 +263,22 @@ def invoice_shape(
     }
 
 
+def apply_discounts(invoice: Obj, totals: list[Obj]) -> None:
+    """Lower the draft invoice's total by what its lines' discounts took off."""
+    if not totals:
+        return
+    taken = sum(t["amount"] for t in totals)
+    total = invoice["subtotal"] - taken
+    invoice.update(
+        discounts=[t["discount"] for t in totals],
+        total_discount_amounts=totals,
+        total=total,
+        total_excluding_tax=total,
+        amount_due=total,
+        amount_remaining=total,
+    )
+
+
 def apply_balance(invoice: Obj, balance: int) -> int:
     """Fill in the amounts from the customer's balance (negative = credit); returns the new balance."""
     applied = invoice["total"] + balance
@@ -291,6 +308,9 @@ def create_invoice(
                 lines.append(line_from_item(item, price, invoice_id))
                 item["invoice"] = invoice_id
     invoice = invoice_shape(emu, invoice_id, customer, subscription, billing_reason, lines, period, currency)
+    if subscription is not None:
+        discounts.expire_due(emu, subscription)
+        apply_discounts(invoice, discounts.discount_lines(emu, subscription, lines))
     emu.store.add(invoice)
     emu.emit("invoice.created", invoice)
     return invoice

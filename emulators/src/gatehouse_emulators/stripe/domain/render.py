@@ -96,7 +96,13 @@ def _customer_subscriptions(store: Store, customer: Obj) -> Any:
     return list_object(data, False, f"/v1/customers/{customer['id']}/subscriptions")
 
 
+def _coupon_applies_to(store: Store, coupon: Obj) -> Any:
+    stored = store.get(coupon["id"], "coupon") or coupon
+    return {"products": list(stored.get("_products") or [])}
+
+
 INCLUDABLE: dict[tuple[str, str], Includable] = {
+    ("coupon", "applies_to"): _coupon_applies_to,
     ("invoice", "payments"): _invoice_payments,
     ("invoice", "confirmation_secret"): _confirmation_secret,
     ("checkout.session", "line_items"): _session_line_items,
@@ -155,6 +161,12 @@ def _expand(store: Store, node: Any, segments: list[str], path: str) -> None:
             raise _cannot(path)
         node[field] = value = render(store, target)
     elif isinstance(value, list):
+        if not rest and all(isinstance(v, str) for v in value):  # a list of ids (`discounts`), or none
+            targets = [store.get(v) for v in value]
+            if any(t is None for t in targets):
+                raise _cannot(path)
+            node[field] = [render(store, t) for t in targets if t is not None]
+            return
         if not rest:
             raise _cannot(path)
     elif not isinstance(value, dict):

@@ -32,6 +32,7 @@ TRACKED = (
     "cancellation_details",
     "default_payment_method",
     "description",
+    "discounts",
     "ended_at",
     "items",
     "latest_invoice",

@@ -3,7 +3,8 @@
 POST /_emulator/reset                                   forget everything (objects, events, deliveries, clock)
 GET  /_emulator/clock                                   {"now", "iso", "mode"}
 POST /_emulator/clock/advance {"seconds": N} | {"to": t} run what falls due, in order; move the clock
-POST /_emulator/checkout/sessions/{id}/complete {"outcome": "paid"|"declined"|"requires_action", "email"?}
+POST /_emulator/checkout/sessions/{id}/complete {"outcome": "paid"|"declined"|"requires_action", "email"?,
+    "promotion_code"?}
 GET|POST /_emulator/customers/{id}/payment_behavior {"outcome": "paid"|"declined"|"requires_action"}
 POST /_emulator/charges/{id}/refund {"amount"?, "reason"?}   a refund made in Stripe's dashboard
 POST /_emulator/charges/{id}/dispute {"reason"?, "amount"?}  the cardholder's bank opens a dispute
@@ -123,10 +124,13 @@ def build_router(runtime: Runtime) -> APIRouter:
             data = await _body(request)
             outcome = str(data.get("outcome", "paid"))
             email = data.get("email")
+            code = data.get("promotion_code")
 
             def work() -> Obj:
                 session = emu.store.require(session_id, "checkout.session", "checkout.session", "session")
-                result = checkout.complete(emu, session, outcome, str(email) if email else None)
+                result = checkout.complete(
+                    emu, session, outcome, str(email) if email else None, str(code) if code else None
+                )
                 answer = {
                     key: (emu.render(value) if isinstance(value, dict) and "object" in value else value)
                     for key, value in result.items()

@@ -121,6 +121,12 @@ def cancel_subscription(call: Call) -> Obj:
     return call.render(billing.cancel_subscription(call.emu, _subscription(call), call.params))
 
 
+@routes.delete("/v1/subscriptions/{subscription}/discount")
+def delete_subscription_discount(call: Call) -> Obj:
+    call.params.allow()
+    return billing.delete_discount(call.emu, _subscription(call))
+
+
 @routes.post("/v1/subscriptions/{subscription}/resume")
 def resume_subscription(call: Call) -> Obj:
     raise invalid("Only paused subscriptions can be resumed; the emulator does not pause subscriptions.")

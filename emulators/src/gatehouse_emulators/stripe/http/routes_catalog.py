@@ -1,10 +1,11 @@
-"""/v1 routes for customers, payment methods, products, prices, events and webhook endpoints."""
+"""/v1 routes for customers, payment methods, products, prices, coupons, promotion codes, events and
+webhook endpoints."""
 
 from __future__ import annotations
 
 import re
 
-from gatehouse_emulators.stripe.domain import catalog, customers
+from gatehouse_emulators.stripe.domain import catalog, customers, discounts
 from gatehouse_emulators.stripe.domain.billing import delete_customer
 from gatehouse_emulators.stripe.domain.render import render_list
 from gatehouse_emulators.stripe.domain.store import Obj, list_params, match_created, new_id, random_token
@@ -140,6 +141,69 @@ routes.retrieve("/v1/prices/{price}", "price")
 @routes.post("/v1/prices/{price}")
 def update_price(call: Call) -> Obj:
     return call.render(catalog.update_price(call.emu, call.require("price", "price"), call.params))
+
+
+# -- coupons and promotion codes -------------------------------------------------------------------
+
+
+def _coupon(call: Call) -> Obj:
+    coupon = call.require("coupon", "coupon")
+    if coupon.get("_deleted"):
+        raise resource_missing("coupon", coupon["id"])
+    return coupon
+
+
+@routes.post("/v1/coupons")
+def create_coupon(call: Call) -> Obj:
+    return call.render(discounts.create_coupon(call.emu, call.params))
+
+
+@routes.get("/v1/coupons")
+def list_coupons(call: Call) -> Obj:
+    list_params(call.params, "created")
+    created = call.params.timestamp_filter("created")
+    items = call.emu.store.all("coupon", lambda c: not c.get("_deleted") and match_created(c, created))
+    return call.page(items, "/v1/coupons", "coupon")
+
+
+@routes.get("/v1/coupons/{coupon}")
+def retrieve_coupon(call: Call) -> Obj:
+    call.params.allow("expand")
+    coupon = _coupon(call)
+    discounts.refresh_validity(call.emu, coupon)
+    return call.render(coupon)
+
+
+@routes.post("/v1/coupons/{coupon}")
+def update_coupon(call: Call) -> Obj:
+    return call.render(discounts.update_coupon(call.emu, _coupon(call), call.params))
+
+
+@routes.delete("/v1/coupons/{coupon}")
+def delete_coupon(call: Call) -> Obj:
+    return discounts.delete_coupon(call.emu, _coupon(call))
+
+
+@routes.post("/v1/promotion_codes")
+def create_promotion_code(call: Call) -> Obj:
+    return call.render(discounts.create_promotion_code(call.emu, call.params))
+
+
+@routes.get("/v1/promotion_codes")
+def list_promotion_codes(call: Call) -> Obj:
+    list_params(call.params, "active", "code", "coupon", "created", "customer", "customer_account")
+    created = call.params.timestamp_filter("created")
+    items = [p for p in discounts.promotion_code_filter(call.emu, call.params) if match_created(p, created)]
+    return call.page(items, "/v1/promotion_codes", "promotion code")
+
+
+routes.retrieve("/v1/promotion_codes/{promotion_code}", "promotion_code", "promotion code")
+
+
+@routes.post("/v1/promotion_codes/{promotion_code}")
+def update_promotion_code(call: Call) -> Obj:
+    promo = call.require("promotion_code", "promotion_code", "promotion code")
+    return call.render(discounts.update_promotion_code(call.emu, promo, call.params))
 
 
 # -- events ----------------------------------------------------------------------------------------

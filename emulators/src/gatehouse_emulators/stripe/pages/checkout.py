@@ -73,7 +73,9 @@ def build_router(runtime: Runtime) -> APIRouter:
             if session is None:
                 return None, StripeError(404, "No such Checkout Session")
             try:
-                return session, checkout.complete(emu, session, outcome, form.get("email") or None)
+                return session, checkout.complete(
+                    emu, session, outcome, form.get("email") or None, form.get("promotion_code") or None
+                )
             except StripeError as exc:
                 return session, exc
 
