@@ -20,6 +20,7 @@ from gatehouse_contracts.events.auth import (
     UserEmailVerificationRequested,
     UserReactivated,
     UserRegistered,
+    UserSignUpAttempted,
     UserVerified,
 )
 from gatehouse_contracts.events.billing import (
@@ -75,6 +76,7 @@ __all__ = [
     "UserEmailVerificationRequested",
     "UserReactivated",
     "UserRegistered",
+    "UserSignUpAttempted",
     "UserVerified",
     "parse_data",
 ]
