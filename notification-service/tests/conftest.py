@@ -156,6 +156,7 @@ def make_settings(
         "database_url": database_url,
         "amqp_url": amqp_url,
         "jwks_url": jwks_url,
+        "redis_key_prefix": f"{RUN}:{uuid.uuid4().hex[:6]}",
         "log_json": False,
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
