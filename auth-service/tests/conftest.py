@@ -165,16 +165,22 @@ async def account(email: str) -> dict[str, Any]:
         return UserOut.of(user).model_dump(mode="json")
 
 
-async def register(
-    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
-) -> dict[str, Any]:
+async def sign_up(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD) -> str:
+    """Registers through the API (any app, any database); the address registered."""
     email = email or new_email()
     response = await client.post(
         "/auth/register", json={"email": email, "username": new_username(), "password": password}
     )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "verification_sent"
-    return await account(email)
+    return email
+
+
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
+    """`sign_up` on the session's app, and the account it made."""
+    return await account(await sign_up(client, email, password))
 
 
 async def login(
