@@ -79,7 +79,7 @@ async def verified_user(system: System, client: httpx.AsyncClient) -> tuple[str,
     """A new user who confirmed their address by the emailed link, signed in: (email, auth headers)."""
     email = new_email()
     body = {"email": email, "username": f"b{uuid.uuid4().hex[:10]}", "password": PASSWORD}
-    assert (await client.post("/auth/register", json=body)).status_code == 201
+    assert (await client.post("/auth/register", json=body)).status_code == 202
     link = link_in(await system.wait_for_mail(email, "confirm your email"), r"https?://\S+token=[\w-]+")
     token = parse_qs(urlsplit(link).query)["token"][0]  # the link opens the web page; an API client verifies
     verified = await client.get("/auth/verify", params={"token": token})

@@ -264,6 +264,7 @@ def _environment(
         "NOTIFICATION_DATABASE_URL": db_urls["notification"],
         "NOTIFICATION_AMQP_URL": amqp_url,
         "NOTIFICATION_JWKS_URL": jwks,
+        "NOTIFICATION_REDIS_KEY_PREFIX": f"{run}:notification",
         "NOTIFICATION_ISSUER": issuer,
         "NOTIFICATION_SMTP_PORT": ports["smtp"],
         "NOTIFICATION_APP_URL": urls["gateway"],

@@ -15,7 +15,7 @@ async def sign_up(client: httpx.AsyncClient, email: str) -> dict[str, object]:
     response = await client.post(
         "/auth/register", json={"email": email, "username": f"u{email[4:16]}", "password": PASSWORD}
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     return dict(response.json())
 
 
@@ -40,6 +40,24 @@ async def test_sign_up_then_verify_by_the_emailed_link(system: System, client: h
     me = await client.get("/auth/me", headers=bearer(tokens))
     assert me.json()["email_verified"] is True
     assert "X-Request-ID" in me.headers
+
+
+async def test_signing_up_with_a_taken_address_answers_alike_and_emails_its_owner(
+    system: System, client: httpx.AsyncClient
+) -> None:
+    """No enumeration: the answer is the new-address one; the owner's inbox says what happened."""
+    email = new_email()
+    first = await sign_up(client, email)
+    await system.wait_for_mail(email, "confirm your email")
+    again = await client.post(
+        "/auth/register", json={"email": email, "username": f"v{email[4:16]}", "password": PASSWORD}
+    )
+    assert again.status_code == 202 and again.json() == first
+    message = await system.wait_for_mail(email, "someone tried to sign up")
+    text = text_of(message)
+    assert f"{system.gateway}/login" in text and f"{system.gateway}/forgot-password" in text
+    assert "token=" not in text
+    assert (await client.post("/auth/login", json={"email": email, "password": PASSWORD})).status_code == 200
 
 
 async def test_sessions_rotate_detect_reuse_and_log_out(client: httpx.AsyncClient) -> None:

@@ -74,7 +74,7 @@ async def test_a_sign_up_is_one_trace_from_the_gateway_to_the_smtp_send(
         json={"email": email, "username": f"t{secrets.token_hex(6)}", "password": PASSWORD},
         headers={"traceparent": f"00-{trace_id}-{client_span}-01"},
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     await system.wait_for_mail(email, "confirm your email")
 
     tree = await a_trace(

@@ -16,7 +16,10 @@ import pytest
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service.accounts.repository import UserRepository
+from auth_service.accounts.schemas import UserOut
 from auth_service.clock import Clock
 from auth_service.main import create_app
 from auth_service.settings import Settings
@@ -145,15 +148,39 @@ def new_username() -> str:
     return f"u{uuid.uuid4().hex[:12]}"
 
 
+_accounts: list[async_sessionmaker[AsyncSession]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _accounts_db(db: async_sessionmaker[AsyncSession]) -> None:
+    """Where `register` reads the account it made (the endpoint answers alike for every address)."""
+    _accounts[:] = [db]
+
+
+async def account(email: str) -> dict[str, Any]:
+    """The account with this address, as `GET /auth/me` shows it."""
+    async with _accounts[0]() as session:
+        user = await UserRepository(session).by_email(email)
+        assert user is not None, email
+        return UserOut.of(user).model_dump(mode="json")
+
+
+async def sign_up(client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD) -> str:
+    """Registers through the API (any app, any database); the address registered."""
+    email = email or new_email()
+    response = await client.post(
+        "/auth/register", json={"email": email, "username": new_username(), "password": password}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "verification_sent"
+    return email
+
+
 async def register(
     client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
 ) -> dict[str, Any]:
-    response = await client.post(
-        "/auth/register",
-        json={"email": email or new_email(), "username": new_username(), "password": password},
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+    """`sign_up` on the session's app, and the account it made."""
+    return await account(await sign_up(client, email, password))
 
 
 async def login(

@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from auth_service.main import create_app
-from conftest import EventTap, make_settings, new_email, register
+from conftest import EventTap, make_settings, new_email, sign_up
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.tcp_proxy import TcpProxy
@@ -46,7 +46,7 @@ async def test_events_written_during_a_broker_outage_arrive_once_after_it(
         ):
             await proxy.close()  # the broker is gone
             for email in emails:
-                await register(client, email)  # sign-up still works: the events wait in the outbox
+                await sign_up(client, email)  # sign-up still works: the events wait in the outbox
             await asyncio.sleep(1.5)  # several relay polls fail meanwhile
             assert await unpublished(own_database) >= len(emails)
 

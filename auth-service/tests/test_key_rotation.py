@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from auth_service.main import create_app
 from auth_service.models import SigningKey
-from conftest import login, make_settings, register
+from conftest import login, make_settings, sign_up
 from gatehouse_platform.db import make_engine, make_session_factory, session_scope, utcnow
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.testing import eventually
@@ -47,7 +47,7 @@ async def test_rotation_publishes_the_new_key_before_it_signs_and_signs_nobody_o
         async def published() -> set[str]:
             return {key["kid"] for key in (await client.get(jwks_url)).json()["keys"]}
 
-        email = (await register(client))["email"]
+        email = await sign_up(client)
         before = await login(client, email)
         old_kid = kid_of(before)
         verifier = JWKSVerifier(

@@ -33,7 +33,7 @@ def auth_headers(live_url: str) -> dict[str, str]:
         registered = http.post(
             "/auth/register", json={"email": email, "username": new_username(), "password": PASSWORD}
         )
-        assert registered.status_code == 201, registered.text
+        assert registered.status_code == 202, registered.text
         tokens = http.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 

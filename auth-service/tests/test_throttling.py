@@ -133,3 +133,16 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(strict_client: ht
     statuses = [(await failed_logins(strict_client, person(), 1))[0] for _ in range(10)]
     assert statuses[:8] == [401] * 8
     assert statuses[8:] == [429, 429]
+
+
+async def test_registrations_for_one_address_are_throttled_whether_or_not_it_has_an_account(
+    strict_client: httpx.AsyncClient,
+) -> None:
+    """Each registration may send an email to the address (a link, or "someone tried to sign up"):
+    the address's limit stops a flood, and counts a new and a known address alike."""
+    email = new_email()
+    statuses = []
+    for _ in range(3):
+        body = {"email": email, "username": f"t{uuid.uuid4().hex[:12]}", "password": PASSWORD}
+        statuses.append((await strict_client.post("/auth/register", json=body)).status_code)
+    assert statuses == [202, 202, 429]  # a new account, then an attempt on it, then the limit

@@ -121,7 +121,6 @@ SERVICES: dict[str, Service] = {
             secrets=("unsubscribe_secret",),
             optional_secrets=("smtp_username", "smtp_password"),
             extra_settings=("from_address", "support_email", "message_id_domain"),
-            unused=("redis_url",),
         ),
         Service(
             "web",

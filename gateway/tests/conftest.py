@@ -261,10 +261,12 @@ async def sign_up(http: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, An
     registered = await http.post(
         "/auth/register", json={"email": email, "username": f"u{uuid.uuid4().hex[:12]}", "password": PASSWORD}
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text  # alike for every address: no account in it
     tokens = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert tokens.status_code == 200, tokens.text
-    return dict(registered.json()), dict(tokens.json())
+    me = await http.get("/auth/me", headers=bearer(tokens.json()["access_token"]))
+    assert me.status_code == 200, me.text
+    return dict(me.json()), dict(tokens.json())
 
 
 def on_uvloop(case: Callable[..., Awaitable[None]], *args: object) -> None:

@@ -41,7 +41,7 @@ def auth_headers(gateway_url: str) -> dict[str, str]:
             "/auth/register",
             json={"email": email, "username": f"u{uuid.uuid4().hex[:12]}", "password": PASSWORD},
         )
-        assert registered.status_code == 201, registered.text
+        assert registered.status_code == 202, registered.text
         tokens = http.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 

@@ -37,6 +37,7 @@ from notification_service.previews.samples import SAMPLE_EVENTS
 from notification_service.settings import Settings
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_SECONDS = 30
 RUN = testing.unique_name(f"gh_notif_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 TEST_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
@@ -156,6 +157,7 @@ def make_settings(
         "database_url": database_url,
         "amqp_url": amqp_url,
         "jwks_url": jwks_url,
+        "redis_key_prefix": f"{RUN}:{uuid.uuid4().hex[:6]}",
         "log_json": False,
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
@@ -208,7 +210,11 @@ async def running_stack(
     await channel.declare_exchange(settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     try:
         async with (
-            LifespanManager(app),
+            # Startup connects two consumers and readies the token denylist (Redis, the issuer's
+            # revocation list): on a loaded machine that can pass asgi-lifespan's default 5 s.
+            LifespanManager(
+                app, startup_timeout=STARTUP_TIMEOUT_SECONDS, shutdown_timeout=STARTUP_TIMEOUT_SECONDS
+            ),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://notify.test"
             ) as client,

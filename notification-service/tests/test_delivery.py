@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 Db = async_sessionmaker[AsyncSession]
 SECURITY_TEMPLATES = {
     "email_verification",
+    "sign_up_attempted",
     "password_reset",
     "login_code",
     "password_changed",
@@ -51,6 +52,7 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 def test_every_event_a_person_should_hear_about_is_consumed() -> None:
     assert set(HANDLERS) == {
         "user.email_verification_requested",
+        "user.sign_up_attempted",
         "user.password_reset_requested",
         "user.login_code_requested",
         "user.password_changed",
@@ -105,6 +107,24 @@ async def test_verification_link_email(stack: Stack, maildir: Path, db: Db) -> N
     assert delivery.message_id == message["Message-ID"]
     assert (delivery.recipient, delivery.template, delivery.attempts) == (to, "email_verification", 1)
     assert delivery.event_data is None  # the event carried a secret: nothing of it is kept
+
+
+async def test_sign_up_attempt_email_points_to_sign_in_and_reset(stack: Stack, maildir: Path, db: Db) -> None:
+    to = new_email()
+    event = envelope(sample("user.sign_up_attempted", email=to, username="ada"))
+    await stack.publish(event)
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "Someone tried to sign up for Gatehouse with your address"
+    for link in ("https://app.gatehouse.test/login", "https://app.gatehouse.test/forgot-password"):
+        assert link in text
+        assert f'href="{link}"' in html
+    assert "already has an account" in text and "Hi ada" in text
+    assert "token" not in text  # nothing in it lets a stranger who triggered it act on the account
+    assert message["List-Unsubscribe"] is None
+    [delivery] = await wait_for_deliveries(db, event.id, "sent")
+    assert (delivery.recipient, delivery.template) == (to, "sign_up_attempted")
 
 
 async def test_password_reset_link_email(stack: Stack, maildir: Path) -> None:

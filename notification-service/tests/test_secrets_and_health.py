@@ -58,7 +58,7 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
     verbose = await client.get("/readyz", params={"verbose": True})
     assert verbose.json()["reported"] == {"broker": "ok", "smtp": "ok"}
 
@@ -74,7 +74,7 @@ async def test_an_smtp_outage_is_reported_but_keeps_the_api_in_rotation(
         metrics = (await stack.client.get("/metrics")).text
     assert response.status_code == 200
     body = response.json()
-    assert body["checks"] == {"database": "ok"}
+    assert body["checks"] == {"database": "ok", "redis": "ok"}
     assert body["reported"]["smtp"].startswith("fail")
     assert body["reported"]["broker"] == "ok"
     assert 'dependency_up{dependency="smtp"} 0.0' in metrics

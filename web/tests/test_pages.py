@@ -3,6 +3,7 @@ throttling, an API that is down), friendly error pages, and the translations."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -54,6 +55,57 @@ async def test_a_422_shows_each_message_next_to_its_field(make_web: Callable[...
     assert 'id="f-username-error"' in html.split('<label for="f-username">')[1].split("</div>")[0]
     assert 'value="ada@example.com"' in html  # what was typed stays, except the password
     assert 'role="alert"' in html and 'href="#f-password"' in html  # the summary links to the field
+
+
+async def test_sign_up_names_a_missing_field_and_the_api_s_field_errors_at_once(
+    make_web: Callable[..., object],
+) -> None:
+    """A field left empty is no reason to keep the others' problems back: the API is asked anyway
+    and its answer shows beside the page's own "enter your email"."""
+    sent: list[dict[str, object]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        errors = {"email": "value is not a valid email address", "password": "Use at least 8 characters."}
+        return httpx.Response(
+            422, json={"type": "about:blank", "title": "Validation failed", "status": 422, "errors": errors}
+        )
+
+    web = await make_web(api=httpx.MockTransport(api))  # type: ignore[misc]
+    page = await web.get("/register")
+    response = await web.post(
+        "/register",
+        data={"csrf_token": csrf_of(page.text), "email": "", "username": "ada", "password": "short"},
+    )
+    assert response.status_code == 400
+    assert sent == [{"email": "", "username": "ada", "password": "short"}]
+    html = response.text
+    email = html.split('<label for="f-email">')[1].split("</div>")[0]
+    assert "Enter your email address." in email
+    password = html.split('<label for="f-password">')[1].split("</div>")[0]
+    assert "Use at least 8 characters." in password
+
+
+async def test_sign_up_shows_one_page_whether_or_not_the_address_has_an_account(
+    make_web: Callable[..., object],
+) -> None:
+    """The API answers 202 either way; the page says only that an email is on its way."""
+    accepted = {"status": "verification_sent", "detail": "Check your inbox."}
+    web = await make_web(api=api_answering(202, accepted))  # type: ignore[misc]
+    page = await web.get("/register")
+    response = await web.post(
+        "/register",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "ada@example.com",
+            "username": "ada",
+            "password": "purple tuesday lighthouse",
+        },
+    )
+    assert response.status_code == 200
+    assert "Check your email" in response.text
+    assert "We have sent an email to ada@example.com." in response.text
+    assert "already has an account, a way to sign in" in response.text
 
 
 async def test_throttling_says_when_to_try_again(make_web: Callable[..., object]) -> None:

@@ -98,19 +98,29 @@ def normalize_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
-def check_password_policy(password: str, *, email: str | None = None, username: str | None = None) -> None:
-    """NIST 800-63B: 8–128 characters, no composition rules, not a commonly used or context word."""
-    field = "password"
+def password_policy_problem(
+    password: str, *, email: str | None = None, username: str | None = None
+) -> str | None:
+    """NIST 800-63B: 8–128 characters, no composition rules, not a commonly used or context word.
+    What is wrong with `password` (already normalized), or None when it may be used."""
     if len(password) < PASSWORD_MIN_LENGTH:
-        raise InvalidField(field, f"Use at least {PASSWORD_MIN_LENGTH} characters.")
+        return f"Use at least {PASSWORD_MIN_LENGTH} characters."
     if len(password) > PASSWORD_MAX_LENGTH:
-        raise InvalidField(field, f"Use at most {PASSWORD_MAX_LENGTH} characters.")
+        return f"Use at most {PASSWORD_MAX_LENGTH} characters."
     lowered = password.lower()
     if lowered in _common_passwords() or len(set(lowered)) == 1:
-        raise InvalidField(field, "This password is too common; choose another.")
+        return "This password is too common; choose another."
     context = {c.lower() for c in (username, email, email.split("@")[0] if email else None) if c}
     if lowered in context:
-        raise InvalidField(field, "The password must not be your username or email.")
+        return "The password must not be your username or email."
+    return None
+
+
+def check_password_policy(password: str, *, email: str | None = None, username: str | None = None) -> None:
+    """`password_policy_problem` as a 422 on the `password` field."""
+    problem = password_policy_problem(password, email=email, username=username)
+    if problem is not None:
+        raise InvalidField("password", problem)
 
 
 def new_token() -> str:

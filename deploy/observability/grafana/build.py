@@ -296,11 +296,12 @@ DASHBOARDS = [
         [
             [
                 Panel(
-                    "Sign-up: accounts created → user.registered published",
+                    # 202 answers a known address too (no enumeration): user.registered is the new ones.
+                    "Sign-up: registrations answered → user.registered published",
                     "ops",
                     {
-                        "201 at /auth/register": rate(
-                            "http_requests_total", 'job="auth-service",route="/auth/register",status="201"'
+                        "202 at /auth/register": rate(
+                            "http_requests_total", 'job="auth-service",route="/auth/register",status="202"'
                         ),
                         "user.registered published": rate(
                             "gatehouse_outbox_published_total",

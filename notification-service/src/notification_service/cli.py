@@ -13,7 +13,7 @@ app = service_cli(
     app_factory="notification_service.main:create_app",
     port=8003,
     service_root=Path(__file__).resolve().parents[2],
-    consumers=lambda: [bootstrap(get_settings()).consumer],
+    consumers=lambda: [bootstrap(get_settings())[0].consumer],
 )
 
 

@@ -1,14 +1,19 @@
 """The composition root: `bootstrap()` builds the process's services once, `create_app()` the API
-(which runs the event consumer in its lifespan unless told not to)."""
+(which runs the event consumers in its lifespan unless told not to)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from dataclasses import dataclass
 
-from gatehouse_platform.app import Lifespan, service_app
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.http import broker_check, database_check
+from gatehouse_platform.denylist import DenylistRebuilder, RedisDenylist, denylist_handlers, revocations_from
+from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
@@ -23,8 +28,20 @@ from notification_service.previews.router import router as previews_router
 from notification_service.settings import Settings, get_settings
 from notification_service.unsubscribe.router import router as unsubscribe_router
 
+REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
 
-def bootstrap(settings: Settings) -> Services:
+
+@dataclass
+class Workers:
+    """What runs beside the API in its process, besides the email consumer: the token denylist."""
+
+    denylist_consumer: EventConsumer
+    denylist_rebuilder: DenylistRebuilder
+    redis: Redis
+    http: httpx.AsyncClient  # the rebuilder's, to auth-service
+
+
+def bootstrap(settings: Settings) -> tuple[Services, Workers]:
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     session_factory = make_session_factory(engine)
     links = Links(settings)
@@ -40,8 +57,18 @@ def bootstrap(settings: Settings) -> Services:
         prefetch=settings.consumer_prefetch,
         retry_delays=settings.consumer_retry_delays,
     )
-    verifier = JWKSVerifier(settings.jwks_url, issuer=settings.issuer, audience=settings.audience)
-    return Services(
+    # Revoked sessions and deactivated users are refused before their tokens expire, as billing
+    # and the gateway refuse them: the same denylist, fed by the same events.
+    redis = Redis.from_url(settings.redis_url)
+    denylist = RedisDenylist(
+        redis,
+        prefix=f"{settings.redis_key_prefix}:denylist",
+        access_token_ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    verifier = JWKSVerifier(
+        settings.jwks_url, issuer=settings.issuer, audience=settings.audience, denylist=denylist
+    )
+    services = Services(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
@@ -52,13 +79,32 @@ def bootstrap(settings: Settings) -> Services:
         consumer=consumer,
         verifier=verifier,
     )
+    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
+    workers = Workers(
+        # Revocations need no database: a queue of their own, so a slow SMTP server delaying the
+        # emails never delays a revocation.
+        denylist_consumer=EventConsumer(
+            settings.amqp_url,
+            exchange=settings.events_exchange,
+            name=f"{settings.consumer_name}.denylist",
+            handlers=denylist_handlers(denylist),
+            session_factory=None,
+        ),
+        denylist_rebuilder=DenylistRebuilder(denylist, revocations_from(http, settings.revocations)),
+        redis=redis,
+        http=http,
+    )
+    return services, workers
 
 
 def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("notification-service", level=settings.log_level, json=settings.log_json)
     configure_tracing("notification-service")
-    services = bootstrap(settings)
+    services, workers = bootstrap(settings)
+    running: list[Worker] = [workers.denylist_rebuilder]
+    if run_consumer:
+        running += [workers.denylist_consumer, services.consumer]
     routers = [deliveries_router, unsubscribe_router]
     if settings.previews_available:
         routers.append(previews_router)
@@ -67,10 +113,18 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
         description="Turns events into emails, each sent once. Errors are RFC 9457 problem details.",
         services=services,
         lifespan=Lifespan(
-            workers=[services.consumer] if run_consumer else [],
-            closers=[services.sender.aclose, services.verifier.aclose, services.engine.dispose],
+            # after a Redis loss, the denylist is rebuilt before the first token check
+            on_start=[workers.denylist_rebuilder.ensure_ready],
+            workers=running,
+            closers=[
+                services.sender.aclose,
+                services.verifier.aclose,
+                workers.http.aclose,
+                workers.redis.aclose,
+                services.engine.dispose,
+            ],
         ),
-        checks={"database": database_check(services.engine)},
+        checks={"database": database_check(services.engine), "redis": redis_check(workers.redis)},
         # Both are ridden out by design (queued events, delivery retries): reported, never a 503.
         reported_checks={"broker": broker_check(settings.amqp_url), "smtp": services.sender.check},
         routers=routers,

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from gatehouse_contracts.revocations import revocations_url_beside
 from gatehouse_platform.settings import ServiceSettings
 
 # Development-only defaults; `Settings` refuses them in production.
@@ -28,10 +29,21 @@ class Settings(ServiceSettings):
         description="Back-off (seconds) between attempts after a transient failure, then the DLQ.",
     )
 
-    # Admin API: access tokens from auth-service, verified through its JWKS
+    # Admin API: access tokens from auth-service, verified through its JWKS and the denylist
     jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
+    revocations_url: str | None = Field(
+        default=None,
+        description="Where the token denylist is rebuilt from after Redis lost its data. Default: the "
+        "revocation list on the JWKS's host",
+    )
     issuer: str = "http://127.0.0.1:8000/auth"
     audience: str = "gatehouse"
+    access_token_ttl_seconds: int = Field(
+        default=900,
+        ge=60,
+        description="auth-service's access-token lifetime: how long a denylist entry matters.",
+    )
+    redis_key_prefix: str = Field(default="gatehouse-notification", description="Prefix of every Redis key.")
 
     # What the emails say and link to. Links are built from these, never from a request.
     product_name: str = "Gatehouse"
@@ -46,9 +58,11 @@ class Settings(ServiceSettings):
     reset_url_template: str = "{app_url}/reset-password?token={token}"
     forgot_password_url_template: str = Field(
         default="{app_url}/forgot-password",
-        description='Where "this wasn\'t me" in a new sign-in alert leads: asking for a reset link.',
+        description='Asking for a reset link: where "this wasn\'t me" in a new sign-in alert leads, and '
+        "the other way in of the sign-up-attempt email.",
     )
     account_url_template: str = "{app_url}/account"
+    sign_in_url_template: str = "{app_url}/login"
     billing_url_template: str = "{app_url}/billing"
     admin_emails: list[str] = Field(
         default=[],
@@ -78,6 +92,10 @@ class Settings(ServiceSettings):
 
     # Template previews (GET /notifications/templates…): never served in production
     previews_enabled: bool = True
+
+    @property
+    def revocations(self) -> str:
+        return self.revocations_url or revocations_url_beside(self.jwks_url)
 
     @property
     def previews_available(self) -> bool:

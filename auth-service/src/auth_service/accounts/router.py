@@ -45,6 +45,8 @@ from gatehouse_platform.schemas import RequestModel
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
 
+REGISTRATION_ACCEPTED = "Check your inbox: the email we sent says how to go on."
+
 
 class ForgotPasswordRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
@@ -62,12 +64,22 @@ class ChangePasswordRequest(RequestModel):
 
 @router.post(
     "/register",
-    status_code=status.HTTP_201_CREATED,
-    responses=responses(EmailAlreadyRegistered, UsernameTaken, InvalidField),
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(UsernameTaken, InvalidField, TooManyRequests),
     summary="Create an account (a verification email follows)",
 )
-async def register(body: RegisterRequest, db: DbSession, hasher: HasherDep, settings: SettingsDep) -> UserOut:
-    return UserOut.of(await service.register(db, hasher, settings, body))
+async def register(
+    body: RegisterRequest,
+    db: DbSession,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    settings: SettingsDep,
+    client: ClientDep,
+) -> Status:
+    """The same answer whether or not the email already has an account (its owner is emailed
+    instead of a verification link), so registration tells no one who has an account."""
+    await service.register(db, hasher, throttle, settings, body, client)
+    return Status(status="verification_sent", detail=REGISTRATION_ACCEPTED)
 
 
 @router.get("/me", responses=responses(Unauthorized))

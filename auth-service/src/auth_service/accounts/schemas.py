@@ -6,10 +6,24 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from auth_service.models import User
-from auth_service.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from auth_service.security import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    normalize_password,
+    password_policy_problem,
+)
 from gatehouse_platform.schemas import RequestModel, without_null
 
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe alphabet our tokens are made of
@@ -30,6 +44,19 @@ class RegisterRequest(RequestModel):
     username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
     password: str = NewPassword
     display_name: str | None = Field(default=None, max_length=100)
+
+    @field_validator("password")
+    @classmethod
+    def _password_policy(cls, value: str, info: ValidationInfo) -> str:
+        """The whole policy here, beside the other fields' checks, so one 422 names every invalid
+        field (in a model validator it would run only once the other fields were valid). The email
+        and username count as context only when they are valid themselves."""
+        problem = password_policy_problem(
+            normalize_password(value), email=info.data.get("email"), username=info.data.get("username")
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class ProfileOut(BaseModel):
@@ -125,6 +152,13 @@ class TokenBody(RequestModel):
 
 class Status(BaseModel):
     status: Literal[
-        "verified", "accepted", "deactivated", "reactivated", "ok", "password_changed", "logged_out"
+        "verified",
+        "accepted",
+        "verification_sent",
+        "deactivated",
+        "reactivated",
+        "ok",
+        "password_changed",
+        "logged_out",
     ]
     detail: str | None = None

@@ -37,6 +37,7 @@ from gatehouse_contracts.events import (
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserRegistered,
+    UserSignUpAttempted,
     UserVerified,
 )
 from gatehouse_platform.db import utcnow
@@ -51,12 +52,20 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = F
 
 
 async def register(
-    db: AsyncSession, hasher: PasswordHasher, settings: Settings, body: RegisterRequest
-) -> User:
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: Throttle,
+    settings: Settings,
+    body: RegisterRequest,
+    client: Client,
+) -> None:
+    """A new account and its verification email, or, when the address already has an account, an
+    email telling its owner; the caller answers the same either way, so registration tells no one
+    which addresses have accounts. Both ways hash the password (the expensive step), so neither
+    answers measurably sooner. Usernames are public handles: a taken one is said."""
+    await throttle.request_attempt("register", client.ip, str(body.email))
     users = UserRepository(db)
     email = str(body.email)
-    if await users.email_taken(email):
-        raise EmailAlreadyRegistered("An account with this email already exists.")
     if await users.username_taken(body.username):
         raise UsernameTaken("This username is taken.")
     password = normalize_password(body.password)
@@ -70,12 +79,19 @@ async def register(
         is_active=True,
         registration_method="password",
     )
-    users.add_with_profile(user)
-    user.profile.display_name = body.display_name
     try:
-        await db.flush()
-    except IntegrityError as exc:  # a concurrent registration won the race for the same email/username
-        raise EmailAlreadyRegistered("An account with this email or username already exists.") from exc
+        # A known address is found by the insert failing on its unique index, not by a look-up
+        # first: both ways write, so they take alike (and no concurrent sign-up slips in between).
+        async with db.begin_nested():
+            users.add_with_profile(user)
+            user.profile.display_name = body.display_name
+            await db.flush()
+    except IntegrityError as exc:
+        existing = await users.by_email(email)
+        if existing is None:  # the username went to a concurrent registration
+            raise UsernameTaken("This username is taken.") from exc
+        await tell_owner_of_sign_up_attempt(db, existing)
+        return
     await emit(
         db,
         UserRegistered(
@@ -89,7 +105,18 @@ async def register(
         user_id=user.id,
     )
     await send_verification(db, settings, user)
-    return user
+
+
+async def tell_owner_of_sign_up_attempt(db: AsyncSession, user: User) -> None:
+    """Someone registered with `user`'s address: its owner hears of it (sign in or reset). A
+    deactivated account is told nothing, as a reset request for it sends nothing."""
+    if not user.is_active:
+        return
+    await emit(
+        db,
+        UserSignUpAttempted(user_id=user.id, email=user.email, username=user.username, attempted_at=utcnow()),
+        user_id=user.id,
+    )
 
 
 async def resend_verification(

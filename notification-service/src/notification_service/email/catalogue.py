@@ -41,6 +41,7 @@ from gatehouse_contracts.events import (
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserReactivated,
+    UserSignUpAttempted,
 )
 
 RECEIPTS = "billing_receipts"  # the one category people may unsubscribe from
@@ -73,6 +74,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
     spec.name: spec
     for spec in (
         TemplateSpec("email_verification", UserEmailVerificationRequested, "Verification link"),
+        TemplateSpec(
+            "sign_up_attempted", UserSignUpAttempted, "Sign-up tried with an address that has an account"
+        ),
         TemplateSpec("password_reset", PasswordResetRequested, "Password reset link"),
         TemplateSpec("login_code", LoginCodeRequested, "One-time sign-in code"),
         TemplateSpec("password_changed", PasswordChanged, "Password changed or reset"),

@@ -47,6 +47,10 @@ class Links:
         return self._fill(self._settings.reset_url_template, token)
 
     @property
+    def sign_in(self) -> str:
+        return self._fill(self._settings.sign_in_url_template)
+
+    @property
     def forgot_password(self) -> str:
         return self._fill(self._settings.forgot_password_url_template)
 

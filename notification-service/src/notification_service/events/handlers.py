@@ -42,6 +42,7 @@ from gatehouse_contracts.events import (
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserReactivated,
+    UserSignUpAttempted,
 )
 from notification_service.email.catalogue import Notice
 from notification_service.email.links import Links
@@ -65,6 +66,18 @@ def on_email_verification_requested(data: UserEmailVerificationRequested, links:
         "expires_at": data.expires_at,
     }
     return [Notice("email_verification", data.email, context)]
+
+
+def on_sign_up_attempted(data: UserSignUpAttempted, links: Links) -> list[Notice]:
+    """Someone registered with this address (the answer did not say it has an account): the owner
+    learns of it and how to get in. The email carries no secret: a stranger can trigger it."""
+    context = {
+        "username": data.username,
+        "attempted_at": data.attempted_at,
+        "sign_in_url": links.sign_in,
+        "forgot_password_url": links.forgot_password,
+    }
+    return [Notice("sign_up_attempted", data.email, context)]
 
 
 def on_password_reset_requested(data: PasswordResetRequested, links: Links) -> list[Notice]:
@@ -200,6 +213,7 @@ def on_payment_disputed(data: PaymentDisputed, links: Links) -> list[Notice]:
 
 HANDLERS: dict[str, NoticeBuilder] = {
     UserEmailVerificationRequested.event_type: on_email_verification_requested,
+    UserSignUpAttempted.event_type: on_sign_up_attempted,
     PasswordResetRequested.event_type: on_password_reset_requested,
     LoginCodeRequested.event_type: on_login_code_requested,
     PasswordChanged.event_type: on_password_changed,

@@ -35,6 +35,7 @@ from gatehouse_contracts.events import (
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserReactivated,
+    UserSignUpAttempted,
 )
 
 _T = datetime(2026, 11, 24, 17, 42, tzinfo=UTC)
@@ -69,6 +70,7 @@ SAMPLE_EVENTS: dict[str, EventData] = {
         UserEmailVerificationRequested(
             user_id=_USER, email=_EMAIL, username="ada", token="sample-verify-token", expires_at=_T
         ),
+        UserSignUpAttempted(user_id=_USER, email=_EMAIL, username="ada", attempted_at=_T),
         PasswordResetRequested(
             user_id=_USER, email=_EMAIL, username="ada", token="sample-reset-token", expires_at=_T
         ),

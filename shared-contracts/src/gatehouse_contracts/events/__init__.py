@@ -21,6 +21,7 @@ from gatehouse_contracts.events.auth import (
     UserEmailVerificationRequested,
     UserReactivated,
     UserRegistered,
+    UserSignUpAttempted,
     UserVerified,
 )
 from gatehouse_contracts.events.billing import (
@@ -81,6 +82,7 @@ __all__ = [
     "UserEmailVerificationRequested",
     "UserReactivated",
     "UserRegistered",
+    "UserSignUpAttempted",
     "UserVerified",
     "parse_data",
 ]

@@ -37,6 +37,19 @@ class UserEmailVerificationRequested(EventData):
     expires_at: datetime
 
 
+class UserSignUpAttempted(EventData):
+    event_type = "user.sign_up_attempted"
+    description = (
+        "Someone tried to register with the address of an existing account: the registration "
+        "answered as for a new one (no enumeration); tell the owner to sign in or reset the password."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    username: str
+    attempted_at: datetime
+
+
 class UserVerified(EventData):
     event_type = "user.verified"
     description = "The user proved they own their email address."
@@ -241,6 +254,7 @@ class NewSignIn(EventData):
 AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserEmailVerificationRequested,
+    UserSignUpAttempted,
     UserVerified,
     PasswordResetRequested,
     PasswordChanged,

@@ -35,53 +35,46 @@ async def register(request: Request, web: WebDep, form: Form) -> Response:
     _ = web.renderer.gettext_for(request)
     values = {name: field(form, name) for name in ("email", "username")}
     password = field(form, "password", 4096)
-    errors = {}
+    missing = {}
     if not values["email"]:
-        errors["email"] = _("Enter your email address.")
+        missing["email"] = _("Enter your email address.")
     if not values["username"]:
-        errors["username"] = _("Choose a username.")
+        missing["username"] = _("Choose a username.")
     if not password:
-        errors["password"] = _("Choose a password.")
-    if not errors:
-        try:
-            await web.api.call(
-                "POST", "/auth/register", json={**values, "password": password}, caller=client_of(request)
-            )
-        except ApiError as exc:
-            fields = {"email": "email", "username": "username", "password": "password"}
-            if exc.slug == "email-taken":
-                errors, alert = (
-                    {"email": _("An account already uses this email address. Sign in instead?")},
-                    None,
-                )
-            elif exc.slug == "username-taken":
-                errors, alert = {"username": _("This username is taken. Try another one.")}, None
-            else:
-                errors, alert = explain(exc, _, fields)
-            return web.renderer.page(
-                request,
-                "register.html",
-                status.HTTP_400_BAD_REQUEST,
-                errors=errors,
-                values=values,
-                alert=alert,
-            )
+        missing["password"] = _("Choose a password.")
+    try:
+        # Sent even with a field missing, so the answer names every other field that needs work.
+        await web.api.call(
+            "POST", "/auth/register", json={**values, "password": password}, caller=client_of(request)
+        )
+    except ApiError as exc:
+        fields = {"email": "email", "username": "username", "password": "password"}
+        if exc.slug == "username-taken":
+            errors, alert = {"username": _("This username is taken. Try another one.")}, None
+        else:
+            errors, alert = explain(exc, _, fields)
         return web.renderer.page(
             request,
-            "message.html",
-            heading=_("Check your email"),
-            paragraphs=[
-                _(
-                    "We have sent a link to %(email)s. Open it to confirm your address.",
-                    email=values["email"],
-                ),
-                _("Your account is ready: you can sign in now."),
-            ],
-            action_url="/login",
-            action_label=_("Sign in"),
+            "register.html",
+            status.HTTP_400_BAD_REQUEST,
+            errors={**errors, **missing},
+            values=values,
+            alert=alert,
         )
+    # The same page whether the address was new or already had an account: the email says which.
     return web.renderer.page(
-        request, "register.html", status.HTTP_400_BAD_REQUEST, errors=errors, values=values
+        request,
+        "message.html",
+        heading=_("Check your email"),
+        paragraphs=[
+            _(
+                "We have sent an email to %(email)s. Open it to go on: it has a link to confirm "
+                "your address or, if the address already has an account, a way to sign in.",
+                email=values["email"],
+            ),
+        ],
+        action_url="/login",
+        action_label=_("Sign in"),
     )
 
 
