@@ -21,7 +21,7 @@ from gatehouse_platform.consumer import EventConsumer
 
 def _consumers() -> list[EventConsumer]:
     workers = bootstrap(get_settings())[1]
-    return [workers.consumer, workers.denylist_consumer]
+    return [workers.consumer, workers.denylist.consumer]
 
 
 app = service_cli(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -25,14 +24,12 @@ from billing_service.webhooks.router import router as webhooks_router
 from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.denylist import DenylistRebuilder, RedisDenylist, denylist_handlers, revocations_from
+from gatehouse_platform.denylist import TokenDenylist, token_denylist
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
 from gatehouse_platform.tracing import configure_tracing
-
-REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
 
 
 @dataclass
@@ -41,9 +38,7 @@ class Workers:
 
     relay: OutboxRelay
     consumer: EventConsumer
-    denylist_consumer: EventConsumer
-    denylist_rebuilder: DenylistRebuilder
-    http: httpx.AsyncClient  # the rebuilder's, to auth-service
+    denylist: TokenDenylist  # its consumer and rebuilder
 
 
 def bootstrap(settings: Settings) -> tuple[Services, Workers]:
@@ -51,13 +46,10 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
     session_factory = make_session_factory(engine)
     stripe = stripe_gateway(settings)
     redis = Redis.from_url(settings.redis_url)
-    denylist = RedisDenylist(
-        redis,
-        prefix=f"{settings.redis_key_prefix}:denylist",
-        access_token_ttl_seconds=settings.access_token_ttl_seconds,
-    )
+    # its own queue, so a slow Stripe call in the user-event consumer never delays a revocation
+    denylist = token_denylist(settings, redis, consumer_name=settings.consumer_name)
     verifier = JWKSVerifier(
-        settings.jwks_url, issuer=settings.issuer, audience=settings.audience, denylist=denylist
+        settings.jwks_url, issuer=settings.issuer, audience=settings.audience, denylist=denylist.denylist
     )
     processor = WebhookProcessor(session_factory, stripe, settings)
     services = Services(
@@ -70,7 +62,6 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
         processor=processor,
         recorder=EventRecorder(session_factory),
     )
-    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
     workers = Workers(
         relay=OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange),
         consumer=EventConsumer(
@@ -82,17 +73,7 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
             prefetch=settings.consumer_prefetch,
             retry_delays=settings.consumer_retry_delays,
         ),
-        # Token revocations need no database: a queue of their own, so a slow Stripe call in the
-        # consumer above never delays a revocation.
-        denylist_consumer=EventConsumer(
-            settings.amqp_url,
-            exchange=settings.events_exchange,
-            name=f"{settings.consumer_name}.denylist",
-            handlers=denylist_handlers(denylist),
-            session_factory=None,
-        ),
-        denylist_rebuilder=DenylistRebuilder(denylist, revocations_from(http, settings.revocations)),
-        http=http,
+        denylist=denylist,
     )
     return services, workers
 
@@ -106,13 +87,13 @@ def create_app(
     logging.getLogger("stripe").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     services, workers = bootstrap(settings)
     consume = settings.consume_events if run_consumers is None else run_consumers
-    running: list[Worker] = [workers.denylist_rebuilder]
+    running: list[Worker] = [workers.denylist.rebuilder]
     if run_relay:
         running.append(workers.relay)
     if settings.webhook_processor_enabled:
         running.append(services.processor)
     if consume:
-        running += [workers.denylist_consumer, workers.consumer]
+        running += [workers.denylist.consumer, workers.consumer]
     return service_app(
         title="Gatehouse billing-service",
         description="Plans, Stripe Checkout subscriptions, payments; Stripe webhooks applied exactly once. "
@@ -120,12 +101,12 @@ def create_app(
         services=services,
         lifespan=Lifespan(
             # after a Redis loss, the denylist is rebuilt before the first token check
-            on_start=[workers.denylist_rebuilder.ensure_ready],
+            on_start=[workers.denylist.rebuilder.ensure_ready],
             workers=running,
             closers=[
                 services.stripe.aclose,
                 services.verifier.aclose,
-                workers.http.aclose,
+                workers.denylist.http.aclose,
                 services.redis.aclose,
                 services.engine.dispose,
             ],

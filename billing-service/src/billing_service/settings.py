@@ -7,8 +7,7 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from gatehouse_contracts.revocations import revocations_url_beside
-from gatehouse_platform.settings import ServiceSettings
+from gatehouse_platform.settings import TokenVerifierSettings
 
 # Development-only defaults; `Settings` refuses them in production. The webhook secret is the Stripe
 # emulator's default (emulators/stripe/config.py), so `make run` works without configuration.
@@ -16,25 +15,11 @@ DEV_STRIPE_API_KEY = "sk_test_gatehouse_dev"
 DEV_WEBHOOK_SECRET = "whsec_gatehouse_dev"
 
 
-class Settings(ServiceSettings):
+class Settings(TokenVerifierSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/gatehouse_billing"
 
-    # Access tokens from auth-service, verified through its JWKS
-    jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
-    revocations_url: str | None = Field(
-        default=None,
-        description="Where the token denylist is rebuilt from after Redis lost its data. Default: the "
-        "revocation list on the JWKS's host",
-    )
-    issuer: str = "http://127.0.0.1:8000/auth"
-    audience: str = "gatehouse"
-    access_token_ttl_seconds: int = Field(
-        default=900,
-        ge=60,
-        description="auth-service's access-token lifetime: how long a denylist entry matters.",
-    )
     redis_key_prefix: str = Field(default="gatehouse-billing", description="Prefix of every Redis key.")
     consume_events: bool = Field(default=True, description="Run the user-event consumers in the API process.")
 
@@ -120,10 +105,6 @@ class Settings(ServiceSettings):
             if self.stripe_webhook_secret_previous == DEV_WEBHOOK_SECRET:
                 raise ValueError("BILLING_STRIPE_WEBHOOK_SECRET_PREVIOUS must not be the development secret")
         return self
-
-    @property
-    def revocations(self) -> str:
-        return self.revocations_url or revocations_url_beside(self.jwks_url)
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

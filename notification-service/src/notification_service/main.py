@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
-from gatehouse_platform.denylist import DenylistRebuilder, RedisDenylist, denylist_handlers, revocations_from
+from gatehouse_platform.denylist import TokenDenylist, token_denylist
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
@@ -28,17 +27,13 @@ from notification_service.previews.router import router as previews_router
 from notification_service.settings import Settings, get_settings
 from notification_service.unsubscribe.router import router as unsubscribe_router
 
-REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
-
 
 @dataclass
 class Workers:
     """What runs beside the API in its process, besides the email consumer: the token denylist."""
 
-    denylist_consumer: EventConsumer
-    denylist_rebuilder: DenylistRebuilder
+    denylist: TokenDenylist  # its consumer and rebuilder
     redis: Redis
-    http: httpx.AsyncClient  # the rebuilder's, to auth-service
 
 
 def bootstrap(settings: Settings) -> tuple[Services, Workers]:
@@ -58,15 +53,12 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
         retry_delays=settings.consumer_retry_delays,
     )
     # Revoked sessions and deactivated users are refused before their tokens expire, as billing
-    # and the gateway refuse them: the same denylist, fed by the same events.
+    # and the gateway refuse them: the same denylist, fed by the same events (on a queue of its
+    # own, so a slow SMTP server delaying the emails never delays a revocation).
     redis = Redis.from_url(settings.redis_url)
-    denylist = RedisDenylist(
-        redis,
-        prefix=f"{settings.redis_key_prefix}:denylist",
-        access_token_ttl_seconds=settings.access_token_ttl_seconds,
-    )
+    denylist = token_denylist(settings, redis, consumer_name=settings.consumer_name)
     verifier = JWKSVerifier(
-        settings.jwks_url, issuer=settings.issuer, audience=settings.audience, denylist=denylist
+        settings.jwks_url, issuer=settings.issuer, audience=settings.audience, denylist=denylist.denylist
     )
     services = Services(
         settings=settings,
@@ -79,21 +71,7 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
         consumer=consumer,
         verifier=verifier,
     )
-    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
-    workers = Workers(
-        # Revocations need no database: a queue of their own, so a slow SMTP server delaying the
-        # emails never delays a revocation.
-        denylist_consumer=EventConsumer(
-            settings.amqp_url,
-            exchange=settings.events_exchange,
-            name=f"{settings.consumer_name}.denylist",
-            handlers=denylist_handlers(denylist),
-            session_factory=None,
-        ),
-        denylist_rebuilder=DenylistRebuilder(denylist, revocations_from(http, settings.revocations)),
-        redis=redis,
-        http=http,
-    )
+    workers = Workers(denylist=denylist, redis=redis)
     return services, workers
 
 
@@ -102,9 +80,9 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
     configure_logging("notification-service", level=settings.log_level, json=settings.log_json)
     configure_tracing("notification-service")
     services, workers = bootstrap(settings)
-    running: list[Worker] = [workers.denylist_rebuilder]
+    running: list[Worker] = [workers.denylist.rebuilder]
     if run_consumer:
-        running += [workers.denylist_consumer, services.consumer]
+        running += [workers.denylist.consumer, services.consumer]
     routers = [deliveries_router, unsubscribe_router]
     if settings.previews_available:
         routers.append(previews_router)
@@ -114,12 +92,12 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
         services=services,
         lifespan=Lifespan(
             # after a Redis loss, the denylist is rebuilt before the first token check
-            on_start=[workers.denylist_rebuilder.ensure_ready],
+            on_start=[workers.denylist.rebuilder.ensure_ready],
             workers=running,
             closers=[
                 services.sender.aclose,
                 services.verifier.aclose,
-                workers.http.aclose,
+                workers.denylist.http.aclose,
                 workers.redis.aclose,
                 services.engine.dispose,
             ],

@@ -7,15 +7,14 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from gatehouse_contracts.revocations import revocations_url_beside
-from gatehouse_platform.settings import ServiceSettings
+from gatehouse_platform.settings import TokenVerifierSettings
 
 # Development-only defaults; `Settings` refuses them in production.
 DEV_UNSUBSCRIBE_SECRET = "dev-only-unsubscribe-secret-change-me"
 DEV_DOMAIN = "gatehouse.localhost"
 
 
-class Settings(ServiceSettings):
+class Settings(TokenVerifierSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATION_", extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/gatehouse_notification"
@@ -29,20 +28,6 @@ class Settings(ServiceSettings):
         description="Back-off (seconds) between attempts after a transient failure, then the DLQ.",
     )
 
-    # Admin API: access tokens from auth-service, verified through its JWKS and the denylist
-    jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
-    revocations_url: str | None = Field(
-        default=None,
-        description="Where the token denylist is rebuilt from after Redis lost its data. Default: the "
-        "revocation list on the JWKS's host",
-    )
-    issuer: str = "http://127.0.0.1:8000/auth"
-    audience: str = "gatehouse"
-    access_token_ttl_seconds: int = Field(
-        default=900,
-        ge=60,
-        description="auth-service's access-token lifetime: how long a denylist entry matters.",
-    )
     redis_key_prefix: str = Field(default="gatehouse-notification", description="Prefix of every Redis key.")
 
     # What the emails say and link to. Links are built from these, never from a request.
@@ -92,10 +77,6 @@ class Settings(ServiceSettings):
 
     # Template previews (GET /notifications/templates…): never served in production
     previews_enabled: bool = True
-
-    @property
-    def revocations(self) -> str:
-        return self.revocations_url or revocations_url_beside(self.jwks_url)
 
     @property
     def previews_available(self) -> bool:

@@ -33,6 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -42,7 +43,9 @@ from gatehouse_contracts.envelope import CloudEvent, EventData
 from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
 from gatehouse_contracts.revocations import Revocations
 from gatehouse_contracts.tokens import AccessTokenClaims
+from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.errors import ServiceUnavailable
+from gatehouse_platform.settings import TokenVerifierSettings
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +253,39 @@ def denylist_handlers(denylist: RedisDenylist) -> dict[str, SessionAgnosticHandl
         UserReactivated.event_type: on_reactivated,
         SessionRevoked.event_type: on_sessions_revoked,
     }
+
+
+REVOCATIONS_TIMEOUT_SECONDS = 2.0  # fetching the revocation list from auth-service
+
+
+@dataclass
+class TokenDenylist:
+    """A service's denylist and what keeps it true: the consumer of revocation events and the
+    rebuilder that refills it from auth-service after Redis lost it (with its HTTP client)."""
+
+    denylist: RedisDenylist
+    consumer: EventConsumer
+    rebuilder: DenylistRebuilder
+    http: httpx.AsyncClient
+
+
+def token_denylist(settings: TokenVerifierSettings, redis: Redis, *, consumer_name: str) -> TokenDenylist:
+    """The denylist of a service that verifies tokens remotely. Revocations need no database and get
+    a queue of their own (`<consumer_name>.denylist`), so nothing slow in the service's other
+    consumers ever delays one."""
+    denylist = RedisDenylist(
+        redis,
+        prefix=f"{settings.redis_key_prefix}:denylist",
+        access_token_ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
+    consumer = EventConsumer(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        name=f"{consumer_name}.denylist",
+        handlers=denylist_handlers(denylist),
+        session_factory=None,
+    )
+    return TokenDenylist(
+        denylist, consumer, DenylistRebuilder(denylist, revocations_from(http, settings.revocations)), http
+    )
