@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from gatehouse_emulators.stripe.domain.render import render_list
 from gatehouse_emulators.stripe.domain.state import Emulator, RequestContext
-from gatehouse_emulators.stripe.domain.store import Obj, new_id, paginate
+from gatehouse_emulators.stripe.domain.store import Obj, list_params, match_created, new_id, paginate
 from gatehouse_emulators.stripe.http.webhooks import Dispatcher
 from gatehouse_emulators.stripe.wire.errors import StripeError, authentication, idempotency_mismatch
 from gatehouse_emulators.stripe.wire.forms import Params, decode, expand_paths
@@ -92,6 +92,27 @@ class Routes:
             return call.render(call.require(key, object_type, kind, param))
 
         self._add("GET", path)(retrieve)
+
+    def listing(
+        self, path: str, object_type: str, *, by: Sequence[str], accepted: Sequence[str] = ()
+    ) -> None:
+        """`GET path`: the stored objects of `object_type`, newest first and paged, filtered by
+        `created` and by equality on each field in `by` the request names (`accepted` parameters
+        are allowed but filter nothing)."""
+
+        def listing(call: Call) -> Obj:
+            list_params(call.params, "created", *by, *accepted)
+            wanted = {name: value for name in by if (value := call.params.text(name)) is not None}
+            created = call.params.timestamp_filter("created")
+            items = call.emu.store.all(
+                object_type,
+                lambda o: (
+                    all(o[name] == value for name, value in wanted.items()) and match_created(o, created)
+                ),
+            )
+            return call.page(items, path, object_type)
+
+        self._add("GET", path)(listing)
 
 
 @dataclass

@@ -25,24 +25,12 @@ def create_session(call: Call) -> Obj:
     return call.render(checkout.create_session(call.emu, call.params))
 
 
-@routes.get("/v1/checkout/sessions")
-def list_sessions(call: Call) -> Obj:
-    list_params(
-        call.params, "created", "customer", "customer_details", "payment_intent", "status", "subscription"
-    )
-    customer, status = call.params.text("customer"), call.params.text("status")
-    subscription = call.params.text("subscription")
-    created = call.params.timestamp_filter("created")
-    items = call.emu.store.all(
-        "checkout.session",
-        lambda s: (
-            (customer is None or s["customer"] == customer)
-            and (status is None or s["status"] == status)
-            and (subscription is None or s["subscription"] == subscription)
-            and match_created(s, created)
-        ),
-    )
-    return call.page(items, "/v1/checkout/sessions", "checkout.session")
+routes.listing(
+    "/v1/checkout/sessions",
+    "checkout.session",
+    by=("customer", "status", "subscription"),
+    accepted=("customer_details", "payment_intent"),
+)
 
 
 def _session(call: Call) -> Obj:
