@@ -10,9 +10,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import DateTime, MetaData, delete, func, select
+from sqlalchemy import DateTime, MetaData, Result, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +69,7 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
             raise
 
 
+Columns = TypeVarTuple("Columns")
 ModelT = TypeVar("ModelT", bound=Base)
 
 
@@ -86,8 +87,13 @@ class Repository(Generic[ModelT]):
         return await self.session.get(self.model, id_)
 
     async def lock(self, *criteria: Any) -> ModelT | None:
-        """`SELECT … FOR NO KEY UPDATE` of at most one row, refreshed from the database (another
-        transaction may have changed it before we got the lock).
+        """`SELECT … FOR NO KEY UPDATE` of at most one row (see `locked`)."""
+        return (await self.locked(select(self.model).where(*criteria))).scalar_one_or_none()
+
+    async def locked(self, stmt: Select[*Columns], *of: Any) -> Result[*Columns]:
+        """`stmt` run as `SELECT … FOR NO KEY UPDATE` (of the tables of `of`, else all), its rows
+        refreshed from the database (another transaction may have changed them before we got the
+        lock).
 
         NO KEY UPDATE, not UPDATE: we never change keys, and a plain FOR UPDATE would also block the
         key-share locks that inserts referencing the row take (a child row's foreign key), which
@@ -98,13 +104,8 @@ class Repository(Generic[ModelT]):
         same unit of work would be silently lost.
         """
         await self.session.flush()
-        stmt = (
-            select(self.model)
-            .where(*criteria)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        locking = stmt.with_for_update(key_share=True, of=list(of) or None)
+        return await self.session.execute(locking.execution_options(populate_existing=True))
 
     def add(self, instance: ModelT) -> ModelT:
         self.session.add(instance)

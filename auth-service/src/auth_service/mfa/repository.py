@@ -64,7 +64,6 @@ class MfaChallengeRepository(Repository[MfaChallenge]):
         """The unused, unexpired challenge with this token digest and its user (with profile), both
         locked in one query: concurrent attempts on one token take turns, so its attempt budget
         holds, and the user's row is the one the sign-in then changes."""
-        await self.session.flush()  # as in `lock`: a refresh must not overwrite pending changes
         stmt = (
             select(MfaChallenge, User)
             .join(User, User.id == MfaChallenge.user_id)
@@ -74,10 +73,8 @@ class MfaChallengeRepository(Repository[MfaChallenge]):
                 MfaChallenge.used_at.is_(None),
                 MfaChallenge.expires_at > utcnow(),
             )
-            .with_for_update(key_share=True, of=[MfaChallenge, User])
-            .execution_options(populate_existing=True)
         )
-        row = (await self.session.execute(stmt)).unique().one_or_none()
+        row = (await self.locked(stmt, MfaChallenge, User)).unique().one_or_none()
         return None if row is None else (row[0], row[1])
 
     async def purge(self, now: datetime, horizon: datetime) -> int:
