@@ -36,6 +36,7 @@ from support import (
     cpu_seconds,
     free_port,
     lua_request,
+    new_account,
     percentile,
     pids_named,
     print_table,
@@ -115,18 +116,8 @@ async def refresh_rate(base: str, seconds: float, clients: int, email: str) -> f
     return done / seconds
 
 
-async def new_account(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    """A fresh account: its email and the bearer header of its first sign-in."""
-    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
-    account = {"email": email, "username": f"b{uuid.uuid4().hex[:12]}", "password": PASSWORD}
-    (await http.post("/auth/register", json=account)).raise_for_status()
-    login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
-    login.raise_for_status()
-    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 async def with_totp(http: httpx.AsyncClient) -> tuple[str, pyotp.TOTP]:
-    email, bearer = await new_account(http)
+    email, bearer = await new_account(http, PASSWORD)
     setup = await http.post("/auth/mfa/totp/setup", headers=bearer)
     setup.raise_for_status()
     app = pyotp.TOTP(setup.json()["secret"])
@@ -135,7 +126,7 @@ async def with_totp(http: httpx.AsyncClient) -> tuple[str, pyotp.TOTP]:
 
 
 async def with_passkey(http: httpx.AsyncClient) -> SoftAuthenticator:
-    _email, bearer = await new_account(http)
+    _email, bearer = await new_account(http, PASSWORD)
     options = await http.post("/auth/passkeys/register/options", headers=bearer)
     options.raise_for_status()
     authenticator = SoftAuthenticator()
@@ -218,7 +209,7 @@ async def sign_in_cpu(
         chains: list[list[Any]] = [[] for _ in range(connections)]
         second_step: tuple[float, float] = (0.0, 0.0)
         if kind == "password":
-            email, _bearer = await new_account(http)
+            email, _bearer = await new_account(http, PASSWORD)
             for i in range(count):
                 chains[i % connections].append(lambda: password_sign_in(http, email))
             await asyncio.sleep(1)  # let the account's events and emails settle out of the measure

@@ -37,7 +37,7 @@ import httpx
 from redis.asyncio import Redis
 
 from gatehouse_platform.tcp_proxy import TcpProxy
-from support import ROOT, percentile, print_table
+from support import ROOT, new_account, percentile, print_table
 
 sys.path.insert(0, str(ROOT / "tests-e2e"))
 from harness import PASSWORD, System, running_system  # the e2e tests' harness: one copy
@@ -180,15 +180,6 @@ async def sample_ready(http: httpx.AsyncClient, urls: list[str], seconds: float)
     return seen
 
 
-async def signed_up(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    email = f"chaos-{uuid.uuid4().hex[:12]}@example.com"
-    account = {"email": email, "username": f"c{uuid.uuid4().hex[:12]}", "password": PASSWORD}
-    (await http.post("/auth/register", json=account)).raise_for_status()
-    login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
-    login.raise_for_status()
-    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 class Mailbox:
     """Who the catcher's Maildir has mail for: each file's To header read once."""
 
@@ -260,7 +251,7 @@ async def broker_outage(system: System, links: Links, http: httpx.AsyncClient) -
 
 async def database_restart(system: System, links: Links, http: httpx.AsyncClient) -> Row:
     """PostgreSQL restarted (every connection reset, new ones refused 3 s) under 4 clients."""
-    email, bearer = await signed_up(http)
+    email, bearer = await new_account(http, PASSWORD)
     answers = Answers()
     calls = [
         ("POST", "/auth/login", {"json": {"email": email, "password": PASSWORD}}),
@@ -307,8 +298,8 @@ async def recovery(http: httpx.AsyncClient, calls: list[tuple[str, str, dict[str
 async def redis_loss(system: System, links: Links, http: httpx.AsyncClient) -> Row:
     """Redis gone ~10 s and back empty: logins answer 503 meanwhile; a token logged out before is
     refused after, by the gateway and by billing-service (asked directly)."""
-    email, bearer = await signed_up(http)
-    _, revoked = await signed_up(http)
+    email, bearer = await new_account(http, PASSWORD)
+    _, revoked = await new_account(http, PASSWORD)
     (await http.post("/auth/logout", headers=revoked)).raise_for_status()
     answers = Answers()
     calls = [

@@ -13,9 +13,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from gatehouse_platform.testing import free_port, wait_ready
 
@@ -28,6 +31,7 @@ __all__ = [
     "ensure_debian_tool",
     "free_port",
     "lua_request",
+    "new_account",
     "percentile",
     "pids_named",
     "print_table",
@@ -181,3 +185,14 @@ async def run_wrk(
         )
         output, _ = await process.communicate()
     return WrkResult.parse(output.decode())
+
+
+async def new_account(http: httpx.AsyncClient, password: str) -> tuple[str, dict[str, str]]:
+    """A fresh account, through the API as a person makes one: its email and the bearer header of
+    its first sign-in."""
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    account = {"email": email, "username": f"b{uuid.uuid4().hex[:12]}", "password": password}
+    (await http.post("/auth/register", json=account)).raise_for_status()
+    login = await http.post("/auth/login", json={"email": email, "password": password})
+    login.raise_for_status()
+    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
