@@ -403,6 +403,57 @@ async def test_consuming_resumes_after_a_broker_outage(
         await proxy.close()
 
 
+async def test_a_handler_in_flight_when_the_broker_link_drops_runs_to_its_end_and_has_its_effect_once(
+    amqp_url: str,
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    """aio-pika cancels the tasks of a channel's deliveries when the channel closes. A handler
+    cancelled after its side effect outside the database (an email accepted by SMTP) but before
+    its commit would run again on redelivery and send the email twice: the handler must finish."""
+    proxy = TcpProxy.before(amqp_url)
+    proxied = urlsplit(proxy.url(amqp_url))._replace(query="reconnect_interval=0.5")
+    sent: list[uuid.UUID] = []
+    in_flight, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        sent.append(event.id)  # outside the transaction: what a redelivery must not repeat
+        in_flight.set()
+        await release.wait()
+        await record_effect(session, event, consumer_name)
+
+    consumer = EventConsumer(
+        urlunsplit(proxied),
+        exchange=exchange_name,
+        name=consumer_name,
+        handlers={"user.verified": handler},
+        session_factory=session_factory,
+    )
+    await proxy.open()
+    await consumer.start()
+    try:
+        event = verified_event()
+        await publish_event(channel, exchange_name, event)
+        await asyncio.wait_for(in_flight.wait(), timeout=10)
+        await proxy.close()
+        await asyncio.sleep(0.5)  # the client sees the link gone while the handler is mid-way
+        release.set()
+        await proxy.open()
+        # Its ack was lost with the link, so the broker hands the event back: a duplicate to skip.
+        labels = {"consumer": consumer_name, "event_type": "user.verified"}
+        await eventually(
+            lambda: metric("gatehouse_events_duplicates_total", **labels) >= 1 or len(sent) > 1,
+            "the redelivered event settled",
+        )
+        assert sent == [event.id]
+        assert await effects(session_factory, consumer_name) == [(event.id, None)]
+    finally:
+        await consumer.stop()
+        await proxy.close()
+
+
 async def test_a_consumer_without_a_database_runs_handlers_with_no_session(
     amqp_url: str,
     channel: AbstractChannel,

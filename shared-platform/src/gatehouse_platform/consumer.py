@@ -156,6 +156,7 @@ class EventConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
         self._in_flight = 0
+        self._settling: set[asyncio.Task[None]] = set()  # strong references while they run
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -257,18 +258,36 @@ class EventConsumer:
         return queue
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        """aio-pika cancels the tasks of a channel's deliveries when the channel closes (a broker
+        outage). A handler cut off there after a side effect outside the database (an email
+        accepted by SMTP) but before its commit would run again on redelivery and repeat it. So each
+        message is settled to its end in a task of its own that the cancellation does not reach;
+        its ack then fails with the channel, and the redelivered event is a recorded duplicate."""
         self._in_flight += 1
         self._idle.clear()
+        task = asyncio.create_task(self._settle(message))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+        await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
         try:
             await self._process(message)
         except Exception:
-            # Retry and DLQ publishes failed (broker trouble): leave the message to be redelivered.
-            logger.exception("consumer %s could not settle message id=%s", self.name, message.message_id)
+            # The ack, retry or DLQ publish failed (broker trouble): the broker redelivers the message.
+            logger.warning(
+                "consumer %s could not settle message id=%s; it will be redelivered",
+                self.name,
+                message.message_id,
+                exc_info=True,
+            )
             await _nack_quietly(message)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         try:
