@@ -7,9 +7,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 
 from auth_service.main import create_app
 from conftest import PASSWORD, make_settings, new_email, register
+
+
+def counted(name: str, **labels: str) -> float:
+    """The app runs in this process (ASGI transport): its counters are this registry's."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -35,6 +41,8 @@ async def test_repeated_failures_slow_the_account_down_with_retry_after(
     strict_client: httpx.AsyncClient,
 ) -> None:
     user = await register(strict_client)
+    failures = counted("auth_sign_in_failures_total", method="password")
+    backoffs = counted("auth_throttled_total", action="login", scope="backoff")
     for _ in range(3):
         response = await strict_client.post(
             "/auth/login", json={"email": user["email"], "password": "wrong password!"}
@@ -46,9 +54,12 @@ async def test_repeated_failures_slow_the_account_down_with_retry_after(
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) >= 1
     assert blocked.headers["content-type"] == "application/problem+json"
+    assert counted("auth_sign_in_failures_total", method="password") == failures + 3
+    assert counted("auth_throttled_total", action="login", scope="backoff") == backoffs + 2
 
 
 async def test_per_ip_limit_covers_every_account(strict_client: httpx.AsyncClient) -> None:
+    refused = counted("auth_throttled_total", action="login", scope="ip")
     statuses = [
         (
             await strict_client.post("/auth/login", json={"email": new_email(), "password": "whatever it is"})
@@ -57,6 +68,7 @@ async def test_per_ip_limit_covers_every_account(strict_client: httpx.AsyncClien
     ]
     assert statuses[:8] == [401] * 8
     assert statuses[8:] == [429, 429]
+    assert counted("auth_throttled_total", action="login", scope="ip") == refused + 2
 
 
 async def test_email_sending_requests_are_limited_per_address(strict_client: httpx.AsyncClient) -> None:

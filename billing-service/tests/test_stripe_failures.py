@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,7 +46,12 @@ async def test_stripe_unreachable_is_a_503_and_changes_nothing(
         assert (await session.execute(select(Plan).where(Plan.code == code))).first() is None
 
 
+def stripe_errors(kind: str) -> float:
+    return REGISTRY.get_sample_value("billing_stripe_api_errors_total", {"kind": kind}) or 0.0
+
+
 async def test_the_gateway_turns_stripe_failures_into_our_errors(settings: Settings) -> None:
+    before = {kind: stripe_errors(kind) for kind in ("unreachable", "rejected", "error")}
     down = stripe_gateway(settings.model_copy(update={"stripe_api_base": f"http://127.0.0.1:{free_port()}"}))
     with pytest.raises(PaymentProviderUnavailable):
         await down.retrieve_subscription("sub_anything")
@@ -61,3 +67,9 @@ async def test_the_gateway_turns_stripe_failures_into_our_errors(settings: Setti
     with pytest.raises(PaymentProviderError):
         await unauthorized.create_customer(user_id=uuid.uuid4(), email="a@example.com")
     await unauthorized.aclose()
+    # Each counted once by kind, for the alert on Stripe's errors.
+    assert {kind: stripe_errors(kind) - count for kind, count in before.items()} == {
+        "unreachable": 1,
+        "rejected": 1,
+        "error": 1,
+    }

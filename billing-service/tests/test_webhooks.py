@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import stripe
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -160,6 +161,10 @@ async def test_every_delivered_event_is_recorded_with_its_outcome(
     db: async_sessionmaker[AsyncSession],
     sdk: stripe.StripeClient,
 ) -> None:
+    def applied() -> float:  # the processor runs in this process (a thread): its registry is ours
+        return REGISTRY.get_sample_value("billing_stripe_event_apply_lag_seconds_count") or 0.0
+
+    applied_before = applied()
     subscribed = await paid_subscription()
     await emulator.flush()
     delivered = sdk.v1.events.list(params={"limit": 100}).data
@@ -183,6 +188,9 @@ async def test_every_delivered_event_is_recorded_with_its_outcome(
     assert by_type["checkout.session.completed"] == StripeEventStatus.PROCESSED
     assert by_type["customer.subscription.created"] == StripeEventStatus.PROCESSED
     assert by_type.get("invoice.created", StripeEventStatus.IGNORED) == StripeEventStatus.IGNORED
+    # Each applied event's wait from receipt to applied is observed, for the lag alert.
+    processed = [r for r in rows.values() if r.status == StripeEventStatus.PROCESSED]
+    assert applied() - applied_before >= len(processed)
 
 
 async def test_an_event_that_cannot_be_applied_yet_is_retried_until_it_can(

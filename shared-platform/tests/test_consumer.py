@@ -83,6 +83,7 @@ async def make_consumer(
             session_factory=session_factory,
             prefetch=prefetch,
             retry_delays=retry_delays,
+            queue_probe_seconds=0.1,
         )
         await consumer.start()
         started.append(consumer)
@@ -329,6 +330,35 @@ async def test_malformed_messages_go_straight_to_the_dead_letter_queue(
     assert not any("s3cret" in reason for reason in reasons)
 
 
+async def test_the_queue_gauge_shows_the_backlog_and_the_dead_letters(
+    make_consumer: Callable[..., Awaitable[EventConsumer]],
+    channel: AbstractChannel,
+    exchange_name: str,
+    consumer_name: str,
+    session_factory: Sessions,
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        await release.wait()
+        await record_effect(session, event, consumer_name)
+
+    def waiting(queue: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "gatehouse_consumer_queue_messages", {"consumer": consumer_name, "queue": queue}
+        )
+
+    await make_consumer({"user.verified": handler}, prefetch=1)
+    for _ in range(3):
+        await publish_event(channel, exchange_name, verified_event())
+    await publish(channel, exchange_name, b"not json", "user.verified")
+    # One event in the handler, two behind it, the malformed message behind them.
+    await eventually(lambda: waiting("main") == 3, "the backlog of three")
+    release.set()
+    await eventually(lambda: has_effects(session_factory, consumer_name, 3), "every event handled")
+    await eventually(lambda: waiting("main") == 0 and waiting("dlq") == 1, "an empty queue, one dead letter")
+
+
 async def test_stop_waits_for_the_handler_in_flight(
     make_consumer: Callable[..., Awaitable[EventConsumer]],
     channel: AbstractChannel,
@@ -449,6 +479,7 @@ async def test_a_handler_in_flight_when_the_broker_link_drops_runs_to_its_end_an
         )
         assert sent == [event.id]
         assert await effects(session_factory, consumer_name) == [(event.id, None)]
+        assert metric("gatehouse_events_redelivered_total", consumer=consumer_name) >= 1
     finally:
         await consumer.stop()
         await proxy.close()

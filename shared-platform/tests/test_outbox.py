@@ -109,6 +109,10 @@ def publish_failures() -> float:
     return REGISTRY.get_sample_value("gatehouse_outbox_publish_failures_total") or 0.0
 
 
+def backlog() -> float | None:
+    return REGISTRY.get_sample_value("gatehouse_outbox_backlog")
+
+
 @contextlib.asynccontextmanager
 async def running(*relays: OutboxRelay) -> AsyncIterator[None]:
     for relay in relays:
@@ -219,6 +223,8 @@ async def test_events_written_while_the_broker_is_down_are_delivered_once_it_ret
             first = await write_events(session_factory, 5)
             await eventually(lambda: publish_failures() > failures + 1, "the relay to fail at least twice")
             assert await unpublished_count(session_factory) == 5
+            await eventually(lambda: backlog() == 5, "the backlog gauge to count the waiting events")
+            assert (REGISTRY.get_sample_value("gatehouse_outbox_lag_seconds") or 0) > 0
             await proxy.open()
             received = await receive(inbox, 5)
             # Let every confirm reach the relay before cutting the line, or a lost confirm would
@@ -226,6 +232,7 @@ async def test_events_written_while_the_broker_is_down_are_delivered_once_it_ret
             await eventually(
                 lambda: all_published(session_factory), "the first events to be marked published"
             )
+            await eventually(lambda: backlog() == 0, "the backlog gauge to drop to zero")
 
             # Down again while running.
             await proxy.close()

@@ -7,11 +7,23 @@ import hashlib
 import math
 import time
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from auth_service.settings import Settings
 from gatehouse_platform.errors import TooManyRequests
 from gatehouse_platform.ratelimit import RateLimiter
+
+SIGN_IN_FAILURES = Counter(
+    "auth_sign_in_failures_total",
+    "Credential checks that failed (a wrong password, code, second factor or passkey), by method.",
+    ["method"],
+)
+THROTTLED = Counter(
+    "auth_throttled_total",
+    "Attempts refused with 429, by action and by what refused them (ip, account, backoff).",
+    ["action", "scope"],
+)
 
 
 def account_key(identifier: str) -> str:
@@ -34,31 +46,39 @@ class Throttle:
         if not self.enabled:
             return
         account = account_key(identifier)
-        await self._limiter.hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
-        await self._limiter.hit(self._settings.credential_account_limit, action, "account", account)
+        await self._hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
+        await self._hit(self._settings.credential_account_limit, action, "account", account)
         wait = await self._backoff_remaining(account)
         if wait > 0:
+            THROTTLED.labels(action, "backoff").inc()
             raise TooManyRequests(wait, "Too many failed attempts for this account; try again later.")
 
     async def address_attempt(self, action: str, ip: str | None) -> None:
         """Before a credential check that names no account (a passkey sign-in): the per-IP limit."""
         if not self.enabled:
             return
-        await self._limiter.hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
+        await self._hit(self._settings.credential_ip_limit, action, "ip", ip or "unknown")
 
     async def request_attempt(self, action: str, ip: str | None, identifier: str) -> None:
         """Before sending an email (code, reset link): tighter limits, same answer for any address."""
         if not self.enabled:
             return
-        await self._limiter.hit(self._settings.request_ip_limit, action, "ip", ip or "unknown")
-        await self._limiter.hit(
-            self._settings.request_account_limit, action, "account", account_key(identifier)
-        )
+        await self._hit(self._settings.request_ip_limit, action, "ip", ip or "unknown")
+        await self._hit(self._settings.request_account_limit, action, "account", account_key(identifier))
+
+    async def _hit(self, limit: str, action: str, scope: str, key: str) -> None:
+        try:
+            await self._limiter.hit(limit, action, scope, key)
+        except TooManyRequests:
+            THROTTLED.labels(action, scope).inc()
+            raise
 
     def _failures_key(self, account: str) -> str:
         return f"{self._settings.redis_key_prefix}:failures:{account}"
 
-    async def failed(self, identifier: str) -> None:
+    async def failed(self, identifier: str, *, method: str) -> None:
+        """A credential check failed: counts towards the account's back-off."""
+        SIGN_IN_FAILURES.labels(method).inc()
         key = self._failures_key(account_key(identifier))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, "count", 1)

@@ -86,10 +86,11 @@ def outbox(job: str) -> list[Panel]:
             "Alert GatehouseOutboxLagging above 60 s.",
         ),
         Panel(
-            "Relay leaders and publish failures",
+            "Relay leaders, waiting events, publish failures",
             "short",
             {
                 "leaders": f"sum(gatehouse_outbox_relay_leader{{{where}}})",
+                "waiting": f"max(gatehouse_outbox_backlog{{{where}}})",
                 "failures/s": rate("gatehouse_outbox_publish_failures_total", where),
             },
         ),
@@ -111,7 +112,17 @@ def consumer(job: str) -> list[Panel]:
                 "failed": rate("gatehouse_events_failed_total", where),
                 "retried": rate("gatehouse_events_retried_total", where),
                 "duplicates": rate("gatehouse_events_duplicates_total", where),
+                "redelivered": rate("gatehouse_events_redelivered_total", where),
             },
+        ),
+        Panel(
+            "Waiting in the queue (lag) and in the dead-letter queue",
+            "short",
+            {
+                "waiting": f'max(gatehouse_consumer_queue_messages{{{where},queue="main"}})',
+                "dead letters": f'max(gatehouse_consumer_queue_messages{{{where},queue="dlq"}})',
+            },
+            "Alerts GatehouseConsumerLagging (> 500 for 10 min) and GatehouseDeadLettersWaiting (an hour).",
         ),
         Panel(
             "Dead-lettered (last hour)",
@@ -227,6 +238,20 @@ DASHBOARDS = [
                     },
                 ),
             ],
+            [
+                Panel(
+                    "Failed sign-ins by method",
+                    "ops",
+                    {"{{method}}": rate("auth_sign_in_failures_total", by="method")},
+                    "Alert AuthSignInFailuresHigh above 2/s for 10 min.",
+                ),
+                Panel(
+                    "Refused by auth-service's throttling",
+                    "ops",
+                    {"{{action}} {{scope}}": rate("auth_throttled_total", by="action, scope")},
+                    "Alert AuthThrottlingHigh above 1/s for 10 min.",
+                ),
+            ],
         ],
     ),
     Dashboard(
@@ -251,11 +276,19 @@ DASHBOARDS = [
                     "s",
                     {
                         "oldest unapplied": "max(billing_stripe_event_backlog_seconds)",
+                        "applied p99": quantile(0.99, "billing_stripe_event_apply_lag_seconds"),
                         "failures (15 min)": rate(
                             "billing_stripe_event_failures_total", window="15m", of="increase"
                         ),
                     },
-                    "Alerts BillingStripeEventsBacklog (> 5 min) and BillingStripeEventsFailing.",
+                    "Alerts BillingStripeEventsBacklog (> 5 min), BillingStripeEventsApplySlow (p99 > 60 s) "
+                    "and BillingStripeEventsFailing.",
+                ),
+                Panel(
+                    "Stripe API errors by kind",
+                    "ops",
+                    {"{{kind}}": rate("billing_stripe_api_errors_total", by="kind")},
+                    "Alert BillingStripeApiErrors on unreachable + error above 10 in 10 min.",
                 ),
             ],
             outbox("billing-service"),

@@ -30,11 +30,12 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
     ConsumerTag,
 )
 from asgi_correlation_id import correlation_id
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +71,17 @@ EVENTS_FAILED = Counter(
 )
 EVENTS_RETRIED = Counter(
     "gatehouse_events_retried_total", "Events scheduled for another attempt.", ["consumer", "event_type"]
+)
+EVENTS_REDELIVERED = Counter(
+    "gatehouse_events_redelivered_total",
+    "Messages the broker delivered again because an earlier delivery was never acknowledged.",
+    ["consumer"],
+)
+QUEUE_MESSAGES = Gauge(
+    "gatehouse_consumer_queue_messages",
+    "Messages waiting in the consumer's queue (queue=main: ready, not yet taken) and its dead-letter "
+    "queue (queue=dlq), probed every few seconds.",
+    ["consumer", "queue"],
 )
 EVENTS_DEAD_LETTERED = Counter(
     "gatehouse_events_dead_lettered_total",
@@ -112,6 +124,7 @@ class EventConsumer:
         session_factory: async_sessionmaker[AsyncSession],
         prefetch: int = ...,
         retry_delays: Sequence[float] = ...,
+        queue_probe_seconds: float = ...,
     ) -> None: ...
 
     @overload
@@ -125,6 +138,7 @@ class EventConsumer:
         session_factory: None,
         prefetch: int = ...,
         retry_delays: Sequence[float] = ...,
+        queue_probe_seconds: float = ...,
     ) -> None: ...
 
     def __init__(
@@ -137,6 +151,7 @@ class EventConsumer:
         session_factory: async_sessionmaker[AsyncSession] | None,
         prefetch: int = 16,
         retry_delays: Sequence[float] = (1, 5, 30),
+        queue_probe_seconds: float = 15,
     ) -> None:
         unknown = set(handlers) - set(REGISTRY)
         if unknown:
@@ -152,9 +167,11 @@ class EventConsumer:
         self._retry_queues = [(f"{name}.retry.{ms}ms", ms) for ms in delays_ms]
         self.dead_letter_queue = f"{name}.dlq"
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractChannel | None = None
+        self._publisher: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: ConsumerTag | None = None
+        self._queue_probe_seconds = queue_probe_seconds
+        self._probe: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._settling: set[asyncio.Task[None]] = set()  # strong references while they run
         self._idle = asyncio.Event()
@@ -170,6 +187,9 @@ class EventConsumer:
         # that must not cancel deliveries in flight on the consuming one.
         self._publisher = await self._connection.channel(publisher_confirms=True)
         self._consumer_tag = await self._queue.consume(self._on_message)
+        self._probe = asyncio.create_task(
+            self._probe_queues(self._publisher), name=f"{self.name} queue probe"
+        )
         logger.info("consumer %s started for %s", self.name, sorted(self._handlers))
 
     async def stop(self, grace_period: float = 30) -> None:
@@ -179,6 +199,10 @@ class EventConsumer:
         unacknowledged, is redelivered later. A broker that is gone (the robust connection waiting
         to reconnect) gets `BROKER_STOP_SECONDS` for each of the cancel and the close, not forever.
         """
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+            self._probe = None
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await asyncio.wait_for(self._queue.cancel(self._consumer_tag), BROKER_STOP_SECONDS)
@@ -217,6 +241,26 @@ class EventConsumer:
                 moved += 1
         logger.info("consumer %s replayed %d dead letters", self.name, moved)
         return moved
+
+    async def _probe_queues(self, channel: AbstractRobustChannel) -> None:
+        """Keep `gatehouse_consumer_queue_messages` current: the backlog (consumer lag) and the dead
+        letters, by a passive declare (it only reads). A broker that is away skips a probe."""
+        queues = {"main": self.name, "dlq": self.dead_letter_queue}
+        while True:
+            for label, queue_name in queues.items():
+                try:
+                    # robust=False: a robust channel answers a passive declare of a queue it
+                    # remembers from its cache, with the count of that first declare.
+                    declared = await asyncio.wait_for(
+                        channel.declare_queue(queue_name, passive=True, robust=False), BROKER_STOP_SECONDS
+                    )
+                except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
+                    logger.debug("consumer %s could not probe %s", self.name, queue_name, exc_info=True)
+                    continue
+                count = declared.declaration_result.message_count
+                if count is not None:
+                    QUEUE_MESSAGES.labels(self.name, label).set(count)
+            await asyncio.sleep(self._queue_probe_seconds)
 
     async def _declare_topology(self, channel: AbstractChannel) -> AbstractQueue:
         exchange = await channel.declare_exchange(
@@ -290,6 +334,8 @@ class EventConsumer:
             await _nack_quietly(message)
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
+        if message.redelivered:
+            EVENTS_REDELIVERED.labels(self.name).inc()
         try:
             event, data = self._parse(message)
         except MalformedMessageError as exc:

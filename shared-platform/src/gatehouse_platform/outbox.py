@@ -47,6 +47,9 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 OUTBOX_LAG = Gauge(
     "gatehouse_outbox_lag_seconds", "Age of the oldest unpublished outbox event, seen by the leading relay."
 )
+OUTBOX_BACKLOG = Gauge(
+    "gatehouse_outbox_backlog", "Outbox events not yet published, seen by the leading relay."
+)
 OUTBOX_LEADER = Gauge("gatehouse_outbox_relay_leader", "1 while this process's relay holds the leader lock.")
 
 
@@ -287,10 +290,17 @@ class OutboxRelay:
         return self._exchange
 
     async def _measure_lag(self) -> None:
+        """The backlog's size and the age of its oldest event, in one query (the partial index on
+        unpublished rows keeps it cheap however long the table)."""
         async with self._sessions() as session:
-            oldest = await session.scalar(
-                select(func.min(OutboxMessage.created_at)).where(OutboxMessage.published_at.is_(None))
-            )
+            waiting, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxMessage.created_at)).where(
+                        OutboxMessage.published_at.is_(None)
+                    )
+                )
+            ).one()
+        OUTBOX_BACKLOG.set(waiting)
         OUTBOX_LAG.set(0 if oldest is None else max((utcnow() - oldest) / timedelta(seconds=1), 0))
 
     async def _pause_after_db_error(self, exc: BaseException) -> None:

@@ -64,7 +64,7 @@ async def reauthenticate(
         used, proven = await verify_assertion(db, passkey, clock)
         ok = used.user_id == user.id
     if not ok:
-        await throttle.failed(account)
+        await throttle.failed(account, method="reauthentication")
         raise InvalidCredentials("That is not correct.")
     await throttle.succeeded(account)
     return await renew_sign_in(db, keyring, settings, principal, proven=proven, at=clock.utcnow())

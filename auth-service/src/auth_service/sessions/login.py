@@ -42,7 +42,7 @@ async def login_with_password(
     if user is None or not ok:
         if user is not None:
             audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method="password")
-        await throttle.failed(login)
+        await throttle.failed(login, method="password")
         raise InvalidCredentials("The email, username or password is not correct.")
     assert user.password_hash is not None
     if not user.is_active:
@@ -105,7 +105,7 @@ async def login_with_code(
             record.attempts += 1
             if record.attempts >= max_attempts:
                 record.used_at = utcnow()  # the budget is spent: this code is dead
-        await throttle.failed(email)
+        await throttle.failed(email, method="email_code")
         raise InvalidLoginCode("The code is not correct or has expired; ask for a new one.")
     record.used_at = utcnow()
     if not user.is_active:

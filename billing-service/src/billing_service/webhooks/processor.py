@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +57,11 @@ EVENTS_APPLIED = Counter(
 )
 EVENT_FAILURES = Counter("billing_stripe_event_failures_total", "Stripe event processing failures.", ["type"])
 BATCH_SECONDS = Histogram("billing_stripe_event_batch_seconds", "Time to process one batch of Stripe events.")
+APPLY_LAG = Histogram(
+    "billing_stripe_event_apply_lag_seconds",
+    "From a Stripe event's receipt to its effect committed (applied or ignored).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 BACKLOG_AGE = Gauge("billing_stripe_event_backlog_seconds", "Age of the oldest unprocessed Stripe event.")
 
 
@@ -138,6 +143,7 @@ class WebhookProcessor:
         return count
 
     async def _batch(self, *, careful: bool) -> int:
+        received: list[datetime] = []  # of the events settled, for the lag once committed
         async with self._sessions() as db, db.begin():
             stripe_events = StripeEventRepository(db)
             rows = await stripe_events.claim_due(self._settings.webhook_batch_size)
@@ -183,6 +189,7 @@ class WebhookProcessor:
                     continue
                 status = StripeEventStatus.PROCESSED if outcome == "processed" else StripeEventStatus.IGNORED
                 outcomes[status].append(row.id)
+                received.append(row.received_at)
                 EVENTS_APPLIED.labels(event.type, outcome).inc()
             if not careful:
                 try:
@@ -191,6 +198,9 @@ class WebhookProcessor:
                     raise _RedoCarefully from exc
             for status, ids in outcomes.items():
                 await stripe_events.mark_done(ids, status)
+        committed = utcnow()
+        for at in received:
+            APPLY_LAG.observe(max((committed - at).total_seconds(), 0))
         if ctx.emitted:
             log.debug("stripe events emitted %s", ctx.emitted)
         return len(rows)
