@@ -17,4 +17,5 @@ class TestHouseRules(HouseRules):
         "pyotp": ("mfa/totp.py",),
         "segno": ("mfa/totp.py",),
         "webauthn": ("passkeys/webauthn.py",),
+        "maxminddb": ("geoip.py",),
     }

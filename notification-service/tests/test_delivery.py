@@ -217,22 +217,29 @@ async def test_a_new_sign_in_says_where_from_and_links_to_a_password_reset(
                 "user.new_sign_in",
                 email=to,
                 ip="198.51.100.23",
+                place="Lyon, France",
                 user_agent="Agent/7 (a new phone)",
                 new_device=True,
                 new_network=False,
             )
         )
     )
+    unplaced = new_email()  # no GeoIP database at auth-service: no place, and no line for it
+    await stack.publish(envelope(sample("user.new_sign_in", email=unplaced, place=None)))
 
     [message] = await wait_for_mail(maildir, to)
     text, html = parts(message)
     assert message["Subject"] == "New sign-in to your Gatehouse account"
     assert "from a device we have not seen you use lately" in text
+    assert "Where (approximately): Lyon, France" in text
     for body in (text, html):
         assert "198.51.100.23" in body and "Agent/7 (a new phone)" in body and "Password" in body
+        assert "Lyon, France" in body
         assert "https://app.gatehouse.test/forgot-password" in body
     assert "t me: reset my password" in html  # the apostrophe is escaped in HTML
     assert message["List-Unsubscribe"] is None
+    [other] = await wait_for_mail(maildir, unplaced)
+    assert all("Where (approximately)" not in body for body in parts(other))
 
 
 async def test_an_event_delivered_three_times_sends_one_email(stack: Stack, maildir: Path, db: Db) -> None:

@@ -123,6 +123,7 @@ def audit_event(kind: str, method: str | None, **fields: object) -> dict[str, ob
         "actor_id": None,
         "method": method,
         "ip": None,
+        "place": None,
         "user_agent": None,
         "details": {},
         **fields,
@@ -133,7 +134,13 @@ def audit_page(cursor: str | None) -> httpx.Response:
     """Two pages of the trail as auth-service gives them; a cursor it never gave is a 400."""
     if cursor is None:
         items = [
-            audit_event("sign_in.succeeded", "password", ip="198.51.100.7", user_agent=CHROME_ON_LINUX),
+            audit_event(
+                "sign_in.succeeded",
+                "password",
+                ip="198.51.100.7",
+                place="Lyon, France",
+                user_agent=CHROME_ON_LINUX,
+            ),
             audit_event("sign_in.failed", "password", ip="203.0.113.9"),
         ]
         return httpx.Response(200, json={"items": items, "next_cursor": "MjAyNi0wMS0wMQ=="})
@@ -416,7 +423,7 @@ async def test_the_security_activity_lists_what_happened_in_words_a_page_at_a_ti
     text = first.text
     assert "<strong>Signed in</strong>" in text and "<strong>Failed sign-in</strong>" in text
     assert "Chrome on Linux" in text and "Mozilla/5.0" not in text
-    assert "198.51.100.7" in text and "203.0.113.9" in text and "Password" in text
+    assert "198.51.100.7 (Lyon, France)" in text and "203.0.113.9</dd>" in text and "Password" in text
     assert 'href="/forgot-password"' in text
     assert 'href="/account/security/activity?cursor=MjAyNi0wMS0wMQ%3D%3D"' in text
     asked = [c for c in auth.calls if c[1] == "/auth/audit-events/me"]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.clock import Clock
 from auth_service.errors import MfaEnrollmentRequired, ReauthenticationRequired
+from auth_service.geoip import Places
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
 from auth_service.mfa.totp import TotpSeeds
@@ -52,6 +53,7 @@ class Services:
     challenges: Challenges
     clock: Clock
     proxies: TrustedProxies  # AUTH_TRUSTED_PROXIES: whose X-Forwarded-For names the client
+    places: Places  # AUTH_GEOIP_DATABASE: an address's approximate place
 
 
 SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
@@ -68,10 +70,13 @@ ChallengesDep = Annotated[Challenges, Depends(from_services("challenges"))]
 ProxiesDep = Annotated[TrustedProxies, Depends(from_services("proxies"))]
 
 
-def get_client(request: Request, proxies: ProxiesDep) -> Client:
+PlacesDep = Annotated[Places, Depends(from_services("places"))]
+
+
+def get_client(request: Request, proxies: ProxiesDep, places: PlacesDep) -> Client:
     agent = request.headers.get("user-agent")
     ip = proxies.client_of(request).ip if request.client else None
-    return Client(ip=ip, user_agent=agent[:512] if agent else None)
+    return Client(ip=ip, user_agent=agent[:512] if agent else None, place=places.of(ip))
 
 
 ClientDep = Annotated[Client, Depends(get_client)]

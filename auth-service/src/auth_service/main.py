@@ -11,6 +11,7 @@ from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
+from auth_service.geoip import Places
 from auth_service.keys.router import router as keys_router
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.router import router as mfa_router
@@ -60,6 +61,7 @@ def create_app(
         challenges=Challenges(settings, redis),
         clock=clock or Clock(),
         proxies=TrustedProxies(settings.trusted_proxies),
+        places=Places(settings.geoip_database),
     )
     return service_app(
         title="Gatehouse auth-service",
@@ -71,7 +73,7 @@ def create_app(
             workers=[OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)]
             if run_relay
             else [],
-            closers=[http.aclose, redis.aclose, engine.dispose, services.hasher.close],
+            closers=[http.aclose, redis.aclose, engine.dispose, services.hasher.close, services.places.close],
         ),
         checks={"database": database_check(engine), "redis": redis_check(redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},

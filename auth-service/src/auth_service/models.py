@@ -281,6 +281,7 @@ class AuditEvent(Base):
     actor_id: Mapped[uuid.UUID | None]  # who acted, when not the user (an admin)
     method: Mapped[str | None] = mapped_column(String(16))
     ip: Mapped[str | None] = mapped_column(INET)
+    place: Mapped[str | None] = mapped_column(String(200))  # the IP's city and country (GeoIP)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     device: Mapped[str | None] = mapped_column(String(32))
     network: Mapped[str | None] = mapped_column(String(64))

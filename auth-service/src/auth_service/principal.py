@@ -17,6 +17,7 @@ from gatehouse_contracts.tokens import AccessTokenClaims
 class Client:
     ip: str | None
     user_agent: str | None
+    place: str | None = None  # "City, Country" when a GeoIP database is configured
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatehouse_platform.clientip import TrustedProxyCidrs
@@ -115,6 +115,11 @@ class Settings(ServiceSettings):
         "the sessions' addresses count the person, not the gateway",
     )
     max_backoff_seconds: int = 900
+    geoip_database: FilePath | None = Field(
+        None,
+        description="A MaxMind-format city or country database (.mmdb, e.g. GeoLite2-City): the audit "
+        "trail and the new sign-in email then show each address's approximate place",
+    )
 
     # Sign in with Google / GitHub: a provider is offered once its client id and secret are set.
     # The URLs default to the real providers; `make run` and tests point them at emulators/oauth.

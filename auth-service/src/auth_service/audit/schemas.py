@@ -23,6 +23,7 @@ class AuditEventOut(BaseModel):
         "second step (totp, recovery_code, passkey), or the provider of an identity"
     )
     ip: str | None
+    place: str | None = Field(description="The address's approximate place, when GeoIP is configured")
     user_agent: str | None
     details: dict[str, Any]
 
@@ -36,6 +37,7 @@ class AuditEventOut(BaseModel):
             actor_id=event.actor_id,
             method=event.method,
             ip=str(event.ip) if event.ip is not None else None,
+            place=event.place,
             user_agent=event.user_agent,
             details=event.details,
         )

@@ -87,6 +87,7 @@ def record(
             actor_id=actor_id,
             method=method,
             ip=ip if network_of(ip) else None,  # "unknown" (no peer) is no address
+            place=client.place if client else None,
             user_agent=agent,
             device=device_of(agent),
             network=network_of(ip),
@@ -136,6 +137,7 @@ async def record_sign_in(
                 method=cast(SignInMethod, method),
                 signed_in_at=entry.occurred_at,
                 ip=entry.ip,
+                place=entry.place,
                 user_agent=client.user_agent,
                 new_device=new_device,
                 new_network=new_network,

@@ -96,6 +96,7 @@ SAMPLE_EVENTS: dict[str, EventData] = {
             method="password",
             signed_in_at=_T,
             ip="203.0.113.7",
+            place="Lyon, France",
             user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
             new_device=True,
             new_network=True,

@@ -246,6 +246,9 @@ class NewSignIn(EventData):
     method: Literal["password", "email_code", "google", "github", "passkey"]
     signed_in_at: datetime
     ip: str | None = Field(description="The client's address as auth-service judged it")
+    place: str | None = Field(
+        default=None, description="The address's approximate place (city, country), when GeoIP is configured"
+    )
     user_agent: str | None
     new_device: bool = Field(description="The user agent was not seen in a recent sign-in")
     new_network: bool = Field(description="The address's /24 (IPv4) or /48 (IPv6) was not seen lately")

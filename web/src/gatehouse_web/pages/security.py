@@ -382,6 +382,7 @@ async def activity(
             "when": moment(item["occurred_at"], locale, zone),
             "device": device_name(item.get("user_agent"), _),
             "ip": item.get("ip"),
+            "place": item.get("place"),
             "by_admin": item.get("actor_id") is not None,
         }
         for item in page["items"]
