@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import stripe
 from sqlalchemy import select
@@ -72,6 +73,12 @@ async def paid_subscription(
 
 def refund_url(payment_id: uuid.UUID | str) -> str:
     return f"/billing/admin/payments/{payment_id}/refund"
+
+
+def subject_of(headers: dict[str, str]) -> str:
+    """The `sub` of the bearer token in `headers` (read, not verified: the test made it)."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
 
 
 def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
@@ -222,6 +229,22 @@ async def test_the_same_key_twice_gives_the_same_refund_never_two(
     assert [r.amount for r in await refunds_of(db, payment.id)] == [500]
     assert (await payment_row(db, payment.id)).amount_refunded == 500
     assert len(await events.all_of("payment.refunded", of_payment(payment.id))) == 1
+    # Audited once, with who asked and whose money it was; the replayed key adds nothing.
+    trail = await client.get(
+        "/billing/admin/audit-events", params={"subject_id": str(payment.id)}, headers=admin
+    )
+    [entry] = trail.json()["items"]
+    assert (entry["action"], entry["actor_id"], entry["user_id"]) == (
+        "payment.refunded",
+        subject_of(admin),
+        str(payment.user_id),
+    )
+    assert entry["details"] == {
+        "refund_id": answers[0].json()["refund"]["id"],
+        "amount": 500,
+        "currency": payment.currency,
+        "reason": None,
+    }
 
 
 async def test_a_refund_above_what_remains_is_refused_with_a_clear_problem(

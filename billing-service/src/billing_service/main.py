@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from billing_service.audit.router import router as audit_router
 from billing_service.coupons.router import router as coupons_router
 from billing_service.dependencies import Services
 from billing_service.events.handlers import bind
@@ -120,5 +121,6 @@ def create_app(
             payments_router,
             self_service_router,
             webhooks_router,
+            audit_router,
         ],
     )

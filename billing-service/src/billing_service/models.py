@@ -27,6 +27,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -435,3 +436,25 @@ class JobCursor(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+
+class AuditEvent(Base):
+    """One admin action on money or the catalogue: a plan, coupon or promotion code changed, a
+    refund made. Append-only, kept as long as the payments it explains (no purge). `user_id` (the
+    customer concerned) is no foreign key, so an entry outlives what it names."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_actor_id_occurred_at", "actor_id", "occurred_at"),
+        Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_audit_events_subject_id", "subject_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    actor_id: Mapped[uuid.UUID]  # the admin
+    action: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[uuid.UUID | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from billing_service.audit.service import AuditAction, record, sent
 from billing_service.coupons import service
 from billing_service.coupons.schemas import (
     CouponCreate,
@@ -38,8 +39,12 @@ ADMIN_ERRORS = (Unauthorized, Forbidden)
     summary="Make a coupon (percent or amount off, for once, some months or forever)",
     responses=responses(*ADMIN_ERRORS, UnknownCouponPlan, *STRIPE_ERRORS),
 )
-async def create_coupon(body: CouponCreate, _: AdminClaims, db: DbSession, stripe: StripeDep) -> CouponOut:
-    return CouponOut.model_validate(await service.create_coupon(db, stripe, body))
+async def create_coupon(
+    body: CouponCreate, admin: AdminClaims, db: DbSession, stripe: StripeDep
+) -> CouponOut:
+    coupon = await service.create_coupon(db, stripe, body)
+    record(db, AuditAction.COUPON_CREATED, actor_id=admin.sub, subject_id=coupon.id, details=sent(body))
+    return CouponOut.model_validate(coupon)
 
 
 @router.get("/coupons", summary="Coupons, newest first", responses=responses(*ADMIN_ERRORS, InvalidCursor))
@@ -58,8 +63,17 @@ async def list_coupons(
     summary="Delete a coupon: no new redemptions (its codes are deactivated); given discounts run on",
     responses=responses(*ADMIN_ERRORS, CouponNotFound, *STRIPE_ERRORS),
 )
-async def delete_coupon(coupon_id: uuid.UUID, _: AdminClaims, db: DbSession, stripe: StripeDep) -> Response:
-    await service.delete_coupon(db, stripe, coupon_id)
+async def delete_coupon(
+    coupon_id: uuid.UUID, admin: AdminClaims, db: DbSession, stripe: StripeDep
+) -> Response:
+    coupon = await service.delete_coupon(db, stripe, coupon_id)
+    record(
+        db,
+        AuditAction.COUPON_DELETED,
+        actor_id=admin.sub,
+        subject_id=coupon.id,
+        details={"name": coupon.name},
+    )
     return Response(status_code=204)
 
 
@@ -70,9 +84,12 @@ async def delete_coupon(coupon_id: uuid.UUID, _: AdminClaims, db: DbSession, str
     responses=responses(*ADMIN_ERRORS, CouponNotFound, CouponDeleted, PromotionCodeTaken, *STRIPE_ERRORS),
 )
 async def create_promotion_code(
-    coupon_id: uuid.UUID, body: PromotionCodeCreate, _: AdminClaims, db: DbSession, stripe: StripeDep
+    coupon_id: uuid.UUID, body: PromotionCodeCreate, admin: AdminClaims, db: DbSession, stripe: StripeDep
 ) -> PromotionCodeOut:
-    return PromotionCodeOut.model_validate(await service.create_promotion_code(db, stripe, coupon_id, body))
+    promo = await service.create_promotion_code(db, stripe, coupon_id, body)
+    details = {"coupon_id": str(coupon_id), **sent(body)}
+    record(db, AuditAction.PROMOTION_CODE_CREATED, actor_id=admin.sub, subject_id=promo.id, details=details)
+    return PromotionCodeOut.model_validate(promo)
 
 
 @router.get(
@@ -95,7 +112,11 @@ async def list_promotion_codes(
     responses=responses(*ADMIN_ERRORS, PromotionCodeNotFound, *STRIPE_ERRORS),
 )
 async def deactivate_promotion_code(
-    coupon_id: uuid.UUID, promotion_code_id: uuid.UUID, _: AdminClaims, db: DbSession, stripe: StripeDep
+    coupon_id: uuid.UUID, promotion_code_id: uuid.UUID, admin: AdminClaims, db: DbSession, stripe: StripeDep
 ) -> PromotionCodeOut:
     promo = await service.deactivate_promotion_code(db, stripe, coupon_id, promotion_code_id)
+    details = {"coupon_id": str(coupon_id), "code": promo.code}
+    record(
+        db, AuditAction.PROMOTION_CODE_DEACTIVATED, actor_id=admin.sub, subject_id=promo.id, details=details
+    )
     return PromotionCodeOut.model_validate(promo)

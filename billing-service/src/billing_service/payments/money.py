@@ -28,6 +28,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service import publishing
+from billing_service.audit import service as audit
 from billing_service.customers.repository import CustomerRepository
 from billing_service.errors import (
     IdempotencyKeyReused,
@@ -264,6 +265,19 @@ async def refund_payment(
         raise
     payment.stripe_charge_id = payment.stripe_charge_id or refund.charge_id
     row, _ = await record_refund(db, payment, refund, key=key, requested_by=admin_id)
+    audit.record(
+        db,
+        audit.AuditAction.PAYMENT_REFUNDED,
+        actor_id=admin_id,
+        subject_id=payment.id,
+        user_id=payment.user_id,
+        details={
+            "refund_id": str(row.id),
+            "amount": row.amount,
+            "currency": payment.currency,
+            "reason": reason,
+        },
+    )
     return row, payment
 
 

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from billing_service.audit.service import AuditAction, record, sent
 from billing_service.dependencies import AdminClaims, DbSession, StripeDep
 from billing_service.errors import STRIPE_ERRORS, InvalidCursor, PlanCodeTaken, PlanNotFound
 from billing_service.pagination import Cursor, Limit
@@ -29,8 +30,10 @@ async def get_plan(plan_id: uuid.UUID, db: DbSession) -> PlanOut:
 
 
 @router.post("/plans", status_code=201, responses=responses(*ADMIN_ERRORS, PlanCodeTaken, *STRIPE_ERRORS))
-async def create_plan(body: PlanCreate, _: AdminClaims, db: DbSession, stripe: StripeDep) -> PlanOut:
-    return PlanOut.model_validate(await service.create_plan(db, stripe, body))
+async def create_plan(body: PlanCreate, admin: AdminClaims, db: DbSession, stripe: StripeDep) -> PlanOut:
+    plan = await service.create_plan(db, stripe, body)
+    record(db, AuditAction.PLAN_CREATED, actor_id=admin.sub, subject_id=plan.id, details=sent(body))
+    return PlanOut.model_validate(plan)
 
 
 @router.patch(
@@ -39,9 +42,11 @@ async def create_plan(body: PlanCreate, _: AdminClaims, db: DbSession, stripe: S
     responses=responses(*ADMIN_ERRORS, PlanNotFound, *STRIPE_ERRORS),
 )
 async def update_plan(
-    plan_id: uuid.UUID, body: PlanUpdate, _: AdminClaims, db: DbSession, stripe: StripeDep
+    plan_id: uuid.UUID, body: PlanUpdate, admin: AdminClaims, db: DbSession, stripe: StripeDep
 ) -> PlanOut:
-    return PlanOut.model_validate(await service.update_plan(db, stripe, plan_id, body))
+    plan = await service.update_plan(db, stripe, plan_id, body)
+    record(db, AuditAction.PLAN_UPDATED, actor_id=admin.sub, subject_id=plan.id, details=sent(body))
+    return PlanOut.model_validate(plan)
 
 
 @router.delete(
@@ -50,8 +55,9 @@ async def update_plan(
     summary="Retire a plan (soft delete): no new subscriptions, existing ones run on",
     responses=responses(*ADMIN_ERRORS, PlanNotFound, *STRIPE_ERRORS),
 )
-async def retire_plan(plan_id: uuid.UUID, _: AdminClaims, db: DbSession, stripe: StripeDep) -> Response:
-    await service.retire_plan(db, stripe, plan_id)
+async def retire_plan(plan_id: uuid.UUID, admin: AdminClaims, db: DbSession, stripe: StripeDep) -> Response:
+    plan = await service.retire_plan(db, stripe, plan_id)
+    record(db, AuditAction.PLAN_RETIRED, actor_id=admin.sub, subject_id=plan.id, details={"code": plan.code})
     return Response(status_code=204)
 
 
