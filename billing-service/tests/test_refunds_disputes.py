@@ -30,6 +30,7 @@ from billing_service.models import (
 )
 from billing_service.payments.money import record_dispute
 from billing_service.settings import Settings
+from billing_service.webhooks.reconcile import reconcile
 from conftest import (
     Emulator,
     EventTap,
@@ -571,3 +572,41 @@ async def test_a_lost_dispute_keeps_access_when_the_setting_says_so(
         return (await subscription_row(db, subscribed.subscription_id)).status == SubscriptionStatus.ACTIVE
 
     await eventually(still_active, "the subscription to stay active")
+
+
+# -- reconciliation -----------------------------------------------------------------------------------
+
+
+async def test_reconciliation_heals_a_refund_and_a_dispute_whose_webhooks_were_missed(
+    paid_subscription: PaidSubscription,
+    sdk: stripe.StripeClient,
+    webhook_endpoint: WebhookEndpoint,
+    emulator: Emulator,
+    settings: Settings,
+    db: async_sessionmaker[AsyncSession],
+    events: EventTap,
+) -> None:
+    """Made in the dashboard while no webhook reached us: Stripe's Events API still has them."""
+    payments = [await paid_payment(db, await paid_subscription(amount=3000)) for _ in range(2)]
+    refunded, disputed = (charge_of(sdk, p.stripe_invoice_id) for p in payments)
+    async with webhooks_off(sdk, webhook_endpoint, emulator, db):
+        refund = (
+            await emulator.http.post(f"/_emulator/charges/{refunded.id}/refund", json={"amount": 1200})
+        ).json()["refund"]
+        await emulator.http.post(f"/_emulator/charges/{disputed.id}/dispute", json={"reason": "fraudulent"})
+    assert (await payment_row(db, payments[0].id)).amount_refunded == 0
+    assert (await payment_row(db, payments[1].id)).dispute_status is None
+
+    gateway = stripe_gateway(settings)
+    try:
+        result = await reconcile(db, gateway, settings)
+    finally:
+        await gateway.aclose()
+    assert result.missed >= 3  # refund.created, charge.refunded, charge.dispute.created
+    await settled(emulator, db)
+    healed = await payment_row(db, payments[0].id)
+    assert (healed.amount_refunded, healed.status) == (1200, PaymentStatus.PARTIALLY_REFUNDED)
+    assert [r.stripe_refund_id for r in await refunds_of(db, payments[0].id)] == [refund["id"]]
+    assert (await payment_row(db, payments[1].id)).dispute_status == DisputeStatus.OPEN
+    await events.wait_for("payment.refunded", of_payment(payments[0].id))
+    await events.wait_for("payment.disputed", of_payment(payments[1].id))
