@@ -1,4 +1,5 @@
-"""billing's audit trail: admins' plan, coupon, promotion code and refund actions
+"""billing's audit trail: admins' plan, coupon, promotion code and refund actions; the Stripe event
+log read newest first
 
 Revision ID: 0008
 Revises: 0004
@@ -33,7 +34,9 @@ def upgrade() -> None:
     op.create_index("ix_audit_events_actor_id_occurred_at", "audit_events", ["actor_id", "occurred_at"])
     op.create_index("ix_audit_events_user_id_occurred_at", "audit_events", ["user_id", "occurred_at"])
     op.create_index("ix_audit_events_subject_id", "audit_events", ["subject_id"])
+    op.create_index("ix_stripe_events_received_at_id", "stripe_events", ["received_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_stripe_events_received_at_id", table_name="stripe_events")
     op.drop_table("audit_events")

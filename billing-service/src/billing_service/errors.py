@@ -68,6 +68,18 @@ class IncompatiblePlan(Conflict):
     title = "Cannot switch to a plan in another currency"
 
 
+class StripeEventNotFound(NotFound):
+    slug = "stripe-event-not-found"
+    title = "No such Stripe event received"
+
+
+class StripeEventNotFailed(Conflict):
+    """Only a failed event waits for a retry; a processed or ignored one is done, a pending one due."""
+
+    slug = "stripe-event-not-failed"
+    title = "The Stripe event has not failed"
+
+
 class PaymentMethodNotFound(NotFound):
     slug = "payment-method-not-found"
     title = "No payment method on file"

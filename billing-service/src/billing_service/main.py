@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from billing_service.audit.router import router as audit_router
 from billing_service.coupons.router import router as coupons_router
 from billing_service.dependencies import Services
+from billing_service.event_log.router import router as event_log_router
 from billing_service.events.handlers import bind
 from billing_service.integrations.stripe import stripe_gateway
 from billing_service.payments.router import router as payments_router
@@ -122,5 +123,6 @@ def create_app(
             self_service_router,
             webhooks_router,
             audit_router,
+            event_log_router,
         ],
     )

@@ -404,6 +404,7 @@ class StripeEvent(Base):
             "next_attempt_at",
             postgresql_where=_in("status", (StripeEventStatus.PENDING, StripeEventStatus.FAILED)),
         ),
+        Index("ix_stripe_events_received_at_id", "received_at", "id"),  # the admins' log, newest first
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
 

@@ -60,14 +60,23 @@ def decode_single_cursor(cursor: str) -> str:
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """A cursor of (timestamp, id)."""
-    moment, row_id = _decode(cursor, 2)
+    moment, row_id = decode_time_key_cursor(cursor)
     try:
-        parsed = datetime.fromisoformat(moment)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(row_id)
+        return moment, uuid.UUID(row_id)
     except ValueError as exc:
         raise InvalidCursor(NOT_OURS) from exc
+
+
+def decode_time_key_cursor(cursor: str) -> tuple[datetime, str]:
+    """A cursor of (timestamp, a provider's id such as `evt_…`)."""
+    moment, key = _decode(cursor, 2)
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError as exc:
+        raise InvalidCursor(NOT_OURS) from exc
+    if parsed.tzinfo is None:
+        raise InvalidCursor(NOT_OURS)
+    return parsed, key
 
 
 def decode_plan_cursor(cursor: str) -> tuple[int, str]:

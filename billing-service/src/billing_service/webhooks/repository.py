@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from billing_service.integrations.stripe import WebhookEvent
@@ -83,6 +83,34 @@ class StripeEventRepository(Repository[StripeEvent]):
                     last_error=None,
                 )
             )
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        status: StripeEventStatus | None = None,
+        type_: str | None = None,
+        object_id: str | None = None,
+    ) -> list[StripeEvent]:
+        """The log, newest received first, keyset-paginated on (received_at, id)."""
+        stmt = select(StripeEvent)
+        if status is not None:
+            stmt = stmt.where(StripeEvent.status == status)
+        if type_ is not None:
+            stmt = stmt.where(StripeEvent.type == type_)
+        if object_id is not None:
+            stmt = stmt.where(StripeEvent.object_id == object_id)
+        if after is not None:
+            at, last_id = after
+            stmt = stmt.where(
+                or_(
+                    StripeEvent.received_at < at,
+                    and_(StripeEvent.received_at == at, StripeEvent.id < last_id),
+                )
+            )
+        stmt = stmt.order_by(StripeEvent.received_at.desc(), StripeEvent.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
 
     async def oldest_due(self) -> datetime | None:
         return await self.session.scalar(
