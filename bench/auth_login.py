@@ -3,7 +3,11 @@ while the logins run; then the CPU of a whole sign-in with a second factor (pass
 and with a passkey alone, each against a password-only sign-in measured the same way. Starts
 auth-service (production Argon2 parameters) on a throw-away database.
 
-    uv run python bench/auth_login.py [--seconds 10] [--connections 8] [--sign-ins 160]
+    uv run python bench/auth_login.py [--seconds 10] [--connections 8] [--sign-ins 160] [--tracing]
+
+With --tracing, auth-service runs with OpenTelemetry on (every request sampled, spans exported over
+OTLP/HTTP to a receiver this script holds); without it, with no OTEL_* variable at all. Run it both
+ways to see what tracing costs a sign-in.
 
 The Argon2 bound is cores ÷ the measured time of one verification. It is measured twice: one hash
 alone (the textbook figure), and as many hashes at once as there are cores (what the machine can
@@ -42,8 +46,12 @@ from support import (
     print_table,
     run_wrk,
     thread_cpu_seconds,
+    tracing_env,
     wait_ready,
 )
+
+sys.path.insert(0, str(ROOT / "tests-e2e"))
+from otlp import Received, otlp_receiver  # the e2e tests' OTLP/HTTP receiver: one copy
 
 sys.path.insert(0, str(ROOT / "auth-service" / "tests"))
 from authenticator import SoftAuthenticator  # auth-service tests' software authenticator: one copy
@@ -239,13 +247,23 @@ async def sign_in_cpu(
     return own / count, shared / count, second_step[0] / count
 
 
-async def main(seconds: float, connections: int, sign_ins: int) -> None:
+async def main(seconds: float, connections: int, sign_ins: int, tracing: bool) -> None:
+    if not tracing:
+        await bench(seconds, connections, sign_ins, tracing=None)
+        return
+    with otlp_receiver() as traces:
+        await bench(seconds, connections, sign_ins, tracing=traces)
+        print(f"spans auth-service exported: {len(traces.all())}")
+
+
+async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Received | None) -> None:
     name = testing.unique_name("gh_bench_auth")
     url = await testing.create_database(name)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        **(tracing_env(tracing.endpoint, "auth-service") if tracing else {}),
         "AUTH_DATABASE_URL": url,
         "AUTH_RATE_LIMITS_ENABLED": "false",
         "AUTH_LOG_LEVEL": "WARNING",
@@ -375,5 +393,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--sign-ins", type=int, default=180, help="of each kind, for the CPU table")
+    parser.add_argument("--tracing", action="store_true", help="OpenTelemetry on, every request sampled")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.connections, args.sign_ins))
+    asyncio.run(main(args.seconds, args.connections, args.sign_ins, args.tracing))

@@ -1,9 +1,12 @@
 """What the gateway costs: an authenticated GET /auth/me straight to auth-service, through the
 gateway (edge token check with the Redis denylist, Redis rate limits, streaming proxy), and
 through nginx as a plain reverse proxy (keep-alive upstream), at the same concurrency in one run.
-Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself, and a second
+Starts auth-service, the gateway and nginx (Debian's, installed when missing) itself, a second
 gateway that only proxies (no edge token check, no rate limits, so no Redis round trip): the
-difference between the two gateway rows is what the edge's checks cost.
+difference between the two gateway rows is what the edge's checks cost; and a third gateway like
+the first with OpenTelemetry on (every request sampled, spans exported over OTLP/HTTP to a receiver
+this script holds): the difference to the first is what tracing costs. The first gateway row is the
+one with tracing off (no OTEL_* variable set).
 
     uv run python bench/gateway.py [--seconds 8] [--rounds 8] [--connections 1,16]
 
@@ -42,12 +45,17 @@ from support import (
     free_port,
     lua_request,
     run_wrk,
+    tracing_env,
     wait_ready,
 )
+
+sys.path.insert(0, str(ROOT / "tests-e2e"))
+from otlp import Received, otlp_receiver  # the e2e tests' OTLP/HTTP receiver: one copy
 
 PASSWORD = "benchmark passphrase of decent length"
 DIRECT, GATEWAY, NGINX = "direct (auth-service)", "through the gateway", "through nginx (plain proxy)"
 PASS_THROUGH = "gateway, proxying only"  # no token check, no rate limits: no Redis on the path
+TRACED = "through the gateway, tracing on"
 NGINX_CONF = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -116,16 +124,25 @@ def start_nginx(upstream_port: int, workdir: Path) -> tuple[subprocess.Popen[byt
 
 async def main(seconds: float, rounds: int, connection_counts: list[int]) -> None:
     name = testing.unique_name("gh_bench_gateway")
-    with testing.rabbitmq_vhost(name) as amqp_url:  # queues and exchange go with it afterwards
-        await bench(name, amqp_url, seconds, rounds, connection_counts)
+    # queues and exchange go with the vhost afterwards
+    with testing.rabbitmq_vhost(name) as amqp_url, otlp_receiver() as traces:
+        await bench(name, amqp_url, traces, seconds, rounds, connection_counts)
 
 
-async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connection_counts: list[int]) -> None:
+async def bench(
+    name: str, amqp_url: str, traces: Received, seconds: float, rounds: int, connection_counts: list[int]
+) -> None:
     url = await testing.create_database(name)
-    auth_port, gateway_port, pass_through_port = free_port(), free_port(), free_port()
+    unlimited = "1000000000/minute"  # counted in Redis as usual, never reached
+    auth_port, gateway_port, pass_through_port, traced_port = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    )
+    limits = json.dumps([{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited}])
     processes: list[subprocess.Popen[bytes]] = []
     workdir = Path(tempfile.mkdtemp(prefix="gh-bench-gateway-"))
-    unlimited = "1000000000/minute"  # counted in Redis as usual, never reached
     gateway_env = {
         "GATEWAY_AUTH_URL": f"http://127.0.0.1:{auth_port}",
         "GATEWAY_AMQP_URL": amqp_url,
@@ -145,29 +162,32 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
                 "AUTH_REDIS_KEY_PREFIX": name,
             },
         ),
-        (
-            "gateway.cli",
-            gateway_port,
-            {
-                **gateway_env,
-                "GATEWAY_RATE_LIMIT_RULES": json.dumps(
-                    [{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited}]
-                ),
-            },
-        ),
+        ("gateway.cli", gateway_port, {**gateway_env, "GATEWAY_RATE_LIMIT_RULES": limits}),
         (
             "gateway.cli",
             pass_through_port,
             {**gateway_env, "GATEWAY_ACCESS_RULES": "[]", "GATEWAY_RATE_LIMIT_RULES": "[]"},
         ),
+        (
+            "gateway.cli",
+            traced_port,
+            {
+                **gateway_env,
+                "GATEWAY_RATE_LIMIT_RULES": limits,
+                "GATEWAY_CONSUMER_NAME": f"{name}-traced",
+                **tracing_env(traces.endpoint, "gateway"),
+            },
+        ),
     ]
+    # The bench's own environment must not turn tracing on where it is meant to be off.
+    untraced = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     try:
         await testing.migrate(ROOT / "auth-service", url)
         for module, port, env in services:
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", module, "serve", "--port", str(port)],
-                    env={**os.environ, **env},
+                    env={**untraced, **env},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -175,6 +195,7 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
         await wait_ready(f"http://127.0.0.1:{auth_port}")
         await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz")
         await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz")
+        await wait_ready(f"http://127.0.0.1:{traced_port}", "/healthz")
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}") as http:
             email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
@@ -192,6 +213,7 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
             DIRECT: (auth_port, list[int]()),
             GATEWAY: (gateway_port, [processes[1].pid]),
             PASS_THROUGH: (pass_through_port, [processes[2].pid]),
+            TRACED: (traced_port, [processes[3].pid]),
         }
         if nginx is not None:
             processes.append(nginx)
@@ -263,6 +285,7 @@ async def bench(name: str, amqp_url: str, seconds: float, rounds: int, connectio
             print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if NGINX not in targets:
             print(f"nginx unavailable: {nginx_unavailable}")
+        print(f"spans the traced gateway exported: {len(traces.all())}")
     finally:
         for process in reversed(processes):
             process.terminate()

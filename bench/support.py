@@ -196,3 +196,13 @@ async def new_account(http: httpx.AsyncClient, password: str) -> tuple[str, dict
     login = await http.post("/auth/login", json={"email": email, "password": password})
     login.raise_for_status()
     return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def tracing_env(endpoint: str, service: str) -> dict[str, str]:
+    """What turns a process's OpenTelemetry on, every request sampled, exporting over OTLP/HTTP to
+    `endpoint` (a receiver the bench holds: tests-e2e/otlp.py's)."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_SERVICE_NAME": service,
+    }
