@@ -21,6 +21,7 @@ from billing_service.models import (
 )
 from billing_service.pagination import Page
 from billing_service.plans.schemas import PlanCode
+from billing_service.subscriptions.dunning import DUNNING_STATUSES, grace_until
 from gatehouse_platform.schemas import RequestModel, without_null
 
 
@@ -61,6 +62,7 @@ class ChangePlanRequest(RequestModel):
 def has_access(subscription: Subscription, *, grace: timedelta, now: datetime) -> bool:
     return (
         subscription.status in ACCESS_STATUSES
+        and subscription.restricted_at is None
         and subscription.current_period_end is not None
         and subscription.current_period_end + grace > now
     )
@@ -130,6 +132,16 @@ class SubscriptionOut(BaseModel):
     has_access: bool
     entitlements: list[str]
     discount: DiscountOut | None = Field(description="The discount it has now, if any.")
+    next_payment_attempt: datetime | None = Field(
+        description="While past due: when Stripe retries the unpaid invoice (null: no retry planned)."
+    )
+    grace_until: datetime | None = Field(
+        description="While past due: until when the plan's features are kept (then restricted until paid)."
+    )
+    restricted: bool = Field(
+        description="Past due beyond the grace, or past the last retry: the plan's features are withheld "
+        "until the invoice is paid."
+    )
     created_at: datetime
 
     @classmethod
@@ -140,6 +152,7 @@ class SubscriptionOut(BaseModel):
         price: PlanPrice | None,
         *,
         grace: timedelta,
+        dunning_grace: timedelta,
         now: datetime,
         discount: DiscountOut | None = None,
     ) -> SubscriptionOut:
@@ -166,6 +179,9 @@ class SubscriptionOut(BaseModel):
             has_access=access,
             entitlements=list(plan.features) if access else [],
             discount=discount,
+            next_payment_attempt=subscription.next_payment_attempt,
+            grace_until=grace_until(subscription, dunning_grace),
+            restricted=subscription.restricted_at is not None and subscription.status in DUNNING_STATUSES,
             created_at=subscription.created_at,
         )
 
@@ -182,6 +198,11 @@ class EntitlementsOut(BaseModel):
     features: list[str] = Field(default_factory=list)
     status: SubscriptionStatus | None = None
     active_until: datetime | None = Field(default=None, description="End of the paid (or trial) period.")
+    restricted: bool = Field(
+        default=False,
+        description="The subscription is past due beyond its grace (or its last retry): `features` is "
+        "empty until the invoice is paid; `plan_code` and `status` say which plan is held back.",
+    )
 
 
 class PreviewLineOut(BaseModel):

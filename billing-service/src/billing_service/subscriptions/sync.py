@@ -16,6 +16,9 @@ events arrive, each of ours is emitted once:
 | into past_due                                      | subscription.past_due      | `status`          |
 | into an ended status (after activation)            | subscription.ended         | `status`          |
 
+The dunning markers (first failure, next retry, retries exhausted, restricted) follow Stripe's
+status and latest invoice (dunning.py).
+
 Ended statuses are terminal: nothing moves a row out of them.
 """
 
@@ -40,6 +43,7 @@ from billing_service.models import (
 )
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.publishing import SubscriptionFacts
+from billing_service.subscriptions import dunning
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 
@@ -126,6 +130,7 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     row.trial_end = snapshot.trial_end
     _apply_discount(row, snapshot)
     row.status = new_status
+    dunning.follow(row, snapshot, now=now)
     row.checkout_url = None
     row.synced_at = now
     if (
