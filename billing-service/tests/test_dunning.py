@@ -13,6 +13,8 @@ import httpx
 import pytest
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from test_refunds_disputes import replay_reordered
+from test_renewals import of_user, to_period_end
 
 from billing_service.integrations.stripe import StripeGateway, stripe_gateway
 from billing_service.models import SubscriptionStatus
@@ -29,8 +31,6 @@ from conftest import (
     subscription_row,
     wait_for_status,
 )
-from test_refunds_disputes import replay_reordered
-from test_renewals import of_user, to_period_end
 
 DAY = 86400
 

@@ -93,8 +93,9 @@ async def test_after_the_last_retry_billing_applies_its_final_action(
     billing: Billing, new_user: Callable[..., User], admin: dict[str, str], events: EventTap
 ) -> None:
     client, emulator, sdk = billing.client, billing.emulator, billing.sdk
-    plan_body = {
-        "code": new_code(),
+    code = new_code()
+    plan_body: dict[str, Any] = {
+        "code": code,
         "name": "Team",
         "tier": "pro",
         "amount": 4000,
@@ -105,7 +106,7 @@ async def test_after_the_last_retry_billing_applies_its_final_action(
     created = await client.post("/billing/plans", json=plan_body, headers=admin)
     assert created.status_code == 201, created.text
     user = new_user()
-    checkout = await subscribe(client, user, plan_body["code"])
+    checkout = await subscribe(client, user, code)
     completed = await emulator.complete_checkout(checkout["session_id"], "paid")
     stripe_subscription: dict[str, Any] = completed["subscription"]
     sub_id = checkout["subscription_id"]
@@ -128,7 +129,7 @@ async def test_after_the_last_retry_billing_applies_its_final_action(
         row = await eventually(lambda: status_is(SubscriptionStatus.CANCELED), "canceled by billing")
         assert row.end_reason == EndReason.PAYMENT_FAILED
         at_stripe = sdk.v1.subscriptions.retrieve(stripe_subscription["id"])
-        assert at_stripe.status == "canceled"
+        assert at_stripe.status == "canceled" and at_stripe.cancellation_details is not None
         assert at_stripe.cancellation_details.comment == "gatehouse:payment_failed"
         ended = await events.wait_for("subscription.ended", lambda e: e["data"]["subscription_id"] == sub_id)
         assert ended["data"]["reason"] == "payment_failed"
