@@ -330,6 +330,12 @@ class Subscription(TimestampMixin, Base):
     next_payment_attempt: Mapped[datetime | None]
     retries_exhausted_at: Mapped[datetime | None]
     restricted_at: Mapped[datetime | None]
+    # A plan change waiting for the period end (a Stripe subscription schedule), converged on Stripe:
+    # the schedule, the price of its next phase and that price's plan, and when that phase begins.
+    stripe_schedule_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_price_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"))
+    scheduled_change_at: Mapped[datetime | None]
     # Bumped by every change we ask Stripe for: part of the idempotency keys of those calls.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     synced_at: Mapped[datetime | None]

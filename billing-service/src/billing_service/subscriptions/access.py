@@ -20,7 +20,9 @@ from gatehouse_platform.db import utcnow
 
 
 async def _describe(db: AsyncSession, rows: list[Subscription], settings: Settings) -> list[SubscriptionOut]:
-    plans: dict[uuid.UUID, Plan] = await PlanRepository(db).by_ids({r.plan_id for r in rows})
+    plans: dict[uuid.UUID, Plan] = await PlanRepository(db).by_ids(
+        {r.plan_id for r in rows} | {r.scheduled_plan_id for r in rows if r.scheduled_plan_id}
+    )
     prices: dict[str, PlanPrice] = await PlanPriceRepository(db).by_price_ids(
         {r.stripe_price_id for r in rows if r.stripe_price_id}
     )
@@ -36,6 +38,7 @@ async def _describe(db: AsyncSession, rows: list[Subscription], settings: Settin
             dunning_grace=dunning_grace,
             now=now,
             discount=discounts.get(r.id),
+            scheduled_plan=plans.get(r.scheduled_plan_id) if r.scheduled_plan_id else None,
         )
         for r in rows
     ]

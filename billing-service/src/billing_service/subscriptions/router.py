@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from billing_service.dependencies import (
     AdminClaims,
@@ -28,6 +28,7 @@ from billing_service.errors import (
     PlanNotAvailable,
     PlanNotFound,
     SamePlan,
+    ScheduledChangeNotFound,
     SubscriptionAlreadyActive,
     SubscriptionNotChangeable,
     SubscriptionNotFound,
@@ -77,7 +78,7 @@ async def subscribe(
 
 @router.post(
     "/subscriptions/upgrade",
-    summary="Move to another plan (prorated; upgrades are charged now)",
+    summary="Move to another plan: upgrades now (prorated, charged now), downgrades at the period end",
     responses=responses(
         ReauthenticationRequired,
         PlanNotFound,
@@ -94,8 +95,26 @@ async def subscribe(
 async def change_plan(
     body: ChangePlanRequest, claims: RecentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> SubscriptionOut:
-    row = await changes.change_plan(db, stripe, claims, body.plan_code, proration_date=body.proration_date)
+    row = await changes.change_plan(
+        db, stripe, claims, body.plan_code, proration_date=body.proration_date, when=body.when
+    )
     return await access.describe(db, settings, row)
+
+
+@router.delete(
+    "/subscriptions/scheduled-change",
+    status_code=204,
+    summary="Withdraw the plan change waiting for the period end",
+    responses=responses(
+        ReauthenticationRequired,
+        SubscriptionNotFound,
+        ScheduledChangeNotFound,
+        *STRIPE_ERRORS,
+    ),
+)
+async def cancel_scheduled_change(claims: RecentClaims, db: DbSession, stripe: StripeDep) -> Response:
+    await changes.cancel_scheduled_change(db, stripe, claims)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from billing_service.models import (
     ACCESS_STATUSES,
+    ENDED_STATUSES,
     Coupon,
     CouponDuration,
     EndReason,
@@ -51,12 +53,27 @@ class CheckoutOut(BaseModel):
 
 
 class ChangePlanRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=without_null("when"))
+
     plan_code: PlanCode
     proration_date: int | None = Field(
         default=None,
         description="The preview's `proration_date` (unix time), so the charge matches what the "
         "customer saw; it must lie in the current billing period.",
     )
+    when: Literal["now", "period_end"] | None = Field(
+        default=None,
+        description="When the change takes effect: `now` (prorated) or `period_end` (Stripe switches "
+        "the plan at the renewal; see `scheduled_change`). Left out: upgrades now, downgrades at the "
+        "period end. During a trial a change is always immediate.",
+    )
+
+    @field_validator("when", mode="after")
+    @classmethod
+    def _when_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must not be null (leave the field out)")
+        return value
 
 
 def has_access(subscription: Subscription, *, grace: timedelta, now: datetime) -> bool:
@@ -112,6 +129,14 @@ class DiscountOut(BaseModel):
         )
 
 
+class ScheduledChangeOut(BaseModel):
+    """A plan change waiting for the period end."""
+
+    plan_code: str
+    plan_name: str
+    effective_at: datetime = Field(description="When Stripe switches the plan (the period end).")
+
+
 class SubscriptionOut(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID
@@ -142,6 +167,10 @@ class SubscriptionOut(BaseModel):
         description="Past due beyond the grace, or past the last retry: the plan's features are withheld "
         "until the invoice is paid."
     )
+    scheduled_change: ScheduledChangeOut | None = Field(
+        description="A plan change waiting for the period end (a downgrade, by default); "
+        "`DELETE /billing/subscriptions/scheduled-change` withdraws it."
+    )
     created_at: datetime
 
     @classmethod
@@ -155,6 +184,7 @@ class SubscriptionOut(BaseModel):
         dunning_grace: timedelta,
         now: datetime,
         discount: DiscountOut | None = None,
+        scheduled_plan: Plan | None = None,
     ) -> SubscriptionOut:
         access = has_access(subscription, grace=grace, now=now)
         return cls(
@@ -182,6 +212,15 @@ class SubscriptionOut(BaseModel):
             next_payment_attempt=subscription.next_payment_attempt,
             grace_until=grace_until(subscription, dunning_grace),
             restricted=subscription.restricted_at is not None and subscription.status in DUNNING_STATUSES,
+            scheduled_change=ScheduledChangeOut(
+                plan_code=scheduled_plan.code,
+                plan_name=scheduled_plan.name,
+                effective_at=subscription.scheduled_change_at,
+            )
+            if scheduled_plan is not None
+            and subscription.scheduled_change_at is not None
+            and subscription.status not in ENDED_STATUSES
+            else None,
             created_at=subscription.created_at,
         )
 
