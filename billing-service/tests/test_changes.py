@@ -125,10 +125,12 @@ async def test_a_downgrade_asked_for_now_switches_now_and_credits_the_next_invoi
     headers = current.user.headers
     quote = (
         await client.get(
-            "/billing/subscriptions/upgrade/preview", params={"plan_code": target["code"]}, headers=headers
+            "/billing/subscriptions/upgrade/preview",
+            params={"plan_code": target["code"], "when": "now"},
+            headers=headers,
         )
     ).json()
-    assert quote["direction"] == "downgrade" and quote["due_now"] is False
+    assert quote["direction"] == "downgrade" and quote["due_now"] is False and quote["effective_at"] is None
     assert quote["proration_behavior"] == "create_prorations"
     invoices_before = len(sdk.v1.invoices.list(params={"customer": current.stripe_customer_id}).data)
 
@@ -279,6 +281,7 @@ async def test_cancel_and_resume_need_a_subscription(client: httpx.AsyncClient, 
         "features": [],
         "status": None,
         "active_until": None,
+        "restricted": False,
     }
 
 

@@ -66,6 +66,16 @@ async def test_a_downgrade_waits_for_the_period_end_then_the_cheaper_plan_is_act
 ) -> None:
     current, target, body = await scheduled_downgrade(client, paid_subscription, new_plan)
     end = period_end(sdk, current)
+    preview = await client.get(
+        "/billing/subscriptions/upgrade/preview",
+        params={"plan_code": target["code"]},
+        headers=current.user.headers,
+    )
+    assert preview.status_code == 200, preview.text
+    quote = preview.json()
+    assert (quote["direction"], quote["due_now"], quote["proration_behavior"]) == ("downgrade", False, "none")
+    assert datetime.fromisoformat(quote["effective_at"]) == datetime.fromtimestamp(end, UTC)
+    assert quote["amount_due"] == 2000 and not any(line["proration"] for line in quote["lines"])
     # Nothing changes now: same plan, same features, nothing invoiced; the change is shown.
     assert body["plan"]["code"] == current.plan["code"] and body["entitlements"] == ["basic", "pro"]
     scheduled = body["scheduled_change"]

@@ -27,6 +27,8 @@ retried request replays Stripe's answer and a later change is a new request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 from typing import Literal
 
@@ -138,15 +140,15 @@ async def change_plan(
     row = await _live_subscription(db, claims)
     snapshot = await _current_state(db, stripe, row)
     upgrade, behavior = await _plan_change(db, row, snapshot, target)
-    when = when or ("now" if upgrade else "period_end")
-    if when == "period_end" and row.status == SubscriptionStatus.ACTIVE:
-        return await _schedule_change(db, stripe, row, snapshot, target)
-    snapshot = await _release_schedule(db, stripe, row, snapshot)
     if proration_date is not None:
         # Stripe's rule (and its clock): the date must lie in the current period.
         start, end = snapshot.current_period_start.timestamp(), snapshot.current_period_end.timestamp()
         if not start <= proration_date <= end:
             raise InvalidProrationDate("proration_date must lie in the current billing period.")
+    when = when or ("now" if upgrade else "period_end")
+    if when == "period_end" and row.status == SubscriptionStatus.ACTIVE:
+        return await _schedule_change(db, stripe, row, snapshot, target)
+    snapshot = await _release_schedule(db, stripe, row, snapshot)
     assert target.stripe_price_id is not None
     row.revision += 1
     try:
@@ -210,13 +212,35 @@ async def cancel_scheduled_change(
     return row
 
 
+@dataclass(frozen=True)
+class ChangePreview:
+    plan: Plan
+    upgrade: bool
+    proration_behavior: str
+    proration_date: int
+    effective_at: datetime | None  # the period end, for a change that waits for it; None: now
+    invoice: InvoicePreview
+
+
 async def preview_plan_change(
-    db: AsyncSession, stripe: StripeGateway, claims: AccessTokenClaims, plan_code: str
-) -> tuple[Plan, bool, str, int, InvoicePreview]:
+    db: AsyncSession,
+    stripe: StripeGateway,
+    claims: AccessTokenClaims,
+    plan_code: str,
+    *,
+    when: ChangeTiming | None = None,
+) -> ChangePreview:
+    """What the change would cost: now, the prorated difference; at the period end (a downgrade's
+    default), the renewal at the new price, nothing prorated."""
     target = await available_plan(db, plan_code)
     row = await _live_subscription(db, claims)
     snapshot = await _current_state(db, stripe, row)
     upgrade, behavior = await _plan_change(db, row, snapshot, target)
+    waits = (when or ("now" if upgrade else "period_end")) == "period_end" and row.status == (
+        SubscriptionStatus.ACTIVE
+    )
+    if waits:
+        behavior = "none"
     assert target.stripe_price_id is not None
     preview = await stripe.preview_price_change(
         customer_id=snapshot.customer_id,
@@ -230,7 +254,8 @@ async def preview_plan_change(
     )
     # Stripe prorates as of its own now; the client passes that moment back to be charged the same.
     moment = preview.proration_date or utcnow()
-    return target, upgrade, behavior, int(moment.timestamp()), preview
+    effective_at = snapshot.current_period_end if waits else None
+    return ChangePreview(target, upgrade, behavior, int(moment.timestamp()), effective_at, preview)
 
 
 async def cancel_at_period_end(

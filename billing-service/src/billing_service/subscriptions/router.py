@@ -36,6 +36,7 @@ from billing_service.errors import (
 from billing_service.pagination import Cursor, Limit
 from billing_service.plans.schemas import PlanCode
 from billing_service.subscriptions import access, changes, checkout
+from billing_service.subscriptions.changes import ChangeTiming
 from billing_service.subscriptions.schemas import (
     ChangePlanRequest,
     ChangePreviewOut,
@@ -131,17 +132,21 @@ async def cancel_scheduled_change(claims: RecentClaims, db: DbSession, stripe: S
     ),
 )
 async def preview_change(
-    plan_code: Annotated[PlanCode, Query()], claims: CurrentClaims, db: DbSession, stripe: StripeDep
+    plan_code: Annotated[PlanCode, Query()],
+    claims: CurrentClaims,
+    db: DbSession,
+    stripe: StripeDep,
+    when: Annotated[ChangeTiming | None, Query()] = None,
 ) -> ChangePreviewOut:
-    plan, upgrade, behavior, proration_date, preview = await changes.preview_plan_change(
-        db, stripe, claims, plan_code
-    )
+    quote = await changes.preview_plan_change(db, stripe, claims, plan_code, when=when)
+    preview = quote.invoice
     return ChangePreviewOut(
-        plan_code=plan.code,
-        direction="upgrade" if upgrade else "downgrade",
-        proration_behavior=behavior,
-        proration_date=proration_date,
-        due_now=behavior == "always_invoice",
+        plan_code=quote.plan.code,
+        direction="upgrade" if quote.upgrade else "downgrade",
+        proration_behavior=quote.proration_behavior,
+        proration_date=quote.proration_date,
+        effective_at=quote.effective_at,
+        due_now=quote.proration_behavior == "always_invoice",
         amount_due=preview.amount_due,
         currency=preview.currency,
         lines=[PreviewLineOut(**line.__dict__) for line in preview.lines],

@@ -254,8 +254,11 @@ class PreviewLineOut(BaseModel):
 
 class ChangePreviewOut(BaseModel):
     plan_code: str
-    direction: str = Field(
-        description="`upgrade` (charged now) or `downgrade` (credited on the next invoice)."
+    direction: str = Field(description="`upgrade` (costs more per day) or `downgrade`.")
+    effective_at: datetime | None = Field(
+        description="For a change that waits for the period end (a downgrade's default, or "
+        "`when=period_end`): when it takes effect, `amount_due` being that renewal at the new price; "
+        "null for a change made now."
     )
     proration_behavior: str
     proration_date: int = Field(description="Pass it back to the upgrade call to be charged exactly this.")
