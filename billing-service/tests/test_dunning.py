@@ -5,18 +5,16 @@ webhooks arrive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_refunds_disputes import replay_reordered
 from test_renewals import of_user, to_period_end
 
-from billing_service.integrations.stripe import StripeGateway, stripe_gateway
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import SubscriptionStatus
 from billing_service.settings import Settings
 from billing_service.subscriptions.lifecycle import sweep_expired
@@ -33,13 +31,6 @@ from conftest import (
 )
 
 DAY = 86400
-
-
-@pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[StripeGateway]:
-    gateway = stripe_gateway(settings)
-    yield gateway
-    await gateway.aclose()
 
 
 def at(seconds: int | float) -> datetime:

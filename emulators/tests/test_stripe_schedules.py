@@ -111,6 +111,11 @@ def test_canceling_a_schedule_cancels_its_subscription(
     canceled = client.v1.subscription_schedules.cancel(schedule.id)
     assert canceled.status == "canceled" and canceled.canceled_at is not None
     assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    # and the other way round: a subscription canceled takes its schedule with it
+    other = subscribe(client, emulator, make_price(client, 3000).id, email="bo@example.com")
+    attached = client.v1.subscription_schedules.create(params={"from_subscription": other.id})
+    client.v1.subscriptions.cancel(other.id)
+    assert client.v1.subscription_schedules.retrieve(attached.id).status == "canceled"
 
 
 def test_schedule_requests_stripe_refuses(client: stripe.StripeClient, emulator: Control) -> None:

@@ -118,6 +118,7 @@ def cancel_now(
     }
     for invoice in invoices.open_invoices(emu, sub["id"]):
         invoice["next_payment_attempt"] = None  # no more automatic retries for an ended subscription
+    schedules.end_with(emu, sub)
 
 
 def cancel_subscription(emu: Emulator, sub: Obj, params: Params) -> Obj:

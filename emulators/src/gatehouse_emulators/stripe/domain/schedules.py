@@ -9,7 +9,8 @@ What the emulator does of Stripe's API:
   subscription's interval; the last phase needs one), `proration_behavior`, `metadata`) and
   `end_behavior` (`release` or `cancel`);
 - `release`: the subscription carries on as it is, detached; `cancel`: the subscription is canceled
-  too (reason `cancellation_requested`, by the route);
+  too (reason `cancellation_requested`, by the route); a subscription canceled otherwise cancels its
+  schedule (`end_with`, from `billing.cancel_now`);
 - time passing (lifecycle.py through `billing.renew`): at a period end, a phase that ends there is
   left; a phase that starts there gives the subscription its items (nothing prorated: the new period
   is billed at the new price) and becomes `current_phase`; when the last phase ends, `release` frees
@@ -269,6 +270,15 @@ def cancel_schedule(emu: Emulator, schedule: Obj, params: Params) -> Obj | None:
     schedule.update(status="canceled", canceled_at=emu.now(), current_phase=None)
     emu.emit("subscription_schedule.canceled", schedule)
     return sub if sub is not None and sub["status"] not in ENDED else None
+
+
+def end_with(emu: Emulator, sub: Obj) -> None:
+    """The subscription was canceled: its live schedule is canceled with it, as Stripe does."""
+    schedule = emu.store.get(sub.get("schedule") or "", "subscription_schedule")
+    if schedule is None or schedule["status"] not in LIVE:
+        return
+    schedule.update(status="canceled", canceled_at=emu.now(), current_phase=None)
+    emu.emit("subscription_schedule.canceled", schedule)
 
 
 def at_period_end(emu: Emulator, sub: Obj, boundary: int) -> bool:
