@@ -17,7 +17,7 @@ import httpx
 import pytest
 import stripe
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, verified_user
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, text_of, verified_user
 from gatehouse_platform.testing import eventually
 
 DAY = 86400
@@ -204,16 +204,28 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
     entitlements = (await client.get("/billing/entitlements/me", headers=auth)).json()
     assert "priority-support" in entitlements["features"]
 
-    # A failed renewal: past due, and an email saying what to do.
+    # A failed renewal: past due, and an email saying what to do, linking to where the card is updated.
     await at_stripe.card_of(customer, "declined")
     await at_stripe.advance(31 * DAY)
-    await system.wait_for_mail(email, "failed")
+    failed = await system.wait_for_mail(email, "failed")
+    assert f"{system.urls['gateway']}/account/billing" in text_of(failed)
 
-    async def past_due() -> bool:
-        return (await client.get("/billing/subscriptions/me", headers=auth)).json()["status"] == "past_due"
+    async def past_due() -> dict[str, Any] | None:
+        body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
+        return body if body["status"] == "past_due" and body["next_payment_attempt"] else None
 
-    await eventually(past_due, "past_due", within=30)
+    dunning = await eventually(past_due, "past_due", within=30)
+    assert dunning["grace_until"] and dunning["restricted"] is False
+    # The card is updated; Stripe's retry 3 days later pays: "payment recovered", access as before.
     await at_stripe.card_of(customer, "paid")
+    await at_stripe.advance(3 * DAY + 3600)
+    await system.wait_for_mail(email, "recovered")
+
+    async def recovered() -> bool:
+        body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
+        return body["status"] == "active" and body["grace_until"] is None
+
+    await eventually(recovered, "active again", within=30)
 
     # Cancel at period end; at the end, access ends.
     cancelled = await client.post("/billing/subscriptions/cancel", headers=auth)

@@ -22,6 +22,7 @@ import stripe
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_service.integrations.stripe import StripeGateway, stripe_gateway
 from billing_service.main import create_app
 from billing_service.models import Payment, StripeEvent, StripeEventStatus, Subscription, SubscriptionStatus
 from billing_service.settings import Settings
@@ -210,6 +211,14 @@ def billing_url(settings: Settings, billing_port: int) -> Iterator[str]:
 async def client(billing_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=billing_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[StripeGateway]:
+    """billing's own Stripe client, for tests that call its jobs and rules directly."""
+    gateway = stripe_gateway(settings)
+    yield gateway
+    await gateway.aclose()
 
 
 # --- events --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Changing a live subscription: upgrade (charged now, prorated), downgrade (credited later), the
-preview, cancel at period end and resume."""
+"""Changing a live subscription: upgrade (charged now, prorated), downgrade asked for now (credited
+later), the preview, cancel at period end and resume. Downgrades at the period end (the default):
+test_scheduled_changes.py."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ async def test_an_upgrade_charges_the_prorated_difference_now_on_the_same_subscr
     )
 
 
-async def test_a_downgrade_switches_now_and_credits_the_next_invoice(
+async def test_a_downgrade_asked_for_now_switches_now_and_credits_the_next_invoice(
     client: httpx.AsyncClient,
     paid_subscription: PaidSubscription,
     new_plan: NewPlan,
@@ -124,18 +125,21 @@ async def test_a_downgrade_switches_now_and_credits_the_next_invoice(
     headers = current.user.headers
     quote = (
         await client.get(
-            "/billing/subscriptions/upgrade/preview", params={"plan_code": target["code"]}, headers=headers
+            "/billing/subscriptions/upgrade/preview",
+            params={"plan_code": target["code"], "when": "now"},
+            headers=headers,
         )
     ).json()
-    assert quote["direction"] == "downgrade" and quote["due_now"] is False
+    assert quote["direction"] == "downgrade" and quote["due_now"] is False and quote["effective_at"] is None
     assert quote["proration_behavior"] == "create_prorations"
     invoices_before = len(sdk.v1.invoices.list(params={"customer": current.stripe_customer_id}).data)
 
     response = await client.post(
-        "/billing/subscriptions/upgrade", json={"plan_code": target["code"]}, headers=headers
+        "/billing/subscriptions/upgrade", json={"plan_code": target["code"], "when": "now"}, headers=headers
     )
     assert response.status_code == 200, response.text
     assert response.json()["plan"]["code"] == target["code"]
+    assert response.json()["scheduled_change"] is None
     assert len(sdk.v1.invoices.list(params={"customer": current.stripe_customer_id}).data) == invoices_before
     # The next invoice: the new price for the next period, less the unused time on the dearer plan.
     upcoming = sdk.v1.invoices.create_preview(
@@ -277,6 +281,7 @@ async def test_cancel_and_resume_need_a_subscription(client: httpx.AsyncClient, 
         "features": [],
         "status": None,
         "active_until": None,
+        "restricted": False,
     }
 
 

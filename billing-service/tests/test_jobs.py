@@ -4,17 +4,15 @@ ends access at period end plus grace, trusting Stripe over our stale copy."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_service.integrations.stripe import StripeGateway, stripe_gateway
+from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import EndReason, StripeEvent, SubscriptionStatus
 from billing_service.settings import Settings
 from billing_service.subscriptions.lifecycle import sweep_expired
@@ -33,13 +31,6 @@ from conftest import (
 )
 
 DAY = 86400
-
-
-@pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[StripeGateway]:
-    gateway = stripe_gateway(settings)
-    yield gateway
-    await gateway.aclose()
 
 
 async def test_reconciliation_heals_a_missed_checkout_completion(

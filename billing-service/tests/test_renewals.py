@@ -121,7 +121,7 @@ async def test_a_failed_renewal_is_past_due_until_a_retry_is_paid(
     assert entitled["status"] == "past_due" and entitled["features"] == subscribed.plan["features"]
 
     await emulator.payment_behavior(subscribed.stripe_customer_id, "paid")  # the card was updated
-    await emulator.advance(DAY + 3600)  # Stripe's retry
+    await emulator.advance(3 * DAY + 3600)  # Stripe's retry
     await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.ACTIVE)
     await events.wait_for("subscription.renewed", of_subscription(subscribed.subscription_id))
     paid = await events.wait_for(
@@ -150,7 +150,7 @@ async def test_failing_every_retry_ends_the_subscription(
     await emulator.payment_behavior(subscribed.stripe_customer_id, "declined")
     await to_period_end(emulator, sdk, subscribed)
     await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.PAST_DUE)
-    for gap in (1, 3, 5):  # Stripe's retries, then its final action: cancel
+    for gap in (3, 5, 7):  # Stripe's retries, then its final action: cancel
         await emulator.advance(gap * DAY + 60)
     row = await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.CANCELED)
     assert row.end_reason == EndReason.PAYMENT_FAILED

@@ -109,18 +109,18 @@ def test_a_declined_renewal_goes_past_due_retries_and_finally_cancels(
     assert (invoice.status, invoice.attempt_count, invoice.next_payment_attempt) == (
         "open",
         1,
-        renewal_at + DAY,
+        renewal_at + 3 * DAY,
     )
 
-    emulator.advance(DAY)
-    retried = client.v1.invoices.retrieve(invoice.id)
-    assert (retried.attempt_count, retried.next_payment_attempt) == (2, renewal_at + 4 * DAY)
     emulator.advance(3 * DAY)
-    assert client.v1.invoices.retrieve(invoice.id).next_payment_attempt == renewal_at + 9 * DAY
-    emulator.advance(5 * DAY)  # the third and last retry fails
+    retried = client.v1.invoices.retrieve(invoice.id)
+    assert (retried.attempt_count, retried.next_payment_attempt) == (2, renewal_at + 8 * DAY)
+    emulator.advance(5 * DAY)
+    assert client.v1.invoices.retrieve(invoice.id).next_payment_attempt == renewal_at + 15 * DAY
+    emulator.advance(7 * DAY)  # the third and last retry fails
 
     ended = client.v1.subscriptions.retrieve(sub.id)
-    assert (ended.status, ended.ended_at) == ("canceled", renewal_at + 9 * DAY)
+    assert (ended.status, ended.ended_at) == ("canceled", renewal_at + 15 * DAY)
     assert ended.cancellation_details.reason == "payment_failed"
     final = client.v1.invoices.retrieve(invoice.id)
     assert (final.status, final.attempt_count, final.next_payment_attempt) == ("open", 4, None)
@@ -144,7 +144,7 @@ def test_a_retry_after_the_card_is_fixed_reactivates(client: stripe.StripeClient
     emulator.advance(30 * DAY)
     assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     emulator.payment_behavior(str(sub.customer), "paid")
-    emulator.advance(DAY)
+    emulator.advance(3 * DAY)
     recovered = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
     assert recovered.status == "active"
     assert (recovered.latest_invoice.status, recovered.latest_invoice.attempt_count) == ("paid", 2)

@@ -410,7 +410,7 @@ async def test_an_upgrade_shows_what_is_due_now_before_it_changes_anything(
     assert (
         "POST",
         "/billing/subscriptions/upgrade",
-        {"plan_code": "business", "proration_date": 1772960000},
+        {"plan_code": "business", "when": "now", "proration_date": 1772960000},
     ) in billing.calls
     after = await web.get(done.headers["location"])
     assert "Your plan is changed." in after.text and "<strong>Business</strong>" in after.text

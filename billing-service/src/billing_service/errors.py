@@ -63,6 +63,13 @@ class SamePlan(Conflict):
     title = "Already on this plan"
 
 
+class ScheduledChangeNotFound(NotFound):
+    """No plan change is waiting for the period end."""
+
+    slug = "scheduled-change-not-found"
+    title = "No scheduled plan change"
+
+
 class IncompatiblePlan(Conflict):
     slug = "incompatible-plan"
     title = "Cannot switch to a plan in another currency"

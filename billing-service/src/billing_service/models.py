@@ -324,6 +324,19 @@ class Subscription(TimestampMixin, Base):
     discount_stripe_promotion_code_id: Mapped[str | None] = mapped_column(String(255))
     discount_start: Mapped[datetime | None]
     discount_end: Mapped[datetime | None]
+    # Dunning, converged on Stripe (subscriptions/dunning.py): when the unpaid invoice first failed
+    # (Stripe's time; grace counts from it), Stripe's next retry, when the last retry had failed, and
+    # when access was restricted (grace over, retries exhausted, or `unpaid`). Cleared once paid.
+    past_due_since: Mapped[datetime | None]
+    next_payment_attempt: Mapped[datetime | None]
+    retries_exhausted_at: Mapped[datetime | None]
+    restricted_at: Mapped[datetime | None]
+    # A plan change waiting for the period end (a Stripe subscription schedule), converged on Stripe:
+    # the schedule, the price of its next phase and that price's plan, and when that phase begins.
+    stripe_schedule_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_price_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"))
+    scheduled_change_at: Mapped[datetime | None]
     # Bumped by every change we ask Stripe for: part of the idempotency keys of those calls.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     synced_at: Mapped[datetime | None]

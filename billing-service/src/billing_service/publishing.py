@@ -22,6 +22,7 @@ from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
     PaymentDisputed,
     PaymentFailed,
+    PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
@@ -190,6 +191,20 @@ async def payment_failed(db: AsyncSession, payment: Payment, *, email: str, plan
             "attempt_count": max(payment.attempt_count, 1),
             "next_payment_attempt": payment.next_payment_attempt,
             "failed_at": utcnow(),
+        }
+    )
+    await _emit(db, data, payment.user_id)
+
+
+async def payment_recovered(db: AsyncSession, payment: Payment, *, email: str, plan_name: str | None) -> None:
+    data = PaymentRecovered.model_validate(
+        {
+            **_payment_base(payment, email, plan_name),
+            "amount": payment.amount_paid,
+            "attempt_count": max(payment.attempt_count, 1),
+            "period_start": payment.period_start,
+            "period_end": payment.period_end,
+            "paid_at": _required(payment.paid_at),
         }
     )
     await _emit(db, data, payment.user_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -61,6 +62,20 @@ class Settings(TokenVerifierSettings):
         default=3 * 86400,
         ge=0,
         description="Access outlives the paid period by this much (past-due and canceling subscriptions).",
+    )
+
+    # Dunning (a renewal that failed, retried on Stripe's schedule)
+    dunning_grace_seconds: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="A past-due subscription keeps its plan's features this long after the first failed "
+        "attempt (Stripe's time); then it is restricted (no features) until paid.",
+    )
+    dunning_final_action: Literal["cancel", "unpaid"] = Field(
+        default="cancel",
+        description="After Stripe's last retry fails (mirror Stripe's subscription setting): `cancel` ends "
+        "the subscription (at Stripe too, if Stripe left it past due); `unpaid` keeps it restricted "
+        "until an invoice is paid.",
     )
 
     # Disputes

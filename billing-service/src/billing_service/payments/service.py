@@ -6,7 +6,9 @@ under these rules, whatever order or multiplicity the events arrive in:
 - paid, void and uncollectible are terminal: nothing changes a row after them;
 - a failure counts only if its `attempt_count` is higher than the one recorded.
 `payment.succeeded` is emitted when a row becomes paid (once: paid is terminal) and `payment.failed`
-when the recorded attempt count grows, so duplicates cannot emit twice. A paid $0 invoice (a trial
+when the recorded attempt count grows, so duplicates cannot emit twice. A renewal paid after a failed
+attempt (Stripe's `attempt_count` above 1, or a failure recorded here) is also `payment.recovered`,
+whichever of its events arrives first. A paid $0 invoice (a trial
 start) is recorded without an event. Failures of the first invoice, taken while the customer is on
 the Checkout page, are recorded without an event too: the page tells them.
 """
@@ -49,6 +51,7 @@ _STATUS = {
     InvoiceChange.UNCOLLECTIBLE: PaymentStatus.UNCOLLECTIBLE,
 }
 _FAILURES = (InvoiceChange.FAILED, InvoiceChange.ACTION_REQUIRED)
+_FAILED_STATUSES = (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)
 
 
 def _failure_reason(change: InvoiceChange) -> str | None:
@@ -132,7 +135,8 @@ async def apply_invoice(
         announce = (paid and payment.amount_paid > 0) or (
             change in _FAILURES and payment.attempt_count > 0 and invoice.billing_reason != FIRST_INVOICE
         )
-        return await _announce(db, payment, addressee) if announce else []
+        recovered = paid and _after_failures(payment, failed_here=False)
+        return await _announce(db, payment, addressee, recovered=recovered) if announce else []
 
     existing = known or await payments.by_invoice(invoice.id, for_update=True)
     assert existing is not None
@@ -140,13 +144,14 @@ async def apply_invoice(
     if payment.status in TERMINAL_PAYMENT_STATUSES:
         return []
     if paid:
+        recovered = _after_failures(payment, failed_here=payment.status in _FAILED_STATUSES)
         payment.status = PaymentStatus.PAID
         payment.amount_paid = invoice.amount_paid
         payment.amount_due = invoice.amount_due
         payment.paid_at = invoice.paid_at or utcnow()
         payment.attempt_count = max(payment.attempt_count, invoice.attempt_count)
         payment.next_payment_attempt = None
-        return await _announce(db, payment, addressee) if payment.amount_paid > 0 else []
+        return await _announce(db, payment, addressee, recovered=recovered) if payment.amount_paid > 0 else []
     if change in _FAILURES:
         if invoice.attempt_count <= payment.attempt_count:
             return []  # an attempt we already know of (or an older one)
@@ -163,11 +168,23 @@ async def apply_invoice(
     return []
 
 
-async def _announce(db: AsyncSession, payment: Payment, addressee: Addressee) -> list[str]:
+def _after_failures(payment: Payment, *, failed_here: bool) -> bool:
+    """Whether this renewal's payment comes after a failed attempt: the invoice took more than one
+    attempt (as Stripe counts them), or we recorded its failure (it was then paid without an attempt,
+    out of band)."""
+    return payment.billing_reason != FIRST_INVOICE and (payment.attempt_count > 1 or failed_here)
+
+
+async def _announce(
+    db: AsyncSession, payment: Payment, addressee: Addressee, *, recovered: bool = False
+) -> list[str]:
     email, plan_name = addressee.email, addressee.plan_name
     if payment.status == PaymentStatus.PAID:
         await publishing.payment_succeeded(db, payment, email=email, plan_name=plan_name)
-        return ["payment.succeeded"]
+        if not recovered:
+            return ["payment.succeeded"]
+        await publishing.payment_recovered(db, payment, email=email, plan_name=plan_name)
+        return ["payment.succeeded", "payment.recovered"]
     await publishing.payment_failed(db, payment, email=email, plan_name=plan_name)
     return ["payment.failed"]
 

@@ -13,26 +13,32 @@ from billing_service.models import Plan, PlanPrice, Subscription
 from billing_service.pagination import decode_time_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.settings import Settings
+from billing_service.subscriptions.dunning import DUNNING_STATUSES
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.schemas import DiscountOut, EntitlementsOut, SubscriptionOut, has_access
 from gatehouse_platform.db import utcnow
 
 
 async def _describe(db: AsyncSession, rows: list[Subscription], settings: Settings) -> list[SubscriptionOut]:
-    plans: dict[uuid.UUID, Plan] = await PlanRepository(db).by_ids({r.plan_id for r in rows})
+    plans: dict[uuid.UUID, Plan] = await PlanRepository(db).by_ids(
+        {r.plan_id for r in rows} | {r.scheduled_plan_id for r in rows if r.scheduled_plan_id}
+    )
     prices: dict[str, PlanPrice] = await PlanPriceRepository(db).by_price_ids(
         {r.stripe_price_id for r in rows if r.stripe_price_id}
     )
     discounts = await _discounts(db, rows)
     grace, now = timedelta(seconds=settings.expiry_grace_seconds), utcnow()
+    dunning_grace = timedelta(seconds=settings.dunning_grace_seconds)
     return [
         SubscriptionOut.of(
             r,
             plans[r.plan_id],
             prices.get(r.stripe_price_id or ""),
             grace=grace,
+            dunning_grace=dunning_grace,
             now=now,
             discount=discounts.get(r.id),
+            scheduled_plan=plans.get(r.scheduled_plan_id) if r.scheduled_plan_id else None,
         )
         for r in rows
     ]
@@ -72,12 +78,16 @@ async def current_subscription(db: AsyncSession, settings: Settings, user_id: uu
 
 async def entitlements(db: AsyncSession, settings: Settings, user_id: uuid.UUID) -> EntitlementsOut:
     row = await SubscriptionRepository(db).holding(user_id)
-    if row is None or not has_access(
-        row, grace=timedelta(seconds=settings.expiry_grace_seconds), now=utcnow()
-    ):
+    if row is None:
         return EntitlementsOut()
     plan = await PlanRepository(db).get(row.plan_id)
     assert plan is not None
+    if row.restricted_at is not None and row.status in DUNNING_STATUSES:
+        return EntitlementsOut(
+            plan_code=plan.code, tier=plan.tier, status=row.status, restricted=True, features=[]
+        )
+    if not has_access(row, grace=timedelta(seconds=settings.expiry_grace_seconds), now=utcnow()):
+        return EntitlementsOut()
     return EntitlementsOut(
         plan_code=plan.code,
         tier=plan.tier,

@@ -1,9 +1,12 @@
-"""Ends that do not come from the customer's own request: a deactivated account, and the expiry
-sweep (access ends at the period end plus `expiry_grace_seconds`).
+"""Ends and restrictions that do not come from the customer's own request: a deactivated account,
+the dunning's final action, and the expiry sweep (access ends at the period end plus
+`expiry_grace_seconds`; a past-due subscription is restricted once `dunning_grace_seconds` from its
+first failed attempt are over).
 
-The sweep re-reads each candidate from Stripe before ending it, so a missed "resumed" or "paid"
-webhook cannot end a subscription that is fine; a past-due or unpaid subscription whose grace is
-over is canceled at Stripe too (no more charges for a service no longer given).
+The sweep re-reads each candidate from Stripe before ending or restricting it, so a missed "resumed"
+or "paid" webhook cannot end a subscription that is fine; with `dunning_final_action = cancel` a
+past-due or unpaid subscription whose period is over is canceled at Stripe too (no more charges for a
+service no longer given), with `unpaid` it is left restricted until paid.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from billing_service.integrations.stripe import StripeGateway, StripeRequestReje
 from billing_service.models import ENDED_STATUSES, EndReason, Subscription, SubscriptionStatus
 from billing_service.settings import Settings
 from billing_service.subscriptions.checkout import abandon_checkout
+from billing_service.subscriptions.dunning import DUNNING_STATUSES, grace_until
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import CANCEL_COMMENTS, apply_snapshot, end_locally, sync_from_stripe
 from gatehouse_platform.db import session_scope, utcnow
@@ -28,7 +32,7 @@ from gatehouse_platform.db import session_scope, utcnow
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
-UNPAID = (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
+UNPAID = DUNNING_STATUSES
 
 
 async def cancel_now(
@@ -66,11 +70,29 @@ async def end_for_deactivated_account(
     await cancel_now(db, stripe, row, EndReason.ACCOUNT_DEACTIVATED, key=f"sub-{row.id}-deactivated")
 
 
+async def settle_exhausted_retries(
+    db: AsyncSession, stripe: StripeGateway, settings: Settings, row: Subscription
+) -> list[str]:
+    """Stripe's last retry of a (locked, just converged) subscription failed: with
+    `dunning_final_action = cancel`, one Stripe left past due (its own setting says so) is canceled at
+    Stripe now; with `unpaid` it stays, restricted, until paid. Returns the emitted event types."""
+    if (
+        settings.dunning_final_action != "cancel"
+        or row.retries_exhausted_at is None
+        or row.status not in UNPAID
+        or row.stripe_subscription_id is None
+    ):
+        return []
+    await cancel_now(db, stripe, row, EndReason.PAYMENT_FAILED, key=f"sub-{row.id}-dunning-exhausted")
+    return ["subscription.ended"] if row.activated_at is not None else []
+
+
 @dataclass(frozen=True)
 class SweepResult:
     examined: int
     ended: int
     skipped: int
+    restricted: int = 0
 
 
 async def sweep_expired(
@@ -84,11 +106,14 @@ async def sweep_expired(
     time, and one that cannot reach Stripe is skipped, to be retried by the next sweep)."""
     now = now or utcnow()
     grace = timedelta(seconds=settings.expiry_grace_seconds)
+    restricted, restrict_skipped = await restrict_after_grace(sessions, stripe, settings, now=now)
     async with sessions() as db:
         ids = await SubscriptionRepository(db).due_for_expiry(
-            period_ended_before=now - grace, limit=SWEEP_BATCH
+            period_ended_before=now - grace,
+            limit=SWEEP_BATCH,
+            unpaid=settings.dunning_final_action == "cancel",
         )
-    ended = skipped = 0
+    ended, skipped = 0, restrict_skipped
     for subscription_id in ids:
         try:
             async with session_scope(sessions) as db:
@@ -97,9 +122,40 @@ async def sweep_expired(
         except (PaymentProviderUnavailable, PaymentProviderError) as exc:
             skipped += 1
             log.warning("sweep skipped subscription %s: %s", subscription_id, type(exc).__name__)
-    if ids:
-        log.info("expiry sweep", extra={"examined": len(ids), "ended": ended, "skipped": skipped})
-    return SweepResult(len(ids), ended, skipped)
+    if ids or restricted:
+        log.info(
+            "expiry sweep",
+            extra={"examined": len(ids), "ended": ended, "skipped": skipped, "restricted": restricted},
+        )
+    return SweepResult(len(ids), ended, skipped, restricted)
+
+
+async def restrict_after_grace(
+    sessions: async_sessionmaker[AsyncSession], stripe: StripeGateway, settings: Settings, *, now: datetime
+) -> tuple[int, int]:
+    """Restrict every past-due subscription whose dunning grace is over, each re-read from Stripe
+    first (a missed "paid" webhook must not restrict it). Returns (restricted, skipped)."""
+    grace = timedelta(seconds=settings.dunning_grace_seconds)
+    async with sessions() as db:
+        ids = await SubscriptionRepository(db).due_for_restriction(
+            failed_before=now - grace, limit=SWEEP_BATCH
+        )
+    restricted = skipped = 0
+    for subscription_id in ids:
+        try:
+            async with session_scope(sessions) as db:
+                row = await SubscriptionRepository(db).get(subscription_id, for_update=True)
+                if row is None or row.stripe_subscription_id is None:
+                    continue
+                await sync_from_stripe(db, stripe, row.stripe_subscription_id)
+                until = grace_until(row, grace)
+                if row.restricted_at is None and until is not None and until <= now:
+                    row.restricted_at = now
+                    restricted += 1
+        except (PaymentProviderUnavailable, PaymentProviderError) as exc:
+            skipped += 1
+            log.warning("sweep skipped subscription %s: %s", subscription_id, type(exc).__name__)
+    return restricted, skipped
 
 
 async def _expire_one(

@@ -91,22 +91,39 @@ class SubscriptionRepository(Repository[Subscription]):
         stmt = stmt.order_by(Subscription.created_at.desc(), Subscription.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
-    async def due_for_expiry(self, *, period_ended_before: datetime, limit: int) -> list[uuid.UUID]:
-        """Subscriptions whose access is over: canceling at period end, or past due / unpaid, with the
-        period (plus grace, folded into `period_ended_before`) behind us."""
+    async def due_for_expiry(
+        self, *, period_ended_before: datetime, limit: int, unpaid: bool = True
+    ) -> list[uuid.UUID]:
+        """Subscriptions whose access is over: canceling at period end, or (when `unpaid`) past due /
+        unpaid, with the period (plus grace, folded into `period_ended_before`) behind us."""
         canceling = and_(
             Subscription.status.in_((SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)),
             or_(Subscription.cancel_at_period_end.is_(True), Subscription.cancel_at.is_not(None)),
             func.coalesce(Subscription.cancel_at, Subscription.current_period_end) < period_ended_before,
         )
-        unpaid = and_(
+        overdue = and_(
             Subscription.status.in_((SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)),
             Subscription.current_period_end < period_ended_before,
         )
         stmt = (
             select(Subscription.id)
-            .where(or_(canceling, unpaid))
+            .where(or_(canceling, overdue) if unpaid else canceling)
             .order_by(Subscription.current_period_end)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def due_for_restriction(self, *, failed_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Past-due or unpaid subscriptions not restricted yet whose first failed attempt lies before
+        `failed_before` (now minus the dunning grace)."""
+        stmt = (
+            select(Subscription.id)
+            .where(
+                Subscription.status.in_((SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)),
+                Subscription.restricted_at.is_(None),
+                Subscription.past_due_since < failed_before,
+            )
+            .order_by(Subscription.past_due_since)
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())

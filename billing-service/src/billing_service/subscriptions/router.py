@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from billing_service.dependencies import (
     AdminClaims,
@@ -28,6 +28,7 @@ from billing_service.errors import (
     PlanNotAvailable,
     PlanNotFound,
     SamePlan,
+    ScheduledChangeNotFound,
     SubscriptionAlreadyActive,
     SubscriptionNotChangeable,
     SubscriptionNotFound,
@@ -35,6 +36,7 @@ from billing_service.errors import (
 from billing_service.pagination import Cursor, Limit
 from billing_service.plans.schemas import PlanCode
 from billing_service.subscriptions import access, changes, checkout
+from billing_service.subscriptions.changes import ChangeTiming
 from billing_service.subscriptions.schemas import (
     ChangePlanRequest,
     ChangePreviewOut,
@@ -77,7 +79,7 @@ async def subscribe(
 
 @router.post(
     "/subscriptions/upgrade",
-    summary="Move to another plan (prorated; upgrades are charged now)",
+    summary="Move to another plan: upgrades now (prorated, charged now), downgrades at the period end",
     responses=responses(
         ReauthenticationRequired,
         PlanNotFound,
@@ -94,8 +96,26 @@ async def subscribe(
 async def change_plan(
     body: ChangePlanRequest, claims: RecentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> SubscriptionOut:
-    row = await changes.change_plan(db, stripe, claims, body.plan_code, proration_date=body.proration_date)
+    row = await changes.change_plan(
+        db, stripe, claims, body.plan_code, proration_date=body.proration_date, when=body.when
+    )
     return await access.describe(db, settings, row)
+
+
+@router.delete(
+    "/subscriptions/scheduled-change",
+    status_code=204,
+    summary="Withdraw the plan change waiting for the period end",
+    responses=responses(
+        ReauthenticationRequired,
+        SubscriptionNotFound,
+        ScheduledChangeNotFound,
+        *STRIPE_ERRORS,
+    ),
+)
+async def cancel_scheduled_change(claims: RecentClaims, db: DbSession, stripe: StripeDep) -> Response:
+    await changes.cancel_scheduled_change(db, stripe, claims)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -112,17 +132,21 @@ async def change_plan(
     ),
 )
 async def preview_change(
-    plan_code: Annotated[PlanCode, Query()], claims: CurrentClaims, db: DbSession, stripe: StripeDep
+    plan_code: Annotated[PlanCode, Query()],
+    claims: CurrentClaims,
+    db: DbSession,
+    stripe: StripeDep,
+    when: Annotated[ChangeTiming | None, Query()] = None,
 ) -> ChangePreviewOut:
-    plan, upgrade, behavior, proration_date, preview = await changes.preview_plan_change(
-        db, stripe, claims, plan_code
-    )
+    quote = await changes.preview_plan_change(db, stripe, claims, plan_code, when=when)
+    preview = quote.invoice
     return ChangePreviewOut(
-        plan_code=plan.code,
-        direction="upgrade" if upgrade else "downgrade",
-        proration_behavior=behavior,
-        proration_date=proration_date,
-        due_now=behavior == "always_invoice",
+        plan_code=quote.plan.code,
+        direction="upgrade" if quote.upgrade else "downgrade",
+        proration_behavior=quote.proration_behavior,
+        proration_date=quote.proration_date,
+        effective_at=quote.effective_at,
+        due_now=quote.proration_behavior == "always_invoice",
         amount_due=preview.amount_due,
         currency=preview.currency,
         lines=[PreviewLineOut(**line.__dict__) for line in preview.lines],

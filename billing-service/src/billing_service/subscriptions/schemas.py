@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from billing_service.models import (
     ACCESS_STATUSES,
+    ENDED_STATUSES,
     Coupon,
     CouponDuration,
     EndReason,
@@ -21,6 +23,7 @@ from billing_service.models import (
 )
 from billing_service.pagination import Page
 from billing_service.plans.schemas import PlanCode
+from billing_service.subscriptions.dunning import DUNNING_STATUSES, grace_until
 from gatehouse_platform.schemas import RequestModel, without_null
 
 
@@ -50,17 +53,33 @@ class CheckoutOut(BaseModel):
 
 
 class ChangePlanRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=without_null("when"))
+
     plan_code: PlanCode
     proration_date: int | None = Field(
         default=None,
         description="The preview's `proration_date` (unix time), so the charge matches what the "
         "customer saw; it must lie in the current billing period.",
     )
+    when: Literal["now", "period_end"] | None = Field(
+        default=None,
+        description="When the change takes effect: `now` (prorated) or `period_end` (Stripe switches "
+        "the plan at the renewal; see `scheduled_change`). Left out: upgrades now, downgrades at the "
+        "period end. During a trial a change is always immediate.",
+    )
+
+    @field_validator("when", mode="after")
+    @classmethod
+    def _when_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must not be null (leave the field out)")
+        return value
 
 
 def has_access(subscription: Subscription, *, grace: timedelta, now: datetime) -> bool:
     return (
         subscription.status in ACCESS_STATUSES
+        and subscription.restricted_at is None
         and subscription.current_period_end is not None
         and subscription.current_period_end + grace > now
     )
@@ -110,6 +129,14 @@ class DiscountOut(BaseModel):
         )
 
 
+class ScheduledChangeOut(BaseModel):
+    """A plan change waiting for the period end."""
+
+    plan_code: str
+    plan_name: str
+    effective_at: datetime = Field(description="When Stripe switches the plan (the period end).")
+
+
 class SubscriptionOut(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID
@@ -130,6 +157,20 @@ class SubscriptionOut(BaseModel):
     has_access: bool
     entitlements: list[str]
     discount: DiscountOut | None = Field(description="The discount it has now, if any.")
+    next_payment_attempt: datetime | None = Field(
+        description="While past due: when Stripe retries the unpaid invoice (null: no retry planned)."
+    )
+    grace_until: datetime | None = Field(
+        description="While past due: until when the plan's features are kept (then restricted until paid)."
+    )
+    restricted: bool = Field(
+        description="Past due beyond the grace, or past the last retry: the plan's features are withheld "
+        "until the invoice is paid."
+    )
+    scheduled_change: ScheduledChangeOut | None = Field(
+        description="A plan change waiting for the period end (a downgrade, by default); "
+        "`DELETE /billing/subscriptions/scheduled-change` withdraws it."
+    )
     created_at: datetime
 
     @classmethod
@@ -140,8 +181,10 @@ class SubscriptionOut(BaseModel):
         price: PlanPrice | None,
         *,
         grace: timedelta,
+        dunning_grace: timedelta,
         now: datetime,
         discount: DiscountOut | None = None,
+        scheduled_plan: Plan | None = None,
     ) -> SubscriptionOut:
         access = has_access(subscription, grace=grace, now=now)
         return cls(
@@ -166,6 +209,18 @@ class SubscriptionOut(BaseModel):
             has_access=access,
             entitlements=list(plan.features) if access else [],
             discount=discount,
+            next_payment_attempt=subscription.next_payment_attempt,
+            grace_until=grace_until(subscription, dunning_grace),
+            restricted=subscription.restricted_at is not None and subscription.status in DUNNING_STATUSES,
+            scheduled_change=ScheduledChangeOut(
+                plan_code=scheduled_plan.code,
+                plan_name=scheduled_plan.name,
+                effective_at=subscription.scheduled_change_at,
+            )
+            if scheduled_plan is not None
+            and subscription.scheduled_change_at is not None
+            and subscription.status not in ENDED_STATUSES
+            else None,
             created_at=subscription.created_at,
         )
 
@@ -182,6 +237,11 @@ class EntitlementsOut(BaseModel):
     features: list[str] = Field(default_factory=list)
     status: SubscriptionStatus | None = None
     active_until: datetime | None = Field(default=None, description="End of the paid (or trial) period.")
+    restricted: bool = Field(
+        default=False,
+        description="The subscription is past due beyond its grace (or its last retry): `features` is "
+        "empty until the invoice is paid; `plan_code` and `status` say which plan is held back.",
+    )
 
 
 class PreviewLineOut(BaseModel):
@@ -194,8 +254,11 @@ class PreviewLineOut(BaseModel):
 
 class ChangePreviewOut(BaseModel):
     plan_code: str
-    direction: str = Field(
-        description="`upgrade` (charged now) or `downgrade` (credited on the next invoice)."
+    direction: str = Field(description="`upgrade` (costs more per day) or `downgrade`.")
+    effective_at: datetime | None = Field(
+        description="For a change that waits for the period end (a downgrade's default, or "
+        "`when=period_end`): when it takes effect, `amount_due` being that renewal at the new price; "
+        "null for a change made now."
     )
     proration_behavior: str
     proration_date: int = Field(description="Pass it back to the upgrade call to be charged exactly this.")

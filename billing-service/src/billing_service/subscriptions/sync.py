@@ -16,6 +16,11 @@ events arrive, each of ours is emitted once:
 | into past_due                                      | subscription.past_due      | `status`          |
 | into an ended status (after activation)            | subscription.ended         | `status`          |
 
+The dunning markers (first failure, next retry, retries exhausted, restricted) follow Stripe's
+status and latest invoice (dunning.py); a plan change waiting for the period end follows the
+subscription's schedule (`stripe_schedule_id`, `scheduled_*`: its next phase's price and start). When
+that phase begins, Stripe's new price makes the `subscription.plan_changed` transition above.
+
 Ended statuses are terminal: nothing moves a row out of them.
 """
 
@@ -40,6 +45,7 @@ from billing_service.models import (
 )
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.publishing import SubscriptionFacts
+from billing_service.subscriptions import dunning
 from billing_service.subscriptions.repository import SubscriptionRepository
 from gatehouse_platform.db import utcnow
 
@@ -98,6 +104,18 @@ def _apply_discount(row: Subscription, snapshot: SubscriptionSnapshot) -> None:
     row.discount_end = discount.end if discount else None
 
 
+async def _apply_scheduled_change(
+    db: AsyncSession, row: Subscription, snapshot: SubscriptionSnapshot
+) -> None:
+    """The plan change waiting for the period end, as the subscription's schedule has it."""
+    change = snapshot.scheduled_change
+    price = await PlanPriceRepository(db).get(change.price_id) if change else None
+    row.stripe_schedule_id = snapshot.schedule_id
+    row.scheduled_price_id = change.price_id if change else None
+    row.scheduled_plan_id = price.plan_id if price else None
+    row.scheduled_change_at = change.effective_at if change else None
+
+
 async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: SubscriptionSnapshot) -> list[str]:
     """Make the (locked) row say what Stripe says, and emit the events its transitions call for.
     Returns the emitted event types."""
@@ -125,7 +143,9 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     row.canceled_at = snapshot.canceled_at
     row.trial_end = snapshot.trial_end
     _apply_discount(row, snapshot)
+    await _apply_scheduled_change(db, row, snapshot)
     row.status = new_status
+    dunning.follow(row, snapshot, now=now)
     row.checkout_url = None
     row.synced_at = now
     if (

@@ -80,6 +80,9 @@ def subscriptions_named(event: WebhookEvent) -> list[str]:
     if event.type.startswith("invoice."):
         subscription = invoice_subscription_id(obj)
         return [subscription] if subscription else []
+    if event.type.startswith("subscription_schedule."):  # a released schedule names it apart
+        subscription = obj.get("subscription") or obj.get("released_subscription")
+        return [str(subscription)] if isinstance(subscription, str) and subscription else []
     if event.type == "checkout.session.completed" or event.type.startswith("customer.discount."):
         subscription = obj.get("subscription")
         return [str(subscription)] if isinstance(subscription, str) and subscription else []
@@ -98,6 +101,13 @@ async def on_discount_changed(ctx: BatchContext, event: WebhookEvent) -> Outcome
     if isinstance(subscription, str) and ctx.subscriptions.get(subscription) is not None:
         return "processed"
     return "ignored"
+
+
+async def on_schedule_changed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """created / updated / released / canceled / completed: the re-read of its subscription (with
+    the schedule expanded) already applied the plan change it holds, or its end, in any order."""
+    named = subscriptions_named(event)
+    return "processed" if named and ctx.subscriptions.get(named[0]) is not None else "ignored"
 
 
 async def on_checkout_completed(ctx: BatchContext, event: WebhookEvent) -> Outcome:
@@ -193,6 +203,12 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.updated": on_subscription_changed,
     "customer.subscription.deleted": on_subscription_changed,
     "customer.subscription.trial_will_end": on_trial_will_end,
+    "subscription_schedule.created": on_schedule_changed,
+    "subscription_schedule.updated": on_schedule_changed,
+    "subscription_schedule.released": on_schedule_changed,
+    "subscription_schedule.canceled": on_schedule_changed,
+    "subscription_schedule.completed": on_schedule_changed,
+    "subscription_schedule.aborted": on_schedule_changed,
     "customer.discount.created": on_discount_changed,
     "customer.discount.updated": on_discount_changed,
     "customer.discount.deleted": on_discount_changed,

@@ -36,7 +36,8 @@ from billing_service.integrations.stripe import StripeGateway, WebhookEvent, par
 from billing_service.models import StripeEvent, StripeEventStatus, Subscription
 from billing_service.payments.repository import PaymentRepository
 from billing_service.settings import Settings
-from billing_service.subscriptions.sync import sync_from_stripe
+from billing_service.subscriptions.lifecycle import settle_exhausted_retries
+from billing_service.subscriptions.sync import SyncResult, sync_from_stripe
 from billing_service.webhooks.handlers import (
     HANDLERS,
     BatchContext,
@@ -223,9 +224,9 @@ class WebhookProcessor:
                 with span("stripe converge subscription", parent=_trace_of(first[subscription_id])):
                     if careful:
                         async with ctx.db.begin_nested():
-                            result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
+                            result = await self._converge_one(ctx, subscription_id)
                     else:
-                        result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
+                        result = await self._converge_one(ctx, subscription_id)
             except Exception as exc:
                 if not careful:
                     raise _RedoCarefully from exc
@@ -236,6 +237,15 @@ class WebhookProcessor:
             ctx.subscriptions[subscription_id] = row
             ctx.emitted += result.emitted
         return unreadable
+
+    async def _converge_one(self, ctx: BatchContext, subscription_id: str) -> SyncResult:
+        """Apply Stripe's state, then the dunning's final action if its last retry just failed."""
+        result = await sync_from_stripe(ctx.db, self._stripe, subscription_id)
+        if result.subscription is not None:
+            result.emitted += await settle_exhausted_retries(
+                ctx.db, self._stripe, self._settings, result.subscription
+            )
+        return result
 
     async def _handle(self, ctx: BatchContext, event: WebhookEvent, *, careful: bool) -> Outcome:
         handler = HANDLERS.get(event.type)

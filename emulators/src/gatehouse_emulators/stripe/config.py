@@ -36,8 +36,9 @@ class StripeEmulatorConfig:
     tick_interval: float = 1.0
     # Where the state is kept between runs (`make run` restarts): loaded at start, written at stop.
     state_file: str | None = None
-    # Smart Retries stand-in: gaps in days between the failed renewal attempt and each retry.
-    dunning_retry_days: tuple[int, ...] = (1, 3, 5)
+    # Smart Retries stand-in (Stripe's custom retry schedule): each retry this many days after the
+    # attempt before it (3, 5, 7: days 3, 8 and 15 after the failed renewal).
+    dunning_retry_days: tuple[int, ...] = (3, 5, 7)
     dunning_final_action: DunningFinalAction = "cancel"
     trial_will_end_days: int = 3
     # `invoice.upcoming` this many days before a renewal (or trial end); 0 disables. Only sent when
@@ -56,7 +57,7 @@ class StripeEmulatorConfig:
         env = os.environ if env is None else env
         keys = tuple(k.strip() for k in env.get("STRIPE_EMULATOR_API_KEYS", "").split(",") if k.strip())
         retry_days = tuple(
-            int(d) for d in env.get("STRIPE_EMULATOR_DUNNING_RETRY_DAYS", "1,3,5").split(",") if d.strip()
+            int(d) for d in env.get("STRIPE_EMULATOR_DUNNING_RETRY_DAYS", "3,5,7").split(",") if d.strip()
         )
         finals: dict[str, DunningFinalAction] = {
             "cancel": "cancel",

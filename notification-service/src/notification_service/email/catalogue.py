@@ -26,6 +26,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
@@ -108,6 +109,7 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("subscription_trial_ending", SubscriptionTrialEnding, "Trial ends soon"),
         TemplateSpec("payment_succeeded", PaymentSucceeded, "Payment receipt", unsubscribe_category=RECEIPTS),
         TemplateSpec("payment_failed", PaymentFailed, "Payment failed: what to do"),
+        TemplateSpec("payment_recovered", PaymentRecovered, "Payment recovered after a failure"),
         TemplateSpec("payment_refunded", PaymentRefunded, "Refund confirmation"),
         TemplateSpec(
             "payment_disputed_admin", PaymentDisputed, "A payment disputed, won or lost (to admins)"

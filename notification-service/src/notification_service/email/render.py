@@ -51,6 +51,7 @@ class Renderer:
             app_url=links.app,
             account_url=links.account,
             billing_url=links.billing,
+            payment_method_url=links.payment_method,
         )
 
     def render(self, notice: Notice) -> RenderedEmail:

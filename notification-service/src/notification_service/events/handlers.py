@@ -27,6 +27,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
@@ -201,6 +202,10 @@ def on_payment_failed(data: PaymentFailed, links: Links) -> list[Notice]:
     return [Notice("payment_failed", data.email, data.model_dump())]
 
 
+def on_payment_recovered(data: PaymentRecovered, links: Links) -> list[Notice]:
+    return [Notice("payment_recovered", data.email, data.model_dump())]
+
+
 def on_payment_refunded(data: PaymentRefunded, links: Links) -> list[Notice]:
     return [Notice("payment_refunded", data.email, data.model_dump())]
 
@@ -239,6 +244,7 @@ HANDLERS: dict[str, NoticeBuilder] = {
     SubscriptionTrialEnding.event_type: on_subscription_trial_ending,
     PaymentSucceeded.event_type: on_payment_succeeded,
     PaymentFailed.event_type: on_payment_failed,
+    PaymentRecovered.event_type: on_payment_recovered,
     PaymentRefunded.event_type: on_payment_refunded,
     PaymentDisputed.event_type: on_payment_disputed,
 }

@@ -20,6 +20,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
@@ -138,6 +139,9 @@ SAMPLE_EVENTS: dict[str, EventData] = {
             attempt_count=1,
             next_payment_attempt=_T + timedelta(days=3),
             failed_at=_T,
+        ),
+        PaymentRecovered(
+            **_PAYMENT, attempt_count=2, period_start=_T, period_end=_T + timedelta(days=30), paid_at=_T
         ),
         PaymentRefunded(
             **{**_PAYMENT, "amount": 600},

@@ -125,6 +125,19 @@ class PaymentFailed(_PaymentData):
     failed_at: datetime
 
 
+class PaymentRecovered(_PaymentData):
+    event_type = "payment.recovered"
+    description = (
+        "An invoice whose payment had failed (a renewal in dunning) was paid after all: the subscription "
+        "is in good standing again and any restriction is lifted. Sent once, beside `payment.succeeded`."
+    )
+
+    attempt_count: int = Field(ge=1, description="Attempts it took, the successful one included.")
+    period_start: datetime
+    period_end: datetime
+    paid_at: datetime
+
+
 class PaymentRefunded(_PaymentData):
     event_type = "payment.refunded"
     description = (
@@ -165,6 +178,7 @@ BILLING_EVENTS: tuple[type[EventData], ...] = (
     SubscriptionTrialEnding,
     PaymentSucceeded,
     PaymentFailed,
+    PaymentRecovered,
     PaymentRefunded,
     PaymentDisputed,
 )

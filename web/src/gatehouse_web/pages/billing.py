@@ -394,7 +394,9 @@ async def _preview(request: Request, web: WebDep, viewer: Viewer, plan_code: str
     answer: dict[str, Any] = await web.api.call(
         "GET",
         "/billing/subscriptions/upgrade/preview",
-        params={"plan_code": plan_code},
+        # This page switches plans now (its wording says so); billing's default for a downgrade is
+        # the period end, so ask for the change made now, and preview that.
+        params={"plan_code": plan_code, "when": "now"},
         token=viewer.token,
         caller=client_of(request),
     )
@@ -451,7 +453,7 @@ async def change_plan(request: Request, web: WebDep, form: Form, viewer: SignedI
     plan_code, proration_date = field(form, "plan_code", 64), field(form, "proration_date", 20)
     if not PLAN_CODE.fullmatch(plan_code):
         return await _no_such_plan(request, web, viewer)
-    body: dict[str, Any] = {"plan_code": plan_code}
+    body: dict[str, Any] = {"plan_code": plan_code, "when": "now"}
     if proration_date.isdigit():
         body["proration_date"] = int(proration_date)  # charged exactly what the preview showed
     return await _change_then_back(

@@ -47,8 +47,9 @@ from billing_service.integrations.stripe.types import (
 from billing_service.settings import Settings
 
 API_VERSION: str = stripe.api_version  # the version stripe-python 16 pins, and the shapes read here
-# A subscription is read with its price, latest invoice and discounts, which `parse_subscription` needs.
-SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice", "discounts")
+# A subscription is read with its price, latest invoice, discounts and schedule, which
+# `parse_subscription` needs.
+SUBSCRIPTION_EXPAND = ("items.data.price", "latest_invoice", "discounts", "schedule")
 
 
 class StripeGateway:
@@ -430,6 +431,53 @@ class StripeGateway:
                 subscription_id, params=_any(params), options={"idempotency_key": key}
             )
         )
+
+    async def schedule_price_change(
+        self,
+        snapshot: SubscriptionSnapshot,
+        *,
+        price_id: str,
+        key: str,
+    ) -> SubscriptionSnapshot:
+        """Move the subscription to `price_id` when its current period ends: a subscription schedule
+        (made from it, or the one it has) whose first phase is the current period at today's price
+        and whose second phase is the new price, released after one period."""
+        schedule_id = snapshot.schedule_id
+        if schedule_id is None:
+            schedule = await self._obj(
+                self._client.v1.subscription_schedules.create_async(
+                    params=_any({"from_subscription": snapshot.id}),
+                    options={"idempotency_key": f"{key}-create"},
+                )
+            )
+            schedule_id = str(schedule["id"])
+        phases = [
+            {
+                "items": [{"price": snapshot.price_id, "quantity": 1}],
+                "start_date": int(snapshot.current_period_start.timestamp()),
+                "end_date": int(snapshot.current_period_end.timestamp()),
+            },
+            {"items": [{"price": price_id, "quantity": 1}], "iterations": 1},
+        ]
+        await self._obj(
+            self._client.v1.subscription_schedules.update_async(
+                schedule_id,
+                params=_any({"end_behavior": "release", "phases": phases}),
+                options={"idempotency_key": f"{key}-phases"},
+            )
+        )
+        return await self.retrieve_subscription(snapshot.id)
+
+    async def release_schedule(
+        self, subscription_id: str, schedule_id: str, *, key: str
+    ) -> SubscriptionSnapshot:
+        """Detach the subscription from its schedule: nothing scheduled changes it any more."""
+        await self._obj(
+            self._client.v1.subscription_schedules.release_async(
+                schedule_id, options={"idempotency_key": key}
+            )
+        )
+        return await self.retrieve_subscription(subscription_id)
 
     async def _update_subscription(
         self, subscription_id: str, params: Json, *, key: str

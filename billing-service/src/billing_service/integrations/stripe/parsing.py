@@ -20,6 +20,7 @@ from billing_service.integrations.stripe.types import (
     PreviewLine,
     PromotionCodeState,
     RefundSnapshot,
+    ScheduledPriceChange,
     StripeCustomer,
     StripePrice,
     StripeProduct,
@@ -187,7 +188,25 @@ def parse_subscription(data: Mapping[str, Any]) -> SubscriptionSnapshot:
         cancellation_comment=details.get("comment"),
         latest_invoice=parse_invoice(latest) if isinstance(latest, dict) else None,
         discount=_first_discount(data.get("discounts")),
+        schedule_id=_id(data.get("schedule")),
+        scheduled_change=_scheduled_change(data.get("schedule"), str(_id(item.get("price")))),
     )
+
+
+def _scheduled_change(schedule: Any, current_price: str) -> ScheduledPriceChange | None:
+    """The first phase after the current one whose price differs from today's (a live schedule)."""
+    if not isinstance(schedule, dict) or schedule.get("status") not in ("active", "not_started"):
+        return None
+    current = schedule.get("current_phase") or {}
+    begun = current.get("start_date")
+    for phase in schedule.get("phases") or []:
+        items = phase.get("items") or []
+        if not items or (begun is not None and phase["start_date"] <= begun):
+            continue
+        price = _id(items[0].get("price"))
+        if price and price != current_price:
+            return ScheduledPriceChange(price_id=str(price), effective_at=_required_time(phase["start_date"]))
+    return None
 
 
 def _first_discount(discounts: Any) -> DiscountSnapshot | None:

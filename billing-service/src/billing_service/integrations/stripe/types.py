@@ -125,6 +125,14 @@ class PromotionCodeState:
 
 
 @dataclass(frozen=True)
+class ScheduledPriceChange:
+    """The next phase of a subscription's schedule that moves it to another price."""
+
+    price_id: str
+    effective_at: datetime
+
+
+@dataclass(frozen=True)
 class SubscriptionSnapshot:
     """A Stripe subscription as it is now (re-read, never taken from a webhook payload)."""
 
@@ -145,6 +153,8 @@ class SubscriptionSnapshot:
     cancellation_comment: str | None
     latest_invoice: InvoiceSnapshot | None
     discount: DiscountSnapshot | None = None  # read with `discounts` expanded
+    schedule_id: str | None = None  # the subscription schedule it is attached to, if any
+    scheduled_change: ScheduledPriceChange | None = None  # read with `schedule` expanded
 
 
 @dataclass(frozen=True)

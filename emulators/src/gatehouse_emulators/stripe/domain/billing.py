@@ -9,7 +9,7 @@ operation, as `customer.subscription.updated` (or `.deleted` when it ended) with
 
 from __future__ import annotations
 
-from gatehouse_emulators.stripe.domain import discounts, invoices
+from gatehouse_emulators.stripe.domain import discounts, invoices, schedules
 from gatehouse_emulators.stripe.domain.clock import DAY, add_interval, next_period_end
 from gatehouse_emulators.stripe.domain.collection import collect
 from gatehouse_emulators.stripe.domain.customers import customer_of
@@ -118,6 +118,7 @@ def cancel_now(
     }
     for invoice in invoices.open_invoices(emu, sub["id"]):
         invoice["next_payment_attempt"] = None  # no more automatic retries for an ended subscription
+    schedules.end_with(emu, sub)
 
 
 def cancel_subscription(emu: Emulator, sub: Obj, params: Params) -> Obj:
@@ -294,9 +295,13 @@ def end_trial(emu: Emulator, sub: Obj) -> None:
 
 
 def renew(emu: Emulator, sub: Obj) -> None:
-    """The period ended: cancel if so scheduled, else start the next period and collect its invoice."""
+    """The period ended: cancel if so scheduled, else start the next period (with the items its
+    subscription schedule's next phase gives it, if any) and collect its invoice."""
     start, end = period(sub)
     if sub["cancel_at"] is not None and sub["cancel_at"] <= end:
+        cancel_now(emu, sub, reason="cancellation_requested")
+        return
+    if schedules.at_period_end(emu, sub, end):  # its schedule may change the items, or end it
         cancel_now(emu, sub, reason="cancellation_requested")
         return
     interval, count = cycle(emu, sub)

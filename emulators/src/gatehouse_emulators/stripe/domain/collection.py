@@ -4,7 +4,7 @@ Status rules (Stripe's defaults, simplified):
 - the first invoice paid → `incomplete` becomes `active` (`trialing` subscriptions start with a $0 paid
   invoice); unpaid first invoice → stays `incomplete` (expires after 23 h, see lifecycle.py);
 - a renewal, trial-end or plan-change invoice that fails → `past_due`; it is retried after
-  `dunning_retry_days` (1, 3, 5 days apart by default), each failure emitting `invoice.payment_failed`
+  `dunning_retry_days` (3, 5, 7 days apart by default), each failure emitting `invoice.payment_failed`
   (the retries and what follows the last one are billing.py's `retry_invoice`);
 - an invoice paid, voided or marked uncollectible while `past_due`/`unpaid` with no other open
   invoice → `active`."""

@@ -37,6 +37,7 @@ TRACKED = (
     "items",
     "latest_invoice",
     "metadata",
+    "schedule",
     "status",
     "trial_end",
 )

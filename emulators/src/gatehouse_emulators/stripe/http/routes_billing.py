@@ -1,15 +1,15 @@
-"""/v1 routes for Checkout Sessions, subscriptions and their items, invoices, invoice items,
-invoice payments, payment intents and test clocks."""
+"""/v1 routes for Checkout Sessions, subscriptions and their items, subscription schedules, invoices,
+invoice items, invoice payments, payment intents and test clocks."""
 
 from __future__ import annotations
 
 import copy
 
-from gatehouse_emulators.stripe.domain import billing, checkout, collection, invoices, previews
+from gatehouse_emulators.stripe.domain import billing, checkout, collection, invoices, previews, schedules
 from gatehouse_emulators.stripe.domain.lifecycle import advance_to
 from gatehouse_emulators.stripe.domain.render import apply_expand
 from gatehouse_emulators.stripe.domain.store import Obj, list_params, match_created, new_id, paginate
-from gatehouse_emulators.stripe.domain.subscriptions import ENDED
+from gatehouse_emulators.stripe.domain.subscriptions import ENDED, publish, snapshot
 from gatehouse_emulators.stripe.http.edge import Call, Routes
 from gatehouse_emulators.stripe.wire.errors import invalid, resource_missing
 from gatehouse_emulators.stripe.wire.forms import Params, read_metadata_update
@@ -171,6 +171,53 @@ def update_subscription_item(call: Call) -> Obj:
     billing.update_subscription(call.emu, sub, Params({"items": [update], **forwarded}))
     expand = {"expand": params.raw("expand")} if "expand" in params else {}
     return retrieve_subscription_item(Call(call.emu, Params(expand), call.path))
+
+
+# -- subscription schedules ------------------------------------------------------------------------
+
+
+def _schedule(call: Call) -> Obj:
+    return call.require("schedule", "subscription_schedule", "subscription schedule", param="schedule")
+
+
+@routes.post("/v1/subscription_schedules")
+def create_schedule(call: Call) -> Obj:
+    return call.render(schedules.create_schedule(call.emu, call.params))
+
+
+routes.listing(
+    "/v1/subscription_schedules",
+    "subscription_schedule",
+    by=("customer",),
+    accepted=("canceled_at", "completed_at", "released_at", "scheduled"),
+)
+routes.retrieve(
+    "/v1/subscription_schedules/{schedule}",
+    "subscription_schedule",
+    "subscription schedule",
+    param="schedule",
+)
+
+
+@routes.post("/v1/subscription_schedules/{schedule}")
+def update_schedule(call: Call) -> Obj:
+    return call.render(schedules.update_schedule(call.emu, _schedule(call), call.params))
+
+
+@routes.post("/v1/subscription_schedules/{schedule}/release")
+def release_schedule(call: Call) -> Obj:
+    return call.render(schedules.release_schedule(call.emu, _schedule(call), call.params))
+
+
+@routes.post("/v1/subscription_schedules/{schedule}/cancel")
+def cancel_schedule(call: Call) -> Obj:
+    schedule = _schedule(call)
+    sub = schedules.cancel_schedule(call.emu, schedule, call.params)
+    if sub is not None:  # canceling a schedule cancels its subscription too
+        before = snapshot(call.emu, sub)
+        billing.cancel_now(call.emu, sub, reason="cancellation_requested")
+        publish(call.emu, sub, before)
+    return call.render(schedule)
 
 
 # -- invoices --------------------------------------------------------------------------------------
