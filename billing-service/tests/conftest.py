@@ -180,7 +180,7 @@ def make_settings(**overrides: Any) -> Settings:
         "consumer_retry_delays": [0.2, 0.5, 1.0],
         "checkout_success_url": "https://app.example.com/billing/success",
         "checkout_cancel_url": "https://app.example.com/billing/cancel",
-        "portal_return_url": "https://app.example.com/account/billing",
+        "portal_return_url": "https://app.example.com/billing",
     }
     values.update(overrides)
     return Settings(**values)

@@ -24,7 +24,7 @@ from conftest import (
     subscription_row,
 )
 
-DEFAULT_RETURN = "https://app.example.com/account/billing"  # on the Checkout URLs' origin (conftest)
+DEFAULT_RETURN = "https://app.example.com/billing"  # on the Checkout URLs' origin (conftest)
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:

@@ -173,6 +173,7 @@ async def payment_succeeded(db: AsyncSession, payment: Payment, *, email: str, p
         {
             **_payment_base(payment, email, plan_name),
             "amount": payment.amount_paid,
+            "amount_discount": payment.amount_discount,
             "period_start": payment.period_start,
             "period_end": payment.period_end,
             "paid_at": _required(payment.paid_at),

@@ -51,7 +51,7 @@ class Settings(TokenVerifierSettings):
 
     # Customer Portal, and where billing may send a person back to
     portal_return_url: str = Field(
-        default="http://127.0.0.1:8000/account/billing",
+        default="http://127.0.0.1:8000/billing",
         description="Where the Customer Portal's link back goes when the request names no return_url.",
     )
     return_origins: list[str] = Field(

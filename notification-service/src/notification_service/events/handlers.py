@@ -27,6 +27,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRefunded,
     PaymentSucceeded,
     RecoveryCodeUsed,
@@ -205,6 +206,10 @@ def on_payment_refunded(data: PaymentRefunded, links: Links) -> list[Notice]:
     return [Notice("payment_refunded", data.email, data.model_dump())]
 
 
+def on_payment_method_expiring(data: PaymentMethodExpiring, links: Links) -> list[Notice]:
+    return [Notice("payment_method_expiring", data.email, data.model_dump())]
+
+
 def on_payment_disputed(data: PaymentDisputed, links: Links) -> list[Notice]:
     """Admins answer disputes (evidence, or accepting the loss): each hears of every status."""
     context = data.model_dump()
@@ -241,4 +246,5 @@ HANDLERS: dict[str, NoticeBuilder] = {
     PaymentFailed.event_type: on_payment_failed,
     PaymentRefunded.event_type: on_payment_refunded,
     PaymentDisputed.event_type: on_payment_disputed,
+    PaymentMethodExpiring.event_type: on_payment_method_expiring,
 }
