@@ -197,9 +197,7 @@ async def test_a_card_expiring_soon_asks_for_a_new_one_on_the_billing_page(
 
     [message] = await wait_for_mail(maildir, to)
     text, html = parts(message)
-    assert (
-        message["Subject"] == "Your Mastercard card ending in 4444 expires soon: please update it"
-    )
+    assert message["Subject"] == "Your Mastercard card ending in 4444 expires soon: please update it"
     assert "Mastercard ending in 4444, expires at the end of 01/2027" in text
     assert (
         "https://app.gatehouse.test/billing" in text and 'href="https://app.gatehouse.test/billing"' in html
