@@ -222,7 +222,7 @@ def of_subscription(subscription_id: uuid.UUID | str) -> Callable[[dict[str, Any
 
 @pytest.fixture(scope="session")
 async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
-    bindings = ("subscription.#", "payment.#")
+    bindings = ("subscription.#", "payment.#", "payment_method.#")
     async with open_event_tap(amqp_url, f"{RUN}.tap", bindings, settings.events_exchange) as tap:
         yield tap
 

@@ -17,11 +17,13 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service.integrations.stripe import CardOnFile
 from billing_service.models import EndReason, Payment, Plan, PlanPrice, Refund, Subscription
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
@@ -230,3 +232,19 @@ async def payment_disputed(
         }
     )
     await _emit(db, data, payment.user_id)
+
+
+async def payment_method_expiring(
+    db: AsyncSession, user_id: uuid.UUID, email: str, card: CardOnFile, *, expires_at: datetime
+) -> None:
+    data = PaymentMethodExpiring(
+        user_id=user_id,
+        email=email,
+        payment_method_id=card.id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        expires_at=expires_at,
+    )
+    await _emit(db, data, user_id)

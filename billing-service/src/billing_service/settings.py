@@ -101,6 +101,16 @@ class Settings(TokenVerifierSettings):
     reconcile_lookback_seconds: int = Field(
         default=3 * 86400, ge=60, le=30 * 86400, description="First reconciliation reaches back this far."
     )
+    card_expiry_check_interval_seconds: float = Field(
+        default=86400.0, gt=0, description="How often the card expiry check runs."
+    )
+    card_expiry_notice_days: int = Field(
+        default=30,
+        ge=1,
+        le=90,
+        description="A subscriber whose card stops working within this many days is emailed (once per "
+        "card and expiry date).",
+    )
     reconcile_overlap_seconds: int = Field(
         default=300, ge=0, description="Each reconciliation re-reads this much before the previous run."
     )
