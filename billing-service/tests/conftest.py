@@ -360,6 +360,15 @@ def paid_subscription(
     return start
 
 
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """A problem+json answer with this status and problem type (its `type` ends in `/slug`)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"].endswith(f"/{slug}") and body["detail"]
+    return body
+
+
 def signed(payload: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
     """Headers of a webhook as Stripe signs it."""
     header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)

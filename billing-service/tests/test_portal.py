@@ -18,6 +18,7 @@ from conftest import (
     NewPlan,
     PaidSubscription,
     User,
+    assert_problem,
     eventually,
     make_settings,
     settled,
@@ -25,14 +26,6 @@ from conftest import (
 )
 
 DEFAULT_RETURN = "https://app.example.com/billing"  # on the Checkout URLs' origin (conftest)
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"].endswith(f"/{slug}") and body["detail"]
-    return body
 
 
 async def open_portal(client: httpx.AsyncClient, user: User, **body: Any) -> str:
