@@ -259,6 +259,7 @@ def _environment(
         # Checkout returns to the web front's pages, through the gateway
         "BILLING_CHECKOUT_SUCCESS_URL": urls["gateway"] + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
         "BILLING_CHECKOUT_CANCEL_URL": f"{urls['gateway']}/billing/cancel",
+        "BILLING_PORTAL_RETURN_URL": f"{urls['gateway']}/billing",
         # notification-service
         "NOTIFICATION_ENVIRONMENT": "test",
         "NOTIFICATION_DATABASE_URL": db_urls["notification"],

@@ -181,6 +181,7 @@ def make_settings(**overrides: Any) -> Settings:
         "consumer_retry_delays": [0.2, 0.5, 1.0],
         "checkout_success_url": "https://app.example.com/billing/success",
         "checkout_cancel_url": "https://app.example.com/billing/cancel",
+        "portal_return_url": "https://app.example.com/billing",
     }
     values.update(overrides)
     return Settings(**values)
@@ -230,7 +231,7 @@ def of_subscription(subscription_id: uuid.UUID | str) -> Callable[[dict[str, Any
 
 @pytest.fixture(scope="session")
 async def events(amqp_url: str, settings: Settings) -> AsyncIterator[EventTap]:
-    bindings = ("subscription.#", "payment.#")
+    bindings = ("subscription.#", "payment.#", "payment_method.#")
     async with open_event_tap(amqp_url, f"{RUN}.tap", bindings, settings.events_exchange) as tap:
         yield tap
 
@@ -366,6 +367,15 @@ def paid_subscription(
         )
 
     return start
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """A problem+json answer with this status and problem type (its `type` ends in `/slug`)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"].endswith(f"/{slug}") and body["detail"]
+    return body
 
 
 def signed(payload: str, secret: str, timestamp: int | None = None) -> dict[str, str]:

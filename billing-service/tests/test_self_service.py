@@ -16,6 +16,7 @@ from conftest import (
     NewPlan,
     PaidSubscription,
     User,
+    assert_problem,
     eventually,
     settled,
     subscribe,
@@ -23,14 +24,6 @@ from conftest import (
 )
 
 DAY = 86400
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"].endswith(f"/{slug}") and body["detail"]
-    return body
 
 
 async def test_my_payment_method_is_the_card_paid_with_at_checkout(

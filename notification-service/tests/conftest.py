@@ -285,9 +285,8 @@ def sample(event_type: str, **changes: Any) -> EventData:
 
 
 def envelope(data: EventData, correlation_id: str | None = None) -> CloudEvent:
-    source = (
-        "/billing-service" if data.event_type.startswith(("subscription.", "payment.")) else "/auth-service"
-    )
+    billing = data.event_type.startswith(("subscription.", "payment.", "payment_method."))
+    source = "/billing-service" if billing else "/auth-service"
     return new_event(
         data, source=source, subject=str(getattr(data, "user_id", "")), correlation_id=correlation_id
     )

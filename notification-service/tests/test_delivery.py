@@ -80,6 +80,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "payment.failed",
         "payment.refunded",
         "payment.disputed",
+        "payment_method.expiring",
     }
     assert set(HANDLERS) <= set(REGISTRY)
     assert set(SAMPLE_EVENTS) == set(HANDLERS)
@@ -170,6 +171,38 @@ async def test_receipt_carries_one_click_unsubscribe_and_formatted_amounts(
     assert unsubscribe.startswith("<https://api.gatehouse.test/notifications/unsubscribe?token=")
     assert parse_qs(urlsplit(unsubscribe.strip("<>")).query)["token"]
     assert unsubscribe.strip("<>") in text
+
+
+async def test_a_receipt_shows_the_discount_taken_off(stack: Stack, maildir: Path) -> None:
+    to, plain = new_email(), new_email()
+    await stack.publish(envelope(sample("payment.succeeded", email=to, amount=2400, amount_discount=600)))
+    await stack.publish(envelope(sample("payment.succeeded", email=plain, amount=3000)))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert "Amount paid: $24.00" in text and "Discount: −$6.00" in text
+    assert "Discount" in html and "−$6.00" in html
+    [without] = await wait_for_mail(maildir, plain)
+    assert "Discount" not in parts(without)[0]
+
+
+async def test_a_card_expiring_soon_asks_for_a_new_one_on_the_billing_page(
+    stack: Stack, maildir: Path
+) -> None:
+    to = new_email()
+    event = sample(
+        "payment_method.expiring", email=to, brand="mastercard", last4="4444", exp_month=1, exp_year=2027
+    )
+    await stack.publish(envelope(event))
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "Your Mastercard card ending in 4444 expires soon: please update it"
+    assert "Mastercard ending in 4444, expires at the end of 01/2027" in text
+    assert (
+        "https://app.gatehouse.test/billing" in text and 'href="https://app.gatehouse.test/billing"' in html
+    )
+    assert "Manage billing" in text
 
 
 async def test_email_change_is_told_to_the_old_and_the_new_address(

@@ -171,3 +171,38 @@ def test_subscribe_pay_change_plan_cancel_and_resume(browser: Browser, page: Pag
         shot(tab, "billing-fr")
     finally:
         french.close()
+
+
+def test_manage_billing_updates_the_card_in_the_portal_and_returns(page: Page, system: System) -> None:
+    email = new_email()
+    confirmed_sign_up(page, system, email)
+    page.goto(f"{system.gateway}/billing")
+    page.get_by_role("button", name="Subscribe to Starter").click()
+    page.get_by_role("button", name="Pay (card 4242)").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed", timeout=30_000)
+    page.goto(f"{system.gateway}/billing")
+    card = page.locator(".card-on-file")
+    expect(card).to_have_text(re.compile(r"Visa ending in 4242, expires \d\d/\d{4}"))
+
+    # To the emulator's portal page: a new card (one declined first), then back
+    page.get_by_role("button", name="Manage billing").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(system.urls['stripe'])}/billing_portal/bps_"))
+    expect(page.get_by_text("Starter", exact=True)).to_be_visible()
+    page.get_by_label("Card number").fill("4000 0000 0000 0002")
+    page.get_by_label("Month").fill("9")
+    page.get_by_label("Year").fill("2032")
+    page.get_by_role("button", name="Update payment method").click()
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined.")
+    page.get_by_label("Card number").fill("5555 5555 5555 4444")
+    page.get_by_label("Month").fill("9")
+    page.get_by_label("Year").fill("2032")
+    page.get_by_role("button", name="Update payment method").click()
+    expect(page.get_by_role("status")).to_have_text("Your payment method was updated.")
+    expect(page.locator("#card")).to_contain_text("Mastercard •••• 4444 · expires 09/2032")
+    shot(page, "billing-portal")
+    page.get_by_role("link", name=re.compile("Return to")).click()
+
+    expect(page).to_have_url(f"{system.gateway}/billing")
+    expect(card).to_have_text("Mastercard ending in 4444, expires 09/2032")
+    axe_check(page)
+    shot(page, "billing-card-updated")

@@ -18,6 +18,7 @@ from gatehouse_web.i18n import money
 from gatehouse_web.settings import Settings
 
 CHECKOUT = "https://checkout.stripe.com/c/pay/cs_test_123"
+PORTAL = "https://checkout.stripe.com/p/session/test_123"
 
 
 def plan(code: str, name: str, amount: int, interval: str = "month", trial_days: int = 0) -> dict[str, Any]:
@@ -118,6 +119,16 @@ class FakeBilling:
         if path == "/billing/subscriptions/resume":
             self.cancelling = False
             return httpx.Response(200, json=self.subscription())
+        if path == "/billing/payment-method/me":
+            if self.status in (None, "checkout_pending"):
+                return problem(404, "payment-method-not-found")
+            return httpx.Response(
+                200, json={"brand": "visa", "last4": "4242", "exp_month": 4, "exp_year": 2031}
+            )
+        if path == "/billing/portal":
+            if self.status is None:
+                return problem(404, "billing-account-not-found")
+            return httpx.Response(200, json={"url": PORTAL})
         return httpx.Response(404, json={"title": "Not found", "status": 404})
 
 
@@ -483,6 +494,44 @@ async def test_cancel_at_the_period_end_after_a_confirmation_then_resume(
     billing.refuse["/billing/subscriptions/resume"] = problem(409, "subscription-not-changeable")
     refused = await web.post("/billing/resume", data={"csrf_token": csrf_of(page.text)})
     assert refused.status_code == 409 and "cannot be changed right now" in refused.text
+
+
+async def test_manage_billing_goes_to_the_portal_which_returns_to_the_billing_page(
+    make_web: Callable[..., object],
+) -> None:
+    billing = FakeBilling("active", "pro")
+    web = await signed_in(
+        make_web,
+        billing,
+        checkout_origins=["https://checkout.stripe.com"],
+        public_url="https://app.example.test",
+    )
+    page = await web.get("/billing")
+    assert "Visa ending in 4242, expires 04/2031" in page.text and 'action="/billing/manage"' in page.text
+    moved = await web.post("/billing/manage", data={"csrf_token": csrf_of(page.text)})
+    assert moved.status_code == 303 and moved.headers["location"] == PORTAL
+    assert billing.calls[-1] == (
+        "POST",
+        "/billing/portal",
+        {"return_url": "https://app.example.test/billing"},
+    )
+    assert (await web.post("/billing/manage", data={"csrf_token": "forged"})).status_code == 403
+
+    elsewhere = await signed_in(
+        make_web, FakeBilling("active"), checkout_origins=["https://pay.example.test"]
+    )
+    page = await elsewhere.get("/billing")
+    refused = await elsewhere.post("/billing/manage", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 503 and "location" not in refused.headers  # never an open redirect
+
+
+async def test_manage_billing_without_a_billing_account_is_explained(make_web: Callable[..., object]) -> None:
+    billing = FakeBilling()
+    web = await signed_in(make_web, billing)
+    page = await web.get("/billing")
+    assert 'action="/billing/manage"' not in page.text  # nothing to manage before a subscription
+    refused = await web.post("/billing/manage", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 404 and "There is nothing to manage yet" in refused.text
 
 
 async def test_abandon_an_unfinished_payment(make_web: Callable[..., object]) -> None:

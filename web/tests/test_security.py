@@ -29,6 +29,7 @@ FORMS = [
     "/billing/change",
     "/billing/cancellation",
     "/billing/resume",
+    "/billing/manage",
     "/logout",
     "/account/resend-verification",
     "/account/profile",

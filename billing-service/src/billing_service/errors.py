@@ -92,6 +92,21 @@ class PaymentMethodNotFound(NotFound):
     title = "No payment method on file"
 
 
+class BillingAccountNotFound(NotFound):
+    """The person has never been a Stripe customer (never subscribed): there is nothing to manage."""
+
+    slug = "billing-account-not-found"
+    title = "No billing account yet"
+
+
+class ReturnUrlNotAllowed(DomainError):
+    """The URL is not on an origin billing may send a person back to (BILLING_RETURN_ORIGINS)."""
+
+    status = 422
+    slug = "return-url-not-allowed"
+    title = "Return URL not allowed"
+
+
 class PaymentNotFound(NotFound):
     slug = "payment-not-found"
     title = "Payment not found"

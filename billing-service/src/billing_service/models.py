@@ -472,3 +472,16 @@ class AuditEvent(Base):
     subject_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[uuid.UUID | None]
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
+
+
+class CardExpiryNotice(Base):
+    """A "card expires soon" email sent: one per card and expiry date, so the daily check tells each
+    person once (a card renewed with a new expiry date is a new notice)."""
+
+    __tablename__ = "card_expiry_notices"
+
+    payment_method_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    exp_year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exp_month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    notified_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())

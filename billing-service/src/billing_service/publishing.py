@@ -17,11 +17,13 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_service.integrations.stripe import CardOnFile
 from billing_service.models import EndReason, Payment, Plan, PlanPrice, Refund, Subscription
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
@@ -174,6 +176,7 @@ async def payment_succeeded(db: AsyncSession, payment: Payment, *, email: str, p
         {
             **_payment_base(payment, email, plan_name),
             "amount": payment.amount_paid,
+            "amount_discount": payment.amount_discount,
             "period_start": payment.period_start,
             "period_end": payment.period_end,
             "paid_at": _required(payment.paid_at),
@@ -244,3 +247,19 @@ async def payment_disputed(
         }
     )
     await _emit(db, data, payment.user_id)
+
+
+async def payment_method_expiring(
+    db: AsyncSession, user_id: uuid.UUID, email: str, card: CardOnFile, *, expires_at: datetime
+) -> None:
+    data = PaymentMethodExpiring(
+        user_id=user_id,
+        email=email,
+        payment_method_id=card.id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        expires_at=expires_at,
+    )
+    await _emit(db, data, user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -47,6 +48,17 @@ class Settings(TokenVerifierSettings):
         ge=0,
         description="A pending Checkout for the same plan younger than this answers 409 with its URL; "
         "an older one (or one for another plan) is expired at Stripe and replaced.",
+    )
+
+    # Customer Portal, and where billing may send a person back to
+    portal_return_url: str = Field(
+        default="http://127.0.0.1:8000/billing",
+        description="Where the Customer Portal's link back goes when the request names no return_url.",
+    )
+    return_origins: list[str] = Field(
+        default=[],
+        description="Origins (scheme://host[:port]) Checkout and the Customer Portal may send a person "
+        "back to; empty: the origins of the Checkout success/cancel URLs and of portal_return_url.",
     )
 
     # Step-up (off by default): plan changes and cancellation need a recent sign-in
@@ -104,9 +116,41 @@ class Settings(TokenVerifierSettings):
     reconcile_lookback_seconds: int = Field(
         default=3 * 86400, ge=60, le=30 * 86400, description="First reconciliation reaches back this far."
     )
+    card_expiry_check_interval_seconds: float = Field(
+        default=86400.0, gt=0, description="How often the card expiry check runs."
+    )
+    card_expiry_notice_days: int = Field(
+        default=30,
+        ge=1,
+        le=90,
+        description="A subscriber whose card stops working within this many days is emailed (once per "
+        "card and expiry date).",
+    )
     reconcile_overlap_seconds: int = Field(
         default=300, ge=0, description="Each reconciliation re-reads this much before the previous run."
     )
+
+    @model_validator(mode="after")
+    def _return_urls_on_allowed_origins(self) -> Settings:
+        for name in ("checkout_success_url", "checkout_cancel_url", "portal_return_url"):
+            if not self.allows_return_to(getattr(self, name)):
+                raise ValueError(f"BILLING_{name.upper()} is not on one of BILLING_RETURN_ORIGINS")
+        return self
+
+    @property
+    def allowed_return_origins(self) -> frozenset[str]:
+        configured = self.return_origins or [
+            self.checkout_success_url,
+            self.checkout_cancel_url,
+            self.portal_return_url,
+        ]
+        return frozenset(filter(None, (origin_of(url) for url in configured)))
+
+    def allows_return_to(self, url: str) -> bool:
+        """Whether billing may send a person to `url` (Checkout's success and cancel URLs, the
+        portal's return_url): an absolute http(s) URL on an allowed origin, without credentials."""
+        origin = origin_of(url)
+        return origin is not None and origin in self.allowed_return_origins
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:
@@ -126,6 +170,21 @@ class Settings(TokenVerifierSettings):
         """The secrets a webhook signature may use: the current one first."""
         previous = self.stripe_webhook_secret_previous
         return (self.stripe_webhook_secret, *((previous,) if previous else ()))
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an absolute http(s) URL, lower-cased; None for anything else
+    (relative, scheme-relative, credentials in it, backslashes, control characters)."""
+    if "\\" in url or any(ord(c) < 0x21 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @lru_cache

@@ -32,6 +32,7 @@ WEB_PAGES_UNDER_API = (
     "/billing/change",
     "/billing/cancellation",
     "/billing/resume",
+    "/billing/manage",
 )
 
 

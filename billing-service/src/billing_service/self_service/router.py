@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from billing_service.dependencies import CurrentClaims, DbSession, StripeDep
-from billing_service.errors import STRIPE_ERRORS, InvalidCursor, PaymentMethodNotFound
+from billing_service.dependencies import CurrentClaims, DbSession, SettingsDep, StripeDep
+from billing_service.errors import (
+    STRIPE_ERRORS,
+    BillingAccountNotFound,
+    InvalidCursor,
+    PaymentMethodNotFound,
+    ReturnUrlNotAllowed,
+)
 from billing_service.pagination import Cursor, Limit
-from billing_service.self_service import service
-from billing_service.self_service.schemas import InvoiceOut, InvoicePage, PaymentMethodOut
+from billing_service.self_service import portal, service
+from billing_service.self_service.schemas import (
+    InvoiceOut,
+    InvoicePage,
+    PaymentMethodOut,
+    PortalOut,
+    PortalRequest,
+)
 from gatehouse_platform.errors import Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["self-service"], responses=responses(Unauthorized))
@@ -34,3 +46,19 @@ async def my_invoices(
     invoices, next_cursor = await service.invoices_page(db, stripe, claims.sub, limit=limit, cursor=cursor)
     items = [InvoiceOut.model_validate(i) for i in invoices]
     return InvoicePage(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/portal",
+    summary="Open Stripe's Customer Portal: update the card, see invoices, cancel, switch plan",
+    responses=responses(ReturnUrlNotAllowed, BillingAccountNotFound, *STRIPE_ERRORS),
+)
+async def open_portal(
+    claims: CurrentClaims,
+    db: DbSession,
+    stripe: StripeDep,
+    settings: SettingsDep,
+    body: PortalRequest | None = None,
+) -> PortalOut:
+    return_url = body.return_url if body is not None else None
+    return PortalOut(url=await portal.open_portal(db, stripe, settings, claims.sub, return_url))

@@ -19,6 +19,21 @@ class PaymentMethodOut(BaseModel):
     exp_year: int
 
 
+class PortalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    return_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the portal's link back goes: an absolute URL on an allowed origin "
+        "(BILLING_RETURN_ORIGINS); default BILLING_PORTAL_RETURN_URL.",
+    )
+
+
+class PortalOut(BaseModel):
+    url: str = Field(description="The Customer Portal session: send the person there now (short-lived).")
+
+
 class InvoiceOut(BaseModel):
     # Read from an InvoiceSummary: `InvoiceOut.model_validate(invoice)`.
     model_config = ConfigDict(from_attributes=True)

@@ -8,8 +8,11 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from billing_service.models import HOLDING_STATUSES, Subscription, SubscriptionStatus
+from billing_service.models import HOLDING_STATUSES, Customer, Subscription, SubscriptionStatus
 from gatehouse_platform.db import Repository
+
+# Subscriptions whose next renewal takes the card on file.
+RENEWING_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 
 class SubscriptionRepository(Repository[Subscription]):
@@ -41,6 +44,29 @@ class SubscriptionRepository(Repository[Subscription]):
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def paying_at_stripe(
+        self, *, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[uuid.UUID, str, str]]:
+        """(user id, Stripe customer id, Stripe subscription id) of the subscriptions that renew
+        with a card (trialing, active, past due, not cancelling), by user id after `after`."""
+        stmt = (
+            select(Subscription.user_id, Customer.stripe_customer_id, Subscription.stripe_subscription_id)
+            .join(Customer, Customer.user_id == Subscription.user_id)
+            .where(
+                Subscription.status.in_(RENEWING_STATUSES),
+                Subscription.cancel_at_period_end.is_(False),
+                Subscription.stripe_subscription_id.is_not(None),
+                Customer.stripe_customer_id.is_not(None),
+                Customer.is_active.is_(True),
+            )
+            .order_by(Subscription.user_id)
+            .limit(limit)
+        )
+        if after is not None:
+            stmt = stmt.where(Subscription.user_id > after)
+        rows = await self.session.execute(stmt)
+        return [(user_id, str(customer), str(sub)) for user_id, customer, sub in rows.all()]
 
     async def had_trial(self, user_id: uuid.UUID) -> bool:
         """Whether any subscription of the user ever had a trial (Stripe gave it a `trial_end`)."""

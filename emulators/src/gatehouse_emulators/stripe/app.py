@@ -21,11 +21,18 @@ from gatehouse_emulators.stripe.config import StripeEmulatorConfig
 from gatehouse_emulators.stripe.domain.lifecycle import advance_to
 from gatehouse_emulators.stripe.domain.state import Emulator
 from gatehouse_emulators.stripe.domain.store import new_id
-from gatehouse_emulators.stripe.http import control, routes_billing, routes_catalog, routes_money
+from gatehouse_emulators.stripe.http import (
+    control,
+    routes_billing,
+    routes_catalog,
+    routes_money,
+    routes_portal,
+)
 from gatehouse_emulators.stripe.http.edge import Runtime, register
 from gatehouse_emulators.stripe.http.webhooks import Dispatcher
 from gatehouse_emulators.stripe.pages import checkout as checkout_page
 from gatehouse_emulators.stripe.pages import invoice as invoice_page
+from gatehouse_emulators.stripe.pages import portal as portal_page
 from gatehouse_emulators.stripe.wire.errors import StripeError, unrecognized_url
 
 log = logging.getLogger(__name__)
@@ -77,10 +84,12 @@ def create_app(config: StripeEmulatorConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="Gatehouse Stripe emulator", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
-    register(app, runtime, [routes_catalog.routes, routes_billing.routes, routes_money.routes])
+    groups = [routes_catalog, routes_billing, routes_money, routes_portal]
+    register(app, runtime, [group.routes for group in groups])
     app.include_router(control.build_router(runtime))
     app.include_router(checkout_page.build_router(runtime))
     app.include_router(invoice_page.build_router(runtime))
+    app.include_router(portal_page.build_router(runtime))
 
     @app.exception_handler(HTTPException)
     async def not_found(request: Request, exc: HTTPException) -> Response:

@@ -26,6 +26,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
@@ -111,6 +112,7 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("payment_failed", PaymentFailed, "Payment failed: what to do"),
         TemplateSpec("payment_recovered", PaymentRecovered, "Payment recovered after a failure"),
         TemplateSpec("payment_refunded", PaymentRefunded, "Refund confirmation"),
+        TemplateSpec("payment_method_expiring", PaymentMethodExpiring, "Card expires soon: update it"),
         TemplateSpec(
             "payment_disputed_admin", PaymentDisputed, "A payment disputed, won or lost (to admins)"
         ),

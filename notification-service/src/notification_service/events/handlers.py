@@ -27,6 +27,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
@@ -210,6 +211,10 @@ def on_payment_refunded(data: PaymentRefunded, links: Links) -> list[Notice]:
     return [Notice("payment_refunded", data.email, data.model_dump())]
 
 
+def on_payment_method_expiring(data: PaymentMethodExpiring, links: Links) -> list[Notice]:
+    return [Notice("payment_method_expiring", data.email, data.model_dump())]
+
+
 def on_payment_disputed(data: PaymentDisputed, links: Links) -> list[Notice]:
     """Admins answer disputes (evidence, or accepting the loss): each hears of every status."""
     context = data.model_dump()
@@ -247,4 +252,5 @@ HANDLERS: dict[str, NoticeBuilder] = {
     PaymentRecovered.event_type: on_payment_recovered,
     PaymentRefunded.event_type: on_payment_refunded,
     PaymentDisputed.event_type: on_payment_disputed,
+    PaymentMethodExpiring.event_type: on_payment_method_expiring,
 }

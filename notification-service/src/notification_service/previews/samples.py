@@ -20,6 +20,7 @@ from gatehouse_contracts.events import (
     PasswordResetRequested,
     PaymentDisputed,
     PaymentFailed,
+    PaymentMethodExpiring,
     PaymentRecovered,
     PaymentRefunded,
     PaymentSucceeded,
@@ -159,6 +160,16 @@ SAMPLE_EVENTS: dict[str, EventData] = {
             reason="fraudulent",
             ends_access=False,
             changed_at=_T,
+        ),
+        PaymentMethodExpiring(
+            user_id=_USER,
+            email=_EMAIL,
+            payment_method_id="pm_1QxSampleCard",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2026,
+            expires_at=datetime(2027, 1, 1, tzinfo=UTC),
         ),
     )
 }

@@ -113,6 +113,11 @@ class PaymentSucceeded(_PaymentData):
     period_start: datetime
     period_end: datetime
     paid_at: datetime
+    amount_discount: int = Field(
+        default=0,
+        ge=0,
+        description="What discounts (coupons, promotion codes) took off the invoice; 0 without.",
+    )
 
 
 class PaymentFailed(_PaymentData):
@@ -167,6 +172,23 @@ class PaymentDisputed(_PaymentData):
     changed_at: datetime
 
 
+class PaymentMethodExpiring(EventData):
+    event_type = "payment_method.expiring"
+    description = (
+        "The card an active subscription is paid with expires within a month: ask the customer for a "
+        "new one (the billing page's Manage billing). Sent once per card and expiry date."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    payment_method_id: str = Field(description="Stripe's payment method id (pm_…).")
+    brand: str = Field(description="The card's brand as Stripe displays it: visa, mastercard, …")
+    last4: str = Field(min_length=4, max_length=4)
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int
+    expires_at: datetime = Field(description="The end of the card's last valid month (UTC).")
+
+
 BILLING_EVENTS: tuple[type[EventData], ...] = (
     SubscriptionActivated,
     SubscriptionRenewed,
@@ -181,4 +203,5 @@ BILLING_EVENTS: tuple[type[EventData], ...] = (
     PaymentRecovered,
     PaymentRefunded,
     PaymentDisputed,
+    PaymentMethodExpiring,
 )

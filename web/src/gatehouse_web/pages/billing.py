@@ -5,7 +5,8 @@ preview shown first, cancelling at the period end and resuming, and my payments.
 All of it is billing-service's public API through the gateway. The gateway routes these exact paths
 to the web front although they lie under billing's `/billing` prefix (gateway settings'
 WEB_PAGES_UNDER_API): the emails link to `/billing`, Checkout returns to `/billing/success` and
-`/billing/cancel`."""
+`/billing/cancel`, and the "Manage billing" button posts to `/billing/manage`, which sends the person
+to Stripe's Customer Portal (billing's `POST /billing/portal`) and is where the portal links back to."""
 
 from __future__ import annotations
 
@@ -177,8 +178,9 @@ async def _my_subscription(request: Request, web: WebDep, viewer: Viewer) -> dic
     return found
 
 
-def _checkout_url(web: WebDep, url: object) -> str | None:
-    """The payment page, if it is on an origin we send people to (never an open redirect)."""
+def _stripe_page(web: WebDep, url: object) -> str | None:
+    """A Stripe page billing handed us (Checkout, the Customer Portal), if it is on an origin we send
+    people to (never an open redirect)."""
     if not isinstance(url, str):
         return None
     parts = urlsplit(url)
@@ -198,17 +200,18 @@ async def _billing(
     _ = web.renderer.gettext_for(request)
     locale = getattr(request.state, "locale", "en")
     caller = client_of(request)
-    plans, subscription, payments = await asyncio.gather(
+    plans, subscription, payments, card = await asyncio.gather(
         web.api.call("GET", "/billing/plans", params={"limit": "50"}, caller=caller),
         _my_subscription(request, web, viewer),
         web.api.call(
             "GET", "/billing/payments/me", params={"limit": "24"}, token=viewer.token, caller=caller
         ),
+        _my_card(request, web, viewer),
     )
     day = Dates(locale, viewer)
     mine = describe_subscription(subscription, day, _) if subscription else None
     if mine is not None and mine["pending_checkout"]:
-        mine["checkout_url"] = _checkout_url(web, mine.get("checkout_url"))
+        mine["checkout_url"] = _stripe_page(web, mine.get("checkout_url"))
     offered = [
         plan
         | {
@@ -239,8 +242,21 @@ async def _billing(
         plans=offered,
         subscription=mine,
         payments=listed,
+        card=card,
         **context,
     )
+
+
+async def _my_card(request: Request, web: WebDep, viewer: Viewer) -> dict[str, Any] | None:
+    try:
+        card: dict[str, Any] = await web.api.call(
+            "GET", "/billing/payment-method/me", token=viewer.token, caller=client_of(request)
+        )
+    except ApiError as exc:
+        if exc.status == 404:  # no card on file (never subscribed)
+            return None
+        raise
+    return card
 
 
 def _done_notice(request: Request, web: WebDep) -> str | None:
@@ -279,6 +295,7 @@ def why_not(error: ApiError, _: Callable[..., str]) -> str:
             "Finish or abandon any open payment first, and check its state below."
         ),
         "subscription-not-found": _("You have no subscription to change."),
+        "billing-account-not-found": _("There is nothing to manage yet: subscribe to a plan first."),
         "payment-declined": _(
             "Your card was declined, so nothing has changed. Try again, or use another card."
         ),
@@ -364,7 +381,7 @@ async def subscribe(request: Request, web: WebDep, form: Form, viewer: SignedIn)
             return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
         # A payment for this plan is open already (a double click, or back from Checkout): go on with it.
         target = ((await _my_subscription(request, web, viewer)) or {}).get("checkout_url")
-    url = _checkout_url(web, target)
+    url = _stripe_page(web, target)
     if url is None:
         raise ApiError(status=502, title="checkout URL not on an allowed origin")
     return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
@@ -481,6 +498,27 @@ async def cancel(request: Request, web: WebDep, form: Form, viewer: SignedIn) ->
         "/billing/subscriptions/cancel",
         lambda answer: "cancelled" if answer.get("cancel_at_period_end") else "abandoned",
     )
+
+
+@router.post(f"{PAGE}/manage")
+async def manage(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    """To Stripe's Customer Portal (card, invoices, cancel, switch plan), which links back here;
+    what the person does there reaches billing as webhooks."""
+    _ = web.renderer.gettext_for(request)
+    try:
+        answer = await web.api.call(
+            "POST",
+            "/billing/portal",
+            json={"return_url": web.settings.public_url.rstrip("/") + PAGE},
+            token=viewer.token,
+            caller=client_of(request),
+        )
+    except ApiError as exc:
+        return await _billing(request, web, viewer, _refused(exc), alert=why_not(exc, _))
+    url = _stripe_page(web, answer.get("url"))
+    if url is None:
+        raise ApiError(status=502, title="portal URL not on an allowed origin")
+    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
 
 
 @router.post(f"{PAGE}/resume")

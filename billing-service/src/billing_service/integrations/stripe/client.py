@@ -23,6 +23,7 @@ from billing_service.integrations.stripe.parsing import (
     parse_invoice,
     parse_invoice_preview,
     parse_invoice_summary,
+    parse_portal_configuration,
     parse_price,
     parse_product,
     parse_promotion_code,
@@ -36,6 +37,7 @@ from billing_service.integrations.stripe.types import (
     InvoiceSnapshot,
     InvoiceSummary,
     Json,
+    PortalConfiguration,
     PromotionCodeState,
     RefundSnapshot,
     StripeCustomer,
@@ -386,6 +388,59 @@ class StripeGateway:
             self._client.v1.checkout.sessions.expire_async(session_id, options={"idempotency_key": key})
         )
         return parse_checkout_session(session)
+
+    # Customer Portal
+
+    async def portal_configurations(self, *, managed_by: str) -> list[PortalConfiguration]:
+        """The active portal configurations whose metadata says `managed_by`, newest first."""
+        params = {"active": True, "limit": 100}
+        page = await self._call(self._client.v1.billing_portal.configurations.list_async(params=_any(params)))
+        found = [parse_portal_configuration(c) for c in page.to_dict(for_json=True)["data"]]
+        return [c for c in found if c.metadata.get("managed_by") == managed_by]
+
+    async def save_portal_configuration(
+        self,
+        config_id: str | None,
+        *,
+        products: Sequence[tuple[str, Sequence[str]]],
+        default_return_url: str,
+        managed_by: str,
+        key: str,
+    ) -> PortalConfiguration:
+        """Create (`config_id` None) or update the configuration billing manages: update the card,
+        see invoices, cancel at period end, switch between `products` (each with its prices)."""
+        switchable = [{"product": product, "prices": list(prices)} for product, prices in products]
+        features: Json = {
+            "invoice_history": {"enabled": True},
+            "payment_method_update": {"enabled": True},
+            "subscription_cancel": {"enabled": True, "mode": "at_period_end", "proration_behavior": "none"},
+            "subscription_update": {
+                "enabled": bool(switchable),
+                "default_allowed_updates": ["price"] if switchable else [],
+                "products": switchable,
+                "proration_behavior": "create_prorations",
+            },
+        }
+        params: Json = {"features": features, "default_return_url": default_return_url}
+        options: Any = {"idempotency_key": key}
+        if config_id is None:
+            params["metadata"] = {"managed_by": managed_by}
+            created = self._client.v1.billing_portal.configurations.create_async(_any(params), options)
+            return parse_portal_configuration(await self._obj(created))
+        updated = self._client.v1.billing_portal.configurations.update_async(config_id, _any(params), options)
+        return parse_portal_configuration(await self._obj(updated))
+
+    async def create_portal_session(
+        self, *, customer_id: str, configuration_id: str, return_url: str, key: str
+    ) -> str:
+        """A portal session for the customer; returns its URL (short-lived: send the person there now)."""
+        params = {"customer": customer_id, "configuration": configuration_id, "return_url": return_url}
+        session = await self._obj(
+            self._client.v1.billing_portal.sessions.create_async(
+                params=_any(params), options={"idempotency_key": key}
+            )
+        )
+        return str(session["url"])
 
     # subscriptions (always read with what parse_subscription needs expanded)
 

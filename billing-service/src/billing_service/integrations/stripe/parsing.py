@@ -17,6 +17,7 @@ from billing_service.integrations.stripe.types import (
     InvoicePreview,
     InvoiceSnapshot,
     InvoiceSummary,
+    PortalConfiguration,
     PreviewLine,
     PromotionCodeState,
     RefundSnapshot,
@@ -140,6 +141,17 @@ def parse_card(payment_method: Any) -> CardOnFile | None:
         last4=str(card.get("last4") or ""),
         exp_month=int(card.get("exp_month") or 0),
         exp_year=int(card.get("exp_year") or 0),
+    )
+
+
+def parse_portal_configuration(config: Mapping[str, Any]) -> PortalConfiguration:
+    update = (config.get("features") or {}).get("subscription_update") or {}
+    products = (update.get("products") or []) if update.get("enabled") else []
+    return PortalConfiguration(
+        id=str(config["id"]),
+        products=tuple((str(p["product"]), tuple(str(x) for x in p.get("prices") or ())) for p in products),
+        default_return_url=config.get("default_return_url"),
+        metadata={str(k): str(v) for k, v in (config.get("metadata") or {}).items()},
     )
 
 

@@ -77,6 +77,17 @@ class CardOnFile:
 
 
 @dataclass(frozen=True)
+class PortalConfiguration:
+    """A Customer Portal configuration as billing keeps it in step: which plans one may switch
+    between (each product with its prices) and where the portal's link back goes."""
+
+    id: str
+    products: tuple[tuple[str, tuple[str, ...]], ...]
+    default_return_url: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class InvoiceSummary:
     """An invoice as its customer reads it in a list: amounts in minor units of `currency`."""
 

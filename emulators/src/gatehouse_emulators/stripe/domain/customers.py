@@ -173,23 +173,27 @@ def search(emu: Emulator, query: str) -> list[Obj]:
     return emu.store.all("customer", lambda c: not c.get("deleted") and hit(c))
 
 
-def create_payment_method(emu: Emulator, outcome: str, email: str | None = None) -> Obj:
+def create_payment_method(
+    emu: Emulator, outcome: str, email: str | None = None, card: tuple[str, str, int, int] | None = None
+) -> Obj:
+    """A card PaymentMethod: the outcome's test card, or `card` (last4, brand, exp_month, exp_year)."""
+    last4, brand, exp_month, exp_year = card or (CARDS.get(outcome, "4242"), "visa", 12, 2034)
     pm: Obj = {
         "id": new_id("pm_"),
         "object": "payment_method",
         "allow_redisplay": "unspecified",
         "billing_details": {"address": None, "email": email, "name": None, "phone": None, "tax_id": None},
         "card": {
-            "brand": "visa",
+            "brand": brand,
             "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
             "country": "US",
-            "display_brand": "visa",
-            "exp_month": 12,
-            "exp_year": 2034,
+            "display_brand": brand,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
             "funding": "credit",
             "generated_from": None,
-            "last4": CARDS.get(outcome, "4242"),
-            "networks": {"available": ["visa"], "preferred": None},
+            "last4": last4,
+            "networks": {"available": [brand], "preferred": None},
             "regulated_status": "unregulated",
             "three_d_secure_usage": {"supported": True},
             "wallet": None,
