@@ -1,4 +1,5 @@
-"""Housekeeping of the platform's own tables, for each service's periodic purge.
+"""Housekeeping of the platform's own tables, for each service's periodic purge and for erasing a
+deleted person's data.
 
 Published outbox rows are only an audit trail once the relay has sent them.
 """
@@ -20,5 +21,16 @@ async def prune_outbox(session: AsyncSession, older_than: timedelta = OUTBOX_RET
     """Delete published events older than `older_than`; unpublished ones are never touched."""
     result = await session.execute(
         delete(OutboxMessage).where(OutboxMessage.published_at < utcnow() - older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def forget_subject(session: AsyncSession, subject: str) -> int:
+    """Delete the published events about `subject` (a user's id: what each service's events name
+    as their subject) when that person's data is erased; unpublished ones are left to the relay."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.published_at.is_not(None), OutboxMessage.payload["subject"].astext == subject
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
