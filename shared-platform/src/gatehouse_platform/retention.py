@@ -6,9 +6,10 @@ Published outbox rows are only an audit trail once the relay has sent them.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gatehouse_platform.db import utcnow
@@ -25,12 +26,17 @@ async def prune_outbox(session: AsyncSession, older_than: timedelta = OUTBOX_RET
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def forget_subject(session: AsyncSession, subject: str) -> int:
-    """Delete the published events about `subject` (a user's id: what each service's events name
-    as their subject) when that person's data is erased; unpublished ones are left to the relay."""
+async def forget_user_events(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete the published events about a user (their subject, or the `user_id` of their data)
+    when that person's data is erased; unpublished ones are left to the relay."""
+    about = str(user_id)
     result = await session.execute(
         delete(OutboxMessage).where(
-            OutboxMessage.published_at.is_not(None), OutboxMessage.payload["subject"].astext == subject
+            OutboxMessage.published_at.is_not(None),
+            or_(
+                OutboxMessage.payload["subject"].astext == about,
+                OutboxMessage.payload["data"]["user_id"].astext == about,
+            ),
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

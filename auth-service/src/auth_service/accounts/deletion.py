@@ -29,7 +29,7 @@ from auth_service.models import User
 from auth_service.settings import Settings
 from gatehouse_contracts.events import UserDeleted, UserErased, UserReactivated
 from gatehouse_platform.db import utcnow
-from gatehouse_platform.retention import forget_subject
+from gatehouse_platform.retention import forget_user_events
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def erase(db: AsyncSession, user: User, *, now: datetime) -> None:
     users = UserRepository(db)
     await users.erase_belongings(user.id)
     await audit.strip_personal_data(db, user.id)
-    await forget_subject(db, str(user.id))
+    await forget_user_events(db, user.id)
     user.email = f"erased-{user.id.hex}@{ERASED_EMAIL_DOMAIN}"
     user.username = f"erased-{user.id.hex[:24]}"
     user.password_hash = None
