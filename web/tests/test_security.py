@@ -44,6 +44,8 @@ FORMS = [
     "/account/email",
     "/account/identities/github/unlink",
     "/account/deactivate",
+    "/account/delete",
+    "/login/cancel-deletion",
 ]
 
 
