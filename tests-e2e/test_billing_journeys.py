@@ -9,8 +9,13 @@ module, each on users and plans of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import subprocess
+import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +23,7 @@ import pytest
 import stripe
 
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, System, bearer, text_of, verified_user
-from gatehouse_platform.testing import eventually
+from gatehouse_platform.testing import eventually, rows_mentioning
 
 DAY = 86400
 
@@ -325,3 +330,70 @@ async def test_billing_stopped_and_restarted_mid_journey(
     assert len(subjects) == len(set(subjects)) == 3, subjects  # confirm email, active, receipt: once each
     payments = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
     assert [(p["status"], p["amount_paid"]) for p in payments] == [("paid", 900)]
+
+
+async def test_a_deleted_account_is_erased_from_every_service(
+    system: System,
+    client: httpx.AsyncClient,
+    at_stripe: Stripe,
+    plans: dict[str, dict[str, Any]],
+    sdk: stripe.StripeClient,
+) -> None:
+    """Sign up, subscribe, delete the account: the subscription ends at Stripe at once and the
+    goodbye email comes; after the erasure (forced here: the beat's job as of the scheduled time) no
+    table of any service's database holds the address, the username or the name."""
+    email, auth, _ = await subscribed(system, client, at_stripe, plans["starter"])
+    name = f"Erasable {uuid.uuid4().hex[:8]}"
+    me = await client.patch("/auth/me", json={"display_name": name}, headers=auth)
+    assert me.status_code == 200, me.text
+    username = me.json()["username"]
+    customer = sdk.v1.customers.list(params={"email": email}).data[0].id
+
+    deleted = await client.delete("/auth/me", headers=auth)
+    assert deleted.status_code == 202, deleted.text
+    erase_at = datetime.fromisoformat(deleted.json()["erase_at"])
+    assert (await client.get("/billing/subscriptions/me", headers=auth)).status_code == 401
+    await system.wait_for_mail(email, "will be deleted")
+
+    async def cancelled_at_stripe() -> bool:
+        subscriptions = sdk.v1.subscriptions.list(params={"customer": customer, "status": "all"}).data
+        return bool(subscriptions) and all(s.status == "canceled" for s in subscriptions)
+
+    await eventually(cancelled_at_stripe, "billing to cancel the subscription at Stripe", within=30)
+    await system.wait_for_mail(email, "has ended")
+    await asyncio.sleep(2.0)  # the last events of the deletion reach every service
+
+    as_of = (erase_at.astimezone(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    erase = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auth_service.cli",
+            "erase-deleted",
+            "--as-of",
+            as_of,
+        ],
+        env={**os.environ, **system.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert erase.returncode == 0, erase.stderr
+    assert "erased" in erase.stdout
+
+    databases = {s: system.env[f"{s.upper()}_DATABASE_URL"] for s in ("auth", "billing", "notification")}
+
+    async def personal_rows() -> dict[str, dict[str, int]]:
+        found = {s: await rows_mentioning(url, email, username, name) for s, url in databases.items()}
+        return {s: tables for s, tables in found.items() if tables}
+
+    async def nothing_left() -> bool:
+        return not await personal_rows()
+
+    with contextlib.suppress(AssertionError):
+        await eventually(nothing_left, "every service to erase the person", within=60)
+    assert await personal_rows() == {}
+    assert sdk.v1.customers.retrieve(customer).to_dict().get("deleted") is True
+    login = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 401

@@ -33,6 +33,7 @@ STALE = 301  # seconds: past AUTH_RECENT_AUTH_SECONDS (300)
         ),
         ("POST", "/auth/change-email", {"new_email": "someone@example.com", "password": PASSWORD}),
         ("POST", "/auth/deactivate", {"password": PASSWORD}),
+        ("DELETE", "/auth/me", None),
         ("DELETE", "/auth/mfa/totp", None),
         ("POST", "/auth/mfa/recovery-codes", None),
     ],

@@ -4,6 +4,7 @@ deactivated account losing its subscription and its tokens at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from conftest import (
     PaidSubscription,
     eventually,
     of_subscription,
+    payments_of,
+    settled,
     subscribe,
     wait_for_status,
 )
@@ -31,7 +34,9 @@ from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
     SessionRevoked,
     UserDeactivated,
+    UserDeleted,
     UserEmailChanged,
+    UserErased,
     UserReactivated,
     UserRegistered,
 )
@@ -236,3 +241,62 @@ async def test_a_deactivated_user_s_pending_checkout_is_abandoned(
     )
     await wait_for_status(db, checkout["subscription_id"], SubscriptionStatus.CHECKOUT_EXPIRED)
     assert sdk.v1.checkout.sessions.retrieve(checkout["session_id"]).status == "expired"
+
+
+async def test_a_deleted_account_loses_its_subscription_and_its_erasure_forgets_the_person(
+    client: httpx.AsyncClient,
+    paid_subscription: PaidSubscription,
+    emulator: Emulator,
+    publish: Publish,
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+    events: EventTap,
+    settings: Settings,
+) -> None:
+    subscribed = await paid_subscription()
+    user = subscribed.user
+    now = datetime.now(UTC)
+    # user.deleted alone (whichever of it and user.deactivated comes first) cancels at Stripe now.
+    await publish(
+        UserDeleted(
+            user_id=user.id,
+            email=user.email,
+            username="leaving",
+            by="self",
+            requested_at=now,
+            erase_at=now + timedelta(days=7),
+        )
+    )
+    row = await wait_for_status(db, subscribed.subscription_id, SubscriptionStatus.CANCELED)
+    assert row.end_reason == EndReason.ACCOUNT_DEACTIVATED
+    assert sdk.v1.subscriptions.retrieve(subscribed.stripe_subscription_id).status == "canceled"
+    await events.wait_for("subscription.ended", of_subscription(subscribed.subscription_id))
+    await settled(emulator, db)
+    payments_before = await payments_of(db, user.id)
+    assert payments_before and await testing.rows_mentioning(settings.database_url, user.email)
+
+    await publish(UserErased(user_id=user.id, erased_at=datetime.now(UTC)))
+
+    async def erased() -> Customer | None:
+        row = await customer(db, user.id)
+        return row if row is not None and row.erased_at is not None else None
+
+    row_after = await eventually(erased, "the customer to be erased")
+    assert row_after.email == f"erased-{user.id.hex}@erased.invalid" and not row_after.is_active
+    assert sdk.v1.customers.retrieve(subscribed.stripe_customer_id).to_dict().get("deleted") is True
+    await settled(emulator, db)
+    # The books stay (the payments, their amounts and invoices), without the person.
+    assert [p.stripe_invoice_id for p in await payments_of(db, user.id)] == [
+        p.stripe_invoice_id for p in payments_before
+    ]
+
+    async def forgotten() -> bool:
+        return not await testing.rows_mentioning(settings.database_url, user.email)
+
+    with contextlib.suppress(AssertionError):
+        await eventually(forgotten, "no row naming the person")
+    assert await testing.rows_mentioning(settings.database_url, user.email) == {}
+    # A second user.erased (a redelivery, a replay) changes nothing.
+    await publish(UserErased(user_id=user.id, erased_at=datetime.now(UTC)))
+    await asyncio.sleep(0.5)
+    assert (await customer(db, user.id)).erased_at == row_after.erased_at  # type: ignore[union-attr]

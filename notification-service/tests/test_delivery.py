@@ -31,6 +31,7 @@ SECURITY_TEMPLATES = {
     "email_changed_old",
     "email_changed_new",
     "account_deactivated",
+    "account_deleted",
     "identity_linked",
     "mfa_enabled",
     "mfa_disabled",

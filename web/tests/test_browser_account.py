@@ -192,7 +192,52 @@ def test_deactivate_after_confirming_its_you_then_signed_out(page: Page, system:
     expect(page.get_by_role("alert")).to_have_text("This account is deactivated.")
 
 
-SIGNED_IN_PAGES = ["/account", "/account/sessions", "/account/security", "/account/deactivate"]
+def test_delete_the_account_then_cancel_it_by_signing_in(page: Page, system: System) -> None:  # noqa: F811 - the imported fixture
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    page.get_by_role("link", name="Delete my account").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete your account")
+    axe_check(page)
+    shot(page, "delete-account")
+    page.get_by_label("Type your email address to confirm").fill("someone-else@example.com")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.locator("#f-confirm_email-error")).to_have_text("That is not your email address.")
+    page.get_by_label("Type your email address to confirm").fill(email.upper())  # any case
+    page.get_by_role("button", name="Delete my account").click()
+
+    expect(page).to_have_url(re.compile(r"/account/deleted\?until="))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your account is scheduled for deletion")
+    axe_check(page)
+    shot(page, "account-deleted")
+    assert not [c for c in page.context.cookies() if c["name"] in ("gh_session", "gh_refresh")]
+    goodbye = wait_for_mail(system, email, "will be deleted")
+    assert "cancel the deletion" in str(goodbye.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+
+    # Signing in with the password offers to keep the account.
+    page.goto(f"{system.gateway}/login")
+    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your account is scheduled for deletion")
+    axe_check(page)
+    shot(page, "cancel-deletion")
+    page.get_by_label("Your password, to confirm").fill("not my password")
+    page.get_by_role("button", name="Cancel the deletion and sign in").click()
+    expect(page.locator("#f-password-error")).to_have_text("Your password is not right.")
+    page.get_by_label("Your password, to confirm").fill(PASSWORD)
+    page.get_by_role("button", name="Cancel the deletion and sign in").click()
+    expect(page).to_have_url(f"{system.gateway}/account")
+    expect(page.get_by_role("heading", name="Delete the account")).to_be_visible()
+
+
+SIGNED_IN_PAGES = [
+    "/account",
+    "/account/sessions",
+    "/account/security",
+    "/account/deactivate",
+    "/account/delete",
+]
 
 
 def test_every_signed_in_page_fits_a_phone(browser: Browser, system: System) -> None:  # noqa: F811 - the imported fixture

@@ -45,6 +45,8 @@ FORMS = [
     "/account/email",
     "/account/identities/github/unlink",
     "/account/deactivate",
+    "/account/delete",
+    "/login/cancel-deletion",
 ]
 
 

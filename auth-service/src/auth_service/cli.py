@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import maintenance
+from auth_service.accounts.deletion import erase_due
 from auth_service.keys.service import rotate_keys
 from auth_service.maintenance import run_in_transaction
 from auth_service.settings import Settings
@@ -69,6 +71,21 @@ def purge() -> None:
         return await maintenance.purge_expired(session, settings)
 
     typer.echo(str(asyncio.run(run_in_transaction(work))))
+
+
+@app.command("erase-deleted")
+def erase_deleted(
+    as_of: datetime = typer.Option(
+        None, help="Erase as if it were this time (ISO 8601, UTC): what the beat would do then"
+    ),
+) -> None:
+    """Erase the deleted accounts whose grace period is over (the beat does this periodically)."""
+
+    async def work(session: AsyncSession, settings: Settings) -> Any:
+        return await erase_due(session, now=as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of else None)
+
+    for user_id in asyncio.run(run_in_transaction(work)):
+        typer.echo(f"erased {user_id}")
 
 
 if __name__ == "__main__":

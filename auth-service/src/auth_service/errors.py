@@ -44,6 +44,24 @@ class AccountDeactivated(Forbidden):
     title = "Account deactivated"
 
 
+class AccountPendingDeletion(Forbidden):
+    """The right password for an account whose deletion was asked for: `erase_at` says until when
+    `POST /auth/me/deletion/cancel` with the same credentials restores it."""
+
+    slug = "account-pending-deletion"
+    title = "Account scheduled for deletion"
+
+
+class AccountAlreadyDeleted(Conflict):
+    slug = "account-already-deleted"
+    title = "Account already deleted"
+
+
+class AccountNotPendingDeletion(Conflict):
+    slug = "account-not-pending-deletion"
+    title = "No deletion to cancel"
+
+
 class EmailAlreadyRegistered(Conflict):
     slug = "email-taken"
     title = "Email already registered"

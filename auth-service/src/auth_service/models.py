@@ -35,6 +35,8 @@ class User(TimestampMixin, Base):
         Index("uq_users_username_lower", func.lower(text("username")), unique=True),
         # verifiers rebuilding their denylist ask for the recently deactivated
         Index("ix_users_deactivated_at", "deactivated_at", postgresql_where=text("NOT is_active")),
+        # the beat's erasure looks for deletions whose grace is over
+        Index("ix_users_erase_at", "erase_at", postgresql_where=text("erased_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -49,12 +51,27 @@ class User(TimestampMixin, Base):
     )
     deactivated_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Deletion: asked for at `deletion_requested_at` by the user ("self", who may cancel it) or an
+    # admin (the account is deactivated with it), erased by the beat once `erase_at` is past; an
+    # erased user is a tombstone of its id, with no personal data.
+    deletion_requested_at: Mapped[datetime | None]
+    deletion_requested_by: Mapped[str | None] = mapped_column(String(8))
+    erase_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
 
     profile: Mapped[Profile] = relationship(back_populates="user", lazy="raise", uselist=False)
 
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def pending_deletion(self) -> bool:
+        return self.deletion_requested_at is not None and self.erased_at is None
+
+    @property
+    def owner_may_cancel_deletion(self) -> bool:
+        return self.pending_deletion and self.deletion_requested_by == "self"
 
     @property
     def is_admin(self) -> bool:

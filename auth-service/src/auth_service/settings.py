@@ -153,6 +153,16 @@ class Settings(ServiceSettings):
         description="A sign-in from a device or network not seen in a sign-in this recent emails the user",
     )
 
+    # Account deletion
+    deletion_grace_days: float = Field(
+        default=7,
+        ge=0,
+        description="A deleted account can be restored (sign in and cancel) this long before it is erased",
+    )
+    erase_interval_seconds: int = Field(
+        default=900, ge=10, description="How often the beat erases the accounts whose grace is over"
+    )
+
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600

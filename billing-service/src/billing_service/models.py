@@ -279,6 +279,9 @@ class Customer(TimestampMixin, Base):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     deactivated_at: Mapped[datetime | None]
+    # The user's account was erased (user.erased): the email is a placeholder, the Stripe customer
+    # deleted; the subscriptions and payments stay, as the books must.
+    erased_at: Mapped[datetime | None]
 
 
 class Subscription(TimestampMixin, Base):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from gatehouse_contracts.events import UserErased
 from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
@@ -17,6 +18,7 @@ from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
 from notification_service.deliveries.dispatch import Dispatcher
+from notification_service.deliveries.erasure import forget_erased_user
 from notification_service.deliveries.router import router as deliveries_router
 from notification_service.dependencies import Services
 from notification_service.email.links import Links
@@ -47,7 +49,10 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
         settings.amqp_url,
         exchange=settings.events_exchange,
         name=settings.consumer_name,
-        handlers=dict.fromkeys(HANDLERS, dispatcher.handle_event),
+        handlers={
+            **dict.fromkeys(HANDLERS, dispatcher.handle_event),
+            UserErased.event_type: forget_erased_user,
+        },
         session_factory=session_factory,
         prefetch=settings.consumer_prefetch,
         retry_delays=settings.consumer_retry_delays,

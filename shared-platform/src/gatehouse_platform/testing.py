@@ -94,6 +94,31 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
+async def rows_mentioning(database_url: str, *needles: str) -> dict[str, int]:
+    """How many rows of each table of the database (every column, as text) contain any of
+    `needles`, case-insensitively: the tables where an erased person's data is still found."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        patterns = [
+            "%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for n in needles
+        ]
+        found: dict[str, int] = {}
+        for (table,) in tables:
+            count = await conn.fetchval(
+                f'SELECT count(*) FROM "{table}" AS r WHERE r::text ILIKE ANY($1::text[])',  # noqa: S608
+                patterns,
+            )
+            if count:
+                found[table] = int(count)
+        return found
+    finally:
+        await conn.close()
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)  # noqa: S603, S607
 

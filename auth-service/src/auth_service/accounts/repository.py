@@ -5,10 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
-from auth_service.models import OneTimeToken, Profile, TokenPurpose, User
+from auth_service.models import (
+    AuthSession,
+    Identity,
+    LoginCode,
+    MfaChallenge,
+    OneTimeToken,
+    Passkey,
+    Profile,
+    RecoveryCode,
+    TokenPurpose,
+    TotpFactor,
+    User,
+)
 from gatehouse_platform.db import Repository, utcnow
 
 # A user and their profile in one query: the profile is one row per user, and a second round trip
@@ -82,6 +94,47 @@ class UserRepository(Repository[User]):
     async def count_active_admins(self) -> int:
         stmt = select(func.count()).select_from(User).where(User.is_active, User.roles.contains(["admin"]))
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def due_for_erasure(self, now: datetime, *, limit: int) -> list[User]:
+        """Deleted accounts whose grace is over and that are not erased yet, locked (SKIP LOCKED: two
+        beats never erase the same one)."""
+        stmt = (
+            select(User)
+            .where(User.erased_at.is_(None), User.erase_at <= now)
+            .order_by(User.erase_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def erase_belongings(self, user_id: uuid.UUID) -> None:
+        """Everything personal the user has besides the users row: the profile's fields are emptied
+        (the row stays, as every user has one); identities, second factors, passkeys, sessions (their
+        refresh tokens go with them), emailed tokens, codes and pending sign-ins are deleted."""
+        await self.session.execute(
+            update(Profile)
+            .where(Profile.user_id == user_id)
+            .values(
+                display_name=None,
+                first_name=None,
+                last_name=None,
+                avatar_url=None,
+                bio=None,
+                locale=None,
+                timezone=None,
+            )
+        )
+        for model in (
+            Identity,
+            TotpFactor,
+            RecoveryCode,
+            MfaChallenge,
+            Passkey,
+            AuthSession,
+            OneTimeToken,
+            LoginCode,
+        ):
+            await self.session.execute(delete(model).where(model.user_id == user_id))
 
     def add_with_profile(self, user: User) -> User:
         user.profile = Profile(user_id=user.id)

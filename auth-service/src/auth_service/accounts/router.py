@@ -9,10 +9,11 @@ from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import RedirectResponse
 from pydantic import EmailStr, Field
 
-from auth_service.accounts import passwords, service
+from auth_service.accounts import deletion, passwords, service
 from auth_service.accounts.schemas import (
     TOKEN_PATTERN,
     ChangeEmailRequest,
+    DeletionScheduled,
     NewPassword,
     PasswordConfirmation,
     ProfileUpdate,
@@ -31,6 +32,7 @@ from auth_service.dependencies import (
     ThrottleDep,
 )
 from auth_service.errors import (
+    AccountAlreadyDeleted,
     AlreadyVerified,
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -195,3 +197,22 @@ async def deactivate(
 ) -> Status:
     await service.deactivate_self(db, hasher, principal, body.password if body else None)
     return Status(status="deactivated")
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(Unauthorized, ReauthenticationRequired, AccountAlreadyDeleted),
+    summary="Delete my account (needs a recent sign-in): disabled now, erased after the grace period",
+)
+async def delete_me(principal: RecentPrincipal, db: DbSession, settings: SettingsDep) -> DeletionScheduled:
+    """Every session ends now. Until `erase_at`, signing in with the password answers 403
+    `account-pending-deletion`, and `POST /auth/me/deletion/cancel` with the same credentials
+    restores the account."""
+    user = await service.get_user(db, principal.user.id, for_update=True)
+    scheduled = await deletion.request_deletion(db, settings, user, by="self")
+    assert scheduled.erase_at is not None
+    return DeletionScheduled(
+        erase_at=scheduled.erase_at,
+        detail="Your account is disabled and will be erased then; sign in before to cancel.",
+    )

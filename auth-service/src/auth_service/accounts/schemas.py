@@ -81,6 +81,11 @@ class UserOut(BaseModel):
     registration_method: str
     created_at: datetime
     last_login_at: datetime | None
+    deletion_requested_at: datetime | None = None
+    erase_at: datetime | None = Field(
+        default=None, description="When a deleted account is (or was to be) erased"
+    )
+    erased_at: datetime | None = None
     profile: ProfileOut | None
 
     @classmethod
@@ -95,6 +100,9 @@ class UserOut(BaseModel):
             registration_method=user.registration_method,
             created_at=user.created_at,
             last_login_at=user.last_login_at,
+            deletion_requested_at=user.deletion_requested_at,
+            erase_at=user.erase_at,
+            erased_at=user.erased_at,
             profile=ProfileOut.model_validate(user.profile)
             if "profile" in user.__dict__ and user.profile
             else None,
@@ -162,3 +170,11 @@ class Status(BaseModel):
         "logged_out",
     ]
     detail: str | None = None
+
+
+class DeletionScheduled(BaseModel):
+    status: Literal["deletion_scheduled"] = "deletion_scheduled"
+    erase_at: datetime = Field(
+        description="When the account is erased, unless its deletion is cancelled first"
+    )
+    detail: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -270,8 +271,11 @@ async def deactivate_self(
     audit.record(db, audit.AuditEventType.ACCOUNT_DEACTIVATED, user.id)
 
 
-async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:
-    """Refresh tokens die at once; `user.deactivated` lets every verifier reject access tokens."""
+async def deactivate(
+    db: AsyncSession, user: User, *, by: Literal["self", "admin"], deleted: bool = False
+) -> None:
+    """Refresh tokens die at once; `user.deactivated` lets every verifier reject access tokens (and
+    billing cancel the subscription). `deleted`: the start of a deletion, which says its own goodbye."""
     if not user.is_active:
         return
     now = utcnow()
@@ -280,6 +284,6 @@ async def deactivate(db: AsyncSession, user: User, *, by: str) -> None:
     await revoke_all_sessions(db, user.id, reason="deactivated")
     await emit(
         db,
-        UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now),
+        UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now, deleted=deleted),
         user_id=user.id,
     )

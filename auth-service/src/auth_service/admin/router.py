@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from auth_service.accounts import service as accounts
-from auth_service.accounts.schemas import UserOut
+from auth_service.accounts.schemas import DeletionScheduled, UserOut
 from auth_service.admin import service
-from auth_service.dependencies import AdminPrincipal, ClockDep, DbSession
-from auth_service.errors import LastAdmin, MfaEnrollmentRequired, UserNotFound
+from auth_service.dependencies import AdminPrincipal, ClockDep, DbSession, SettingsDep
+from auth_service.errors import AccountAlreadyDeleted, LastAdmin, MfaEnrollmentRequired, UserNotFound
 from auth_service.mfa import service as mfa
 from auth_service.pagination import InvalidCursor
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
@@ -56,7 +56,23 @@ async def deactivate_user(user_id: uuid.UUID, admin: AdminPrincipal, db: DbSessi
     return UserOut.of(await service.admin_deactivate(db, admin.user, user_id))
 
 
-@router.post("/users/{user_id}/reactivate", responses=responses(UserNotFound))
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(UserNotFound, LastAdmin, AccountAlreadyDeleted),
+    summary="Delete a user: disabled now, erased after the grace period (the owner cannot cancel it)",
+)
+async def delete_user(
+    user_id: uuid.UUID, admin: AdminPrincipal, db: DbSession, settings: SettingsDep
+) -> DeletionScheduled:
+    user = await service.admin_delete(db, settings, admin.user, user_id)
+    assert user.erase_at is not None
+    return DeletionScheduled(
+        erase_at=user.erase_at, detail="The account is disabled and will be erased then."
+    )
+
+
+@router.post("/users/{user_id}/reactivate", responses=responses(UserNotFound, AccountAlreadyDeleted))
 async def reactivate_user(user_id: uuid.UUID, admin: AdminPrincipal, db: DbSession) -> UserOut:
     return UserOut.of(await service.admin_reactivate(db, admin.user, user_id))
 

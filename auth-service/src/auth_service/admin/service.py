@@ -6,16 +6,15 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.accounts import deletion
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import deactivate, get_user
 from auth_service.audit import service as audit
-from auth_service.errors import LastAdmin
-from auth_service.events import emit
+from auth_service.errors import AccountAlreadyDeleted, LastAdmin
 from auth_service.models import User
 from auth_service.pagination import decode_cursor, encode_cursor
 from auth_service.sessions.service import revoke_all_sessions
-from gatehouse_contracts.events import UserReactivated
-from gatehouse_platform.db import utcnow
+from auth_service.settings import Settings
 
 
 async def search_users(
@@ -42,15 +41,25 @@ async def admin_deactivate(db: AsyncSession, admin: User, user_id: uuid.UUID) ->
     return user
 
 
-async def admin_reactivate(db: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
+async def admin_delete(db: AsyncSession, settings: Settings, admin: User, user_id: uuid.UUID) -> User:
+    """Audited with the admin who did it; the last active admin cannot go."""
     user = await get_user(db, user_id, for_update=True)
+    await _guard_last_admin(db, user)
+    return await deletion.request_deletion(db, settings, user, by="admin", admin=admin)
+
+
+async def admin_reactivate(db: AsyncSession, admin: User, user_id: uuid.UUID) -> User:
+    """A deactivated account, or one pending deletion (whoever asked): an erased one is gone."""
+    user = await get_user(db, user_id, for_update=True)
+    if user.erased_at is not None:
+        raise AccountAlreadyDeleted("This account was erased; it cannot come back.")
     if not user.is_active:
         audit.record(db, audit.AuditEventType.ADMIN_REACTIVATED, user.id, actor_id=admin.id)
+        if user.pending_deletion:
+            deletion.restore(db, user)
         user.is_active = True
         user.deactivated_at = None
-        await emit(
-            db, UserReactivated(user_id=user.id, email=user.email, reactivated_at=utcnow()), user_id=user.id
-        )
+        await deletion.announce_restored(db, user)
     return user
 
 

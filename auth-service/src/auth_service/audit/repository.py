@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Text, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import array
 
 from auth_service.models import AuditEvent
 from gatehouse_platform.db import Repository
@@ -64,3 +65,22 @@ class AuditEventRepository(Repository[AuditEvent]):
     async def purge(self, horizon: datetime) -> int:
         """The retention purge: the only delete the trail knows."""
         return await self.delete_where(AuditEvent.occurred_at < horizon)
+
+    async def strip_personal(self, user_id: uuid.UUID, detail_keys: tuple[str, ...]) -> int:
+        """The user's trail without what identifies the person: address, its place, user agent,
+        device, network and the `detail_keys` of the details (emails, names). What happened, and
+        when, stays."""
+        stmt = (
+            update(AuditEvent)
+            .where(AuditEvent.user_id == user_id)
+            .values(
+                ip=None,
+                place=None,
+                user_agent=None,
+                device=None,
+                network=None,
+                details=AuditEvent.details.op("-")(array(list(detail_keys), type_=Text)),
+            )
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

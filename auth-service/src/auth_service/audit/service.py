@@ -39,10 +39,14 @@ class AuditEventType(enum.StrEnum):
     IDENTITY_LINKED = "identity.linked"
     IDENTITY_UNLINKED = "identity.unlinked"
     ACCOUNT_DEACTIVATED = "account.deactivated"
+    DELETION_REQUESTED = "account.deletion_requested"
+    DELETION_CANCELLED = "account.deletion_cancelled"
+    ACCOUNT_ERASED = "account.erased"
     ADMIN_DEACTIVATED = "admin.user_deactivated"
     ADMIN_REACTIVATED = "admin.user_reactivated"
     ADMIN_ROLES_CHANGED = "admin.roles_changed"
     ADMIN_MFA_RESET = "admin.mfa_reset"
+    ADMIN_DELETED = "admin.user_deleted"
 
 
 def device_of(user_agent: str | None) -> str | None:
@@ -166,6 +170,16 @@ async def page(
     items = events[:limit]
     last = items[-1] if items else None
     return items, encode_cursor(last.occurred_at, last.id) if last and len(events) > limit else None
+
+
+# What an erased person's trail loses from its details besides the address and device columns: the
+# emails of an email change and the names they gave their passkeys.
+PERSONAL_DETAIL_KEYS = ("old_email", "new_email", "email", "name", "place")
+
+
+async def strip_personal_data(db: AsyncSession, user_id: uuid.UUID) -> int:
+    """The erased user's trail keeps what happened and when, and nothing that identifies them."""
+    return await AuditEventRepository(db).strip_personal(user_id, PERSONAL_DETAIL_KEYS)
 
 
 async def purge_older_than(db: AsyncSession, retention_days: int) -> int:

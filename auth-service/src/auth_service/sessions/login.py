@@ -6,10 +6,17 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.accounts import deletion
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import mark_verified
 from auth_service.audit import service as audit
-from auth_service.errors import AccountDeactivated, InvalidCredentials, InvalidLoginCode
+from auth_service.errors import (
+    AccountDeactivated,
+    AccountNotPendingDeletion,
+    AccountPendingDeletion,
+    InvalidCredentials,
+    InvalidLoginCode,
+)
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.login import SecondFactorRequired, after_first_factor
@@ -33,7 +40,13 @@ async def login_with_password(
     login: str,
     password: str,
     client: Client,
+    *,
+    cancel_deletion: bool = False,
 ) -> IssuedTokens | SecondFactorRequired:
+    """The password sign-in. An account its owner asked to delete answers 403
+    `account-pending-deletion` to the right password (only then: a wrong one says nothing of it);
+    with `cancel_deletion` the right password restores it and signs in (its second factor, when it
+    has one, is still asked)."""
     await throttle.credential_attempt("login", client.ip, login)
     user = await UserRepository(db).by_login(login)
     password = normalize_password(password)
@@ -45,11 +58,24 @@ async def login_with_password(
         await throttle.failed(login, method="password")
         raise InvalidCredentials("The email, username or password is not correct.")
     assert user.password_hash is not None
+    await throttle.succeeded(login)
+    if cancel_deletion:
+        if not user.owner_may_cancel_deletion:
+            if user.is_active:
+                raise AccountNotPendingDeletion("This account is not scheduled for deletion.")
+            raise AccountDeactivated("This account is deactivated.")
+        deletion.restore(db, user)
+        await deletion.announce_restored(db, user)
+    elif user.owner_may_cancel_deletion:
+        assert user.erase_at is not None
+        raise AccountPendingDeletion(
+            "This account is scheduled for deletion. Cancel the deletion to sign in again.",
+            erase_at=user.erase_at.isoformat(),
+        )
     if not user.is_active:
         raise AccountDeactivated("This account is deactivated.")
     if hasher.needs_rehash(user.password_hash):
         user.password_hash = await hasher.hash(password)
-    await throttle.succeeded(login)
     return await after_first_factor(db, keyring, settings, user, method="password", client=client)
 
 

@@ -19,6 +19,8 @@ from auth_service.dependencies import (
 )
 from auth_service.errors import (
     AccountDeactivated,
+    AccountNotPendingDeletion,
+    AccountPendingDeletion,
     InvalidCredentials,
     InvalidLoginCode,
     InvalidRefreshToken,
@@ -44,7 +46,7 @@ router = APIRouter(prefix="/auth", tags=["sessions"])
 
 @router.post(
     "/login",
-    responses=responses(InvalidCredentials, AccountDeactivated, TooManyRequests),
+    responses=responses(InvalidCredentials, AccountDeactivated, AccountPendingDeletion, TooManyRequests),
     summary="Password sign-in: tokens, or `mfa_required` and an `mfa_token` for the second step",
 )
 async def password_login(
@@ -59,6 +61,30 @@ async def password_login(
 ) -> SignInResponse:
     outcome = await login.login_with_password(
         db, hasher, throttle, keyring, settings, body.login, body.password, client
+    )
+    return sign_in_response(response, settings, outcome)
+
+
+@router.post(
+    "/me/deletion/cancel",
+    responses=responses(InvalidCredentials, AccountDeactivated, AccountNotPendingDeletion, TooManyRequests),
+    summary="Cancel my account's deletion with my credentials: restored, and signed in as by /auth/login",
+)
+async def cancel_deletion(
+    body: LoginRequest,
+    db: DbSession,
+    hasher: HasherDep,
+    throttle: ThrottleDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    response: Response,
+) -> SignInResponse:
+    """For the answer 403 `account-pending-deletion` of `/auth/login`: the same body. An erased
+    account has no credentials left (401 `invalid-credentials`); an admin's deletion is not the
+    owner's to cancel (403 `account-deactivated`)."""
+    outcome = await login.login_with_password(
+        db, hasher, throttle, keyring, settings, body.login, body.password, client, cancel_deletion=True
     )
     return sign_in_response(response, settings, outcome)
 

@@ -18,6 +18,7 @@ from billing_service.errors import AccountInactive
 from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import Customer
 from gatehouse_platform.db import utcnow
+from gatehouse_platform.retention import forget_user_events
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,24 @@ async def set_active(db: AsyncSession, user_id: uuid.UUID, *, email: str, active
         customer.is_active = active
         customer.deactivated_at = None if active else utcnow()
     return customer
+
+
+ERASED_EMAIL_DOMAIN = "erased.invalid"  # RFC 2606: can never be anyone's address
+
+
+async def erase(db: AsyncSession, stripe: StripeGateway, user_id: uuid.UUID, *, at: datetime) -> None:
+    """The user's account was erased: the Stripe customer is deleted (Stripe keeps its invoices;
+    its `customer.deleted` webhook then takes the Stripe events naming it), the email becomes a
+    placeholder and the published events about the user go. Subscriptions and payments stay, with
+    no name or email of the person, as the books must."""
+    customer = await CustomerRepository(db).get(user_id, for_update=True)
+    if customer is None or customer.erased_at is not None:
+        return
+    if customer.stripe_customer_id is not None:
+        await stripe.delete_customer(customer.stripe_customer_id)
+    customer.email = f"erased-{user_id.hex}@{ERASED_EMAIL_DOMAIN}"
+    customer.email_changed_at = at
+    customer.is_active = False
+    customer.deactivated_at = customer.deactivated_at or at
+    customer.erased_at = at
+    await forget_user_events(db, user_id)

@@ -17,7 +17,14 @@ from billing_service.customers import service as customers
 from billing_service.integrations.stripe import StripeGateway
 from billing_service.subscriptions.lifecycle import end_for_deactivated_account
 from gatehouse_contracts.envelope import CloudEvent, EventData
-from gatehouse_contracts.events import UserDeactivated, UserEmailChanged, UserReactivated, UserRegistered
+from gatehouse_contracts.events import (
+    UserDeactivated,
+    UserDeleted,
+    UserEmailChanged,
+    UserErased,
+    UserReactivated,
+    UserRegistered,
+)
 from gatehouse_platform.consumer import Handler
 
 BillingHandler = Callable[[AsyncSession, CloudEvent, Any, StripeGateway], Awaitable[None]]
@@ -54,11 +61,28 @@ async def on_user_reactivated(
     await customers.set_active(db, data.user_id, email=data.email, active=True)
 
 
+async def on_user_deleted(
+    db: AsyncSession, event: CloudEvent, data: UserDeleted, stripe: StripeGateway
+) -> None:
+    """As a deactivation (whichever of the two events comes first does it): the subscription is
+    canceled at Stripe now and no new one can start."""
+    await end_for_deactivated_account(db, stripe, data.user_id, email=data.email)
+
+
+async def on_user_erased(
+    db: AsyncSession, event: CloudEvent, data: UserErased, stripe: StripeGateway
+) -> None:
+    """Delete the Stripe customer and forget the person's email; the books stay."""
+    await customers.erase(db, stripe, data.user_id, at=data.erased_at)
+
+
 HANDLERS: Mapping[str, BillingHandler] = {
     UserRegistered.event_type: on_user_registered,
     UserEmailChanged.event_type: on_email_changed,
     UserDeactivated.event_type: on_user_deactivated,
     UserReactivated.event_type: on_user_reactivated,
+    UserDeleted.event_type: on_user_deleted,
+    UserErased.event_type: on_user_erased,
 }
 
 

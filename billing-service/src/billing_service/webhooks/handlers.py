@@ -41,6 +41,7 @@ from billing_service.settings import Settings
 from billing_service.subscriptions.checkout import expire_locally
 from billing_service.subscriptions.repository import SubscriptionRepository
 from billing_service.subscriptions.sync import facts_for
+from billing_service.webhooks.repository import StripeEventRepository
 
 Outcome = Literal["processed", "ignored"]
 
@@ -196,7 +197,15 @@ async def on_dispute(ctx: BatchContext, event: WebhookEvent) -> Outcome:
     return "processed"
 
 
+async def on_customer_deleted(ctx: BatchContext, event: WebhookEvent) -> Outcome:
+    """A Stripe customer is deleted when its user's account is erased: the events naming it carry
+    the person's email and name, so they go too (this one included)."""
+    await StripeEventRepository(ctx.db).forget_customer(str(event.object["id"]), including=event.id)
+    return "processed"
+
+
 HANDLERS: dict[str, Handler] = {
+    "customer.deleted": on_customer_deleted,
     "checkout.session.completed": on_checkout_completed,
     "checkout.session.expired": on_checkout_expired,
     "customer.subscription.created": on_subscription_changed,

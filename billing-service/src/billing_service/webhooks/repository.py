@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from billing_service.integrations.stripe import WebhookEvent
 from billing_service.models import JobCursor, StripeEvent, StripeEventStatus
@@ -116,6 +117,15 @@ class StripeEventRepository(Repository[StripeEvent]):
         return await self.session.scalar(
             select(func.min(StripeEvent.received_at)).where(StripeEvent.status.in_(DUE))
         )
+
+    async def forget_customer(self, customer_id: str, *, including: str | None = None) -> int:
+        """Delete the handled events that name the Stripe customer (their payloads carry the
+        person's email and name), and the event `including` (the one being handled)."""
+        mentions = cast(StripeEvent.payload, Text).contains(f'"{customer_id}"')
+        handled: ColumnElement[bool] = StripeEvent.status.not_in(DUE)
+        if including is not None:
+            handled = or_(handled, StripeEvent.id == including)
+        return await self.delete_where(mentions, handled)
 
 
 class JobCursorRepository(Repository[JobCursor]):

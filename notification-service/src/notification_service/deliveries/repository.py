@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 
 from gatehouse_platform.db import Repository, utcnow
 from notification_service.models import Delivery, DeliveryStatus
@@ -75,3 +75,20 @@ class DeliveryRepository(Repository[Delivery]):
             .where(Delivery.id.in_(ids))
             .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, smtp_code=None, updated_at=now)
         )
+
+    async def forget_user(self, user_id: uuid.UUID) -> set[str]:
+        """Delete every delivery to the addresses the user's own events named (their emails, old
+        and new), and every delivery caused by an event about the user (an admin's notice names
+        them too); the addresses, lower case."""
+        about = str(user_id)
+        data = Delivery.event_data
+        own = select(Delivery.event_data).where(data["user_id"].astext == about)
+        addresses: set[str] = set()
+        for event_data in (await self.session.execute(own)).scalars():
+            for key in ("email", "old_email", "new_email"):
+                if isinstance(value := (event_data or {}).get(key), str):
+                    addresses.add(value.lower())
+        await self.delete_where(
+            or_(func.lower(Delivery.recipient).in_(addresses), data["user_id"].astext == about)
+        )
+        return addresses

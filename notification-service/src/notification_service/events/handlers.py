@@ -41,6 +41,7 @@ from gatehouse_contracts.events import (
     SubscriptionResumed,
     SubscriptionTrialEnding,
     UserDeactivated,
+    UserDeleted,
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserReactivated,
@@ -109,7 +110,14 @@ def on_email_changed(data: UserEmailChanged, links: Links) -> list[Notice]:
 
 
 def on_deactivated(data: UserDeactivated, links: Links) -> list[Notice]:
+    if data.deleted:  # the start of a deletion: user.deleted says goodbye
+        return []
     return [Notice("account_deactivated", data.email, data.model_dump())]
+
+
+def on_deleted(data: UserDeleted, links: Links) -> list[Notice]:
+    """Goodbye, with the date of the erasure and, for the owner's own deletion, how to cancel it."""
+    return [Notice("account_deleted", data.email, {**data.model_dump(), "sign_in_url": links.sign_in})]
 
 
 def on_reactivated(data: UserReactivated, links: Links) -> list[Notice]:
@@ -230,6 +238,7 @@ HANDLERS: dict[str, NoticeBuilder] = {
     UserEmailChanged.event_type: on_email_changed,
     UserDeactivated.event_type: on_deactivated,
     UserReactivated.event_type: on_reactivated,
+    UserDeleted.event_type: on_deleted,
     IdentityLinked.event_type: on_identity_linked,
     IdentityUnlinked.event_type: on_identity_unlinked,
     MfaEnabled.event_type: on_mfa_enabled,

@@ -34,6 +34,7 @@ from gatehouse_contracts.events import (
     SubscriptionResumed,
     SubscriptionTrialEnding,
     UserDeactivated,
+    UserDeleted,
     UserEmailChanged,
     UserEmailVerificationRequested,
     UserReactivated,
@@ -81,6 +82,14 @@ SAMPLE_EVENTS: dict[str, EventData] = {
         UserEmailChanged(user_id=_USER, old_email="ada.old@example.com", new_email=_EMAIL, changed_at=_T),
         UserDeactivated(user_id=_USER, email=_EMAIL, by="self", deactivated_at=_T),
         UserReactivated(user_id=_USER, email=_EMAIL, reactivated_at=_T),
+        UserDeleted(
+            user_id=_USER,
+            email=_EMAIL,
+            username="ada",
+            by="self",
+            requested_at=_T,
+            erase_at=_T + timedelta(days=7),
+        ),
         IdentityLinked(
             user_id=_USER,
             email=_EMAIL,

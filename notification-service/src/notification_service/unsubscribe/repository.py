@@ -24,3 +24,6 @@ class SuppressionRepository(Repository[Suppression]):
         await self.session.execute(
             insert(Suppression).values(email=email.lower(), category=category).on_conflict_do_nothing()
         )
+
+    async def forget(self, emails: set[str]) -> int:
+        return await self.delete_where(Suppression.email.in_(emails))

@@ -113,15 +113,46 @@ class UserDeactivated(EventData):
     email: EmailStr
     by: Literal["self", "admin"]
     deactivated_at: datetime
+    deleted: bool = Field(
+        default=False,
+        description="The start of a deletion: `user.deleted` follows (no deactivation email).",
+    )
 
 
 class UserReactivated(EventData):
     event_type = "user.reactivated"
-    description = "An admin reactivated the account."
+    description = "An admin reactivated the account, or its owner cancelled its deletion."
 
     user_id: uuid.UUID
     email: EmailStr
     reactivated_at: datetime
+
+
+class UserDeleted(EventData):
+    event_type = "user.deleted"
+    description = (
+        "The account is to be deleted: it is disabled now (`user.deactivated` went out with it), and "
+        "erased at `erase_at` unless its owner cancels before (then `user.reactivated`). Billing "
+        "cancels its subscriptions; notification-service says goodbye."
+    )
+
+    user_id: uuid.UUID
+    email: EmailStr
+    username: str
+    by: Literal["self", "admin"]
+    requested_at: datetime
+    erase_at: datetime = Field(description="When the account and its personal data are erased")
+
+
+class UserErased(EventData):
+    event_type = "user.erased"
+    description = (
+        "The deleted account's grace period is over and auth-service erased its personal data: every "
+        "service now erases what it keeps of this user (it carries no personal data itself)."
+    )
+
+    user_id: uuid.UUID
+    erased_at: datetime
 
 
 class SessionRevoked(EventData):
@@ -265,6 +296,8 @@ AUTH_EVENTS: tuple[type[EventData], ...] = (
     UserEmailChanged,
     UserDeactivated,
     UserReactivated,
+    UserDeleted,
+    UserErased,
     SessionRevoked,
     IdentityLinked,
     IdentityUnlinked,

@@ -1,7 +1,7 @@
 """The signed-in person's own pages: who they are, their profile, their email address (changed,
 then confirmed again from the new address), their password, the Google/GitHub accounts they sign
 in with (linked through the provider's consent page, unlinked unless it is the last way in), their
-sessions, and deactivating the account. Changes that need a recent sign-in go through "confirm
+sessions, and deactivating or deleting the account. Changes that need a recent sign-in go through "confirm
 it's you" (stepup.py) first."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ PROFILE_FIELDS = ("display_name", "first_name", "last_name", "avatar_url", "loca
 PROVIDER_NAMES = {"google": "Google", "github": "GitHub"}
 LINKED, LINK_FAILED = "linked", "link_failed"  # /account?linked=<provider>, ?link_failed=<provider>:<slug>
 DEACTIVATE, DEACTIVATED = "/account/deactivate", "/account/deactivated"
+DELETE, DELETED = "/account/delete", "/account/deleted"
 
 
 async def _account(
@@ -412,4 +413,63 @@ async def deactivated(request: Request, web: WebDep) -> Response:
             _("You are signed out on every device, and the account can no longer sign in."),
             _("Changed your mind? Write to %(email)s.", email=web.settings.support_email),
         ],
+    )
+
+
+async def _delete_page(
+    request: Request, web: WebDep, viewer: Viewer, status_code: int = 200, **context: Any
+) -> Response:
+    return web.renderer.page(request, "delete_account.html", status_code, user=viewer.user, **context)
+
+
+@router.get(DELETE)
+async def delete_page(request: Request, web: WebDep, viewer: SignedIn) -> Response:
+    return await _delete_page(request, web, viewer, notice=confirmed_notice(request, web))
+
+
+@router.post(DELETE)
+async def delete_account(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    """The person types their email address (as GitHub has one type the name of what goes), so a
+    slip of the mouse deletes nothing; then every session ends and this browser forgets its cookies."""
+    _ = web.renderer.gettext_for(request)
+    typed = field(form, "confirm_email", 320)
+    if typed.strip().lower() != str(viewer.user["email"]).lower():
+        message = (
+            _("Type your email address to confirm.") if not typed else _("That is not your email address.")
+        )
+        return await _delete_page(
+            request, web, viewer, status.HTTP_400_BAD_REQUEST, errors={"confirm_email": message}
+        )
+    try:
+        answer = await web.api.call("DELETE", "/auth/me", token=viewer.token, caller=client_of(request))
+    except ApiError as exc:
+        if needs_reauthentication(exc):
+            return await confirm_page(request, web, viewer, DELETE)
+        errors, alert = explain(exc, _)
+        return await _delete_page(
+            request, web, viewer, status.HTTP_400_BAD_REQUEST, errors=errors, alert=alert
+        )
+    response = RedirectResponse(
+        f"{DELETED}?{urlencode({'until': answer['erase_at']})}", status.HTTP_303_SEE_OTHER
+    )
+    web.sessions.sign_out(response)
+    return response
+
+
+@router.get(DELETED)
+async def deleted(
+    request: Request, web: WebDep, until: Annotated[str, Query(max_length=64)] = ""
+) -> Response:
+    _ = web.renderer.gettext_for(request)
+    locale = getattr(request.state, "locale", "en")
+    try:
+        day = long_date(datetime.fromisoformat(until).date(), locale) if until else None
+    except ValueError:
+        day = None
+    paragraphs = [_("You are signed out on every device, and a subscription you had is cancelled.")]
+    if day:
+        paragraphs.append(_("On %(day)s your account and your personal data are erased.", day=day))
+    paragraphs.append(_("Changed your mind? Sign in with your password before then to cancel the deletion."))
+    return web.renderer.page(
+        request, "message.html", heading=_("Your account is scheduled for deletion"), paragraphs=paragraphs
     )

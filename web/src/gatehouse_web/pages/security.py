@@ -333,10 +333,13 @@ def _what(kind: str, _: Callable[..., str]) -> str:
         "identity.linked": _("Sign-in account linked"),
         "identity.unlinked": _("Sign-in account unlinked"),
         "account.deactivated": _("Account deactivated"),
+        "account.deletion_requested": _("Account deletion asked for"),
+        "account.deletion_cancelled": _("Account deletion cancelled"),
         "admin.user_deactivated": _("Account deactivated by an administrator"),
         "admin.user_reactivated": _("Account reactivated by an administrator"),
         "admin.roles_changed": _("Roles changed by an administrator"),
         "admin.mfa_reset": _("Two-step sign-in removed by an administrator"),
+        "admin.user_deleted": _("Account deleted by an administrator"),
     }
     return labels.get(kind, kind)
 

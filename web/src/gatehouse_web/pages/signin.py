@@ -17,6 +17,8 @@ from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, fie
 
 router = APIRouter(include_in_schema=False)
 
+ACCOUNT_PENDING_DELETION = "account-pending-deletion"  # a sign-in the person may turn into a cancellation
+
 ReturnTo = Annotated[str | None, Query(max_length=2048)]
 
 
@@ -114,6 +116,10 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
                 alert = _("That email, username or password is not right.")
             elif exc.slug == "account-deactivated":
                 alert = _("This account is deactivated.")
+            elif exc.slug == ACCOUNT_PENDING_DELETION:
+                return web.renderer.page(
+                    request, "cancel_deletion.html", values={"login": login_name}, return_to=return_to
+                )
             else:
                 errors, alert = explain(
                     exc, _, {"email": "login", "username": "login", "password": "password"}
@@ -123,6 +129,46 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
     return web.renderer.page(
         request,
         "login.html",
+        status.HTTP_400_BAD_REQUEST,
+        errors=errors,
+        alert=alert,
+        values={"login": login_name},
+        return_to=return_to,
+    )
+
+
+@router.post("/login/cancel-deletion")
+async def cancel_deletion(request: Request, web: WebDep, form: Form) -> Response:
+    """The sign-in answered that the account is scheduled for deletion: the password again cancels
+    the deletion and signs in (through the second step, when the account has one)."""
+    _ = web.renderer.gettext_for(request)
+    login_name, password = field(form, "login", 320), field(form, "password", 4096)
+    return_to = web.return_to(field(form, "return_to", 2048))
+    errors: dict[str, str] = {}
+    alert = None
+    if not password:
+        errors["password"] = _("Enter your password.")
+    else:
+        identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
+        try:
+            answer = await web.api.call(
+                "POST",
+                "/auth/me/deletion/cancel",
+                json={**identifier, "password": password},
+                caller=client_of(request),
+            )
+        except ApiError as exc:
+            if exc.status == 401:
+                errors["password"] = _("Your password is not right.")
+            elif exc.slug == "account-deactivated":
+                alert = _("This account is deactivated.")
+            else:
+                errors, alert = explain(exc, _, {"password": "password"})
+        else:
+            return web.signed_in(answer, return_to)
+    return web.renderer.page(
+        request,
+        "cancel_deletion.html",
         status.HTTP_400_BAD_REQUEST,
         errors=errors,
         alert=alert,

@@ -90,6 +90,10 @@ class StripeGateway:
             )
         )
 
+    async def delete_customer(self, customer_id: str) -> None:
+        """Stripe cancels the customer's subscriptions and keeps their invoices."""
+        await self._delete(self._client.v1.customers.delete_async(customer_id))
+
     async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
         return parse_customer(await self._obj(self._client.v1.customers.retrieve_async(customer_id)))
 
@@ -286,12 +290,7 @@ class StripeGateway:
         return str(coupon["id"])
 
     async def delete_coupon(self, coupon_id: str) -> None:
-        """Delete the coupon (DELETE carries no idempotency key; a coupon already gone is fine)."""
-        try:
-            await self._obj(self._client.v1.coupons.delete_async(coupon_id))
-        except StripeRequestRejected as exc:
-            if exc.code != "resource_missing":
-                raise
+        await self._delete(self._client.v1.coupons.delete_async(coupon_id))
 
     async def create_promotion_code(
         self,
@@ -593,6 +592,14 @@ class StripeGateway:
         """Await a call that returns one object, as plain JSON-like dicts."""
         result = await self._call(awaitable)
         return dict(result.to_dict(for_json=True))
+
+    async def _delete(self, awaitable: Any) -> None:
+        """A DELETE (it carries no idempotency key): an object already gone is fine."""
+        try:
+            await self._obj(awaitable)
+        except StripeRequestRejected as exc:
+            if exc.code != "resource_missing":
+                raise
 
     async def _call(self, awaitable: Any) -> Any:
         try:
