@@ -6,6 +6,7 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
@@ -50,6 +51,7 @@ def create_app(
         session_factory=session_factory,
         keyring=KeyRing(settings, session_factory),
         hasher=PasswordHasher(settings),
+        breaches=BreachedPasswords(settings),
         redis=redis,
         throttle=Throttle(settings, redis),
         http=http,
@@ -71,7 +73,13 @@ def create_app(
             workers=[OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)]
             if run_relay
             else [],
-            closers=[http.aclose, redis.aclose, engine.dispose, services.hasher.close],
+            closers=[
+                http.aclose,
+                services.breaches.aclose,
+                redis.aclose,
+                engine.dispose,
+                services.hasher.close,
+            ],
         ),
         checks={"database": database_check(engine), "redis": redis_check(redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
