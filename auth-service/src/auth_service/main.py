@@ -12,6 +12,7 @@ from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
+from auth_service.export.router import router as export_router
 from auth_service.keys.router import router as keys_router
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.router import router as mfa_router
@@ -85,6 +86,7 @@ def create_app(
         reported_checks={"broker": broker_check(settings.amqp_url)},
         routers=[
             accounts_router,
+            export_router,
             sessions_router,
             mfa_router,
             passkeys_router,
