@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from billing_service.dependencies import CurrentClaims, DbSession, StripeDep
+from billing_service.dependencies import CurrentClaims, DbSession, SettingsDep, StripeDep
 from billing_service.errors import STRIPE_ERRORS, InvalidCursor, PaymentMethodNotFound
 from billing_service.pagination import Cursor, Limit
-from billing_service.self_service import service
-from billing_service.self_service.schemas import InvoiceOut, InvoicePage, PaymentMethodOut
+from billing_service.self_service import export, service
+from billing_service.self_service.schemas import BillingExport, InvoiceOut, InvoicePage, PaymentMethodOut
+from gatehouse_platform.downloads import dated_filename, download_headers, download_responses
 from gatehouse_platform.errors import Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["self-service"], responses=responses(Unauthorized))
@@ -34,3 +35,17 @@ async def my_invoices(
     invoices, next_cursor = await service.invoices_page(db, stripe, claims.sub, limit=limit, cursor=cursor)
     items = [InvoiceOut.model_validate(i) for i in invoices]
     return InvoicePage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/me/export",
+    summary="Download my billing data: subscriptions, payments, refunds, invoices, the card on file",
+    responses={**download_responses("My billing data, as a JSON file"), **responses(*STRIPE_ERRORS)},
+)
+async def export_my_data(
+    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep, response: Response
+) -> BillingExport:
+    """The card appears as brand, last four digits and expiry only; nothing else about it is kept."""
+    exported = await export.export(db, stripe, settings, claims.sub)
+    response.headers.update(download_headers(dated_filename("gatehouse-billing", exported.exported_at)))
+    return exported
