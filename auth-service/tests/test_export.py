@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
 
 import httpx
 from authenticator import SoftAuthenticator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_mfa import enable_totp
-from test_oauth import Browser, provider_user
+from test_oauth import link_github, provider_user
 from test_passkeys import add_passkey
 
 from auth_service.accounts.repository import UserRepository
 from auth_service.models import Passkey
 from auth_service.passkeys.repository import PasskeyRepository
 from conftest import MovableClock, bearer, login, new_email, signed_up
-
-
-async def link_github(client: httpx.AsyncClient, oauth_emulator: str, tokens: dict[str, Any]) -> None:
-    key = await provider_user(oauth_emulator, "github", email=new_email())
-    start = await client.post("/auth/github/link", headers=bearer(tokens))
-    assert start.status_code == 200, start.text
-    browser = Browser(client, "github")
-    browser.cookie = start.cookies["gatehouse_oauth_github"]
-    linked = await browser.callback(
-        await browser.at_provider(start.json()["authorization_url"], emulator_user=key)
-    )
-    assert linked.status_code == 200, linked.text
 
 
 async def test_the_export_holds_my_data_and_no_secret(
@@ -46,7 +33,10 @@ async def test_the_export_holds_my_data_and_no_secret(
         "/auth/me", json={"display_name": "Ada L.", "timezone": "Europe/Paris"}, headers=bearer(tokens)
     )
     assert patched.status_code == 200, patched.text
-    await link_github(client, oauth_emulator, tokens)
+    linked = await link_github(
+        client, tokens, await provider_user(oauth_emulator, "github", email=new_email())
+    )
+    assert linked.status_code == 200, linked.text
     passkey = await add_passkey(client, tokens, SoftAuthenticator(), name="Work laptop")
     secret, recovery_codes = await enable_totp(client, tokens, clock)
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from auth_service.accounts.schemas import UserOut
 from auth_service.audit.schemas import AuditEventOut
-from auth_service.models import AuthSession, Passkey, TotpFactor
+from auth_service.models import AuthSession, Passkey
 from auth_service.oauth.schemas import IdentityOut
+from auth_service.passkeys.schemas import PasskeyOut
 
 
 class ExportedSession(BaseModel):
@@ -44,34 +45,23 @@ class ExportedSession(BaseModel):
 
 
 class ExportedAuthenticatorApp(BaseModel):
+    # Read from a TotpFactor row: `ExportedAuthenticatorApp.model_validate(factor)` (not its seed).
+    model_config = ConfigDict(from_attributes=True)
+
     created_at: datetime
     confirmed_at: datetime | None
 
-    @classmethod
-    def of(cls, factor: TotpFactor) -> ExportedAuthenticatorApp:
-        return cls(created_at=factor.created_at, confirmed_at=factor.confirmed_at)
 
+class ExportedPasskey(PasskeyOut):
+    """What `GET /auth/passkeys` shows, and what the authenticator declared (not its public key)."""
 
-class ExportedPasskey(BaseModel):
-    id: uuid.UUID
-    name: str
     aaguid: str = Field(description="The authenticator's model, as it declared it")
     backup_eligible: bool
-    backed_up: bool
-    created_at: datetime
-    last_used_at: datetime | None
 
     @classmethod
     def of(cls, passkey: Passkey) -> ExportedPasskey:
-        return cls(
-            id=passkey.id,
-            name=passkey.name,
-            aaguid=passkey.aaguid,
-            backup_eligible=passkey.backup_eligible,
-            backed_up=passkey.backed_up,
-            created_at=passkey.created_at,
-            last_used_at=passkey.last_used_at,
-        )
+        shown = PasskeyOut.of(passkey).model_dump()
+        return cls(**shown, aaguid=passkey.aaguid, backup_eligible=passkey.backup_eligible)
 
 
 class ExportedSecondFactors(BaseModel):

@@ -42,7 +42,7 @@ async def export(db: AsyncSession, principal: Principal) -> AuthExport:
         identities=[IdentityOut.of(i) for i in await IdentityRepository(db).of_user(user_id)],
         sessions=[ExportedSession.of(s) for s in sessions],
         second_factors=ExportedSecondFactors(
-            authenticator_app=ExportedAuthenticatorApp.of(totp[0]) if totp else None,
+            authenticator_app=ExportedAuthenticatorApp.model_validate(totp[0]) if totp else None,
             recovery_codes_left=await RecoveryCodeRepository(db).count_unused(user_id),
             passkeys=[ExportedPasskey.of(p) for p in await PasskeyRepository(db).of_user(user_id)],
         ),
