@@ -144,7 +144,7 @@ def running_system(
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
-        for name in ("gateway", "auth", "billing", "notification", "web", "stripe", "oauth", "smtp")
+        for name in ("gateway", "auth", "billing", "notification", "web", "stripe", "oauth", "pwned", "smtp")
     }
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     databases = {service: f"{run}_{service}" for service in SERVICES}
@@ -179,7 +179,7 @@ def running_system(
                 try:
                     for process in apart.values():
                         process.start()
-                    for name in ("stripe", "oauth"):
+                    for name in ("stripe", "oauth", "pwned"):
                         _wait_ready(f"{urls[name]}/healthz", honcho, log)
                     for name in ("auth", "billing", "notification", "web", "gateway"):
                         _wait_ready(f"{urls[name]}/readyz", honcho, log)
@@ -213,6 +213,7 @@ def _environment(
         "WEB_PORT": ports["web"],
         "STRIPE_EMULATOR_PORT": ports["stripe"],
         "OAUTH_EMULATOR_PORT": ports["oauth"],
+        "PWNED_EMULATOR_PORT": ports["pwned"],
         "SMTP_PORT": ports["smtp"],
         "MAILDIR": var / "mail",
         "VAR_DIR": var,
@@ -245,6 +246,9 @@ def _environment(
         "AUTH_WEBAUTHN_RP_ID": "localhost",
         "AUTH_WEBAUTHN_ORIGINS": f"http://localhost:{ports['gateway']}",
         "AUTH_TRUSTED_PROXIES": '["127.0.0.1/32"]',  # as local.env: the person behind the gateway
+        # breached passwords: on, as in production, against emulators/pwned
+        "AUTH_PWNED_PASSWORDS_CHECK": "true",
+        "AUTH_PWNED_PASSWORDS_URL": urls["pwned"],
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],

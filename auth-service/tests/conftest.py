@@ -24,6 +24,7 @@ from auth_service.clock import Clock
 from auth_service.main import create_app
 from auth_service.settings import Settings
 from gatehouse_emulators.oauth import create_app as create_oauth_emulator
+from gatehouse_emulators.pwned import create_app as create_pwned_emulator
 from gatehouse_platform import testing
 from gatehouse_platform.pytest_plugin import EventTap, open_event_tap
 from gatehouse_platform.testing import serve_in_thread
@@ -53,6 +54,22 @@ def oauth_emulator() -> Iterator[str]:
     """emulators/oauth over real HTTP: Google- and GitHub-like providers."""
     with serve_in_thread(create_oauth_emulator()) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def pwned_emulator() -> Iterator[str]:
+    """emulators/pwned over real HTTP: Have I Been Pwned's Pwned Passwords range API."""
+    with serve_in_thread(create_pwned_emulator()) as base_url:
+        yield base_url
+
+
+def pwned_settings(emulator_url: str) -> dict[str, Any]:
+    """The breached-password check on, as in production, against the stand-in."""
+    return {
+        "pwned_passwords_check": True,
+        "pwned_passwords_url": emulator_url,
+        "pwned_passwords_timeout_seconds": 2.0,
+    }
 
 
 def oauth_settings(emulator_url: str) -> dict[str, Any]:
@@ -90,8 +107,10 @@ def make_settings(database_url: str, amqp_url: str, **overrides: Any) -> Setting
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, amqp_url: str, oauth_emulator: str) -> Settings:
-    return make_settings(database_url, amqp_url, **oauth_settings(oauth_emulator))
+def settings(database_url: str, amqp_url: str, oauth_emulator: str, pwned_emulator: str) -> Settings:
+    return make_settings(
+        database_url, amqp_url, **oauth_settings(oauth_emulator), **pwned_settings(pwned_emulator)
+    )
 
 
 class MovableClock(Clock):

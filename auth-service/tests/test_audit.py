@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_claims import claims
 from test_deactivation_and_admin import admin  # noqa: F401  (a fixture)
 from test_mfa import enable_totp, first_factor, second_factor, totp_code
-from test_oauth import Browser, provider_user
+from test_oauth import Browser, link_github, provider_user
 from test_passkeys import add_passkey, sign_in, sign_in_options
 
 from auth_service.maintenance import purge_expired
@@ -257,13 +257,7 @@ async def test_identities_linked_and_unlinked_leave_entries(
 ) -> None:
     user, tokens = await signed_up(client)
     github_key = await provider_user(oauth_emulator, "github", email=new_email())
-    start = await client.post("/auth/github/link", headers=bearer(tokens))
-    assert start.status_code == 200, start.text
-    browser = Browser(client, "github")
-    browser.cookie = start.cookies["gatehouse_oauth_github"]
-    linked = await browser.callback(
-        await browser.at_provider(start.json()["authorization_url"], emulator_user=github_key)
-    )
+    linked = await link_github(client, tokens, github_key)
     assert linked.status_code == 200, linked.text
     assert (await client.delete("/auth/identities/github", headers=bearer(tokens))).status_code == 204
     rows = [(r.type, r.method) for r in await rows_of(db, user["id"])]

@@ -90,6 +90,17 @@ class Browser:
         return await self.callback(await self.at_provider(authorize, emulator_user=user_key))
 
 
+async def link_github(client: httpx.AsyncClient, tokens: dict[str, Any], user_key: str) -> httpx.Response:
+    """Links the emulator's GitHub user `user_key` to the signed-in user: the callback's answer."""
+    start = await client.post("/auth/github/link", headers=bearer(tokens))
+    assert start.status_code == 200, start.text
+    browser = Browser(client, "github")
+    browser.cookie = start.cookies["gatehouse_oauth_github"]
+    return await browser.callback(
+        await browser.at_provider(start.json()["authorization_url"], emulator_user=user_key)
+    )
+
+
 def query(url_or_path: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url_or_path).query).items()}
 
@@ -468,13 +479,7 @@ async def test_identities_link_and_unlink_rules(
 
     # Link GitHub (another address) while signed in.
     github_key = await provider_user(oauth_emulator, "github", email=new_email())
-    start = await client.post("/auth/github/link", headers=bearer(tokens))
-    assert start.status_code == 200, start.text
-    browser = Browser(client, "github")
-    browser.cookie = start.cookies["gatehouse_oauth_github"]
-    linked = await browser.callback(
-        await browser.at_provider(start.json()["authorization_url"], emulator_user=github_key)
-    )
+    linked = await link_github(client, tokens, github_key)
     assert linked.status_code == 200, linked.text
     assert linked.json()["provider"] == "github"
     assert sorted(i.provider for i in await identities_of(db, tokens["user"]["id"])) == ["github", "google"]

@@ -574,6 +574,61 @@ async def test_a_lost_dispute_keeps_access_when_the_setting_says_so(
     await eventually(still_active, "the subscription to stay active")
 
 
+async def test_my_billing_export_holds_subscriptions_payments_refunds_invoices_and_the_card(
+    client: httpx.AsyncClient,
+    paid_subscription: PaidSubscription,
+    admin: dict[str, str],
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+    new_user: Any,
+) -> None:
+    subscribed = await paid_subscription(amount=3000)
+    payment = await paid_payment(db, subscribed)
+    refunded = await client.post(
+        refund_url(payment.id), json={"amount": 500}, headers=keyed(admin, "export-1")
+    )
+    assert refunded.status_code == 200, refunded.text
+
+    response = await client.get("/billing/me/export", headers=subscribed.user.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-disposition"].startswith('attachment; filename="gatehouse-billing-')
+    assert response.headers["cache-control"] == "no-store"
+    data = response.json()
+    assert data["service"] == "billing-service"
+    assert data["user_id"] == str(subscribed.user.id)
+    assert data["customer"]["email"] == subscribed.user.email
+    assert data["customer"]["stripe_customer_id"] == subscribed.stripe_customer_id
+    [subscription] = data["subscriptions"]
+    assert subscription["id"] == str(subscribed.subscription_id)
+    assert subscription["status"] in ("active", "trialing")
+    [paid] = data["payments"]
+    assert (paid["id"], paid["amount_paid"], paid["amount_refunded"]) == (str(payment.id), 3000, 500)
+    [refund] = data["refunds"]
+    assert (refund["payment_id"], refund["amount"], refund["status"]) == (str(payment.id), 500, "succeeded")
+    [invoice] = data["invoices"]
+    assert invoice["id"] == payment.stripe_invoice_id and invoice["status"] == "paid"
+    card = sdk.v1.subscriptions.retrieve(
+        subscribed.stripe_subscription_id, params={"expand": ["default_payment_method"]}
+    ).default_payment_method.card  # type: ignore[union-attr]
+    assert data["payment_method"] == {
+        "brand": "visa",
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+    }
+    assert "pm_" not in response.text  # the card is a summary, not a reference to it
+
+    # Someone billing never heard of gets an empty export, not an error.
+    stranger = new_user()
+    empty = await client.get("/billing/me/export", headers=stranger.headers)
+    assert empty.status_code == 200, empty.text
+    body = empty.json()
+    assert body["customer"] is None and body["payment_method"] is None
+    assert body["subscriptions"] == body["payments"] == body["refunds"] == body["invoices"] == []
+    assert (await client.get("/billing/me/export")).status_code == 401
+
+
 # -- reconciliation -----------------------------------------------------------------------------------
 
 

@@ -66,7 +66,15 @@ async def test_protected_routes_refuse_missing_and_invalid_tokens_at_the_edge(
         "foreign issuer": issuer.token(iss="https://evil.example.com"),
         "forged": stranger.token(),
     }
-    for path in ("/billing/subscriptions/me", "/auth/me", "/auth/sessions", "/notifications/templates"):
+    paths = (
+        "/billing/subscriptions/me",
+        "/auth/me",
+        "/auth/me/export",
+        "/billing/me/export",
+        "/auth/sessions",
+        "/notifications/templates",
+    )
+    for path in paths:
         response, request_id = await get(gateway, path)
         assert_refused_at_the_edge(response, request_id, echo)
         assert response.headers["www-authenticate"] == "Bearer"  # no token: no error code (RFC 6750)

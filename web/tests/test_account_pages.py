@@ -39,6 +39,7 @@ class FakeAuth:
             p: {"provider": p, "email": f"ada@{p}.example", "email_verified": True} for p in linked
         }
         self.active = True
+        self.billing_down = False
         self.calls: list[tuple[str, str, dict[str, Any], httpx.Headers]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -61,6 +62,12 @@ class FakeAuth:
             return httpx.Response(
                 200, json={"items": [session(True, CHROME_ON_LINUX), session(False, SAFARI_ON_IPHONE)]}
             )
+        if path == "/auth/me/export":
+            return httpx.Response(200, json={"service": "auth-service", "user": self.user})
+        if path == "/billing/me/export":
+            if self.billing_down:
+                return problem(503, "service-unavailable")
+            return httpx.Response(200, json={"service": "billing-service", "subscriptions": []})
         if path in ("/auth/change-email", "/auth/deactivate") and not self.recent:
             return problem(401, "reauthentication-required")
         checks_password = path in ("/auth/change-email", "/auth/deactivate") and self.has_password
@@ -312,3 +319,35 @@ async def test_the_person_behind_the_trusted_gateway_is_named_to_the_api() -> No
 
 async def test_a_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
     assert await forwarded_for_seen("198.51.100.9", "203.0.113.50") == "198.51.100.9"
+
+
+async def test_download_my_data_bundles_both_exports_in_one_file(make_web: Callable[..., object]) -> None:
+    auth = FakeAuth()
+    web = await signed_in(make_web, auth)
+    account = await web.get("/account")
+    assert "Download my data" in account.text
+    answer = await post_form(web, "/account", "/account/export")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="gatehouse-my-data-')
+    assert answer.headers["cache-control"] == "no-store"
+    bundle = answer.json()
+    assert bundle["format"] == "gatehouse-data-export/1"
+    assert bundle["account"] == {"service": "auth-service", "user": USER}
+    assert bundle["billing"] == {"service": "billing-service", "subscriptions": []}
+    exports = [c for c in auth.calls if c[1].endswith("/me/export")]
+    assert [(c[0], c[1]) for c in exports] == [("GET", "/auth/me/export"), ("GET", "/billing/me/export")]
+    assert all(c[3]["authorization"] == f"Bearer {SIGNED_IN['access_token']}" for c in exports)
+
+
+async def test_download_my_data_says_so_when_a_service_cannot_answer(
+    make_web: Callable[..., object],
+) -> None:
+    auth = FakeAuth()
+    auth.billing_down = True
+    web = await signed_in(make_web, auth)
+    answer = await post_form(web, "/account", "/account/export")
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "We could not gather your data just now." in answer.text
+    assert (await web.post("/account/export", data={})).status_code in (400, 403)  # no CSRF token

@@ -1,15 +1,19 @@
 """The account's own journeys in Debian's Chromium against the whole running system (as
 test_browser.py, whose browser fixtures and helpers these share): change the email → the email to
 the new address → confirm it; link GitHub through the OAuth emulator's consent page → sign in with
-it → unlink it, and the last way to sign in refused; deactivate after "confirm it's you"; every
+it → unlink it, and the last way to sign in refused; "Download my data" → one JSON file with
+auth's and billing's exports; a breached password refused at registration; deactivate after
+"confirm it's you"; every
 signed-in page at a phone's width (375 px) without sideways scrolling. axe-core on each page."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -153,6 +157,47 @@ def test_unlinking_the_only_way_to_sign_in_is_refused(page: Page, system: System
     expect(page.get_by_role("button", name="Unlink Google")).to_be_visible()
     axe_check(page)
     shot(page, "account-unlink-refused")
+
+
+def test_a_breached_password_is_refused_then_download_my_data_gives_one_json_file(
+    page: Page,  # noqa: F811 - the imported fixture
+    system: System,
+) -> None:
+    email = new_email()
+    # The Pwned Passwords emulator (in the Procfile) lists this one by default: refused by its field.
+    page.goto(f"{system.gateway}/register")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Username").fill(f"u{uuid.uuid4().hex[:10]}")
+    page.get_by_label("Password").fill("Password1234!")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#f-password-error")).to_contain_text("This password has appeared in a data breach")
+    axe_check(page)
+    shot(page, "register-breached-password")
+
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    expect(page.get_by_role("heading", name="Your data")).to_be_visible()
+    axe_check(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download my data").click()
+    assert re.fullmatch(r"gatehouse-my-data-\d{4}-\d{2}-\d{2}\.json", download.value.suggested_filename)
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert data["format"] == "gatehouse-data-export/1"
+    account = data["account"]
+    assert account["service"] == "auth-service"
+    assert account["user"]["email"] == email
+    assert account["has_password"] is True
+    assert any(s["revoked_at"] is None for s in account["sessions"])
+    assert "sign_in.succeeded" in [e["type"] for e in account["audit_events"]]
+    assert account["second_factors"] == {"authenticator_app": None, "recovery_codes_left": 0, "passkeys": []}
+    billing = data["billing"]
+    assert billing["service"] == "billing-service"
+    assert billing["user_id"] == account["user"]["id"]
+    assert billing["subscriptions"] == billing["payments"] == billing["invoices"] == []
+    assert billing["payment_method"] is None
+    assert PASSWORD not in text and "password_hash" not in text and "refresh_token" not in text
+    expect(page).to_have_url(f"{system.gateway}/account")  # the page stays; the file was saved
 
 
 def test_deactivate_after_confirming_its_you_then_signed_out(page: Page, system: System) -> None:  # noqa: F811 - the imported fixture

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.clock import Clock
 from auth_service.errors import MfaEnrollmentRequired, ReauthenticationRequired
 from auth_service.geoip import Places
@@ -43,6 +44,7 @@ class Services:
     session_factory: async_sessionmaker[AsyncSession]
     keyring: KeyRing
     hasher: PasswordHasher
+    breaches: BreachedPasswords  # Have I Been Pwned's range API (AUTH_PWNED_PASSWORDS_*)
     redis: Redis
     throttle: Throttle
     http: httpx.AsyncClient  # to the sign-in providers
@@ -59,6 +61,7 @@ class Services:
 SettingsDep = Annotated[Settings, Depends(from_services("settings"))]
 KeyRingDep = Annotated[KeyRing, Depends(from_services("keyring"))]
 HasherDep = Annotated[PasswordHasher, Depends(from_services("hasher"))]
+BreachesDep = Annotated[BreachedPasswords, Depends(from_services("breaches"))]
 ThrottleDep = Annotated[Throttle, Depends(raises(TooManyRequests)(from_services("throttle")))]
 """The rate limits: a route that takes them answers 429 too."""
 ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers"))]

@@ -6,11 +6,13 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
+from auth_service.export.router import router as export_router
 from auth_service.geoip import Places
 from auth_service.keys.router import router as keys_router
 from auth_service.keys.service import KeyRing
@@ -51,6 +53,7 @@ def create_app(
         session_factory=session_factory,
         keyring=KeyRing(settings, session_factory),
         hasher=PasswordHasher(settings),
+        breaches=BreachedPasswords(settings),
         redis=redis,
         throttle=Throttle(settings, redis),
         http=http,
@@ -73,12 +76,20 @@ def create_app(
             workers=[OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)]
             if run_relay
             else [],
-            closers=[http.aclose, redis.aclose, engine.dispose, services.hasher.close, services.places.close],
+            closers=[
+                http.aclose,
+                services.breaches.aclose,
+                redis.aclose,
+                engine.dispose,
+                services.hasher.close,
+                services.places.close,
+            ],
         ),
         checks={"database": database_check(engine), "redis": redis_check(redis)},
         reported_checks={"broker": broker_check(settings.amqp_url)},
         routers=[
             accounts_router,
+            export_router,
             sessions_router,
             mfa_router,
             passkeys_router,

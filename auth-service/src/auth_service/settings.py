@@ -69,6 +69,24 @@ class Settings(ServiceSettings):
         description="Hashing threads run at this lower priority so request handling stays responsive",
     )
 
+    # Breached passwords: Have I Been Pwned's Pwned Passwords range API (only the first five hex
+    # characters of the password's SHA-1 leave the service). `make run` and tests use emulators/pwned.
+    pwned_passwords_check: bool | None = Field(
+        default=None,
+        description="Refuse passwords seen in breaches on register, reset and change; defaults to on in "
+        "production",
+    )
+    pwned_passwords_url: str = Field(
+        default="https://api.pwnedpasswords.com",
+        description="Base URL of the range API (`{url}/range/ABCDE`)",
+    )
+    pwned_passwords_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="After this the check is skipped (fails open) with a warning"
+    )
+    pwned_passwords_threshold: int = Field(
+        default=1, ge=1, description="A password seen in breaches at least this often is refused"
+    )
+
     # One-time tokens and codes
     verification_token_ttl_seconds: int = 24 * 3600
     reset_token_ttl_seconds: int = 3600
@@ -179,6 +197,12 @@ class Settings(ServiceSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.environment == "production"
+
+    @property
+    def checks_pwned_passwords(self) -> bool:
+        if self.pwned_passwords_check is not None:
+            return self.pwned_passwords_check
+        return self.is_production
 
     @property
     def admins_need_mfa(self) -> bool:

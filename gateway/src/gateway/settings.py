@@ -188,7 +188,7 @@ def _rule(methods: str, path: str, access: Access) -> AccessRule:
 # verify tokens themselves, so the edge check is the first line, not the only one.
 DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/auth/admin/**", "admin"),
-    _rule("*", "/auth/me", "token"),
+    _rule("*", "/auth/me/**", "token"),
     _rule("POST", "/auth/change-*", "token"),
     _rule("POST", "/auth/deactivate", "token"),
     _rule("*", "/auth/sessions/**", "token"),
@@ -204,6 +204,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/billing/payments/**", "token"),
     _rule("*", "/billing/payment-method/**", "token"),
     _rule("*", "/billing/invoices/**", "token"),
+    _rule("*", "/billing/me/**", "token"),
     _rule("*", "/notifications/unsubscribe/**", "public"),  # the emailed link: no session needed
     _rule("*", "/notifications/deliveries/**", "admin"),
     _rule("*", "/notifications/dead-letters/**", "admin"),
@@ -222,6 +223,8 @@ DEFAULT_ROUTE_TIMEOUTS: list[RouteTimeout] = [
         slow_seconds=10,
     ),
     RouteTimeout(paths=["/billing/subscriptions/**"], read_timeout_seconds=25, slow_seconds=10),
+    # the data export reads every invoice and the card from Stripe
+    RouteTimeout(paths=["/billing/me/export"], read_timeout_seconds=25, slow_seconds=10),
     RouteTimeout(
         paths=["/auth/*/login", "/auth/*/link", "/auth/*/callback"], read_timeout_seconds=25, slow_seconds=10
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.service import (
     confirm_password,
@@ -48,16 +49,21 @@ async def request_reset(
     )
 
 
-async def _set_password(hasher: PasswordHasher, user: User, new_password: str) -> None:
+async def _set_password(
+    hasher: PasswordHasher, breaches: BreachedPasswords, user: User, new_password: str
+) -> None:
     password = normalize_password(new_password)
     check_password_policy(password, email=user.email, username=user.username)
+    await breaches.check(password)
     user.password_hash = await hasher.hash(password)
 
 
-async def reset_password(db: AsyncSession, hasher: PasswordHasher, raw_token: str, new_password: str) -> User:
+async def reset_password(
+    db: AsyncSession, hasher: PasswordHasher, breaches: BreachedPasswords, raw_token: str, new_password: str
+) -> User:
     """The link proves the mailbox: the password is set, every session ends, other links die."""
     user = await spend_one_time_token(db, raw_token, TokenPurpose.RESET_PASSWORD)
-    await _set_password(hasher, user, new_password)
+    await _set_password(hasher, breaches, user, new_password)
     await OneTimeTokenRepository(db).spend_all(user.id, TokenPurpose.RESET_PASSWORD)
     if user.email_verified_at is None:
         await mark_verified(db, user)
@@ -72,13 +78,18 @@ async def reset_password(db: AsyncSession, hasher: PasswordHasher, raw_token: st
 
 
 async def change_password(
-    db: AsyncSession, hasher: PasswordHasher, principal: Principal, old_password: str, new_password: str
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    breaches: BreachedPasswords,
+    principal: Principal,
+    old_password: str,
+    new_password: str,
 ) -> None:
     """Old password required; the other sessions end, this one stays."""
     user = await UserRepository(db).by_id(principal.user.id, for_update=True)
     assert user is not None
     await confirm_password(hasher, user, old_password)
-    await _set_password(hasher, user, new_password)
+    await _set_password(hasher, breaches, user, new_password)
     await revoke_all_sessions(db, user.id, reason="password_changed", keep=principal.session_id)
     audit.record(db, audit.AuditEventType.PASSWORD_CHANGED, user.id, method="change")
     await emit(

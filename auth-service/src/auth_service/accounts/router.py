@@ -23,6 +23,7 @@ from auth_service.accounts.schemas import (
     UserOut,
 )
 from auth_service.dependencies import (
+    BreachesDep,
     ClientDep,
     CurrentPrincipal,
     DbSession,
@@ -74,13 +75,14 @@ async def register(
     body: RegisterRequest,
     db: DbSession,
     hasher: HasherDep,
+    breaches: BreachesDep,
     throttle: ThrottleDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Status:
     """The same answer whether or not the email already has an account (its owner is emailed
     instead of a verification link), so registration tells no one who has an account."""
-    await service.register(db, hasher, throttle, settings, body, client)
+    await service.register(db, hasher, breaches, throttle, settings, body, client)
     return Status(status="verification_sent", detail=REGISTRATION_ACCEPTED)
 
 
@@ -167,8 +169,10 @@ async def forget_password(
 @router.post(
     "/new-password", responses=responses(InvalidOneTimeToken, InvalidField), summary="Set a new password"
 )
-async def new_password(body: NewPasswordRequest, db: DbSession, hasher: HasherDep) -> Status:
-    await passwords.reset_password(db, hasher, body.token, body.new_password)
+async def new_password(
+    body: NewPasswordRequest, db: DbSession, hasher: HasherDep, breaches: BreachesDep
+) -> Status:
+    await passwords.reset_password(db, hasher, breaches, body.token, body.new_password)
     return Status(status="password_changed", detail="Every session was signed out.")
 
 
@@ -178,9 +182,13 @@ async def new_password(body: NewPasswordRequest, db: DbSession, hasher: HasherDe
     summary="Change my password (needs a recent sign-in)",
 )
 async def change_password(
-    body: ChangePasswordRequest, principal: RecentPrincipal, db: DbSession, hasher: HasherDep
+    body: ChangePasswordRequest,
+    principal: RecentPrincipal,
+    db: DbSession,
+    hasher: HasherDep,
+    breaches: BreachesDep,
 ) -> Status:
-    await passwords.change_password(db, hasher, principal, body.old_password, body.new_password)
+    await passwords.change_password(db, hasher, breaches, principal, body.old_password, body.new_password)
     return Status(status="password_changed", detail="Your other sessions were signed out.")
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
 from auth_service.audit import service as audit
@@ -55,15 +56,17 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = F
 async def register(
     db: AsyncSession,
     hasher: PasswordHasher,
+    breaches: BreachedPasswords,
     throttle: Throttle,
     settings: Settings,
     body: RegisterRequest,
     client: Client,
 ) -> None:
     """A new account and its verification email, or, when the address already has an account, an
-    email telling its owner; the caller answers the same either way, so registration tells no one
-    which addresses have accounts. Both ways hash the password (the expensive step), so neither
-    answers measurably sooner. Usernames are public handles: a taken one is said."""
+        email telling its owner; the caller answers the same either way, so registration tells no one
+        which addresses have accounts. Both ways hash the password (the expensive step), so neither
+        answers measurably sooner. Usernames are public handles: a taken one is said. A password seen in
+    breaches is refused before the address is looked at, so that answer tells nothing either."""
     await throttle.request_attempt("register", client.ip, str(body.email))
     users = UserRepository(db)
     email = str(body.email)
@@ -71,6 +74,7 @@ async def register(
         raise UsernameTaken("This username is taken.")
     password = normalize_password(body.password)
     check_password_policy(password, email=email, username=body.username)
+    await breaches.check(password)
     user = User(
         id=uuid.uuid4(),
         email=email,

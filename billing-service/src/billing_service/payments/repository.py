@@ -85,6 +85,16 @@ class PaymentRepository(Repository[Payment]):
 class RefundRepository(Repository[Refund]):
     model = Refund
 
+    async def of_user(self, user_id: uuid.UUID) -> list[Refund]:
+        """Every refund of the user's payments, newest first."""
+        stmt = (
+            select(Refund)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(Payment.user_id == user_id)
+            .order_by(Refund.stripe_created_at.desc(), Refund.id.desc())
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
     async def by_stripe_id(self, refund_id: str) -> Refund | None:
         stmt = select(Refund).where(Refund.stripe_refund_id == refund_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()

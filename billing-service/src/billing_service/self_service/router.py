@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from billing_service.dependencies import CurrentClaims, DbSession, SettingsDep, StripeDep
 from billing_service.errors import (
@@ -13,14 +13,16 @@ from billing_service.errors import (
     ReturnUrlNotAllowed,
 )
 from billing_service.pagination import Cursor, Limit
-from billing_service.self_service import portal, service
+from billing_service.self_service import export, portal, service
 from billing_service.self_service.schemas import (
+    BillingExport,
     InvoiceOut,
     InvoicePage,
     PaymentMethodOut,
     PortalOut,
     PortalRequest,
 )
+from gatehouse_platform.downloads import dated_filename, download_headers, download_responses
 from gatehouse_platform.errors import Unauthorized, responses
 
 router = APIRouter(prefix="/billing", tags=["self-service"], responses=responses(Unauthorized))
@@ -62,3 +64,17 @@ async def open_portal(
 ) -> PortalOut:
     return_url = body.return_url if body is not None else None
     return PortalOut(url=await portal.open_portal(db, stripe, settings, claims.sub, return_url))
+
+
+@router.get(
+    "/me/export",
+    summary="Download my billing data: subscriptions, payments, refunds, invoices, the card on file",
+    responses={**download_responses("My billing data, as a JSON file"), **responses(*STRIPE_ERRORS)},
+)
+async def export_my_data(
+    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep, response: Response
+) -> BillingExport:
+    """The card appears as brand, last four digits and expiry only; nothing else about it is kept."""
+    exported = await export.export(db, stripe, settings, claims.sub)
+    response.headers.update(download_headers(dated_filename("gatehouse-billing", exported.exported_at)))
+    return exported

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from billing_service.pagination import Page
+from billing_service.payments.schemas import PaymentOut, RefundOut
+from billing_service.subscriptions.schemas import SubscriptionOut
 
 
 class PaymentMethodOut(BaseModel):
@@ -61,3 +64,27 @@ class InvoiceOut(BaseModel):
 
 class InvoicePage(Page[InvoiceOut]):
     pass
+
+
+class ExportedCustomer(BaseModel):
+    # Read from a Customer row.
+    model_config = ConfigDict(from_attributes=True)
+
+    email: str = Field(description="The address billing knows (from auth-service's events).")
+    stripe_customer_id: str | None = Field(description="The customer's id at Stripe, once there is one.")
+    is_active: bool
+    created_at: datetime
+
+
+class BillingExport(BaseModel):
+    service: str = "billing-service"
+    exported_at: datetime
+    user_id: uuid.UUID
+    customer: ExportedCustomer | None = Field(description="None when billing has not heard of the user.")
+    subscriptions: list[SubscriptionOut] = Field(description="Every subscription, newest first.")
+    payments: list[PaymentOut] = Field(description="Every invoice's payment, newest first.")
+    refunds: list[RefundOut] = Field(description="Every refund of those payments, newest first.")
+    invoices: list[InvoiceOut] = Field(description="The invoices at Stripe, newest first.")
+    payment_method: PaymentMethodOut | None = Field(
+        description="The card on file: brand, last four digits and expiry only."
+    )

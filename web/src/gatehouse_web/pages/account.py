@@ -1,12 +1,13 @@
 """The signed-in person's own pages: who they are, their profile, their email address (changed,
 then confirmed again from the new address), their password, the Google/GitHub accounts they sign
 in with (linked through the provider's consent page, unlinked unless it is the last way in), their
-sessions, and deactivating or deleting the account. Changes that need a recent sign-in go through "confirm
-it's you" (stepup.py) first."""
+sessions, a download of their data, and deactivating or deleting the account. Changes that need a
+recent sign-in go through "confirm it's you" (stepup.py) first."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatehouse_platform.downloads import dated_filename, download_headers
 from gatehouse_web.api import ApiError
 from gatehouse_web.devices import device_name
 from gatehouse_web.i18n import long_date, moment, profile_zone
@@ -29,6 +31,7 @@ PROVIDER_NAMES = {"google": "Google", "github": "GitHub"}
 LINKED, LINK_FAILED = "linked", "link_failed"  # /account?linked=<provider>, ?link_failed=<provider>:<slug>
 DEACTIVATE, DEACTIVATED = "/account/deactivate", "/account/deactivated"
 DELETE, DELETED = "/account/delete", "/account/deleted"
+EXPORT, EXPORT_FORMAT = "/account/export", "gatehouse-data-export/1"
 
 
 async def _account(
@@ -472,4 +475,33 @@ async def deleted(
     paragraphs.append(_("Changed your mind? Sign in with your password before then to cancel the deletion."))
     return web.renderer.page(
         request, "message.html", heading=_("Your account is scheduled for deletion"), paragraphs=paragraphs
+    )
+
+
+@router.post(EXPORT)
+async def export_my_data(request: Request, web: WebDep, form: Form, viewer: SignedIn) -> Response:
+    """ "Download my data": auth's and billing's exports, fetched with the person's session and
+    served as one JSON file."""
+    _ = web.renderer.gettext_for(request)
+    caller = client_of(request)
+    try:
+        account_data = await web.api.call("GET", "/auth/me/export", token=viewer.token, caller=caller)
+        billing_data = await web.api.call("GET", "/billing/me/export", token=viewer.token, caller=caller)
+    except ApiError as exc:
+        if exc.status == 429:
+            _errors, alert = explain(exc, _)
+        else:
+            alert = _("We could not gather your data just now. Please try again in a few minutes.")
+        return await _account(request, web, viewer, status.HTTP_503_SERVICE_UNAVAILABLE, alert=alert)
+    exported_at = datetime.now(UTC)
+    bundle = {
+        "format": EXPORT_FORMAT,
+        "exported_at": exported_at.isoformat(),
+        "account": account_data,
+        "billing": billing_data,
+    }
+    return Response(
+        json.dumps(bundle, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers=download_headers(dated_filename("gatehouse-my-data", exported_at)),
     )
