@@ -20,7 +20,7 @@ from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
 from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
-from gatehouse_web.pages import account, billing, mfa, passkeys, recovery, security, signin
+from gatehouse_web.pages import account, admin, billing, mfa, passkeys, recovery, security, signin
 from gatehouse_web.rendering import Renderer, static_dir
 from gatehouse_web.security import SecurityHeaders, content_security_policy
 from gatehouse_web.session import REFRESH_PATH, Sessions
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(security.router)
     app.include_router(billing.router)
+    admin.install(app, web)  # /admin: the console, and its refusals
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []
