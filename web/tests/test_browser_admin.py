@@ -1,0 +1,138 @@
+"""The admin console in Debian's Chromium against the whole running system (as test_browser.py,
+whose browser fixtures and helpers these share): the harness's admin is refused until they set up
+an authenticator app and sign in with it, then finds a user by their email and signs one of their
+sessions out through the confirmation page, and that browser is signed out; someone without the
+role gets the 403 page. axe-core on every page, wide, at a phone's width (375 px, no sideways
+scrolling) and in French."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from test_browser import (  # noqa: F401 - the browser fixtures, used by name
+    FIREFOX_ON_WINDOWS,
+    axe_check,
+    browser,
+    context,
+    new_email,
+    next_code,
+    page,
+    playwright,
+    set_up_the_authenticator_app,
+    shot,
+    sign_in,
+    sign_up,
+)
+
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System, running_system
+
+pytestmark = pytest.mark.timeout(600)  # one long journey, and the system start before it
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_webadmin") as running:
+        yield running
+
+
+def fits_the_width(tab: Page) -> None:
+    assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), tab.url
+
+
+def test_an_admin_with_a_second_factor_finds_a_user_and_signs_out_their_session(
+    browser: Browser,  # noqa: F811 - the imported fixture
+    page: Page,  # noqa: F811 - the imported fixture
+    system: System,
+) -> None:
+    # Someone signs up and signs in with another browser; the console is not for them.
+    email = new_email()
+    sign_up(page, system, email)
+    other = browser.new_context(user_agent=FIREFOX_ON_WINDOWS, viewport={"width": 1100, "height": 820})
+    try:
+        theirs = other.new_page()
+        sign_in(theirs, system, email)
+        theirs.goto(f"{system.gateway}/admin")
+        expect(theirs.get_by_role("heading", level=1)).to_have_text("Administrators only")
+        axe_check(theirs)
+
+        # The admin signed in with a password alone: first a second factor, then a sign-in with it.
+        sign_in(page, system, ADMIN_EMAIL, ADMIN_PASSWORD)
+        page.goto(f"{system.gateway}/admin")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Set up a second factor first")
+        axe_check(page)
+        app, _codes = set_up_the_authenticator_app(page, system)
+        page.goto(f"{system.gateway}/admin/users")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Sign in again with your second factor")
+        axe_check(page)
+        shot(page, "admin-sign-in-again")
+        page.get_by_role("main").get_by_role("button", name="Sign out").click()
+        page.get_by_label("Email or username").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.get_by_label("Code from the app").fill(next_code(app))
+        page.get_by_role("button", name="Continue").click()
+        expect(page).to_have_url(f"{system.gateway}/account")
+
+        # Find the person, open their page, sign their Firefox session out.
+        page.get_by_role("link", name="Admin", exact=True).click()
+        expect(page).to_have_url(f"{system.gateway}/admin/users")
+        page.get_by_label("Find a user").fill(email.split("@")[0])
+        page.get_by_role("button", name="Search").click()
+        axe_check(page)
+        shot(page, "admin-users")
+        page.get_by_role("link", name=email).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(email)
+        sessions = page.locator("section", has=page.get_by_role("heading", name="Sessions"))
+        expect(sessions.get_by_text("Firefox on Windows")).to_be_visible()
+        axe_check(page)
+        shot(page, "admin-user")
+        sessions.locator("li", has_text="Firefox on Windows").get_by_role(
+            "button", name="Sign out this session"
+        ).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Please confirm")
+        expect(page.get_by_role("main")).to_contain_text(
+            f"Sign out the session of {email} on Firefox on Windows"
+        )
+        axe_check(page)
+        shot(page, "admin-confirm")
+        page.get_by_role("button", name="Yes, do it").click()
+        expect(page.get_by_role("status")).to_have_text("The session is signed out.")
+        expect(sessions.get_by_text("Firefox on Windows")).to_have_count(0)
+        trail = page.locator("section", has=page.get_by_role("heading", name="Audit trail"))
+        expect(trail.locator("li").first).to_contain_text("Signed out")
+        expect(
+            trail.locator("li").first.get_by_role("link", name=re.compile("^administrator "))
+        ).to_be_visible()
+        axe_check(page)
+
+        # That browser's next page: signed out.
+        deadline = time.monotonic() + 20
+        while True:
+            theirs.goto(f"{system.gateway}/account")
+            if "/login" in theirs.url or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        expect(theirs).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
+
+        # The console at a phone's width, and in French.
+        page.set_viewport_size({"width": 375, "height": 800})
+        for path, name in (
+            ("/admin/users?q=" + email, "admin-users-narrow"),
+            (page.url, "admin-user-narrow"),
+        ):
+            page.goto(path if path.startswith("http") else f"{system.gateway}{path}")
+            fits_the_width(page)
+            axe_check(page)
+            shot(page, name)
+        page.set_extra_http_headers({"Accept-Language": "fr"})
+        page.set_viewport_size({"width": 1100, "height": 820})
+        page.reload()
+        expect(page.get_by_role("heading", name="Piste d’audit")).to_be_visible()
+        axe_check(page)
+        shot(page, "admin-user-fr")
+    finally:
+        other.close()
