@@ -58,6 +58,7 @@ class FakeApi(FakeAuth):
         }
         self.dead_letters: int | None = 2  # None: the broker is away
         self.smtp_down = False
+        self.previews = True  # GET /notifications/templates: not in production
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -68,6 +69,8 @@ class FakeApi(FakeAuth):
         if self.refuse_with:
             return problem(403, "forbidden")
         if path == "/notifications/templates":
+            if not self.previews:
+                return problem(404, "not-found")
             return httpx.Response(200, json=[{"name": "payment_failed"}, {"name": "verify_email"}])
         if path == "/notifications/deliveries":
             params = request.url.params
@@ -150,6 +153,17 @@ async def test_deliveries_are_found_by_address_status_and_template(make_web: Cal
     stale = await web.get("/admin/email", params={"cursor": "stale"})
     assert stale.status_code == 303 and stale.headers["location"] == "/admin/email"
     assert (await web.get("/admin/email", params={"recipient": "x" * 400})).status_code == 404
+
+
+async def test_without_the_template_list_production_types_the_template(
+    make_web: Callable[..., object],
+) -> None:
+    api = FakeApi()
+    api.previews = False
+    web = await signed_in(make_web, api)
+    page = await web.get("/admin/email", params={"template": "payment_failed"})
+    assert page.status_code == 200
+    assert '<input id="f-template" name="template" type="text" value="payment_failed"' in page.text
 
 
 async def test_a_deliverys_details_and_resend_after_confirming(make_web: Callable[..., object]) -> None:

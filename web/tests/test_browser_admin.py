@@ -1,16 +1,22 @@
 """The admin console in Debian's Chromium against the whole running system (as test_browser.py,
 whose browser fixtures and helpers these share): an admin is refused until they set up an
 authenticator app and sign in with it, then finds a user by their email and signs one of their
-sessions out through the confirmation page, and that browser is signed out; someone without the
-role gets the 403 page. axe-core on every page, wide, at a phone's width (375 px, no sideways
-scrolling) and in French."""
+sessions out through the confirmation page, and that browser is signed out; then replays a dead
+letter (an event put straight into notification-service's dead-letter queue), whose email then
+arrives; someone without the role gets the 403 page. axe-core on every page, wide, at a phone's
+width (375 px, no sideways scrolling) and in French."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
+import aio_pika
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -28,8 +34,12 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     shot,
     sign_in,
     sign_up,
+    wait_for_mail,
 )
 
+from gatehouse_contracts.envelope import new_event
+from gatehouse_contracts.events import PasswordChanged
+from gatehouse_platform.outbox import event_message
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System, running_system
 
 pytestmark = pytest.mark.timeout(600)  # one long journey, and the system start before it
@@ -51,6 +61,26 @@ def make_admin(system: System, email: str) -> None:
         [user] = api.get("/auth/admin/users", params={"q": email}, headers=bearer).json()["items"]
         granted = api.put(f"/auth/admin/users/{user['id']}/roles", json={"roles": ["admin"]}, headers=bearer)
         assert granted.status_code == 200, granted.text
+
+
+def dead_letter_for(system: System, email: str) -> None:
+    """An event for `email` put straight into notification-service's dead-letter queue, as if its
+    handling had failed for good (in a thread: Playwright's sync driver holds this one's loop)."""
+    event = new_event(
+        PasswordChanged(user_id=uuid.uuid4(), email=email, method="change", changed_at=datetime.now(UTC)),
+        source="/auth-service",
+    )
+
+    async def publish() -> None:
+        connection = await aio_pika.connect(system.env["NOTIFICATION_AMQP_URL"])
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.default_exchange.publish(
+                event_message(event), routing_key="notification-service.dlq"
+            )
+
+    with ThreadPoolExecutor(1) as worker:
+        worker.submit(asyncio.run, publish()).result(timeout=30)
 
 
 def fits_the_width(tab: Page) -> None:
@@ -135,11 +165,39 @@ def test_an_admin_with_a_second_factor_finds_a_user_and_signs_out_their_session(
             time.sleep(0.5)
         expect(theirs).to_have_url(re.compile(r"/login\?return_to=%2Faccount$"))
 
+        # A dead letter: counted, replayed after the confirmation, and its email then goes out.
+        lost = new_email()
+        dead_letter_for(system, lost)
+        page.get_by_role("link", name="Email", exact=True).click()
+        dead = page.locator("section", has=page.get_by_role("heading", name="Dead letters"))
+        expect(dead).to_contain_text("waiting in the dead-letter queue: 1.")
+        axe_check(page)
+        shot(page, "admin-email")
+        dead.get_by_role("button", name="Replay the dead letters").click()
+        expect(page.get_by_role("main")).to_contain_text("Put the 1 dead letters back in the queue?")
+        axe_check(page)
+        page.get_by_role("button", name="Yes, do it").click()
+        expect(page.get_by_role("status")).to_have_text("1 dead letters were put back in the queue.")
+        assert "password was changed" in str(wait_for_mail(system, lost, "password was changed")["Subject"])
+        page.get_by_label("Recipient's address").fill(lost)
+        page.get_by_role("button", name="Search").click()
+        deliveries = page.locator("section", has=page.get_by_role("heading", name="Deliveries"))
+        expect(deliveries.locator(".badge")).to_have_text("sent")
+        deliveries.get_by_role("link", name=re.compile("password was changed")).click()
+        expect(page.get_by_role("main")).to_contain_text(lost)
+        axe_check(page)
+        shot(page, "admin-delivery")
+        delivery_url = page.url
+        page.goto(f"{system.gateway}/admin/users?q={email}")
+        page.get_by_role("link", name=email).click()
+
         # The console at a phone's width, and in French.
         page.set_viewport_size({"width": 375, "height": 800})
         for path, name in (
-            ("/admin/users?q=" + email, "admin-users-narrow"),
+            (f"/admin/users?q={email}", "admin-users-narrow"),
             (page.url, "admin-user-narrow"),
+            ("/admin/email", "admin-email-narrow"),
+            (delivery_url, "admin-delivery-narrow"),
         ):
             page.goto(path if path.startswith("http") else f"{system.gateway}{path}")
             fits_the_width(page)
