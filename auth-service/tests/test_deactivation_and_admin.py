@@ -136,3 +136,84 @@ async def test_create_admin_is_idempotent(db: async_sessionmaker[AsyncSession], 
         second = await create_admin(session, settings, email=email, password=PASSWORD)
         await session.commit()
     assert first.id == second.id and second.roles == ["admin"] and second.email_verified
+
+
+async def test_admin_finds_a_user_by_id(client: httpx.AsyncClient, admin: dict[str, Any]) -> None:
+    user = await register(client)
+    found = await client.get("/auth/admin/users", params={"q": f" {user['id']} "}, headers=bearer(admin))
+    assert found.status_code == 200, found.text
+    assert [u["id"] for u in found.json()["items"]] == [user["id"]]
+    nobody = await client.get("/auth/admin/users", params={"q": str(uuid.uuid4())}, headers=bearer(admin))
+    assert nobody.json() == {"items": [], "next_cursor": None}
+
+
+async def test_admin_lists_a_users_sessions_and_revokes_one(
+    client: httpx.AsyncClient, admin: dict[str, Any], events: EventTap
+) -> None:
+    user = await register(client)
+    one = await login(client, user["email"])
+    two = await login(client, user["email"])
+    listed = await client.get(f"/auth/admin/users/{user['id']}/sessions", headers=bearer(admin))
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert len(items) == 2 and not any(s["current"] for s in items)
+    assert {s["method"] for s in items} == {"password"}
+    ids = [s["id"] for s in items]
+    target = ids[-1]  # least recently used: the first sign-in
+    revoked = await client.delete(f"/auth/admin/users/{user['id']}/sessions/{target}", headers=bearer(admin))
+    assert revoked.status_code == 204, revoked.text
+    await assert_signed_out(client, one)
+    assert (await client.get("/auth/me", headers=bearer(two))).status_code == 200
+    after = await client.get(f"/auth/admin/users/{user['id']}/sessions", headers=bearer(admin))
+    assert [s["id"] for s in after.json()["items"]] == [ids[0]]
+    event = await events.wait_for(
+        "session.revoked",
+        lambda e: e["data"]["user_id"] == user["id"] and e["data"]["session_ids"] == [target],
+    )
+    assert event["data"]["reason"] == "revoked"
+    trail = await client.get(
+        "/auth/admin/audit-events",
+        params={"user_id": user["id"], "type": "sessions.revoked"},
+        headers=bearer(admin),
+    )
+    assert trail.status_code == 200, trail.text
+    [entry] = trail.json()["items"]
+    assert entry["actor_id"] == admin["user"]["id"] and entry["details"]["session_ids"] == [target]
+    # Gone already, someone else's, unknown: not found; a malformed id: 422.
+    again = await client.delete(f"/auth/admin/users/{user['id']}/sessions/{target}", headers=bearer(admin))
+    assert again.status_code == 404 and again.json()["type"].endswith("/session-not-found")
+    other = await register(client)
+    theirs = await client.delete(f"/auth/admin/users/{other['id']}/sessions/{ids[0]}", headers=bearer(admin))
+    assert theirs.status_code == 404
+    assert (await client.get("/auth/me", headers=bearer(two))).status_code == 200
+    malformed = await client.delete(f"/auth/admin/users/{user['id']}/sessions/nope", headers=bearer(admin))
+    assert malformed.status_code == 422
+    assert malformed.headers["content-type"] == "application/problem+json"
+
+
+async def test_admin_sessions_identities_and_factors_refuse_non_admins_and_unknown_users(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
+    user, tokens = await signed_up(client)
+    session_id = (await client.get("/auth/sessions", headers=bearer(tokens))).json()["items"][0]["id"]
+    paths = [
+        ("GET", f"/auth/admin/users/{user['id']}/sessions"),
+        ("DELETE", f"/auth/admin/users/{user['id']}/sessions/{session_id}"),
+        ("GET", f"/auth/admin/users/{user['id']}/identities"),
+        ("GET", f"/auth/admin/users/{user['id']}/mfa"),
+    ]
+    for method, path in paths:
+        refused = await client.request(method, path, headers=bearer(tokens))
+        assert refused.status_code == 403, path
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (await client.request(method, path)).status_code == 401
+        missing = await client.request(
+            method, path.replace(user["id"], str(uuid.uuid4())), headers=bearer(admin)
+        )
+        assert missing.status_code == 404, path
+        assert missing.json()["type"].endswith("/user-not-found")
+    assert (await client.get("/auth/me", headers=bearer(tokens))).status_code == 200  # nothing revoked
+    identities = await client.get(f"/auth/admin/users/{user['id']}/identities", headers=bearer(admin))
+    assert identities.json() == {"items": [], "has_password": True, "next_cursor": None}
+    factors = await client.get(f"/auth/admin/users/{user['id']}/mfa", headers=bearer(admin))
+    assert factors.json() == {"totp": False, "recovery_codes_left": 0, "passkeys": 0, "methods": []}

@@ -144,8 +144,18 @@ async def test_an_admin_without_a_second_factor_is_sent_to_enrol(
     refused = await client.get("/auth/admin/users", headers=bearer(admin))
     assert refused.status_code == 403
     assert problem_type(refused) == "mfa-enrollment-required"
-    await enable_totp(client, admin, clock)
-    assert (await client.get("/auth/admin/users", headers=bearer(admin))).status_code == 200
+    secret, _ = await enable_totp(client, admin, clock)
+    # The factor is on, but this session was not started with it: sign in again, with it.
+    unproven = await client.get("/auth/admin/users", headers=bearer(admin))
+    assert unproven.status_code == 403
+    assert problem_type(unproven) == "mfa-sign-in-required"
+    assert claims(admin).amr == ["pwd"]
+    again = await second_factor(
+        client, await first_factor(client, admin["user"]["email"]), code=totp_code(secret, clock)
+    )
+    assert again.status_code == 200, again.text
+    assert "mfa" in claims(again.json()).amr
+    assert (await client.get("/auth/admin/users", headers=bearer(again.json()))).status_code == 200
 
 
 async def test_an_admin_resets_another_users_factors_and_the_user_is_told(

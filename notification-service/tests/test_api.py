@@ -60,6 +60,7 @@ async def test_deliveries_need_a_token(client: httpx.AsyncClient, path: str) -> 
         ("GET", "/notifications/deliveries"),
         ("GET", f"/notifications/deliveries/{SOME_ID}"),
         ("POST", f"/notifications/deliveries/{SOME_ID}/resend"),
+        ("GET", "/notifications/dead-letters"),
         ("POST", "/notifications/dead-letters/replay"),
     ],
 )
@@ -204,6 +205,14 @@ async def test_an_email_with_a_one_time_secret_cannot_be_resent(
 async def test_replaying_an_empty_dead_letter_queue_moves_nothing(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
+    counted = await client.get("/notifications/dead-letters", headers=admin)
+    assert counted.status_code == 200, counted.text
+    assert counted.json() == {"count": 0}
     response = await client.post("/notifications/dead-letters/replay", params={"limit": 5}, headers=admin)
     assert response.status_code == 200
     assert response.json() == {"replayed": 0}
+    for limit in ("0", "1001", "many"):
+        refused = await client.post(
+            "/notifications/dead-letters/replay", params={"limit": limit}, headers=admin
+        )
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"

@@ -133,6 +133,10 @@ async def test_a_refused_recipient_is_failed_dead_lettered_and_delivered_after_r
     assert "mailbox unavailable" in item["error"]
     assert read_maildir(server.maildir, to) == []
 
+    counted = await stack.client.get("/notifications/dead-letters", headers=admin)
+    assert counted.status_code == 200, counted.text
+    assert counted.json() == {"count": 1}
+
     server.handler.refused.clear()  # the address is fixed
     replayed = await stack.client.post("/notifications/dead-letters/replay", headers=admin)
     assert replayed.status_code == 200, replayed.text
@@ -143,6 +147,7 @@ async def test_a_refused_recipient_is_failed_dead_lettered_and_delivered_after_r
     assert (sent.id, sent.attempts) == (failed.id, 2)
     assert message["Message-ID"] == sent.message_id
     await eventually_dead_letters(stack, 0)
+    assert (await stack.client.get("/notifications/dead-letters", headers=admin)).json() == {"count": 0}
 
 
 async def test_a_replay_sends_only_what_was_not_sent(

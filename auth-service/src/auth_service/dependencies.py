@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.clock import Clock
-from auth_service.errors import MfaEnrollmentRequired, ReauthenticationRequired
+from auth_service.errors import MfaEnrollmentRequired, MfaSignInRequired, ReauthenticationRequired
 from auth_service.geoip import Places
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
@@ -112,7 +112,7 @@ RecentPrincipal = Annotated[Principal, Depends(recent_principal)]
 """The caller, signed in recently enough for a sensitive action (else 401 reauthentication-required)."""
 
 
-@raises(Forbidden, MfaEnrollmentRequired)
+@raises(Forbidden, MfaEnrollmentRequired, MfaSignInRequired)
 async def admin_principal(principal: CurrentPrincipal, db: DbSession, settings: SettingsDep) -> Principal:
     if not principal.user.is_admin:
         raise Forbidden("Admins only.")

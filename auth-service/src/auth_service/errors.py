@@ -198,6 +198,13 @@ class MfaEnrollmentRequired(Forbidden):
     title = "Set up a second factor first"
 
 
+class MfaSignInRequired(Forbidden):
+    """An admin with a second factor whose session was not started (or confirmed) with it."""
+
+    slug = "mfa-sign-in-required"
+    title = "Sign in with your second factor"
+
+
 # Passkeys
 
 

@@ -242,6 +242,16 @@ class EventConsumer:
         logger.info("consumer %s replayed %d dead letters", self.name, moved)
         return moved
 
+    async def dead_letter_count(self) -> int:
+        """How many messages wait in the DLQ now, by a passive declare (it only reads). Works with or
+        without this consumer running (its own connection, like the replay)."""
+        connection = await asyncio.wait_for(aio_pika.connect(self._amqp_url), BROKER_STOP_SECONDS)
+        async with connection:
+            channel = await connection.channel()
+            await self._declare_topology(channel)  # a DLQ not declared yet holds nothing
+            declared = await channel.declare_queue(self.dead_letter_queue, passive=True)
+            return declared.declaration_result.message_count or 0
+
     async def _probe_queues(self, channel: AbstractRobustChannel) -> None:
         """Keep `gatehouse_consumer_queue_messages` current: the backlog (consumer lag) and the dead
         letters, by a passive declare (it only reads). A broker that is away skips a probe."""

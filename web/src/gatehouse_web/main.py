@@ -20,7 +20,18 @@ from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
 from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
-from gatehouse_web.pages import account, billing, mfa, passkeys, recovery, security, signin
+from gatehouse_web.pages import (
+    account,
+    admin,
+    admin_email,
+    admin_users,
+    billing,
+    mfa,
+    passkeys,
+    recovery,
+    security,
+    signin,
+)
 from gatehouse_web.rendering import Renderer, static_dir
 from gatehouse_web.security import SecurityHeaders, content_security_policy
 from gatehouse_web.session import REFRESH_PATH, Sessions
@@ -137,6 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(security.router)
     app.include_router(billing.router)
+    admin.install(app, web)  # /admin: who may open the console, and what the others see
+    app.include_router(admin_users.router)
+    app.include_router(admin_email.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []

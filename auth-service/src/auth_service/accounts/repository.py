@@ -73,10 +73,17 @@ class UserRepository(Repository[User]):
         return (await self.session.execute(stmt.limit(1))).first() is not None
 
     async def search(
-        self, query: str | None, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self,
+        query: str | None,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        user_id: uuid.UUID | None = None,
     ) -> list[User]:
         """Newest first, keyset-paginated on (created_at, id)."""
         stmt = select(User).options(selectinload(User.profile))
+        if user_id is not None:
+            stmt = stmt.where(User.id == user_id)
         if query:
             escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = f"%{escaped}%"

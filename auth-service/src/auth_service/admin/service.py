@@ -1,4 +1,5 @@
-"""Admin rules: find users, deactivate and reactivate them, grant and revoke roles."""
+"""Admin rules: find users, their sessions (revoke one), deactivate and reactivate them, grant and
+revoke roles."""
 
 from __future__ import annotations
 
@@ -11,18 +12,29 @@ from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import deactivate, get_user
 from auth_service.audit import service as audit
 from auth_service.errors import AccountAlreadyDeleted, LastAdmin
-from auth_service.models import User
+from auth_service.models import AuthSession, User
 from auth_service.pagination import decode_cursor, encode_cursor
-from auth_service.sessions.service import revoke_all_sessions
+from auth_service.sessions.service import active_sessions, revoke_all_sessions, revoke_own_session
 from auth_service.settings import Settings
+
+
+def _as_id(query: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(query.strip()) if query else None
+    except ValueError:
+        return None
 
 
 async def search_users(
     db: AsyncSession, query: str | None, limit: int, cursor: str | None
 ) -> tuple[list[User], str | None]:
-    users = await UserRepository(db).search(
-        query, limit=limit + 1, after=decode_cursor(cursor) if cursor else None
-    )
+    """Newest first; `query` is part of an email or username, or a whole user id."""
+    after = decode_cursor(cursor) if cursor else None
+    user_id = _as_id(query)
+    if user_id is not None:
+        users = await UserRepository(db).search(None, limit=limit + 1, after=after, user_id=user_id)
+    else:
+        users = await UserRepository(db).search(query, limit=limit + 1, after=after)
     page = users[:limit]
     return page, encode_cursor(page[-1].created_at, page[-1].id) if len(users) > limit else None
 
@@ -79,3 +91,16 @@ async def set_roles(db: AsyncSession, admin: User, user_id: uuid.UUID, roles: li
     if removed:
         await revoke_all_sessions(db, user.id, reason="revoked")
     return user
+
+
+async def user_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
+    user = await get_user(db, user_id)
+    return await active_sessions(db, user.id)
+
+
+async def revoke_user_session(
+    db: AsyncSession, admin: User, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """The trail's `sessions.revoked` entry names the admin as its actor."""
+    user = await get_user(db, user_id)
+    await revoke_own_session(db, user.id, session_id, actor_id=admin.id)

@@ -12,7 +12,7 @@ from auth_service.audit import service
 from auth_service.audit.schemas import AuditEventOut, AuditEventPage
 from auth_service.audit.service import AuditEventType
 from auth_service.dependencies import AdminPrincipal, CurrentPrincipal, DbSession
-from auth_service.errors import MfaEnrollmentRequired
+from auth_service.errors import MfaEnrollmentRequired, MfaSignInRequired
 from auth_service.pagination import InvalidCursor
 from gatehouse_platform.errors import Forbidden, Unauthorized, responses
 
@@ -37,7 +37,7 @@ async def my_audit_events(
 @router.get(
     "/admin/audit-events",
     tags=["admin"],
-    responses=responses(Unauthorized, Forbidden, MfaEnrollmentRequired, InvalidCursor),
+    responses=responses(Unauthorized, Forbidden, MfaEnrollmentRequired, MfaSignInRequired, InvalidCursor),
     summary="Any user's security activity, newest first",
 )
 async def admin_audit_events(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clock import Clock
-from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired
+from auth_service.errors import InvalidCredentials, MfaEnrollmentRequired, MfaSignInRequired
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.service import status, verify_totp
 from auth_service.mfa.totp import TotpSeeds
@@ -25,9 +25,19 @@ def require_recent_sign_in(principal: Principal, settings: Settings, clock: Cloc
     recent_sign_in(principal.claims, settings.recent_auth_seconds, clock.now())
 
 
+# RFC 8176 `amr` values that prove a sign-in used more than one factor (a passkey with user
+# verification says `mfa` too)
+MULTI_FACTOR_AMR = "mfa"
+
+
 async def require_admin_factor(db: AsyncSession, settings: Settings, principal: Principal) -> None:
-    if settings.admins_need_mfa and not (await status(db, principal.user.id)).has_factor:
+    """When `admins_need_mfa`: the admin has a second factor, and this session proved it."""
+    if not settings.admins_need_mfa:
+        return
+    if not (await status(db, principal.user.id)).has_factor:
         raise MfaEnrollmentRequired("Admins need a second factor: set up an authenticator app or a passkey.")
+    if MULTI_FACTOR_AMR not in principal.claims.amr:
+        raise MfaSignInRequired("Sign in again with your second factor to use the admin API.")
 
 
 async def reauthenticate(

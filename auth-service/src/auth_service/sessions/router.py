@@ -164,21 +164,7 @@ async def logout_all(
 @router.get("/sessions", responses=responses(Unauthorized))
 async def list_sessions(principal: CurrentPrincipal, db: DbSession) -> SessionList:
     sessions = await service.active_sessions(db, principal.user.id)
-    return SessionList(
-        items=[
-            SessionOut(
-                id=s.id,
-                method=s.method,
-                created_at=s.created_at,
-                last_used_at=s.last_used_at,
-                expires_at=s.expires_at,
-                user_agent=s.user_agent,
-                ip=str(s.ip) if s.ip else None,
-                current=s.id == principal.session_id,
-            )
-            for s in sessions
-        ]
-    )
+    return SessionList(items=[SessionOut.of(s, principal.session_id) for s in sessions])
 
 
 @router.delete(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from auth_service.accounts.schemas import UserOut
 from auth_service.mfa.login import SecondFactorRequired
+from auth_service.models import AuthSession
 from auth_service.security import PASSWORD_MAX_LENGTH
 from auth_service.sessions.service import IssuedTokens
 from gatehouse_platform.schemas import RequestModel, exactly_one_of
@@ -92,6 +93,20 @@ class SessionOut(BaseModel):
     user_agent: str | None
     ip: str | None
     current: bool
+
+    @classmethod
+    def of(cls, session: AuthSession, current: uuid.UUID | None) -> SessionOut:
+        """`current`: the caller's own session, marked as such."""
+        return cls(
+            id=session.id,
+            method=session.method,
+            created_at=session.created_at,
+            last_used_at=session.last_used_at,
+            expires_at=session.expires_at,
+            user_agent=session.user_agent,
+            ip=str(session.ip) if session.ip else None,
+            current=session.id == current,
+        )
 
 
 class SessionList(BaseModel):

@@ -232,9 +232,15 @@ async def renew_sign_in(
 
 
 async def revoke_sessions(
-    db: AsyncSession, user_id: uuid.UUID, sessions: list[AuthSession], *, reason: str
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    sessions: list[AuthSession],
+    *,
+    reason: str,
+    actor_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """Revoke the given sessions and tell the verifiers (session.revoked)."""
+    """Revoke the given sessions and tell the verifiers (session.revoked); `actor_id`: the admin
+    who did it, for the audit trail."""
     now = utcnow()
     revoked = [s for s in sessions if s.revoked_at is None]
     for session in revoked:
@@ -245,6 +251,7 @@ async def revoke_sessions(
             db,
             audit.AuditEventType.SESSIONS_REVOKED,
             user_id,
+            actor_id=actor_id,
             details={"reason": reason, "session_ids": [str(s.id) for s in revoked]},
         )
         await db.flush()
@@ -279,12 +286,15 @@ async def logout(db: AsyncSession, principal: Principal) -> None:
         await revoke_sessions(db, principal.user.id, [session], reason="logout")
 
 
-async def revoke_own_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
-    """End one of the user's active sessions; any other id is not found."""
+async def revoke_own_session(
+    db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, *, actor_id: uuid.UUID | None = None
+) -> None:
+    """End one of the user's active sessions (by them, or by the admin `actor_id`); any other id
+    is not found."""
     session = await SessionRepository(db).own(user_id, session_id)
-    if session is None or session.revoked_at is not None:
+    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
         raise SessionNotFound("No such active session.")
-    await revoke_sessions(db, user_id, [session], reason="revoked")
+    await revoke_sessions(db, user_id, [session], reason="revoked", actor_id=actor_id)
 
 
 # Verifiers keep a revocation for the lifetime of the tokens it refuses, plus their leeway: the list

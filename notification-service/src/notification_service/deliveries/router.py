@@ -1,4 +1,4 @@
-"""Admin endpoints: deliveries (list, one, resend) and the replay of dead letters."""
+"""Admin endpoints: deliveries (list, one, resend) and dead letters (how many, replay)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gatehouse_platform.errors import Forbidden, ServiceUnavailable, Unauthorize
 from gatehouse_platform.schemas import SafeStr
 from notification_service.deliveries import service
 from notification_service.deliveries.repository import DeliveryFilters
-from notification_service.deliveries.schemas import DeliveryOut, DeliveryPage, ReplayResult
+from notification_service.deliveries.schemas import DeadLetters, DeliveryOut, DeliveryPage, ReplayResult
 from notification_service.dependencies import AdminClaims, ConsumerDep, DbSession, DispatcherDep
 from notification_service.errors import (
     BrokerUnavailable,
@@ -79,6 +79,15 @@ async def resend_delivery(
     delivery_id: uuid.UUID, _: AdminClaims, db: DbSession, dispatcher: DispatcherDep
 ) -> DeliveryOut:
     return DeliveryOut.model_validate(await service.resend(db, dispatcher, delivery_id))
+
+
+@router.get(
+    "/dead-letters",
+    responses=responses(BrokerUnavailable),
+    summary="How many events wait in the dead-letter queue",
+)
+async def dead_letters(_: AdminClaims, consumer: ConsumerDep) -> DeadLetters:
+    return DeadLetters(count=await service.dead_letter_count(consumer))
 
 
 @router.post(

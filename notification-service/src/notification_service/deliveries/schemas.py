@@ -43,5 +43,9 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
+class DeadLetters(BaseModel):
+    count: int = Field(description="Events waiting in the dead-letter queue, to be looked into or replayed.")
+
+
 class ReplayResult(BaseModel):
     replayed: int = Field(description="Dead letters moved back to the queue to be handled again.")

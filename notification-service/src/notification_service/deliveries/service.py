@@ -55,6 +55,14 @@ async def resend(db: AsyncSession, dispatcher: Dispatcher, delivery_id: uuid.UUI
     return await dispatcher.resend(db, await get_delivery(db, delivery_id))
 
 
+async def dead_letter_count(consumer: EventConsumer) -> int:
+    try:
+        return await consumer.dead_letter_count()
+    except (AMQPError, OSError, TimeoutError) as exc:
+        log.warning("dead-letter count failed: %s", type(exc).__name__)
+        raise BrokerUnavailable("The message broker cannot be reached; try again shortly.") from None
+
+
 async def replay_dead_letters(consumer: EventConsumer, limit: int) -> int:
     try:
         return await consumer.replay_dead_letters(limit=limit)

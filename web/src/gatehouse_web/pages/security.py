@@ -359,6 +359,29 @@ def _how(method: str | None, _: Callable[..., str]) -> str | None:
     return labels.get(method, method) if method else None
 
 
+def activity_entries(
+    request: Request, web: WebDep, viewer: Viewer, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Audit events as a page shows them, in the viewer's language and time zone (this page, and
+    a user's trail in the admin console)."""
+    _ = web.renderer.gettext_for(request)
+    locale = getattr(request.state, "locale", "en")
+    zone = profile_zone(viewer.user)
+    return [
+        {
+            "what": _what(item["type"], _),
+            "how": _how(item.get("method"), _),
+            "when": moment(item["occurred_at"], locale, zone),
+            "device": device_name(item.get("user_agent"), _),
+            "ip": item.get("ip"),
+            "place": item.get("place"),
+            "by_admin": item.get("actor_id") is not None,
+            "actor_id": item.get("actor_id"),
+        }
+        for item in items
+    ]
+
+
 @router.get(ACTIVITY_PAGE)
 async def activity(
     request: Request,
@@ -375,21 +398,7 @@ async def activity(
         if exc.status == status.HTTP_400_BAD_REQUEST:  # a cursor we never gave: start from the newest
             return RedirectResponse(ACTIVITY_PAGE, status_code=status.HTTP_303_SEE_OTHER)
         raise
-    _ = web.renderer.gettext_for(request)
-    locale = getattr(request.state, "locale", "en")
-    zone = profile_zone(viewer.user)
-    events = [
-        {
-            "what": _what(item["type"], _),
-            "how": _how(item.get("method"), _),
-            "when": moment(item["occurred_at"], locale, zone),
-            "device": device_name(item.get("user_agent"), _),
-            "ip": item.get("ip"),
-            "place": item.get("place"),
-            "by_admin": item.get("actor_id") is not None,
-        }
-        for item in page["items"]
-    ]
+    events = activity_entries(request, web, viewer, page["items"])
     return web.renderer.page(
         request, "security_activity.html", user=viewer.user, events=events, next_cursor=page["next_cursor"]
     )
