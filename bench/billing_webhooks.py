@@ -9,6 +9,13 @@ with the endpoint's secret), every fifth request repeating an earlier event. It 
 stored event is applied and checks that each distinct invoice made exactly one payment row and one
 `payment.succeeded` event, whatever the duplicates.
 
+Refund events ride along: before the burst, each subscription's first charge is refunded three times
+in Stripe's dashboard (the emulator's control endpoint; the webhooks apply them), and one request in
+five of the burst is a copy of one of those `refund.created` / `charge.refunded` events under a new
+event id, as Stripe sends several events about one change. Each must change nothing: still one
+refund row and one `payment.refunded` per refund, and each payment's refunded amount the sum of its
+refunds.
+
     uv run python bench/billing_webhooks.py [--seconds 10] [--connections 16] [--workers 2]
 """
 
@@ -38,6 +45,8 @@ from support import ROOT, free_port, print_table, run_wrk, wait_ready
 
 SUBSCRIPTIONS = 8
 DUPLICATE_EVERY = 5
+REFUNDS_PER_CHARGE, REFUND_AMOUNT = 3, 100
+REFUND_COPY_EVERY = 5  # one request in five is a refund event under a new id
 LUA = """
 local requests = {}
 local i = 0
@@ -141,6 +150,106 @@ def invoice_events(
     return events
 
 
+@dataclass(frozen=True)
+class DashboardRefunds:
+    refund_ids: list[str]
+    charge_ids: list[str]
+    events: list[dict[str, Any]]  # Stripe's refund.created and charge.refunded about them
+
+
+async def refund_in_dashboard(
+    sdk: stripe.StripeClient, stripe_url: str, pg: asyncpg.Connection, subscriptions: list[str]
+) -> DashboardRefunds:
+    """Refunds made at Stripe, applied through the webhooks before the burst; their events."""
+    charges = []
+    async with httpx.AsyncClient(base_url=stripe_url) as control:
+        for subscription in subscriptions:
+            [invoice] = sdk.v1.invoices.list(params={"subscription": subscription, "limit": 1}).data
+            [payment] = sdk.v1.invoice_payments.list(params={"invoice": str(invoice.id)}).data
+            intent = sdk.v1.payment_intents.retrieve(str(payment.payment.payment_intent))
+            charges.append(str(intent.latest_charge))
+            for _ in range(REFUNDS_PER_CHARGE):
+                made = await control.post(
+                    f"/_emulator/charges/{intent.latest_charge}/refund", json={"amount": REFUND_AMOUNT}
+                )
+                made.raise_for_status()
+    refunds = [
+        r.id for charge in charges for r in sdk.v1.refunds.list(params={"charge": charge, "limit": 100}).data
+    ]
+    expected = len(subscriptions) * REFUNDS_PER_CHARGE
+
+    async def applied() -> bool:
+        return (
+            await pg.fetchval("SELECT count(*) FROM refunds WHERE stripe_refund_id = ANY($1)", refunds)
+            == expected
+        )
+
+    await testing.eventually(applied, "the dashboard refunds applied", within=60, every=0.2)
+    events = [
+        e.to_dict(for_json=True)
+        for kind in ("refund.created", "charge.refunded")
+        for e in sdk.v1.events.list(params={"type": kind, "limit": 100}).data
+    ]
+    return DashboardRefunds(refunds, charges, events)
+
+
+def mixed(invoices: list[dict[str, Any]], copies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The invoice events with a refund copy after every `REFUND_COPY_EVERY - 1` of them."""
+    out, spare = [], iter(copies)
+    for n, event in enumerate(invoices, 1):
+        out.append(event)
+        if n % (REFUND_COPY_EVERY - 1) == 0 and (extra := next(spare, None)) is not None:
+            out.append(extra)
+    return out + list(spare)
+
+
+def refund_copies(refunds: DashboardRefunds, count: int, run: str) -> list[dict[str, Any]]:
+    """`count` copies of the refunds' events, each under a new event id."""
+    copies = []
+    for n in range(count):
+        event = copy.deepcopy(refunds.events[n % len(refunds.events)])
+        event["id"] = f"evt_benchr_{run}_{n}"
+        copies.append(event)
+    return copies
+
+
+@dataclass(frozen=True)
+class RefundCheck:
+    copies: int
+    unsettled: int  # copies not processed or ignored (failed, or still pending)
+    rows: int
+    announced: int
+    amounts_right: bool
+
+    def exact(self, refunds: DashboardRefunds) -> bool:
+        expected = len(refunds.refund_ids)
+        return self.unsettled == 0 and self.rows == self.announced == expected and self.amounts_right
+
+
+async def check_refunds(pg: asyncpg.Connection, refunds: DashboardRefunds, run: str) -> RefundCheck:
+    pattern = f"evt_benchr_{run}_%"
+    return RefundCheck(
+        copies=await pg.fetchval("SELECT count(*) FROM stripe_events WHERE id LIKE $1", pattern),
+        unsettled=await pg.fetchval(
+            "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status NOT IN ('processed', 'ignored')",
+            pattern,
+        ),
+        rows=await pg.fetchval(
+            "SELECT count(*) FROM refunds WHERE stripe_refund_id = ANY($1)", refunds.refund_ids
+        ),
+        announced=await pg.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'payment.refunded'"
+            " AND payload->'data'->>'refund_id' = ANY($1)",
+            refunds.refund_ids,
+        ),
+        amounts_right=await pg.fetchval(
+            "SELECT bool_and(amount_refunded = $2) FROM payments WHERE stripe_charge_id = ANY($1)",
+            refunds.charge_ids,
+            REFUNDS_PER_CHARGE * REFUND_AMOUNT,
+        ),
+    )
+
+
 @dataclass
 class Run:
     event_bytes: int
@@ -152,6 +261,7 @@ class Run:
     p99_ms: float
     errors: int
     stored: int
+    invoice_events: int
     applied_for: float
     payments: int
     announced: int
@@ -160,7 +270,11 @@ class Run:
 
     @property
     def exact(self) -> bool:
-        return self.payments == self.stored == self.announced and self.per_invoice == 1 and self.ignored == 0
+        return (
+            self.payments == self.invoice_events == self.announced
+            and self.per_invoice == 1
+            and self.ignored == 0
+        )
 
 
 async def post_and_apply(
@@ -191,14 +305,20 @@ async def post_and_apply(
     posted_for = time.perf_counter() - started
     await asyncio.sleep(0.5)  # requests still in flight at wrk's deadline land
     pattern = f"evt_bench_{run}_%"
-    pending = "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status IN ('pending', 'failed')"
+    pending = (
+        "SELECT count(*) FROM stripe_events"
+        " WHERE (id LIKE $1 OR id LIKE $2) AND status IN ('pending', 'failed')"
+    )
     for _ in range(6000):  # polled: the database is the only witness of "applied"
-        if not await pg.fetchval(pending, pattern):
+        if not await pg.fetchval(pending, pattern, f"evt_benchr_{run}_%"):
             break
         await asyncio.sleep(0.05)
     applied_for = time.perf_counter() - started
     invoices = f"in_bench_{run}_%"
-    stored = await pg.fetchval("SELECT count(*) FROM stripe_events WHERE id LIKE $1", pattern)
+    stored = await pg.fetchval(
+        "SELECT count(*) FROM stripe_events WHERE id LIKE $1 OR id LIKE $2", pattern, f"evt_benchr_{run}_%"
+    )
+    stored_invoices = await pg.fetchval("SELECT count(*) FROM stripe_events WHERE id LIKE $1", pattern)
     return Run(
         event_bytes=len(json.dumps(distinct[0])),
         posted=result.requests,
@@ -209,6 +329,7 @@ async def post_and_apply(
         p99_ms=result.p99_ms,
         errors=result.errors,
         stored=stored,
+        invoice_events=stored_invoices,
         applied_for=applied_for,
         payments=await pg.fetchval("SELECT count(*) FROM payments WHERE stripe_invoice_id LIKE $1", invoices),
         announced=await pg.fetchval(
@@ -294,15 +415,20 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                     s: {k: str(v) for k, v in sdk.v1.subscriptions.retrieve(s).metadata.to_dict().items()}
                     for s in subscriptions
                 }
+                refunds = await refund_in_dashboard(sdk, stripe_url, pg, subscriptions)
                 burst = await post_and_apply(
                     base,
                     pg,
                     secret,
-                    invoice_events(template, subscriptions, metadata, int(seconds * 1500), run),
+                    mixed(
+                        invoice_events(template, subscriptions, metadata, int(seconds * 1200), run),
+                        refund_copies(refunds, int(seconds * 300), run),
+                    ),
                     run=run,
                     seconds=seconds,
                     connections=connections,
                 )
+                refund_check = await check_refunds(pg, refunds, run)
                 light = await post_and_apply(
                     base,
                     pg,
@@ -343,6 +469,15 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 (
                     "exactly once in both runs (rows == events == announcements)",
                     "yes" if burst.exact and light.exact else "NO",
+                ),
+                (
+                    "burst: refund events under new ids (dashboard refunds: rows / payment.refunded)",
+                    f"{refund_check.copies} ({len(refunds.refund_ids)}: "
+                    f"{refund_check.rows} / {refund_check.announced})",
+                ),
+                (
+                    "refunds exactly once (no new row, announcement or amount; none failed)",
+                    "yes" if refund_check.exact(refunds) else "NO",
                 ),
                 ("wrk errors", f"{burst.errors + light.errors}"),
             ]

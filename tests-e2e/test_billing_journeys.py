@@ -245,6 +245,131 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
     await system.wait_for_mail(email, "has ended")
 
 
+async def test_promotion_code_dunning_portal_refund_and_scheduled_downgrade(
+    system: System,
+    client: httpx.AsyncClient,
+    at_stripe: Stripe,
+    admin: dict[str, str],
+    plans: dict[str, dict[str, Any]],
+    sdk: stripe.StripeClient,
+) -> None:
+    """Issue 16's journey: subscribe with a promotion code, a renewal fails, the card is updated on
+    the Customer Portal's page, Stripe's retry pays ("payment recovered"), an admin refunds half of
+    it, a downgrade waits for the period end, and then the cheaper plan is the one billed."""
+    pro, starter = plans["pro"], plans["starter"]
+    coupon = await client.post(
+        "/billing/coupons", json={"name": "Launch", "percent_off": 50, "duration": "once"}, headers=admin
+    )
+    assert coupon.status_code == 201, coupon.text
+    code = f"LAUNCH{uuid.uuid4().hex[:6].upper()}"
+    promo = await client.post(
+        f"/billing/coupons/{coupon.json()['id']}/promotion-codes", json={"code": code}, headers=admin
+    )
+    assert promo.status_code == 201, promo.text
+
+    # Subscribe with the code: Checkout charges half the first month.
+    email, auth = await verified_user(system, client)
+    checkout = await client.post(
+        "/billing/subscriptions/subscribe",
+        json={"plan_code": pro["code"], "promotion_code": code.lower()},
+        headers=auth,
+    )
+    assert checkout.status_code == 201, checkout.text
+    await at_stripe.pay(checkout.json()["session_id"])
+
+    async def mine(status: str) -> dict[str, Any] | None:
+        body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
+        return body if body.get("status") == status else None
+
+    subscription = await eventually(lambda: mine("active"), "the discounted subscription", within=30)
+    assert subscription["discount"]["promotion_code"] == code
+
+    async def first_payment() -> dict[str, Any] | None:
+        items = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+        return items[0] if items else None
+
+    first = await eventually(first_payment, "the first payment", within=30)
+    assert (first["amount_paid"], first["amount_discount"]) == (pro["amount"] // 2, pro["amount"] // 2)
+
+    # The renewal fails: past due, an email pointing to where the card is updated.
+    customer = sdk.v1.customers.list(params={"email": email}).data[0].id
+    await at_stripe.card_of(customer, "declined")
+    await at_stripe.advance(31 * DAY)
+    failed = await system.wait_for_mail(email, "failed")
+    assert f"{system.urls['gateway']}/account/billing" in text_of(failed)
+    past_due = await eventually(lambda: mine("past_due"), "past due", within=30)
+    assert past_due["next_payment_attempt"] and past_due["grace_until"]
+
+    # The person opens the portal and gives a new card on its page.
+    portal = await client.post("/billing/portal", json={}, headers=auth)
+    assert portal.status_code == 200, portal.text
+    page_path = portal.json()["url"].removeprefix(system.urls["stripe"])
+    page = await at_stripe.http.get(page_path)
+    assert page.status_code == 200 and "Update payment method" in page.text
+    updated = await at_stripe.http.post(
+        page_path,
+        data={"action": "card", "card_number": "5555 5555 5555 4444", "exp_month": "12", "exp_year": "2099"},
+    )
+    assert updated.status_code in (200, 303), updated.text
+
+    async def new_card() -> bool:
+        card = (await client.get("/billing/payment-method/me", headers=auth)).json()
+        return (card.get("brand"), card.get("last4")) == ("mastercard", "4444")
+
+    await eventually(new_card, "the new card on file", within=30)
+
+    # Stripe's next retry pays with it: recovered.
+    await at_stripe.advance(3 * DAY + 3600)
+    await system.wait_for_mail(email, "payment recovered")
+    recovered = await eventually(lambda: mine("active"), "active again", within=30)
+    assert recovered["grace_until"] is None
+
+    async def renewal_paid() -> dict[str, Any] | None:
+        items = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+        paid = [p for p in items if p["status"] == "paid" and p["id"] != first["id"]]
+        return paid[0] if paid else None
+
+    renewal = await eventually(renewal_paid, "the renewal paid", within=30)
+    assert renewal["amount_paid"] == pro["amount"]  # the coupon was for once
+
+    # An admin refunds half of the renewal; the person is told.
+    refund = await client.post(
+        f"/billing/admin/payments/{renewal['id']}/refund",
+        json={"amount": pro["amount"] // 2, "reason": "requested_by_customer"},
+        headers={**admin, "Idempotency-Key": f"e2e-{uuid.uuid4().hex}"},
+    )
+    assert refund.status_code == 200, refund.text
+    assert refund.json()["payment"]["status"] == "partially_refunded"
+    await system.wait_for_mail(email, "refund")
+
+    # A downgrade waits for the period end; then the cheaper plan is the one billed.
+    downgrade = await client.post(
+        "/billing/subscriptions/upgrade", json={"plan_code": starter["code"]}, headers=auth
+    )
+    assert downgrade.status_code == 200, downgrade.text
+    scheduled = downgrade.json()["scheduled_change"]
+    assert scheduled["plan_code"] == starter["code"] and downgrade.json()["plan"]["code"] == pro["code"]
+    period_end = datetime.fromisoformat(scheduled["effective_at"])
+    now = datetime.fromtimestamp(float((await at_stripe.http.get("/_emulator/clock")).json()["now"]), UTC)
+    await at_stripe.advance(int((period_end - now).total_seconds()) + 3600)
+
+    async def downgraded() -> dict[str, Any] | None:
+        body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
+        on_starter = body["plan"]["code"] == starter["code"] and body["scheduled_change"] is None
+        return body if on_starter and body["status"] == "active" else None
+
+    await eventually(downgraded, "the cheaper plan active", within=30)
+    await system.wait_for_mail(email, f"you are now on {starter['name']}")
+    entitlements = (await client.get("/billing/entitlements/me", headers=auth)).json()
+    assert entitlements["features"] == ["projects:3"]
+
+    async def billed_cheaper() -> bool:
+        items = (await client.get("/billing/payments/me", headers=auth)).json()["items"]
+        return any(p["status"] == "paid" and p["amount_paid"] == starter["amount"] for p in items)
+
+    await eventually(billed_cheaper, "the cheaper plan's invoice paid", within=30)
+
+
 async def test_deactivation_cancels_the_subscription_at_stripe(
     system: System,
     client: httpx.AsyncClient,
