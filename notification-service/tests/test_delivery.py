@@ -60,6 +60,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "user.email_changed",
         "user.deactivated",
         "user.reactivated",
+        "user.deleted",
         "user.identity_linked",
         "user.identity_unlinked",
         "user.mfa_enabled",

@@ -4,7 +4,7 @@ refresh of the session cookies."""
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, status
@@ -94,6 +94,14 @@ async def login_page(request: Request, web: WebDep, return_to: ReturnTo = None) 
     )
 
 
+async def _with_password(request: Request, web: WebDep, path: str, login_name: str, password: str) -> Any:
+    """A password sign-in call (`/auth/login`, or the cancellation of a deletion, which answers alike)."""
+    identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
+    return await web.api.call(
+        "POST", path, json={**identifier, "password": password}, caller=client_of(request)
+    )
+
+
 @router.post("/login")
 async def login(request: Request, web: WebDep, form: Form) -> Response:
     _ = web.renderer.gettext_for(request)
@@ -106,11 +114,8 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
     if not password:
         errors["password"] = _("Enter your password.")
     if not errors:
-        identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
         try:
-            tokens = await web.api.call(
-                "POST", "/auth/login", json={**identifier, "password": password}, caller=client_of(request)
-            )
+            tokens = await _with_password(request, web, "/auth/login", login_name, password)
         except ApiError as exc:
             if exc.status == 401:
                 alert = _("That email, username or password is not right.")
@@ -149,14 +154,8 @@ async def cancel_deletion(request: Request, web: WebDep, form: Form) -> Response
     if not password:
         errors["password"] = _("Enter your password.")
     else:
-        identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
         try:
-            answer = await web.api.call(
-                "POST",
-                "/auth/me/deletion/cancel",
-                json={**identifier, "password": password},
-                caller=client_of(request),
-            )
+            answer = await _with_password(request, web, "/auth/me/deletion/cancel", login_name, password)
         except ApiError as exc:
             if exc.status == 401:
                 errors["password"] = _("Your password is not right.")
