@@ -78,6 +78,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "subscription.trial_will_end",
         "payment.succeeded",
         "payment.failed",
+        "payment.recovered",
         "payment.refunded",
         "payment.disputed",
     }
