@@ -134,14 +134,25 @@ async def replay_reordered(
     """Deliver Stripe's events of these types about these objects again: newest first, each twice
     under its own id and once more as a new event (as Stripe's retries and its several events about
     one change do). Returns how many were posted."""
+    return await post_reordered(client, endpoint, events_about(sdk, object_ids, types))
+
+
+def events_about(sdk: stripe.StripeClient, object_ids: set[str], types: list[str]) -> list[dict[str, Any]]:
+    """Stripe's events of these types about these objects that it still keeps, newest first."""
     listed = [
         e.to_dict(for_json=True)
         for e in sdk.v1.events.list(params={"types": types, "limit": 100}).auto_paging_iter()
     ]
-    mine = [e for e in listed if e["data"]["object"]["id"] in object_ids]
-    assert mine, "no events to replay"
+    return [e for e in listed if e["data"]["object"]["id"] in object_ids]
+
+
+async def post_reordered(
+    client: httpx.AsyncClient, endpoint: WebhookEndpoint, events: list[dict[str, Any]]
+) -> int:
+    """Post `events` in the order given, each twice under its own id and once more as a new event."""
+    assert events, "no events to replay"
     posted = 0
-    for event in mine:  # newest first: the reverse of the order they happened in
+    for event in events:
         for copy in (event, event, {**event, "id": f"evt_copy_{uuid.uuid4().hex}"}):
             body = json.dumps(copy)
             response = await client.post(WEBHOOK, content=body, headers=signed(body, endpoint.secret))

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from test_refunds_disputes import replay_reordered
+from test_refunds_disputes import events_about, post_reordered
 
 from billing_service.models import SubscriptionStatus
 from conftest import (
@@ -199,14 +199,7 @@ async def test_duplicated_reordered_schedule_webhooks_change_the_plan_once(
 ) -> None:
     current, target, _ = await scheduled_downgrade(client, paid_subscription, new_plan)
     schedule_id = str(sdk.v1.subscriptions.retrieve(current.stripe_subscription_id).schedule)
-    await emulator.advance(period_end(sdk, current) - await emulator.now() + 60)
-    await events.wait_for("subscription.plan_changed", of_subscription(current.subscription_id))
-    await settled(emulator, db)
-
-    posted = await replay_reordered(
-        client,
-        sdk,
-        webhook_endpoint,
+    ids, types = (
         {schedule_id, current.stripe_subscription_id},
         [
             "subscription_schedule.created",
@@ -215,7 +208,15 @@ async def test_duplicated_reordered_schedule_webhooks_change_the_plan_once(
             "customer.subscription.updated",
         ],
     )
-    assert posted >= 12
+    # Kept now: a month on, Stripe (30 days of events) no longer lists the first ones.
+    scheduling = events_about(sdk, ids, types)
+    await emulator.advance(period_end(sdk, current) - await emulator.now() + 60)
+    await events.wait_for("subscription.plan_changed", of_subscription(current.subscription_id))
+    await settled(emulator, db)
+
+    switching = [e for e in events_about(sdk, ids, types) if e["id"] not in {s["id"] for s in scheduling}]
+    posted = await post_reordered(client, webhook_endpoint, switching + scheduling)  # newest first
+    assert posted >= 3 * 4
     await settled(emulator, db)
     row = await subscription_row(db, current.subscription_id)
     assert (row.status, row.plan_id, row.scheduled_plan_id) == (

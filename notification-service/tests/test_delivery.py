@@ -80,6 +80,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "subscription.trial_will_end",
         "payment.succeeded",
         "payment.failed",
+        "payment.recovered",
         "payment.refunded",
         "payment.disputed",
         "payment_method.expiring",
