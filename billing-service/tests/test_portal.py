@@ -142,28 +142,28 @@ async def test_cancel_and_switch_in_the_portal_are_applied_from_the_webhooks(
     assert mine.json()["cancel_at_period_end"] is True
 
 
-@pytest.mark.parametrize(
-    "return_url",
-    [
-        "https://evil.example.net/account/billing",
-        "https://app.example.com.evil.example.net/",
-        "https://user@app.example.com/",
-        "//app.example.com/account",
-        "/account/billing",
-        "javascript:alert(1)",
-        "ftp://app.example.com/",
-        "https://app.example.com:99999/",
-        "https://app.example.com\\@evil.example.net/",
-    ],
+FOREIGN_RETURN_URLS = (
+    "https://evil.example.net/account/billing",
+    "https://app.example.com.evil.example.net/",
+    "https://user@app.example.com/",
+    "//app.example.com/account",
+    "/account/billing",
+    "javascript:alert(1)",
+    "ftp://app.example.com/",
+    "https://app.example.com:99999/",
+    "https://app.example.com\\@evil.example.net/",
 )
+
+
 async def test_a_return_url_off_the_allowed_origins_is_refused(
-    client: httpx.AsyncClient, paid_subscription: PaidSubscription, return_url: str
+    client: httpx.AsyncClient, paid_subscription: PaidSubscription
 ) -> None:
-    subscribed = await paid_subscription(amount=1200)
-    response = await client.post(
-        "/billing/portal", json={"return_url": return_url}, headers=subscribed.user.headers
-    )
-    assert_problem(response, 422, "return-url-not-allowed")
+    subscribed = await paid_subscription(amount=1200)  # one subscriber: each live one renews in every test
+    for return_url in FOREIGN_RETURN_URLS:
+        response = await client.post(
+            "/billing/portal", json={"return_url": return_url}, headers=subscribed.user.headers
+        )
+        assert_problem(response, 422, "return-url-not-allowed")
 
 
 async def test_bad_bodies_and_people_without_a_billing_account(

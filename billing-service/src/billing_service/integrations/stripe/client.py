@@ -99,21 +99,24 @@ class StripeGateway:
 
     async def default_card(self, customer_id: str, *, subscription_id: str | None) -> CardOnFile | None:
         """The card the customer's next payment is taken from: the customer's default payment
-        method, else the subscription's own (Checkout sets the subscription's, not the customer's)."""
-        customer = await self._obj(
-            self._client.v1.customers.retrieve_async(
-                customer_id, params=_any({"expand": ["invoice_settings.default_payment_method"]})
-            )
-        )
-        card = parse_card((customer.get("invoice_settings") or {}).get("default_payment_method"))
-        if card is None and subscription_id is not None:
-            subscription = await self._obj(
-                self._client.v1.subscriptions.retrieve_async(
-                    subscription_id, params=_any({"expand": ["default_payment_method"]})
+        method, else the subscription's own (Checkout sets the subscription's, not the customer's).
+        With a subscription, one call reads both (the subscription with its customer expanded)."""
+        if subscription_id is None:
+            customer = await self._obj(
+                self._client.v1.customers.retrieve_async(
+                    customer_id, params=_any({"expand": ["invoice_settings.default_payment_method"]})
                 )
             )
-            card = parse_card(subscription.get("default_payment_method"))
-        return card
+            return parse_card((customer.get("invoice_settings") or {}).get("default_payment_method"))
+        expand = ["default_payment_method", "customer.invoice_settings.default_payment_method"]
+        subscription = await self._obj(
+            self._client.v1.subscriptions.retrieve_async(subscription_id, params=_any({"expand": expand}))
+        )
+        owner = subscription.get("customer")
+        settings = (owner.get("invoice_settings") or {}) if isinstance(owner, dict) else {}
+        return parse_card(settings.get("default_payment_method")) or parse_card(
+            subscription.get("default_payment_method")
+        )
 
     # invoices
 
