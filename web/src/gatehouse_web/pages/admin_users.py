@@ -6,6 +6,7 @@ it and audits it with the admin's id as its actor."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -87,9 +88,12 @@ async def _subject(request: Request, web: Web, viewer: Viewer, user_id: uuid.UUI
         if exc.status == status.HTTP_404_NOT_FOUND:
             raise _not_found() from exc
         raise
-    sessions = await admin_call(request, web, viewer, "GET", f"{base}/sessions")
-    identities = await admin_call(request, web, viewer, "GET", f"{base}/identities")
-    mfa = await admin_call(request, web, viewer, "GET", f"{base}/mfa")
+    sessions, identities, mfa = await asyncio.gather(
+        *(
+            admin_call(request, web, viewer, "GET", f"{base}/{part}")
+            for part in ("sessions", "identities", "mfa")
+        )
+    )
     _ = web.renderer.gettext_for(request)
     locale = getattr(request.state, "locale", "en")
     zone = profile_zone(viewer.user)
