@@ -213,7 +213,7 @@ async def test_renewal_failed_payment_upgrade_cancel_and_period_end(
     await at_stripe.card_of(customer, "declined")
     await at_stripe.advance(31 * DAY)
     failed = await system.wait_for_mail(email, "failed")
-    assert f"{system.urls['gateway']}/account/billing" in text_of(failed)
+    assert f"{system.urls['gateway']}/billing" in text_of(failed)
 
     async def past_due() -> dict[str, Any] | None:
         body = (await client.get("/billing/subscriptions/me", headers=auth)).json()
@@ -296,7 +296,7 @@ async def test_promotion_code_dunning_portal_refund_and_scheduled_downgrade(
     await at_stripe.card_of(customer, "declined")
     await at_stripe.advance(31 * DAY)
     failed = await system.wait_for_mail(email, "failed")
-    assert f"{system.urls['gateway']}/account/billing" in text_of(failed)
+    assert f"{system.urls['gateway']}/billing" in text_of(failed)
     past_due = await eventually(lambda: mine("past_due"), "past due", within=30)
     assert past_due["next_payment_attempt"] and past_due["grace_until"]
 

@@ -106,7 +106,6 @@ def test_links_come_from_configuration_only() -> None:
     assert links.verify("a b/{app_url}") == "https://app.example.com/v/a%20b%2F%7Bapp_url%7D"
     assert links.reset_password("x") == "https://reset.example.com/?t=x"
     assert links.billing == "https://app.example.com/billing"
-    assert links.payment_method == "https://app.example.com/account/billing"
 
 
 @pytest.mark.parametrize("name", ["payment_failed", "subscription_past_due", "payment_recovered"])
@@ -116,7 +115,7 @@ def test_dunning_emails_link_to_where_the_card_is_updated(
     renderer, links = renderer_and_links
     email = render_sample(renderer, links, name)
     for body in (email.text, email.html):
-        assert "https://app.example.com/account/billing" in body
+        assert "https://app.example.com/billing" in body
 
 
 async def test_previews_list_and_render_templates(client: httpx.AsyncClient) -> None:

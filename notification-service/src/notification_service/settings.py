@@ -48,11 +48,11 @@ class Settings(TokenVerifierSettings):
     )
     account_url_template: str = "{app_url}/account"
     sign_in_url_template: str = "{app_url}/login"
-    billing_url_template: str = "{app_url}/billing"
-    payment_method_url_template: str = Field(
-        default="{app_url}/account/billing",
-        description="Where a customer whose payment failed updates the card (the web front's billing page "
-        "with the Customer Portal): linked from the payment-failed, past-due and recovered emails.",
+    billing_url_template: str = Field(
+        default="{app_url}/billing",
+        description="The web front's billing page (the plan, the card on file and Manage billing, which "
+        "opens the Customer Portal): linked from the billing emails, where a customer whose payment "
+        "failed updates the card.",
     )
     admin_emails: list[str] = Field(
         default=[],

@@ -63,10 +63,6 @@ class Links:
         return self._fill(self._settings.billing_url_template)
 
     @property
-    def payment_method(self) -> str:
-        return self._fill(self._settings.payment_method_url_template)
-
-    @property
     def app(self) -> str:
         return self._app_url
 

@@ -51,7 +51,6 @@ class Renderer:
             app_url=links.app,
             account_url=links.account,
             billing_url=links.billing,
-            payment_method_url=links.payment_method,
         )
 
     def render(self, notice: Notice) -> RenderedEmail:
