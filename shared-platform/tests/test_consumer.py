@@ -94,6 +94,35 @@ async def make_consumer(
         await consumer.stop()
 
 
+@pytest.fixture
+async def consumer_behind_a_proxy(
+    amqp_url: str, exchange_name: str, consumer_name: str, session_factory: Sessions
+) -> AsyncIterator[Callable[[Handler], Awaitable[TcpProxy]]]:
+    """A consumer of user.verified reaching the broker through a proxy (open): close the proxy to
+    cut the link; the consumer reconnects every half second once it opens again."""
+    started: list[tuple[EventConsumer, TcpProxy]] = []
+
+    async def start(handler: Handler) -> TcpProxy:
+        proxy = TcpProxy.before(amqp_url)
+        proxied = urlsplit(proxy.url(amqp_url))._replace(query="reconnect_interval=0.5")
+        consumer = EventConsumer(
+            urlunsplit(proxied),
+            exchange=exchange_name,
+            name=consumer_name,
+            handlers={"user.verified": handler},
+            session_factory=session_factory,
+        )
+        await proxy.open()
+        await consumer.start()
+        started.append((consumer, proxy))
+        return proxy
+
+    yield start
+    for consumer, proxy in started:
+        await consumer.stop()
+        await proxy.close()
+
+
 def verified_event(correlation: str | None = None) -> CloudEvent:
     data = UserVerified(user_id=uuid.uuid4(), email="ada@example.com", verified_at=datetime.now(UTC))
     return new_event(data, source="/auth-service", subject=str(data.user_id), correlation_id=correlation)
@@ -400,41 +429,26 @@ def test_a_handler_for_an_event_without_contract_is_refused(session_factory: Ses
 
 
 async def test_consuming_resumes_after_a_broker_outage(
-    amqp_url: str,
+    consumer_behind_a_proxy: Callable[[Handler], Awaitable[TcpProxy]],
     channel: AbstractChannel,
     exchange_name: str,
     consumer_name: str,
     session_factory: Sessions,
 ) -> None:
-    proxy = TcpProxy.before(amqp_url)
-    proxied = urlsplit(proxy.url(amqp_url))._replace(query="reconnect_interval=0.5")
-
     async def handler(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
         await record_effect(session, event, consumer_name)
 
-    consumer = EventConsumer(
-        urlunsplit(proxied),
-        exchange=exchange_name,
-        name=consumer_name,
-        handlers={"user.verified": handler},
-        session_factory=session_factory,
-    )
+    proxy = await consumer_behind_a_proxy(handler)
+    await publish_event(channel, exchange_name, verified_event())
+    await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the first event handled")
+    await proxy.close()
+    await publish_event(channel, exchange_name, verified_event())
     await proxy.open()
-    await consumer.start()
-    try:
-        await publish_event(channel, exchange_name, verified_event())
-        await eventually(lambda: has_effects(session_factory, consumer_name, 1), "the first event handled")
-        await proxy.close()
-        await publish_event(channel, exchange_name, verified_event())
-        await proxy.open()
-        await eventually(lambda: has_effects(session_factory, consumer_name, 2), "the second event handled")
-    finally:
-        await consumer.stop()
-        await proxy.close()
+    await eventually(lambda: has_effects(session_factory, consumer_name, 2), "the second event handled")
 
 
 async def test_a_handler_in_flight_when_the_broker_link_drops_runs_to_its_end_and_has_its_effect_once(
-    amqp_url: str,
+    consumer_behind_a_proxy: Callable[[Handler], Awaitable[TcpProxy]],
     channel: AbstractChannel,
     exchange_name: str,
     consumer_name: str,
@@ -443,8 +457,6 @@ async def test_a_handler_in_flight_when_the_broker_link_drops_runs_to_its_end_an
     """aio-pika cancels the tasks of a channel's deliveries when the channel closes. A handler
     cancelled after its side effect outside the database (an email accepted by SMTP) but before
     its commit would run again on redelivery and send the email twice: the handler must finish."""
-    proxy = TcpProxy.before(amqp_url)
-    proxied = urlsplit(proxy.url(amqp_url))._replace(query="reconnect_interval=0.5")
     sent: list[uuid.UUID] = []
     in_flight, release = asyncio.Event(), asyncio.Event()
 
@@ -454,35 +466,23 @@ async def test_a_handler_in_flight_when_the_broker_link_drops_runs_to_its_end_an
         await release.wait()
         await record_effect(session, event, consumer_name)
 
-    consumer = EventConsumer(
-        urlunsplit(proxied),
-        exchange=exchange_name,
-        name=consumer_name,
-        handlers={"user.verified": handler},
-        session_factory=session_factory,
-    )
+    proxy = await consumer_behind_a_proxy(handler)
+    event = verified_event()
+    await publish_event(channel, exchange_name, event)
+    await asyncio.wait_for(in_flight.wait(), timeout=10)
+    await proxy.close()
+    await asyncio.sleep(0.5)  # the client sees the link gone while the handler is mid-way
+    release.set()
     await proxy.open()
-    await consumer.start()
-    try:
-        event = verified_event()
-        await publish_event(channel, exchange_name, event)
-        await asyncio.wait_for(in_flight.wait(), timeout=10)
-        await proxy.close()
-        await asyncio.sleep(0.5)  # the client sees the link gone while the handler is mid-way
-        release.set()
-        await proxy.open()
-        # Its ack was lost with the link, so the broker hands the event back: a duplicate to skip.
-        labels = {"consumer": consumer_name, "event_type": "user.verified"}
-        await eventually(
-            lambda: metric("gatehouse_events_duplicates_total", **labels) >= 1 or len(sent) > 1,
-            "the redelivered event settled",
-        )
-        assert sent == [event.id]
-        assert await effects(session_factory, consumer_name) == [(event.id, None)]
-        assert metric("gatehouse_events_redelivered_total", consumer=consumer_name) >= 1
-    finally:
-        await consumer.stop()
-        await proxy.close()
+    # Its ack was lost with the link, so the broker hands the event back: a duplicate to skip.
+    labels = {"consumer": consumer_name, "event_type": "user.verified"}
+    await eventually(
+        lambda: metric("gatehouse_events_duplicates_total", **labels) >= 1 or len(sent) > 1,
+        "the redelivered event settled",
+    )
+    assert sent == [event.id]
+    assert await effects(session_factory, consumer_name) == [(event.id, None)]
+    assert metric("gatehouse_events_redelivered_total", consumer=consumer_name) >= 1
 
 
 async def test_a_consumer_without_a_database_runs_handlers_with_no_session(
