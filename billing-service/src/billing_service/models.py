@@ -460,12 +460,12 @@ class AuditEvent(Base):
     refund made. Append-only, kept as long as the payments it explains (no purge). `user_id` (the
     customer concerned) is no foreign key, so an entry outlives what it names."""
 
-    __tablename__ = "audit_events"
+    __tablename__ = "billing_audit_events"  # auth-service has an audit_events table of its own
     __table_args__ = (
-        Index("ix_audit_events_occurred_at", "occurred_at"),
-        Index("ix_audit_events_actor_id_occurred_at", "actor_id", "occurred_at"),
-        Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
-        Index("ix_audit_events_subject_id", "subject_id"),
+        Index("ix_billing_audit_events_occurred_at", "occurred_at"),
+        Index("ix_billing_audit_events_actor_id_occurred_at", "actor_id", "occurred_at"),
+        Index("ix_billing_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_billing_audit_events_subject_id", "subject_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
