@@ -101,6 +101,23 @@ async def test_public_routes_need_no_token(gateway: httpx.AsyncClient, echo: Ech
         assert len(echo.requests_with(request_id)) == 1
 
 
+async def test_cancelling_a_deletion_is_a_sign_in_and_needs_no_token(
+    gateway: httpx.AsyncClient, echo: Echo
+) -> None:
+    """POST /auth/me/deletion/cancel takes the password (as /auth/login does): a person whose
+    account is scheduled for deletion has no session, so the edge must not ask for a token."""
+    request_id = uuid.uuid4().hex
+    response = await gateway.post(
+        "/auth/me/deletion/cancel",
+        json={"email": "ada@example.com", "password": "a password"},
+        headers={"X-Request-ID": request_id},
+    )
+    assert response.status_code == 200, response.text
+    assert len(echo.requests_with(request_id)) == 1
+    refused, refused_id = await get(gateway, "/auth/me/deletion")  # the rest of /auth/me/** still needs one
+    assert_refused_at_the_edge(refused, refused_id, echo)
+
+
 async def test_admin_routes_need_the_admin_role_at_the_edge(
     gateway: httpx.AsyncClient, issuer: TestIssuer, echo: Echo
 ) -> None:

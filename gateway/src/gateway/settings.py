@@ -188,6 +188,7 @@ def _rule(methods: str, path: str, access: Access) -> AccessRule:
 # verify tokens themselves, so the edge check is the first line, not the only one.
 DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/auth/admin/**", "admin"),
+    _rule("POST", "/auth/me/deletion/cancel", "public"),  # a password sign-in: there is no session
     _rule("*", "/auth/me/**", "token"),
     _rule("POST", "/auth/change-*", "token"),
     _rule("POST", "/auth/deactivate", "token"),
@@ -238,6 +239,7 @@ CREDENTIAL_PATHS = [
     "/auth/new-password",
     "/auth/request/**",
     "/auth/refresh-token",
+    "/auth/me/deletion/cancel",
 ]
 
 DEFAULT_RATE_LIMIT_RULES: list[RateLimitRule] = [
