@@ -30,7 +30,7 @@ def admin_password() -> str:
 
 
 def main() -> None:
-    email = os.environ.get("SEED_ADMIN_EMAIL", "admin@gatehouse.local")
+    email = os.environ.get("SEED_ADMIN_EMAIL", "admin@gatehouse.example")
     password = admin_password()
     subprocess.run(  # noqa: S603 - our own CLI, no shell
         [sys.executable, "-m", "auth_service.cli", "create-admin", email],

@@ -34,7 +34,7 @@ SERVICES = ("auth", "billing", "notification")
 # Procfile processes run beside honcho rather than under it, so that a test can stop and restart
 # one (honcho stops everything when one of its processes exits).
 RESTARTABLE = ("billing",)
-ADMIN_EMAIL = "admin@e2e.gatehouse.test"
+ADMIN_EMAIL = "admin@e2e.gatehouse.example"  # an address the contracts accept (not .test)
 ADMIN_PASSWORD = "an admin passphrase for e2e"
 PASSWORD = "a user passphrase for e2e"
 

@@ -5,6 +5,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service.errors import InvalidField
 from auth_service.maintenance import create_admin
 from auth_service.models import User
 from auth_service.settings import Settings
@@ -136,6 +137,22 @@ async def test_create_admin_is_idempotent(db: async_sessionmaker[AsyncSession], 
         second = await create_admin(session, settings, email=email, password=PASSWORD)
         await session.commit()
     assert first.id == second.id and second.roles == ["admin"] and second.email_verified
+
+
+async def test_create_admin_refuses_an_address_registration_would_refuse(
+    db: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A special-use domain (.local, .test, .localhost) is no address an email can go to, and the
+    events that carry it would refuse it: the admin could never turn on a second factor (a 500)."""
+    for email in ("admin@gatehouse.local", "admin@e2e.gatehouse.test", "not an address"):
+        async with db() as session:
+            with pytest.raises(InvalidField) as refused:
+                await create_admin(session, settings, email=email, password=PASSWORD)
+        assert "email" in refused.value.extra["errors"]
+    async with db() as session:
+        admin = await create_admin(session, settings, email="Admin@Gatehouse.Example", password=PASSWORD)
+        await session.rollback()
+    assert admin.email == "Admin@gatehouse.example"  # normalized as registration normalizes it
 
 
 async def test_admin_finds_a_user_by_id(client: httpx.AsyncClient, admin: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import maintenance
 from auth_service.accounts.deletion import erase_due
+from auth_service.errors import InvalidField
 from auth_service.keys.service import rotate_keys
 from auth_service.maintenance import run_in_transaction
 from auth_service.settings import Settings
@@ -43,7 +44,12 @@ def create_admin(
             session, settings, email=email, password=password, username=username or None
         )
 
-    user = asyncio.run(run_in_transaction(work))
+    try:
+        user = asyncio.run(run_in_transaction(work))
+    except InvalidField as exc:
+        problems = "; ".join(f"{field}: {message}" for field, message in exc.extra["errors"].items())
+        typer.echo(f"no admin created: {problems}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"admin {user.email} ({user.id})")
 
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.audit.service import purge_older_than
+from auth_service.errors import InvalidField
 from auth_service.mfa.repository import MfaChallengeRepository
 from auth_service.models import User
 from auth_service.security import PasswordHasher, check_password_policy, normalize_password
@@ -21,6 +23,8 @@ from auth_service.settings import Settings, get_settings
 from gatehouse_platform.db import session_scope, utcnow
 from gatehouse_platform.retention import prune_outbox
 from gatehouse_platform.tasks import run_job
+
+_EMAIL = TypeAdapter(EmailStr)  # as the API and the events check an address
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,13 @@ async def purge_expired(db: AsyncSession, settings: Settings) -> PurgeResult:
 async def create_admin(
     db: AsyncSession, settings: Settings, *, email: str, password: str, username: str | None = None
 ) -> User:
-    """Creates the admin, or grants admin to an existing account with that email (idempotent)."""
+    """Creates the admin, or grants admin to an existing account with that email (idempotent). The
+    address must be one registration accepts (no special-use domain such as .local or .test): the
+    events that carry it refuse any other."""
+    try:
+        email = _EMAIL.validate_python(email)
+    except ValidationError:
+        raise InvalidField("email", "Not an email address registration accepts.") from None
     users = UserRepository(db)
     existing = await users.by_email(email)
     if existing is not None:
