@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 
 from billing_service.models import AuditEvent
 from gatehouse_platform.db import Repository
@@ -38,9 +38,6 @@ class AuditEventRepository(Repository[AuditEvent]):
         if since is not None:
             stmt = stmt.where(AuditEvent.occurred_at >= since)
         if after is not None:
-            at, last_id = after
-            stmt = stmt.where(
-                or_(AuditEvent.occurred_at < at, and_(AuditEvent.occurred_at == at, AuditEvent.id < last_id))
-            )
+            stmt = stmt.where(tuple_(AuditEvent.occurred_at, AuditEvent.id) < tuple_(*after))
         stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, and_, cast, func, or_, select, update
+from sqlalchemy import Text, cast, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -103,13 +103,7 @@ class StripeEventRepository(Repository[StripeEvent]):
         if object_id is not None:
             stmt = stmt.where(StripeEvent.object_id == object_id)
         if after is not None:
-            at, last_id = after
-            stmt = stmt.where(
-                or_(
-                    StripeEvent.received_at < at,
-                    and_(StripeEvent.received_at == at, StripeEvent.id < last_id),
-                )
-            )
+            stmt = stmt.where(tuple_(StripeEvent.received_at, StripeEvent.id) < tuple_(*after))
         stmt = stmt.order_by(StripeEvent.received_at.desc(), StripeEvent.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
