@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from gatehouse_contracts import new_event
 from gatehouse_contracts.events import REGISTRY, LoginCodeRequested, UserRegistered, parse_data
 from gatehouse_contracts.export import SCHEMAS_DIR, render
+from gatehouse_contracts.tokens import AccessTokenClaims
 
 
 def test_exported_schemas_are_current() -> None:
@@ -70,7 +71,29 @@ def test_secret_carrying_events_are_marked() -> None:
         "user.email_verification_requested",
         "user.password_reset_requested",
         "user.login_code_requested",
+        "org.invitation_sent",
     }
+
+
+def test_an_api_key_token_may_use_only_its_scopes_and_a_session_everything() -> None:
+    now = 1_800_000_000
+    base = {
+        "iss": "gatehouse",
+        "aud": "gatehouse",
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": "j",
+        "sid": str(uuid.uuid4()),
+        "email": "a@example.com",
+        "email_verified": True,
+    }
+    session = AccessTokenClaims.model_validate(base)
+    key = AccessTokenClaims.model_validate({**base, "scope": "billing:read orgs:read"})
+    assert session.allows("billing:write") and session.scopes is None and not session.is_api_key
+    assert key.allows("billing:read") and not key.allows("billing:write")
+    assert key.scopes == {"billing:read", "orgs:read"} and key.is_api_key
 
 
 def test_login_code_must_be_six_digits() -> None:

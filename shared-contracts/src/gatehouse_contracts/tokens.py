@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 header `typ`: an access token cannot pass as any other JWT
 ALGORITHM = "RS256"
+
+API_KEY_PREFIX = "gk_live_"  # every API key starts so: secret scanners can find leaked keys
+# What an API key may be allowed to do. A person's own session is not limited by scopes; a token
+# exchanged from an API key carries the key's scopes in `scope` and may do only those.
+ApiKeyScope = Literal["profile:read", "orgs:read", "billing:read", "billing:write"]
+API_KEY_SCOPES: dict[ApiKeyScope, str] = {
+    "profile:read": "Read the key owner's profile (GET /auth/me)",
+    "orgs:read": "Read the org, its members and invitations",
+    "billing:read": "Read subscriptions, entitlements, payments and invoices",
+    "billing:write": "Subscribe, change plan, cancel and resume",
+}
+OrgRole = Literal["owner", "admin", "member"]
 
 
 class AccessTokenClaims(BaseModel):
@@ -35,6 +48,31 @@ class AccessTokenClaims(BaseModel):
         "(Google/GitHub), `hwk`/`swk` and `user` (a device-bound or synced passkey, user present), "
         "`mfa` when a second factor was proven too (a user-verified passkey counts as one)",
     )
+
+    org_id: uuid.UUID | None = Field(
+        default=None,
+        description="The organization this token acts in (after POST /auth/orgs/{id}/switch, or an org's API "
+        "key); absent for a personal session",
+    )
+    org_role: OrgRole | None = Field(default=None, description="The person's role in `org_id`")
+    scope: str | None = Field(
+        default=None,
+        description="Set only on tokens exchanged from an API key (RFC 9068 `scope`): the space-separated "
+        "scopes of API_KEY_SCOPES the token may use; `sid` is then the key's id",
+    )
+
+    @property
+    def scopes(self) -> frozenset[str] | None:
+        """The API key's scopes, or None for a person's session (not limited by scopes)."""
+        return None if self.scope is None else frozenset(self.scope.split())
+
+    def allows(self, scope: str) -> bool:
+        """Whether this token may do what `scope` names: always for a person's session."""
+        return self.scope is None or scope in self.scope.split()
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.scope is not None
 
     @property
     def user_id(self) -> uuid.UUID:

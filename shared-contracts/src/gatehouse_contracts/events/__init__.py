@@ -43,8 +43,21 @@ from gatehouse_contracts.events.billing import (
     SubscriptionResumed,
     SubscriptionTrialEnding,
 )
+from gatehouse_contracts.events.orgs import (
+    ORG_EVENTS,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    OrgCreated,
+    OrgDeleted,
+    OrgInvitationSent,
+    OrgMemberAdded,
+    OrgMemberRemoved,
+    OrgMemberRoleChanged,
+)
 
-REGISTRY: dict[str, type[EventData]] = {model.event_type: model for model in (*AUTH_EVENTS, *BILLING_EVENTS)}
+REGISTRY: dict[str, type[EventData]] = {
+    model.event_type: model for model in (*AUTH_EVENTS, *ORG_EVENTS, *BILLING_EVENTS)
+}
 
 
 def parse_data(event_type: str, data: dict[str, object]) -> EventData:
@@ -55,7 +68,10 @@ def parse_data(event_type: str, data: dict[str, object]) -> EventData:
 __all__ = [
     "AUTH_EVENTS",
     "BILLING_EVENTS",
+    "ORG_EVENTS",
     "REGISTRY",
+    "ApiKeyCreated",
+    "ApiKeyRevoked",
     "IdentityLinked",
     "IdentityUnlinked",
     "LoginCodeRequested",
@@ -63,6 +79,12 @@ __all__ = [
     "MfaEnabled",
     "MfaResetByAdmin",
     "NewSignIn",
+    "OrgCreated",
+    "OrgDeleted",
+    "OrgInvitationSent",
+    "OrgMemberAdded",
+    "OrgMemberRemoved",
+    "OrgMemberRoleChanged",
     "PasskeyAdded",
     "PasskeyRemoved",
     "PasswordChanged",
