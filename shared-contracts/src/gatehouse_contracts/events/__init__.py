@@ -28,6 +28,7 @@ from gatehouse_contracts.events.auth import (
 )
 from gatehouse_contracts.events.billing import (
     BILLING_EVENTS,
+    OrgSeatLimitChanged,
     PaymentDisputed,
     PaymentFailed,
     PaymentMethodExpiring,
@@ -85,6 +86,7 @@ __all__ = [
     "OrgMemberAdded",
     "OrgMemberRemoved",
     "OrgMemberRoleChanged",
+    "OrgSeatLimitChanged",
     "PasskeyAdded",
     "PasskeyRemoved",
     "PasswordChanged",

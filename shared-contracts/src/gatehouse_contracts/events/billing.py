@@ -189,6 +189,21 @@ class PaymentMethodExpiring(EventData):
     expires_at: datetime = Field(description="The end of the card's last valid month (UTC).")
 
 
+class OrgSeatLimitChanged(EventData):
+    event_type = "org.seat_limit_changed"
+    description = (
+        "The seats an organization's subscription allows changed (it subscribed to a per-seat plan, "
+        "changed plan, or its subscription ended): auth-service refuses invitations and joins past "
+        "`max_seats`. Keep the one with the highest `limit_version` per org."
+    )
+
+    org_id: uuid.UUID
+    plan_code: str | None = Field(description="The org's plan now; None once its subscription ended")
+    max_seats: int | None = Field(ge=1, description="None: the plan sets no seat limit")
+    limit_version: int = Field(ge=1, description="Grows with every change of this org's limit")
+    changed_at: datetime
+
+
 BILLING_EVENTS: tuple[type[EventData], ...] = (
     SubscriptionActivated,
     SubscriptionRenewed,
@@ -204,4 +219,5 @@ BILLING_EVENTS: tuple[type[EventData], ...] = (
     PaymentRefunded,
     PaymentDisputed,
     PaymentMethodExpiring,
+    OrgSeatLimitChanged,
 )
