@@ -73,7 +73,10 @@ class BotCheck:
         return Widget(provider, site_key, action, self._script_url)
 
     async def upfront(self, api: Api, action: str) -> Widget | None:
-        """The widget a form shows before anything was sent: only in `always` mode."""
+        """The widget a form shows before anything was sent: only in `always` mode (and only
+        asked for when there is a widget to show: without a script URL nothing is)."""
+        if not self._script_url:
+            return None
         answer = await self._settings(api)
         if answer.get("mode") != "always":
             return None
@@ -84,6 +87,12 @@ class BotCheck:
         if error.slug not in CHALLENGE_SLUGS:
             return None
         return self._widget(error.extra.get("provider"), error.extra.get("site_key"), action)
+
+
+def with_token(body: dict[str, Any], form: FormData) -> dict[str, Any]:
+    """`body` with the widget's token as `captcha_token`, when the form carried one."""
+    token = token_of(form)
+    return {**body, "captcha_token": token} if token else body
 
 
 def token_of(form: FormData) -> str | None:

@@ -47,7 +47,7 @@ async def forgot_password(request: Request, web: WebDep, form: Form) -> Response
     if not email:
         errors["email"] = _("Enter your email address.")
     else:
-        body = {"email": email, "captcha_token": bot_check.token_of(form)}
+        body = bot_check.with_token({"email": email}, form)
         try:
             await web.api.call("POST", "/auth/forget-password", json=body, caller=client_of(request))
         except ApiError as exc:

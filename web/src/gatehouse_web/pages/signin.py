@@ -45,7 +45,7 @@ async def register(request: Request, web: WebDep, form: Form) -> Response:
         missing["username"] = _("Choose a username.")
     if not password:
         missing["password"] = _("Choose a password.")
-    body = {**values, "password": password, "captcha_token": bot_check.token_of(form)}
+    body = bot_check.with_token({**values, "password": password}, form)
     try:
         # Sent even with a field missing, so the answer names every other field that needs work.
         await web.api.call("POST", "/auth/register", json=body, caller=client_of(request))
@@ -101,11 +101,11 @@ async def login_page(request: Request, web: WebDep, return_to: ReturnTo = None) 
 
 
 async def _with_password(
-    request: Request, web: WebDep, path: str, login_name: str, password: str, captcha_token: str | None
+    request: Request, web: WebDep, path: str, login_name: str, password: str, form: Form
 ) -> Any:
     """A password sign-in call (`/auth/login`, or the cancellation of a deletion, which answers alike)."""
     identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
-    body = {**identifier, "password": password, "captcha_token": captcha_token}
+    body = bot_check.with_token({**identifier, "password": password}, form)
     return await web.api.call("POST", path, json=body, caller=client_of(request))
 
 
@@ -122,9 +122,8 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
     if not password:
         errors["password"] = _("Enter your password.")
     if not errors:
-        token = bot_check.token_of(form)
         try:
-            tokens = await _with_password(request, web, "/auth/login", login_name, password, token)
+            tokens = await _with_password(request, web, "/auth/login", login_name, password, form)
         except ApiError as exc:
             widget = web.captcha.asked_by(exc, "login")
             if bot_check.message(exc, _):
@@ -168,10 +167,9 @@ async def cancel_deletion(request: Request, web: WebDep, form: Form) -> Response
     if not password:
         errors["password"] = _("Enter your password.")
     else:
-        token = bot_check.token_of(form)
         try:
             answer = await _with_password(
-                request, web, "/auth/me/deletion/cancel", login_name, password, token
+                request, web, "/auth/me/deletion/cancel", login_name, password, form
             )
         except ApiError as exc:
             widget = web.captcha.asked_by(exc, "login")
