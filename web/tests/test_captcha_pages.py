@@ -125,3 +125,9 @@ async def test_without_a_script_url_the_csp_is_unchanged(make_web: Callable[...,
     page = await web.get("/login")
     assert "frame-src" not in page.headers["content-security-policy"]
     assert "cf-turnstile" not in page.text
+
+
+def test_a_sign_in_stopped_at_the_bot_check_reads_so_in_the_security_activity() -> None:
+    from gatehouse_web.pages.security import _how  # the words of the audit trail's `method`
+
+    assert _how("captcha", lambda text, **_: text) == "Bot check not passed"
