@@ -74,7 +74,7 @@ run: seed  ## run the whole system locally (gateway :8000, services, workers, em
 	@echo "  the pages (web, through the gateway): http://127.0.0.1:8000/register  http://127.0.0.1:8000/login"
 	@echo "  passkeys need the pages at http://localhost:8000 (the RP ID is localhost; browsers refuse an IP)"
 	@echo "  services: auth http://127.0.0.1:8001  billing http://127.0.0.1:8002  notifications http://127.0.0.1:8003  web http://127.0.0.1:8004"
-	@echo "  Stripe emulator: http://127.0.0.1:12111   OAuth emulator: http://127.0.0.1:8090 (try http://127.0.0.1:8000/auth/google/login)   Pwned Passwords emulator: http://127.0.0.1:8091"
+	@echo "  Stripe emulator: http://127.0.0.1:12111   OAuth emulator: http://127.0.0.1:8090 (try http://127.0.0.1:8000/auth/google/login)   Pwned Passwords emulator: http://127.0.0.1:8091   CAPTCHA emulator: http://127.0.0.1:8092"
 	@echo "  emails land in: $(CURDIR)/var/mail/new  (SMTP catcher on 127.0.0.1:1025)"
 	@echo "  Ctrl-C stops everything."
 	@$(UV) run --frozen honcho start -f Procfile -e local.env

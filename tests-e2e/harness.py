@@ -144,7 +144,18 @@ def running_system(
     run = testing.unique_name(run_prefix)
     ports = {
         name: free_port()
-        for name in ("gateway", "auth", "billing", "notification", "web", "stripe", "oauth", "pwned", "smtp")
+        for name in (
+            "gateway",
+            "auth",
+            "billing",
+            "notification",
+            "web",
+            "stripe",
+            "oauth",
+            "pwned",
+            "captcha",
+            "smtp",
+        )
     }
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     databases = {service: f"{run}_{service}" for service in SERVICES}
@@ -179,7 +190,7 @@ def running_system(
                 try:
                     for process in apart.values():
                         process.start()
-                    for name in ("stripe", "oauth", "pwned"):
+                    for name in ("stripe", "oauth", "pwned", "captcha"):
                         _wait_ready(f"{urls[name]}/healthz", honcho, log)
                     for name in ("auth", "billing", "notification", "web", "gateway"):
                         _wait_ready(f"{urls[name]}/readyz", honcho, log)
@@ -214,6 +225,7 @@ def _environment(
         "STRIPE_EMULATOR_PORT": ports["stripe"],
         "OAUTH_EMULATOR_PORT": ports["oauth"],
         "PWNED_EMULATOR_PORT": ports["pwned"],
+        "CAPTCHA_EMULATOR_PORT": ports["captcha"],
         "SMTP_PORT": ports["smtp"],
         "MAILDIR": var / "mail",
         "VAR_DIR": var,
@@ -249,6 +261,10 @@ def _environment(
         # breached passwords: on, as in production, against emulators/pwned
         "AUTH_PWNED_PASSWORDS_CHECK": "true",
         "AUTH_PWNED_PASSWORDS_URL": urls["pwned"],
+        # bot checks: off (a journey turns them on with AUTH_CAPTCHA_MODE), against emulators/captcha
+        "AUTH_CAPTCHA_SITE_KEY": "gatehouse-dev-site-key",
+        "AUTH_CAPTCHA_SECRET_KEY": "gatehouse-dev-secret-key",
+        "AUTH_CAPTCHA_SITEVERIFY_URL": f"{urls['captcha']}/turnstile/v0/siteverify",
         # billing-service
         "BILLING_ENVIRONMENT": "test",
         "BILLING_DATABASE_URL": db_urls["billing"],
@@ -281,6 +297,7 @@ def _environment(
         "WEB_PUBLIC_URL": urls["gateway"],
         "WEB_LOG_JSON": "false",
         "WEB_CHECKOUT_ORIGINS": urls["stripe"],  # the emulator's Checkout page
+        "WEB_CAPTCHA_SCRIPT_URL": f"{urls['captcha']}/turnstile/v0/api.js",  # the emulator's widget
         "WEB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         # gateway

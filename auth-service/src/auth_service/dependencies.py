@@ -14,8 +14,16 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.accounts.breaches import BreachedPasswords
+from auth_service.captcha import Captcha
 from auth_service.clock import Clock
-from auth_service.errors import MfaEnrollmentRequired, MfaSignInRequired, ReauthenticationRequired
+from auth_service.errors import (
+    CaptchaFailed,
+    CaptchaRequired,
+    CaptchaUnavailable,
+    MfaEnrollmentRequired,
+    MfaSignInRequired,
+    ReauthenticationRequired,
+)
 from auth_service.geoip import Places
 from auth_service.keys.service import KeyRing
 from auth_service.mfa.stepup import require_admin_factor, require_recent_sign_in
@@ -47,6 +55,7 @@ class Services:
     breaches: BreachedPasswords  # Have I Been Pwned's range API (AUTH_PWNED_PASSWORDS_*)
     redis: Redis
     throttle: Throttle
+    captcha: Captcha  # bot checks (AUTH_CAPTCHA_*)
     http: httpx.AsyncClient  # to the sign-in providers
     providers: dict[str, Provider]
     state_cookies: StateCookies
@@ -64,6 +73,13 @@ HasherDep = Annotated[PasswordHasher, Depends(from_services("hasher"))]
 BreachesDep = Annotated[BreachedPasswords, Depends(from_services("breaches"))]
 ThrottleDep = Annotated[Throttle, Depends(raises(TooManyRequests)(from_services("throttle")))]
 """The rate limits: a route that takes them answers 429 too."""
+CaptchaDep = Annotated[
+    Captcha,
+    Depends(raises(CaptchaRequired, CaptchaFailed, CaptchaUnavailable)(from_services("captcha"))),
+]
+"""The bot check: a route that takes it answers 428 `captcha-required`/`captcha-failed` and 503 too."""
+CaptchaSettingsDep = Annotated[Captcha, Depends(from_services("captcha"))]
+"""The bot check's settings only (no check runs)."""
 ProvidersDep = Annotated[dict[str, Provider], Depends(from_services("providers"))]
 StateCookiesDep = Annotated[StateCookies, Depends(from_services("state_cookies"))]
 TotpSeedsDep = Annotated[TotpSeeds, Depends(from_services("totp_seeds"))]

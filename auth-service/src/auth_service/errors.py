@@ -219,3 +219,28 @@ class PasskeyRejected(Unauthorized):
 class PasskeyNotFound(NotFound):
     slug = "passkey-not-found"
     title = "Passkey not found"
+
+
+class CaptchaRequired(DomainError):
+    """A bot check is asked for (AUTH_CAPTCHA_MODE): the problem carries `provider`, `site_key`
+    and `action`, so a client can render the widget and send its token as `captcha_token`."""
+
+    status = 428
+    slug = "captcha-required"
+    title = "Bot check required"
+
+
+class CaptchaFailed(CaptchaRequired):
+    """The token sent was refused by siteverify (wrong, expired or already used): solve it again."""
+
+    slug = "captcha-failed"
+    title = "Bot check failed"
+    keeps_changes: ClassVar[bool] = True  # a failed sign-in's audit entry must stay
+
+
+class CaptchaUnavailable(DomainError):
+    """A bot check is required but siteverify did not answer in time or sensibly: fails closed."""
+
+    status = 503
+    slug = "captcha-unavailable"
+    title = "Bot check unavailable"

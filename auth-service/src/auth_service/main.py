@@ -10,6 +10,7 @@ from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
+from auth_service.captcha import Captcha
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
 from auth_service.export.router import router as export_router
@@ -47,6 +48,7 @@ def create_app(
     session_factory = make_session_factory(engine)
     redis = Redis.from_url(settings.redis_url)
     http = httpx.AsyncClient(timeout=settings.oauth_http_timeout_seconds, follow_redirects=False)
+    throttle = Throttle(settings, redis)
     services = Services(
         settings=settings,
         engine=engine,
@@ -55,7 +57,8 @@ def create_app(
         hasher=PasswordHasher(settings),
         breaches=BreachedPasswords(settings),
         redis=redis,
-        throttle=Throttle(settings, redis),
+        throttle=throttle,
+        captcha=Captcha(settings, throttle),
         http=http,
         providers=configured_providers(settings, http),
         state_cookies=StateCookies(settings, redis),
@@ -79,6 +82,7 @@ def create_app(
             closers=[
                 http.aclose,
                 services.breaches.aclose,
+                services.captcha.aclose,
                 redis.aclose,
                 engine.dispose,
                 services.hasher.close,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -14,6 +14,11 @@ from gatehouse_platform.settings import ServiceSettings
 # Development-only defaults; `Settings` refuses them in production.
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYiE="
 DEV_TOKEN_SECRET = "dev-only-token-secret-change-me"
+
+SITEVERIFY_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "hcaptcha": "https://api.hcaptcha.com/siteverify",
+}
 
 
 class Settings(ServiceSettings):
@@ -139,6 +144,36 @@ class Settings(ServiceSettings):
         "trail and the new sign-in email then show each address's approximate place",
     )
 
+    # Bot checks: a CAPTCHA (Cloudflare Turnstile or hCaptcha) on register, login and password reset.
+    # `make run` and tests point the siteverify URL at emulators/captcha.
+    captcha_mode: Literal["off", "always", "adaptive"] = Field(
+        default="off",
+        description="off; always (every register, login and reset needs a token); adaptive (only an "
+        "address or account past the failure threshold)",
+    )
+    captcha_provider: Literal["turnstile", "hcaptcha"] = "turnstile"
+    captcha_site_key: str | None = Field(default=None, description="The public key the widget renders with")
+    captcha_secret_key: str | None = Field(default=None, description="The secret siteverify is called with")
+    captcha_siteverify_url: str | None = Field(
+        default=None, description="Default: the provider's (Cloudflare's or hCaptcha's) siteverify"
+    )
+    captcha_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="After this a required check fails closed: 503 captcha-unavailable"
+    )
+    captcha_failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="adaptive: failed sign-ins (of an address, or for an account) before a token is asked",
+    )
+    captcha_failure_window_seconds: int = Field(
+        default=3600, ge=60, description="adaptive: how long an address's failed sign-ins are remembered"
+    )
+    captcha_hostnames: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hostnames a solved widget may come from (the answer's `hostname`), comma-separated; "
+        "empty = any",
+    )
+
     # Sign in with Google / GitHub: a provider is offered once its client id and secret are set.
     # The URLs default to the real providers; `make run` and tests point them at emulators/oauth.
     google_client_id: str | None = None
@@ -185,7 +220,7 @@ class Settings(ServiceSettings):
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600
 
-    @field_validator("oauth_redirect_allowlist", "webauthn_origins", mode="before")
+    @field_validator("oauth_redirect_allowlist", "webauthn_origins", "captcha_hostnames", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -209,6 +244,23 @@ class Settings(ServiceSettings):
         if self.require_mfa_for_admins is not None:
             return self.require_mfa_for_admins
         return self.is_production
+
+    @property
+    def captcha_verify_url(self) -> str:
+        if self.captcha_siteverify_url:
+            return self.captcha_siteverify_url
+        return SITEVERIFY_URLS[self.captcha_provider]
+
+    @model_validator(mode="after")
+    def _captcha_needs_keys(self) -> Settings:
+        if self.captcha_mode != "off" and not (self.captcha_site_key and self.captcha_secret_key):
+            raise ValueError(
+                "AUTH_CAPTCHA_SITE_KEY and AUTH_CAPTCHA_SECRET_KEY must be set with AUTH_CAPTCHA_MODE"
+            )
+        if self.captcha_mode == "adaptive" and self.captcha_failure_threshold >= self.failures_before_backoff:
+            # the challenge must come before the back-off, or it never gets a chance to stop a bot
+            raise ValueError("AUTH_CAPTCHA_FAILURE_THRESHOLD must be below AUTH_FAILURES_BEFORE_BACKOFF")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> Settings:

@@ -76,15 +76,35 @@ class Throttle:
     def _failures_key(self, account: str) -> str:
         return f"{self._settings.redis_key_prefix}:failures:{account}"
 
-    async def failed(self, identifier: str, *, method: str) -> None:
-        """A credential check failed: counts towards the account's back-off."""
+    def _address_failures_key(self, ip: str | None) -> str:
+        return f"{self._settings.redis_key_prefix}:failures-ip:{ip or 'unknown'}"
+
+    async def failed(self, identifier: str, *, method: str, ip: str | None = None) -> None:
+        """A credential check failed: counts towards the account's back-off and, with `ip`, towards
+        the address's failures (which the adaptive bot check reads; a success does not clear them,
+        so a bot cannot reset its count by signing in to an account of its own now and then)."""
         SIGN_IN_FAILURES.labels(method).inc()
         key = self._failures_key(account_key(identifier))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, "count", 1)
             pipe.hset(key, "last", str(time.time()))
             pipe.expire(key, self._settings.max_backoff_seconds * 2)
+            if ip is not None:
+                address = self._address_failures_key(ip)
+                pipe.incr(address)
+                pipe.expire(address, self._settings.captcha_failure_window_seconds)
             await pipe.execute()
+
+    async def past_failure_threshold(self, ip: str | None, identifier: str) -> bool:
+        """The adaptive bot check's question: have this address's or this account's failed
+        sign-ins reached `captcha_failure_threshold`? Counted for any identifier alike, known
+        account or not, so the answer says nothing of who has an account."""
+        threshold = self._settings.captcha_failure_threshold
+        account = await self._redis.hget(self._failures_key(account_key(identifier)), "count")
+        if account is not None and int(account) >= threshold:
+            return True
+        address = await self._redis.get(self._address_failures_key(ip))
+        return address is not None and int(address) >= threshold
 
     async def succeeded(self, identifier: str) -> None:
         await self._redis.delete(self._failures_key(account_key(identifier)))

@@ -252,6 +252,15 @@ DASHBOARDS = [
                     "Alert AuthThrottlingHigh above 1/s for 10 min.",
                 ),
             ],
+            [
+                Panel(
+                    "Bot checks by outcome",
+                    "ops",
+                    {"{{action}} {{outcome}}": rate("auth_captcha_checks_total", by="action, outcome")},
+                    "required: no token sent; failed: refused by siteverify; unavailable: siteverify "
+                    "did not answer (the attempt was refused). Alert AuthBotCheckUnavailable.",
+                ),
+            ],
         ],
     ),
     Dashboard(

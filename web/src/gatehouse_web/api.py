@@ -23,6 +23,9 @@ class ApiError(Exception):
     detail: str = ""
     errors: dict[str, str] = field(default_factory=dict)
     retry_after: int | None = None
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # the problem's other members (a bot check's site key)
 
     @property
     def slug(self) -> str:
@@ -46,7 +49,11 @@ class ApiError(Exception):
             detail=str(body.get("detail") or ""),
             errors={str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {},
             retry_after=int(retry_after) if retry_after.isdigit() else None,
+            extra={k: v for k, v in body.items() if k not in PROBLEM_MEMBERS},
         )
+
+
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors", "request_id"})
 
 
 class ApiUnavailable(Exception):

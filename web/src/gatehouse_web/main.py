@@ -20,6 +20,7 @@ from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
 from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
+from gatehouse_web.captcha import BotCheck
 from gatehouse_web.pages import (
     account,
     admin,
@@ -112,12 +113,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging("web", level=settings.log_level, json=settings.log_json)
     configure_tracing("web")
     sessions = Sessions(settings)
+    api = Api(settings)
     web = Web(
         settings=settings,
-        api=Api(settings),
+        api=api,
         sessions=sessions,
         renderer=Renderer(settings, sessions),
         proxies=TrustedProxies(settings.trusted_proxies),
+        captcha=BotCheck(settings),
     )
 
     app = FastAPI(
@@ -158,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         parts = urlsplit(settings.logo_url)
         images.append(f"{parts.scheme}://{parts.netloc}")
     # A form may end at the app a sign-in returns to, or (subscribe) at the payment page.
-    csp = content_security_policy([*settings.return_to_origins, *settings.checkout_origins], images)
+    csp = content_security_policy(
+        [*settings.return_to_origins, *settings.checkout_origins], images, settings.captcha_sources
+    )
     app.add_middleware(
         SecurityHeaders,
         csp=csp,

@@ -34,14 +34,20 @@ def safe_return_to(value: str | None, allowed_origins: Iterable[str], default: s
     return value if origin in set(allowed_origins) else default
 
 
-def content_security_policy(form_targets: Iterable[str], image_sources: Iterable[str]) -> str:
+def content_security_policy(
+    form_targets: Iterable[str], image_sources: Iterable[str], captcha_sources: Iterable[str] = ()
+) -> str:
     """No inline script or style anywhere; forms post here (or, after a sign-in, redirect to the
-    allowlisted app, which form-action must allow since browsers apply it to redirects too)."""
+    allowlisted app, which form-action must allow since browsers apply it to redirects too). The
+    bot-check widget (WEB_CAPTCHA_SCRIPT_URL), when there is one, runs its script, frame and calls
+    from its own origin, as Cloudflare and hCaptcha document."""
     forms = " ".join(["'self'", *sorted(set(form_targets))])
     images = " ".join(["'self'", *sorted(set(image_sources))])
+    widget = "".join(f" {source}" for source in sorted(set(captcha_sources)))
+    frames = f"frame-src{widget}; " if widget else ""
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src {images}; font-src 'self'; connect-src 'self'; form-action {forms}; "
+        f"default-src 'none'; script-src 'self'{widget}; style-src 'self'; "
+        f"img-src {images}; font-src 'self'; connect-src 'self'{widget}; {frames}form-action {forms}; "
         "frame-ancestors 'none'; base-uri 'none'; manifest-src 'self'"
     )
 

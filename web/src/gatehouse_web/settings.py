@@ -73,6 +73,12 @@ class Settings(ServiceSettings):
         description="CIDRs (the gateway's) whose X-Forwarded-For is believed: the person's address, "
         "passed on to the API so its limits count each person",
     )
+    captcha_script_url: str = Field(
+        default="",
+        description="The bot-check widget's script, when auth-service's AUTH_CAPTCHA_MODE is on: "
+        "https://challenges.cloudflare.com/turnstile/v0/api.js (Turnstile), https://js.hcaptcha.com/1/api.js "
+        "(hCaptcha), or emulators/captcha's locally; the CSP allows its origin. Empty: no widget",
+    )
     hsts_max_age_seconds: int = Field(
         default=31_536_000, ge=0, description="Strict-Transport-Security in production"
     )
@@ -106,6 +112,14 @@ class Settings(ServiceSettings):
     def _origins(cls, origins: list[str]) -> list[str]:
         return [_origin(o) for o in origins]
 
+    @field_validator("captcha_script_url")
+    @classmethod
+    def _script(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname or parts.username):
+            raise ValueError("captcha_script_url must be an http(s) URL")
+        return url
+
     @field_validator("api_url", "public_url")
     @classmethod
     def _base(cls, url: str) -> str:
@@ -134,6 +148,17 @@ class Settings(ServiceSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return self.environment not in ("development", "test")
+
+    @property
+    def captcha_sources(self) -> list[str]:
+        """The origins the bot-check widget loads from (hCaptcha's frames live on its subdomains)."""
+        if not self.captcha_script_url:
+            return []
+        parts = urlsplit(self.captcha_script_url)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if origin.endswith(".hcaptcha.com"):
+            return [origin, "https://hcaptcha.com", "https://*.hcaptcha.com"]
+        return [origin]
 
     @property
     def allowed_origins(self) -> frozenset[str]:

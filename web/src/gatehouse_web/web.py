@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 
 from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_web.api import Api, ApiError, Caller
+from gatehouse_web.captcha import BotCheck
 from gatehouse_web.rendering import Renderer
 from gatehouse_web.security import safe_return_to
 from gatehouse_web.session import MFA_PATH, Sessions
@@ -29,6 +30,7 @@ class Web:
     sessions: Sessions
     renderer: Renderer
     proxies: TrustedProxies  # WEB_TRUSTED_PROXIES: whose X-Forwarded-For names the person
+    captcha: BotCheck  # the bot check's widget, when auth-service asks for one
 
     def return_to(self, value: str | None) -> str:
         return safe_return_to(value, self.settings.allowed_origins)

@@ -13,6 +13,7 @@ from auth_service.accounts.service import (
     spend_one_time_token,
 )
 from auth_service.audit import service as audit
+from auth_service.captcha import Captcha
 from auth_service.events import emit
 from auth_service.models import TokenPurpose, User
 from auth_service.principal import Client, Principal
@@ -29,11 +30,18 @@ from gatehouse_platform.db import utcnow
 
 
 async def request_reset(
-    db: AsyncSession, throttle: Throttle, settings: Settings, email: str, client: Client
+    db: AsyncSession,
+    throttle: Throttle,
+    captcha: Captcha,
+    settings: Settings,
+    email: str,
+    captcha_token: str | None,
+    client: Client,
 ) -> None:
     """Sends a link when the address belongs to an active account; the caller answers the same
-    either way."""
+    either way (the bot check too comes before the address is looked up)."""
     await throttle.request_attempt("reset", client.ip, email)
+    await captcha.check("reset", client.ip, email, captcha_token)
     user = await UserRepository(db).by_email(email)
     if user is None or not user.is_active:
         return

@@ -12,6 +12,7 @@ from pydantic import EmailStr, Field
 from auth_service.accounts import deletion, passwords, service
 from auth_service.accounts.schemas import (
     TOKEN_PATTERN,
+    CaptchaToken,
     ChangeEmailRequest,
     DeletionScheduled,
     NewPassword,
@@ -24,6 +25,7 @@ from auth_service.accounts.schemas import (
 )
 from auth_service.dependencies import (
     BreachesDep,
+    CaptchaDep,
     ClientDep,
     CurrentPrincipal,
     DbSession,
@@ -53,6 +55,7 @@ REGISTRATION_ACCEPTED = "Check your inbox: the email we sent says how to go on."
 
 class ForgotPasswordRequest(RequestModel):
     email: EmailStr = Field(max_length=320)
+    captcha_token: str | None = CaptchaToken
 
 
 class NewPasswordRequest(RequestModel):
@@ -77,12 +80,13 @@ async def register(
     hasher: HasherDep,
     breaches: BreachesDep,
     throttle: ThrottleDep,
+    captcha: CaptchaDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Status:
     """The same answer whether or not the email already has an account (its owner is emailed
     instead of a verification link), so registration tells no one who has an account."""
-    await service.register(db, hasher, breaches, throttle, settings, body, client)
+    await service.register(db, hasher, breaches, throttle, captcha, settings, body, client)
     return Status(status="verification_sent", detail=REGISTRATION_ACCEPTED)
 
 
@@ -158,11 +162,14 @@ async def forget_password(
     body: ForgotPasswordRequest,
     db: DbSession,
     throttle: ThrottleDep,
+    captcha: CaptchaDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Status:
     """Same answer whether or not the address has an account."""
-    await passwords.request_reset(db, throttle, settings, str(body.email), client)
+    await passwords.request_reset(
+        db, throttle, captcha, settings, str(body.email), body.captcha_token, client
+    )
     return Status(status="accepted", detail="If the address has an account, a reset link is on its way.")
 
 

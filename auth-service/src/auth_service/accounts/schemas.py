@@ -29,6 +29,12 @@ from gatehouse_platform.schemas import RequestModel, without_null
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe alphabet our tokens are made of
 USERNAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$"
 
+CaptchaToken = Field(
+    default=None,
+    max_length=4096,
+    description="The bot-check widget's token, when a 428 `captcha-required` asked for one (or "
+    "`GET /auth/captcha` says `always`)",
+)
 NewPassword = Field(
     min_length=PASSWORD_MIN_LENGTH,
     max_length=PASSWORD_MAX_LENGTH,
@@ -44,6 +50,7 @@ class RegisterRequest(RequestModel):
     username: str = Field(min_length=3, max_length=32, pattern=USERNAME_PATTERN)
     password: str = NewPassword
     display_name: str | None = Field(default=None, max_length=100)
+    captcha_token: str | None = CaptchaToken
 
     @field_validator("password")
     @classmethod

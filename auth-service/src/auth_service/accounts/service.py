@@ -13,6 +13,7 @@ from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
 from auth_service.audit import service as audit
+from auth_service.captcha import Captcha
 from auth_service.errors import (
     AlreadyVerified,
     EmailAlreadyRegistered,
@@ -58,6 +59,7 @@ async def register(
     hasher: PasswordHasher,
     breaches: BreachedPasswords,
     throttle: Throttle,
+    captcha: Captcha,
     settings: Settings,
     body: RegisterRequest,
     client: Client,
@@ -68,6 +70,7 @@ async def register(
         answers measurably sooner. Usernames are public handles: a taken one is said. A password seen in
     breaches is refused before the address is looked at, so that answer tells nothing either."""
     await throttle.request_attempt("register", client.ip, str(body.email))
+    await captcha.check("register", client.ip, str(body.email), body.captcha_token)
     users = UserRepository(db)
     email = str(body.email)
     if await users.username_taken(body.username):

@@ -101,7 +101,7 @@ async def complete_sign_in(
     if not ok:
         audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method=step)
         challenge.attempts += 1
-        await throttle.failed(account, method=step)
+        await throttle.failed(account, method=step, ip=client.ip)
         if challenge.attempts >= settings.mfa_max_attempts:
             challenge.used_at = utcnow()
             raise InvalidSecondFactor("The code is not correct, and this sign-in is over; sign in again.")

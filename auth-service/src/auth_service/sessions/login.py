@@ -10,10 +10,12 @@ from auth_service.accounts import deletion
 from auth_service.accounts.repository import UserRepository
 from auth_service.accounts.service import mark_verified
 from auth_service.audit import service as audit
+from auth_service.captcha import Captcha
 from auth_service.errors import (
     AccountDeactivated,
     AccountNotPendingDeletion,
     AccountPendingDeletion,
+    CaptchaFailed,
     InvalidCredentials,
     InvalidLoginCode,
 )
@@ -35,10 +37,12 @@ async def login_with_password(
     db: AsyncSession,
     hasher: PasswordHasher,
     throttle: Throttle,
+    captcha: Captcha,
     keyring: KeyRing,
     settings: Settings,
     login: str,
     password: str,
+    captcha_token: str | None,
     client: Client,
     *,
     cancel_deletion: bool = False,
@@ -48,6 +52,14 @@ async def login_with_password(
     with `cancel_deletion` the right password restores it and signs in (its second factor, when it
     has one, is still asked)."""
     await throttle.credential_attempt("login", client.ip, login)
+    try:
+        # before the password is looked at: a bot past the threshold learns nothing of it
+        await captcha.check("login", client.ip, login, captcha_token)
+    except CaptchaFailed:
+        failed = await UserRepository(db).by_login(login)
+        if failed is not None:
+            audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, failed.id, client=client, method="captcha")
+        raise
     user = await UserRepository(db).by_login(login)
     password = normalize_password(password)
     # verify() hashes against a dummy when there is no user or no password: same cost either way.
@@ -55,7 +67,7 @@ async def login_with_password(
     if user is None or not ok:
         if user is not None:
             audit.record(db, audit.AuditEventType.SIGN_IN_FAILED, user.id, client=client, method="password")
-        await throttle.failed(login, method="password")
+        await throttle.failed(login, method="password", ip=client.ip)
         raise InvalidCredentials("The email, username or password is not correct.")
     assert user.password_hash is not None
     await throttle.succeeded(login)
@@ -131,7 +143,7 @@ async def login_with_code(
             record.attempts += 1
             if record.attempts >= max_attempts:
                 record.used_at = utcnow()  # the budget is spent: this code is dead
-        await throttle.failed(email, method="email_code")
+        await throttle.failed(email, method="email_code", ip=client.ip)
         raise InvalidLoginCode("The code is not correct or has expired; ask for a new one.")
     record.used_at = utcnow()
     if not user.is_active:

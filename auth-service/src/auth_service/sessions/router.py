@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Request, Response, status
 
 from auth_service.accounts.schemas import Status
 from auth_service.dependencies import (
+    CaptchaDep,
+    CaptchaSettingsDep,
     ClientDep,
     CurrentPrincipal,
     DbSession,
@@ -29,6 +31,7 @@ from auth_service.errors import (
 from auth_service.sessions import login, service
 from auth_service.sessions.cookies import clear_refresh_cookie, sign_in_response, tokens_response
 from auth_service.sessions.schemas import (
+    CaptchaWidget,
     CodeLoginRequest,
     LoginCodeRequest,
     LoginRequest,
@@ -54,13 +57,23 @@ async def password_login(
     db: DbSession,
     hasher: HasherDep,
     throttle: ThrottleDep,
+    captcha: CaptchaDep,
     keyring: KeyRingDep,
     settings: SettingsDep,
     client: ClientDep,
     response: Response,
 ) -> SignInResponse:
     outcome = await login.login_with_password(
-        db, hasher, throttle, keyring, settings, body.login, body.password, client
+        db,
+        hasher,
+        throttle,
+        captcha,
+        keyring,
+        settings,
+        body.login,
+        body.password,
+        body.captcha_token,
+        client,
     )
     return sign_in_response(response, settings, outcome)
 
@@ -75,6 +88,7 @@ async def cancel_deletion(
     db: DbSession,
     hasher: HasherDep,
     throttle: ThrottleDep,
+    captcha: CaptchaDep,
     keyring: KeyRingDep,
     settings: SettingsDep,
     client: ClientDep,
@@ -84,9 +98,27 @@ async def cancel_deletion(
     account has no credentials left (401 `invalid-credentials`); an admin's deletion is not the
     owner's to cancel (403 `account-deactivated`)."""
     outcome = await login.login_with_password(
-        db, hasher, throttle, keyring, settings, body.login, body.password, client, cancel_deletion=True
+        db,
+        hasher,
+        throttle,
+        captcha,
+        keyring,
+        settings,
+        body.login,
+        body.password,
+        body.captcha_token,
+        client,
+        cancel_deletion=True,
     )
     return sign_in_response(response, settings, outcome)
+
+
+@router.get("/captcha", summary="The bot check: mode, provider and site key, for rendering the widget")
+async def captcha_widget(captcha: CaptchaSettingsDep) -> CaptchaWidget:
+    """`always`: send a `captcha_token` with every register, login and password reset;
+    `adaptive`: only when an answer was 428 `captcha-required` (its problem names the same
+    provider and site key); `off`: never."""
+    return CaptchaWidget(**captcha.widget())
 
 
 @router.post("/refresh-token", responses=responses(InvalidRefreshToken), summary="Rotate the refresh token")

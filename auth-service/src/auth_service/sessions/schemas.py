@@ -8,12 +8,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from auth_service.accounts.schemas import UserOut
+from auth_service.accounts.schemas import CaptchaToken, UserOut
 from auth_service.mfa.login import SecondFactorRequired
 from auth_service.models import AuthSession
 from auth_service.security import PASSWORD_MAX_LENGTH
 from auth_service.sessions.service import IssuedTokens
 from gatehouse_platform.schemas import RequestModel, exactly_one_of
+
+
+class CaptchaWidget(BaseModel):
+    mode: Literal["off", "always", "adaptive"]
+    provider: Literal["turnstile", "hcaptcha"] | None
+    site_key: str | None
 
 
 class LoginRequest(RequestModel):
@@ -24,6 +30,7 @@ class LoginRequest(RequestModel):
     email: str | None = Field(default=None, max_length=320)
     username: str | None = Field(default=None, max_length=32)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)
+    captcha_token: str | None = CaptchaToken
 
     @model_validator(mode="after")
     def _one_identifier(self) -> LoginRequest:

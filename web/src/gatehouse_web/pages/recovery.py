@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response
 
+from gatehouse_web import captcha as bot_check
 from gatehouse_web.api import ApiError
 from gatehouse_web.web import Form, WebDep, client_of, explain, field
 
@@ -31,7 +32,9 @@ def _link_expired(request: Request, web: WebDep, action_url: str, action_label: 
 
 @router.get("/forgot-password")
 async def forgot_password_page(request: Request, web: WebDep) -> Response:
-    return web.renderer.page(request, "forgot_password.html")
+    return web.renderer.page(
+        request, "forgot_password.html", captcha=await web.captcha.upfront(web.api, "reset")
+    )
 
 
 @router.post("/forgot-password")
@@ -40,15 +43,17 @@ async def forgot_password(request: Request, web: WebDep, form: Form) -> Response
     email = field(form, "email", 320)
     errors: dict[str, str] = {}
     alert = None
+    widget = None
     if not email:
         errors["email"] = _("Enter your email address.")
     else:
+        body = bot_check.with_token({"email": email}, form)
         try:
-            await web.api.call(
-                "POST", "/auth/forget-password", json={"email": email}, caller=client_of(request)
-            )
+            await web.api.call("POST", "/auth/forget-password", json=body, caller=client_of(request))
         except ApiError as exc:
+            widget = web.captcha.asked_by(exc, "reset")
             errors, alert = explain(exc, _, {"email": "email"})
+            alert = bot_check.message(exc, _) or alert
         else:
             return web.renderer.page(
                 request,
@@ -71,6 +76,7 @@ async def forgot_password(request: Request, web: WebDep, form: Form) -> Response
         errors=errors,
         alert=alert,
         values={"email": email},
+        captcha=widget or await web.captcha.upfront(web.api, "reset"),
     )
 
 

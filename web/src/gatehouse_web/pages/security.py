@@ -355,6 +355,7 @@ def _how(method: str | None, _: Callable[..., str]) -> str | None:
         "recovery_code": _("Recovery code"),
         "change": _("Changed while signed in"),
         "reset": _("Reset by an emailed link"),
+        "captcha": _("Bot check not passed"),  # a sign-in stopped at the CAPTCHA
     }
     return labels.get(method, method) if method else None
 

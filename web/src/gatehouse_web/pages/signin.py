@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatehouse_web import captcha as bot_check
 from gatehouse_web.api import ApiError
 from gatehouse_web.session import REFRESH_PATH
 from gatehouse_web.web import MFA_EXPIRED, Form, WebDep, client_of, explain, field
@@ -29,7 +30,7 @@ async def home() -> Response:
 
 @router.get("/register")
 async def register_page(request: Request, web: WebDep) -> Response:
-    return web.renderer.page(request, "register.html")
+    return web.renderer.page(request, "register.html", captcha=await web.captcha.upfront(web.api, "register"))
 
 
 @router.post("/register")
@@ -44,11 +45,10 @@ async def register(request: Request, web: WebDep, form: Form) -> Response:
         missing["username"] = _("Choose a username.")
     if not password:
         missing["password"] = _("Choose a password.")
+    body = bot_check.with_token({**values, "password": password}, form)
     try:
         # Sent even with a field missing, so the answer names every other field that needs work.
-        await web.api.call(
-            "POST", "/auth/register", json={**values, "password": password}, caller=client_of(request)
-        )
+        await web.api.call("POST", "/auth/register", json=body, caller=client_of(request))
     except ApiError as exc:
         fields = {"email": "email", "username": "username", "password": "password"}
         if exc.slug == "username-taken":
@@ -61,7 +61,8 @@ async def register(request: Request, web: WebDep, form: Form) -> Response:
             status.HTTP_400_BAD_REQUEST,
             errors={**errors, **missing},
             values=values,
-            alert=alert,
+            alert=bot_check.message(exc, _) or alert,
+            captcha=web.captcha.asked_by(exc, "register") or await web.captcha.upfront(web.api, "register"),
         )
     # The same page whether the address was new or already had an account: the email says which.
     return web.renderer.page(
@@ -90,16 +91,22 @@ async def login_page(request: Request, web: WebDep, return_to: ReturnTo = None) 
         else None
     )
     return web.renderer.page(
-        request, "login.html", return_to=web.return_to(return_to), notice=notice, alert=alert
+        request,
+        "login.html",
+        return_to=web.return_to(return_to),
+        notice=notice,
+        alert=alert,
+        captcha=await web.captcha.upfront(web.api, "login"),
     )
 
 
-async def _with_password(request: Request, web: WebDep, path: str, login_name: str, password: str) -> Any:
+async def _with_password(
+    request: Request, web: WebDep, path: str, login_name: str, password: str, form: Form
+) -> Any:
     """A password sign-in call (`/auth/login`, or the cancellation of a deletion, which answers alike)."""
     identifier = {"email": login_name} if "@" in login_name else {"username": login_name}
-    return await web.api.call(
-        "POST", path, json={**identifier, "password": password}, caller=client_of(request)
-    )
+    body = bot_check.with_token({**identifier, "password": password}, form)
+    return await web.api.call("POST", path, json=body, caller=client_of(request))
 
 
 @router.post("/login")
@@ -109,15 +116,19 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
     return_to = web.return_to(field(form, "return_to", 2048))
     errors: dict[str, str] = {}
     alert = None
+    widget = None
     if not login_name:
         errors["login"] = _("Enter your email address or username.")
     if not password:
         errors["password"] = _("Enter your password.")
     if not errors:
         try:
-            tokens = await _with_password(request, web, "/auth/login", login_name, password)
+            tokens = await _with_password(request, web, "/auth/login", login_name, password, form)
         except ApiError as exc:
-            if exc.status == 401:
+            widget = web.captcha.asked_by(exc, "login")
+            if bot_check.message(exc, _):
+                alert = bot_check.message(exc, _)
+            elif exc.status == 401:
                 alert = _("That email, username or password is not right.")
             elif exc.slug == "account-deactivated":
                 alert = _("This account is deactivated.")
@@ -139,6 +150,7 @@ async def login(request: Request, web: WebDep, form: Form) -> Response:
         alert=alert,
         values={"login": login_name},
         return_to=return_to,
+        captcha=widget or await web.captcha.upfront(web.api, "login"),
     )
 
 
@@ -151,13 +163,19 @@ async def cancel_deletion(request: Request, web: WebDep, form: Form) -> Response
     return_to = web.return_to(field(form, "return_to", 2048))
     errors: dict[str, str] = {}
     alert = None
+    widget = None
     if not password:
         errors["password"] = _("Enter your password.")
     else:
         try:
-            answer = await _with_password(request, web, "/auth/me/deletion/cancel", login_name, password)
+            answer = await _with_password(
+                request, web, "/auth/me/deletion/cancel", login_name, password, form
+            )
         except ApiError as exc:
-            if exc.status == 401:
+            widget = web.captcha.asked_by(exc, "login")
+            if bot_check.message(exc, _):
+                alert = bot_check.message(exc, _)
+            elif exc.status == 401:
                 errors["password"] = _("Your password is not right.")
             elif exc.slug == "account-deactivated":
                 alert = _("This account is deactivated.")
@@ -173,6 +191,7 @@ async def cancel_deletion(request: Request, web: WebDep, form: Form) -> Response
         alert=alert,
         values={"login": login_name},
         return_to=return_to,
+        captcha=widget or await web.captcha.upfront(web.api, "login"),
     )
 
 
