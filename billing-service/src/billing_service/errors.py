@@ -297,8 +297,3 @@ class OrgNotFound(NotFound):
 class SeatLimitExceeded(Conflict):
     slug = "seat-limit-exceeded"
     title = "The organization has more members than the plan allows"
-
-
-class PlanNotPerSeat(Conflict):
-    slug = "plan-not-per-seat"
-    title = "The plan is not sold per seat"
