@@ -502,3 +502,39 @@ async def test_members_read_the_orgs_billing_and_others_are_refused(
     assert_problem(
         await client.post(f"/billing/orgs/{org.id}/portal", headers=member), 403, "org-billing-forbidden"
     )
+
+
+async def test_a_plan_change_at_stripe_announces_the_new_seat_limit(
+    client: httpx.AsyncClient,
+    new_plan: NewPlan,
+    new_org: Any,
+    publish_event: PublishEvent,
+    emulator: Emulator,
+    sdk: stripe.StripeClient,
+    db: async_sessionmaker[AsyncSession],
+    org_events: EventTap,
+) -> None:
+    org = await new_org()
+    await publish_event(joined(org.id, 3, 2))
+    await members_known(db, org.id, 2)
+    sub = await subscribed_org(client, emulator, db, org, await new_plan(**PER_SEAT, max_seats=10))
+    smaller = await new_plan(**{**PER_SEAT, "amount": 800}, max_seats=5)
+    stripe_sub = sdk.v1.subscriptions.retrieve(sub.stripe_subscription_id)
+    # as the Customer Portal's plan switch does: the item moves to the other plan's price
+    sdk.v1.subscriptions.update(
+        sub.stripe_subscription_id,
+        {
+            "items": [{"id": stripe_sub["items"].data[0].id, "price": smaller["stripe_price_id"]}],
+            "proration_behavior": "none",
+        },
+    )
+
+    def of_org(event: dict[str, Any]) -> bool:
+        return bool(event["data"]["org_id"] == str(org.id))
+
+    changed = await org_events.wait_for(
+        "org.seat_limit_changed", lambda e: of_org(e) and e["data"]["plan_code"] == smaller["code"]
+    )
+    assert changed["data"]["max_seats"] == 5 and changed["data"]["limit_version"] == 2
+    row = await subscription_row(db, sub.subscription_id)
+    assert row.quantity == 3  # the seats are kept across the switch
