@@ -3,8 +3,9 @@
 `SeatWorker` runs beside the API (like the Stripe event processor): every
 `BILLING_SEAT_SYNC_INTERVAL_SECONDS` it takes the orgs whose seats are pending and, one transaction
 each, sets their Stripe subscription item's quantity from the latest member count (`apply_seats`).
-Waiting that long is the coalescing: twenty joins arriving within it cost one update. Orgs locked by
-another worker are left to it.
+Waiting that long is the coalescing: twenty joins arriving within it cost one update. An org whose
+update failed (Stripe unreachable) stays pending and is tried again after a back-off that doubles up
+to `MAX_BACKOFF_SECONDS`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from datetime import datetime
 
@@ -29,6 +31,7 @@ from billing_service.subscriptions.sync import apply_snapshot, end_locally
 log = logging.getLogger(__name__)
 
 ORG_DELETED_COMMENT = "gatehouse:org_deleted"
+MAX_BACKOFF_SECONDS = 300.0
 
 
 async def apply_seats(db: AsyncSession, stripe: StripeGateway, org_id: uuid.UUID) -> bool:
@@ -108,6 +111,7 @@ class SeatWorker:
         self._batch = batch_size
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failed: dict[uuid.UUID, tuple[float, float]] = {}  # org → (retry at, back-off)
 
     async def start(self) -> None:
         self._stopping.clear()
@@ -123,13 +127,19 @@ class SeatWorker:
         """Apply every pending org once; returns how many Stripe updates were made."""
         async with self._sessions() as db:
             pending = await BillingOrgRepository(db).pending_seats(limit=self._batch)
-        updated = 0
+        updated, now = 0, time.monotonic()
         for org_id in pending:
+            retry_at, backoff = self._failed.get(org_id, (0.0, 0.0))
+            if retry_at > now:
+                continue
             try:
                 async with self._sessions() as db, db.begin():
                     updated += await apply_seats(db, self._stripe, org_id)
-            except Exception:  # left pending: the next round tries again
-                log.exception("could not apply the seats of org %s", org_id)
+                self._failed.pop(org_id, None)
+            except Exception:  # left pending: tried again after the back-off
+                backoff = min(max(backoff * 2, self._interval), MAX_BACKOFF_SECONDS)
+                self._failed[org_id] = (now + backoff, backoff)
+                log.exception("could not apply the seats of org %s; again in %.0f s", org_id, backoff)
         return updated
 
     async def _run(self) -> None:
