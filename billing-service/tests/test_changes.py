@@ -276,6 +276,7 @@ async def test_cancel_and_resume_need_a_subscription(client: httpx.AsyncClient, 
         assert response.status_code == 404 and response.json()["type"].endswith("/subscription-not-found")
     assert (await client.get("/billing/subscriptions/me", headers=user.headers)).status_code == 404
     assert (await client.get("/billing/entitlements/me", headers=user.headers)).json() == {
+        "org_id": None,
         "plan_code": None,
         "tier": None,
         "features": [],

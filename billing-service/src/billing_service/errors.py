@@ -10,6 +10,14 @@ class PlanNotFound(NotFound):
     title = "Plan not found"
 
 
+class SeatLimitsInvalid(DomainError):
+    """The plan's seat settings contradict each other (after a PATCH merged them with the plan's)."""
+
+    status = 422
+    slug = "seat-limits-invalid"
+    title = "Seat limits are not valid"
+
+
 class PlanNotAvailable(Conflict):
     """The plan exists but is retired (soft-deleted): nobody can start or move to it."""
 
@@ -269,3 +277,23 @@ PROMOTION_CODE_ERRORS = (
     PromotionCodeNotApplicable,
     PromotionCodeFirstTimeOnly,
 )
+
+
+class OrgBillingForbidden(Forbidden):
+    """Only an owner or admin acting in the organization (the token's org_id and org_role) may buy or
+    manage its subscription."""
+
+    slug = "org-billing-forbidden"
+    title = "Only the organization's owners and admins manage its billing"
+
+
+class OrgNotFound(NotFound):
+    """Not an organization the caller acts in (members only; others learn nothing), or deleted."""
+
+    slug = "org-not-found"
+    title = "Organization not found"
+
+
+class SeatLimitExceeded(Conflict):
+    slug = "seat-limit-exceeded"
+    title = "The organization has more members than the plan allows"

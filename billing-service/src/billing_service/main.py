@@ -15,6 +15,8 @@ from billing_service.dependencies import Services
 from billing_service.event_log.router import router as event_log_router
 from billing_service.events.handlers import bind
 from billing_service.integrations.stripe import stripe_gateway
+from billing_service.orgs.router import router as orgs_router
+from billing_service.orgs.seats import SeatWorker
 from billing_service.payments.router import router as payments_router
 from billing_service.plans.router import router as plans_router
 from billing_service.self_service.router import router as self_service_router
@@ -40,6 +42,7 @@ class Workers:
 
     relay: OutboxRelay
     consumer: EventConsumer
+    seats: SeatWorker  # orgs' Stripe quantities, runs with the Stripe event processor
     denylist: TokenDenylist  # its consumer and rebuilder
 
 
@@ -76,6 +79,7 @@ def bootstrap(settings: Settings) -> tuple[Services, Workers]:
             retry_delays=settings.consumer_retry_delays,
         ),
         denylist=denylist,
+        seats=SeatWorker(session_factory, stripe, interval_seconds=settings.seat_sync_interval_seconds),
     )
     return services, workers
 
@@ -93,7 +97,7 @@ def create_app(
     if run_relay:
         running.append(workers.relay)
     if settings.webhook_processor_enabled:
-        running.append(services.processor)
+        running += [services.processor, workers.seats]
     if consume:
         running += [workers.denylist.consumer, workers.consumer]
     return service_app(
@@ -119,6 +123,7 @@ def create_app(
             plans_router,
             coupons_router,
             subscriptions_router,
+            orgs_router,
             payments_router,
             self_service_router,
             webhooks_router,

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    and_,
     column,
     false,
     func,
@@ -176,6 +177,9 @@ class Plan(TimestampMixin, Base):
         CheckConstraint("amount >= 0", name="amount_non_negative"),
         CheckConstraint("trial_days >= 0", name="trial_days_non_negative"),
         CheckConstraint("interval_count >= 1", name="interval_count_positive"),
+        CheckConstraint("min_seats >= 1 AND max_seats >= 1", name="seats_positive"),
+        CheckConstraint("min_seats <= max_seats", name="min_seats_within_max"),
+        CheckConstraint("per_seat OR (min_seats IS NULL AND max_seats IS NULL)", name="seats_if_per_seat"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -190,6 +194,11 @@ class Plan(TimestampMixin, Base):
     features: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     trial_days: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Priced per member of the organization that buys it (a licensed Stripe price billed with a
+    # quantity); min_seats raises the quantity billed, max_seats caps the members (auth refuses more).
+    per_seat: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    min_seats: Mapped[int | None] = mapped_column(Integer)
+    max_seats: Mapped[int | None] = mapped_column(Integer)
     stripe_product_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
     # Bumped by every change pushed to Stripe: part of the idempotency keys of those calls.
@@ -295,14 +304,27 @@ class Subscription(TimestampMixin, Base):
             "uq_subscriptions_user_holding",
             "user_id",
             unique=True,
-            postgresql_where=_in("status", HOLDING_STATUSES),
+            postgresql_where=and_(_in("status", HOLDING_STATUSES), column("org_id").is_(None)),
         ),
+        # …and one per organization (its subscription is the org's, whoever bought it).
+        Index(
+            "uq_subscriptions_org_holding",
+            "org_id",
+            unique=True,
+            postgresql_where=and_(_in("status", HOLDING_STATUSES), column("org_id").is_not(None)),
+        ),
+        CheckConstraint("quantity >= 0", name="quantity_non_negative"),
         Index("ix_subscriptions_user_id_created_at", "user_id", "created_at"),
         Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Who bought it; for an organization's subscription, the owner or admin who subscribed.
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.user_id"))
+    # Set for an organization's subscription: it is the org's, billed to the org's Stripe customer.
+    org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("billing_orgs.org_id"), index=True)
+    # The subscription item's quantity at Stripe (seats billed), converged like the rest.
+    quantity: Mapped[int] = mapped_column(Integer, default=1, server_default=literal(1))
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"))
     status: Mapped[SubscriptionStatus] = mapped_column(_enum(SubscriptionStatus, "subscription_status"))
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -488,3 +510,28 @@ class CardExpiryNotice(Base):
     exp_month: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(index=True)
     notified_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class BillingOrg(TimestampMixin, Base):
+    """billing's projection of an organization (from org.* events): its member count at the highest
+    membership version applied, its own Stripe customer, the seat quantity waiting to reach Stripe
+    (`seats_pending`, applied by the seat worker: a burst of joins costs one update), and the version
+    of the seat limit last announced (org.seat_limit_changed)."""
+
+    __tablename__ = "billing_orgs"
+    __table_args__ = (
+        Index("ix_billing_orgs_seats_pending", "org_id", postgresql_where=column("seats_pending")),
+        CheckConstraint("member_count >= 0", name="member_count_non_negative"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    member_count: Mapped[int] = mapped_column(Integer, default=1, server_default=literal(1))
+    # The highest membership_version applied (0: none yet); older or repeated events change nothing.
+    membership_version: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    seats_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The membership version whose count the Stripe quantity was last set from.
+    seats_applied_version: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    limit_version: Mapped[int] = mapped_column(Integer, default=0, server_default=literal(0))
+    deleted_at: Mapped[datetime | None]

@@ -21,6 +21,7 @@ from billing_service.integrations.stripe import CardOnFile
 from billing_service.models import EndReason, Payment, Plan, PlanPrice, Refund, Subscription
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
+    OrgSeatLimitChanged,
     PaymentDisputed,
     PaymentFailed,
     PaymentMethodExpiring,
@@ -62,6 +63,8 @@ class SubscriptionFacts:
             "amount": price.amount if price else plan.amount,
             "currency": price.currency if price else plan.currency,
             "interval": (price.interval if price else plan.interval).value,
+            "org_id": sub.org_id,
+            "quantity": sub.quantity,
         }
 
 
@@ -263,3 +266,18 @@ async def payment_method_expiring(
         expires_at=expires_at,
     )
     await _emit(db, data, user_id)
+
+
+async def seat_limit_changed(
+    db: AsyncSession, org_id: uuid.UUID, plan: Plan | None, *, limit_version: int
+) -> None:
+    """The seats the org's subscription allows now (none once it ended, or on a plan without
+    a limit): auth-service refuses invitations and joins past it."""
+    data = OrgSeatLimitChanged(
+        org_id=org_id,
+        plan_code=plan.code if plan else None,
+        max_seats=plan.max_seats if plan and plan.per_seat else None,
+        limit_version=limit_version,
+        changed_at=utcnow(),
+    )
+    await _emit(db, data, org_id)

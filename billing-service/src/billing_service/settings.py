@@ -103,6 +103,10 @@ class Settings(TokenVerifierSettings):
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_retry_initial_seconds: float = Field(default=2.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=900.0, gt=0)
+    # Organizations' seats: how often the seat worker (beside the webhook processor) sets the Stripe
+    # quantity of the orgs whose member count changed; the membership events of one interval
+    # coalesce into one update.
+    seat_sync_interval_seconds: float = Field(default=1.0, gt=0)
 
     # Consumed events (user.*)
     consumer_name: str = Field(default="billing-service", description="Queue name of the consumer.")

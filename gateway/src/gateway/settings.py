@@ -202,6 +202,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/billing/coupons/**", "admin"),
     _rule("*", "/billing/subscriptions/**", "token"),
     _rule("*", "/billing/entitlements/**", "token"),
+    _rule("*", "/billing/orgs/**", "token"),
     _rule("*", "/billing/payments/**", "token"),
     _rule("*", "/billing/payment-method/**", "token"),
     _rule("*", "/billing/invoices/**", "token"),
@@ -224,6 +225,9 @@ DEFAULT_ROUTE_TIMEOUTS: list[RouteTimeout] = [
         slow_seconds=10,
     ),
     RouteTimeout(paths=["/billing/subscriptions/**"], read_timeout_seconds=25, slow_seconds=10),
+    RouteTimeout(
+        methods=["POST"], paths=["/billing/orgs/*/portal"], read_timeout_seconds=25, slow_seconds=10
+    ),
     # the data export reads every invoice and the card from Stripe
     RouteTimeout(paths=["/billing/me/export"], read_timeout_seconds=25, slow_seconds=10),
     RouteTimeout(

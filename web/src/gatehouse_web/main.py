@@ -28,6 +28,7 @@ from gatehouse_web.pages import (
     admin_users,
     billing,
     mfa,
+    org_billing,
     passkeys,
     recovery,
     security,
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(security.router)
     app.include_router(billing.router)
+    app.include_router(org_billing.router)
     admin.install(app, web)  # /admin: who may open the console, and what the others see
     app.include_router(admin_users.router)
     app.include_router(admin_email.router)

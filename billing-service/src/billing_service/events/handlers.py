@@ -15,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service.customers import service as customers
 from billing_service.integrations.stripe import StripeGateway
+from billing_service.orgs import service as orgs
+from billing_service.orgs.seats import end_for_deleted_org
 from billing_service.subscriptions.lifecycle import end_for_deactivated_account
 from gatehouse_contracts.envelope import CloudEvent, EventData
 from gatehouse_contracts.events import (
+    OrgCreated,
+    OrgDeleted,
+    OrgMemberAdded,
+    OrgMemberRemoved,
     UserDeactivated,
     UserDeleted,
     UserEmailChanged,
@@ -76,6 +82,39 @@ async def on_user_erased(
     await customers.erase(db, stripe, data.user_id, at=data.erased_at)
 
 
+async def on_org_created(
+    db: AsyncSession, event: CloudEvent, data: OrgCreated, stripe: StripeGateway
+) -> None:
+    """Start the org projection (its Stripe customer is made on its first subscribe)."""
+    await orgs.record_membership(
+        db, data.org_id, member_count=data.member_count, version=data.membership_version, name=data.name
+    )
+
+
+async def on_org_member_added(
+    db: AsyncSession, event: CloudEvent, data: OrgMemberAdded, stripe: StripeGateway
+) -> None:
+    """The new member count, if it is the newest; the seat worker bills it (orgs/seats.py)."""
+    await orgs.record_membership(
+        db, data.org_id, member_count=data.member_count, version=data.membership_version, name=data.org_name
+    )
+
+
+async def on_org_member_removed(
+    db: AsyncSession, event: CloudEvent, data: OrgMemberRemoved, stripe: StripeGateway
+) -> None:
+    await orgs.record_membership(
+        db, data.org_id, member_count=data.member_count, version=data.membership_version, name=data.org_name
+    )
+
+
+async def on_org_deleted(
+    db: AsyncSession, event: CloudEvent, data: OrgDeleted, stripe: StripeGateway
+) -> None:
+    """End the org's subscription at Stripe at once; it can start no new one."""
+    await end_for_deleted_org(db, stripe, data.org_id, at=data.deleted_at)
+
+
 HANDLERS: Mapping[str, BillingHandler] = {
     UserRegistered.event_type: on_user_registered,
     UserEmailChanged.event_type: on_email_changed,
@@ -83,6 +122,10 @@ HANDLERS: Mapping[str, BillingHandler] = {
     UserReactivated.event_type: on_user_reactivated,
     UserDeleted.event_type: on_user_deleted,
     UserErased.event_type: on_user_erased,
+    OrgCreated.event_type: on_org_created,
+    OrgMemberAdded.event_type: on_org_member_added,
+    OrgMemberRemoved.event_type: on_org_member_removed,
+    OrgDeleted.event_type: on_org_deleted,
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from billing_service.models import COUNTED_REFUND_STATUSES, Payment, Refund
+from billing_service.models import COUNTED_REFUND_STATUSES, Payment, Refund, Subscription
 from gatehouse_platform.db import Repository
 
 # Built once: compiling a fresh INSERT per webhook was a measurable share of processing time.
@@ -76,6 +76,17 @@ class PaymentRepository(Repository[Payment]):
     ) -> list[Payment]:
         """Newest invoice first, keyset-paginated on (invoice_created_at, id)."""
         stmt = select(Payment).where(Payment.user_id == user_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(Payment.invoice_created_at, Payment.id) < tuple_(*after))
+        stmt = stmt.order_by(Payment.invoice_created_at.desc(), Payment.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def page_for_org(
+        self, org_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[Payment]:
+        """The invoices of the organization's subscriptions, newest first, as `page_for_user`."""
+        stmt = select(Payment).join(Subscription, Subscription.id == Payment.subscription_id)
+        stmt = stmt.where(Subscription.org_id == org_id)
         if after is not None:
             stmt = stmt.where(tuple_(Payment.invoice_created_at, Payment.id) < tuple_(*after))
         stmt = stmt.order_by(Payment.invoice_created_at.desc(), Payment.id.desc()).limit(limit)

@@ -195,3 +195,11 @@ async def payments_page(
     after = decode_time_cursor(cursor) if cursor else None
     rows = await PaymentRepository(db).page_for_user(user_id, limit=limit + 1, after=after)
     return page_of(rows, limit, lambda payment: (payment.invoice_created_at, payment.id))
+
+
+async def org_payments_page(
+    db: AsyncSession, org_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[Payment], str | None]:
+    after = decode_time_cursor(cursor) if cursor else None
+    rows = await PaymentRepository(db).page_for_org(org_id, limit=limit + 1, after=after)
+    return page_of(rows, limit, lambda payment: (payment.invoice_created_at, payment.id))

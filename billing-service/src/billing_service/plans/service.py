@@ -14,15 +14,15 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_service.errors import PlanCodeTaken, PlanNotAvailable, PlanNotFound
+from billing_service.errors import PlanCodeTaken, PlanNotAvailable, PlanNotFound, SeatLimitsInvalid
 from billing_service.integrations.stripe import StripeGateway
 from billing_service.models import Plan, PlanPrice
 from billing_service.pagination import decode_plan_cursor, page_of
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
-from billing_service.plans.schemas import PlanCreate, PlanUpdate
+from billing_service.plans.schemas import PlanCreate, PlanUpdate, check_seats
 from gatehouse_platform.db import utcnow
 
-PRICE_FIELDS = ("amount", "currency", "interval", "interval_count")
+PRICE_FIELDS = ("amount", "currency", "interval", "interval_count", "per_seat")
 
 
 async def get_plan(db: AsyncSession, plan_id: uuid.UUID, *, for_update: bool = False) -> Plan:
@@ -52,13 +52,13 @@ async def list_plans(
 
 
 def _metadata(plan: Plan) -> dict[str, str]:
-    return {"plan_id": str(plan.id), "plan_code": plan.code}
+    return {"plan_id": str(plan.id), "plan_code": plan.code, "per_seat": "true" if plan.per_seat else "false"}
 
 
 def _price_key(plan: Plan) -> str:
     return (
         f"plan-{plan.id}-r{plan.revision}-price-{plan.amount}-{plan.currency}-"
-        f"{plan.interval.value}{plan.interval_count}"
+        f"{plan.interval.value}{plan.interval_count}{'-per-seat' if plan.per_seat else ''}"
     )
 
 
@@ -111,6 +111,14 @@ async def update_plan(db: AsyncSession, stripe: StripeGateway, plan_id: uuid.UUI
     plan = await get_plan(db, plan_id, for_update=True)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k != "active"}
     changed = {k: v for k, v in changes.items() if getattr(plan, k) != v}
+    try:
+        check_seats(
+            changes.get("per_seat", plan.per_seat),
+            changes.get("min_seats", plan.min_seats),
+            changes.get("max_seats", plan.max_seats),
+        )
+    except ValueError as exc:
+        raise SeatLimitsInvalid(str(exc)) from None
     reactivate = body.active is True and not plan.is_active
     retire = body.active is False and plan.is_active
     if not changed and not reactivate and not retire:

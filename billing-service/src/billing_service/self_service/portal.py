@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_service.customers.repository import CustomerRepository
 from billing_service.errors import BillingAccountNotFound, ReturnUrlNotAllowed
 from billing_service.integrations.stripe import PortalConfiguration, StripeGateway
+from billing_service.orgs.repository import BillingOrgRepository
 from billing_service.plans.repository import PlanRepository
 from billing_service.settings import Settings
 
@@ -35,23 +36,52 @@ async def open_portal(
 ) -> str:
     """The URL of a new portal session for the user; `return_url` (default: the setting) must be on
     an allowed origin."""
+    target = _allowed_target(settings, return_url)
+    customer = await CustomerRepository(db).get(user_id)
+    if customer is None or customer.stripe_customer_id is None:
+        raise BillingAccountNotFound("You have no billing account yet: subscribe to a plan first.")
+    return await _session(db, stripe, settings, customer.stripe_customer_id, str(user_id), target)
+
+
+async def open_org_portal(
+    db: AsyncSession, stripe: StripeGateway, settings: Settings, org_id: uuid.UUID, return_url: str | None
+) -> str:
+    """A portal session for the organization's own Stripe customer (its owner or admin asks)."""
+    target = _allowed_target(settings, return_url)
+    org = await BillingOrgRepository(db).get(org_id)
+    if org is None or org.stripe_customer_id is None:
+        raise BillingAccountNotFound(
+            "The organization has no billing account yet: subscribe to a plan first."
+        )
+    return await _session(db, stripe, settings, org.stripe_customer_id, f"org-{org_id}", target)
+
+
+async def _session(
+    db: AsyncSession,
+    stripe: StripeGateway,
+    settings: Settings,
+    customer_id: str,
+    owner: str,
+    target: str,
+) -> str:
+    config = await portal_configuration(db, stripe, settings)
+    window = int(time.time()) // SESSION_KEY_WINDOW_SECONDS
+    return await stripe.create_portal_session(
+        customer_id=customer_id,
+        configuration_id=config.id,
+        return_url=target,
+        key=f"portal-session-{owner}-{_digest(target)}-{window}",
+    )
+
+
+def _allowed_target(settings: Settings, return_url: str | None) -> str:
     target = return_url or settings.portal_return_url
     if not settings.allows_return_to(target):
         raise ReturnUrlNotAllowed(
             "return_url must be an absolute http(s) URL on one of the allowed origins: "
             + ", ".join(sorted(settings.allowed_return_origins))
         )
-    customer = await CustomerRepository(db).get(user_id)
-    if customer is None or customer.stripe_customer_id is None:
-        raise BillingAccountNotFound("You have no billing account yet: subscribe to a plan first.")
-    config = await portal_configuration(db, stripe, settings)
-    window = int(time.time()) // SESSION_KEY_WINDOW_SECONDS
-    return await stripe.create_portal_session(
-        customer_id=customer.stripe_customer_id,
-        configuration_id=config.id,
-        return_url=target,
-        key=f"portal-session-{user_id}-{_digest(target)}-{window}",
-    )
+    return target
 
 
 async def portal_configuration(

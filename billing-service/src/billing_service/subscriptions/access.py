@@ -76,8 +76,27 @@ async def current_subscription(db: AsyncSession, settings: Settings, user_id: uu
     return await describe(db, settings, row)
 
 
+async def current_org_subscription(
+    db: AsyncSession, settings: Settings, org_id: uuid.UUID
+) -> SubscriptionOut:
+    subscriptions = SubscriptionRepository(db)
+    row = await subscriptions.holding_of_org(org_id) or await subscriptions.latest_of_org(org_id)
+    if row is None:
+        raise SubscriptionNotFound("The organization has never subscribed.")
+    return await describe(db, settings, row)
+
+
 async def entitlements(db: AsyncSession, settings: Settings, user_id: uuid.UUID) -> EntitlementsOut:
-    row = await SubscriptionRepository(db).holding(user_id)
+    return await _entitlements_of(db, settings, await SubscriptionRepository(db).holding(user_id))
+
+
+async def org_entitlements(db: AsyncSession, settings: Settings, org_id: uuid.UUID) -> EntitlementsOut:
+    """The organization's: what every member acting in it may use."""
+    out = await _entitlements_of(db, settings, await SubscriptionRepository(db).holding_of_org(org_id))
+    return out.model_copy(update={"org_id": org_id})
+
+
+async def _entitlements_of(db: AsyncSession, settings: Settings, row: Subscription | None) -> EntitlementsOut:
     if row is None:
         return EntitlementsOut()
     plan = await PlanRepository(db).get(row.plan_id)

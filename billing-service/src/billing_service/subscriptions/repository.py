@@ -20,16 +20,21 @@ class SubscriptionRepository(Repository[Subscription]):
 
     async def holding(self, user_id: uuid.UUID, *, for_update: bool = False) -> Subscription | None:
         """The user's subscription that holds (or is about to hold) access; at most one exists."""
-        criteria = (Subscription.user_id == user_id, Subscription.status.in_(HOLDING_STATUSES))
+        criteria = (
+            Subscription.user_id == user_id,
+            Subscription.org_id.is_(None),
+            Subscription.status.in_(HOLDING_STATUSES),
+        )
         if for_update:
             return await self.lock(*criteria)
         stmt = select(Subscription).where(*criteria)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def latest(self, user_id: uuid.UUID) -> Subscription | None:
+        """The user's own newest subscription (not one bought for an organization)."""
         stmt = (
             select(Subscription)
-            .where(Subscription.user_id == user_id)
+            .where(Subscription.user_id == user_id, Subscription.org_id.is_(None))
             .order_by(Subscription.created_at.desc(), Subscription.id.desc())
             .limit(1)
         )
@@ -39,7 +44,11 @@ class SubscriptionRepository(Repository[Subscription]):
         """The user's newest subscription that exists at Stripe (past Checkout)."""
         stmt = (
             select(Subscription)
-            .where(Subscription.user_id == user_id, Subscription.stripe_subscription_id.is_not(None))
+            .where(
+                Subscription.user_id == user_id,
+                Subscription.org_id.is_(None),
+                Subscription.stripe_subscription_id.is_not(None),
+            )
             .order_by(Subscription.created_at.desc(), Subscription.id.desc())
             .limit(1)
         )
@@ -68,6 +77,31 @@ class SubscriptionRepository(Repository[Subscription]):
         rows = await self.session.execute(stmt)
         return [(user_id, str(customer), str(sub)) for user_id, customer, sub in rows.all()]
 
+    async def holding_of_org(self, org_id: uuid.UUID, *, for_update: bool = False) -> Subscription | None:
+        """The organization's subscription that holds (or is about to hold) access; at most one."""
+        criteria = (Subscription.org_id == org_id, Subscription.status.in_(HOLDING_STATUSES))
+        if for_update:
+            return await self.lock(*criteria)
+        stmt = select(Subscription).where(*criteria)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def latest_of_org(self, org_id: uuid.UUID) -> Subscription | None:
+        stmt = (
+            select(Subscription)
+            .where(Subscription.org_id == org_id)
+            .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def org_had_trial(self, org_id: uuid.UUID) -> bool:
+        stmt = select(
+            select(Subscription.id)
+            .where(Subscription.org_id == org_id, Subscription.trial_end.is_not(None))
+            .exists()
+        )
+        return bool(await self.session.scalar(stmt))
+
     async def had_trial(self, user_id: uuid.UUID) -> bool:
         """Whether any subscription of the user ever had a trial (Stripe gave it a `trial_end`)."""
         stmt = select(
@@ -90,7 +124,13 @@ class SubscriptionRepository(Repository[Subscription]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def insert_pending_if_missing(
-        self, id_: uuid.UUID, *, user_id: uuid.UUID, plan_id: uuid.UUID, stripe_price_id: str
+        self,
+        id_: uuid.UUID,
+        *,
+        user_id: uuid.UUID,
+        plan_id: uuid.UUID,
+        stripe_price_id: str,
+        org_id: uuid.UUID | None = None,
     ) -> None:
         """Insert a `checkout_pending` row with this id unless it (or another live subscription of
         the user, by the unique index) exists. Waits for a concurrent transaction inserting the same
@@ -100,6 +140,7 @@ class SubscriptionRepository(Repository[Subscription]):
             .values(
                 id=id_,
                 user_id=user_id,
+                org_id=org_id,
                 plan_id=plan_id,
                 status=SubscriptionStatus.CHECKOUT_PENDING,
                 stripe_price_id=stripe_price_id,

@@ -24,11 +24,14 @@ from billing_service.errors import (
     IncompatiblePlan,
     InvalidCursor,
     InvalidProrationDate,
+    OrgBillingForbidden,
+    OrgNotFound,
     PaymentDeclined,
     PlanNotAvailable,
     PlanNotFound,
     SamePlan,
     ScheduledChangeNotFound,
+    SeatLimitExceeded,
     SubscriptionAlreadyActive,
     SubscriptionNotChangeable,
     SubscriptionNotFound,
@@ -63,6 +66,9 @@ router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=response
         PlanNotAvailable,
         SubscriptionAlreadyActive,
         CheckoutInProgress,
+        OrgBillingForbidden,
+        OrgNotFound,
+        SeatLimitExceeded,
         *PROMOTION_CODE_ERRORS,
         *STRIPE_ERRORS,
     ),
@@ -70,7 +76,12 @@ router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=response
 async def subscribe(
     body: SubscribeRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> CheckoutOut:
-    row = await checkout.subscribe(db, stripe, settings, claims, body.plan_code, body.promotion_code)
+    if body.org_id is not None:
+        row = await checkout.subscribe_org(
+            db, stripe, settings, claims, body.plan_code, body.org_id, body.promotion_code
+        )
+    else:
+        row = await checkout.subscribe(db, stripe, settings, claims, body.plan_code, body.promotion_code)
     assert row.checkout_url is not None and row.stripe_checkout_session_id is not None
     return CheckoutOut(
         checkout_url=row.checkout_url, session_id=row.stripe_checkout_session_id, subscription_id=row.id
@@ -188,8 +199,13 @@ async def my_subscription(claims: CurrentClaims, db: DbSession, settings: Settin
     return await access.current_subscription(db, settings, claims.sub)
 
 
-@router.get("/entitlements/me", summary="What I may use now (empty without access)")
+@router.get(
+    "/entitlements/me",
+    summary="What I may use now (empty without access); acting in an organization, the org's",
+)
 async def my_entitlements(claims: CurrentClaims, db: DbSession, settings: SettingsDep) -> EntitlementsOut:
+    if claims.org_id is not None:
+        return await access.org_entitlements(db, settings, claims.org_id)
     return await access.entitlements(db, settings, claims.sub)
 
 

@@ -28,9 +28,14 @@ from gatehouse_platform.schemas import RequestModel, without_null
 
 
 class SubscribeRequest(RequestModel):
-    model_config = ConfigDict(json_schema_extra=without_null("promotion_code"))
+    model_config = ConfigDict(json_schema_extra=without_null("promotion_code", "org_id"))
 
     plan_code: PlanCode
+    org_id: uuid.UUID | None = Field(
+        default=None,
+        description="Subscribe this organization (you must act in it as owner or admin: the token's "
+        "org_id and org_role); billed per member on a per-seat plan.",
+    )
     promotion_code: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9]{1,64}$",
@@ -38,9 +43,9 @@ class SubscribeRequest(RequestModel):
         "type a code on the Checkout page.",
     )
 
-    @field_validator("promotion_code", mode="after")
+    @field_validator("promotion_code", "org_id", mode="after")
     @classmethod
-    def _not_null(cls, value: str | None) -> str:
+    def _not_null(cls, value: str | uuid.UUID | None) -> str | uuid.UUID:
         if value is None:
             raise ValueError("must not be null (leave the field out)")
         return value
@@ -90,6 +95,8 @@ class PlanSummary(BaseModel):
     code: str
     name: str
     tier: PlanTier
+    per_seat: bool = False
+    max_seats: int | None = None
 
 
 class DiscountOut(BaseModel):
@@ -139,7 +146,9 @@ class ScheduledChangeOut(BaseModel):
 
 class SubscriptionOut(BaseModel):
     id: uuid.UUID
-    user_id: uuid.UUID
+    user_id: uuid.UUID = Field(description="Who bought it (for an organization, its owner or admin).")
+    org_id: uuid.UUID | None = Field(description="The organization it is for, if any.")
+    quantity: int = Field(description="Seats billed (a per-seat plan), else 1.")
     status: SubscriptionStatus
     plan: PlanSummary
     amount: int = Field(description="What the subscriber pays per period, in minor units.")
@@ -190,8 +199,17 @@ class SubscriptionOut(BaseModel):
         return cls(
             id=subscription.id,
             user_id=subscription.user_id,
+            org_id=subscription.org_id,
+            quantity=subscription.quantity,
             status=subscription.status,
-            plan=PlanSummary(id=plan.id, code=plan.code, name=plan.name, tier=plan.tier),
+            plan=PlanSummary(
+                id=plan.id,
+                code=plan.code,
+                name=plan.name,
+                tier=plan.tier,
+                per_seat=plan.per_seat,
+                max_seats=plan.max_seats,
+            ),
             amount=price.amount if price else plan.amount,
             currency=price.currency if price else plan.currency,
             interval=price.interval if price else plan.interval,
@@ -232,6 +250,9 @@ class SubscriptionPage(Page[SubscriptionOut]):
 class EntitlementsOut(BaseModel):
     """What the caller may do now. Empty (nulls, no features) without a subscription that grants access."""
 
+    org_id: uuid.UUID | None = Field(
+        default=None, description="Set when these are the organization's (a token acting in it)."
+    )
     plan_code: str | None = None
     tier: PlanTier | None = None
     features: list[str] = Field(default_factory=list)

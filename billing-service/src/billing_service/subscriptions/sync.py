@@ -16,6 +16,10 @@ events arrive, each of ours is emitted once:
 | into past_due                                      | subscription.past_due      | `status`          |
 | into an ended status (after activation)            | subscription.ended         | `status`          |
 
+An organization's subscription (`org_id`) also announces `org.seat_limit_changed` when it is
+activated, changes plan and ends (the org row's `limit_version` counts them), and its activation
+marks the org's seats pending, so the quantity catches up with members who joined during Checkout.
+
 The dunning markers (first failure, next retry, retries exhausted, restricted) follow Stripe's
 status and latest invoice (dunning.py); a plan change waiting for the period end follows the
 subscription's schedule (`stripe_schedule_id`, `scheduled_*`: its next phase's price and start). When
@@ -43,6 +47,8 @@ from billing_service.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing_service.orgs.repository import BillingOrgRepository
+from billing_service.orgs.service import announce_seat_limit
 from billing_service.plans.repository import PlanPriceRepository, PlanRepository
 from billing_service.publishing import SubscriptionFacts
 from billing_service.subscriptions import dunning
@@ -142,6 +148,7 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
     row.cancel_at = snapshot.cancel_at
     row.canceled_at = snapshot.canceled_at
     row.trial_end = snapshot.trial_end
+    row.quantity = snapshot.quantity
     _apply_discount(row, snapshot)
     await _apply_scheduled_change(db, row, snapshot)
     row.status = new_status
@@ -174,11 +181,15 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         row.renewed_through = row.current_period_end
         await publishing.activated(db, await about())
         emitted.append("subscription.activated")
+        if row.org_id is not None and new_status not in STRIPE_ENDED:
+            await announce_seat_limit(db, row, (await about()).plan)
     elif was_activated and old_plan_id != row.plan_id:
         previous = await PlanRepository(db).get(old_plan_id)
         assert previous is not None
         await publishing.plan_changed(db, await about(), previous)
         emitted.append("subscription.plan_changed")
+        if row.org_id is not None and new_status not in STRIPE_ENDED:
+            await announce_seat_limit(db, row, (await about()).plan)
 
     if (
         new_status in ACTIVATING
@@ -196,6 +207,8 @@ async def apply_snapshot(db: AsyncSession, row: Subscription, snapshot: Subscrip
         if was_activated or row.activated_at is not None:
             await publishing.ended(db, await about(), row.end_reason)
             emitted.append("subscription.ended")
+            if row.org_id is not None:
+                await announce_seat_limit(db, row, None)
         return emitted
 
     scheduled = snapshot.cancel_at_period_end or snapshot.cancel_at is not None
@@ -231,6 +244,8 @@ async def end_locally(db: AsyncSession, row: Subscription, reason: EndReason) ->
     row.checkout_url = None
     if was_activated:
         await publishing.ended(db, await facts_for(db, row), reason)
+        if row.org_id is not None:
+            await announce_seat_limit(db, row, None)
     return True
 
 
@@ -293,11 +308,21 @@ async def _adopt(
     # If the request that made this row is still running, this insert waits for it; if that request
     # commits, nothing is inserted and its row is used.
     subscriptions = SubscriptionRepository(db)
+    org_id = _org_of(snapshot)
+    if org_id is not None:
+        await BillingOrgRepository(db).insert_if_missing(org_id)
     await subscriptions.insert_pending_if_missing(
-        our_id, user_id=user_id, plan_id=plan.id, stripe_price_id=snapshot.price_id
+        our_id, user_id=user_id, plan_id=plan.id, stripe_price_id=snapshot.price_id, org_id=org_id
     )
     row = await subscriptions.get(our_id, for_update=True)
     if row is None:
         raise OrphanSubscription(f"subscription {snapshot.id}: the user has another live subscription")
     log.warning("adopted Stripe subscription %s as %s", snapshot.id, our_id)
     return row
+
+
+def _org_of(snapshot: SubscriptionSnapshot) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(snapshot.metadata["org_id"]) if snapshot.metadata.get("org_id") else None
+    except ValueError:
+        return None

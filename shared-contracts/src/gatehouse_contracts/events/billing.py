@@ -29,6 +29,10 @@ class _SubscriptionData(EventData):
     amount: int = Field(ge=0, description="Price per billing period, in minor units.")
     currency: str = Field(min_length=3, max_length=3)
     interval: Interval
+    org_id: uuid.UUID | None = Field(
+        default=None, description="Set for an organization's subscription (`user_id` is who bought it)."
+    )
+    quantity: int = Field(default=1, ge=0, description="Seats billed (a per-seat plan), else 1.")
 
 
 class SubscriptionActivated(_SubscriptionData):

@@ -83,6 +83,16 @@ class StripeGateway:
         )
         return parse_customer(customer)
 
+    async def create_org_customer(self, *, org_id: uuid.UUID, name: str, email: str) -> StripeCustomer:
+        """An organization's own Stripe customer (its invoices are the org's, not a person's)."""
+        params = {"name": name or str(org_id), "email": email, "metadata": {"org_id": str(org_id)}}
+        customer = await self._obj(
+            self._client.v1.customers.create_async(
+                params=_any(params), options={"idempotency_key": f"org-customer-{org_id}"}
+            )
+        )
+        return parse_customer(customer)
+
     async def update_customer_email(self, customer_id: str, email: str, *, key: str) -> None:
         await self._obj(
             self._client.v1.customers.update_async(
@@ -242,7 +252,8 @@ class StripeGateway:
             "product": product_id,
             "unit_amount": amount,
             "currency": currency,
-            "recurring": {"interval": interval, "interval_count": interval_count},
+            # licensed: billed for the subscription item's quantity (1, or an org's seats)
+            "recurring": {"interval": interval, "interval_count": interval_count, "usage_type": "licensed"},
             "metadata": dict(metadata),
         }
         price = await self._obj(
@@ -353,6 +364,7 @@ class StripeGateway:
         cancel_url: str,
         key: str,
         promotion_code_id: str | None = None,
+        quantity: int = 1,
     ) -> CheckoutSession:
         """With `promotion_code_id` the session carries that discount; without, the customer may
         type a promotion code on the page."""
@@ -362,7 +374,7 @@ class StripeGateway:
         params: Json = {
             "mode": "subscription",
             "customer": customer_id,
-            "line_items": [{"price": price_id, "quantity": 1}],
+            "line_items": [{"price": price_id, "quantity": quantity}],
             "metadata": dict(metadata),
             "client_reference_id": metadata.get("user_id"),
             "subscription_data": subscription_data,
@@ -473,6 +485,17 @@ class StripeGateway:
             params["proration_date"] = proration_date
         return await self._update_subscription(subscription_id, params, key=key)
 
+    async def set_quantity(
+        self, subscription_id: str, *, item_id: str, quantity: int, key: str
+    ) -> SubscriptionSnapshot:
+        """Bill `quantity` seats from now on: the change is prorated (a credit for seats removed, a
+        charge for seats added, both on the next invoice)."""
+        params: Json = {
+            "items": [{"id": item_id, "quantity": quantity}],
+            "proration_behavior": "create_prorations",
+        }
+        return await self._update_subscription(subscription_id, params, key=key)
+
     async def set_cancel_at_period_end(
         self, subscription_id: str, value: bool, *, key: str
     ) -> SubscriptionSnapshot:
@@ -510,11 +533,11 @@ class StripeGateway:
             schedule_id = str(schedule["id"])
         phases = [
             {
-                "items": [{"price": snapshot.price_id, "quantity": 1}],
+                "items": [{"price": snapshot.price_id, "quantity": snapshot.quantity}],
                 "start_date": int(snapshot.current_period_start.timestamp()),
                 "end_date": int(snapshot.current_period_end.timestamp()),
             },
-            {"items": [{"price": price_id, "quantity": 1}], "iterations": 1},
+            {"items": [{"price": price_id, "quantity": snapshot.quantity}], "iterations": 1},
         ]
         await self._obj(
             self._client.v1.subscription_schedules.update_async(

@@ -202,6 +202,7 @@ def parse_subscription(data: Mapping[str, Any]) -> SubscriptionSnapshot:
         discount=_first_discount(data.get("discounts")),
         schedule_id=_id(data.get("schedule")),
         scheduled_change=_scheduled_change(data.get("schedule"), str(_id(item.get("price")))),
+        quantity=int(item.get("quantity") or 0) if item.get("quantity") is not None else 1,
     )
 
 

@@ -166,6 +166,7 @@ class SubscriptionSnapshot:
     discount: DiscountSnapshot | None = None  # read with `discounts` expanded
     schedule_id: str | None = None  # the subscription schedule it is attached to, if any
     scheduled_change: ScheduledPriceChange | None = None  # read with `schedule` expanded
+    quantity: int = 1  # the item's quantity: seats billed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Organizations as customers: their projection (members, Stripe customer), per-seat quantity."""
