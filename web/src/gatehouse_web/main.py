@@ -23,7 +23,9 @@ from gatehouse_web.api import Api, ApiError, ApiUnavailable
 from gatehouse_web.pages import (
     account,
     admin,
+    admin_catalogue,
     admin_email,
+    admin_money,
     admin_users,
     billing,
     mfa,
@@ -151,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     admin.install(app, web)  # /admin: who may open the console, and what the others see
     app.include_router(admin_users.router)
     app.include_router(admin_email.router)
+    app.include_router(admin_catalogue.router)
+    app.include_router(admin_money.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []
