@@ -187,9 +187,7 @@ async def refund(
     elif reason and reason not in REASONS:
         alert = _("Choose a reason from the list.")
     if alert is not None:
-        return await _billing_page(
-            request, web, viewer, user_id, status.HTTP_422_UNPROCESSABLE_ENTITY, alert=alert
-        )
+        return await _billing_page(request, web, viewer, user_id, 422, alert=alert)
     assert amount is not None
     what = money(amount, currency, locale)
     key = field(form, "idempotency_key", 100)
