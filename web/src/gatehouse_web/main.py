@@ -26,6 +26,7 @@ from gatehouse_web.pages import (
     admin_catalogue,
     admin_email,
     admin_money,
+    admin_system,
     admin_users,
     billing,
     mfa,
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_email.router)
     app.include_router(admin_catalogue.router)
     app.include_router(admin_money.router)
+    app.include_router(admin_system.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []

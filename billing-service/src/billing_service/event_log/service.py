@@ -3,7 +3,11 @@ ignored, failed with the error), and a failed event retried now instead of at it
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billing_service.errors import StripeEventNotFailed, StripeEventNotFound
 from billing_service.models import StripeEvent, StripeEventStatus
@@ -46,3 +50,45 @@ async def retry(db: AsyncSession, event_id: str) -> StripeEvent:
         raise StripeEventNotFailed(f"The event is {event.status.value}: only a failed event is retried.")
     event.next_attempt_at = utcnow()
     return event
+
+
+LAG_WINDOW = timedelta(hours=1)
+
+
+async def processing_state(engine: AsyncEngine) -> dict[str, Any]:
+    """For the System page: events waiting (pending or failed, and the oldest's age) and the
+    receive-to-apply lag of the events applied in the last hour (the median and the worst; the
+    histogram `billing_stripe_event_apply_lag_seconds` has the same from this replica only)."""
+    now = utcnow()
+    waiting = StripeEvent.status.in_([StripeEventStatus.PENDING, StripeEventStatus.FAILED])
+    lag = func.extract("epoch", StripeEvent.processed_at - StripeEvent.received_at)
+    async with engine.connect() as connection:
+        pending, failed, oldest = (
+            await connection.execute(
+                select(
+                    func.count().filter(StripeEvent.status == StripeEventStatus.PENDING),
+                    func.count().filter(StripeEvent.status == StripeEventStatus.FAILED),
+                    func.min(StripeEvent.received_at).filter(waiting),
+                )
+            )
+        ).one()
+        median, worst, applied = (
+            await connection.execute(
+                select(
+                    func.percentile_cont(0.5).within_group(lag),
+                    func.max(lag),
+                    func.count(),
+                ).where(
+                    StripeEvent.status == StripeEventStatus.PROCESSED,
+                    StripeEvent.processed_at >= now - LAG_WINDOW,
+                )
+            )
+        ).one()
+    return {
+        "stripe_events_pending": int(pending),
+        "stripe_events_failed": int(failed),
+        "stripe_oldest_waiting_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
+        "stripe_applied_last_hour": int(applied),
+        "stripe_apply_lag_median_seconds": None if median is None else float(median),
+        "stripe_apply_lag_max_seconds": None if worst is None else float(worst),
+    }
