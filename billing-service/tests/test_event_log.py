@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import stripe
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -91,6 +92,15 @@ async def test_a_failed_event_shows_its_error_and_is_retried_now_on_request(
     await new_plan(code=code, amount=900)  # the cause is fixed
     retried = await client.post(f"{LOG}/{event['id']}/retry", headers=admin)
     assert retried.status_code == 200, retried.text
+    trail = await client.get(
+        "/billing/admin/audit-events", params={"action": "stripe_event.retried"}, headers=admin
+    )
+    [audited] = [e for e in trail.json()["items"] if e["subject_id"] == event["id"]]
+    assert audited["details"]["type"] == event["type"]
+    assert (
+        audited["actor_id"]
+        == jwt.decode(admin["Authorization"].split()[1], options={"verify_signature": False})["sub"]
+    )
     await stored_as(db, event["id"], StripeEventStatus.PROCESSED, "the retried event applied", within=10)
 
     done = await client.post(f"{LOG}/{event['id']}/retry", headers=admin)

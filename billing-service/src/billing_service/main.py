@@ -109,7 +109,7 @@ def create_app(
         reported=reported,
         engine=services.engine,
         consumers=[workers.consumer, workers.denylist.consumer],
-        extra=partial(event_log_service.processing_state, services.engine),
+        extra=partial(event_log_service.processing_state, services.session_factory),
     )
     return service_app(
         title="Gatehouse billing-service",

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import StripeEventNotFailed, StripeEventNotFound
 from billing_service.models import StripeEvent, StripeEventStatus
@@ -55,40 +54,20 @@ async def retry(db: AsyncSession, event_id: str) -> StripeEvent:
 LAG_WINDOW = timedelta(hours=1)
 
 
-async def processing_state(engine: AsyncEngine) -> dict[str, Any]:
+async def processing_state(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
     """For the System page: events waiting (pending or failed, and the oldest's age) and the
     receive-to-apply lag of the events applied in the last hour (the median and the worst; the
     histogram `billing_stripe_event_apply_lag_seconds` has the same from this replica only)."""
     now = utcnow()
-    waiting = StripeEvent.status.in_([StripeEventStatus.PENDING, StripeEventStatus.FAILED])
-    lag = func.extract("epoch", StripeEvent.processed_at - StripeEvent.received_at)
-    async with engine.connect() as connection:
-        pending, failed, oldest = (
-            await connection.execute(
-                select(
-                    func.count().filter(StripeEvent.status == StripeEventStatus.PENDING),
-                    func.count().filter(StripeEvent.status == StripeEventStatus.FAILED),
-                    func.min(StripeEvent.received_at).filter(waiting),
-                )
-            )
-        ).one()
-        median, worst, applied = (
-            await connection.execute(
-                select(
-                    func.percentile_cont(0.5).within_group(lag),
-                    func.max(lag),
-                    func.count(),
-                ).where(
-                    StripeEvent.status == StripeEventStatus.PROCESSED,
-                    StripeEvent.processed_at >= now - LAG_WINDOW,
-                )
-            )
-        ).one()
+    async with sessions() as db:
+        events = StripeEventRepository(db)
+        pending, failed, oldest = await events.waiting()
+        median, worst, applied = await events.apply_lag(since=now - LAG_WINDOW)
     return {
-        "stripe_events_pending": int(pending),
-        "stripe_events_failed": int(failed),
+        "stripe_events_pending": pending,
+        "stripe_events_failed": failed,
         "stripe_oldest_waiting_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
-        "stripe_applied_last_hour": int(applied),
-        "stripe_apply_lag_median_seconds": None if median is None else float(median),
-        "stripe_apply_lag_max_seconds": None if worst is None else float(worst),
+        "stripe_applied_last_hour": applied,
+        "stripe_apply_lag_median_seconds": median,
+        "stripe_apply_lag_max_seconds": worst,
     }
