@@ -14,15 +14,13 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from babel.core import UnknownLocaleError
-from babel.numbers import get_currency_precision
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
-from gatehouse_web.i18n import moment, money, profile_zone
+from gatehouse_web.i18n import currency_digits, moment, money, profile_zone
 from gatehouse_web.pages.admin import Admin, admin_call
 from gatehouse_web.pages.billing import price_of
 from gatehouse_web.web import Form, Viewer, Web, WebDep, explain, field
@@ -66,13 +64,6 @@ def _not_found() -> StarletteHTTPException:
     return StarletteHTTPException(status.HTTP_404_NOT_FOUND)
 
 
-def precision(currency: str) -> int:
-    try:
-        return int(get_currency_precision(currency.upper()))
-    except (UnknownLocaleError, KeyError, ValueError):
-        return 2
-
-
 def minor_units(text: str, currency: str) -> int | None:
     """`12.50` in eur → 1250; None for anything that is not a non-negative amount in that currency's
     units (a comma is read as the decimal point: `12,50`)."""
@@ -82,14 +73,14 @@ def minor_units(text: str, currency: str) -> int | None:
         return None
     if not value.is_finite() or value < 0:
         return None
-    scaled = value.scaleb(precision(currency))
+    scaled = value.scaleb(currency_digits(currency))
     if scaled != scaled.to_integral_value():
         return None
     return int(scaled)
 
 
 def major_units(amount: int, currency: str) -> str:
-    digits = precision(currency)
+    digits = currency_digits(currency)
     return str(Decimal(amount).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)))
 
 

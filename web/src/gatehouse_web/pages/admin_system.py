@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from babel.dates import format_timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gatehouse_web.api import ApiError, ApiUnavailable
+from gatehouse_web.i18n import elapsed
 from gatehouse_web.pages.admin import Admin, AdminRefused, admin_call
 from gatehouse_web.web import Viewer, Web, WebDep
 
@@ -35,7 +34,7 @@ def duration(seconds: float | None, locale: str, _: Callable[..., str]) -> str |
         return None
     if seconds < 1:
         return _("%(count)s ms", count=round(seconds * 1000))
-    return format_timedelta(timedelta(seconds=seconds), threshold=1.5, locale=locale)
+    return elapsed(seconds, locale)
 
 
 def _check_label(result: str, _: Callable[..., str]) -> tuple[str, str]:
