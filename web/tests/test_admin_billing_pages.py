@@ -453,6 +453,15 @@ async def test_coupons_and_codes_are_created_and_stopped_after_confirming(
         web, "/admin/billing/coupons", f"/admin/billing/coupons/{COUPON_ID}/delete", {}
     )
     assert deleted.status_code == 303 and api.coupons[COUPON_ID]["deleted_at"]
+    page = await web.get("/admin/billing/coupons")
+    for unknown in (
+        f"/admin/billing/coupons/{CODE_ID}/delete",
+        f"/admin/billing/coupons/{CODE_ID}/promotion-codes",
+        f"/admin/billing/coupons/{CODE_ID}/promotion-codes/{CODE_ID}/deactivate",
+        f"/admin/billing/coupons/{COUPON_ID}/promotion-codes/{COUPON_ID}/deactivate",
+    ):
+        missing = await web.post(unknown, data={"csrf_token": csrf_of(page.text), "code": "ABCD"})
+        assert missing.status_code == 404, unknown
 
 
 @pytest.mark.parametrize(

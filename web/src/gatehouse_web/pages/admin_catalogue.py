@@ -682,9 +682,19 @@ async def deactivate_promotion_code(
     coupon_id: uuid.UUID, code_id: uuid.UUID, request: Request, web: WebDep, form: Form, viewer: Admin
 ) -> Response:
     _ = web.renderer.gettext_for(request)
-    found = await admin_call(
-        request, web, viewer, "GET", f"/billing/coupons/{coupon_id}/promotion-codes", params={"limit": "100"}
-    )
+    try:
+        found = await admin_call(
+            request,
+            web,
+            viewer,
+            "GET",
+            f"/billing/coupons/{coupon_id}/promotion-codes",
+            params={"limit": "100"},
+        )
+    except ApiError as exc:
+        if exc.status == status.HTTP_404_NOT_FOUND:
+            raise _not_found() from exc
+        raise
     code = next((c for c in found["items"] if c["id"] == str(code_id)), None)
     if code is None:
         raise _not_found()

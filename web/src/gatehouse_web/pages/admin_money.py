@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
@@ -145,10 +146,15 @@ async def user_billing(
     request: Request,
     web: WebDep,
     viewer: Admin,
-    refunded: Annotated[str, Query(max_length=40)] = "",
+    refunded: Annotated[int | None, Query(ge=1, le=99_999_999)] = None,
+    currency: Annotated[str, Query(pattern=r"^[a-z]{3}$")] = "usd",
 ) -> Response:
+    """`?refunded=` (minor units) and `currency` say which refund was just made."""
     _ = web.renderer.gettext_for(request)
-    notice = _("The refund is made: %(amount)s.", amount=refunded) if refunded else None
+    locale = getattr(request.state, "locale", "en")
+    notice = None
+    if refunded is not None:
+        notice = _("The refund is made: %(amount)s.", amount=money(refunded, currency, locale))
     return await _billing_page(request, web, viewer, user_id, notice=notice)
 
 
@@ -233,7 +239,8 @@ async def refund(
         if alert is None:
             raise
         return await _billing_page(request, web, viewer, user_id, exc.status, alert=alert)
-    return RedirectResponse(f"{USERS}/{user_id}/billing?refunded={what}#payments", status.HTTP_303_SEE_OTHER)
+    done = urlencode({"refunded": amount, "currency": currency})
+    return RedirectResponse(f"{USERS}/{user_id}/billing?{done}#payments", status.HTTP_303_SEE_OTHER)
 
 
 # ---- the Stripe event log ----
