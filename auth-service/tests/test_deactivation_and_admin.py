@@ -234,3 +234,18 @@ async def test_admin_sessions_identities_and_factors_refuse_non_admins_and_unkno
     assert identities.json() == {"items": [], "has_password": True, "next_cursor": None}
     factors = await client.get(f"/auth/admin/users/{user['id']}/mfa", headers=bearer(admin))
     assert factors.json() == {"totp": False, "recovery_codes_left": 0, "passkeys": 0, "methods": []}
+
+
+async def test_the_system_state_is_for_admins_and_shows_readiness_and_the_outbox(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
+    answer = await client.get("/auth/admin/system", headers=bearer(admin))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["service"] == "auth-service" and body["ready"] is True
+    assert body["checks"] == {"database": "ok", "redis": "ok"} and body["reported"] == {"broker": "ok"}
+    assert body["outbox"]["backlog"] >= 0 and body["consumers"] == []
+    _, tokens = await signed_up(client)
+    refused = await client.get("/auth/admin/system", headers=bearer(tokens))
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/auth/admin/system")).status_code == 401

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import stripe
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -91,6 +92,15 @@ async def test_a_failed_event_shows_its_error_and_is_retried_now_on_request(
     await new_plan(code=code, amount=900)  # the cause is fixed
     retried = await client.post(f"{LOG}/{event['id']}/retry", headers=admin)
     assert retried.status_code == 200, retried.text
+    trail = await client.get(
+        "/billing/admin/audit-events", params={"action": "stripe_event.retried"}, headers=admin
+    )
+    [audited] = [e for e in trail.json()["items"] if e["subject_id"] == event["id"]]
+    assert audited["details"]["type"] == event["type"]
+    assert (
+        audited["actor_id"]
+        == jwt.decode(admin["Authorization"].split()[1], options={"verify_signature": False})["sub"]
+    )
     await stored_as(db, event["id"], StripeEventStatus.PROCESSED, "the retried event applied", within=10)
 
     done = await client.post(f"{LOG}/{event['id']}/retry", headers=admin)
@@ -135,3 +145,48 @@ async def test_only_admins_read_the_log_and_bad_requests_are_refused(
         assert refused.status_code == 422, (path, params)
     forged = await client.get(LOG, params={"cursor": "Zm9yZ2Vk"}, headers=admin)
     assert forged.status_code == 400 and forged.json()["type"].endswith("/invalid-cursor")
+
+
+SYSTEM = "/billing/admin/system"
+
+
+async def test_the_system_state_shows_readiness_outbox_queues_and_stripe_lag(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    new_user: Callable[..., User],
+    sdk: stripe.StripeClient,
+    webhook_endpoint: WebhookEndpoint,
+    db: Sessions,
+) -> None:
+    event, _body = ping()
+    await post(client, webhook_endpoint, event)
+    await stored_as(db, event["id"], StripeEventStatus.IGNORED, "the ping to be settled")
+    failing = await failing_subscription_event(sdk, new_code())
+    await post(client, webhook_endpoint, failing)
+    await stored_as(db, failing["id"], StripeEventStatus.FAILED, "the event to fail")
+    async with db() as session, session.begin():  # as if it had been applied a while after it came
+        await session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id == event["id"])
+            .values(
+                status=StripeEventStatus.PROCESSED,
+                processed_at=StripeEvent.received_at + timedelta(seconds=42),
+            )
+        )
+
+    answer = await client.get(SYSTEM, headers=admin)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["service"] == "billing-service" and body["ready"] is True
+    assert body["checks"] == {"database": "ok", "redis": "ok"} and body["reported"] == {"broker": "ok"}
+    assert body["outbox"]["backlog"] >= 0 and body["queues_error"] is None
+    names = [consumer["name"] for consumer in body["consumers"]]
+    assert len(names) == 2 and all(c["main"]["consumer_count"] >= 1 for c in body["consumers"])
+    assert all(c["dlq"]["name"] == f"{c['name']}.dlq" for c in body["consumers"])
+    extra = body["extra"]
+    assert extra["stripe_events_failed"] >= 1 and extra["stripe_oldest_waiting_seconds"] is not None
+    assert extra["stripe_apply_lag_max_seconds"] >= 42 and extra["stripe_applied_last_hour"] >= 1
+
+    person = new_user()
+    assert (await client.get(SYSTEM, headers=person.headers)).status_code == 403
+    assert (await client.get(SYSTEM)).status_code == 401

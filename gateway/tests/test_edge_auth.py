@@ -128,6 +128,9 @@ async def test_admin_routes_need_the_admin_role_at_the_edge(
         "/billing/coupons",
         "/billing/coupons/1/promotion-codes",
         "/notifications/deliveries",
+        "/auth/admin/system",  # the console's System page reads each service's
+        "/billing/admin/system",
+        "/notifications/admin/system",
     ):
         response, request_id = await get(gateway, path, **bearer(user))
         assert_refused_at_the_edge(response, request_id, echo, status=403)

@@ -62,6 +62,7 @@ async def test_deliveries_need_a_token(client: httpx.AsyncClient, path: str) -> 
         ("POST", f"/notifications/deliveries/{SOME_ID}/resend"),
         ("GET", "/notifications/dead-letters"),
         ("POST", "/notifications/dead-letters/replay"),
+        ("GET", "/notifications/admin/system"),
     ],
 )
 async def test_a_signed_in_user_who_is_not_admin_is_forbidden(
@@ -216,3 +217,17 @@ async def test_replaying_an_empty_dead_letter_queue_moves_nothing(
             "/notifications/dead-letters/replay", params={"limit": limit}, headers=admin
         )
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_system_state_shows_readiness_and_both_consumers_queues(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    answer = await client.get("/notifications/admin/system", headers=admin)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["service"] == "notification-service" and body["checks"]["database"] == "ok"
+    assert set(body["reported"]) == {"broker", "smtp"} and body["outbox"] is None
+    assert body["queues_error"] is None and len(body["consumers"]) == 2
+    for consumer in body["consumers"]:
+        assert consumer["dlq"]["name"] == f"{consumer['name']}.dlq"
+        assert consumer["main"]["message_count"] >= 0 and consumer["dlq"]["message_count"] >= 0

@@ -123,6 +123,12 @@ class FakeAuth:
         if not path.startswith(base):
             return problem(404, "user-not-found")
         rest = path.removeprefix(base)
+        if method == "DELETE" and rest == "":
+            if self.target.get("erase_at"):
+                return problem(409, "account-already-deleted")
+            self.target.update(is_active=False, erase_at="2026-03-05T04:05:06+00:00")
+            self.sessions = []
+            return httpx.Response(202, json={"erase_at": self.target["erase_at"], "detail": "d"})
         if rest == "":
             return httpx.Response(200, json=self.target)
         if rest == "/sessions":
@@ -408,3 +414,27 @@ async def test_the_console_in_french(make_web: Callable[..., object]) -> None:
         data={"csrf_token": csrf_of(page.text), "action": "deactivate"},
     )
     assert "Veuillez confirmer" in asked.text and "Désactiver grace@example.com ?" in asked.text
+
+
+async def test_an_admin_deletes_an_account_after_confirming(make_web: Callable[..., object]) -> None:
+    auth = FakeAuth()
+    web = await signed_in(make_web, auth)
+    page = await web.get(f"/admin/users/{TARGET_ID}")
+    asked = await web.post(
+        f"/admin/users/{TARGET_ID}/actions", data={"csrf_token": csrf_of(page.text), "action": "delete"}
+    )
+    assert "Delete the account of grace@example.com?" in asked.text and "grace period" in asked.text
+    assert auth.admin_calls("DELETE") == []
+    done = await confirm(web, "delete")
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=delete")
+    assert auth.admin_calls("DELETE") == [(f"/auth/admin/users/{TARGET_ID}", {})]
+    after = await web.get(done.headers["location"])
+    assert (
+        "will be erased at the end of the grace period" in after.text and "erased Mar 5, 2026" in after.text
+    )
+    assert "Delete the account</button>" not in after.text
+    again = await web.post(
+        f"/admin/users/{TARGET_ID}/actions",
+        data={"csrf_token": csrf_of(after.text), "action": "delete", "confirmed": "yes"},
+    )
+    assert again.status_code == 409 and "already being deleted" in again.text

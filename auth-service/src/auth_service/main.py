@@ -12,7 +12,7 @@ from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
 from auth_service.captcha import Captcha
 from auth_service.clock import Clock
-from auth_service.dependencies import Services
+from auth_service.dependencies import Services, admin_principal
 from auth_service.export.router import router as export_router
 from auth_service.geoip import Places
 from auth_service.keys.router import router as keys_router
@@ -35,6 +35,7 @@ from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
+from gatehouse_platform.system import system_router
 from gatehouse_platform.tracing import configure_tracing
 
 
@@ -69,6 +70,16 @@ def create_app(
         proxies=TrustedProxies(settings.trusted_proxies),
         places=Places(settings.geoip_database),
     )
+    checks = {"database": database_check(engine), "redis": redis_check(redis)}
+    reported = {"broker": broker_check(settings.amqp_url)}
+    system = system_router(
+        "/auth/admin/system",
+        service="auth-service",
+        admin=admin_principal,
+        checks=checks,
+        reported=reported,
+        engine=engine,
+    )
     return service_app(
         title="Gatehouse auth-service",
         description="Accounts, sessions and tokens. Errors are RFC 9457 problem details.",
@@ -89,9 +100,10 @@ def create_app(
                 services.places.close,
             ],
         ),
-        checks={"database": database_check(engine), "redis": redis_check(redis)},
-        reported_checks={"broker": broker_check(settings.amqp_url)},
+        checks=checks,
+        reported_checks=reported,
         routers=[
+            system,
             accounts_router,
             export_router,
             sessions_router,

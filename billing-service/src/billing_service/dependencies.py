@@ -44,7 +44,8 @@ ProcessorDep = Annotated["WebhookProcessor", Depends(from_services("processor"))
 
 _claims = current_claims(from_services("verifier"))
 CurrentClaims = Annotated[AccessTokenClaims, Depends(_claims)]
-AdminClaims = Annotated[AccessTokenClaims, Depends(require_role("admin", _claims))]
+require_admin = require_role("admin", _claims)
+AdminClaims = Annotated[AccessTokenClaims, Depends(require_admin)]
 
 
 def recent_claims(claims: CurrentClaims, settings: SettingsDep) -> AccessTokenClaims:

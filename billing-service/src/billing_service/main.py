@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from billing_service.audit.router import router as audit_router
 from billing_service.coupons.router import router as coupons_router
-from billing_service.dependencies import Services
+from billing_service.dependencies import Services, require_admin
+from billing_service.event_log import service as event_log_service
 from billing_service.event_log.router import router as event_log_router
 from billing_service.events.handlers import bind
 from billing_service.integrations.stripe import stripe_gateway
@@ -33,6 +35,7 @@ from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.outbox import OutboxRelay
+from gatehouse_platform.system import system_router
 from gatehouse_platform.tracing import configure_tracing
 
 
@@ -100,6 +103,18 @@ def create_app(
         running += [services.processor, workers.seats]
     if consume:
         running += [workers.denylist.consumer, workers.consumer]
+    checks = {"database": database_check(services.engine), "redis": redis_check(services.redis)}
+    reported = {"broker": broker_check(settings.amqp_url)}
+    system = system_router(
+        "/billing/admin/system",
+        service="billing-service",
+        admin=require_admin,
+        checks=checks,
+        reported=reported,
+        engine=services.engine,
+        consumers=[workers.consumer, workers.denylist.consumer],
+        extra=partial(event_log_service.processing_state, services.session_factory),
+    )
     return service_app(
         title="Gatehouse billing-service",
         description="Plans, Stripe Checkout subscriptions, payments; Stripe webhooks applied exactly once. "
@@ -117,9 +132,10 @@ def create_app(
                 services.engine.dispose,
             ],
         ),
-        checks={"database": database_check(services.engine), "redis": redis_check(services.redis)},
-        reported_checks={"broker": broker_check(settings.amqp_url)},
+        checks=checks,
+        reported_checks=reported,
         routers=[
+            system,
             plans_router,
             coupons_router,
             subscriptions_router,

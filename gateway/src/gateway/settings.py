@@ -210,6 +210,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/notifications/unsubscribe/**", "public"),  # the emailed link: no session needed
     _rule("*", "/notifications/deliveries/**", "admin"),
     _rule("*", "/notifications/dead-letters/**", "admin"),
+    _rule("*", "/notifications/admin/**", "admin"),
     _rule("*", "/notifications/**", "token"),
 ]
 

@@ -43,4 +43,5 @@ RendererDep = Annotated[Renderer, Depends(from_services("renderer"))]
 LinksDep = Annotated[Links, Depends(from_services("links"))]
 
 _claims = current_claims(from_services("verifier"))
-AdminClaims = Annotated[AccessTokenClaims, Depends(require_role("admin", _claims))]
+require_admin = require_role("admin", _claims)
+AdminClaims = Annotated[AccessTokenClaims, Depends(require_admin)]

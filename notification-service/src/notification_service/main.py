@@ -16,11 +16,12 @@ from gatehouse_platform.denylist import TokenDenylist, token_denylist
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.jwks import JWKSVerifier
 from gatehouse_platform.logging import configure_logging
+from gatehouse_platform.system import system_router
 from gatehouse_platform.tracing import configure_tracing
 from notification_service.deliveries.dispatch import Dispatcher
 from notification_service.deliveries.erasure import forget_erased_user
 from notification_service.deliveries.router import router as deliveries_router
-from notification_service.dependencies import Services
+from notification_service.dependencies import Services, require_admin
 from notification_service.email.links import Links
 from notification_service.email.render import Renderer
 from notification_service.email.smtp import SmtpSender
@@ -91,6 +92,19 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
     routers = [deliveries_router, unsubscribe_router]
     if settings.previews_available:
         routers.append(previews_router)
+    checks = {"database": database_check(services.engine), "redis": redis_check(workers.redis)}
+    # Both are ridden out by design (queued events, delivery retries): reported, never a 503.
+    reported = {"broker": broker_check(settings.amqp_url), "smtp": services.sender.check}
+    routers.append(
+        system_router(
+            "/notifications/admin/system",
+            service="notification-service",
+            admin=require_admin,
+            checks=checks,
+            reported=reported,
+            consumers=[services.consumer, workers.denylist.consumer],
+        )
+    )
     return service_app(
         title="Gatehouse notification-service",
         description="Turns events into emails, each sent once. Errors are RFC 9457 problem details.",
@@ -107,8 +121,7 @@ def create_app(settings: Settings | None = None, *, run_consumer: bool = True) -
                 services.engine.dispose,
             ],
         ),
-        checks={"database": database_check(services.engine), "redis": redis_check(workers.redis)},
-        # Both are ridden out by design (queued events, delivery retries): reported, never a 503.
-        reported_checks={"broker": broker_check(settings.amqp_url), "smtp": services.sender.check},
+        checks=checks,
+        reported_checks=reported,
         routers=routers,
     )

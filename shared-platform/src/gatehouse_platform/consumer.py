@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, overload
 
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
@@ -88,6 +90,15 @@ EVENTS_DEAD_LETTERED = Counter(
     "Messages moved to the dead-letter queue (reason: malformed, exhausted or rejected).",
     ["consumer", "reason"],
 )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A queue as the broker sees it now."""
+
+    name: str
+    message_count: int  # ready, not yet taken
+    consumer_count: int
 
 
 class MalformedMessageError(Exception):
@@ -243,14 +254,42 @@ class EventConsumer:
         return moved
 
     async def dead_letter_count(self) -> int:
-        """How many messages wait in the DLQ now, by a passive declare (it only reads). Works with or
-        without this consumer running (its own connection, like the replay)."""
+        """How many messages wait in the DLQ now (see `queue_stats`)."""
+        return (await self.queue_stats())["dlq"].message_count
+
+    async def queue_stats(self) -> dict[str, QueueStats]:
+        """The main queue and the DLQ now (`main`, `dlq`): messages waiting and consumers attached,
+        by passive declares (they only read; a queue not declared yet holds nothing). A running
+        consumer asks on a short channel of its own connection; a stopped one (another replica's
+        API, a replay tool) opens one connection for both. Also refreshes
+        `gatehouse_consumer_queue_messages`. Raises on a broker that is away."""
+        if self._connection is not None and not self._connection.is_closed:
+            return await self._read_queues(self._connection)
         connection = await asyncio.wait_for(aio_pika.connect(self._amqp_url), BROKER_STOP_SECONDS)
         async with connection:
-            channel = await connection.channel()
-            await self._declare_topology(channel)  # a DLQ not declared yet holds nothing
-            declared = await channel.declare_queue(self.dead_letter_queue, passive=True)
-            return declared.declaration_result.message_count or 0
+            return await self._read_queues(connection)
+
+    async def _read_queues(self, connection: AbstractConnection) -> dict[str, QueueStats]:
+        stats: dict[str, QueueStats] = {}
+        for label, queue_name in (("main", self.name), ("dlq", self.dead_letter_queue)):
+            channel = await asyncio.wait_for(connection.channel(), BROKER_STOP_SECONDS)
+            try:
+                # robust=False: a robust channel answers a passive declare from its cache
+                options: dict[str, Any] = (
+                    {"robust": False} if isinstance(channel, AbstractRobustChannel) else {}
+                )
+                declared = await asyncio.wait_for(
+                    channel.declare_queue(queue_name, passive=True, **options), BROKER_STOP_SECONDS
+                )
+                result = declared.declaration_result
+                stats[label] = QueueStats(queue_name, result.message_count or 0, result.consumer_count or 0)
+            except aio_pika.exceptions.ChannelNotFoundEntity:  # the broker closes the channel
+                stats[label] = QueueStats(queue_name, 0, 0)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            QUEUE_MESSAGES.labels(self.name, label).set(stats[label].message_count)
+        return stats
 
     async def _probe_queues(self, channel: AbstractRobustChannel) -> None:
         """Keep `gatehouse_consumer_queue_messages` current: the backlog (consumer lag) and the dead

@@ -110,6 +110,22 @@ def redis_check(redis: Redis) -> ReadinessCheck:
     return check
 
 
+async def run_checks(checks: Mapping[str, ReadinessCheck], each_within: float = 2.0) -> dict[str, str]:
+    """Every check at once: name → `ok` or `fail: <error type>` (also the `dependency_up` gauge)."""
+
+    async def run(name: str, check: ReadinessCheck) -> str:
+        try:
+            await asyncio.wait_for(check(), each_within)
+        except Exception as exc:  # a failing dependency is reported, never raised
+            DEPENDENCY_UP.labels(name).set(0)
+            return f"fail: {type(exc).__name__}"
+        DEPENDENCY_UP.labels(name).set(1)
+        return "ok"
+
+    results = await asyncio.gather(*(run(name, check) for name, check in checks.items()))
+    return dict(zip(checks, results, strict=True))
+
+
 def health_router(
     checks: Mapping[str, ReadinessCheck],
     *,
@@ -128,18 +144,8 @@ def health_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    async def run(name: str, check: ReadinessCheck) -> str:
-        try:
-            await asyncio.wait_for(check(), timeout)
-        except Exception as exc:  # a failing dependency is reported, never raised
-            DEPENDENCY_UP.labels(name).set(0)
-            return f"fail: {type(exc).__name__}"
-        DEPENDENCY_UP.labels(name).set(1)
-        return "ok"
-
     async def run_all(selected: Mapping[str, ReadinessCheck]) -> dict[str, str]:
-        results = await asyncio.gather(*(run(name, check) for name, check in selected.items()))
-        return dict(zip(selected, results, strict=True))
+        return await run_checks(selected, timeout)
 
     @router.get(
         "/readyz", summary="What requests need answers", responses={503: {"description": "Not ready"}}

@@ -92,11 +92,13 @@ class Api:
         caller: Caller | None = None,
         params: dict[str, str] | None = None,
         cookies_to: Response | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The JSON body of a 2xx answer (None when empty); raises ApiError otherwise. `cookies_to`
         receives the answer's Set-Cookie headers, for a cookie the API means for the browser (the
-        state of a Google/GitHub link: pages and API share one origin)."""
-        headers: dict[str, str] = {}
+        state of a Google/GitHub link: pages and API share one origin). `headers` go as given (an
+        Idempotency-Key)."""
+        headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if caller is not None and caller.ip:

@@ -9,7 +9,7 @@ person's language and the profile's time zone (the one module that formats with 
 from __future__ import annotations
 
 import gettext
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
 from io import BytesIO
@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, get_currency_precision
@@ -96,3 +96,16 @@ def money(amount: int, currency: str, locale: str) -> str:
     """Minor units (what Stripe and billing count in) as the person's locale writes the amount."""
     code = currency.upper()
     return format_currency(Decimal(amount).scaleb(-get_currency_precision(code)), code, locale=locale)
+
+
+def currency_digits(currency: str) -> int:
+    """How many decimals the currency's minor unit has (2 for usd, 0 for jpy; 2 if unknown)."""
+    try:
+        return int(get_currency_precision(currency.upper()))
+    except (KeyError, ValueError):
+        return 2
+
+
+def elapsed(seconds: float, locale: str) -> str:
+    """A duration in words, rounded as people say it (`2 minutes`, `3 hours`)."""
+    return format_timedelta(timedelta(seconds=seconds), threshold=1.5, locale=locale)

@@ -24,7 +24,10 @@ from gatehouse_web.captcha import BotCheck
 from gatehouse_web.pages import (
     account,
     admin,
+    admin_catalogue,
     admin_email,
+    admin_money,
+    admin_system,
     admin_users,
     billing,
     mfa,
@@ -156,6 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     admin.install(app, web)  # /admin: who may open the console, and what the others see
     app.include_router(admin_users.router)
     app.include_router(admin_email.router)
+    app.include_router(admin_catalogue.router)
+    app.include_router(admin_money.router)
+    app.include_router(admin_system.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     images = []

@@ -17,7 +17,9 @@ class AuditEventOut(BaseModel):
     occurred_at: datetime
     actor_id: uuid.UUID = Field(description="The admin who acted")
     action: AuditAction
-    subject_id: str = Field(description="The plan, coupon, promotion code or payment acted on")
+    subject_id: str = Field(
+        description="The plan, coupon, promotion code, payment or Stripe event (evt_…) acted on"
+    )
     user_id: uuid.UUID | None = Field(description="The customer concerned (a refund's payer)")
     details: dict[str, Any] = Field(description="What changed: the fields sent, the amount refunded, …")
 

@@ -1,9 +1,9 @@
 """Billing's audit trail: who changed money or the catalogue. Each entry is added to the caller's
 unit of work, so it stands or falls with the change it records; nothing edits or deletes one.
 
-Audited: an admin's plan, coupon and promotion code changes, and refunds made through our API (a
-replayed Idempotency-Key records nothing new). Kept as long as the payments they explain: there is
-no purge.
+Audited: an admin's plan, coupon and promotion code changes, refunds made through our API (a
+replayed Idempotency-Key records nothing new), and a failed Stripe event retried by hand. Kept as
+long as the payments they explain: there is no purge.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class AuditAction(enum.StrEnum):
     PROMOTION_CODE_CREATED = "promotion_code.created"
     PROMOTION_CODE_DEACTIVATED = "promotion_code.deactivated"
     PAYMENT_REFUNDED = "payment.refunded"
+    STRIPE_EVENT_RETRIED = "stripe_event.retried"
 
 
 def record(
@@ -38,11 +39,12 @@ def record(
     action: AuditAction,
     *,
     actor_id: uuid.UUID,
-    subject_id: uuid.UUID,
+    subject_id: uuid.UUID | str,
     user_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """`actor_id` did `action` to `subject_id` (a plan, coupon, promotion code or payment), which
+    """`actor_id` did `action` to `subject_id` (a plan, coupon, promotion code, payment or Stripe
+    event), which
     concerns the customer `user_id` if any."""
     return AuditEventRepository(db).add(
         AuditEvent(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query
 
+from billing_service.audit.service import AuditAction, record
 from billing_service.dependencies import AdminClaims, DbSession, ProcessorDep
 from billing_service.errors import InvalidCursor, StripeEventNotFailed, StripeEventNotFound
 from billing_service.event_log import service
@@ -49,8 +50,10 @@ async def get_stripe_event(event_id: EventId, _: AdminClaims, db: DbSession) -> 
     responses=responses(StripeEventNotFound, StripeEventNotFailed),
 )
 async def retry_stripe_event(
-    event_id: EventId, _: AdminClaims, db: DbSession, processor: ProcessorDep, after: BackgroundTasks
+    event_id: EventId, admin: AdminClaims, db: DbSession, processor: ProcessorDep, after: BackgroundTasks
 ) -> StripeEventOut:
     event = await service.retry(db, event_id)
+    details = {"type": event.type, "attempts": event.attempts}
+    record(db, AuditAction.STRIPE_EVENT_RETRIED, actor_id=admin.sub, subject_id=event.id, details=details)
     after.add_task(processor.wake)  # once the request's unit of work is committed: it must see it due
     return StripeEventOut.model_validate(event)

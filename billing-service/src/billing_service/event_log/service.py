@@ -3,7 +3,10 @@ ignored, failed with the error), and a failed event retried now instead of at it
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_service.errors import StripeEventNotFailed, StripeEventNotFound
 from billing_service.models import StripeEvent, StripeEventStatus
@@ -46,3 +49,25 @@ async def retry(db: AsyncSession, event_id: str) -> StripeEvent:
         raise StripeEventNotFailed(f"The event is {event.status.value}: only a failed event is retried.")
     event.next_attempt_at = utcnow()
     return event
+
+
+LAG_WINDOW = timedelta(hours=1)
+
+
+async def processing_state(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """For the System page: events waiting (pending or failed, and the oldest's age) and the
+    receive-to-apply lag of the events applied in the last hour (the median and the worst; the
+    histogram `billing_stripe_event_apply_lag_seconds` has the same from this replica only)."""
+    now = utcnow()
+    async with sessions() as db:
+        events = StripeEventRepository(db)
+        pending, failed, oldest = await events.waiting()
+        median, worst, applied = await events.apply_lag(since=now - LAG_WINDOW)
+    return {
+        "stripe_events_pending": pending,
+        "stripe_events_failed": failed,
+        "stripe_oldest_waiting_seconds": None if oldest is None else max((now - oldest).total_seconds(), 0.0),
+        "stripe_applied_last_hour": applied,
+        "stripe_apply_lag_median_seconds": median,
+        "stripe_apply_lag_max_seconds": worst,
+    }

@@ -121,6 +121,37 @@ class StripeEventRepository(Repository[StripeEvent]):
             handled = or_(handled, StripeEvent.id == including)
         return await self.delete_where(mentions, handled)
 
+    async def waiting(self) -> tuple[int, int, datetime | None]:
+        """Events pending, events failed, and when the oldest of them was received."""
+        waiting = StripeEvent.status.in_([StripeEventStatus.PENDING, StripeEventStatus.FAILED])
+        pending, failed, oldest = (
+            await self.session.execute(
+                select(
+                    func.count().filter(StripeEvent.status == StripeEventStatus.PENDING),
+                    func.count().filter(StripeEvent.status == StripeEventStatus.FAILED),
+                    func.min(StripeEvent.received_at).filter(waiting),
+                )
+            )
+        ).one()
+        return int(pending), int(failed), oldest
+
+    async def apply_lag(self, *, since: datetime) -> tuple[float | None, float | None, int]:
+        """The median and the worst receive-to-apply lag in seconds of the events applied since
+        `since`, and how many they are."""
+        lag = func.extract("epoch", StripeEvent.processed_at - StripeEvent.received_at)
+        median, worst, applied = (
+            await self.session.execute(
+                select(func.percentile_cont(0.5).within_group(lag), func.max(lag), func.count()).where(
+                    StripeEvent.status == StripeEventStatus.PROCESSED, StripeEvent.processed_at >= since
+                )
+            )
+        ).one()
+        return (
+            None if median is None else float(median),
+            None if worst is None else float(worst),
+            int(applied),
+        )
+
 
 class JobCursorRepository(Repository[JobCursor]):
     """Where a periodic job got to, by the job's name (the primary key)."""

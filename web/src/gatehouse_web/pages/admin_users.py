@@ -25,7 +25,15 @@ from gatehouse_web.web import Form, Viewer, Web, WebDep, field
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
-ACTIONS = ("revoke-session", "reset-mfa", "grant-admin", "revoke-admin", "deactivate", "reactivate")
+ACTIONS = (
+    "revoke-session",
+    "reset-mfa",
+    "grant-admin",
+    "revoke-admin",
+    "deactivate",
+    "reactivate",
+    "delete",
+)
 
 
 def _not_found() -> StarletteHTTPException:
@@ -104,6 +112,7 @@ async def _subject(request: Request, web: Web, viewer: Viewer, user_id: uuid.UUI
     for identity in identities["items"]:
         identity["linked"] = moment(identity["created_at"], locale, zone)
     user["since"] = moment(user["created_at"], locale, zone)
+    user["erasing"] = moment(user["erase_at"], locale, zone) if user.get("erase_at") else None
     user["last_sign_in"] = moment(user["last_login_at"], locale, zone) if user.get("last_login_at") else None
     return Subject(user, sessions["items"], identities, mfa)
 
@@ -149,6 +158,10 @@ def _done_notice(request: Request, web: Web, done: str) -> str | None:
         "revoke-admin": _("The account is no longer an administrator. Its sessions were signed out."),
         "deactivate": _("The account is deactivated. Its sessions were signed out."),
         "reactivate": _("The account is reactivated."),
+        "delete": _(
+            "The account is disabled and will be erased at the end of the grace period. Reactivate it "
+            "to keep it."
+        ),
     }
     return notices.get(done)
 
@@ -192,6 +205,11 @@ def _question(
             "Deactivate %(email)s? They will be signed out everywhere and cannot sign in.", email=email
         ),
         "reactivate": _("Reactivate %(email)s? They can sign in again.", email=email),
+        "delete": _(
+            "Delete the account of %(email)s? It is disabled now and erased with its data at the end of "
+            "the grace period; they cannot cancel it themselves.",
+            email=email,
+        ),
     }
     return questions[action]
 
@@ -208,6 +226,7 @@ async def _act(
         "revoke-admin": ("PUT", f"{base}/roles", {"roles": roles}),
         "deactivate": ("POST", f"{base}/deactivate", None),
         "reactivate": ("POST", f"{base}/reactivate", None),
+        "delete": ("DELETE", base, None),
     }
     method, path, body = calls[action]
     await admin_call(request, web, viewer, method, path, json=body)
@@ -252,6 +271,8 @@ async def user_action(
             alert = _("That session is no longer active.")
         elif exc.slug == "last-admin":
             alert = _("At least one active administrator must remain.")
+        elif exc.slug == "account-already-deleted":
+            alert = _("This account is already being deleted.")
         else:
             raise
         return await _user_page(request, web, viewer, user_id, status_code=exc.status, alert=alert)

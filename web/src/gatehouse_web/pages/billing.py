@@ -36,7 +36,7 @@ CANCELABLE = ("trialing", "active", "past_due")
 DONE = ("changed", "cancelled", "resumed", "abandoned")
 
 
-def _price(plan: dict[str, Any], locale: str, _: Callable[..., str]) -> str:
+def price_of(plan: dict[str, Any], locale: str, _: Callable[..., str]) -> str:
     amount = money(int(plan["amount"]), str(plan["currency"]), locale)
     count = int(plan.get("interval_count") or 1)
     interval = str(plan["interval"])
@@ -57,7 +57,7 @@ def _price(plan: dict[str, Any], locale: str, _: Callable[..., str]) -> str:
     return every.get(interval, amount)
 
 
-def _status_label(status_value: str, _: Callable[..., str]) -> tuple[str, str]:
+def describe_status(status_value: str, _: Callable[..., str]) -> tuple[str, str]:
     """(what the status means to a person, the badge's style)."""
     labels = {
         "checkout_pending": (_("waiting for payment"), "warn"),
@@ -77,7 +77,7 @@ def _status_label(status_value: str, _: Callable[..., str]) -> tuple[str, str]:
 PAID_STATUSES = ("paid", "partially_refunded", "refunded", "disputed")
 
 
-def _payment_label(payment: dict[str, Any], _: Callable[..., str]) -> tuple[str, str]:
+def describe_payment_label(payment: dict[str, Any], _: Callable[..., str]) -> tuple[str, str]:
     labels = {
         "paid": (_("paid"), "ok"),
         "open": (_("due"), "warn"),
@@ -119,10 +119,10 @@ class Dates:
 def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[..., str]) -> dict[str, Any]:
     """What the page says of my subscription: its status, price and the one date that matters."""
     state = str(subscription["status"])
-    label, tone = _status_label(state, _)
+    label, tone = describe_status(state, _)
     if state in CANCELABLE and subscription.get("cancel_at_period_end"):
         label, tone = _("cancelled, access until the period end"), "warn"
-    price = _price(subscription | {"interval_count": 1}, day.locale, _)
+    price = price_of(subscription | {"interval_count": 1}, day.locale, _)
     end = day(subscription.get("cancel_at") or subscription.get("current_period_end"))
     if state in ("trialing", "active", "past_due") and subscription.get("cancel_at_period_end"):
         when = _("Cancelled: you keep access until %(date)s. Changed your mind? Resume it.", date=end)
@@ -215,7 +215,7 @@ async def _billing(
     offered = [
         plan
         | {
-            "price": _price(plan, locale, _),
+            "price": price_of(plan, locale, _),
             "current": mine is not None and mine["holds_plan"] and mine["plan"]["code"] == plan["code"],
         }
         for plan in plans["items"]
@@ -230,7 +230,7 @@ async def _billing(
                 str(payment["currency"]),
                 locale,
             ),
-            "label": _payment_label(payment, _),
+            "label": describe_payment_label(payment, _),
         }
         for payment in payments["items"]
     ]
@@ -457,7 +457,7 @@ async def change_preview(request: Request, web: WebDep, viewer: SignedIn) -> Res
         "billing_change.html",
         user=viewer.user,
         current=describe_subscription(subscription, Dates(locale, viewer), _),
-        target=target | {"price": _price(target, locale, _)},
+        target=target | {"price": price_of(target, locale, _)},
         preview=preview,
         amount_due=money(int(preview["amount_due"]), currency, locale),
         credit=money(credit, currency, locale) if credit else None,

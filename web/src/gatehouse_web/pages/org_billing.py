@@ -22,12 +22,12 @@ from gatehouse_web.pages.billing import (
     PAID_STATUSES,
     PLAN_CODE,
     Dates,
-    _payment_label,
     _payment_reason,
-    _price,
     _refused,
-    _status_label,
     _stripe_page,
+    describe_payment_label,
+    describe_status,
+    price_of,
     why_not,
 )
 from gatehouse_web.web import Form, SignedIn, Viewer, WebDep, client_of, field
@@ -95,11 +95,11 @@ async def _org_billing(
     day = Dates(locale, viewer)
     mine = None
     if subscription is not None:
-        label, tone = _status_label(str(subscription["status"]), _)
+        label, tone = describe_status(str(subscription["status"]), _)
         mine = subscription | {
             "label": label,
             "tone": tone,
-            "price": _price(subscription | {"interval_count": 1}, locale, _),
+            "price": price_of(subscription | {"interval_count": 1}, locale, _),
             "live": subscription["status"] in LIVE,
             "checkout_url": _stripe_page(web, subscription.get("checkout_url")),
             "renews": day(subscription.get("current_period_end")),
@@ -107,7 +107,7 @@ async def _org_billing(
     offered = [
         plan
         | {
-            "price": _price(plan, locale, _),
+            "price": price_of(plan, locale, _),
             "current": mine is not None and mine["live"] and mine["plan"]["code"] == plan["code"],
         }
         for plan in plans["items"]
@@ -122,7 +122,7 @@ async def _org_billing(
                 str(payment["currency"]),
                 locale,
             ),
-            "label": _payment_label(payment, _),
+            "label": describe_payment_label(payment, _),
         }
         for payment in (payments or {"items": []})["items"]
     ]
