@@ -214,7 +214,7 @@ async def test_an_expired_key_is_refused_and_a_closing_one_gets_a_shorter_token(
 
 
 async def test_a_deactivated_accounts_keys_die(client: httpx.AsyncClient, events: EventTap) -> None:
-    user, tokens = await signed_up(client)
+    _, tokens = await signed_up(client)
     created = await create_key(client, tokens, ["profile:read"])
     response = await client.post("/auth/deactivate", json={"password": PASSWORD}, headers=bearer(tokens))
     assert response.status_code in (200, 204), response.text
