@@ -25,6 +25,7 @@ from gatehouse_web.pages import (
     admin,
     admin_email,
     admin_users,
+    api_keys,
     billing,
     mfa,
     passkeys,
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signin.router)
     app.include_router(recovery.router)
     app.include_router(account.router)
+    app.include_router(api_keys.router)
     app.include_router(security.router)
     app.include_router(billing.router)
     admin.install(app, web)  # /admin: who may open the console, and what the others see
