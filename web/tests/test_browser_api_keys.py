@@ -27,7 +27,7 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
 
 from harness import System, running_system
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)  # the first test also waits for the whole system to start
 
 
 @pytest.fixture(scope="module")
