@@ -198,10 +198,11 @@ async def bench(
                     stderr=subprocess.DEVNULL,
                 )
             )
-        await wait_ready(f"http://127.0.0.1:{auth_port}")
-        await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz")
-        await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz")
-        await wait_ready(f"http://127.0.0.1:{traced_port}", "/healthz")
+        starting = 120.0  # four processes importing at once on a busy machine
+        await wait_ready(f"http://127.0.0.1:{auth_port}", within=starting)
+        await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz", within=starting)
+        await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz", within=starting)
+        await wait_ready(f"http://127.0.0.1:{traced_port}", "/healthz", within=starting)
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}") as http:
             email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
