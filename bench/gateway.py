@@ -6,7 +6,10 @@ gateway that only proxies (no edge token check, no rate limits, so no Redis roun
 difference between the two gateway rows is what the edge's checks cost; and a third gateway like
 the first with OpenTelemetry on (every request sampled, spans exported over OTLP/HTTP to a receiver
 this script holds): the difference to the first is what tracing costs. The first gateway row is the
-one with tracing off (no OTEL_* variable set).
+one with tracing off (no OTEL_* variable set). The "API key" row sends `Bearer gk_live_…` to the
+first gateway: the key's exchange (with auth-service, once, in the warm-up) is remembered, so the
+row is what a remembered key costs next to a JWT (target: at most 1.2x a JWT request's CPU, and
+throughput at least 1/1.2 of it).
 
     uv run python bench/gateway.py [--seconds 8] [--rounds 8] [--connections 1,16]
 
@@ -56,6 +59,7 @@ PASSWORD = "benchmark passphrase of decent length"
 DIRECT, GATEWAY, NGINX = "direct (auth-service)", "through the gateway", "through nginx (plain proxy)"
 PASS_THROUGH = "gateway, proxying only"  # no token check, no rate limits: no Redis on the path
 TRACED = "through the gateway, tracing on"
+API_KEY = "through the gateway, API key"
 NGINX_CONF = """
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -140,7 +144,9 @@ async def bench(
         free_port(),
         free_port(),
     )
-    limits = json.dumps([{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited}])
+    limits = json.dumps(
+        [{"name": "default", "paths": ["/**"], "ip": unlimited, "user": unlimited, "api_key": unlimited}]
+    )
     processes: list[subprocess.Popen[bytes]] = []
     workdir = Path(tempfile.mkdtemp(prefix="gh-bench-gateway-"))
     gateway_env = {
@@ -192,10 +198,11 @@ async def bench(
                     stderr=subprocess.DEVNULL,
                 )
             )
-        await wait_ready(f"http://127.0.0.1:{auth_port}")
-        await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz")
-        await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz")
-        await wait_ready(f"http://127.0.0.1:{traced_port}", "/healthz")
+        starting = 120.0  # four processes importing at once on a busy machine
+        await wait_ready(f"http://127.0.0.1:{auth_port}", within=starting)
+        await wait_ready(f"http://127.0.0.1:{gateway_port}", "/healthz", within=starting)
+        await wait_ready(f"http://127.0.0.1:{pass_through_port}", "/healthz", within=starting)
+        await wait_ready(f"http://127.0.0.1:{traced_port}", "/healthz", within=starting)
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}") as http:
             email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
@@ -207,11 +214,19 @@ async def bench(
             login = await http.post("/auth/login", json={"email": email, "password": PASSWORD})
             login.raise_for_status()
             token = login.json()["access_token"]
+            created = await http.post(
+                "/auth/api-keys",
+                json={"name": "bench", "scopes": ["profile:read"]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            created.raise_for_status()
+            api_key = created.json()["key"]
 
         nginx, nginx_port, nginx_unavailable = start_nginx(auth_port, workdir)
         targets = {
             DIRECT: (auth_port, list[int]()),
             GATEWAY: (gateway_port, [processes[1].pid]),
+            API_KEY: (gateway_port, [processes[1].pid]),
             PASS_THROUGH: (pass_through_port, [processes[2].pid]),
             TRACED: (traced_port, [processes[3].pid]),
         }
@@ -224,8 +239,11 @@ async def bench(
                 nginx_unavailable = str(exc)
 
         script = lua_request("GET", headers={"Authorization": f"Bearer {token}"})
-        for port, _ in targets.values():  # warm up: JWKS fetch, pools, caches
-            await run_wrk(f"http://127.0.0.1:{port}/auth/me", seconds=1, connections=4, script=script)
+        key_script = lua_request("GET", headers={"Authorization": f"Bearer {api_key}"})
+        scripts = {label: key_script if label == API_KEY else script for label in targets}
+        for label, (port, _) in targets.items():  # warm up: JWKS fetch, pools, caches, the exchange
+            await run_wrk(f"http://127.0.0.1:{port}/auth/me", seconds=1, connections=4, script=scripts[label])
+        vs_jwt: list[str] = []
 
         rows: list[tuple[str, ...]] = []
         for connections in connection_counts:
@@ -240,7 +258,7 @@ async def bench(
                         f"http://127.0.0.1:{port}/auth/me",
                         seconds=per_run,
                         connections=connections,
-                        script=script,
+                        script=scripts[label],
                     )
                     if result.errors:
                         raise RuntimeError(f"{label}: {result.errors} failed requests")
@@ -265,6 +283,17 @@ async def bench(
                 )
             if NGINX not in targets:
                 rows.append((str(connections), NGINX, "unavailable", "", "", "", "", ""))
+            keyed, jwt = runs[API_KEY], runs[GATEWAY]
+            throughput = statistics.median(
+                k.requests / j.requests for k, j in zip(keyed.results, jwt.results, strict=True)
+            )
+            cpu = (keyed.proxy_cpu / sum(r.requests for r in keyed.results)) / (
+                jwt.proxy_cpu / sum(r.requests for r in jwt.results)
+            )
+            vs_jwt.append(
+                f"{connections} connections: API key vs JWT through the gateway: req/s x{throughput:.2f}, "
+                f"gateway CPU per request x{cpu:.2f} (target: CPU <= x1.20)"
+            )
 
         header = (
             "connections",
@@ -283,6 +312,8 @@ async def bench(
         print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         for row in rows:
             print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        for line in vs_jwt:
+            print(line)
         if NGINX not in targets:
             print(f"nginx unavailable: {nginx_unavailable}")
         print(f"spans the traced gateway exported: {len(traces.all())}")

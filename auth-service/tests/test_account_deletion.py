@@ -15,7 +15,7 @@ from test_deactivation_and_admin import admin as admin  # the fixture
 from test_mfa import problem_type
 
 from auth_service.accounts.deletion import erase_due
-from auth_service.models import AuditEvent, AuthSession, Profile, User
+from auth_service.models import ApiKey, AuditEvent, AuthSession, Profile, User
 from auth_service.settings import Settings
 from conftest import PASSWORD, EventTap, assert_signed_out, bearer, login, register, signed_up
 from gatehouse_platform.models import OutboxMessage
@@ -108,9 +108,19 @@ async def test_the_erasure_waits_for_the_grace_period_then_leaves_nothing_person
     )
     assert patched.status_code == 200
     await client.get("/auth/me", headers={**bearer(tokens), "User-Agent": "DeletionTest/1.0"})
+    key = await client.post(
+        "/auth/api-keys",
+        json={"name": "Zelda Quixotic's script", "scopes": ["profile:read"]},
+        headers=bearer(tokens),
+    )
+    assert key.status_code == 201
     response = await delete_me(client, tokens)
     erase_at = at(response.json()["erase_at"])
     await events.wait_for("user.deleted", lambda e: e["data"]["user_id"] == user["id"])
+    revoked = await events.wait_for("api_key.revoked", lambda e: e["data"]["key_id"] == key.json()["id"])
+    assert revoked["data"]["reason"] == "owner_deleted"
+    exchanged = await client.post("/auth/internal/api-keys/exchange", json={"key": key.json()["key"]})
+    assert exchanged.status_code == 401
     user_id = uuid.UUID(user["id"])
     assert user_id not in await erase_as_of(db, erase_at - timedelta(seconds=1))
 
@@ -137,6 +147,8 @@ async def test_the_erasure_waits_for_the_grace_period_then_leaves_nothing_person
         assert profile is not None and profile.display_name is None
         sessions = await session.execute(select(func.count()).where(AuthSession.user_id == user_id))
         assert sessions.scalar_one() == 0
+        keys = await session.execute(select(func.count()).where(ApiKey.user_id == user_id))
+        assert keys.scalar_one() == 0
         trail = list(
             (await session.execute(select(AuditEvent).where(AuditEvent.user_id == user_id))).scalars()
         )

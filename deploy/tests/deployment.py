@@ -97,7 +97,13 @@ SERVICES: dict[str, Service] = {
             "auth-service",
             database="gatehouse_auth",
             celery=True,
-            secrets=("token_secret", "key_encryption_key", "google_client_secret", "github_client_secret"),
+            secrets=(
+                "token_secret",
+                "api_key_pepper",
+                "key_encryption_key",
+                "google_client_secret",
+                "github_client_secret",
+            ),
             optional_secrets=("signing_key_pem",),
         ),
         Service(

@@ -40,6 +40,7 @@ SECURITY_TEMPLATES = {
     "passkey_added",
     "passkey_removed",
     "new_sign_in",
+    "api_key_created",
 }
 
 
@@ -70,6 +71,7 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "user.passkey_added",
         "user.passkey_removed",
         "user.new_sign_in",
+        "api_key.created",
         "subscription.activated",
         "subscription.renewed",
         "subscription.plan_changed",
@@ -365,3 +367,24 @@ async def test_each_consumed_event_sends_its_emails(
         if row.template in SECURITY_TEMPLATES:
             assert not unsubscribable
         assert row.event_data == (None if REGISTRY[event_type].carries_secret else event.data)
+
+
+async def test_a_created_api_key_is_told_to_its_creator_by_its_prefix(
+    stack: Stack, maildir: Path, db: Db
+) -> None:
+    to = new_email()
+    event = envelope(
+        sample("api_key.created", email=to, name="nightly export", prefix="gk_live_0a1b2c3d4e5f")
+    )
+    await stack.publish(event)
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    assert message["Subject"] == "A new API key was created on your Gatehouse account"
+    for body in (text, html):
+        assert "nightly export" in body and "gk_live_0a1b2c3d4e5f" in body
+        assert "profile:read" in body and "billing:read" in body
+        assert "/account/api-keys" in body
+    assert message["List-Unsubscribe"] is None  # security notices cannot be turned off
+    [row] = await wait_for_deliveries(db, event.id, "sent")
+    assert row.template == "api_key_created" and row.recipient == to

@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gatehouse_contracts.envelope import new_event
-from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.events import ApiKeyRevoked, SessionRevoked, UserDeactivated, UserReactivated
 from gatehouse_contracts.revocations import DeactivatedUser, Revocations, RevokedSession
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform import testing
@@ -234,3 +234,12 @@ async def test_the_rebuilder_keeps_failing_closed_while_the_issuer_is_down(
         assert await rebuilder.ensure_ready() is False
     with pytest.raises(DenylistNotReady):
         await unready_denylist.is_revoked(claims(uuid.uuid4(), iat=time.time()))
+
+
+async def test_a_revoked_api_key_refuses_the_tokens_exchanged_from_it(denylist: RedisDenylist) -> None:
+    handlers = denylist_handlers(denylist)
+    user, key_id, at = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
+    data = ApiKeyRevoked(key_id=key_id, user_id=user, org_id=None, reason="revoked", revoked_at=at)
+    await handlers[data.event_type](None, new_event(data, source="/auth-service"), data)
+    assert await denylist.is_revoked(claims(user, iat=0, sid=key_id))
+    assert not await denylist.is_revoked(claims(user, iat=0, sid=uuid.uuid4()))

@@ -416,6 +416,7 @@ def get_verifier(request: Request) -> TokenVerifier:
 claims_dependency = current_claims(get_verifier)
 CurrentClaims = Annotated[AccessTokenClaims, Depends(claims_dependency)]
 AdminClaims = Annotated[AccessTokenClaims, Depends(require_role("admin", claims_dependency))]
+ReaderClaims = Annotated[AccessTokenClaims, Depends(current_claims(get_verifier, scope="billing:read"))]
 
 
 @pytest.fixture
@@ -430,6 +431,10 @@ async def api(old_key: RSAPrivateKey) -> AsyncIterator[httpx.AsyncClient]:
 
     @app.get("/admin")
     async def admin(claims: AdminClaims) -> dict[str, str]:
+        return {"sub": str(claims.sub)}
+
+    @app.get("/read")
+    async def read(claims: ReaderClaims) -> dict[str, str]:
         return {"sub": str(claims.sub)}
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
@@ -489,3 +494,24 @@ async def test_require_role_forbids_callers_without_the_role(
     assert user.status_code == 403
     assert user.json()["detail"] == "requires the 'admin' role"
     assert admin.status_code == 200
+
+
+async def test_an_api_keys_token_passes_only_where_a_scope_it_holds_is_named(
+    api: httpx.AsyncClient, old_key: RSAPrivateKey
+) -> None:
+    def with_scope(scope: str | None, **claims: object) -> dict[str, str]:
+        extra = {} if scope is None else {"scope": scope}
+        return {"Authorization": f"Bearer {mint(old_key, 'old', **extra, **claims)}"}
+
+    person = await api.get("/read", headers=with_scope(None))
+    reader = await api.get("/read", headers=with_scope("profile:read billing:read"))
+    writer = await api.get("/read", headers=with_scope("billing:write"))
+    unscoped_route = await api.get("/me", headers=with_scope("profile:read billing:read"))
+    admin_key = await api.get("/admin", headers=with_scope("billing:read", roles=["admin"]))
+
+    assert person.status_code == reader.status_code == 200
+    for refused, needed in ((writer, "billing:read"), (unscoped_route, None), (admin_key, None)):
+        assert refused.status_code == 403
+        assert refused.json()["type"].endswith("/insufficient-scope")
+        assert refused.json().get("required_scope") == needed
+        assert refused.headers["WWW-Authenticate"].startswith('Bearer error="insufficient_scope"')

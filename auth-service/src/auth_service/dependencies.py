@@ -5,6 +5,7 @@ route hands to the rules (only routers, `main.py` and the CLI import this module
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -37,10 +38,12 @@ from auth_service.security import PasswordHasher
 from auth_service.sessions.service import authenticate
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
+from gatehouse_contracts.tokens import ApiKeyScope
 from gatehouse_platform.app import DbSession as DbSession  # re-exported for the routers
 from gatehouse_platform.app import from_services
 from gatehouse_platform.clientip import TrustedProxies
-from gatehouse_platform.errors import Forbidden, TooManyRequests, Unauthorized, raises
+from gatehouse_platform.errors import Forbidden, InsufficientScope, TooManyRequests, Unauthorized, raises
+from gatehouse_platform.jwks import require_scope
 
 
 @dataclass
@@ -108,14 +111,34 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-@raises(Unauthorized)
-async def current_principal(
+async def _any_principal(
     request: Request, db: DbSession, keyring: KeyRingDep, settings: SettingsDep
 ) -> Principal:
     return await authenticate(db, keyring, settings, bearer_token(request))
 
 
+@raises(Unauthorized, InsufficientScope)
+async def current_principal(principal: Principal = Depends(_any_principal)) -> Principal:
+    require_scope(principal.claims, None)
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+"""The signed-in person: a token exchanged from an API key is refused (403 insufficient-scope)."""
+
+
+def scoped_principal(scope: ApiKeyScope) -> Callable[..., Awaitable[Principal]]:
+    """The caller, who may also be an API key holding `scope`."""
+
+    @raises(Unauthorized, InsufficientScope)
+    async def dependency(principal: Principal = Depends(_any_principal)) -> Principal:
+        require_scope(principal.claims, scope)
+        return principal
+
+    return dependency
+
+
+ProfileReader = Annotated[Principal, Depends(scoped_principal("profile:read"))]
 
 
 @raises(ReauthenticationRequired)

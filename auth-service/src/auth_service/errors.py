@@ -244,3 +244,21 @@ class CaptchaUnavailable(DomainError):
     status = 503
     slug = "captcha-unavailable"
     title = "Bot check unavailable"
+
+
+class ApiKeyNotFound(NotFound):
+    slug = "api-key-not-found"
+    title = "API key not found"
+
+
+class InvalidApiKey(Unauthorized):
+    """A presented API key that is not one (garbled, unknown, wrong secret), or is revoked or
+    expired, or whose owner is deactivated: one answer for all, so a caller learns nothing."""
+
+    slug = "invalid-api-key"
+    title = "Invalid API key"
+
+
+class TooManyApiKeys(Conflict):
+    slug = "too-many-api-keys"
+    title = "Too many API keys"

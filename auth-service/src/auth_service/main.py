@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.router import router as accounts_router
 from auth_service.admin.router import router as admin_router
+from auth_service.api_keys.router import router as api_keys_router
 from auth_service.audit.router import router as audit_router
 from auth_service.captcha import Captcha
 from auth_service.clock import Clock
@@ -113,5 +114,6 @@ def create_app(
             admin_router,
             audit_router,
             keys_router,
+            api_keys_router,
         ],
     )

@@ -303,3 +303,38 @@ class AuditEvent(Base):
     device: Mapped[str | None] = mapped_column(String(32))
     network: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'"))
+
+
+class ApiKey(Base):
+    """A long-lived credential for scripts and servers: `gk_live_<prefix id>_<secret>`. Only the
+    public `prefix` (`gk_live_` and its id part, how people tell keys apart and how a presented key
+    is found) and a keyed hash of the whole key are stored. The gateway exchanges a key for a
+    short-lived access token whose `sid` is the key's id and whose `scope` is `scopes`.
+
+    `org_id` (no foreign key: organizations may live elsewhere) marks an org's key, which belongs
+    to the org rather than to its creator `user_id`; personal keys leave it empty."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_user_id", "user_id"),
+        Index("ix_api_keys_org_id", "org_id", postgresql_where=text("org_id IS NOT NULL")),
+        # verifiers rebuilding their denylist ask for the recently revoked
+        Index("ix_api_keys_revoked_at", "revoked_at", postgresql_where=text("revoked_at IS NOT NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    org_id: Mapped[uuid.UUID | None]
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.scopes)

@@ -14,6 +14,7 @@ from gatehouse_platform.settings import ServiceSettings
 # Development-only defaults; `Settings` refuses them in production.
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYiE="
 DEV_TOKEN_SECRET = "dev-only-token-secret-change-me"
+DEV_API_KEY_PEPPER = "dev-only-api-key-pepper-change-me"
 
 SITEVERIFY_URLS = {
     "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
@@ -41,6 +42,12 @@ class Settings(ServiceSettings):
     token_secret: str = Field(
         default=DEV_TOKEN_SECRET, min_length=16, description="HMAC key for refresh successors"
     )
+    api_key_pepper: str = Field(
+        default=DEV_API_KEY_PEPPER,
+        min_length=16,
+        description="HMAC-SHA-256 key of stored API-key hashes: a stolen table without it proves nothing",
+    )
+    api_keys_per_user: int = Field(default=25, ge=1, description="Active API keys a person may hold")
     key_encryption_key: str = Field(
         default=DEV_KEY_ENCRYPTION_KEY, description="Fernet key encrypting stored private signing keys"
     )
@@ -267,6 +274,8 @@ class Settings(ServiceSettings):
         if self.is_production:
             if self.token_secret == DEV_TOKEN_SECRET:
                 raise ValueError("AUTH_TOKEN_SECRET must be set in production")
+            if self.api_key_pepper == DEV_API_KEY_PEPPER:
+                raise ValueError("AUTH_API_KEY_PEPPER must be set in production")
             if self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY and not self.signing_key_pem:
                 raise ValueError(
                     "AUTH_KEY_ENCRYPTION_KEY (or AUTH_SIGNING_KEY_PEM) must be set in production"

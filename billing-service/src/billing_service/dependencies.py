@@ -45,10 +45,19 @@ ProcessorDep = Annotated["WebhookProcessor", Depends(from_services("processor"))
 _claims = current_claims(from_services("verifier"))
 CurrentClaims = Annotated[AccessTokenClaims, Depends(_claims)]
 require_admin = require_role("admin", _claims)
+"""A person's session: an API key's token is refused (403 insufficient-scope)."""
 AdminClaims = Annotated[AccessTokenClaims, Depends(require_admin)]
+ReaderClaims = Annotated[
+    AccessTokenClaims, Depends(current_claims(from_services("verifier"), scope="billing:read"))
+]
+"""A person, or an API key with `billing:read` (their subscription, entitlements, payments, invoices)."""
+WriterClaims = Annotated[
+    AccessTokenClaims, Depends(current_claims(from_services("verifier"), scope="billing:write"))
+]
+"""A person, or an API key with `billing:write` (subscribe, change plan, cancel, resume)."""
 
 
-def recent_claims(claims: CurrentClaims, settings: SettingsDep) -> AccessTokenClaims:
+def recent_claims(claims: WriterClaims, settings: SettingsDep) -> AccessTokenClaims:
     if settings.recent_auth_seconds is not None:
         require_recent_sign_in(claims, settings.recent_auth_seconds, time.time())
     return claims

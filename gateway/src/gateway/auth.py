@@ -4,7 +4,9 @@ before any upstream sees them, unless they carry a valid, unrevoked access token
 
 Verification is `gatehouse_platform.jwks.JWKSVerifier` (RS256 against auth-service's JWKS);
 revocation is `gatehouse_platform.denylist.RedisDenylist`, kept current by an `EventConsumer` (no
-database) that applies `user.deactivated`, `user.reactivated` and `session.revoked`. The denylist
+database) that applies `user.deactivated`, `user.reactivated`, `session.revoked` and
+`api_key.revoked`. An API key (`Bearer gk_live_…`) is exchanged for an access token first
+(`gateway.api_keys`), which then goes through the same checks and replaces the key upstream. The denylist
 lookup is not the verifier's: the edge batches it with the request's rate limits (`keys_for` +
 `judge`), one Redis round trip per request whether the token is new or remembered.
 """
@@ -23,12 +25,12 @@ from gatehouse_platform.denylist import (
     DenylistNotReady,
     DenylistRebuilder,
     RedisDenylist,
-    denylist_handlers,
     revocations_from,
 )
-from gatehouse_platform.errors import Forbidden, ServiceUnavailable
+from gatehouse_platform.errors import Forbidden, InsufficientScope, ServiceUnavailable
 from gatehouse_platform.jwks import JWKSVerifier, KeysUnavailable, MissingCredentials
 from gatehouse_platform.jwt import InvalidToken
+from gateway.api_keys import ApiKeys, revocation_handlers
 from gateway.metrics import EDGE_REJECTIONS
 from gateway.settings import Access, Settings
 
@@ -52,14 +54,15 @@ def make_denylist(settings: Settings, redis: Redis) -> RedisDenylist:
     )
 
 
-def make_consumer(settings: Settings, denylist: RedisDenylist) -> EventConsumer:
+def make_consumer(settings: Settings, denylist: RedisDenylist, keys: ApiKeys) -> EventConsumer:
     """One durable queue for all replicas: the denylist is shared in Redis, so each event needs
-    applying once, by whichever replica receives it."""
+    applying once, by whichever replica receives it (which also forgets a revoked key's exchange;
+    the others refuse it through the denylist and forget it then)."""
     return EventConsumer(
         settings.amqp_url,
         exchange=settings.events_exchange,
         name=settings.consumer_name,
-        handlers=denylist_handlers(denylist),
+        handlers=revocation_handlers(denylist, keys),
         session_factory=None,
     )
 
@@ -113,7 +116,11 @@ class EdgeAuth:
 
     @staticmethod
     def require(claims: AccessTokenClaims, access: Access) -> None:
-        """403 when the route is for admins and the (unrevoked) token is not an admin's."""
+        """403 when the route is for admins and the (unrevoked) token is not an admin's; an API
+        key's token never is (insufficient-scope: no scope covers an admin API)."""
+        if access == "admin" and claims.is_api_key:
+            EDGE_REJECTIONS.labels("insufficient_scope").inc()
+            raise InsufficientScope(None)
         if access == "admin" and not claims.is_admin:
             EDGE_REJECTIONS.labels("not_admin").inc()
             raise Forbidden("This route is for admins.")

@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.errors import DomainError, problem_response
+from gatehouse_platform.jwt import InvalidToken
+from gateway.api_keys import ApiKeys, api_key_of
 from gateway.auth import EdgeAuth
 from gateway.cors import CorsPolicy, PreflightRefused
 from gateway.proxy import (
@@ -101,6 +103,7 @@ class Edge:
     table: RouteTable
     upstreams: dict[str, Upstream]
     auth: EdgeAuth
+    keys: ApiKeys
     limits: RateLimits
     lane: RedisLane
     cors: CorsPolicy
@@ -182,7 +185,7 @@ class Edge:
             length = self._check_request(scope, headers)
             peer = scope["client"][0] if scope.get("client") else None
             client = self.proxies.client(peer, _text(headers.get(b"x-forwarded-for")))
-            claims = await self._authorize(route, headers, client.ip, edge_headers)
+            claims, authorization = await self._authorize(route, headers, client.ip, edge_headers)
             await self._revocation_and_limits(route, claims, client.ip, edge_headers)
             if claims is not None:
                 self.auth.require(claims, route.access)
@@ -201,6 +204,7 @@ class Edge:
                 client=client,
                 peer=peer,
                 scheme=scope.get("scheme", "http"),
+                authorization=authorization,
             )
             body: RequestBody | bytes | None = None
             if length is not None or b"transfer-encoding" in headers:
@@ -270,7 +274,10 @@ class Edge:
         """The token's denylist lookup and the rate-limit hit, in one Redis round trip. Redis
         failing: the token is refused (503), the limits let the request pass."""
         user = str(claims.sub) if claims is not None else None
-        pending = self.limits.prepare(route.rate_limit, ip=ip, user=user) if route.rate_limit else None
+        key = str(claims.sid) if claims is not None and claims.is_api_key else None
+        pending = (
+            self.limits.prepare(route.rate_limit, ip=ip, user=user, api_key=key) if route.rate_limit else None
+        )
         if claims is None:
             if pending is None:
                 return
@@ -283,7 +290,12 @@ class Edge:
                 replies = await self.lane.execute(*commands)
             except RedisError as exc:
                 raise self.auth.revocation_unknown(exc) from None
-            self.auth.judge(claims, replies[0])
+            try:
+                self.auth.judge(claims, replies[0])
+            except InvalidToken:
+                if claims.is_api_key:  # revoked: the next request asks auth-service, which refuses it
+                    self.keys.forget(claims.sid)
+                raise
             if pending is None:
                 return
             verdict = await self.limits.verdict(pending, replies[1])
@@ -297,11 +309,19 @@ class Edge:
         headers: dict[bytes, bytes],
         ip: str,
         edge_headers: list[tuple[bytes, bytes]],
-    ) -> AccessTokenClaims | None:
-        if route.access == "public":
-            return None
+    ) -> tuple[AccessTokenClaims | None, bytes | None]:
+        """The verified claims (None on a public route without an API key) and, for an API key,
+        the `Authorization` to send upstream instead: a key is exchanged on any route, so no
+        upstream ever sees one."""
+        authorization = headers.get(b"authorization")
+        key = api_key_of(authorization)
         try:
-            return await self.auth.check(headers.get(b"authorization"))
+            if key is not None:
+                exchanged = await self.keys.exchange(key)
+                return exchanged.claims, exchanged.authorization
+            if route.access == "public":
+                return None, None
+            return await self.auth.check(authorization), None
         except DomainError:
             # The token check answers first: a refused token is a 401 (a 429 would tell the
             # client to wait for something waiting cannot fix). It still spends the address's

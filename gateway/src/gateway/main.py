@@ -21,6 +21,7 @@ from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.http import ReadinessCheck, install_platform, redis_check
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
+from gateway.api_keys import ApiKeys
 from gateway.auth import EdgeAuth, make_consumer, make_denylist, make_rebuilder
 from gateway.cors import CorsPolicy
 from gateway.edge import Edge
@@ -100,14 +101,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     upstreams = {name: Upstream(name, config) for name, config in settings.upstreams.items()}
     denylist = make_denylist(settings, redis)
     auth = EdgeAuth(settings, denylist)
-    consumer = make_consumer(settings, denylist) if settings.consume_events else None
     http = httpx.AsyncClient(timeout=REVOCATIONS_TIMEOUT_SECONDS)
+    keys = ApiKeys(settings, auth.verifier, http)
+    consumer = make_consumer(settings, denylist, keys) if settings.consume_events else None
     rebuilder = make_rebuilder(settings, denylist, http)
     edge = Edge(
         settings=settings,
         table=table,
         upstreams=upstreams,
         auth=auth,
+        keys=keys,
         limits=RateLimits(redis, lane, prefix=settings.redis_key_prefix),
         lane=lane,
         cors=CorsPolicy(settings),

@@ -32,6 +32,12 @@ EDGE_REJECTIONS = Counter(
     "gateway_edge_rejections_total", "Requests refused by the edge token check, by reason.", ["reason"]
 )
 
+API_KEY_EXCHANGES = Counter(
+    "gateway_api_key_exchanges_total",
+    "API keys exchanged with auth-service for an access token, by outcome (exchanged, refused, unavailable).",
+    ["outcome"],
+)
+
 
 class UpstreamMetrics:
     """One upstream's request counters and latency histogram, their label lookups done once

@@ -135,10 +135,12 @@ def upstream_request_headers(
     client: ClientAddress,
     peer: str | None,
     scheme: str,
+    authorization: bytes | None = None,
 ) -> Headers:
     """The client's headers minus hop-by-hop ones (and its body framing), plus X-Request-ID, traceparent and
     X-Forwarded-*. Forwarding headers from a peer that is not a trusted proxy are replaced, never
-    extended: the upstream must not believe what a client wrote about itself."""
+    extended: the upstream must not believe what a client wrote about itself. `authorization`
+    replaces the client's (an API key's exchanged access token: upstreams never see a key)."""
     named = _connection_tokens(headers)
     out: list[tuple[bytes, bytes]] = []
     forwarded_for = forwarded_proto = forwarded_host = host = None
@@ -156,7 +158,11 @@ def upstream_request_headers(
             continue
         if name in HOP_BY_HOP or name in named or name.startswith(b"proxy-"):
             continue
+        if authorization is not None and name == b"authorization":
+            continue
         out.append((name, value))
+    if authorization is not None:
+        out.append((b"authorization", authorization))
     hop = (peer or "unknown").encode("latin-1")
     trusted = client.peer_trusted
     out.append((b"x-forwarded-for", forwarded_for + b", " + hop if trusted and forwarded_for else hop))

@@ -1,11 +1,12 @@
 """Rate limits at the edge, counted in Redis so every gateway replica shares them.
 
 Each route's rule (settings.rate_limit_rules) limits requests per client IP and, when the edge
-verified a token, per user. Both limits of a request are checked and counted in one Redis round
-trip (a Lua script): a request is counted only if every limit admits it, so a refused request
-does not eat into the other limit. The window is a sliding-window counter (the `limits`
-library's strategy, and its "N/period" syntax): the previous fixed window's count, weighted by
-how much of it still overlaps the sliding window, plus the current window's count.
+verified a token, per user and, for a token exchanged from an API key, per key. Every limit of a
+request is checked and counted in one Redis round trip (a Lua script): a request is counted only
+if every limit admits it, so a refused request does not eat into another limit. The window is a
+sliding-window counter (the `limits` library's strategy, and its "N/period" syntax): the previous
+fixed window's count, weighted by how much of it still overlaps the sliding window, plus the
+current window's count.
 
 Responses of limited routes carry the IETF draft headers (RateLimit-Limit, -Remaining, -Reset,
 -Policy) of the tightest limit; a refusal is 429 problem+json with Retry-After. Redis being
@@ -19,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from limits import RateLimitItem, parse
 from redis.asyncio import Redis
@@ -99,23 +100,30 @@ class RateLimits:
         self._clock = clock
         self._script = redis.register_script(_SLIDING_WINDOW)
         # Per rule, what every request under it shares: the parsed limits and their key prefixes.
-        self._plans: dict[tuple[str, str | None, str | None], list[_Planned]] = {}
+        self._plans: dict[tuple[str, str | None, str | None, str | None], list[_Planned]] = {}
         self._policies: dict[tuple[RateLimitItem, ...], bytes] = {}
 
     def _plan(self, rule: RateLimitRule) -> list[_Planned]:
-        key = (rule.name, rule.ip, rule.user)
+        key = (rule.name, rule.ip, rule.user, rule.api_key)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = []
-            for kind, limit in (("ip", rule.ip), ("user", rule.user)):
+            kinds: tuple[tuple[Literal["ip", "user", "key"], str | None], ...] = (
+                ("ip", rule.ip),
+                ("user", rule.user),
+                ("key", rule.api_key),
+            )
+            for kind, limit in kinds:
                 if limit is not None:
                     item = parse(limit)
                     window = item.get_expiry()
                     base = f"{self._prefix}:rl:{rule.name}:{kind}:{window}:"
-                    plan.append(_Planned(kind == "user", item, window, base))
+                    plan.append(_Planned(kind, item, window, base))
         return plan
 
-    def prepare(self, rule: RateLimitRule, *, ip: str, user: str | None) -> PendingHit | None:
+    def prepare(
+        self, rule: RateLimitRule, *, ip: str, user: str | None, api_key: str | None = None
+    ) -> PendingHit | None:
         """The Redis work for one request under `rule` (None when no limit applies to it)."""
         limits: list[RateLimitItem] = []
         keys: list[str] = []
@@ -124,7 +132,7 @@ class RateLimits:
         elapsed: list[float] = []
         now = self._clock()
         for planned in self._plan(rule):
-            identity = user if planned.per_user else ip
+            identity = {"ip": ip, "user": user, "key": api_key}[planned.per]
             if identity is None:
                 continue
             window = planned.window
@@ -221,7 +229,7 @@ class PendingHit:
 
 @dataclass(frozen=True, slots=True)
 class _Planned:
-    per_user: bool  # counted per user (else per client IP)
+    per: Literal["ip", "user", "key"]  # counted per client IP, per user or per API key
     item: RateLimitItem
     window: int  # seconds
     base: str  # the key prefix; the identity and the window's index follow

@@ -16,11 +16,13 @@ from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from gatehouse_contracts.revocations import JWKS_PATH, revocations_url_beside
+from gatehouse_contracts.revocations import JWKS_PATH, REVOCATIONS_PATH, revocations_url_beside
 from gatehouse_platform.clientip import TrustedProxyCidrs
 from gatehouse_platform.settings import ServiceSettings
 
 Access = Literal["public", "token", "admin"]
+
+API_KEY_EXCHANGE_PATH = "/auth/internal/api-keys/exchange"  # auth-service's, refused from outside
 
 # The web front's pages that live under billing-service's `/billing` prefix: the emails link to
 # `/billing`, and Stripe Checkout returns to `/billing/success` and `/billing/cancel`.
@@ -164,6 +166,9 @@ class RateLimitRule(BaseModel):
     paths: list[str] = Field(min_length=1)
     ip: str | None = None
     user: str | None = None
+    api_key: str | None = Field(
+        default=None, description="Per API key (the `sid` of a token exchanged from one), on top of `user`"
+    )
 
     _methods = field_validator("methods")(_check_methods)
 
@@ -172,7 +177,7 @@ class RateLimitRule(BaseModel):
     def _paths(cls, paths: list[str]) -> list[str]:
         return [_check_pattern(p) for p in paths]
 
-    @field_validator("ip", "user")
+    @field_validator("ip", "user", "api_key")
     @classmethod
     def _limit(cls, limit: str | None) -> str | None:
         if limit is not None:
@@ -193,6 +198,7 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("POST", "/auth/change-*", "token"),
     _rule("POST", "/auth/deactivate", "token"),
     _rule("*", "/auth/sessions/**", "token"),
+    _rule("*", "/auth/api-keys/**", "token"),
     _rule("POST", "/auth/logout*", "token"),
     _rule("*", "/auth/identities/**", "token"),
     _rule("POST", "/auth/request/verify", "token"),
@@ -249,7 +255,7 @@ CREDENTIAL_PATHS = [
 
 DEFAULT_RATE_LIMIT_RULES: list[RateLimitRule] = [
     RateLimitRule(name="credentials", methods=["POST"], paths=CREDENTIAL_PATHS, ip="20/minute"),
-    RateLimitRule(name="default", paths=["/**"], ip="1200/minute", user="600/minute"),
+    RateLimitRule(name="default", paths=["/**"], ip="1200/minute", user="600/minute", api_key="300/minute"),
 ]
 
 
@@ -303,6 +309,17 @@ class Settings(ServiceSettings):
     jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
     verified_token_cache_size: int = Field(
         default=10_000, ge=0, description="Tokens whose verified claims are remembered until they expire"
+    )
+    api_key_exchange_url: str | None = Field(
+        default=None,
+        description="Where `Bearer gk_live_…` keys are exchanged for access tokens. Default: auth-service's "
+        "internal exchange on the JWKS's host",
+    )
+    api_key_exchange_timeout_seconds: float = Field(default=2.0, gt=0)
+    api_key_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Keys whose exchanged token is remembered until shortly before it expires",
     )
     access_token_max_ttl_seconds: int = Field(
         default=900,
@@ -412,12 +429,21 @@ class Settings(ServiceSettings):
             self.jwks_url = f"{self.upstreams['auth'].url}{JWKS_PATH}"
         if self.revocations_url is None:
             self.revocations_url = revocations_url_beside(self.jwks_url)
+        if self.api_key_exchange_url is None:
+            self.api_key_exchange_url = (
+                revocations_url_beside(self.jwks_url).removesuffix(REVOCATIONS_PATH) + API_KEY_EXCHANGE_PATH
+            )
         return self
 
     @property
     def jwks(self) -> str:
         assert self.jwks_url is not None  # filled in by the validator
         return self.jwks_url
+
+    @property
+    def api_key_exchange(self) -> str:
+        assert self.api_key_exchange_url is not None  # filled in by the validator
+        return self.api_key_exchange_url
 
     @property
     def revocations(self) -> str:

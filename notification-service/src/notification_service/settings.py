@@ -47,6 +47,9 @@ class Settings(TokenVerifierSettings):
         "the other way in of the sign-up-attempt email.",
     )
     account_url_template: str = "{app_url}/account"
+    api_keys_url_template: str = Field(
+        default="{app_url}/account/api-keys", description="The web front's API keys page (list and revoke)"
+    )
     sign_in_url_template: str = "{app_url}/login"
     billing_url_template: str = Field(
         default="{app_url}/billing",

@@ -9,6 +9,7 @@
   deactivation delivered after a later reactivation changes nothing.
 - `session.revoked`: every token carrying one of the `sid`s is rejected until it would have
   expired anyway (revoked_at + TTL + leeway).
+- `api_key.revoked`: the same for the key's id, which is the `sid` of every token exchanged from it.
 
 Writes are idempotent (re-applying an event leaves the same state), which is why the consumer
 that feeds the denylist needs no database for deduplication: run it with
@@ -40,7 +41,7 @@ import httpx
 from redis.asyncio import Redis
 
 from gatehouse_contracts.envelope import CloudEvent, EventData
-from gatehouse_contracts.events import SessionRevoked, UserDeactivated, UserReactivated
+from gatehouse_contracts.events import ApiKeyRevoked, SessionRevoked, UserDeactivated, UserReactivated
 from gatehouse_contracts.revocations import Revocations
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.consumer import EventConsumer
@@ -248,10 +249,16 @@ def denylist_handlers(denylist: RedisDenylist) -> dict[str, SessionAgnosticHandl
         assert isinstance(data, SessionRevoked)
         await denylist.revoke_sessions(data.session_ids, data.revoked_at)
 
+    async def on_api_key_revoked(_: object, event: CloudEvent, data: EventData) -> None:
+        # a token exchanged from an API key has the key's id as its `sid`
+        assert isinstance(data, ApiKeyRevoked)
+        await denylist.revoke_sessions([data.key_id], data.revoked_at)
+
     return {
         UserDeactivated.event_type: on_deactivated,
         UserReactivated.event_type: on_reactivated,
         SessionRevoked.event_type: on_sessions_revoked,
+        ApiKeyRevoked.event_type: on_api_key_revoked,
     }
 
 

@@ -107,6 +107,24 @@ class Forbidden(DomainError):
     title = "Forbidden"
 
 
+class InsufficientScope(Forbidden):
+    """A token exchanged from an API key asked for something its scopes do not allow (RFC 6750
+    `insufficient_scope`): a route outside every scope (a password change, more API keys, an admin
+    API) is refused to every key."""
+
+    slug = "insufficient-scope"
+    title = "The API key's scopes do not allow this"
+
+    def __init__(self, scope: str | None) -> None:
+        detail = (
+            f"This needs the {scope!r} scope, which this API key does not have."
+            if scope is not None
+            else "API keys cannot do this: sign in as the person instead."
+        )
+        challenge = 'Bearer error="insufficient_scope"' + (f', scope="{scope}"' if scope else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, required_scope=scope)
+
+
 class TooManyRequests(DomainError):
     status = 429
     slug = "rate-limited"

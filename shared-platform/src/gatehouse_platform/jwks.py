@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from gatehouse_contracts.tokens import AccessTokenClaims
 from gatehouse_platform.errors import (
     Forbidden,
+    InsufficientScope,
     ReauthenticationRequired,
     ServiceUnavailable,
     Unauthorized,
@@ -184,8 +185,20 @@ class MissingCredentials(Unauthorized):
         self.headers = {"WWW-Authenticate": "Bearer"}
 
 
+def require_scope(claims: AccessTokenClaims, scope: str | None) -> AccessTokenClaims:
+    """The claims, if they may do what `scope` names (an API key's token must hold that scope; a
+    person's session always may); else 403 insufficient-scope. `scope=None` is a route no scope
+    covers: every API key's token is refused it."""
+    if claims.is_api_key and (scope is None or not claims.allows(scope)):
+        TOKEN_VERIFICATION_FAILURES.labels("insufficient_scope").inc()
+        raise InsufficientScope(scope)
+    return claims
+
+
 def current_claims(
     verifier_dep: Callable[..., TokenVerifier] | Callable[..., Awaitable[TokenVerifier]],
+    *,
+    scope: str | None = None,
 ) -> ClaimsDependency:
     """A dependency returning the verified claims of the request's bearer token.
 
@@ -193,9 +206,13 @@ def current_claims(
     `CurrentClaims = Annotated[AccessTokenClaims, Depends(current_claims(get_verifier))]`.
     Failures are counted here, at the request boundary, so every verifier is covered and a
     verifier's internal retry is not counted twice.
+
+    A token exchanged from an API key passes only where `scope` is named and among its scopes
+    (`require_scope`): without `scope` the route is for people's sessions alone, so a route
+    nobody thought about is closed to keys.
     """
 
-    @raises(Unauthorized)
+    @raises(Unauthorized, InsufficientScope)
     async def dependency(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer_scheme),
         verifier: TokenVerifier = Depends(verifier_dep),
@@ -204,13 +221,14 @@ def current_claims(
             TOKEN_VERIFICATION_FAILURES.labels("missing").inc()
             raise MissingCredentials()
         try:
-            return await verifier.verify(credentials.credentials)
+            claims = await verifier.verify(credentials.credentials)
         except InvalidToken as exc:
             TOKEN_VERIFICATION_FAILURES.labels(exc.reason).inc()
             raise
         except KeysUnavailable:
             TOKEN_VERIFICATION_FAILURES.labels("keys_unavailable").inc()
             raise
+        return require_scope(claims, scope)
 
     return dependency
 

@@ -29,6 +29,7 @@ from gatehouse_web.pages import (
     admin_money,
     admin_system,
     admin_users,
+    api_keys,
     billing,
     mfa,
     org_billing,
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signin.router)
     app.include_router(recovery.router)
     app.include_router(account.router)
+    app.include_router(api_keys.router)
     app.include_router(security.router)
     app.include_router(billing.router)
     app.include_router(org_billing.router)

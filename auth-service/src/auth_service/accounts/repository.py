@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from auth_service.models import (
+    ApiKey,
     AuthSession,
     Identity,
     LoginCode,
@@ -117,7 +118,8 @@ class UserRepository(Repository[User]):
     async def erase_belongings(self, user_id: uuid.UUID) -> None:
         """Everything personal the user has besides the users row: the profile's fields are emptied
         (the row stays, as every user has one); identities, second factors, passkeys, sessions (their
-        refresh tokens go with them), emailed tokens, codes and pending sign-ins are deleted."""
+        refresh tokens go with them), emailed tokens, codes, pending sign-ins and personal API keys are
+        deleted."""
         await self.session.execute(
             update(Profile)
             .where(Profile.user_id == user_id)
@@ -142,6 +144,8 @@ class UserRepository(Repository[User]):
             LoginCode,
         ):
             await self.session.execute(delete(model).where(model.user_id == user_id))
+        # personal API keys (revoked since the deletion began); an org's keys belong to the org
+        await self.session.execute(delete(ApiKey).where(ApiKey.user_id == user_id, ApiKey.org_id.is_(None)))
 
     def add_with_profile(self, user: User) -> User:
         user.profile = Profile(user_id=user.id)

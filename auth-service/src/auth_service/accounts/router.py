@@ -30,6 +30,7 @@ from auth_service.dependencies import (
     CurrentPrincipal,
     DbSession,
     HasherDep,
+    ProfileReader,
     RecentPrincipal,
     SettingsDep,
     ThrottleDep,
@@ -90,8 +91,8 @@ async def register(
     return Status(status="verification_sent", detail=REGISTRATION_ACCEPTED)
 
 
-@router.get("/me", responses=responses(Unauthorized))
-async def me(principal: CurrentPrincipal, db: DbSession) -> UserOut:
+@router.get("/me", responses=responses(Unauthorized), summary="My profile (API keys: `profile:read`)")
+async def me(principal: ProfileReader, db: DbSession) -> UserOut:
     return UserOut.of(await service.get_user(db, principal.user.id))
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.repository import OneTimeTokenRepository, UserRepository
 from auth_service.accounts.schemas import ChangeEmailRequest, ProfileUpdate, RegisterRequest
+from auth_service.api_keys import service as api_keys
 from auth_service.audit import service as audit
 from auth_service.captcha import Captcha
 from auth_service.errors import (
@@ -289,6 +290,7 @@ async def deactivate(
     user.is_active = False
     user.deactivated_at = now
     await revoke_all_sessions(db, user.id, reason="deactivated")
+    await api_keys.revoke_all_of_user(db, user.id, reason="owner_deleted")
     await emit(
         db,
         UserDeactivated(user_id=user.id, email=user.email, by=by, deactivated_at=now, deleted=deleted),

@@ -47,6 +47,8 @@ class AuditEventType(enum.StrEnum):
     ADMIN_ROLES_CHANGED = "admin.roles_changed"
     ADMIN_MFA_RESET = "admin.mfa_reset"
     ADMIN_DELETED = "admin.user_deleted"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
 
 
 def device_of(user_agent: str | None) -> str | None:

@@ -6,11 +6,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
+from auth_service.api_keys.repository import ApiKeyRepository
 from auth_service.audit import service as audit
 from auth_service.errors import AccountDeactivated, InvalidRefreshToken, RefreshTokenReused, SessionNotFound
 from auth_service.events import emit
@@ -65,6 +67,11 @@ def sign_access_token(keys: KeySet, settings: Settings, user: User, session: Aut
         "auth_time": int(session.auth_time.timestamp()),
         "amr": list(session.amr),
     }
+    return encode_access_token(keys, claims)
+
+
+def encode_access_token(keys: KeySet, claims: dict[str, Any]) -> str:
+    """Signed by the current key, typed `at+jwt` (RFC 9068) so it passes as no other JWT."""
     return jwt.encode(
         claims,
         keys.signing_key,
@@ -93,6 +100,8 @@ async def authenticate(db: AsyncSession, keyring: KeyRing, settings: Settings, t
     """The signed-in caller. Unlike remote verifiers, we can see the database: a revoked session or
     a deactivated user is refused at once, whatever the token's expiry."""
     claims = await verify_access_token(keyring, settings, token)
+    if claims.is_api_key:
+        return await _api_key_principal(db, claims)
     row = await SessionRepository(db).with_user(claims.sub, claims.sid)
     if row is None:
         raise InvalidToken("Unknown session.", reason="unknown_session")
@@ -102,6 +111,19 @@ async def authenticate(db: AsyncSession, keyring: KeyRing, settings: Settings, t
     if session.revoked_at is not None or session.expires_at <= utcnow():
         raise InvalidToken("Session revoked.", reason="session_revoked")
     return Principal(user=user, session_id=session.id, claims=claims)
+
+
+async def _api_key_principal(db: AsyncSession, claims: AccessTokenClaims) -> Principal:
+    """A token exchanged from an API key: its `sid` is the key, which must still work."""
+    row = await ApiKeyRepository(db).with_user(claims.sub, claims.sid)
+    if row is None:
+        raise InvalidToken("Unknown API key.", reason="unknown_session")
+    user, key = row
+    if not user.is_active:
+        raise InvalidToken("Account deactivated.", reason="user_deactivated")
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= utcnow()):
+        raise InvalidToken("API key revoked or expired.", reason="session_revoked")
+    return Principal(user=user, session_id=key.id, claims=claims)
 
 
 async def _issue(
@@ -303,14 +325,18 @@ REVOCATION_LIST_MARGIN = timedelta(seconds=60)
 
 
 async def revocations(db: AsyncSession, settings: Settings) -> Revocations:
-    """Every revocation a verifier's denylist must hold now: sessions revoked and users deactivated
-    (and still so) within the longest access-token lifetime."""
+    """Every revocation a verifier's denylist must hold now: sessions and API keys revoked and users
+    deactivated (and still so) within the longest access-token lifetime."""
     since = utcnow() - timedelta(seconds=settings.access_token_ttl_seconds) - REVOCATION_LIST_MARGIN
     return Revocations(
         since=since,
+        # a revoked API key is the `sid` of the tokens exchanged from it: listed among the sessions
         sessions=[
             RevokedSession(session_id=sid, revoked_at=at)
-            for sid, at in await SessionRepository(db).revoked_since(since)
+            for sid, at in [
+                *await SessionRepository(db).revoked_since(since),
+                *await ApiKeyRepository(db).revoked_since(since),
+            ]
         ],
         users=[
             DeactivatedUser(user_id=uid, deactivated_at=at)

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from billing_service.dependencies import CurrentClaims, DbSession, SettingsDep, StripeDep
+from billing_service.dependencies import CurrentClaims, DbSession, ReaderClaims, SettingsDep, StripeDep
 from billing_service.errors import (
     STRIPE_ERRORS,
     BillingAccountNotFound,
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/billing/orgs/{org_id}", tags=["organizations"], resp
     responses=responses(OrgNotFound, SubscriptionNotFound),
 )
 async def org_subscription(
-    org_id: uuid.UUID, claims: CurrentClaims, db: DbSession, settings: SettingsDep
+    org_id: uuid.UUID, claims: ReaderClaims, db: DbSession, settings: SettingsDep
 ) -> SubscriptionOut:
     require_member(claims, org_id)
     return await access.current_org_subscription(db, settings, org_id)
@@ -48,7 +48,7 @@ async def org_subscription(
     responses=responses(OrgNotFound),
 )
 async def org_entitlements(
-    org_id: uuid.UUID, claims: CurrentClaims, db: DbSession, settings: SettingsDep
+    org_id: uuid.UUID, claims: ReaderClaims, db: DbSession, settings: SettingsDep
 ) -> EntitlementsOut:
     require_member(claims, org_id)
     return await access.org_entitlements(db, settings, org_id)
@@ -60,7 +60,7 @@ async def org_entitlements(
     responses=responses(OrgNotFound, InvalidCursor),
 )
 async def org_payments(
-    org_id: uuid.UUID, claims: CurrentClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
+    org_id: uuid.UUID, claims: ReaderClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
 ) -> PaymentPage:
     require_member(claims, org_id)
     rows, next_cursor = await payments.org_payments_page(db, org_id, limit=limit, cursor=cursor)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from billing_service.dependencies import AdminClaims, CurrentClaims, DbSession, StripeDep
+from billing_service.dependencies import AdminClaims, DbSession, ReaderClaims, StripeDep
 from billing_service.errors import (
     STRIPE_ERRORS,
     IdempotencyKeyReused,
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/billing", tags=["payments"])
     "/payments/me", summary="My payments, newest first", responses=responses(Unauthorized, InvalidCursor)
 )
 async def my_payments(
-    claims: CurrentClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
+    claims: ReaderClaims, db: DbSession, limit: Limit = 20, cursor: Cursor = None
 ) -> PaymentPage:
     payments, next_cursor = await service.payments_page(db, claims.sub, limit=limit, cursor=cursor)
     return PaymentPage(items=[PaymentOut.model_validate(p) for p in payments], next_cursor=next_cursor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from billing_service.dependencies import CurrentClaims, DbSession, SettingsDep, StripeDep
+from billing_service.dependencies import CurrentClaims, DbSession, ReaderClaims, SettingsDep, StripeDep
 from billing_service.errors import (
     STRIPE_ERRORS,
     BillingAccountNotFound,
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/billing", tags=["self-service"], responses=responses
     summary="My card on file: brand, last four digits, expiry",
     responses=responses(PaymentMethodNotFound, *STRIPE_ERRORS),
 )
-async def my_payment_method(claims: CurrentClaims, db: DbSession, stripe: StripeDep) -> PaymentMethodOut:
+async def my_payment_method(claims: ReaderClaims, db: DbSession, stripe: StripeDep) -> PaymentMethodOut:
     return PaymentMethodOut.model_validate(await service.payment_method(db, stripe, claims.sub))
 
 
@@ -43,7 +43,7 @@ async def my_payment_method(claims: CurrentClaims, db: DbSession, stripe: Stripe
     responses=responses(InvalidCursor, *STRIPE_ERRORS),
 )
 async def my_invoices(
-    claims: CurrentClaims, db: DbSession, stripe: StripeDep, limit: Limit = 20, cursor: Cursor = None
+    claims: ReaderClaims, db: DbSession, stripe: StripeDep, limit: Limit = 20, cursor: Cursor = None
 ) -> InvoicePage:
     invoices, next_cursor = await service.invoices_page(db, stripe, claims.sub, limit=limit, cursor=cursor)
     items = [InvoiceOut.model_validate(i) for i in invoices]

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Response
 
 from billing_service.dependencies import (
     AdminClaims,
-    CurrentClaims,
     DbSession,
+    ReaderClaims,
     RecentClaims,
     SettingsDep,
     StripeDep,
+    WriterClaims,
 )
 from billing_service.errors import (
     PROMOTION_CODE_ERRORS,
@@ -74,7 +75,7 @@ router = APIRouter(prefix="/billing", tags=["subscriptions"], responses=response
     ),
 )
 async def subscribe(
-    body: SubscribeRequest, claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+    body: SubscribeRequest, claims: WriterClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> CheckoutOut:
     if body.org_id is not None:
         row = await checkout.subscribe_org(
@@ -144,7 +145,7 @@ async def cancel_scheduled_change(claims: RecentClaims, db: DbSession, stripe: S
 )
 async def preview_change(
     plan_code: Annotated[PlanCode, Query()],
-    claims: CurrentClaims,
+    claims: ReaderClaims,
     db: DbSession,
     stripe: StripeDep,
     when: Annotated[ChangeTiming | None, Query()] = None,
@@ -184,7 +185,7 @@ async def cancel(
     responses=responses(SubscriptionNotFound, SubscriptionNotChangeable, *STRIPE_ERRORS),
 )
 async def resume(
-    claims: CurrentClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
+    claims: WriterClaims, db: DbSession, stripe: StripeDep, settings: SettingsDep
 ) -> SubscriptionOut:
     row = await changes.resume(db, stripe, claims)
     return await access.describe(db, settings, row)
@@ -195,7 +196,7 @@ async def resume(
     summary="My subscription (the live one, else the latest), with its entitlements",
     responses=responses(SubscriptionNotFound),
 )
-async def my_subscription(claims: CurrentClaims, db: DbSession, settings: SettingsDep) -> SubscriptionOut:
+async def my_subscription(claims: ReaderClaims, db: DbSession, settings: SettingsDep) -> SubscriptionOut:
     return await access.current_subscription(db, settings, claims.sub)
 
 
@@ -203,7 +204,7 @@ async def my_subscription(claims: CurrentClaims, db: DbSession, settings: Settin
     "/entitlements/me",
     summary="What I may use now (empty without access); acting in an organization, the org's",
 )
-async def my_entitlements(claims: CurrentClaims, db: DbSession, settings: SettingsDep) -> EntitlementsOut:
+async def my_entitlements(claims: ReaderClaims, db: DbSession, settings: SettingsDep) -> EntitlementsOut:
     if claims.org_id is not None:
         return await access.org_entitlements(db, settings, claims.org_id)
     return await access.entitlements(db, settings, claims.sub)

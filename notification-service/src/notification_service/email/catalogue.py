@@ -13,6 +13,7 @@ from typing import Any
 
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
+    ApiKeyCreated,
     IdentityLinked,
     IdentityUnlinked,
     LoginCodeRequested,
@@ -97,6 +98,7 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("new_sign_in", NewSignIn, "Sign-in from a new device or network"),
         TemplateSpec("passkey_added", PasskeyAdded, "Passkey added"),
         TemplateSpec("passkey_removed", PasskeyRemoved, "Passkey removed"),
+        TemplateSpec("api_key_created", ApiKeyCreated, "API key created"),
         TemplateSpec("subscription_activated", SubscriptionActivated, "Subscription or trial started"),
         TemplateSpec(
             "subscription_renewed",

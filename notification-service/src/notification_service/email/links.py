@@ -59,6 +59,10 @@ class Links:
         return self._fill(self._settings.account_url_template)
 
     @property
+    def api_keys(self) -> str:
+        return self._fill(self._settings.api_keys_url_template)
+
+    @property
     def billing(self) -> str:
         return self._fill(self._settings.billing_url_template)
 

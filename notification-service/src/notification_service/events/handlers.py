@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gatehouse_contracts.events import (
+    ApiKeyCreated,
     IdentityLinked,
     IdentityUnlinked,
     LoginCodeRequested,
@@ -164,6 +165,13 @@ def on_passkey_added(data: PasskeyAdded, links: Links) -> list[Notice]:
     return [Notice("passkey_added", data.email, data.model_dump())]
 
 
+def on_api_key_created(data: ApiKeyCreated, links: Links) -> list[Notice]:
+    """The event has no secret (the key is shown once, to its creator): the email names the key by
+    its prefix, so a key nobody meant to create can be found and revoked."""
+    context = {**data.model_dump(), "api_keys_url": links.api_keys}
+    return [Notice("api_key_created", data.email, context)]
+
+
 def on_passkey_removed(data: PasskeyRemoved, links: Links) -> list[Notice]:
     return [Notice("passkey_removed", data.email, data.model_dump())]
 
@@ -248,6 +256,7 @@ HANDLERS: dict[str, NoticeBuilder] = {
     MfaResetByAdmin.event_type: on_mfa_reset_by_admin,
     PasskeyAdded.event_type: on_passkey_added,
     PasskeyRemoved.event_type: on_passkey_removed,
+    ApiKeyCreated.event_type: on_api_key_created,
     SubscriptionActivated.event_type: on_subscription_activated,
     SubscriptionRenewed.event_type: on_subscription_renewed,
     SubscriptionPlanChanged.event_type: on_subscription_plan_changed,

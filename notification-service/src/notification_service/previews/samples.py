@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from gatehouse_contracts.envelope import EventData
 from gatehouse_contracts.events import (
+    ApiKeyCreated,
     IdentityLinked,
     IdentityUnlinked,
     LoginCodeRequested,
@@ -113,6 +114,17 @@ SAMPLE_EVENTS: dict[str, EventData] = {
             new_network=True,
         ),
         PasskeyAdded(user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", added_at=_T),
+        ApiKeyCreated(
+            key_id=_PASSKEY,
+            user_id=_USER,
+            email=_EMAIL,
+            org_id=None,
+            name="CI deploys",
+            prefix="gk_live_3f9c2a71b0de",
+            scopes=["profile:read", "billing:read"],
+            expires_at=datetime(2027, 3, 3, 17, 42, tzinfo=UTC),
+            created_at=_T,
+        ),
         PasskeyRemoved(
             user_id=_USER, email=_EMAIL, passkey_id=_PASSKEY, name="MacBook Touch ID", removed_at=_T
         ),

@@ -340,6 +340,8 @@ def _what(kind: str, _: Callable[..., str]) -> str:
         "admin.roles_changed": _("Roles changed by an administrator"),
         "admin.mfa_reset": _("Two-step sign-in removed by an administrator"),
         "admin.user_deleted": _("Account deleted by an administrator"),
+        "api_key.created": _("API key created"),
+        "api_key.revoked": _("API key revoked"),
     }
     return labels.get(kind, kind)
 

@@ -20,6 +20,17 @@
     });
   });
   document.addEventListener("DOMContentLoaded", function () {
+    // 4. A "Copy" button (hidden without JavaScript) copies the field it names to the clipboard.
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      if (!navigator.clipboard) { return; }
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var source = document.getElementById(button.dataset.copy);
+        navigator.clipboard.writeText(source.value).then(function () {
+          button.textContent = button.dataset.copied;
+        });
+      });
+    });
     var summary = document.getElementById("error-summary");
     if (summary) { summary.focus(); }
     var pending = document.getElementById("mfa-from-fragment");

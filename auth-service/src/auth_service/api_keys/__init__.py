@@ -1,0 +1,1 @@
+"""API keys: issue, list and revoke them; exchange one for a short-lived access token."""
