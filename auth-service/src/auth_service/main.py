@@ -21,6 +21,7 @@ from auth_service.mfa.totp import TotpSeeds
 from auth_service.oauth.providers import configured_providers
 from auth_service.oauth.router import router as oauth_router
 from auth_service.oauth.state import StateCookies
+from auth_service.orgs.router import router as orgs_router
 from auth_service.passkeys.challenges import Challenges
 from auth_service.passkeys.router import router as passkeys_router
 from auth_service.passkeys.webauthn import WebAuthn
@@ -96,6 +97,7 @@ def create_app(
             oauth_router,
             admin_router,
             audit_router,
+            orgs_router,
             keys_router,
         ],
     )
