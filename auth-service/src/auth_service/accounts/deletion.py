@@ -6,8 +6,10 @@ for the verifiers' denylist and billing) and announces `user.deleted` with the t
 owner's own deletion is undone by signing in with the right password: the sign-in answers 403
 `account-pending-deletion` (with `erase_at`), and `POST /auth/me/deletion/cancel` with the same
 credentials restores the account (`user.reactivated`) and signs in. An admin's deletion is not the
-owner's to cancel. When `erase_at` is past, the beat erases the account: the users row stays as a
-tombstone of its id with no personal data, everything personal the user owns is deleted, the audit
+owner's to cancel. Asking also takes the account out of its organizations at once
+(org.member_removed, reason account_deleted; cancelling does not bring it back): where it was the
+last owner, the longest-standing admin (else member) becomes owner, and an org left with nobody is
+deleted. When `erase_at` is past, the beat erases the account: the users row stays as a tombstone of its id with no personal data, everything personal the user owns is deleted, the audit
 trail loses addresses, devices and emails, and `user.erased` tells every service to erase theirs.
 """
 
@@ -26,6 +28,7 @@ from auth_service.audit import service as audit
 from auth_service.errors import AccountAlreadyDeleted, AccountNotPendingDeletion
 from auth_service.events import emit
 from auth_service.models import User
+from auth_service.orgs import service as orgs
 from auth_service.settings import Settings
 from gatehouse_contracts.events import UserDeleted, UserErased, UserReactivated
 from gatehouse_platform.db import utcnow
@@ -60,6 +63,7 @@ async def request_deletion(
     else:
         audit.record(db, audit.AuditEventType.DELETION_REQUESTED, user.id)
     await deactivate(db, user, by=by, deleted=True)
+    await orgs.leave_all_for_deletion(db, user)
     await emit(
         db,
         UserDeleted(

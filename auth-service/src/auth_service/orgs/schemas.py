@@ -15,7 +15,7 @@ from gatehouse_contracts.tokens import OrgRole
 from gatehouse_platform.schemas import PartialUpdate, RequestModel
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$"
-DOMAIN_PATTERN = r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 OrgName = Field(min_length=1, max_length=100, description="Shown to members and in emails")
 
