@@ -537,9 +537,9 @@ async def test_a_verified_domain_lets_its_people_join_when_the_org_allows_it(
     # not allowed yet: looks like an org that does not exist
     early = await api.post(f"{base}/join", headers=bearer(colleague_tokens))
     assert early.status_code == 404
-    assert (await api.get("/auth/orgs/joinable", headers=bearer(colleague_tokens))).json()["items"] == []
+    assert (await api.get("/auth/me/joinable-orgs", headers=bearer(colleague_tokens))).json()["items"] == []
     assert (await api.patch(base, json={"allow_domain_join": True}, headers=bearer(owner))).status_code == 200
-    joinable = (await api.get("/auth/orgs/joinable", headers=bearer(colleague_tokens))).json()["items"]
+    joinable = (await api.get("/auth/me/joinable-orgs", headers=bearer(colleague_tokens))).json()["items"]
     assert [o["id"] for o in joinable] == [org["id"]]
     assert (await api.post(f"{base}/join", headers=bearer(outsider_tokens))).status_code == 404
     joined = await api.post(f"{base}/join", headers=bearer(colleague_tokens))

@@ -80,7 +80,7 @@ async def list_orgs(principal: CurrentPrincipal, db: DbSession) -> OrgList:
 
 
 @router.get(
-    "/orgs/joinable",
+    "/me/joinable-orgs",
     responses=responses(Unauthorized),
     summary="Organizations I may join by my verified email's domain",
 )

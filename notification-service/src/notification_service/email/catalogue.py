@@ -20,6 +20,8 @@ from gatehouse_contracts.events import (
     MfaEnabled,
     MfaResetByAdmin,
     NewSignIn,
+    OrgInvitationSent,
+    OrgMemberRemoved,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -97,6 +99,8 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("new_sign_in", NewSignIn, "Sign-in from a new device or network"),
         TemplateSpec("passkey_added", PasskeyAdded, "Passkey added"),
         TemplateSpec("passkey_removed", PasskeyRemoved, "Passkey removed"),
+        TemplateSpec("org_invitation", OrgInvitationSent, "Invitation to join an organization"),
+        TemplateSpec("org_member_removed", OrgMemberRemoved, "Removed from an organization"),
         TemplateSpec("subscription_activated", SubscriptionActivated, "Subscription or trial started"),
         TemplateSpec(
             "subscription_renewed",
