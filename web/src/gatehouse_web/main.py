@@ -27,6 +27,7 @@ from gatehouse_web.pages import (
     admin_users,
     billing,
     mfa,
+    orgs,
     passkeys,
     recovery,
     security,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(security.router)
     app.include_router(billing.router)
+    app.include_router(orgs.router)
     admin.install(app, web)  # /admin: who may open the console, and what the others see
     app.include_router(admin_users.router)
     app.include_router(admin_email.router)
