@@ -11,6 +11,7 @@ from datetime import timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
+import aio_pika
 import httpx
 import jwt
 import pytest
@@ -24,9 +25,14 @@ from test_mfa import problem_type
 from auth_service.main import create_app
 from auth_service.models import AuditEvent, AuthSession, Org, OrgInvitation, User
 from auth_service.orgs.service import apply_seat_limit
+from auth_service.settings import Settings
 from conftest import EventTap, bearer, login, make_settings, oauth_settings, refresh, register
+from gatehouse_contracts.envelope import new_event
+from gatehouse_contracts.events import OrgSeatLimitChanged
 from gatehouse_platform.db import utcnow
-from gatehouse_platform.testing import serve_in_thread
+from gatehouse_platform.models import ProcessedEvent
+from gatehouse_platform.outbox import event_message
+from gatehouse_platform.testing import eventually, serve_in_thread
 
 Sessions = async_sessionmaker[AsyncSession]
 INVITATION_LIMIT = 4  # per org and per inviter, per hour: low enough to reach in a test
@@ -585,3 +591,48 @@ async def test_switch_sessions_are_stored_with_their_org(api: httpx.AsyncClient,
     async with db() as session:
         stored = await session.get(AuthSession, uuid.UUID(claims(acting)["sid"]))
         assert stored is not None and str(stored.org_id) == org["id"] and stored.org_role == "owner"
+
+
+async def test_billings_seat_limit_event_is_applied_and_an_older_one_ignored(
+    api: httpx.AsyncClient, db: Sessions, amqp_url: str, settings: Settings
+) -> None:
+    _, owner = await person(api, db)
+    org = await new_org(api, owner)
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+        async def publish(seats: int | None, version: int) -> uuid.UUID:
+            data = OrgSeatLimitChanged(
+                org_id=uuid.UUID(org["id"]),
+                plan_code="team",
+                max_seats=seats,
+                limit_version=version,
+                changed_at=utcnow(),
+            )
+            event = new_event(data, source="/billing-service", subject=org["id"])
+            await exchange.publish(event_message(event), routing_key=event.type)
+            return uuid.UUID(str(event.id))
+
+        async def seat_limit() -> Any:
+            return (await api.get(f"/auth/orgs/{org['id']}", headers=bearer(owner))).json()["seat_limit"]
+
+        async def applied() -> bool:
+            return bool(await seat_limit() == 3)
+
+        await publish(3, 7)
+        await eventually(applied, "the seat limit applied")
+        older = await publish(10, 6)
+
+        async def handled() -> bool:
+            async with db() as session:
+                stmt = select(ProcessedEvent).where(ProcessedEvent.event_id == older)
+                return (await session.execute(stmt)).first() is not None
+
+        await eventually(handled, "the older event handled")
+        assert await seat_limit() == 3
+    finally:
+        await connection.close()

@@ -1,10 +1,12 @@
-"""The composition root of the API process: `create_app()`."""
+"""The composition root of the API process: `create_app()`, whose lifespan runs the outbox relay and
+the event consumer (billing's seat limits)."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.accounts.breaches import BreachedPasswords
 from auth_service.accounts.router import router as accounts_router
@@ -12,6 +14,7 @@ from auth_service.admin.router import router as admin_router
 from auth_service.audit.router import router as audit_router
 from auth_service.clock import Clock
 from auth_service.dependencies import Services
+from auth_service.events.handlers import HANDLERS
 from auth_service.export.router import router as export_router
 from auth_service.geoip import Places
 from auth_service.keys.router import router as keys_router
@@ -29,8 +32,9 @@ from auth_service.security import PasswordHasher
 from auth_service.sessions.router import router as sessions_router
 from auth_service.settings import Settings, get_settings
 from auth_service.throttle import Throttle
-from gatehouse_platform.app import Lifespan, service_app
+from gatehouse_platform.app import Lifespan, Worker, service_app
 from gatehouse_platform.clientip import TrustedProxies
+from gatehouse_platform.consumer import EventConsumer
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.http import broker_check, database_check, redis_check
 from gatehouse_platform.logging import configure_logging
@@ -38,8 +42,25 @@ from gatehouse_platform.outbox import OutboxRelay
 from gatehouse_platform.tracing import configure_tracing
 
 
+def event_consumer(settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> EventConsumer:
+    """The consumer of the events auth-service takes (`events/handlers.py`), on its own queue."""
+    return EventConsumer(
+        settings.amqp_url,
+        exchange=settings.events_exchange,
+        name=settings.consumer_name,
+        handlers=dict(HANDLERS),
+        session_factory=session_factory,
+        prefetch=settings.consumer_prefetch,
+        retry_delays=settings.consumer_retry_delays,
+    )
+
+
 def create_app(
-    settings: Settings | None = None, *, run_relay: bool = True, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    run_relay: bool = True,
+    run_consumers: bool | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging("auth-service", level=settings.log_level, json=settings.log_json)
@@ -67,6 +88,11 @@ def create_app(
         proxies=TrustedProxies(settings.trusted_proxies),
         places=Places(settings.geoip_database),
     )
+    workers: list[Worker] = []
+    if run_relay:
+        workers.append(OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange))
+    if settings.consume_events if run_consumers is None else run_consumers:
+        workers.append(event_consumer(settings, session_factory))
     return service_app(
         title="Gatehouse auth-service",
         description="Accounts, sessions and tokens. Errors are RFC 9457 problem details.",
@@ -74,9 +100,7 @@ def create_app(
         lifespan=Lifespan(
             # the key ring creates the first signing key on a fresh database
             on_start=[services.keyring.current],
-            workers=[OutboxRelay(engine, settings.amqp_url, exchange=settings.events_exchange)]
-            if run_relay
-            else [],
+            workers=workers,
             closers=[
                 http.aclose,
                 services.breaches.aclose,

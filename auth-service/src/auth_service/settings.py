@@ -198,6 +198,12 @@ class Settings(ServiceSettings):
     )
     org_domain_verification_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Events consumed (billing's org.seat_limit_changed), in the API process
+    consume_events: bool = Field(default=True, description="Run the event consumer in the API process.")
+    consumer_name: str = Field(default="auth-service", description="Queue name of the consumer.")
+    consumer_prefetch: int = Field(default=8, ge=1)
+    consumer_retry_delays: list[float] = Field(default=[1, 10, 60, 300], min_length=1)
+
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600

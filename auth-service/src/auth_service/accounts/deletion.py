@@ -9,8 +9,9 @@ credentials restores the account (`user.reactivated`) and signs in. An admin's d
 owner's to cancel. Asking also takes the account out of its organizations at once
 (org.member_removed, reason account_deleted; cancelling does not bring it back): where it was the
 last owner, the longest-standing admin (else member) becomes owner, and an org left with nobody is
-deleted. When `erase_at` is past, the beat erases the account: the users row stays as a tombstone of its id with no personal data, everything personal the user owns is deleted, the audit
-trail loses addresses, devices and emails, and `user.erased` tells every service to erase theirs.
+deleted. When `erase_at` is past, the beat erases the account: the users row stays as a tombstone
+of its id with no personal data, everything personal the user owns is deleted, the audit trail
+loses addresses, devices and emails, and `user.erased` tells every service to erase theirs.
 """
 
 from __future__ import annotations
