@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_mfa import problem_type
 
+from auth_service.accounts.deletion import erase
 from auth_service.main import create_app
 from auth_service.models import AuditEvent, AuthSession, Org, OrgInvitation, User
 from auth_service.orgs.service import apply_seat_limit
@@ -636,3 +637,22 @@ async def test_billings_seat_limit_event_is_applied_and_an_older_one_ignored(
         assert await seat_limit() == 3
     finally:
         await connection.close()
+
+
+async def test_an_erased_account_leaves_no_invitation_naming_its_address(
+    api: httpx.AsyncClient, db: Sessions
+) -> None:
+    _, owner = await person(api, db)
+    org = await new_org(api, owner)
+    invitee, tokens = await person(api, db)
+    assert (await invite(api, owner, org["id"], invitee["email"].upper())).status_code == 201
+    assert (await api.delete("/auth/me", headers=bearer(tokens))).status_code == 202
+    async with db() as session:
+        user = await session.get(User, uuid.UUID(invitee["id"]))
+        assert user is not None
+        await erase(session, user, now=utcnow())
+        await session.commit()
+        left = await session.execute(
+            select(OrgInvitation).where(OrgInvitation.org_id == uuid.UUID(org["id"]))
+        )
+        assert left.scalars().all() == []

@@ -30,6 +30,7 @@ from auth_service.errors import AccountAlreadyDeleted, AccountNotPendingDeletion
 from auth_service.events import emit
 from auth_service.models import User
 from auth_service.orgs import service as orgs
+from auth_service.orgs.repository import OrgInvitationRepository
 from auth_service.settings import Settings
 from gatehouse_contracts.events import UserDeleted, UserErased, UserReactivated
 from gatehouse_platform.db import utcnow
@@ -103,6 +104,7 @@ async def erase(db: AsyncSession, user: User, *, now: datetime) -> None:
     """Erase a deleted account's personal data; `user` is locked by the caller."""
     users = UserRepository(db)
     await users.erase_belongings(user.id)
+    await OrgInvitationRepository(db).forget_address(user.email)  # invitations name the address
     await audit.strip_personal_data(db, user.id)
     await forget_user_events(db, user.id)
     user.email = f"erased-{user.id.hex}@{ERASED_EMAIL_DOMAIN}"

@@ -120,6 +120,10 @@ class OrgInvitationRepository(Repository[OrgInvitation]):
         )
         return list((await self.locked(stmt)).scalars())
 
+    async def forget_address(self, email: str) -> int:
+        """Invitations sent to this address (an erased account's): how many went."""
+        return await self.delete_where(func.lower(OrgInvitation.email) == email.lower())
+
     async def by_digest(self, digest: bytes) -> OrgInvitation | None:
         """The invitation with this token digest, locked: concurrent accepts of one take turns."""
         return await self.lock(OrgInvitation.token_hash == digest)
