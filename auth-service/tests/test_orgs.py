@@ -656,3 +656,14 @@ async def test_an_erased_account_leaves_no_invitation_naming_its_address(
             select(OrgInvitation).where(OrgInvitation.org_id == uuid.UUID(org["id"]))
         )
         assert left.scalars().all() == []
+
+
+async def test_my_data_export_lists_my_organizations(api: httpx.AsyncClient, db: Sessions) -> None:
+    _, tokens = await person(api, db)
+    org = await new_org(api, tokens)
+    acting = await switch(api, tokens, org["id"])
+    export = (await api.get("/auth/me/export", headers=bearer(acting))).json()
+    assert [(o["org_id"], o["role"], o["via"]) for o in export["organizations"]] == [
+        (org["id"], "owner", "created")
+    ]
+    assert org["id"] in {s["org_id"] for s in export["sessions"]}
