@@ -11,7 +11,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conftest import Stack, deliveries_of, envelope, new_email, sample, wait_for_deliveries, wait_for_mail
+from conftest import (
+    Stack,
+    deliveries_of,
+    envelope,
+    new_email,
+    read_maildir,
+    sample,
+    wait_for_deliveries,
+    wait_for_mail,
+)
 from gatehouse_contracts.events import REGISTRY
 from notification_service.email.catalogue import TEMPLATES
 from notification_service.email.links import Links
@@ -86,6 +95,8 @@ def test_every_event_a_person_should_hear_about_is_consumed() -> None:
         "payment.refunded",
         "payment.disputed",
         "payment_method.expiring",
+        "org.invitation_sent",
+        "org.member_removed",
     }
     assert set(HANDLERS) <= set(REGISTRY)
     assert set(SAMPLE_EVENTS) == set(HANDLERS)
@@ -388,3 +399,38 @@ async def test_a_created_api_key_is_told_to_its_creator_by_its_prefix(
     assert message["List-Unsubscribe"] is None  # security notices cannot be turned off
     [row] = await wait_for_deliveries(db, event.id, "sent")
     assert row.template == "api_key_created" and row.recipient == to
+
+
+async def test_an_org_invitation_email_carries_the_one_time_accept_link(
+    stack: Stack, maildir: Path, db: Db
+) -> None:
+    to = new_email()
+    event = envelope(sample("org.invitation_sent", email=to, token="invite-Tok/42", org_name="Acme Ltd"))
+    await stack.publish(event)
+
+    [message] = await wait_for_mail(maildir, to)
+    text, html = parts(message)
+    link = "https://app.gatehouse.test/invitations/accept?token=invite-Tok%2F42"
+    assert link in text and f'href="{link}"' in html
+    assert message["Subject"] == "grace invited you to join Acme Ltd on Gatehouse"
+    assert "as a member" in text and "works once" in text
+    [delivery] = await wait_for_deliveries(db, event.id, "sent")
+    assert delivery.template == "org_invitation"
+    assert delivery.event_data is None  # the token is a secret: nothing of the event is kept
+
+
+async def test_a_removed_member_is_told_and_one_who_left_is_not(stack: Stack, maildir: Path, db: Db) -> None:
+    removed, left = new_email(), new_email()
+    gone = envelope(sample("org.member_removed", email=removed, org_name="Acme Ltd", reason="removed"))
+    quit_ = envelope(sample("org.member_removed", email=left, reason="left", removed_by=None))
+    await stack.publish(quit_)
+    await stack.publish(gone)
+
+    [message] = await wait_for_mail(maildir, removed)
+    text, html = parts(message)
+    assert message["Subject"] == "You were removed from Acme Ltd on Gatehouse"
+    assert "https://app.gatehouse.test/account" in text and "removed you" in html
+    [delivery] = await wait_for_deliveries(db, gone.id, "sent")
+    assert delivery.template == "org_member_removed"
+    assert await deliveries_of(db, quit_.id) == []
+    assert read_maildir(maildir, left) == []

@@ -1,7 +1,7 @@
 """api keys: personal keys now, org keys (`org_id`, no foreign key) once organizations land
 
 Revision ID: 0012
-Revises: 0010 (re-chained onto 0011, organizations, at merge)
+Revises: 0011
 Create Date: 2026-12-03 23:10:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,5 @@
-"""`auth-service` command line: serve, migrate, worker, beat, create-admin, rotate-keys, purge."""
+"""`auth-service` command line: serve, migrate, worker, beat, replay-dead-letters, create-admin,
+rotate-keys, purge."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from auth_service.keys.service import rotate_keys
 from auth_service.maintenance import run_in_transaction
 from auth_service.settings import Settings
 from gatehouse_platform.cli import service_cli
+from gatehouse_platform.consumer import EventConsumer
+from gatehouse_platform.db import make_engine, make_session_factory
 
 app = service_cli(
     "auth-service",
@@ -27,7 +30,15 @@ app = service_cli(
     # The client's address is judged by the service itself (AUTH_TRUSTED_PROXIES, see
     # dependencies.get_client): uvicorn must not rewrite the peer from X-Forwarded-For first.
     uvicorn_options={"proxy_headers": False},
+    consumers=lambda: [_consumer()],
 )
+
+
+def _consumer() -> EventConsumer:
+    from auth_service.main import event_consumer  # the composition root, only when replaying
+
+    settings = Settings()
+    return event_consumer(settings, make_session_factory(make_engine(settings.database_url)))
 
 
 @app.command("create-admin")

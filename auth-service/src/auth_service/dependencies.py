@@ -93,6 +93,8 @@ ProxiesDep = Annotated[TrustedProxies, Depends(from_services("proxies"))]
 
 
 PlacesDep = Annotated[Places, Depends(from_services("places"))]
+HttpDep = Annotated[httpx.AsyncClient, Depends(from_services("http"))]
+"""The outbound HTTP client (sign-in providers, org domain verification)."""
 
 
 def get_client(request: Request, proxies: ProxiesDep, places: PlacesDep) -> Client:

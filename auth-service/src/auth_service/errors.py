@@ -262,3 +262,88 @@ class InvalidApiKey(Unauthorized):
 class TooManyApiKeys(Conflict):
     slug = "too-many-api-keys"
     title = "Too many API keys"
+
+
+# Organizations
+
+
+class OrgNotFound(NotFound):
+    """No such org, or one the caller is not in: the two look alike, so ids cannot be probed."""
+
+    slug = "org-not-found"
+    title = "Organization not found"
+
+
+class OrgSlugTaken(Conflict):
+    slug = "org-slug-taken"
+    title = "Organization slug already taken"
+
+
+class OrgRoleRequired(Forbidden):
+    slug = "org-role-required"
+    title = "Your role in this organization does not allow this"
+
+
+class MemberNotFound(NotFound):
+    slug = "member-not-found"
+    title = "Member not found"
+
+
+class LastOwner(Conflict):
+    slug = "last-owner"
+    title = "An organization keeps at least one owner"
+
+
+class AlreadyMember(Conflict):
+    slug = "already-member"
+    title = "Already a member of this organization"
+
+
+class InvitationNotFound(NotFound):
+    slug = "invitation-not-found"
+    title = "Invitation not found"
+
+
+class InvitationInvalid(DomainError):
+    """An unknown, expired, revoked or already used invitation token."""
+
+    status = 400
+    slug = "invitation-invalid"
+    title = "Invalid or expired invitation"
+
+
+class InvitationEmailMismatch(Forbidden):
+    slug = "invitation-email-mismatch"
+    title = "This invitation was sent to another address"
+
+
+class EmailNotVerified(Forbidden):
+    slug = "email-not-verified"
+    title = "Verify your email address first"
+
+
+class SeatLimitReached(Conflict):
+    """Members and pending invitations already fill the seats the org's plan allows."""
+
+    slug = "seat-limit-reached"
+    title = "The organization has no seat left"
+
+
+class MemberLimitReached(Conflict):
+    slug = "member-limit-reached"
+    title = "The organization has reached its member limit"
+
+
+class DomainNotFound(NotFound):
+    slug = "org-domain-not-found"
+    title = "Domain not found"
+
+
+class DomainTaken(Conflict):
+    slug = "org-domain-taken"
+    title = "This domain is already claimed"
+
+
+class DomainVerificationFailed(Conflict):
+    slug = "org-domain-verification-failed"
+    title = "The domain's verification file was not found"

@@ -102,6 +102,8 @@ class AuthSession(Base):
         Index("ix_sessions_user_active", "user_id", postgresql_where=text("revoked_at IS NULL")),
         # verifiers rebuilding their denylist ask for the recently revoked
         Index("ix_sessions_revoked_at", "revoked_at", postgresql_where=text("revoked_at IS NOT NULL")),
+        # a removal from an org revokes the sessions acting in it
+        Index("ix_sessions_org_id_active", "org_id", postgresql_where=text("revoked_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -117,6 +119,10 @@ class AuthSession(Base):
     # the `auth_time` and `amr` claims: when and how the sign-in was last proven in this session
     auth_time: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     amr: Mapped[list[str]] = mapped_column(ARRAY(String(8)), default=list, server_default=text("'{}'"))
+    # the organization the session acts in (`org_id`/`org_role` claims), set by a switch for the
+    # session's whole life; None: a personal session. No foreign key: revoked sessions outlive orgs.
+    org_id: Mapped[uuid.UUID | None]
+    org_role: Mapped[str | None] = mapped_column(String(8))
 
 
 class RefreshToken(Base):
@@ -338,3 +344,89 @@ class ApiKey(Base):
     @property
     def scope(self) -> str:
         return " ".join(self.scopes)
+
+
+class Org(Base):
+    """An organization: people acting together. `membership_version` grows by one with every
+    membership change (the events carry it); `seat_limit` and `seat_limit_version` are billing's
+    (org.seat_limit_changed, the highest version kept); `member_limit` is the org's own setting.
+    Invitations and domain joins are refused past the lower of the two, counting members and
+    pending invitations."""
+
+    __tablename__ = "orgs"
+    __table_args__ = (
+        Index("uq_orgs_slug", "slug", unique=True),
+        CheckConstraint("member_limit >= 1", name="member_limit_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow, onupdate=utcnow)
+    member_limit: Mapped[int] = mapped_column(Integer)
+    allow_domain_join: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    membership_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    seat_limit: Mapped[int | None] = mapped_column(Integer)
+    seat_limit_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class OrgMember(Base):
+    __tablename__ = "org_members"
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        Index("ix_org_members_user_id", "user_id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    joined_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    via: Mapped[str] = mapped_column(String(16))  # created, invitation, domain
+
+
+class OrgInvitation(Base):
+    """An emailed invitation: single use, only the SHA-256 of its token stored. Pending while
+    neither accepted, revoked nor expired; a pending one holds a seat."""
+
+    __tablename__ = "org_invitations"
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'admin', 'member')", name="role_known"),
+        Index("ix_org_invitations_org_id", "org_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
+
+
+class OrgDomain(Base):
+    """A domain an org claims. Verified once `https://<domain>/.well-known/gatehouse-org-verification.txt`
+    served its `verification_token`; a verified domain belongs to one org only."""
+
+    __tablename__ = "org_domains"
+    __table_args__ = (
+        UniqueConstraint("org_id", "domain", name="uq_org_domains_org_id_domain"),
+        Index(
+            "uq_org_domains_verified_domain",
+            "domain",
+            unique=True,
+            postgresql_where=text("verified_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(253))
+    verification_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    verified_at: Mapped[datetime | None]

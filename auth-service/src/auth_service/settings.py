@@ -223,6 +223,29 @@ class Settings(ServiceSettings):
         default=900, ge=10, description="How often the beat erases the accounts whose grace is over"
     )
 
+    # Organizations
+    org_default_member_limit: int = Field(
+        default=50, ge=1, description="A new org's member limit (members and pending invitations)"
+    )
+    org_max_member_limit: int = Field(
+        default=1000, ge=1, description="The highest member limit an owner may set"
+    )
+    org_invitation_ttl_days: float = Field(default=7, gt=0, description="How long an invitation link works")
+    org_invitation_limit: str = Field(
+        default="20/hour", description="Invitations an org may send (and each inviter), per period"
+    )
+    org_domain_verification_url: str = Field(
+        default="https://{domain}/.well-known/gatehouse-org-verification.txt",
+        description="Where a claimed domain proves it is the org's: the file must hold the token",
+    )
+    org_domain_verification_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Events consumed (billing's org.seat_limit_changed), in the API process
+    consume_events: bool = Field(default=True, description="Run the event consumer in the API process.")
+    consumer_name: str = Field(default="auth-service", description="Queue name of the consumer.")
+    consumer_prefetch: int = Field(default=8, ge=1)
+    consumer_retry_delays: list[float] = Field(default=[1, 10, 60, 300], min_length=1)
+
     # Celery (broker = RabbitMQ)
     celery_broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     purge_interval_seconds: int = 3600

@@ -66,6 +66,14 @@ class Throttle:
         await self._hit(self._settings.request_ip_limit, action, "ip", ip or "unknown")
         await self._hit(self._settings.request_account_limit, action, "account", account_key(identifier))
 
+    async def invitation(self, org_id: str, inviter_id: str) -> None:
+        """Before sending an org's invitation: a budget per org and per inviter."""
+        if not self.enabled:
+            return
+        limit = self._settings.org_invitation_limit
+        await self._hit(limit, "org_invitation", "org", org_id)
+        await self._hit(limit, "org_invitation", "account", inviter_id)
+
     async def _hit(self, limit: str, action: str, scope: str, key: str) -> None:
         try:
             await self._limiter.hit(limit, action, scope, key)

@@ -203,6 +203,8 @@ DEFAULT_ACCESS_RULES: list[AccessRule] = [
     _rule("*", "/auth/identities/**", "token"),
     _rule("POST", "/auth/request/verify", "token"),
     _rule("POST", "/auth/*/link", "token"),
+    _rule("*", "/auth/orgs/**", "token"),
+    _rule("POST", "/auth/invitations/accept", "token"),
     _rule("*", "/billing/admin/**", "admin"),
     _rule("POST,PUT,PATCH,DELETE", "/billing/plans/**", "admin"),
     _rule("*", "/billing/coupons/**", "admin"),
@@ -240,6 +242,8 @@ DEFAULT_ROUTE_TIMEOUTS: list[RouteTimeout] = [
     RouteTimeout(
         paths=["/auth/*/login", "/auth/*/link", "/auth/*/callback"], read_timeout_seconds=25, slow_seconds=10
     ),
+    # an org's domain verification fetches the domain's well-known file (AUTH_ORG_DOMAIN_VERIFICATION_*)
+    RouteTimeout(paths=["/auth/orgs/*/domains/*/verify"], read_timeout_seconds=15, slow_seconds=10),
 ]
 
 CREDENTIAL_PATHS = [

@@ -51,6 +51,7 @@ class Settings(TokenVerifierSettings):
         default="{app_url}/account/api-keys", description="The web front's API keys page (list and revoke)"
     )
     sign_in_url_template: str = "{app_url}/login"
+    invitation_url_template: str = "{app_url}/invitations/accept?token={token}"
     billing_url_template: str = Field(
         default="{app_url}/billing",
         description="The web front's billing page (the plan, the card on file and Manage billing, which "
@@ -100,7 +101,7 @@ class Settings(TokenVerifierSettings):
             raise ValueError(
                 "NOTIFICATION_CONSUMER_PREFETCH must be below 2 × NOTIFICATION_DATABASE_POOL_SIZE"
             )
-        for name in ("verify_url_template", "reset_url_template"):
+        for name in ("verify_url_template", "reset_url_template", "invitation_url_template"):
             if "{token}" not in getattr(self, name):
                 raise ValueError(f"NOTIFICATION_{name.upper()} must contain {{token}}")
         return self

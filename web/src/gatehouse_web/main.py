@@ -33,6 +33,7 @@ from gatehouse_web.pages import (
     billing,
     mfa,
     org_billing,
+    orgs,
     passkeys,
     recovery,
     security,
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(security.router)
     app.include_router(billing.router)
     app.include_router(org_billing.router)
+    app.include_router(orgs.router)
     admin.install(app, web)  # /admin: who may open the console, and what the others see
     app.include_router(admin_users.router)
     app.include_router(admin_email.router)

@@ -6,9 +6,12 @@ for the verifiers' denylist and billing) and announces `user.deleted` with the t
 owner's own deletion is undone by signing in with the right password: the sign-in answers 403
 `account-pending-deletion` (with `erase_at`), and `POST /auth/me/deletion/cancel` with the same
 credentials restores the account (`user.reactivated`) and signs in. An admin's deletion is not the
-owner's to cancel. When `erase_at` is past, the beat erases the account: the users row stays as a
-tombstone of its id with no personal data, everything personal the user owns is deleted, the audit
-trail loses addresses, devices and emails, and `user.erased` tells every service to erase theirs.
+owner's to cancel. Asking also takes the account out of its organizations at once
+(org.member_removed, reason account_deleted; cancelling does not bring it back): where it was the
+last owner, the longest-standing admin (else member) becomes owner, and an org left with nobody is
+deleted. When `erase_at` is past, the beat erases the account: the users row stays as a tombstone
+of its id with no personal data, everything personal the user owns is deleted, the audit trail
+loses addresses, devices and emails, and `user.erased` tells every service to erase theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from auth_service.audit import service as audit
 from auth_service.errors import AccountAlreadyDeleted, AccountNotPendingDeletion
 from auth_service.events import emit
 from auth_service.models import User
+from auth_service.orgs import service as orgs
+from auth_service.orgs.repository import OrgInvitationRepository
 from auth_service.settings import Settings
 from gatehouse_contracts.events import UserDeleted, UserErased, UserReactivated
 from gatehouse_platform.db import utcnow
@@ -60,6 +65,7 @@ async def request_deletion(
     else:
         audit.record(db, audit.AuditEventType.DELETION_REQUESTED, user.id)
     await deactivate(db, user, by=by, deleted=True)
+    await orgs.leave_all_for_deletion(db, user)
     await emit(
         db,
         UserDeleted(
@@ -98,6 +104,7 @@ async def erase(db: AsyncSession, user: User, *, now: datetime) -> None:
     """Erase a deleted account's personal data; `user` is locked by the caller."""
     users = UserRepository(db)
     await users.erase_belongings(user.id)
+    await OrgInvitationRepository(db).forget_address(user.email)  # invitations name the address
     await audit.strip_personal_data(db, user.id)
     await forget_user_events(db, user.id)
     user.email = f"erased-{user.id.hex}@{ERASED_EMAIL_DOMAIN}"

@@ -49,6 +49,19 @@ class AuditEventType(enum.StrEnum):
     ADMIN_DELETED = "admin.user_deleted"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
+    ORG_CREATED = "org.created"
+    ORG_UPDATED = "org.updated"
+    ORG_DELETED = "org.deleted"
+    ORG_JOINED = "org.joined"
+    ORG_LEFT = "org.left"
+    ORG_MEMBER_REMOVED = "org.member_removed"
+    ORG_MEMBER_ROLE_CHANGED = "org.member_role_changed"
+    ORG_INVITATION_SENT = "org.invitation_sent"
+    ORG_INVITATION_REVOKED = "org.invitation_revoked"
+    ORG_DOMAIN_ADDED = "org.domain_added"
+    ORG_DOMAIN_VERIFIED = "org.domain_verified"
+    ORG_DOMAIN_REMOVED = "org.domain_removed"
+    ORG_SWITCHED = "org.switched"
 
 
 def device_of(user_agent: str | None) -> str | None:

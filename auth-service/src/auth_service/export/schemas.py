@@ -27,6 +27,7 @@ class ExportedSession(BaseModel):
     revoke_reason: str | None
     user_agent: str | None
     ip: str | None
+    org_id: uuid.UUID | None = Field(default=None, description="The organization the session acted in")
 
     @classmethod
     def of(cls, session: AuthSession) -> ExportedSession:
@@ -41,7 +42,17 @@ class ExportedSession(BaseModel):
             revoke_reason=session.revoke_reason,
             user_agent=session.user_agent,
             ip=str(session.ip) if session.ip is not None else None,
+            org_id=session.org_id,
         )
+
+
+class ExportedMembership(BaseModel):
+    org_id: uuid.UUID
+    name: str
+    slug: str
+    role: str
+    joined_at: datetime
+    via: str = Field(description="created, invitation or domain")
 
 
 class ExportedAuthenticatorApp(BaseModel):
@@ -81,3 +92,6 @@ class AuthExport(BaseModel):
     )
     second_factors: ExportedSecondFactors
     audit_events: list[AuditEventOut] = Field(description="The security activity kept, newest first")
+    organizations: list[ExportedMembership] = Field(
+        default_factory=list, description="The organizations I am in, with my role"
+    )

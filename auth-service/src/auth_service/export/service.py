@@ -11,6 +11,7 @@ from auth_service.audit.schemas import AuditEventOut
 from auth_service.export.schemas import (
     AuthExport,
     ExportedAuthenticatorApp,
+    ExportedMembership,
     ExportedPasskey,
     ExportedSecondFactors,
     ExportedSession,
@@ -19,6 +20,7 @@ from auth_service.mfa.repository import RecoveryCodeRepository, TotpFactorReposi
 from auth_service.models import AuditEvent, AuthSession, TotpFactor
 from auth_service.oauth.repository import IdentityRepository
 from auth_service.oauth.schemas import IdentityOut
+from auth_service.orgs.repository import OrgRepository
 from auth_service.passkeys.repository import PasskeyRepository
 from auth_service.principal import Principal
 from auth_service.sessions.repository import SessionRepository
@@ -47,4 +49,10 @@ async def export(db: AsyncSession, principal: Principal) -> AuthExport:
             passkeys=[ExportedPasskey.of(p) for p in await PasskeyRepository(db).of_user(user_id)],
         ),
         audit_events=[AuditEventOut.of(e) for e in events],
+        organizations=[
+            ExportedMembership(
+                org_id=org.id, name=org.name, slug=org.slug, role=m.role, joined_at=m.joined_at, via=m.via
+            )
+            for org, m in await OrgRepository(db).of_user(user_id)
+        ],
     )

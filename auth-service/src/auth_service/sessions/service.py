@@ -18,6 +18,7 @@ from auth_service.errors import AccountDeactivated, InvalidRefreshToken, Refresh
 from auth_service.events import emit
 from auth_service.keys.service import KeyRing, KeySet
 from auth_service.models import AuthSession, RefreshToken, User
+from auth_service.orgs.repository import OrgMemberRepository
 from auth_service.principal import Client, Principal
 from auth_service.security import derive_successor, new_token, token_digest
 from auth_service.sessions.repository import RefreshTokenRepository, SessionRepository
@@ -52,7 +53,7 @@ FIRST_FACTOR_AMR: dict[str, tuple[str, ...]] = {
 
 def sign_access_token(keys: KeySet, settings: Settings, user: User, session: AuthSession) -> str:
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "iss": settings.issuer,
         "aud": settings.audience,
         "sub": str(user.id),
@@ -67,6 +68,9 @@ def sign_access_token(keys: KeySet, settings: Settings, user: User, session: Aut
         "auth_time": int(session.auth_time.timestamp()),
         "amr": list(session.amr),
     }
+    if session.org_id is not None:
+        claims["org_id"] = str(session.org_id)
+        claims["org_role"] = session.org_role
     return encode_access_token(keys, claims)
 
 
@@ -218,6 +222,12 @@ async def refresh_session(
         await revoke_sessions(db, user.id, [session], reason="refresh_reuse")
         raise RefreshTokenReused("This refresh token was already used; the session is revoked.")
 
+    if session.org_id is not None:
+        # the role may have changed since the switch: the new access token says the current one
+        member = await OrgMemberRepository(db).find(session.org_id, user.id)
+        if member is None:  # its removal revoked the session; never sign an org claim without one
+            raise InvalidRefreshToken("This session has ended.")
+        session.org_role = member.role
     token.rotated_at = now
     session.last_used_at = now
     session.user_agent = client.user_agent or session.user_agent
@@ -247,6 +257,46 @@ async def renew_sign_in(
     session.last_used_at = now
     session.amr = sorted({*session.amr, *proven})
     await RefreshTokenRepository(db).rotate_out(session.id, at=now)
+    token = new_token()
+    db.add(_new_refresh_row(settings, session, token))
+    await db.flush()
+    return await _issue(keyring, settings, principal.user, session, token)
+
+
+async def switch_session(
+    db: AsyncSession,
+    keyring: KeyRing,
+    settings: Settings,
+    principal: Principal,
+    *,
+    org_id: uuid.UUID | None,
+    org_role: str | None,
+) -> IssuedTokens:
+    """Exchange the caller's session for one acting in `org_id` with `org_role` (None: personal).
+
+    A new session (a new `sid`) continues the sign-in (same method, `auth_time`, `amr`, expiry) and
+    the old one is revoked, so a token of the old session can never act where the new one does, and
+    revoking the sessions acting in an org reaches exactly the tokens that carry it."""
+    current = await SessionRepository(db).own(principal.user.id, principal.session_id)
+    if current is None or current.revoked_at is not None:
+        raise SessionNotFound("This session has ended.")
+    now = utcnow()
+    session = AuthSession(
+        id=uuid.uuid4(),
+        user_id=current.user_id,
+        method=current.method,
+        created_at=now,
+        last_used_at=now,
+        auth_time=current.auth_time,
+        amr=list(current.amr),
+        expires_at=current.expires_at,
+        user_agent=current.user_agent,
+        ip=current.ip,
+        org_id=org_id,
+        org_role=org_role,
+    )
+    db.add(session)
+    await revoke_sessions(db, principal.user.id, [current], reason="org_switched")
     token = new_token()
     db.add(_new_refresh_row(settings, session, token))
     await db.flush()

@@ -21,6 +21,8 @@ from gatehouse_contracts.events import (
     MfaEnabled,
     MfaResetByAdmin,
     NewSignIn,
+    OrgInvitationSent,
+    OrgMemberRemoved,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -99,6 +101,8 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("passkey_added", PasskeyAdded, "Passkey added"),
         TemplateSpec("passkey_removed", PasskeyRemoved, "Passkey removed"),
         TemplateSpec("api_key_created", ApiKeyCreated, "API key created"),
+        TemplateSpec("org_invitation", OrgInvitationSent, "Invitation to join an organization"),
+        TemplateSpec("org_member_removed", OrgMemberRemoved, "Removed from an organization"),
         TemplateSpec("subscription_activated", SubscriptionActivated, "Subscription or trial started"),
         TemplateSpec(
             "subscription_renewed",

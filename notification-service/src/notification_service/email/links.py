@@ -46,6 +46,9 @@ class Links:
     def reset_password(self, token: str) -> str:
         return self._fill(self._settings.reset_url_template, token)
 
+    def accept_invitation(self, token: str) -> str:
+        return self._fill(self._settings.invitation_url_template, token)
+
     @property
     def sign_in(self) -> str:
         return self._fill(self._settings.sign_in_url_template)

@@ -22,6 +22,8 @@ from gatehouse_contracts.events import (
     MfaEnabled,
     MfaResetByAdmin,
     NewSignIn,
+    OrgInvitationSent,
+    OrgMemberRemoved,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -237,6 +239,30 @@ def on_payment_disputed(data: PaymentDisputed, links: Links) -> list[Notice]:
     return [Notice("payment_disputed_admin", admin, context) for admin in links.admins]
 
 
+ORG_ROLE_LABELS = {"owner": "an owner", "admin": "an admin", "member": "a member"}
+
+
+def on_org_invitation_sent(data: OrgInvitationSent, links: Links) -> list[Notice]:
+    """The link carries the one-time token; the context, only what the email shows."""
+    context = {
+        "org_name": data.org_name,
+        "invited_by_name": data.invited_by_name,
+        "role_label": ORG_ROLE_LABELS[data.role],
+        "accept_url": links.accept_invitation(data.token),
+        "expires_at": data.expires_at,
+    }
+    return [Notice("org_invitation", data.email, context)]
+
+
+def on_org_member_removed(data: OrgMemberRemoved, links: Links) -> list[Notice]:
+    """Only a removal by someone else is news to the person: leaving was their own doing, and a
+    deleted account has its own goodbye."""
+    if data.reason != "removed":
+        return []
+    context = {"org_name": data.org_name, "removed_at": data.removed_at, "account_url": links.account}
+    return [Notice("org_member_removed", data.email, context)]
+
+
 HANDLERS: dict[str, NoticeBuilder] = {
     UserEmailVerificationRequested.event_type: on_email_verification_requested,
     UserSignUpAttempted.event_type: on_sign_up_attempted,
@@ -271,4 +297,6 @@ HANDLERS: dict[str, NoticeBuilder] = {
     PaymentRefunded.event_type: on_payment_refunded,
     PaymentDisputed.event_type: on_payment_disputed,
     PaymentMethodExpiring.event_type: on_payment_method_expiring,
+    OrgInvitationSent.event_type: on_org_invitation_sent,
+    OrgMemberRemoved.event_type: on_org_member_removed,
 }

@@ -15,6 +15,8 @@ from gatehouse_contracts.events import (
     MfaEnabled,
     MfaResetByAdmin,
     NewSignIn,
+    OrgInvitationSent,
+    OrgMemberRemoved,
     PasskeyAdded,
     PasskeyRemoved,
     PasswordChanged,
@@ -68,11 +70,35 @@ _PAYMENT = {
     "invoice_id": "in_1QxSampleInvoice",
 }
 
+_ORG = uuid.UUID("3d9a7f21-5c8e-4b6a-9e2f-1a7c3b5d8e60")
+
 SAMPLE_EVENTS: dict[str, EventData] = {
     data.event_type: data
     for data in (
         UserEmailVerificationRequested(
             user_id=_USER, email=_EMAIL, username="ada", token="sample-verify-token", expires_at=_T
+        ),
+        OrgInvitationSent(
+            org_id=_ORG,
+            org_name="Acme Ltd",
+            invitation_id=uuid.UUID("0b6f3c2e-9d41-4a7e-8c15-3f2a9e7d6b40"),
+            email=_EMAIL,
+            role="member",
+            invited_by=uuid.UUID("7c1e5a90-2b4d-4f6e-a8c3-9d0e1f2a3b4c"),
+            invited_by_name="grace",
+            token="sample-invitation-token",
+            expires_at=_T + timedelta(days=7),
+        ),
+        OrgMemberRemoved(
+            org_id=_ORG,
+            org_name="Acme Ltd",
+            user_id=_USER,
+            email=_EMAIL,
+            reason="removed",
+            removed_by=uuid.UUID("7c1e5a90-2b4d-4f6e-a8c3-9d0e1f2a3b4c"),
+            member_count=3,
+            membership_version=7,
+            removed_at=_T,
         ),
         UserSignUpAttempted(user_id=_USER, email=_EMAIL, username="ada", attempted_at=_T),
         PasswordResetRequested(

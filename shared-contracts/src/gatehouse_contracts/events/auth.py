@@ -172,6 +172,8 @@ class SessionRevoked(EventData):
         "password_reset",
         "password_changed",
         "deactivated",
+        "org_switched",  # the session's tokens were exchanged for a session acting in another org
+        "org_access_ended",  # removed from, left, or demoted in the org the session acted in
     ]
     revoked_at: datetime
 

@@ -342,6 +342,19 @@ def _what(kind: str, _: Callable[..., str]) -> str:
         "admin.user_deleted": _("Account deleted by an administrator"),
         "api_key.created": _("API key created"),
         "api_key.revoked": _("API key revoked"),
+        "org.created": _("Organization created"),
+        "org.updated": _("Organization settings changed"),
+        "org.deleted": _("Organization deleted"),
+        "org.joined": _("Joined an organization"),
+        "org.left": _("Left an organization"),
+        "org.member_removed": _("Member removed from an organization"),
+        "org.member_role_changed": _("Role in an organization changed"),
+        "org.invitation_sent": _("Invitation to an organization sent"),
+        "org.invitation_revoked": _("Invitation to an organization withdrawn"),
+        "org.domain_added": _("Domain claimed for an organization"),
+        "org.domain_verified": _("Domain of an organization verified"),
+        "org.domain_removed": _("Domain of an organization removed"),
+        "org.switched": _("Switched organization"),
     }
     return labels.get(kind, kind)
 

@@ -1,0 +1,1 @@
+"""Organizations: people acting together, their roles, invitations, verified domains."""
