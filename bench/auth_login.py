@@ -278,7 +278,7 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        await wait_ready(base)
+        await wait_ready(base, within=120)  # a loaded machine starts it slowly
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         async with httpx.AsyncClient(base_url=base) as http:
             created = await http.post(
