@@ -174,3 +174,15 @@ async def test_the_orgs_deletion_revokes_its_keys(
     assert (await client.get(f"/auth/orgs/{org['id']}", headers=token)).status_code == 401
     listed = Revocations.model_validate((await client.get("/auth/internal/revocations")).json())
     assert uuid.UUID(created["id"]) in {s.session_id for s in listed.sessions}
+
+
+async def test_an_org_deleted_with_its_last_members_account_takes_its_keys(
+    client: httpx.AsyncClient, db: Sessions, events: EventTap
+) -> None:
+    _, owner = await person(client, db)
+    org = await new_org(client, owner)
+    created = await create_key(client, owner, ["billing:read"], org_id=org["id"])
+    assert (await client.delete("/auth/me", headers=bearer(owner))).status_code == 202
+    event = await events.wait_for("api_key.revoked", lambda e: e["data"]["key_id"] == created["id"])
+    assert event["data"]["reason"] == "org_deleted"
+    assert (await exchange(client, created["key"])).status_code == 401
