@@ -232,7 +232,8 @@ async def test_a_deactivated_accounts_keys_die(client: httpx.AsyncClient, events
         ({"name": "ok", "scopes": ["admin"]}, "scopes"),
         ({"name": "ok", "scopes": ["profile:read"], "expires_in_days": 0}, "expires_in_days"),
         ({"name": "ok", "scopes": ["profile:read"], "expires_in_days": 4000}, "expires_in_days"),
-        ({"name": "ok", "scopes": ["profile:read"], "org_id": str(uuid.uuid4())}, "org_id"),
+        ({"name": "ok", "scopes": ["billing:read"], "org_id": "not-an-id"}, "org_id"),
+        ({"name": "ok", "scopes": ["profile:read"], "org_id": str(uuid.uuid4())}, "scopes"),
     ],
 )
 async def test_bad_key_requests_name_the_field(

@@ -118,3 +118,43 @@ async def test_a_revoked_keys_token_is_refused_once_the_event_arrives(
     await eventually(refused, "billing to refuse the revoked key's token", within=5.0)
     other_key = key_token(issuer, user, "billing:read")
     assert (await client.get("/billing/entitlements/me", headers=other_key)).status_code == 200
+
+
+async def test_an_org_keys_token_reads_its_orgs_billing_and_is_nobody_personally(
+    client: httpx.AsyncClient, issuer: TestIssuer, publish: Callable[[EventData], Awaitable[None]]
+) -> None:
+    """An org's key: `sub` and `sid` are the key's id, no email, `org_role` member."""
+    key_id, org_id = uuid.uuid4(), uuid.uuid4()
+    headers = issuer.bearer(
+        key_id,
+        email="",
+        email_verified=False,
+        scope="orgs:read billing:read",
+        sid=str(key_id),
+        org_id=str(org_id),
+        org_role="member",
+        roles=[],
+        amr=[],
+    )
+    entitlements = await client.get(f"/billing/orgs/{org_id}/entitlements", headers=headers)
+    assert entitlements.status_code == 200, entitlements.text
+    assert entitlements.json()["org_id"] == str(org_id)
+    assert_problem(
+        await client.get(f"/billing/orgs/{uuid.uuid4()}/entitlements", headers=headers), 404, "org-not-found"
+    )
+    mine = await client.get("/billing/subscriptions/me", headers=headers)  # nobody's: the key has none
+    assert mine.status_code == 404, mine.text
+    await publish(
+        ApiKeyRevoked(
+            key_id=key_id,
+            user_id=uuid.uuid4(),
+            org_id=org_id,
+            reason="org_deleted",
+            revoked_at=datetime.now(UTC),
+        )
+    )
+
+    async def refused() -> bool:
+        return (await client.get(f"/billing/orgs/{org_id}/entitlements", headers=headers)).status_code == 401
+
+    await eventually(refused, "billing to refuse the deleted org's key", within=5.0)

@@ -96,6 +96,39 @@ async def test_a_key_is_refused_where_its_scopes_do_not_reach(gateway: httpx.Asy
     assert admin.status_code == 403 and admin.json()["type"].endswith("/insufficient-scope")
 
 
+async def test_an_org_key_reads_its_orgs_billing_and_org_with_a_token_naming_no_person(
+    gateway: httpx.AsyncClient, echo: Echo
+) -> None:
+    _, tokens = await sign_up(gateway)
+    owner = bearer(tokens["access_token"])
+    org = await gateway.post(
+        "/auth/orgs", json={"name": "Acme", "slug": f"acme-{uuid.uuid4().hex[:8]}"}, headers=owner
+    )
+    assert org.status_code == 201, org.text
+    org_id = org.json()["id"]
+    created = await gateway.post(
+        "/auth/api-keys",
+        json={"name": "reports", "scopes": ["orgs:read", "billing:read"], "org_id": org_id},
+        headers=owner,
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+
+    request_id = uuid.uuid4().hex
+    response = await gateway.get(
+        f"/billing/orgs/{org_id}/subscription", headers={**bearer(key), "X-Request-ID": request_id}
+    )
+    assert response.status_code == 200, response.text
+    (seen,) = echo.requests_with(request_id)
+    claims = jwt.decode(
+        seen.header("authorization").removeprefix("Bearer "), options={"verify_signature": False}
+    )
+    assert claims["sub"] == claims["sid"] == created.json()["id"] and claims["email"] == ""
+    assert claims["org_id"] == org_id and claims["org_role"] == "member"
+    read = await gateway.get(f"/auth/orgs/{org_id}", headers=bearer(key))  # auth-service verifies it too
+    assert read.status_code == 200 and read.json()["role"] == "member", read.text
+
+
 async def test_garbled_and_unknown_keys_are_refused_at_the_edge(
     gateway: httpx.AsyncClient, echo: Echo
 ) -> None:

@@ -5,6 +5,7 @@ test_browser_api_keys.py."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -157,3 +158,94 @@ async def test_the_page_in_french(make_web: Callable[..., object]) -> None:
     web = await signed_in(make_web, FakeKeys())
     page = await web.get("/account/api-keys", headers={"Accept-Language": "fr"})
     assert "Clés d’API" in page.text and "Lire votre profil" in page.text
+
+
+ORG_ID = str(uuid.uuid4())
+
+
+def acting_token(role: str) -> str:
+    """An access token shaped as the API's, acting in ORG_ID with `role` (the page reads, never
+    verifies, its own session's claims)."""
+    claims = {"sub": USER["id"], "org_id": ORG_ID, "org_role": role}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{payload}.sig"
+
+
+class FakeOrgKeys(FakeKeys):
+    """FakeKeys, and the org the session acts in: `?org_id=` lists its keys, `org_id` makes one."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path, org_id = request.url.path, request.url.params.get("org_id")
+        if path == "/auth/login":
+            return httpx.Response(200, json={**SIGNED_IN, "access_token": acting_token(self.role)})
+        if path == f"/auth/orgs/{ORG_ID}":
+            return httpx.Response(200, json={"id": ORG_ID, "name": "Acme Ltd", "role": self.role})
+        if path == "/auth/api-keys" and request.method == "GET":
+            keys = [k for k in self.keys.values() if k["org_id"] == org_id]
+            return httpx.Response(200, json={"items": keys, "next_cursor": None})
+        answer = super().__call__(request)
+        if path == "/auth/api-keys" and answer.status_code == 201:
+            body = json.loads(request.content)
+            self.keys[answer.json()["id"]]["org_id"] = body.get("org_id")
+        return answer
+
+
+async def test_an_org_admin_makes_lists_and_revokes_the_orgs_keys(make_web: Callable[..., object]) -> None:
+    api = FakeOrgKeys("admin")
+    web = await signed_in(make_web, api)
+    page = await web.get("/account/api-keys")
+    assert "The keys of Acme Ltd" in page.text and "The organization has no API keys." in page.text
+    created = await web.post(
+        "/account/api-keys",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "for": "org",
+            "org_name": "Monthly report",
+            "org_scope": ["billing:read", "profile:read"],  # not an org scope: dropped
+            "org_expires_in_days": "30",
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert api.created[-1] == {
+        "name": "Monthly report",
+        "scopes": ["billing:read"],
+        "expires_in_days": 30,
+        "org_id": ORG_ID,
+    }
+    (key_id,) = api.keys
+    listed = await web.get("/account/api-keys")
+    assert "Read the organization’s subscription, entitlements and payments" in listed.text
+    assert "You have no API keys." in listed.text  # not among my personal keys
+    refused = await web.post(
+        "/account/api-keys",
+        data={"csrf_token": csrf_of(listed.text), "for": "org", "org_name": "", "org_expires_in_days": "30"},
+    )
+    assert refused.status_code == 400 and 'id="f-org_name-error">Give the key a name' in refused.text
+    assert 'id="f-org_scope-error">Choose at least one thing' in refused.text
+    confirm = await web.get(f"/account/api-keys/{key_id}/revoke")
+    assert confirm.status_code == 200 and "Revoke “Monthly report”?" in confirm.text
+    done = await web.post(f"/account/api-keys/{key_id}/revoke", data={"csrf_token": csrf_of(confirm.text)})
+    assert done.status_code == 200 and api.keys == {}
+
+
+async def test_a_plain_member_acting_in_the_org_sees_no_org_keys(make_web: Callable[..., object]) -> None:
+    api = FakeOrgKeys("member")
+    web = await signed_in(make_web, api)
+    page = await web.get("/account/api-keys")
+    assert "The keys of Acme Ltd" not in page.text
+    refused = await web.post(
+        "/account/api-keys",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "for": "org",
+            "org_name": "sneaky",
+            "org_scope": "billing:read",
+            "org_expires_in_days": "30",
+        },
+    )
+    assert refused.status_code == 400 and "Only an owner or admin acting in the organization" in refused.text
+    assert api.created == []

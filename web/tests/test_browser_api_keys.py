@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -108,6 +109,45 @@ def test_create_a_key_see_it_once_use_it_then_revoke_it(page: Page, system: Syst
     while me_with(system, key).status_code != 401:
         assert time.monotonic() < deadline, "the revoked key still works at the gateway after 5 s"
         time.sleep(0.1)
+
+
+def test_an_org_admin_makes_the_orgs_key_which_reads_the_org_as_a_member(page: Page, system: System) -> None:  # noqa: F811 - the imported fixture
+    email = new_email()
+    sign_up(page, system, email)
+    sign_in(page, system, email)
+    page.get_by_role("navigation", name="Account").get_by_role("link", name="Organizations").click()
+    page.get_by_label("Name", exact=True).fill("Acme Ltd")
+    page.get_by_label("Short name").fill(f"acme-{uuid.uuid4().hex[:8]}")
+    page.get_by_role("button", name="Create the organization").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Acme Ltd")
+    org_id = page.url.split("?")[0].rstrip("/").rsplit("/", 1)[1]
+    page.get_by_role("button", name="Act in Acme Ltd").click()
+    expect(page.get_by_role("status")).to_have_text("You are now acting in this organization.")
+
+    page.goto(f"{system.gateway}/account/api-keys")
+    expect(page.get_by_role("heading", name="The keys of Acme Ltd")).to_be_visible()
+    expect(page.get_by_text("The organization has no API keys.")).to_be_visible()
+    form = page.locator("form[aria-labelledby='create-org-key']")
+    form.get_by_label("Name").fill("Monthly report")
+    form.get_by_label(re.compile("^Read the organization and its members")).check()
+    form.get_by_role("button", name="Create the organization’s key").click()
+    expect(page.get_by_role("heading", name="Your new key “Monthly report”")).to_be_visible()
+    key = page.get_by_label("The key", exact=True).input_value()
+    org_keys = page.locator("section[aria-labelledby='org-keys'] .api-keys li")
+    expect(org_keys).to_have_count(1)
+    expect(org_keys).to_contain_text("Read the organization and its members")
+    expect(page.get_by_text("You have no API keys.")).to_be_visible()  # not a personal key
+    axe_check(page)
+    shot(page, "api-keys-org")
+
+    headers = {"Authorization": f"Bearer {key}"}
+    read = httpx.get(f"{system.gateway}/auth/orgs/{org_id}", headers=headers, timeout=10)
+    assert read.status_code == 200 and read.json()["role"] == "member", read.text
+    assert me_with(system, key).status_code == 403  # it names no person
+
+    page.get_by_role("link", name="Revoke “Monthly report”").click()
+    page.get_by_role("button", name="Revoke the key").click()
+    expect(page.get_by_text("The organization has no API keys.")).to_be_visible()
 
 
 def test_the_api_keys_page_in_french(browser: Browser, page: Page, system: System) -> None:  # noqa: F811 - the imported fixtures

@@ -33,9 +33,9 @@ from auth_service.oauth.providers import Provider
 from auth_service.oauth.state import StateCookies
 from auth_service.passkeys.challenges import Challenges
 from auth_service.passkeys.webauthn import WebAuthn
-from auth_service.principal import Client, Principal
+from auth_service.principal import Client, OrgKeyCaller, Principal
 from auth_service.security import PasswordHasher
-from auth_service.sessions.service import authenticate
+from auth_service.sessions.service import authenticate, org_key_caller, principal_of, verify_access_token
 from auth_service.settings import Settings
 from auth_service.throttle import Throttle
 from gatehouse_contracts.tokens import ApiKeyScope
@@ -162,3 +162,23 @@ async def admin_principal(principal: CurrentPrincipal, db: DbSession, settings: 
 
 
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+
+
+@raises(Unauthorized, InsufficientScope)
+async def org_reader(
+    request: Request, db: DbSession, keyring: KeyRingDep, settings: SettingsDep
+) -> Principal | OrgKeyCaller:
+    """Who reads an org: a person (or their API key with `orgs:read`), or an org's own API key
+    with `orgs:read` (which reads its org only, as a member would)."""
+    claims = await verify_access_token(keyring, settings, bearer_token(request))
+    caller: Principal | OrgKeyCaller = (
+        await org_key_caller(db, claims)
+        if claims.is_api_key and claims.org_id is not None
+        else await principal_of(db, claims)
+    )
+    require_scope(claims, "orgs:read")
+    return caller
+
+
+OrgReader = Annotated[Principal | OrgKeyCaller, Depends(org_reader)]
+"""A reader of an org's details and members: `orgs:read` for API keys, an org's own key included."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from auth_service.models import User
+from auth_service.models import ApiKey, User
 from gatehouse_contracts.tokens import AccessTokenClaims
 
 
@@ -24,4 +24,14 @@ class Client:
 class Principal:
     user: User
     session_id: uuid.UUID
+    claims: AccessTokenClaims
+
+
+@dataclass(frozen=True)
+class OrgKeyCaller:
+    """A token exchanged from an organization's API key: it names no person, only the org (read
+    with a member's rights, within the key's scopes)."""
+
+    key: ApiKey
+    org_id: uuid.UUID
     claims: AccessTokenClaims

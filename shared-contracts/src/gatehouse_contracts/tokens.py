@@ -28,14 +28,22 @@ class AccessTokenClaims(BaseModel):
 
     iss: str
     aud: str | list[str]
-    sub: uuid.UUID = Field(description="The user's id")
+    sub: uuid.UUID = Field(
+        description="The user's id; for a token exchanged from an organization's API key, the key's id "
+        "(such a token names no person)"
+    )
     iat: int
     nbf: int
     exp: int
     jti: str
-    sid: uuid.UUID = Field(description="The session (refresh-token family) this token belongs to")
-    email: str
-    email_verified: bool
+    sid: uuid.UUID = Field(
+        description="The session (refresh-token family) this token belongs to; the API key's id for a "
+        "token exchanged from a key"
+    )
+    email: str = Field(description="The user's email address; empty for an organization's API key")
+    email_verified: bool = Field(
+        description="Whether `email` was verified; false for an organization's API key"
+    )
     roles: list[str] = Field(default_factory=list)
     auth_time: int | None = Field(
         default=None,
@@ -54,7 +62,11 @@ class AccessTokenClaims(BaseModel):
         description="The organization this token acts in (after POST /auth/orgs/{id}/switch, or an org's API "
         "key); absent for a personal session",
     )
-    org_role: OrgRole | None = Field(default=None, description="The person's role in `org_id`")
+    org_role: OrgRole | None = Field(
+        default=None,
+        description="The person's role in `org_id`; `member` for an organization's API key (it reads with "
+        "a member's rights, within its scopes)",
+    )
     scope: str | None = Field(
         default=None,
         description="Set only on tokens exchanged from an API key (RFC 9068 `scope`): the space-separated "

@@ -30,17 +30,48 @@ class ApiKeyRepository(Repository[ApiKey]):
             stmt = stmt.with_for_update()
         return list((await self.session.execute(stmt)).scalars())
 
-    async def count_active(self, user_id: uuid.UUID) -> int:
+    async def active_of_org(self, org_id: uuid.UUID, *, for_update: bool = False) -> list[ApiKey]:
+        """The org's keys that still work, newest first."""
+        stmt = (
+            select(ApiKey)
+            .where(
+                ApiKey.org_id == org_id,
+                ApiKey.revoked_at.is_(None),
+                (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > utcnow()),
+            )
+            .order_by(ApiKey.created_at.desc(), ApiKey.id)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def count_active(self, user_id: uuid.UUID | None = None, *, org_id: uuid.UUID | None = None) -> int:
+        """Working personal keys of `user_id`, or (given `org_id`) working keys of the org."""
+        owner = (
+            ApiKey.org_id == org_id
+            if org_id is not None
+            else (ApiKey.user_id == user_id) & ApiKey.org_id.is_(None)
+        )
         stmt = select(func.count()).where(
-            ApiKey.user_id == user_id,
+            owner,
             ApiKey.revoked_at.is_(None),
             (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > utcnow()),
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def own(self, user_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
-        """The person's key with that id (locked), whatever its state; None for anyone else's."""
-        return await self.lock(ApiKey.id == key_id, ApiKey.user_id == user_id)
+        """The person's personal key with that id (locked), whatever its state; None for anyone
+        else's and for an org's key (which belongs to the org, not to its creator)."""
+        return await self.lock(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.org_id.is_(None))
+
+    async def of_some_org(self, key_id: uuid.UUID) -> ApiKey | None:
+        """The org key with that id (locked), whatever its state; None for a personal key."""
+        return await self.lock(ApiKey.id == key_id, ApiKey.org_id.is_not(None))
+
+    async def org_key(self, key_id: uuid.UUID, org_id: uuid.UUID) -> ApiKey | None:
+        """The org's key an exchanged access token names (its `sub` and `sid`)."""
+        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def by_prefix_with_user(self, prefix: str) -> tuple[ApiKey, User] | None:
         row = (
@@ -51,12 +82,12 @@ class ApiKeyRepository(Repository[ApiKey]):
         return None if row is None else (row[0], row[1])
 
     async def with_user(self, user_id: uuid.UUID, key_id: uuid.UUID) -> tuple[User, ApiKey] | None:
-        """The user and the key an exchanged access token names, if the key is that user's."""
+        """The user and the key an exchanged access token names, if it is that user's personal key."""
         row = (
             await self.session.execute(
                 select(User, ApiKey)
                 .join(ApiKey, ApiKey.user_id == User.id)
-                .where(User.id == user_id, ApiKey.id == key_id)
+                .where(User.id == user_id, ApiKey.id == key_id, ApiKey.org_id.is_(None))
             )
         ).one_or_none()
         return None if row is None else (row[0], row[1])

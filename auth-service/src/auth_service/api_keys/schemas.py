@@ -20,6 +20,11 @@ class CreateApiKey(RequestModel):
     expires_in_days: int | None = Field(
         default=None, ge=1, le=3650, description="The key stops working this many days from now; none = never"
     )
+    org_id: uuid.UUID | None = Field(
+        default=None,
+        description="Make the organization's key (you must be its owner or admin): it belongs to the org, "
+        "outlives your membership, and may hold only `orgs:read` and `billing:read`",
+    )
 
 
 class CreatedApiKey(BaseModel):
@@ -28,6 +33,7 @@ class CreatedApiKey(BaseModel):
     prefix: str
     name: str
     scopes: list[ApiKeyScope]
+    org_id: uuid.UUID | None = Field(default=None, description="The organization whose key it is")
     expires_at: datetime | None
 
 
@@ -36,7 +42,7 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str = Field(description="The key's public start (`gk_live_` and its id part)")
     scopes: list[str]
-    org_id: uuid.UUID | None
+    org_id: uuid.UUID | None = Field(description="The organization whose key it is; none: a personal key")
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="When it was last exchanged for an access token")

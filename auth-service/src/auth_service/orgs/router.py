@@ -12,6 +12,7 @@ from auth_service.dependencies import (
     DbSession,
     HttpDep,
     KeyRingDep,
+    OrgReader,
     SettingsDep,
     ThrottleDep,
 )
@@ -101,10 +102,14 @@ async def switch_to_personal(
     return tokens_response(response, settings, issued)
 
 
-@router.get("/orgs/{org_id}", responses=responses(Unauthorized, OrgNotFound), summary="An org I am in")
-async def get_org(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> OrgOut:
-    found = await service.membership(db, principal.user.id, org_id)
-    return OrgOut.of(found.org, found.member)
+@router.get(
+    "/orgs/{org_id}",
+    responses=responses(Unauthorized, OrgNotFound),
+    summary="An org I am in (API keys: `orgs:read`; an org's own key reads its org as a member)",
+)
+async def get_org(org_id: uuid.UUID, caller: OrgReader, db: DbSession) -> OrgOut:
+    org, role = await service.read(db, caller, org_id)
+    return OrgOut.as_role(org, role)
 
 
 @router.patch(
@@ -160,9 +165,13 @@ async def switch_org(
     return tokens_response(response, settings, issued)
 
 
-@router.get("/orgs/{org_id}/members", responses=responses(Unauthorized, OrgNotFound))
-async def list_members(org_id: uuid.UUID, principal: CurrentPrincipal, db: DbSession) -> MemberList:
-    rows = await service.members(db, principal.user.id, org_id)
+@router.get(
+    "/orgs/{org_id}/members",
+    responses=responses(Unauthorized, OrgNotFound),
+    summary="The org's members (API keys: `orgs:read`, an org's own key included)",
+)
+async def list_members(org_id: uuid.UUID, caller: OrgReader, db: DbSession) -> MemberList:
+    rows = await service.members(db, caller, org_id)
     return MemberList(items=[MemberOut.of(member, user) for member, user in rows])
 
 
@@ -175,7 +184,7 @@ async def change_role(
     org_id: uuid.UUID, user_id: uuid.UUID, body: RoleRequest, principal: CurrentPrincipal, db: DbSession
 ) -> MemberOut:
     await service.change_role(db, principal, org_id, user_id, body.role)
-    rows = await service.members(db, principal.user.id, org_id)
+    rows = await service.members(db, principal, org_id)
     return next(MemberOut.of(m, u) for m, u in rows if m.user_id == user_id)
 
 

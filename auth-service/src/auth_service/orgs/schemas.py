@@ -59,7 +59,7 @@ class OrgOut(BaseModel):
     id: uuid.UUID
     name: str
     slug: str
-    role: OrgRole = Field(description="The caller's role in the org")
+    role: OrgRole = Field(description="The caller's role in the org (`member` for the org's own API key)")
     created_at: datetime
     member_limit: int
     seat_limit: int | None = Field(description="The seats the org's plan allows (billing); None: no limit")
@@ -67,11 +67,15 @@ class OrgOut(BaseModel):
 
     @classmethod
     def of(cls, org: Org, member: OrgMember) -> OrgOut:
+        return cls.as_role(org, member.role)
+
+    @classmethod
+    def as_role(cls, org: Org, role: str) -> OrgOut:
         return cls(
             id=org.id,
             name=org.name,
             slug=org.slug,
-            role=member.role,
+            role=role,
             created_at=org.created_at,
             member_limit=org.member_limit,
             seat_limit=org.seat_limit,

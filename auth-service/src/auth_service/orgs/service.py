@@ -8,7 +8,9 @@ not in answers 404, like one that does not exist, so org ids cannot be probed.
 
 Tokens acting in an org (`org_id`, `org_role` claims) belong to a session made by a switch. When a
 person's access to the org ends or shrinks (removed, left, demoted, the org deleted), the sessions
-acting in it are revoked: session.revoked puts them on every verifier's denylist at once.
+acting in it are revoked: session.revoked puts them on every verifier's denylist at once. The org's
+API keys belong to the org, not to the member who made them: they outlive that membership, and die
+with the org (api_key.revoked, reason `org_deleted`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Literal, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.accounts.repository import UserRepository
+from auth_service.api_keys.revocation import revoke_all_of_org
 from auth_service.audit import service as audit
 from auth_service.errors import (
     InvalidField,
@@ -42,7 +45,7 @@ from auth_service.orgs.repository import (
     OrgRepository,
     OrgSessionRepository,
 )
-from auth_service.principal import Principal
+from auth_service.principal import OrgKeyCaller, Principal
 from auth_service.sessions.service import IssuedTokens, revoke_sessions, switch_session
 from auth_service.settings import Settings
 from gatehouse_contracts.events.orgs import (
@@ -169,6 +172,7 @@ async def delete(db: AsyncSession, user: User, org_id: uuid.UUID) -> None:
     org = found.org
     now = utcnow()
     await _revoke_org_sessions(db, await OrgSessionRepository(db).acting_in(org.id))
+    await revoke_all_of_org(db, org.id, by=user.id)
     audit.record(
         db, audit.AuditEventType.ORG_DELETED, user.id, details={"org_id": str(org.id), "slug": org.slug}
     )
@@ -181,8 +185,22 @@ async def delete(db: AsyncSession, user: User, org_id: uuid.UUID) -> None:
     await db.flush()
 
 
-async def members(db: AsyncSession, user_id: uuid.UUID, org_id: uuid.UUID) -> list[tuple[OrgMember, User]]:
-    await membership(db, user_id, org_id)
+async def read(db: AsyncSession, caller: Principal | OrgKeyCaller, org_id: uuid.UUID) -> tuple[Org, str]:
+    """The org and the caller's role in it, for reading: a member, or the org's own API key (which
+    reads as a member, its own org only); 404 for anyone else."""
+    if isinstance(caller, OrgKeyCaller):
+        org = await OrgRepository(db).get(org_id) if caller.org_id == org_id else None
+        if org is None:
+            raise OrgNotFound("No such organization.")
+        return org, "member"
+    found = await membership(db, caller.user.id, org_id)
+    return found.org, found.member.role
+
+
+async def members(
+    db: AsyncSession, caller: Principal | OrgKeyCaller, org_id: uuid.UUID
+) -> list[tuple[OrgMember, User]]:
+    await read(db, caller, org_id)
     return await OrgMemberRepository(db).with_users(org_id)
 
 
@@ -436,6 +454,7 @@ async def leave_all_for_deletion(db: AsyncSession, user: User) -> None:
 
 async def _delete_abandoned(db: AsyncSession, org: Org, user: User) -> None:
     await _revoke_org_sessions(db, await OrgSessionRepository(db).acting_in(org.id))
+    await revoke_all_of_org(db, org.id, by=user.id)
     audit.record(
         db, audit.AuditEventType.ORG_DELETED, user.id, details={"org_id": str(org.id), "slug": org.slug}
     )

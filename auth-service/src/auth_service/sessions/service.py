@@ -19,7 +19,7 @@ from auth_service.events import emit
 from auth_service.keys.service import KeyRing, KeySet
 from auth_service.models import AuthSession, RefreshToken, User
 from auth_service.orgs.repository import OrgMemberRepository
-from auth_service.principal import Client, Principal
+from auth_service.principal import Client, OrgKeyCaller, Principal
 from auth_service.security import derive_successor, new_token, token_digest
 from auth_service.sessions.repository import RefreshTokenRepository, SessionRepository
 from auth_service.settings import Settings
@@ -27,6 +27,7 @@ from gatehouse_contracts.events import SessionRevoked
 from gatehouse_contracts.revocations import DeactivatedUser, Revocations, RevokedSession
 from gatehouse_contracts.tokens import ACCESS_TOKEN_TYP, ALGORITHM, AccessTokenClaims
 from gatehouse_platform.db import utcnow
+from gatehouse_platform.errors import InsufficientScope
 from gatehouse_platform.jwt import InvalidToken, UnknownKeyId, decode_access_token
 
 KEY_REFRESH_MIN_AGE = 5.0  # seconds: an unknown kid reloads the key ring at most this often
@@ -103,7 +104,15 @@ async def verify_access_token(keyring: KeyRing, settings: Settings, token: str) 
 async def authenticate(db: AsyncSession, keyring: KeyRing, settings: Settings, token: str) -> Principal:
     """The signed-in caller. Unlike remote verifiers, we can see the database: a revoked session or
     a deactivated user is refused at once, whatever the token's expiry."""
-    claims = await verify_access_token(keyring, settings, token)
+    return await principal_of(db, await verify_access_token(keyring, settings, token))
+
+
+async def principal_of(db: AsyncSession, claims: AccessTokenClaims) -> Principal:
+    """The person verified `claims` name, if their session (or personal API key) still works. An
+    org's API key names no person: 403 insufficient-scope once it is known to work."""
+    if claims.is_api_key and claims.org_id is not None:
+        await org_key_caller(db, claims)
+        raise InsufficientScope(None)
     if claims.is_api_key:
         return await _api_key_principal(db, claims)
     row = await SessionRepository(db).with_user(claims.sub, claims.sid)
@@ -115,6 +124,18 @@ async def authenticate(db: AsyncSession, keyring: KeyRing, settings: Settings, t
     if session.revoked_at is not None or session.expires_at <= utcnow():
         raise InvalidToken("Session revoked.", reason="session_revoked")
     return Principal(user=user, session_id=session.id, claims=claims)
+
+
+async def org_key_caller(db: AsyncSession, claims: AccessTokenClaims) -> OrgKeyCaller:
+    """A token exchanged from an org's API key (`sub` and `sid` are the key, `org_id` its org):
+    the key must still work (the org's deletion revokes it)."""
+    assert claims.org_id is not None
+    key = await ApiKeyRepository(db).org_key(claims.sid, claims.org_id)
+    if key is None or key.id != claims.sub:
+        raise InvalidToken("Unknown API key.", reason="unknown_session")
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= utcnow()):
+        raise InvalidToken("API key revoked or expired.", reason="session_revoked")
+    return OrgKeyCaller(key=key, org_id=claims.org_id, claims=claims)
 
 
 async def _api_key_principal(db: AsyncSession, claims: AccessTokenClaims) -> Principal:

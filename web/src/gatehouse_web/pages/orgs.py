@@ -26,16 +26,27 @@ ACCEPT = "/invitations/accept"
 ROLES = ("member", "admin", "owner")
 
 
-def acting_org(viewer: Viewer) -> str | None:
-    """The org the browser's session acts in: the `org_id` claim of its own access token (the
-    token came from the API over our own channel and lives sealed in our cookie)."""
+def _claims(viewer: Viewer) -> dict[str, Any]:
+    """The claims of the browser session's own access token (it came from the API over our own
+    channel and lives sealed in our cookie, so it is read, not verified, here)."""
     try:
         payload = viewer.token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return None
-    org_id = claims.get("org_id") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def acting_org(viewer: Viewer) -> str | None:
+    """The org the browser's session acts in: the `org_id` claim of its access token."""
+    org_id = _claims(viewer).get("org_id")
     return str(org_id) if org_id else None
+
+
+def acting_role(viewer: Viewer) -> str | None:
+    """The session's role in the org it acts in (`org_role`), if it acts in one."""
+    role = _claims(viewer).get("org_role")
+    return str(role) if role and acting_org(viewer) else None
 
 
 def _role_names(request: Request, web: WebDep) -> dict[str, str]:
