@@ -1,7 +1,7 @@
 """An organization billed per seat, through the gateway (issue 17's journey): its owner creates it
 and subscribes it to a per-seat plan, invites two people by email, they accept, and Stripe bills 3
 seats; one is removed, Stripe bills 2 with a proration credit, and the removed member's token acting
-in the org is refused at once.
+in the org is refused at once; an API key of the org reads its subscription.
 """
 
 from __future__ import annotations
@@ -132,3 +132,21 @@ async def test_an_org_subscribes_per_seat_and_stripe_follows_its_members(
 
     await eventually(refused, "the removed member's org token to be refused", within=10)
     await system.wait_for_mail(second_email, "removed from Acme")
+
+    # a machine client of the org: an org API key, exchanged at the gateway for a scoped token
+    made = await client.post(
+        "/auth/api-keys",
+        json={"name": "reporting", "scopes": ["billing:read"], "org_id": org_id},
+        headers=owner_in_org,
+    )
+    assert made.status_code == 201, made.text
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+    read = await client.get(f"/billing/orgs/{org_id}/subscription", headers=key)
+    assert read.status_code == 200, read.text
+    assert read.json()["id"] == subscription["id"] and read.json()["quantity"] == 2
+    refused_write = await client.post(
+        "/billing/subscriptions/subscribe",
+        json={"plan_code": per_seat_plan["code"], "org_id": org_id},
+        headers=key,
+    )
+    assert refused_write.status_code == 403, refused_write.text  # billing:read only
