@@ -35,6 +35,7 @@ __all__ = [
     "percentile",
     "pids_named",
     "print_table",
+    "record_costs",
     "run_wrk",
     "thread_cpu_seconds",
     "wait_ready",
@@ -91,6 +92,24 @@ def pids_named(command: str) -> list[int]:
 
 def children(pid: int) -> list[int]:
     return [child for child, _, parent in _processes() if parent == pid]
+
+
+COSTS_DIR = ROOT / "var" / "bench" / "costs"
+
+
+def record_costs(bench: str, costs: dict[str, float], command: str) -> Path:
+    """Keep what one operation of each hot path cost in CPU milliseconds (all processes of the
+    system that did work for it), as this bench measured it, for `bench/summary.py`'s final table.
+    `costs` maps a hot path ("sign-up", "login", "refresh", "gateway request", "webhook applied",
+    "email sent") to CPU ms per operation; `command` is the command line that measured them."""
+    import json
+    import time
+
+    COSTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = COSTS_DIR / f"{bench}.json"
+    record = {"bench": bench, "command": command, "measured_at": time.time(), "load": os.getloadavg()}
+    path.write_text(json.dumps({**record, "costs": costs}, indent=2) + "\n")
+    return path
 
 
 def percentile(values: list[float], pct: float) -> float:
