@@ -8,11 +8,13 @@ competing with them for the same cores; it is installed from Debian's packages w
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -102,9 +104,6 @@ def record_costs(bench: str, costs: dict[str, float], command: str) -> Path:
     system that did work for it), as this bench measured it, for `bench/summary.py`'s final table.
     `costs` maps a hot path ("sign-up", "login", "refresh", "gateway request", "webhook applied",
     "email sent") to CPU ms per operation; `command` is the command line that measured them."""
-    import json
-    import time
-
     COSTS_DIR.mkdir(parents=True, exist_ok=True)
     path = COSTS_DIR / f"{bench}.json"
     record = {"bench": bench, "command": command, "measured_at": time.time(), "load": os.getloadavg()}
