@@ -13,10 +13,8 @@ gatehouse-captcha-emulator --host 127.0.0.1 --port 8092
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +26,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+
+from gatehouse_emulators.control import ControlledState, control_router
 
 # Cloudflare Turnstile's documented test keys (developers.cloudflare.com/turnstile/troubleshooting/testing)
 ALWAYS_PASSES_SITE_KEY = "1x00000000000000000000AA"
@@ -66,41 +66,22 @@ class Token:
     spent: bool = False
 
 
-@dataclass
-class Fault:
-    delay_seconds: float
-    status: int | None
-    times: int
-
-
-class EmulatorState:
+class EmulatorState(ControlledState):
     def __init__(self, config: CaptchaEmulatorConfig) -> None:
         self.config = config
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
+        super().reset()
         with self.lock:
             self.keys: dict[str, str] = dict(self.config.keys)
             self.tokens: dict[str, Token] = {}
-            self.requests: list[dict[str, Any]] = []
-            self.faults: list[Fault] = []
 
     def issue(self, site_key: str, hostname: str, action: str = "", cdata: str = "") -> str:
         token = f"emu.{secrets.token_urlsafe(48)}"
         with self.lock:
             self.tokens[token] = Token(site_key, hostname, action, cdata, time.time())
         return token
-
-    def next_fault(self) -> Fault | None:
-        with self.lock:
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self.faults.pop(0)
-            return fault
 
     def verify(self, provider: Provider, form: dict[str, str]) -> dict[str, Any]:
         """The provider's answer to a siteverify request (always a 200, as theirs)."""
@@ -176,12 +157,6 @@ class KeyPairIn(BaseModel):
     secret: str = Field(min_length=1, max_length=100)
 
 
-class FaultIn(BaseModel):
-    delay_seconds: float = Field(default=0, ge=0, le=30)
-    status: int | None = Field(default=None, ge=400, le=599)
-    times: int = Field(default=1, ge=1, le=1000)
-
-
 def _state(request: Request) -> EmulatorState:
     state: EmulatorState = request.app.state.captcha_emulator
     return state
@@ -207,24 +182,22 @@ def create_app(config: CaptchaEmulatorConfig | None = None) -> FastAPI:
         version="1",
     )
     app.state.captcha_emulator = EmulatorState(config or CaptchaEmulatorConfig())
+    app.include_router(control_router(_state))
 
     async def siteverify(request: Request, provider: Provider) -> Response:
         state = _state(request)
         form = await _form(request)
-        with state.lock:
-            state.requests.append(
-                {
-                    "provider": provider,
-                    "path": request.url.path,
-                    "content_type": request.headers.get("content-type", ""),
-                    "form": form,
-                }
-            )
-        fault = state.next_fault()
-        if fault is not None:
-            await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return JSONResponse({"success": False, "error-codes": ["internal-error"]}, fault.status)
+        state.record(
+            {
+                "provider": provider,
+                "path": request.url.path,
+                "content_type": request.headers.get("content-type", ""),
+                "form": form,
+            }
+        )
+        status = await state.injected_status()
+        if status is not None:
+            return JSONResponse({"success": False, "error-codes": ["internal-error"]}, status)
         return JSONResponse(state.verify(provider, form))
 
     @app.post("/turnstile/v0/siteverify")
@@ -280,35 +253,6 @@ def create_app(config: CaptchaEmulatorConfig | None = None) -> FastAPI:
         with state.lock:
             state.keys[body.sitekey] = body.secret
         return body.model_dump()
-
-    @app.get("/_emulator/requests")
-    async def requests(request: Request) -> list[dict[str, Any]]:
-        state = _state(request)
-        with state.lock:
-            return list(state.requests)
-
-    @app.delete("/_emulator/requests", status_code=204)
-    async def forget_requests(request: Request) -> None:
-        state = _state(request)
-        with state.lock:
-            state.requests.clear()
-
-    @app.post("/_emulator/faults", status_code=201)
-    async def add_fault(body: FaultIn, request: Request) -> dict[str, Any]:
-        state = _state(request)
-        with state.lock:
-            state.faults.append(Fault(body.delay_seconds, body.status, body.times))
-        return body.model_dump()
-
-    @app.delete("/_emulator/faults", status_code=204)
-    async def clear_faults(request: Request) -> None:
-        state = _state(request)
-        with state.lock:
-            state.faults.clear()
-
-    @app.post("/_emulator/reset", status_code=204)
-    async def reset(request: Request) -> None:
-        _state(request).reset()
 
     return app
 

@@ -10,11 +10,9 @@ gatehouse-pwned-emulator --host 127.0.0.1 --port 8091 [--passwords FILE]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, model_validator
+
+from gatehouse_emulators.control import ControlledState, control_router
 
 PREFIX = re.compile(r"^[0-9A-Fa-f]{5}$")
 SHA1 = re.compile(r"^[0-9A-Fa-f]{40}$")
@@ -63,34 +63,15 @@ class PwnedEmulatorConfig:
         return config
 
 
-@dataclass
-class Fault:
-    delay_seconds: float
-    status: int | None
-    times: int
-
-
-class EmulatorState:
+class EmulatorState(ControlledState):
     def __init__(self, config: PwnedEmulatorConfig) -> None:
         self.config = config
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
+        super().reset()
         with self.lock:
             self.hashes: dict[str, int] = {sha1_hex(p): n for p, n in self.config.breached.items()}
-            self.requests: list[dict[str, Any]] = []
-            self.faults: list[Fault] = []
-
-    def next_fault(self) -> Fault | None:
-        with self.lock:
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self.faults.pop(0)
-            return fault
 
     def range_lines(self, prefix: str) -> list[tuple[str, int]]:
         with self.lock:
@@ -109,12 +90,6 @@ class SeedPassword(BaseModel):
         return self
 
 
-class FaultIn(BaseModel):
-    delay_seconds: float = Field(default=0, ge=0, le=30)
-    status: int | None = Field(default=None, ge=400, le=599)
-    times: int = Field(default=1, ge=1, le=1000)
-
-
 def _state(request: Request) -> EmulatorState:
     state: EmulatorState = request.app.state.pwned_emulator
     return state
@@ -128,25 +103,23 @@ def create_app(config: PwnedEmulatorConfig | None = None) -> FastAPI:
         version="1",
     )
     app.state.pwned_emulator = EmulatorState(config or PwnedEmulatorConfig())
+    app.include_router(control_router(_state))
 
     @app.get("/range/{prefix}", response_class=PlainTextResponse)
     async def hash_range(prefix: str, request: Request) -> PlainTextResponse:
         state = _state(request)
-        with state.lock:
-            state.requests.append(
-                {
-                    "method": request.method,
-                    "path": request.url.path,
-                    "query": request.url.query,
-                    "headers": dict(request.headers),
-                    "body": (await request.body()).decode("utf-8", "replace"),
-                }
-            )
-        fault = state.next_fault()
-        if fault is not None:
-            await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return PlainTextResponse("emulated failure", status_code=fault.status)
+        state.record(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "headers": dict(request.headers),
+                "body": (await request.body()).decode("utf-8", "replace"),
+            }
+        )
+        status = await state.injected_status()
+        if status is not None:
+            return PlainTextResponse("emulated failure", status_code=status)
         if not PREFIX.fullmatch(prefix):
             # the real API's answer to a prefix that is not five hex characters
             return PlainTextResponse("The hash prefix was not in a valid format", status_code=400)
@@ -173,35 +146,6 @@ def create_app(config: PwnedEmulatorConfig | None = None) -> FastAPI:
         with state.lock:
             state.hashes[digest] = body.count
         return {"sha1": digest, "count": body.count}
-
-    @app.get("/_emulator/requests")
-    async def requests(request: Request) -> list[dict[str, Any]]:
-        state = _state(request)
-        with state.lock:
-            return list(state.requests)
-
-    @app.delete("/_emulator/requests", status_code=204)
-    async def forget_requests(request: Request) -> None:
-        state = _state(request)
-        with state.lock:
-            state.requests.clear()
-
-    @app.post("/_emulator/faults", status_code=201)
-    async def add_fault(body: FaultIn, request: Request) -> dict[str, Any]:
-        state = _state(request)
-        with state.lock:
-            state.faults.append(Fault(body.delay_seconds, body.status, body.times))
-        return body.model_dump()
-
-    @app.delete("/_emulator/faults", status_code=204)
-    async def clear_faults(request: Request) -> None:
-        state = _state(request)
-        with state.lock:
-            state.faults.clear()
-
-    @app.post("/_emulator/reset", status_code=204)
-    async def reset(request: Request) -> None:
-        _state(request).reset()
 
     return app
 
