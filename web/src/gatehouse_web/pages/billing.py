@@ -116,6 +116,36 @@ class Dates:
         return long_date((moment.astimezone(self.zone) if self.zone else moment).date(), self.locale)
 
 
+def offered_plans(
+    plans: dict[str, Any], current: str | None, locale: str, _: Callable[..., str]
+) -> list[dict[str, Any]]:
+    """The plans on offer, each with its price in words and whether it is `current` (a code)."""
+    return [
+        plan | {"price": price_of(plan, locale, _), "current": plan["code"] == current}
+        for plan in plans["items"]
+    ]
+
+
+def listed_payments(
+    payments: dict[str, Any], day: Dates, locale: str, _: Callable[..., str]
+) -> list[dict[str, Any]]:
+    """Payments as the payment list shows them: when, what for, how much, and how it stands."""
+    return [
+        payment
+        | {
+            "date": day(payment["paid_at"] or payment["created_at"]),
+            "what": _payment_reason(payment.get("billing_reason"), _),
+            "amount": money(
+                int(payment["amount_paid"] if payment["status"] in PAID_STATUSES else payment["amount_due"]),
+                str(payment["currency"]),
+                locale,
+            ),
+            "label": describe_payment_label(payment, _),
+        }
+        for payment in payments["items"]
+    ]
+
+
 def describe_subscription(subscription: dict[str, Any], day: Dates, _: Callable[..., str]) -> dict[str, Any]:
     """What the page says of my subscription: its status, price and the one date that matters."""
     state = str(subscription["status"])
@@ -212,28 +242,9 @@ async def _billing(
     mine = describe_subscription(subscription, day, _) if subscription else None
     if mine is not None and mine["pending_checkout"]:
         mine["checkout_url"] = _stripe_page(web, mine.get("checkout_url"))
-    offered = [
-        plan
-        | {
-            "price": price_of(plan, locale, _),
-            "current": mine is not None and mine["holds_plan"] and mine["plan"]["code"] == plan["code"],
-        }
-        for plan in plans["items"]
-    ]
-    listed = [
-        payment
-        | {
-            "date": day(payment["paid_at"] or payment["created_at"]),
-            "what": _payment_reason(payment.get("billing_reason"), _),
-            "amount": money(
-                int(payment["amount_paid"] if payment["status"] in PAID_STATUSES else payment["amount_due"]),
-                str(payment["currency"]),
-                locale,
-            ),
-            "label": describe_payment_label(payment, _),
-        }
-        for payment in payments["items"]
-    ]
+    current = mine["plan"]["code"] if mine is not None and mine["holds_plan"] else None
+    offered = offered_plans(plans, current, locale, _)
+    listed = listed_payments(payments, day, locale, _)
     return web.renderer.page(
         request,
         "billing.html",

@@ -16,17 +16,15 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from gatehouse_web.api import ApiError
-from gatehouse_web.i18n import money
 from gatehouse_web.pages.billing import (
     LIVE,
-    PAID_STATUSES,
     PLAN_CODE,
     Dates,
-    _payment_reason,
     _refused,
     _stripe_page,
-    describe_payment_label,
     describe_status,
+    listed_payments,
+    offered_plans,
     price_of,
     why_not,
 )
@@ -104,28 +102,9 @@ async def _org_billing(
             "checkout_url": _stripe_page(web, subscription.get("checkout_url")),
             "renews": day(subscription.get("current_period_end")),
         }
-    offered = [
-        plan
-        | {
-            "price": price_of(plan, locale, _),
-            "current": mine is not None and mine["live"] and mine["plan"]["code"] == plan["code"],
-        }
-        for plan in plans["items"]
-    ]
-    listed = [
-        payment
-        | {
-            "date": day(payment["paid_at"] or payment["created_at"]),
-            "what": _payment_reason(payment.get("billing_reason"), _),
-            "amount": money(
-                int(payment["amount_paid"] if payment["status"] in PAID_STATUSES else payment["amount_due"]),
-                str(payment["currency"]),
-                locale,
-            ),
-            "label": describe_payment_label(payment, _),
-        }
-        for payment in (payments or {"items": []})["items"]
-    ]
+    current = mine["plan"]["code"] if mine is not None and mine["live"] else None
+    offered = offered_plans(plans, current, locale, _)
+    listed = listed_payments(payments or {"items": []}, day, locale, _)
     return web.renderer.page(
         request,
         "org_billing.html",
