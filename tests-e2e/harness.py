@@ -32,8 +32,9 @@ from gatehouse_platform.testing import free_port
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "billing", "notification")
 # Procfile processes run beside honcho rather than under it, so that a test can stop and restart
-# one (honcho stops everything when one of its processes exits).
-RESTARTABLE = ("billing",)
+# one (honcho stops everything when one of its processes exits): billing-service for the drills,
+# auth-service for the browser journeys that need other settings (System.configure).
+RESTARTABLE = ("billing", "auth")
 ADMIN_EMAIL = "admin@e2e.gatehouse.example"  # an address the contracts accept (not .test)
 ADMIN_PASSWORD = "an admin passphrase for e2e"
 PASSWORD = "a user passphrase for e2e"
@@ -48,6 +49,7 @@ class Process:
     env: dict[str, str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # what it runs with over the system's
 
     def start(self) -> None:
         with self.log.open("ab") as sink:
@@ -61,13 +63,22 @@ class Process:
             )
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, as a process manager sends it, then wait for the graceful exit."""
+        """SIGTERM, as a process manager sends it, then wait for the graceful exit of the whole
+        process group: `uv run` may be gone while the server it started still finishes its
+        requests (and still answers /readyz, and still holds its port)."""
         assert self.popen is not None and self.popen.poll() is None, f"{self.name} is not running"
-        os.killpg(self.popen.pid, signal.SIGTERM)
+        group = self.popen.pid
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         try:
-            return self.popen.wait(timeout=timeout)
+            code = self.popen.wait(timeout=timeout)
+            while _group_alive(group):
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(self.command, timeout)
+                time.sleep(0.05)
+            return code
         except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
             self.popen.wait()
             raise
 
@@ -88,6 +99,20 @@ class System:
     @property
     def gateway(self) -> str:
         return self.urls["gateway"]
+
+    def configure(self, name: str, settings: Mapping[str, str]) -> None:
+        """Have the restartable process `name` run with `settings` over the system's environment
+        (none: the system's own), restarting it only when they differ from what it runs with, and
+        waiting until it is ready again. What else runs (and every row and message) stays."""
+        process = self.processes[name]
+        if process.settings == dict(settings):
+            return
+        process.stop()
+        process.settings = dict(settings)
+        process.env = {**self.env, **settings}
+        process.start()
+        assert process.popen is not None
+        _wait_ready(f"{self.urls[name]}/readyz", process.popen, process.log)
 
     def mail_to(self, address: str) -> list[EmailMessage]:
         return read_maildir(self.maildir, address)
@@ -114,6 +139,14 @@ def link_in(message: EmailMessage, pattern: str = r"https?://\S+") -> str:
     match = re.search(pattern, text_of(message))
     assert match, f"no link matching {pattern} in {text_of(message)!r}"
     return match.group(0)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
@@ -193,7 +226,11 @@ def running_system(
                     for name in ("stripe", "oauth", "pwned", "captcha"):
                         _wait_ready(f"{urls[name]}/healthz", honcho, log)
                     for name in ("auth", "billing", "notification", "web", "gateway"):
-                        _wait_ready(f"{urls[name]}/readyz", honcho, log)
+                        own = apart.get(name)
+                        if own is not None and own.popen is not None:
+                            _wait_ready(f"{urls[name]}/readyz", own.popen, own.log)
+                        else:
+                            _wait_ready(f"{urls[name]}/readyz", honcho, log)
                     yield System(urls=urls, maildir=var / "mail", log=log, env=env, processes=apart)
                 finally:
                     for process in apart.values():

@@ -1,13 +1,13 @@
 """web/tests: the pages in this process (fast: security headers, CSRF, return_to, cookies,
-translations) and in Debian's Chromium against the whole running system (test_browser.py, which
-starts it with tests-e2e's harness). Run with `-n 2 --dist loadfile`: the browser file runs on one
-worker, everything else on the other."""
+translations) and in Debian's Chromium against the whole running system (the test_browser*.py
+modules, with tests-e2e's harness). Run with `-n 2 --dist loadfile`: a module runs whole on one
+worker, and every browser module on a worker shares that worker's one system (`whole_system`)."""
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,8 @@ from gatehouse_web.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests-e2e"))  # harness.py: the whole system, shared with tests-e2e
+from harness import System, running_system  # noqa: E402 - found through the path above
+
 SCREENSHOTS = ROOT / "var" / "web-tests"
 
 APP_ORIGIN = "https://app.example.test"
@@ -89,6 +91,14 @@ async def web(make_web: Callable[..., object]) -> httpx.AsyncClient:
     client = await make_web()  # type: ignore[misc]
     assert isinstance(client, httpx.AsyncClient)
     return client
+
+
+@pytest.fixture(scope="session")
+def whole_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system, started once per worker, when its first browser module asks for it (a
+    start costs tens of seconds; the journeys make their own accounts and never share one)."""
+    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_web") as running:
+        yield running
 
 
 def csrf_of(html: str) -> str:

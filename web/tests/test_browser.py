@@ -5,10 +5,11 @@ var/web-tests/ (see the hook in conftest.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from gatehouse_emulators.smtp import read_maildir
-from harness import System, link_in, running_system
+from harness import System, link_in
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,10 +41,24 @@ FIREFOX_ON_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
+def with_auth_settings(system: System, settings: Mapping[str, str]) -> System:
+    """`system` with auth-service running with `settings` over the harness's (none: its own), for
+    a browser module that needs other limits or modes: auth-service alone restarts, and only when
+    they change. Other settings get Redis keys of their own, so that the throttling counters and
+    bot-check failures earlier modules left behind do not count against this one."""
+    if settings:
+        keys = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:12]
+        own = {"AUTH_REDIS_KEY_PREFIX": f"{system.env['AUTH_REDIS_KEY_PREFIX']}:{keys}"}
+        system.configure("auth", {**settings, **own})
+    else:
+        system.configure("auth", {})
+    return system
+
+
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_web") as running:
-        yield running
+def system(whole_system: System) -> System:
+    """The worker's system, auth-service with the harness's settings."""
+    return with_auth_settings(whole_system, {})
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,9 +29,10 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     sign_in,
     sign_up,
     wait_for_mail,
+    with_auth_settings,
 )
 
-from harness import System, link_in, running_system
+from harness import System, link_in
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,15 +43,12 @@ PER_ADDRESS = 30
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(whole_system: System) -> System:
     settings = {
         "AUTH_RECENT_AUTH_SECONDS": str(RECENT_SECONDS),
         "AUTH_CREDENTIAL_IP_LIMIT": f"{PER_ADDRESS}/minute",
     }
-    with running_system(
-        tmp_path_factory.mktemp("var"), run_prefix="gh_webacct", settings=settings
-    ) as running:
-        yield running
+    return with_auth_settings(whole_system, settings)
 
 
 def provider_user(system: System, provider: str, email: str, name: str) -> str:

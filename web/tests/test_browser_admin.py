@@ -12,7 +12,6 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -35,20 +34,20 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     sign_in,
     sign_up,
     wait_for_mail,
+    with_auth_settings,
 )
 
 from gatehouse_contracts.envelope import new_event
 from gatehouse_contracts.events import PasswordChanged
 from gatehouse_platform.outbox import event_message
-from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System, running_system
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System
 
 pytestmark = pytest.mark.timeout(600)  # one long journey, and the system start before it
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_webadmin") as running:
-        yield running
+def system(whole_system: System) -> System:
+    return with_auth_settings(whole_system, {})
 
 
 def make_admin(system: System, email: str) -> None:

@@ -9,7 +9,6 @@ at a phone's width and in French; screenshots in var/web-tests/pages/."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,18 +27,18 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     shot,
     sign_in,
     sign_up,
+    with_auth_settings,
 )
 from test_browser_admin import fits_the_width, make_admin
 
-from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System, running_system
+from harness import ADMIN_EMAIL, ADMIN_PASSWORD, System
 
 pytestmark = pytest.mark.timeout(600)  # one long journey, and the system start before it
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_webbill") as running:
-        yield running
+def system(whole_system: System) -> System:
+    return with_auth_settings(whole_system, {})
 
 
 def refunds_audited(system: System, user_id: str, admin_email: str) -> list[dict[str, object]]:

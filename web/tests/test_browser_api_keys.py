@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,17 +23,17 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     sign_in,
     sign_up,
     wait_for_mail,
+    with_auth_settings,
 )
 
-from harness import System, running_system
+from harness import System
 
 pytestmark = pytest.mark.timeout(480)  # the first test also waits for the whole system to start
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_webkeys") as running:
-        yield running
+def system(whole_system: System) -> System:
+    return with_auth_settings(whole_system, {})
 
 
 def me_with(system: System, key: str) -> httpx.Response:

@@ -7,7 +7,6 @@ registration form from that address asks too. axe-core on each page; the CSP let
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,9 +21,10 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     playwright,
     shot,
     sign_up,
+    with_auth_settings,
 )
 
-from harness import System, running_system
+from harness import System
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,10 +33,9 @@ ASKED = "Please confirm you are not a robot with the check below, then send the 
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(whole_system: System) -> System:
     settings = {"AUTH_CAPTCHA_MODE": "adaptive", "AUTH_CAPTCHA_FAILURE_THRESHOLD": str(THRESHOLD)}
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_webbot", settings=settings) as running:
-        yield running
+    return with_auth_settings(whole_system, settings)
 
 
 def try_password(tab: Page, login: str, password: str) -> None:

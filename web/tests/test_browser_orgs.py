@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -24,17 +23,17 @@ from test_browser import (  # noqa: F401 - the browser fixtures, used by name
     sign_in,
     sign_up,
     wait_for_mail,
+    with_auth_settings,
 )
 
-from harness import System, link_in, running_system
+from harness import System, link_in
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_weborgs") as running:
-        yield running
+def system(whole_system: System) -> System:
+    return with_auth_settings(whole_system, {})
 
 
 def confirmed_account(page: Page, system: System, email: str) -> None:  # noqa: F811 - a parameter

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import test_browser
 from playwright.sync_api import Browser, CDPSession, Page, expect
-from test_browser import PASSWORD, axe_check, new_email, shot, sign_in, sign_up
+from test_browser import PASSWORD, axe_check, new_email, shot, sign_in, sign_up, with_auth_settings
 
-from harness import System, running_system
+from harness import System
 
 # the browser and its pages as test_browser.py makes them, on this module's system (pytest finds
 # fixtures by their names here)
@@ -29,12 +28,11 @@ RECENT_AUTH_SECONDS = 3
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    settings = {"AUTH_RECENT_AUTH_SECONDS": str(RECENT_AUTH_SECONDS)}
-    with running_system(tmp_path_factory.mktemp("var"), run_prefix="gh_pk", settings=settings) as running:
-        # the same system, addressed by name: passkeys are bound to the RP ID "localhost"
-        local = running.gateway.replace("http://127.0.0.1:", "http://localhost:")
-        yield dataclasses.replace(running, urls={**running.urls, "gateway": local})
+def system(whole_system: System) -> System:
+    running = with_auth_settings(whole_system, {"AUTH_RECENT_AUTH_SECONDS": str(RECENT_AUTH_SECONDS)})
+    # the same system, addressed by name: passkeys are bound to the RP ID "localhost"
+    local = running.gateway.replace("http://127.0.0.1:", "http://localhost:")
+    return dataclasses.replace(running, urls={**running.urls, "gateway": local})
 
 
 def virtual_authenticator(page: Page) -> tuple[CDPSession, str]:
