@@ -16,7 +16,7 @@ API_KEY_PREFIX = "gk_live_"  # every API key starts so: secret scanners can find
 ApiKeyScope = Literal["profile:read", "orgs:read", "billing:read", "billing:write"]
 API_KEY_SCOPES: dict[ApiKeyScope, str] = {
     "profile:read": "Read the key owner's profile (GET /auth/me)",
-    "orgs:read": "Read the org, its members and invitations",
+    "orgs:read": "Read the org and its members",
     "billing:read": "Read subscriptions, entitlements, payments and invoices",
     "billing:write": "Subscribe, change plan, cancel and resume",
 }
