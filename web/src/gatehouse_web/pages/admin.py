@@ -111,3 +111,27 @@ async def admin_call(
         if exc.status == status.HTTP_403_FORBIDDEN:
             raise AdminRefused(exc.slug if exc.slug in (NO_FACTOR, FACTOR_NOT_PROVEN) else "") from exc
         raise
+
+
+def confirm_action(
+    request: Request,
+    web: Web,
+    viewer: Viewer,
+    action_url: str,
+    back_url: str,
+    question: str,
+    hidden: dict[str, str] | None = None,
+    danger: bool = False,
+) -> Response:
+    """The console's "are you sure?" page: `question`, and a form that posts `hidden` with
+    confirmed=yes to `action_url` (or goes back to `back_url`). Every console action asks first."""
+    return web.renderer.page(
+        request,
+        "admin_confirm.html",
+        user=viewer.user,
+        action_url=action_url,
+        back_url=back_url,
+        hidden=hidden or {},
+        question=question,
+        danger=danger,
+    )

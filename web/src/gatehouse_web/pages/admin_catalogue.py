@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.i18n import currency_digits, moment, money, profile_zone
-from gatehouse_web.pages.admin import Admin, admin_call
+from gatehouse_web.pages.admin import Admin, admin_call, confirm_action
 from gatehouse_web.pages.billing import price_of
 from gatehouse_web.web import Form, Viewer, Web, WebDep, explain, field
 
@@ -167,28 +167,6 @@ def _choices(_: Callable[..., str]) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _confirm(
-    request: Request,
-    web: Web,
-    viewer: Viewer,
-    action_url: str,
-    back_url: str,
-    question: str,
-    hidden: dict[str, str] | None = None,
-    danger: bool = False,
-) -> Response:
-    return web.renderer.page(
-        request,
-        "admin_confirm.html",
-        user=viewer.user,
-        action_url=action_url,
-        back_url=back_url,
-        hidden=hidden or {},
-        question=question,
-        danger=danger,
-    )
-
-
 def stripe_alert(exc: ApiError, _: Callable[..., str]) -> str | None:
     """Billing's answers when Stripe is away or refuses (STRIPE_ERRORS), as a sentence."""
     if exc.slug == "payment-provider-error":
@@ -306,7 +284,7 @@ async def create_plan(request: Request, web: WebDep, form: Form, viewer: Admin) 
             code=body["code"],
             price=price_of(body, locale, _),
         )
-        return _confirm(request, web, viewer, PLANS, PLANS + "/new", question, hidden=values)
+        return confirm_action(request, web, viewer, PLANS, PLANS + "/new", question, hidden=values)
     try:
         await admin_call(request, web, viewer, "POST", "/billing/plans", json=body)
     except ApiError as exc:
@@ -363,7 +341,7 @@ async def update_plan(
             )
         else:
             question = _("Save the changes to the plan %(name)s?", name=plan["name"])
-        return _confirm(
+        return confirm_action(
             request, web, viewer, f"{PLANS}/{plan_id}", f"{PLANS}/{plan_id}", question, hidden=values
         )
     try:
@@ -396,7 +374,7 @@ async def retire_plan(
             )
         else:
             question = _("Offer the plan %(name)s (%(code)s) again?", name=plan["name"], code=plan["code"])
-        return _confirm(
+        return confirm_action(
             request, web, viewer, f"{PLANS}/{plan_id}/retire", f"{PLANS}/{plan_id}", question, danger=retiring
         )
     try:
@@ -572,7 +550,7 @@ async def create_coupon(request: Request, web: WebDep, form: Form, viewer: Admin
             name=body["name"],
             offer=describe_coupon(body, locale, _),
         )
-        return _confirm(request, web, viewer, COUPONS, COUPONS, question, hidden=values)
+        return confirm_action(request, web, viewer, COUPONS, COUPONS, question, hidden=values)
     try:
         await admin_call(request, web, viewer, "POST", "/billing/coupons", json=body)
     except ApiError as exc:
@@ -615,7 +593,8 @@ async def delete_coupon(
             "deactivated; discounts already given run on.",
             name=coupon["name"],
         )
-        return _confirm(request, web, viewer, f"{COUPONS}/{coupon_id}/delete", COUPONS, question, danger=True)
+        url = f"{COUPONS}/{coupon_id}/delete"
+        return confirm_action(request, web, viewer, url, COUPONS, question, danger=True)
     try:
         await admin_call(request, web, viewer, "DELETE", f"/billing/coupons/{coupon_id}")
     except ApiError as exc:
@@ -656,7 +635,7 @@ async def create_promotion_code(
             "max_redemptions": most,
             **({"first_time_only": "yes"} if first_time_only else {}),
         }
-        return _confirm(
+        return confirm_action(
             request, web, viewer, f"{COUPONS}/{coupon_id}/promotion-codes", COUPONS, question, hidden=hidden
         )
     try:
@@ -705,7 +684,7 @@ async def deactivate_promotion_code(
             "used it keep their discount.",
             code=code["code"],
         )
-        return _confirm(request, web, viewer, url, COUPONS, question, danger=True)
+        return confirm_action(request, web, viewer, url, COUPONS, question, danger=True)
     try:
         await admin_call(request, web, viewer, "POST", f"/billing{url.removeprefix('/admin/billing')}")
     except ApiError as exc:

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.i18n import moment, profile_zone
-from gatehouse_web.pages.admin import Admin, admin_call
+from gatehouse_web.pages.admin import Admin, admin_call, confirm_action
 from gatehouse_web.web import Form, Viewer, Web, WebDep, field
 
 router = APIRouter(include_in_schema=False)
@@ -173,10 +173,10 @@ async def resend(
     _ = web.renderer.gettext_for(request)
     delivery = await _delivery(request, web, viewer, delivery_id)
     if field(form, "confirmed", 10) != "yes":
-        return web.renderer.page(
+        return confirm_action(
             request,
-            "admin_confirm.html",
-            user=viewer.user,
+            web,
+            viewer,
             action_url=f"{EMAIL}/deliveries/{delivery_id}/resend",
             back_url=f"{EMAIL}/deliveries/{delivery_id}",
             question=_(
@@ -214,10 +214,10 @@ async def replay(request: Request, web: WebDep, form: Form, viewer: Admin) -> Re
     _ = web.renderer.gettext_for(request)
     if field(form, "confirmed", 10) != "yes":
         count = await _dead_letters(request, web, viewer)
-        return web.renderer.page(
+        return confirm_action(
             request,
-            "admin_confirm.html",
-            user=viewer.user,
+            web,
+            viewer,
             action_url=f"{EMAIL}/dead-letters/replay",
             back_url=EMAIL,
             question=_(

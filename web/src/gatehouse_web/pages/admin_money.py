@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatehouse_web.api import ApiError
 from gatehouse_web.i18n import moment, money, profile_zone
-from gatehouse_web.pages.admin import USERS, Admin, admin_call
+from gatehouse_web.pages.admin import USERS, Admin, admin_call, confirm_action
 from gatehouse_web.pages.admin_catalogue import major_units, minor_units, stripe_alert
 from gatehouse_web.pages.billing import describe_payment_label, describe_status
 from gatehouse_web.web import Form, Viewer, Web, WebDep, field
@@ -198,10 +198,10 @@ async def refund(
     what = money(amount, currency, locale)
     key = field(form, "idempotency_key", 100)
     if field(form, "confirmed", 10) != "yes" or not key:
-        return web.renderer.page(
+        return confirm_action(
             request,
-            "admin_confirm.html",
-            user=viewer.user,
+            web,
+            viewer,
             action_url=f"{USERS}/{user_id}/billing/payments/{payment_id}/refund",
             back_url=f"{USERS}/{user_id}/billing",
             hidden={"amount": typed, "reason": reason, "idempotency_key": str(uuid.uuid4())},
@@ -360,10 +360,10 @@ async def retry_stripe_event(
     _ = web.renderer.gettext_for(request)
     event = await _event(request, web, viewer, event_id)
     if field(form, "confirmed", 10) != "yes":
-        return web.renderer.page(
+        return confirm_action(
             request,
-            "admin_confirm.html",
-            user=viewer.user,
+            web,
+            viewer,
             action_url=f"{EVENTS}/{event_id}/retry",
             back_url=f"{EVENTS}/{event_id}",
             question=_(

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gatehouse_web.api import ApiError
 from gatehouse_web.devices import device_name
 from gatehouse_web.i18n import moment, profile_zone
-from gatehouse_web.pages.admin import HOME, USERS, Admin, admin_call
+from gatehouse_web.pages.admin import HOME, USERS, Admin, admin_call, confirm_action
 from gatehouse_web.pages.security import activity_entries
 from gatehouse_web.web import Form, Viewer, Web, WebDep, field
 
@@ -254,10 +254,10 @@ async def user_action(
             alert=_("That session is no longer active."),
         )
     if field(form, "confirmed", 10) != "yes":
-        return web.renderer.page(
+        return confirm_action(
             request,
-            "admin_confirm.html",
-            user=viewer.user,
+            web,
+            viewer,
             action_url=f"{USERS}/{user_id}/actions",
             back_url=f"{USERS}/{user_id}",
             hidden={"action": action, **({"session_id": session_id} if session_id else {})},
