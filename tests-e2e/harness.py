@@ -141,6 +141,11 @@ def link_in(message: EmailMessage, pattern: str = r"https?://\S+") -> str:
     return match.group(0)
 
 
+def _succeeded(process: subprocess.Popen[bytes], what: str) -> None:
+    if process.wait() != 0:
+        raise RuntimeError(f"{what} failed with exit code {process.returncode}")
+
+
 def _group_alive(group: int) -> bool:
     try:
         os.killpg(group, 0)
@@ -197,9 +202,15 @@ def running_system(
         try:
             env = {**_environment(run, urls, ports, db_urls, amqp_url, var), **(settings or {})}
             env.update(rewire(env) if rewire else {})
-            for service in SERVICES:
-                cli = f"{service}_service.cli"
-                subprocess.run([sys.executable, "-m", cli, "migrate"], env=env, cwd=ROOT, check=True)
+            # the services' migrations at once (each is a process of its own, mostly importing),
+            # and the admin as soon as auth's schema stands
+            migrations = {
+                service: subprocess.Popen(
+                    [sys.executable, "-m", f"{service}_service.cli", "migrate"], env=env, cwd=ROOT
+                )
+                for service in SERVICES
+            }
+            _succeeded(migrations.pop("auth"), "auth-service migrate")
             subprocess.run(
                 [sys.executable, "-m", "auth_service.cli", "create-admin", ADMIN_EMAIL],
                 env={**env, "AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
@@ -207,6 +218,8 @@ def running_system(
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+            for service, migration in migrations.items():
+                _succeeded(migration, f"{service}-service migrate")
             log = var / "system.log"
             commands = parse_procfile((ROOT / "Procfile").read_text()).processes
             apart = {name: Process(name, commands[name], env, var / f"{name}.log") for name in RESTARTABLE}
