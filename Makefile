@@ -44,6 +44,7 @@ migrate: databases  ## apply every service's migrations
 test: install services browser promtool  ## every test suite (each makes and drops its own databases and vhosts)
 	$(PYTEST) $(TEST_FLAGS) shared-contracts/tests
 	$(PYTEST) $(TEST_FLAGS) shared-platform/tests
+	$(PYTEST) $(TEST_FLAGS) bench/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 auth-service/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 notification-service/tests
 	$(PYTEST) $(TEST_FLAGS) -n 2 billing-service/tests
@@ -85,6 +86,7 @@ bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/gateway.py
 	$(UV) run --frozen python bench/web.py
 	$(UV) run --frozen python bench/startup.py
+	$(UV) run --frozen python bench/summary.py
 
 chaos: install services  ## fault drills against the system as `make run` starts it, behind proxies; prints the fault table
 	$(UV) run --frozen python bench/chaos.py
