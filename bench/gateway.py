@@ -19,6 +19,10 @@ paired comparison: this machine's speed drifts by tens of percent over a minute,
 proxy costs). "vs direct" is the median over rounds of the proxy's req/s over direct's, "p50 added"
 the median of its p50 minus direct's; req/s is over all rounds, p50 and p99 the medians of the
 rounds'. "proxy CPU" is the CPU time the proxy process(es) spent per request (from /proc).
+
+What one authenticated request through the gateway costs the system (the gateway's CPU and
+auth-service's, per request at the last connection count run, 16 by default, over all its rounds) is kept
+with `support.record_costs` as "gateway request" for `bench/summary.py`'s cost table.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -47,6 +52,7 @@ from support import (
     ensure_debian_tool,
     free_port,
     lua_request,
+    record_costs,
     run_wrk,
     tracing_env,
     wait_ready,
@@ -93,6 +99,7 @@ class Runs:
     results: list[WrkResult] = field(default_factory=list)
     seconds: float = 0.0
     proxy_cpu: float = 0.0
+    system_cpu: float = 0.0  # the proxy's and auth-service's: what a request costs the system
 
     @property
     def requests_per_second(self) -> float:
@@ -126,15 +133,21 @@ def start_nginx(upstream_port: int, workdir: Path) -> tuple[subprocess.Popen[byt
     return process, port, ""
 
 
-async def main(seconds: float, rounds: int, connection_counts: list[int]) -> None:
+async def main(seconds: float, rounds: int, connection_counts: list[int], command: str) -> None:
     name = testing.unique_name("gh_bench_gateway")
     # queues and exchange go with the vhost afterwards
     with testing.rabbitmq_vhost(name) as amqp_url, otlp_receiver() as traces:
-        await bench(name, amqp_url, traces, seconds, rounds, connection_counts)
+        await bench(name, amqp_url, traces, seconds, rounds, connection_counts, command)
 
 
 async def bench(
-    name: str, amqp_url: str, traces: Received, seconds: float, rounds: int, connection_counts: list[int]
+    name: str,
+    amqp_url: str,
+    traces: Received,
+    seconds: float,
+    rounds: int,
+    connection_counts: list[int],
+    command: str,
 ) -> None:
     url = await testing.create_database(name)
     unlimited = "1000000000/minute"  # counted in Redis as usual, never reached
@@ -244,6 +257,7 @@ async def bench(
         for label, (port, _) in targets.items():  # warm up: JWKS fetch, pools, caches, the exchange
             await run_wrk(f"http://127.0.0.1:{port}/auth/me", seconds=1, connections=4, script=scripts[label])
         vs_jwt: list[str] = []
+        request_cost_ms: float | None = None  # CPU ms per request through the gateway, whole system
 
         rows: list[tuple[str, ...]] = []
         for connections in connection_counts:
@@ -253,7 +267,8 @@ async def bench(
             for round_ in range(rounds):
                 for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:
                     port, pids = targets[label]
-                    before = cpu_seconds(pids)
+                    system = [processes[0].pid, *pids]  # auth-service answers every target
+                    before, system_before = cpu_seconds(pids), cpu_seconds(system)
                     result = await run_wrk(
                         f"http://127.0.0.1:{port}/auth/me",
                         seconds=per_run,
@@ -265,6 +280,7 @@ async def bench(
                     runs[label].results.append(result)
                     runs[label].seconds += per_run
                     runs[label].proxy_cpu += cpu_seconds(pids) - before
+                    runs[label].system_cpu += cpu_seconds(system) - system_before
             direct = runs[DIRECT]
             for label, run in runs.items():
                 requests = sum(r.requests for r in run.results)
@@ -284,6 +300,7 @@ async def bench(
             if NGINX not in targets:
                 rows.append((str(connections), NGINX, "unavailable", "", "", "", "", ""))
             keyed, jwt = runs[API_KEY], runs[GATEWAY]
+            request_cost_ms = jwt.system_cpu / sum(r.requests for r in jwt.results) * 1000
             throughput = statistics.median(
                 k.requests / j.requests for k, j in zip(keyed.results, jwt.results, strict=True)
             )
@@ -317,6 +334,12 @@ async def bench(
         if NGINX not in targets:
             print(f"nginx unavailable: {nginx_unavailable}")
         print(f"spans the traced gateway exported: {len(traces.all())}")
+        if request_cost_ms is not None:
+            kept = record_costs("gateway", {"gateway request": request_cost_ms}, command)
+            print(
+                f"CPU per authenticated request through the gateway (gateway + auth-service): "
+                f"{request_cost_ms:.2f} ms, kept in {kept.relative_to(ROOT)}"
+            )
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -336,4 +359,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--connections", default="1,16", help="comma-separated connection counts")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.rounds, [int(c) for c in args.connections.split(",")]))
+    command = shlex.join(["python", "bench/gateway.py", *sys.argv[1:]])
+    asyncio.run(main(args.seconds, args.rounds, [int(c) for c in args.connections.split(",")], command))

@@ -20,7 +20,6 @@ from typing import TypeVar
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from auth_service.errors import InvalidField
 from auth_service.settings import Settings
@@ -90,6 +89,9 @@ class PasswordHasher:
 
 @lru_cache(maxsize=1)
 def _common_passwords() -> frozenset[str]:
+    # imported at the first password checked, not at start: zxcvbn's lists are a large literal
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 

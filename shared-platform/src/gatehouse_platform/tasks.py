@@ -4,19 +4,23 @@ process) with its beat schedule and traces when tracing is on, and `run_job`, th
 outside a request.
 
 Only services with periodic work import this module (it needs `celery`, which they depend on).
+Celery itself is imported by `make_celery_app`, which only the workers call: the API processes
+import `run_job` (through their maintenance commands) and would otherwise load Celery at every
+start (~100 ms) for nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from celery import Celery
-from celery.signals import beat_init, worker_process_init
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gatehouse_platform.db import make_engine, make_session_factory
 from gatehouse_platform.tracing import configure_tracing
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 T = TypeVar("T")
 
@@ -24,6 +28,9 @@ T = TypeVar("T")
 def make_celery_app(name: str, *, broker_url: str, schedule: Mapping[str, tuple[str, float]]) -> Celery:
     """`schedule` maps an entry's name to (task name, interval in seconds). The queue is named
     after the service (`auth_service` -> `auth-service.tasks`)."""
+    from celery import Celery
+    from celery.signals import beat_init, worker_process_init
+
     app = Celery(name, broker=broker_url)
     app.conf.update(
         task_default_queue=f"{name.replace('_', '-')}.tasks",

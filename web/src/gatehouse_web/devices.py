@@ -1,22 +1,33 @@
 """A session's User-Agent as a person names their device ("Chrome on Linux"), by ua-parser (the
-maintained port of uap-core's rules, with its native matcher, `ua-parser[regex]`), never by
-regexes of our own. Its rules are compiled on the first parse (about half a second): `warm_up`
-does that while the app starts, so no person waits for it."""
+maintained port of uap-core's rules), never by regexes of our own.
+
+Its pure-Python matchers, made lazily: the rules are loaded at the first name asked for, each
+regex compiled the first time the search reaches it, and only the browser and OS rules are ever
+searched (never the device ones, the largest set, which a name does not use). The native matcher
+(`ua-parser[regex]`) compiled every rule at start instead: about half a second of the web app's
+start and tens of MB of its memory, for a page few requests ask for. A User-Agent once named is
+remembered (`_families`)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 
-from ua_parser import parse
+from ua_parser import Domain, Parser
+from ua_parser.basic import Resolver
+from ua_parser.loaders import load_lazy_builtins
 
 UNKNOWN = "Other"  # what uap-core calls a family it does not recognise
 
 
+@cache
+def _parser() -> Parser:
+    return Parser(Resolver(load_lazy_builtins()))
+
+
 @lru_cache(maxsize=1024)
 def _families(user_agent: str) -> tuple[str | None, str | None]:
-    found = parse(user_agent)
+    found = _parser()(user_agent, Domain.USER_AGENT | Domain.OS)
     browser = found.user_agent.family if found.user_agent else None
     system = found.os.family if found.os else None
     return (
@@ -33,7 +44,3 @@ def device_name(user_agent: str | None, gettext: Callable[..., str]) -> str | No
     if browser and system:
         return gettext("%(browser)s on %(system)s", browser=browser, system=system)
     return browser or system
-
-
-async def warm_up() -> None:
-    await asyncio.to_thread(parse, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")

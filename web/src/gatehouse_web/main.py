@@ -18,7 +18,6 @@ from gatehouse_platform.clientip import TrustedProxies
 from gatehouse_platform.http import install_platform
 from gatehouse_platform.logging import configure_logging
 from gatehouse_platform.tracing import configure_tracing
-from gatehouse_web import devices
 from gatehouse_web.api import Api, ApiError, ApiUnavailable
 from gatehouse_web.captcha import BotCheck
 from gatehouse_web.pages import (
@@ -131,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Gatehouse web",
-        lifespan=Lifespan(on_start=[devices.warm_up], closers=[web.api.aclose]),
+        lifespan=Lifespan(closers=[web.api.aclose]),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

@@ -3,6 +3,9 @@ the person behind the token as a `ProviderProfile`. Everything provider-specific
 
 Failures surface as our errors: the provider refusing the code is `OAuthCodeRejected` (400), the
 provider being unreachable or broken is `ProviderUnavailable` (502).
+
+Authlib is imported where a client is made or its errors caught, not with this module: most
+starts of auth-service serve no OAuth sign-in before they end, and it costs tens of ms to import.
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ import asyncio
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 import jwt
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from auth_service.errors import OAuthCodeRejected, ProviderUnavailable
 from auth_service.settings import Settings
 from gatehouse_platform.jwt import jwks_to_keys
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 ProviderName = Literal["google", "github"]
 
@@ -49,6 +54,8 @@ class Provider(Protocol):
 def _client(
     client_id: str, client_secret: str, redirect_uri: str, scope: str, timeout: float
 ) -> AsyncOAuth2Client:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     client = AsyncOAuth2Client(
         client_id,
         client_secret,
@@ -68,6 +75,8 @@ def _client(
 
 
 async def _exchange(client: AsyncOAuth2Client, token_url: str, code: str, verifier: str) -> dict[str, Any]:
+    from authlib.integrations.httpx_client import OAuthError
+
     try:
         token = await client.fetch_token(token_url, code=code, code_verifier=verifier)
     except OAuthError as exc:

@@ -1,28 +1,15 @@
 """WebAuthn ceremonies through py_webauthn: the only module that imports it. Its types and errors
-stop here: the rules get `NewPasskey` / `Assertion` and our `PasskeyRejected`."""
+stop here: the rules get `NewPasskey` / `Assertion` and our `PasskeyRejected`.
+
+py_webauthn is imported by the method that needs it, not with this module: it brings pyOpenSSL
+and cbor2 (a few hundred ms of every start of auth-service, for the few requests that are passkey
+ceremonies). After the first ceremony an import is a lookup in `sys.modules`."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
-
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, parse_client_data_json
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from auth_service.errors import PasskeyRejected
 from auth_service.models import User
@@ -64,6 +51,14 @@ class WebAuthn:
 
     def registration(self, user: User, existing: list[bytes]) -> Ceremony:
         """A discoverable credential with user verification; the user's passkeys are excluded."""
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            PublicKeyCredentialDescriptor,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         options = generate_registration_options(
             rp_id=self._rp_id,
             rp_name=self._rp_name,
@@ -81,6 +76,9 @@ class WebAuthn:
 
     def authentication(self) -> Ceremony:
         """No allowed credentials listed: the authenticator offers its discoverable ones."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         options = generate_authentication_options(
             rp_id=self._rp_id,
             timeout=self._timeout_ms,
@@ -91,6 +89,9 @@ class WebAuthn:
     @staticmethod
     def challenge_of(credential: dict[str, Any]) -> bytes:
         """The challenge the browser signed (in clientDataJSON), to find the ceremony it belongs to."""
+        from webauthn.helpers import base64url_to_bytes, parse_client_data_json
+        from webauthn.helpers.exceptions import WebAuthnException
+
         try:
             raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
             return parse_client_data_json(raw).challenge
@@ -99,6 +100,8 @@ class WebAuthn:
 
     @staticmethod
     def credential_id_of(credential: dict[str, Any]) -> bytes:
+        from webauthn.helpers import base64url_to_bytes
+
         try:
             return base64url_to_bytes(credential["rawId"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -106,6 +109,8 @@ class WebAuthn:
 
     @staticmethod
     def user_handle_of(credential: dict[str, Any]) -> bytes | None:
+        from webauthn.helpers import base64url_to_bytes
+
         try:
             handle = credential["response"].get("userHandle")
             return base64url_to_bytes(handle) if handle else None
@@ -113,6 +118,10 @@ class WebAuthn:
             raise PasskeyRejected("The passkey response is malformed.") from exc
 
     def verify_registration(self, credential: dict[str, Any], challenge: bytes) -> NewPasskey:
+        from webauthn import verify_registration_response
+        from webauthn.helpers.exceptions import WebAuthnException
+        from webauthn.helpers.structs import CredentialDeviceType
+
         try:
             verified = verify_registration_response(
                 credential=credential,
@@ -137,6 +146,10 @@ class WebAuthn:
     ) -> Assertion:
         """Checks the signature, challenge, origin, RP ID, user verification, and that the sign
         counter moved forward (a cloned authenticator's would not)."""
+        from webauthn import verify_authentication_response
+        from webauthn.helpers.exceptions import WebAuthnException
+        from webauthn.helpers.structs import CredentialDeviceType
+
         try:
             verified = verify_authentication_response(
                 credential=credential,
