@@ -41,7 +41,8 @@ import stripe
 
 from gatehouse_platform import testing
 from gatehouse_platform.testing import serve_in_thread
-from support import ROOT, free_port, print_table, run_wrk, wait_ready
+from processes import ServiceGroups
+from support import ROOT, children, cpu_seconds, free_port, print_table, record_costs, run_wrk, wait_ready
 
 SUBSCRIPTIONS = 8
 DUPLICATE_EVERY = 5
@@ -267,6 +268,11 @@ class Run:
     announced: int
     per_invoice: int
     ignored: int
+    cpu_seconds: float  # billing-service's processes and its database backends, post to applied
+
+    @property
+    def cpu_ms_per_applied(self) -> float:
+        return self.cpu_seconds / self.stored * 1000 if self.stored else float("nan")
 
     @property
     def exact(self) -> bool:
@@ -277,9 +283,24 @@ class Run:
         )
 
 
+def tree(pid: int) -> list[int]:
+    return [pid, *(p for child in children(pid) for p in tree(child))]
+
+
+async def cpu_by_pid(pg: asyncpg.Connection, billing: int, database: str) -> dict[int, float]:
+    """CPU seconds so far of billing-service's processes (uvicorn's parent and workers) and of the
+    PostgreSQL backends serving its database (not this bench's own connection)."""
+    backends = await pg.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+    )
+    return {pid: cpu_seconds([pid]) for pid in [*tree(billing), *(r["pid"] for r in backends)]}
+
+
 async def post_and_apply(
     base: str,
     pg: asyncpg.Connection,
+    billing: int,
+    database: str,
     secret: str,
     distinct: list[dict[str, Any]],
     *,
@@ -295,6 +316,7 @@ async def post_and_apply(
                 signature = stripe.WebhookSignature.generate_signature_header(body, secret)
                 requests_file.write(f"{signature}\t{body}\n")
         requests_file.flush()
+        cpu_before = await cpu_by_pid(pg, billing, database)
         started = time.perf_counter()
         result = await run_wrk(
             f"{base}/billing/stripe/webhook",
@@ -314,6 +336,8 @@ async def post_and_apply(
             break
         await asyncio.sleep(0.05)
     applied_for = time.perf_counter() - started
+    cpu_after = await cpu_by_pid(pg, billing, database)  # a backend that ended meanwhile is missed
+    cpu_used = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())
     invoices = f"in_bench_{run}_%"
     stored = await pg.fetchval(
         "SELECT count(*) FROM stripe_events WHERE id LIKE $1 OR id LIKE $2", pattern, f"evt_benchr_{run}_%"
@@ -345,6 +369,7 @@ async def post_and_apply(
         ignored=await pg.fetchval(
             "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status <> 'processed'", pattern
         ),
+        cpu_seconds=cpu_used,
     )
 
 
@@ -355,51 +380,50 @@ async def main(seconds: float, connections: int, workers: int) -> None:
     issuer = testing.TestIssuer()
     secret = f"whsec_bench_{secrets.token_hex(12)}"
     run = secrets.token_hex(3)
-    processes: list[subprocess.Popen[bytes]] = []
     # billing-service's output, kept (and named) if the run fails
     log = tempfile.NamedTemporaryFile("wb", prefix="bench-billing-", suffix=".log", delete=False)  # noqa: SIM115
     failed = True
     try:
         await testing.migrate(ROOT / "billing-service", database_url)
-        with testing.rabbitmq_vhost(name) as amqp_url, serve_in_thread(issuer.jwks_app()) as jwks_base:
+        with (
+            testing.rabbitmq_vhost(name) as amqp_url,
+            serve_in_thread(issuer.jwks_app()) as jwks_base,
+            ServiceGroups() as services,  # left first: the services stop before the vhost goes
+        ):
             billing_port, stripe_port = free_port(), free_port()
             base, stripe_url = f"http://127.0.0.1:{billing_port}", f"http://127.0.0.1:{stripe_port}"
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gatehouse_emulators.stripe",
-                        "--port",
-                        str(stripe_port),
-                        "--webhook-url",
-                        f"{base}/billing/stripe/webhook",
-                        "--webhook-secret",
-                        secret,
-                        "--log-level",
-                        "warning",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            services.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "gatehouse_emulators.stripe",
+                    "--port",
+                    str(stripe_port),
+                    "--webhook-url",
+                    f"{base}/billing/stripe/webhook",
+                    "--webhook-secret",
+                    secret,
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             env = env_for(database_url, amqp_url, jwks_base + testing.JWKS_PATH, stripe_url, secret)
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "billing_service.cli",
-                        "serve",
-                        "--port",
-                        str(billing_port),
-                        "--workers",
-                        str(workers),
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            billing = services.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "billing_service.cli",
+                    "serve",
+                    "--port",
+                    str(billing_port),
+                    "--workers",
+                    str(workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             await wait_ready(stripe_url, "/healthz")
             await wait_ready(base)
@@ -419,6 +443,8 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 burst = await post_and_apply(
                     base,
                     pg,
+                    billing.pid,
+                    name,
                     secret,
                     mixed(
                         invoice_events(template, subscriptions, metadata, int(seconds * 1200), run),
@@ -432,6 +458,8 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 light = await post_and_apply(
                     base,
                     pg,
+                    billing.pid,
+                    name,
                     secret,
                     invoice_events(template, subscriptions, metadata, int(seconds * 300), run + "l"),
                     run=run + "l",
@@ -461,6 +489,10 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                     f"{burst.stored / burst.applied_for:.0f}",
                 ),
                 (
+                    "burst: CPU ms per event applied (billing-service + its PostgreSQL backends)",
+                    f"{burst.cpu_ms_per_applied:.1f}",
+                ),
+                (
                     "burst: payment rows / payment.succeeded / max rows per invoice",
                     f"{burst.payments} / {burst.announced} / {burst.per_invoice}",
                 ),
@@ -482,6 +514,7 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 ("wrk errors", f"{burst.errors + light.errors}"),
             ]
         )
+        record_costs("billing_webhooks", {"webhook applied": burst.cpu_ms_per_applied}, " ".join(sys.argv))
         failed = False
     finally:
         log.close()
@@ -489,14 +522,6 @@ async def main(seconds: float, connections: int, workers: int) -> None:
             print(f"billing-service's output: {log.name}", file=sys.stderr)
         else:
             os.unlink(log.name)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         await testing.drop_database(name)
 
 
