@@ -30,7 +30,7 @@ from billing_service.integrations.stripe import (
     parse_refund,
 )
 from billing_service.models import Payment, Subscription, SubscriptionStatus
-from billing_service.payments.money import locate_payment, record_dispute, record_refund
+from billing_service.payments.money import locate_payment, record_dispute, record_refund, record_refunds
 from billing_service.payments.service import (
     Addressee,
     InvoiceChange,
@@ -189,9 +189,8 @@ async def on_charge_refunded(ctx: BatchContext, event: WebhookEvent) -> Outcome:
     )
     if payment is None:
         return "ignored"
-    for refund in reversed(await ctx.charge_refunds(charge.id)):  # oldest first
-        _, emitted = await record_refund(ctx.db, payment, refund)
-        ctx.emitted += emitted
+    oldest_first = list(reversed(await ctx.charge_refunds(charge.id)))
+    ctx.emitted += await record_refunds(ctx.db, payment, oldest_first)
     return "processed"
 
 
