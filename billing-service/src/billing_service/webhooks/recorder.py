@@ -43,22 +43,28 @@ class EventRecorder:
 
     async def _write(self) -> None:
         # One session, so one pooled connection, through the whole burst: a checkout (and the
-        # pool's pre-ping round trip) per group was a visible share of the endpoint's CPU.
-        async with self._sessions() as db:
-            while self._waiting:
-                group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
-                try:
-                    async with db.begin():  # committed before any request of the group is answered
-                        new = await StripeEventRepository(db).record_many(
-                            [(w.event, w.traceparent) for w in group], source="webhook"
-                        )
-                except Exception as exc:
-                    for waiting in group:
-                        if not waiting.stored.done():
-                            waiting.stored.set_exception(exc)
-                    continue
-                for waiting in group:
-                    if not waiting.stored.done():
-                        # A second copy of one event in the same group is a duplicate of the first.
-                        waiting.stored.set_result(waiting.event.id in new)
-                        new.discard(waiting.event.id)
+        # pool's pre-ping round trip) per group was a visible share of the endpoint's CPU. The outer
+        # loop looks again once the session is closed: an event that came while it was closing
+        # found this writer still running, so no other writer will store it.
+        while self._waiting:
+            async with self._sessions() as db:
+                while self._waiting:
+                    await self._write_group(db)
+
+    async def _write_group(self, db: AsyncSession) -> None:
+        group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
+        try:
+            async with db.begin():  # committed before any request of the group is answered
+                new = await StripeEventRepository(db).record_many(
+                    [(w.event, w.traceparent) for w in group], source="webhook"
+                )
+        except Exception as exc:
+            for waiting in group:
+                if not waiting.stored.done():
+                    waiting.stored.set_exception(exc)
+            return
+        for waiting in group:
+            if not waiting.stored.done():
+                # A second copy of one event in the same group is a duplicate of the first.
+                waiting.stored.set_result(waiting.event.id in new)
+                new.discard(waiting.event.id)
