@@ -16,6 +16,28 @@ event id, as Stripe sends several events about one change. Each must change noth
 refund row and one `payment.refunded` per refund, and each payment's refunded amount the sum of its
 refunds.
 
+CPU per event applied is the CPU time of billing-service's processes (uvicorn's parent and its
+workers) and of the PostgreSQL backends serving its database, from wrk's start until every event of
+the burst is applied, over the distinct events stored; the Stripe emulator, wrk and RabbitMQ are
+left out. It is recorded for `make bench`'s final cost table (`support.record_costs`, "webhook
+applied"). The services run each in a process group of their own, which ends with the bench
+however it ends (bench/processes.py).
+
+What the profile said (issue 20; py-spy on both workers for 10 s of a burst, event-loop thread):
+about a third of the samples were the endpoint, of which most was FastAPI solving dependencies in
+its thread pool (billing's dependencies were plain `def`: a thread hop each, per request; now
+`async def`), then matching the route (the webhooks router was eighth; now first), and in the
+group-commit recorder a session checkout with the pool's pre-ping per group and a multi-row INSERT
+compiled and prepared anew for each group size (now one session through a burst and one
+`INSERT … SELECT FROM unnest(arrays)`). Under half was the processor: re-reading each named
+subscription from Stripe (a fifth, half of it the SDK building objects), `charge.refunded` (listing
+the charge's refunds from Stripe per event, now once per batch, and 1 + 2 queries per refund, now
+2), the invoice handler and the outbox's `add_event` (a `pg_notify` per event); the backlog gauge
+had a transaction of its own (now read inside the batch's), and batches were small because the
+processor claimed at once when woken (now it lingers `BILLING_WEBHOOK_BATCH_LINGER_SECONDS`).
+Left: the outbox's `pg_notify` per event (shared-platform/outbox.py), the subscription re-read per
+batch and the lock waits between the two workers' batches, the Stripe SDK's object building.
+
     uv run python bench/billing_webhooks.py [--seconds 10] [--connections 16] [--workers 2]
 """
 
