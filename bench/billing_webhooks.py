@@ -49,6 +49,7 @@ import copy
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -536,7 +537,11 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 ("wrk errors", f"{burst.errors + light.errors}"),
             ]
         )
-        record_costs("billing_webhooks", {"webhook applied": burst.cpu_ms_per_applied}, " ".join(sys.argv))
+        record_costs(
+            "billing_webhooks",
+            {"webhook applied": burst.cpu_ms_per_applied},
+            shlex.join(["python", *sys.argv]),
+        )
         failed = False
     finally:
         log.close()
