@@ -91,6 +91,7 @@ bench: migrate  ## benchmarks; each prints a table
 	$(UV) run --frozen python bench/notify_pipeline.py
 	$(UV) run --frozen python bench/gateway.py
 	$(UV) run --frozen python bench/web.py
+	$(UV) run --frozen python bench/billing_webhooks.py
 	$(UV) run --frozen python bench/startup.py
 	$(UV) run --frozen python bench/summary.py
 

@@ -16,6 +16,28 @@ event id, as Stripe sends several events about one change. Each must change noth
 refund row and one `payment.refunded` per refund, and each payment's refunded amount the sum of its
 refunds.
 
+CPU per event applied is the CPU time of billing-service's processes (uvicorn's parent and its
+workers) and of the PostgreSQL backends serving its database, from wrk's start until every event of
+the burst is applied, over the distinct events stored; the Stripe emulator, wrk and RabbitMQ are
+left out. It is recorded for `make bench`'s final cost table (`support.record_costs`, "webhook
+applied"). The services run each in a process group of their own, which ends with the bench
+however it ends (bench/processes.py).
+
+What the profile said (issue 20; py-spy on both workers for 10 s of a burst, event-loop thread):
+about a third of the samples were the endpoint, of which most was FastAPI solving dependencies in
+its thread pool (billing's dependencies were plain `def`: a thread hop each, per request; now
+`async def`), then matching the route (the webhooks router was eighth; now first), and in the
+group-commit recorder a session checkout with the pool's pre-ping per group and a multi-row INSERT
+compiled and prepared anew for each group size (now one session through a burst and one
+`INSERT … SELECT FROM unnest(arrays)`). Under half was the processor: re-reading each named
+subscription from Stripe (a fifth, half of it the SDK building objects), `charge.refunded` (listing
+the charge's refunds from Stripe per event, now once per batch, and 1 + 2 queries per refund, now
+2), the invoice handler and the outbox's `add_event` (a `pg_notify` per event); the backlog gauge
+had a transaction of its own (now read inside the batch's), and batches were small because the
+processor claimed at once when woken (now it lingers `BILLING_WEBHOOK_BATCH_LINGER_SECONDS`).
+Left: the outbox's `pg_notify` per event (shared-platform/outbox.py), the subscription re-read per
+batch and the lock waits between the two workers' batches, the Stripe SDK's object building.
+
     uv run python bench/billing_webhooks.py [--seconds 10] [--connections 16] [--workers 2]
 """
 
@@ -27,6 +49,7 @@ import copy
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -41,7 +64,8 @@ import stripe
 
 from gatehouse_platform import testing
 from gatehouse_platform.testing import serve_in_thread
-from support import ROOT, free_port, print_table, run_wrk, wait_ready
+from processes import ServiceGroups
+from support import ROOT, children, cpu_seconds, free_port, print_table, record_costs, run_wrk, wait_ready
 
 SUBSCRIPTIONS = 8
 DUPLICATE_EVERY = 5
@@ -267,6 +291,11 @@ class Run:
     announced: int
     per_invoice: int
     ignored: int
+    cpu_seconds: float  # billing-service's processes and its database backends, post to applied
+
+    @property
+    def cpu_ms_per_applied(self) -> float:
+        return self.cpu_seconds / self.stored * 1000 if self.stored else float("nan")
 
     @property
     def exact(self) -> bool:
@@ -277,9 +306,24 @@ class Run:
         )
 
 
+def tree(pid: int) -> list[int]:
+    return [pid, *(p for child in children(pid) for p in tree(child))]
+
+
+async def cpu_by_pid(pg: asyncpg.Connection, billing: int, database: str) -> dict[int, float]:
+    """CPU seconds so far of billing-service's processes (uvicorn's parent and workers) and of the
+    PostgreSQL backends serving its database (not this bench's own connection)."""
+    backends = await pg.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+    )
+    return {pid: cpu_seconds([pid]) for pid in [*tree(billing), *(r["pid"] for r in backends)]}
+
+
 async def post_and_apply(
     base: str,
     pg: asyncpg.Connection,
+    billing: int,
+    database: str,
     secret: str,
     distinct: list[dict[str, Any]],
     *,
@@ -295,6 +339,7 @@ async def post_and_apply(
                 signature = stripe.WebhookSignature.generate_signature_header(body, secret)
                 requests_file.write(f"{signature}\t{body}\n")
         requests_file.flush()
+        cpu_before = await cpu_by_pid(pg, billing, database)
         started = time.perf_counter()
         result = await run_wrk(
             f"{base}/billing/stripe/webhook",
@@ -314,6 +359,8 @@ async def post_and_apply(
             break
         await asyncio.sleep(0.05)
     applied_for = time.perf_counter() - started
+    cpu_after = await cpu_by_pid(pg, billing, database)  # a backend that ended meanwhile is missed
+    cpu_used = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())
     invoices = f"in_bench_{run}_%"
     stored = await pg.fetchval(
         "SELECT count(*) FROM stripe_events WHERE id LIKE $1 OR id LIKE $2", pattern, f"evt_benchr_{run}_%"
@@ -345,6 +392,7 @@ async def post_and_apply(
         ignored=await pg.fetchval(
             "SELECT count(*) FROM stripe_events WHERE id LIKE $1 AND status <> 'processed'", pattern
         ),
+        cpu_seconds=cpu_used,
     )
 
 
@@ -355,51 +403,50 @@ async def main(seconds: float, connections: int, workers: int) -> None:
     issuer = testing.TestIssuer()
     secret = f"whsec_bench_{secrets.token_hex(12)}"
     run = secrets.token_hex(3)
-    processes: list[subprocess.Popen[bytes]] = []
     # billing-service's output, kept (and named) if the run fails
     log = tempfile.NamedTemporaryFile("wb", prefix="bench-billing-", suffix=".log", delete=False)  # noqa: SIM115
     failed = True
     try:
         await testing.migrate(ROOT / "billing-service", database_url)
-        with testing.rabbitmq_vhost(name) as amqp_url, serve_in_thread(issuer.jwks_app()) as jwks_base:
+        with (
+            testing.rabbitmq_vhost(name) as amqp_url,
+            serve_in_thread(issuer.jwks_app()) as jwks_base,
+            ServiceGroups() as services,  # left first: the services stop before the vhost goes
+        ):
             billing_port, stripe_port = free_port(), free_port()
             base, stripe_url = f"http://127.0.0.1:{billing_port}", f"http://127.0.0.1:{stripe_port}"
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gatehouse_emulators.stripe",
-                        "--port",
-                        str(stripe_port),
-                        "--webhook-url",
-                        f"{base}/billing/stripe/webhook",
-                        "--webhook-secret",
-                        secret,
-                        "--log-level",
-                        "warning",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            services.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "gatehouse_emulators.stripe",
+                    "--port",
+                    str(stripe_port),
+                    "--webhook-url",
+                    f"{base}/billing/stripe/webhook",
+                    "--webhook-secret",
+                    secret,
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             env = env_for(database_url, amqp_url, jwks_base + testing.JWKS_PATH, stripe_url, secret)
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "billing_service.cli",
-                        "serve",
-                        "--port",
-                        str(billing_port),
-                        "--workers",
-                        str(workers),
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            billing = services.start(
+                [
+                    sys.executable,
+                    "-m",
+                    "billing_service.cli",
+                    "serve",
+                    "--port",
+                    str(billing_port),
+                    "--workers",
+                    str(workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             await wait_ready(stripe_url, "/healthz")
             await wait_ready(base)
@@ -419,6 +466,8 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 burst = await post_and_apply(
                     base,
                     pg,
+                    billing.pid,
+                    name,
                     secret,
                     mixed(
                         invoice_events(template, subscriptions, metadata, int(seconds * 1200), run),
@@ -432,6 +481,8 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 light = await post_and_apply(
                     base,
                     pg,
+                    billing.pid,
+                    name,
                     secret,
                     invoice_events(template, subscriptions, metadata, int(seconds * 300), run + "l"),
                     run=run + "l",
@@ -461,6 +512,10 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                     f"{burst.stored / burst.applied_for:.0f}",
                 ),
                 (
+                    "burst: CPU ms per event applied (billing-service + its PostgreSQL backends)",
+                    f"{burst.cpu_ms_per_applied:.1f}",
+                ),
+                (
                     "burst: payment rows / payment.succeeded / max rows per invoice",
                     f"{burst.payments} / {burst.announced} / {burst.per_invoice}",
                 ),
@@ -482,6 +537,11 @@ async def main(seconds: float, connections: int, workers: int) -> None:
                 ("wrk errors", f"{burst.errors + light.errors}"),
             ]
         )
+        record_costs(
+            "billing_webhooks",
+            {"webhook applied": burst.cpu_ms_per_applied},
+            shlex.join(["python", *sys.argv]),
+        )
         failed = False
     finally:
         log.close()
@@ -489,14 +549,6 @@ async def main(seconds: float, connections: int, workers: int) -> None:
             print(f"billing-service's output: {log.name}", file=sys.stderr)
         else:
             os.unlink(log.name)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         await testing.drop_database(name)
 
 

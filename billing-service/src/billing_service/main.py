@@ -134,7 +134,10 @@ def create_app(
         ),
         checks=checks,
         reported_checks=reported,
+        # the webhook endpoint first: Stripe's bursts are the hottest path, and a request is matched
+        # against each route in turn until one fits
         routers=[
+            webhooks_router,
             system,
             plans_router,
             coupons_router,
@@ -142,7 +145,6 @@ def create_app(
             orgs_router,
             payments_router,
             self_service_router,
-            webhooks_router,
             audit_router,
             event_log_router,
         ],

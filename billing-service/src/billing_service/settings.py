@@ -101,6 +101,9 @@ class Settings(TokenVerifierSettings):
     webhook_processor_enabled: bool = True
     webhook_batch_size: int = Field(default=200, ge=1, le=1000)
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # After a wake-up, how long the processor waits for more events before claiming a batch: under a
+    # burst, one batch (one transaction, one re-read per subscription) then holds many events.
+    webhook_batch_linger_seconds: float = Field(default=0.05, ge=0, le=5)
     webhook_retry_initial_seconds: float = Field(default=2.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=900.0, gt=0)
     # Organizations' seats: how often the seat worker (beside the webhook processor) sets the Stripe

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import os
 import secrets
@@ -306,6 +307,7 @@ class ServiceProcess:
             env=self.env,
             stdout=self.output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own, which `kill` ends with its workers
         )
         await wait_ready(self.url, within=within)
         await eventually(
@@ -339,8 +341,10 @@ class ServiceProcess:
         return await self.wait(within=within)
 
     def kill(self) -> None:
-        """Clean-up: whatever still runs is killed."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        """Clean-up: whatever still runs of its process group is killed (uvicorn's worker processes
+        too: killing their parent alone would leave them running)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.output.close()

@@ -24,6 +24,7 @@ and `subscription.ended` says `dispute_lost`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -201,6 +202,27 @@ async def record_refund(
     addressee = await _addressee(db, payment)
     await publishing.payment_refunded(db, payment, row, email=addressee.email, plan_name=addressee.plan_name)
     return row, ["payment.refunded"]
+
+
+def _moves(row: Refund, refund: RefundSnapshot) -> bool:
+    """Whether `record_refund` would change the stored refund: a later status, or an announcement
+    still due."""
+    later = _REFUND_RANK[_refund_status(refund.status)] > _REFUND_RANK[row.status]
+    return later or (row.announced_at is None and row.status == RefundStatus.SUCCEEDED)
+
+
+async def record_refunds(db: AsyncSession, payment: Payment, refunds: Sequence[RefundSnapshot]) -> list[str]:
+    """Each of a charge's refunds (oldest first) as `record_refund` stores it, their rows read in
+    one query; a refund already stored as it is now is left alone (nothing of it changed, so neither
+    did what the payment took back). Returns the emitted event types."""
+    stored = await RefundRepository(db).by_stripe_ids([refund.id for refund in refunds])
+    emitted: list[str] = []
+    for refund in refunds:
+        row = stored.get(refund.id)
+        if row is not None and not _moves(row, refund):
+            continue
+        emitted += (await record_refund(db, payment, refund))[1]
+    return emitted
 
 
 async def refund_payment(

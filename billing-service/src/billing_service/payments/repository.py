@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +110,10 @@ class RefundRepository(Repository[Refund]):
     async def by_stripe_id(self, refund_id: str) -> Refund | None:
         stmt = select(Refund).where(Refund.stripe_refund_id == refund_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_stripe_ids(self, refund_ids: Sequence[str]) -> dict[str, Refund]:
+        stmt = select(Refund).where(Refund.stripe_refund_id.in_(refund_ids))
+        return {row.stripe_refund_id: row for row in (await self.session.execute(stmt)).scalars()}
 
     async def by_key(self, payment_id: uuid.UUID, key: str) -> Refund | None:
         stmt = select(Refund).where(Refund.payment_id == payment_id, Refund.idempotency_key == key)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_service import publishing
 from billing_service.integrations.stripe import (
+    RefundSnapshot,
     StripeGateway,
     WebhookEvent,
     invoice_subscription_id,
@@ -29,7 +30,7 @@ from billing_service.integrations.stripe import (
     parse_refund,
 )
 from billing_service.models import Payment, Subscription, SubscriptionStatus
-from billing_service.payments.money import locate_payment, record_dispute, record_refund
+from billing_service.payments.money import locate_payment, record_dispute, record_refund, record_refunds
 from billing_service.payments.service import (
     Addressee,
     InvoiceChange,
@@ -57,6 +58,7 @@ class BatchContext:
     # The batch's payment rows by invoice id, read in one query (the fast path; None when careful).
     payments: dict[str, Payment] | None = None
     _addressees: dict[tuple[uuid.UUID, uuid.UUID], Addressee] = field(default_factory=dict)
+    _charge_refunds: dict[str, list[RefundSnapshot]] = field(default_factory=dict)
 
     async def addressee(self, subscription: Subscription) -> Addressee:
         """Looked up once per batch (a batch of invoices mostly names a few customers)."""
@@ -64,6 +66,14 @@ class BatchContext:
         if key not in self._addressees:
             self._addressees[key] = await addressee_of(self.db, subscription)
         return self._addressees[key]
+
+    async def charge_refunds(self, charge_id: str) -> list[RefundSnapshot]:
+        """A charge's refunds, listed from Stripe once per batch: Stripe sends several events about
+        one refund (`refund.created`, `charge.refunded`, …) and a burst brings them together. A
+        refund made after the read has events of its own, which a later batch applies."""
+        if charge_id not in self._charge_refunds:
+            self._charge_refunds[charge_id] = await self.stripe.charge_refunds(charge_id)
+        return self._charge_refunds[charge_id]
 
 
 Handler = Callable[[BatchContext, WebhookEvent], Awaitable[Outcome]]
@@ -179,9 +189,8 @@ async def on_charge_refunded(ctx: BatchContext, event: WebhookEvent) -> Outcome:
     )
     if payment is None:
         return "ignored"
-    for refund in reversed(await ctx.stripe.charge_refunds(charge.id)):  # oldest first
-        _, emitted = await record_refund(ctx.db, payment, refund)
-        ctx.emitted += emitted
+    oldest_first = list(reversed(await ctx.charge_refunds(charge.id)))
+    ctx.emitted += await record_refunds(ctx.db, payment, oldest_first)
     return "processed"
 
 

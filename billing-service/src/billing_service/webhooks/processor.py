@@ -121,6 +121,8 @@ class WebhookProcessor:
                 await self._sleep(settings.webhook_poll_interval_seconds)
             if done < settings.webhook_batch_size:
                 await self._sleep(settings.webhook_poll_interval_seconds)
+                if settings.webhook_batch_linger_seconds and not self._stopping:
+                    await asyncio.sleep(settings.webhook_batch_linger_seconds)  # let a burst gather
 
     async def _sleep(self, seconds: float) -> None:
         if self._stopping:
@@ -133,23 +135,23 @@ class WebhookProcessor:
         """Claim and process one batch; returns how many events it held."""
         started = time.perf_counter()
         try:
-            count = await self._batch(careful=False)
+            count, oldest = await self._batch(careful=False)
         except _RedoCarefully:
-            count = await self._batch(careful=True)
+            count, oldest = await self._batch(careful=True)
         if count:
             BATCH_SECONDS.observe(time.perf_counter() - started)
-            async with self._sessions() as db:
-                oldest = await StripeEventRepository(db).oldest_due()
             BACKLOG_AGE.set(0 if oldest is None else max((utcnow() - oldest).total_seconds(), 0))
         return count
 
-    async def _batch(self, *, careful: bool) -> int:
+    async def _batch(self, *, careful: bool) -> tuple[int, datetime | None]:
+        """How many events the batch held, and when the oldest event still due was received (read
+        in the batch's own transaction, after its marks: no second transaction for the gauge)."""
         received: list[datetime] = []  # of the events settled, for the lag once committed
         async with self._sessions() as db, db.begin():
             stripe_events = StripeEventRepository(db)
             rows = await stripe_events.claim_due(self._settings.webhook_batch_size)
             if not rows:
-                return 0
+                return 0, None
             events = []
             for row in rows:
                 try:
@@ -199,12 +201,14 @@ class WebhookProcessor:
                     raise _RedoCarefully from exc
             for status, ids in outcomes.items():
                 await stripe_events.mark_done(ids, status)
+            await db.flush()  # the failed marks too, before the oldest still due is read
+            oldest = await stripe_events.oldest_due()
         committed = utcnow()
         for at in received:
             APPLY_LAG.observe(max((committed - at).total_seconds(), 0))
         if ctx.emitted:
             log.debug("stripe events emitted %s", ctx.emitted)
-        return len(rows)
+        return len(rows), oldest
 
     @staticmethod
     def _named(event: WebhookEvent) -> list[str]:

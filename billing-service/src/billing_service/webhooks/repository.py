@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, cast, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, Text, bindparam, cast, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
 from billing_service.integrations.stripe import WebhookEvent
@@ -20,6 +22,35 @@ DUE = (StripeEventStatus.PENDING, StripeEventStatus.FAILED)
 _RECORD = (
     insert(StripeEvent).on_conflict_do_nothing(index_elements=[StripeEvent.id]).returning(StripeEvent.id)
 )
+
+
+_RECORDED = ("id", "type", "object_id", "api_version", "stripe_created_at", "payload", "traceparent")
+
+
+def _record_many_statement() -> ReturningInsert[str]:
+    """Any number of events in one INSERT whose text never changes: the columns arrive as arrays
+    (`unnest`), so SQLAlchemy compiles it once and asyncpg prepares it once per connection, where a
+    multi-row VALUES was compiled and prepared anew for every group size. The payloads travel as
+    JSON text, cast to JSONB in the statement."""
+    table = StripeEvent.__table__
+    assert isinstance(table, Table)
+    arrays = [
+        bindparam(name, type_=ARRAY(Text() if name == "payload" else table.c[name].type))
+        for name in _RECORDED
+    ]
+    rows = func.unnest(*arrays).table_valued(*_RECORDED).render_derived()
+    columns = [cast(rows.c.payload, JSONB) if name == "payload" else rows.c[name] for name in _RECORDED]
+    source = bindparam("source", type_=table.c.source.type)
+    # on the table, not the mapped class: the ORM would take the arrays for one row's values
+    return (
+        insert(table)
+        .from_select([*_RECORDED, "source"], select(*columns, source))
+        .on_conflict_do_nothing(index_elements=[table.c.id])
+        .returning(table.c.id)
+    )
+
+
+_RECORD_MANY = _record_many_statement()
 
 
 def _values(event: WebhookEvent, source: str, traceparent: str | None = None) -> dict[str, object]:
@@ -49,16 +80,13 @@ class StripeEventRepository(Repository[StripeEvent]):
         """Store each (event, traceparent) once, in one statement; returns the ids that were new."""
         if not events:
             return set()
-        if len(events) == 1:
-            event, traceparent = events[0]
-            return {event.id} if await self.record(event, source=source, traceparent=traceparent) else set()
-        stmt = (
-            insert(StripeEvent)
-            .values([_values(event, source, traceparent) for event, traceparent in events])
-            .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-            .returning(StripeEvent.id)
-        )
-        return set((await self.session.execute(stmt)).scalars())
+        columns: dict[str, list[object]] = {name: [] for name in _RECORDED}
+        for event, traceparent in events:
+            for name, value in _values(event, source, traceparent).items():
+                if name in columns:
+                    columns[name].append(json.dumps(value) if name == "payload" else value)
+        result = await self.session.execute(_RECORD_MANY, {**columns, "source": source})
+        return set(result.scalars())
 
     async def claim_due(self, limit: int) -> list[StripeEvent]:
         """Lock a batch of events due for processing, oldest (by Stripe's clock) first. Rows another
