@@ -7,10 +7,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 
 from gatehouse_platform.db import Repository, utcnow
 from notification_service.models import Delivery, DeliveryStatus
+
+# Built once at import: creating a delivery unless (event, template, recipient) already has one.
+# RETURNING says which happened, in the one round trip.
+_INSERT_NEW = (
+    insert(Delivery)
+    .on_conflict_do_nothing(
+        index_elements=[Delivery.event_id, Delivery.template, Delivery.recipient],
+        index_where=text("resend_of IS NULL"),
+    )
+    .returning(Delivery.id)
+)
+_COLUMNS = tuple(column.key for column in Delivery.__table__.columns)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,12 @@ class DeliveryRepository(Repository[Delivery]):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert_new(self, delivery: Delivery) -> bool:
+        """Insert `delivery` (a transient row an event caused) unless the event already has one for
+        its template and recipient; whether it was inserted. Not added to the session."""
+        values = {key: value for key in _COLUMNS if (value := getattr(delivery, key)) is not None}
+        return (await self.session.execute(_INSERT_NEW, values)).first() is not None
 
     async def search(
         self, filters: DeliveryFilters, *, limit: int, before: tuple[datetime, uuid.UUID] | None
