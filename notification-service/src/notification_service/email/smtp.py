@@ -2,10 +2,10 @@
 small pool of connections, and sorting failures into transient (retry later) and permanent.
 
 Composing builds the message's bytes directly (headers, then a multipart/alternative body in
-quoted-printable UTF-8): the `email` package's header parsing and generator were a third of the
-CPU of an email (bench/notify_pipeline.py). Anything that needs more than that — a non-ASCII
-address or header, a header to fold, a line break in a header — still goes through
-`email.message.EmailMessage`, and is sent with SMTPUTF8 when an address is not ASCII.
+quoted-printable UTF-8): the `email` package's header parsing and generator were a fifth of the
+service's event-loop CPU in bench/notify_pipeline.py's profile. Anything that needs more than
+that — a non-ASCII address or header, a header to fold, a line break in a header — still goes
+through `email.message.EmailMessage`, and is sent with SMTPUTF8 when an address is not ASCII.
 
 Sorting follows RFC 5321: a 5xx reply to MAIL, RCPT or DATA is permanent (the same message
 will be refused again); 4xx replies, timeouts, refused or dropped connections are transient. A
