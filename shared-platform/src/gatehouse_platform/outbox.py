@@ -67,6 +67,9 @@ _CLAIM_BATCH = """
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::uuid[])"
 _MARK_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
 _BACKLOG = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL"
+# The backlog and lag gauges are read every few seconds: measured at most this often, not after
+# every batch (at a steady trickle of commits, that was one more query per event).
+_MEASURE_EVERY_SECONDS = 1.0
 
 
 async def add_event(
@@ -163,6 +166,7 @@ class OutboxRelay:
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._leader = False
+        self._measured_at = -_MEASURE_EVERY_SECONDS
 
     @property
     def is_leader(self) -> bool:
@@ -247,9 +251,16 @@ class OutboxRelay:
                 await self._sleep(delay, wake_on_notify=False)
                 continue
             self._broker_backoff.reset()
-            await self._measure_lag(conn)
+            since = asyncio.get_running_loop().time() - self._measured_at
+            if since >= _MEASURE_EVERY_SECONDS:
+                await self._measure_lag(conn)
             if published < self._batch_size:
-                await self._sleep(self._poll_interval)
+                # Gauges left stale by this batch are measured once they are due, not a whole poll
+                # interval later.
+                due = (
+                    _MEASURE_EVERY_SECONDS - since if since < _MEASURE_EVERY_SECONDS else self._poll_interval
+                )
+                await self._sleep(min(self._poll_interval, due))
 
     def _on_notify(self, _conn: asyncpg.Connection, _pid: int, _channel: str, _payload: str) -> None:
         self._wakeup.set()
@@ -312,6 +323,7 @@ class OutboxRelay:
         """The backlog's size and the age of its oldest event, in one query (the partial index on
         unpublished rows keeps it cheap however long the table)."""
         waiting, oldest = await conn.fetchrow(_BACKLOG)
+        self._measured_at = asyncio.get_running_loop().time()
         OUTBOX_BACKLOG.set(waiting)
         OUTBOX_LAG.set(0 if oldest is None else max((utcnow() - oldest) / timedelta(seconds=1), 0))
 
