@@ -26,6 +26,11 @@ is 42 % of the loop's samples (the claim 19 %, about half of it the pool's pre-p
 marking sent 8 %; SMTP 11 %; Jinja rendering 3 %), the consumer's own transaction around it
 (processed_events, commit, ack) 24 %, the pool's pre-ping 17 % in all (platform `db.py`): what
 is left is asyncpg round trips and SQLAlchemy's session, not composing or SMTP.
+
+Measured with `python bench/notify_pipeline.py` (defaults), six rounds alternating the code before
+issue 20's changes and after, load average 3.6–7.1 on 2 shared cores; medians: CPU per email
+6.7 → 3.5 ms; burst 96 → 128 events/s (85–213 after, the spread is the machine's load); paced
+50/s commit → email p50 31 → 16 ms, p99 139 → 121 ms; commit → on the queue p50 5.3 → 2.2 ms.
 """
 
 from __future__ import annotations
