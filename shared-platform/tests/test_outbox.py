@@ -154,6 +154,25 @@ async def test_committed_event_reaches_a_bound_queue_right_after_commit(
     assert row.attempts == 0
 
 
+async def test_every_event_of_a_transaction_goes_out_on_its_one_notify_even_after_a_savepoint_rolled_back(
+    engine: AsyncEngine, session_factory: Sessions, amqp_url: str, exchange_name: str, inbox: AbstractQueue
+) -> None:
+    # Polling every 30 s: arrivals within the 10 s wait can only come from LISTEN/NOTIFY. The NOTIFY
+    # sent in the rolled-back savepoint is gone with it; the next event must send its own.
+    relay = OutboxRelay(engine, amqp_url, exchange=exchange_name, poll_interval=30)
+    async with running(relay):
+        await eventually(lambda: relay.is_leader, "the only relay to lead")
+        async with session_scope(session_factory) as session:
+            savepoint = await session.begin_nested()
+            await add_event(session, verified(), source=SOURCE)
+            await savepoint.rollback()
+            events = [await add_event(session, verified(), source=SOURCE) for _ in range(3)]
+        messages = await receive(inbox, 3)
+
+    assert sorted(str(m.message_id) for m in messages) == sorted(str(e.id) for e in events)
+    assert await leftovers(inbox) == []
+
+
 async def test_event_takes_the_request_id_as_correlation_id(session_factory: Sessions) -> None:
     token = correlation_id.set("request-7")
     try:

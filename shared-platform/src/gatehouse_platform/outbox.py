@@ -6,6 +6,9 @@ time (the holder of a Postgres advisory lock) publishes unpublished rows, oldest
 publisher confirms, and marks them published only once RabbitMQ has confirmed them. While the
 broker is unreachable rows simply wait; delivery is at least once (exactly once unless the relay
 dies between the broker's confirm and its own commit), so consumers stay idempotent.
+
+The relay's queries are plain SQL on its own leader-lock connection: a batch is one transaction
+there (claim the rows, publish them, mark them), with no pool checkout and no ORM on the way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -26,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gatehouse_contracts.envelope import CloudEvent, EventData, new_event
-from gatehouse_platform.db import make_session_factory, session_scope, utcnow
+from gatehouse_platform.db import utcnow
 from gatehouse_platform.models import OutboxMessage
 from gatehouse_platform.tracing import continued_from, current_trace_context
 
@@ -52,6 +56,21 @@ OUTBOX_BACKLOG = Gauge(
 )
 OUTBOX_LEADER = Gauge("gatehouse_outbox_relay_leader", "1 while this process's relay holds the leader lock.")
 
+_NOTIFY = select(func.pg_notify(NOTIFY_CHANNEL, ""))
+# session.info key: the (sub)transaction in which add_event last sent its NOTIFY.
+_NOTIFIED_IN = "gatehouse_outbox_notified_in"
+# The relay's statements (the partial index on unpublished rows serves the first and the last).
+_CLAIM_BATCH = """
+    SELECT id, event_type, payload::text AS payload, created_at FROM outbox
+    WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+_MARK_PUBLISHED = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::uuid[])"
+_MARK_FAILED = "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+_BACKLOG = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL"
+# The backlog and lag gauges are read every few seconds: measured at most this often, not after
+# every batch (at a steady trickle of commits, that was one more query per event).
+_MEASURE_EVERY_SECONDS = 1.0
+
 
 async def add_event(
     session: AsyncSession,
@@ -65,7 +84,10 @@ async def add_event(
 
     The correlation id defaults to the current request's id. The NOTIFY rides in the same
     transaction, and Postgres delivers it only on commit: the relay wakes right after commit and
-    never for a rolled-back change.
+    never for a rolled-back change. One NOTIFY per transaction is enough (the relay publishes every
+    waiting row when it wakes), so later events of the same transaction (or savepoint) send none;
+    an event in a savepoint that rolled back is gone together with its NOTIFY, and the next
+    event, in another (sub)transaction, sends its own.
     """
     event = new_event(
         data,
@@ -82,7 +104,11 @@ async def add_event(
             created_at=event.time,
         )
     )
-    await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+    sync = session.sync_session
+    current = sync.get_nested_transaction() or sync.get_transaction()
+    if current is None or sync.info.get(_NOTIFIED_IN) is not current:
+        await session.execute(_NOTIFY)
+        sync.info[_NOTIFIED_IN] = sync.get_nested_transaction() or sync.get_transaction()
     return event
 
 
@@ -125,7 +151,6 @@ class OutboxRelay:
         max_backoff: float = 30.0,
         lock_key: int = RELAY_LOCK_KEY,
     ) -> None:
-        self._sessions = make_session_factory(engine)
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._amqp_url = amqp_url
         self._exchange_name = exchange
@@ -141,6 +166,7 @@ class OutboxRelay:
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._leader = False
+        self._measured_at = -_MEASURE_EVERY_SECONDS
 
     @property
     def is_leader(self) -> bool:
@@ -168,7 +194,11 @@ class OutboxRelay:
         safe beside a running leader elsewhere: rows are claimed with FOR UPDATE SKIP LOCKED, so
         none is published twice. Raises `BrokerUnavailableError` if the broker fails.
         """
-        return await self._publish_batch()
+        conn = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            return await self._publish_batch(conn)
+        finally:
+            await self._close_pg(conn)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -209,68 +239,68 @@ class OutboxRelay:
     async def _lead(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         while not self._stopping:
-            # The lock lives exactly as long as this connection: if it is gone, so is leadership.
-            await conn.execute("SELECT 1")
+            # The batch runs on the lock's connection: if that is gone, so is leadership, and the
+            # batch fails with it (and rolls back) before publishing anything.
             try:
-                published = await self._publish_batch()
+                published = await self._publish_batch(conn)
             except BrokerUnavailableError as exc:
-                await self._measure_lag()
+                await self._measure_lag(conn)
                 delay = self._broker_backoff.next_delay()
                 logger.warning("outbox relay cannot publish (%s); retrying in %.1f s", exc, delay)
                 # New commits must not cut the back-off short and hammer a broker that is down.
                 await self._sleep(delay, wake_on_notify=False)
                 continue
             self._broker_backoff.reset()
-            await self._measure_lag()
+            since = asyncio.get_running_loop().time() - self._measured_at
+            if since >= _MEASURE_EVERY_SECONDS:
+                await self._measure_lag(conn)
             if published < self._batch_size:
-                await self._sleep(self._poll_interval)
+                # Gauges left stale by this batch are measured once they are due, not a whole poll
+                # interval later.
+                due = (
+                    _MEASURE_EVERY_SECONDS - since if since < _MEASURE_EVERY_SECONDS else self._poll_interval
+                )
+                await self._sleep(min(self._poll_interval, due))
 
     def _on_notify(self, _conn: asyncpg.Connection, _pid: int, _channel: str, _payload: str) -> None:
         self._wakeup.set()
 
-    async def _publish_batch(self) -> int:
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
         failure: BaseException | None = None
-        published = 0
-        async with session_scope(self._sessions) as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.published_at.is_(None))
-                    .order_by(OutboxMessage.created_at, OutboxMessage.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        published: list[uuid.UUID] = []
+        async with conn.transaction():
+            rows = await conn.fetch(_CLAIM_BATCH, self._batch_size)
             if not rows:
                 return 0
             exchange = await self._ensure_exchange()
             for row in rows:
+                payload: dict[str, Any] = json.loads(row["payload"])
                 try:
                     # In the trace of the request that made the event (aio-pika's instrumentation
                     # makes the publish span there and carries it on in the message's headers).
-                    with continued_from(row.payload):
+                    with continued_from(payload):
                         await exchange.publish(
-                            _to_message(row),
-                            routing_key=row.event_type,
+                            _payload_message(payload, row["id"], row["event_type"], row["created_at"]),
+                            routing_key=row["event_type"],
                             mandatory=False,
                             timeout=self._publish_timeout,
                         )
                 except Exception as exc:
                     # Stop at the first failure so later events never overtake this one.
                     failure = exc
-                    row.attempts += 1
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                    await conn.execute(_MARK_FAILED, row["id"], f"{type(exc).__name__}: {exc}"[:1000])
                     OUTBOX_PUBLISH_FAILURES.inc()
-                    logger.warning("publishing event id=%s type=%s failed", row.id, row.event_type)
+                    logger.warning("publishing event id=%s type=%s failed", row["id"], row["event_type"])
                     break
-                row.published_at = utcnow()
-                published += 1
-                OUTBOX_PUBLISHED.labels(row.event_type).inc()
-                logger.debug("published event id=%s type=%s", row.id, row.event_type)
+                published.append(row["id"])
+                OUTBOX_PUBLISHED.labels(row["event_type"]).inc()
+                logger.debug("published event id=%s type=%s", row["id"], row["event_type"])
+            if published:
+                await conn.execute(_MARK_PUBLISHED, published, utcnow())
         if failure is not None:
             await self._close_broker()
             raise BrokerUnavailableError(type(failure).__name__) from failure
-        return published
+        return len(published)
 
     async def _ensure_exchange(self) -> AbstractExchange:
         if self._exchange is not None and self._connection is not None and not self._connection.is_closed:
@@ -289,17 +319,11 @@ class OutboxRelay:
         logger.info("outbox relay connected to the broker")
         return self._exchange
 
-    async def _measure_lag(self) -> None:
+    async def _measure_lag(self, conn: asyncpg.Connection) -> None:
         """The backlog's size and the age of its oldest event, in one query (the partial index on
         unpublished rows keeps it cheap however long the table)."""
-        async with self._sessions() as session:
-            waiting, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(OutboxMessage.created_at)).where(
-                        OutboxMessage.published_at.is_(None)
-                    )
-                )
-            ).one()
+        waiting, oldest = await conn.fetchrow(_BACKLOG)
+        self._measured_at = asyncio.get_running_loop().time()
         OUTBOX_BACKLOG.set(waiting)
         OUTBOX_LAG.set(0 if oldest is None else max((utcnow() - oldest) / timedelta(seconds=1), 0))
 
@@ -360,13 +384,15 @@ def event_message(event: CloudEvent) -> aio_pika.Message:
     )
 
 
-def _to_message(row: OutboxMessage) -> aio_pika.Message:
+def _payload_message(
+    payload: dict[str, Any], event_id: uuid.UUID, event_type: str, created_at: datetime
+) -> aio_pika.Message:
     return _message(
-        json.dumps(row.payload, separators=(",", ":")).encode(),
-        event_id=row.id,
-        event_type=row.event_type,
-        time=row.created_at,
-        correlation_id=row.payload.get("correlationid"),
+        json.dumps(payload, separators=(",", ":")).encode(),
+        event_id=event_id,
+        event_type=event_type,
+        time=created_at,
+        correlation_id=payload.get("correlationid"),
     )
 
 

@@ -171,6 +171,21 @@ class Dispatcher:
         category = TEMPLATES[email.template].unsubscribe_category
         async with session_scope(self._sessions) as s:
             deliveries = DeliveryRepository(s)
+            # The first attempt (nearly every one): the row is created already claimed, in one
+            # INSERT … ON CONFLICT DO NOTHING; a retry or a redelivery finds it taken and goes on below.
+            suppressed = category is not None and await SuppressionRepository(s).is_suppressed(
+                email.recipient, category
+            )
+            fresh = self._new_delivery(event.id, event.type, email, kept_data, event.correlationid)
+            if suppressed:
+                fresh.status = DeliveryStatus.SUPPRESSED.value
+            else:
+                fresh.attempts, fresh.last_attempt_at = 1, utcnow()
+            if await deliveries.insert_new(fresh):
+                if suppressed:
+                    EMAILS_SUPPRESSED.labels(email.template).inc()
+                    log.info("delivery %s suppressed: the recipient unsubscribed from %s", fresh.id, category)
+                return fresh
             delivery = await deliveries.by_key(event.id, email.template, email.recipient, for_update=True)
             if delivery is None:
                 delivery = deliveries.add(
@@ -184,9 +199,7 @@ class Dispatcher:
                     "with the same Message-ID (the recipient may get it twice)",
                     delivery.id,
                 )
-            if category is not None and await SuppressionRepository(s).is_suppressed(
-                email.recipient, category
-            ):
+            if suppressed:
                 delivery.status = DeliveryStatus.SUPPRESSED.value
                 EMAILS_SUPPRESSED.labels(email.template).inc()
                 log.info("delivery %s suppressed: the recipient unsubscribed from %s", delivery.id, category)

@@ -6,11 +6,27 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import Table, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 
 from gatehouse_platform.db import Repository, utcnow
 from notification_service.models import Delivery, DeliveryStatus
+
+# Built once at import: creating a delivery unless (event, template, recipient) already has one.
+# RETURNING says which happened, in the one round trip.
+# On the table, not the entity: a plain Core INSERT, without the ORM's bulk-insert machinery.
+_DELIVERIES = cast(Table, Delivery.__table__)
+_INSERT_NEW = (
+    insert(_DELIVERIES)
+    .on_conflict_do_nothing(
+        index_elements=[_DELIVERIES.c.event_id, _DELIVERIES.c.template, _DELIVERIES.c.recipient],
+        index_where=text("resend_of IS NULL"),
+    )
+    .returning(_DELIVERIES.c.id)
+)
+_COLUMNS = tuple(column.key for column in _DELIVERIES.columns)
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,12 @@ class DeliveryRepository(Repository[Delivery]):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert_new(self, delivery: Delivery) -> bool:
+        """Insert `delivery` (a transient row an event caused) unless the event already has one for
+        its template and recipient; whether it was inserted. Not added to the session."""
+        values = {key: value for key in _COLUMNS if (value := getattr(delivery, key)) is not None}
+        return (await self.session.execute(_INSERT_NEW, values)).first() is not None
 
     async def search(
         self, filters: DeliveryFilters, *, limit: int, before: tuple[datetime, uuid.UUID] | None
@@ -71,8 +93,8 @@ class DeliveryRepository(Repository[Delivery]):
             return
         now = utcnow()
         await self.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
+            update(_DELIVERIES)  # Core: no delivery this marks is loaded in the session
+            .where(_DELIVERIES.c.id.in_(ids))
             .values(status=DeliveryStatus.SENT.value, sent_at=now, error=None, smtp_code=None, updated_at=now)
         )
 
