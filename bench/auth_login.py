@@ -27,7 +27,12 @@ pool's pre-ping added a round trip to each checkout), a count of the user's whol
 thread pool. A refresh was 4 statements. Now: the pool pings only a connection idle over 1 s, the
 sign-in memory is three EXISTS, a login's session, first refresh token and last-sign-in stamp go in
 one prebuilt Core statement (5 in all: user, factors, memory, that one, the audit row), a refresh
-is its row lock and one statement, and the dependencies are async.
+is its row lock and one statement, and the dependencies are async. Measured with this script
+(`--seconds 5 --sign-ins 60` and 30), before and after in turns, load 1.6 to 2.5: refresh 304 and
+373/s -> 727 and 738/s (auth-service CPU 2.5-2.8 -> 1.3-1.4 ms each); event-loop CPU per login
+7.0-7.9 -> 6.3 ms (13 ms at load 4 before). What is left of a login's event-loop time beside
+Argon2: HTTP, JWT signing, JSON, and the 5 statements (user, factors and sign-in memory could be
+one; /auth/me reads the user twice).
 """
 
 from __future__ import annotations
