@@ -32,7 +32,7 @@ is its row lock and one statement, and the dependencies are async. Measured with
 373/s -> 727 and 738/s (auth-service CPU 2.5-2.8 -> 1.3-1.4 ms each); event-loop CPU per login
 7.0-7.9 -> 6.3 ms (13 ms at load 4 before). What is left of a login's event-loop time beside
 Argon2: HTTP, JWT signing, JSON, and the 5 statements (user, factors and sign-in memory could be
-one; /auth/me reads the user twice).
+one).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from conftest import login, refresh, register
+from conftest import bearer, login, refresh, register
 
 BACKGROUND = ("outbox", "processed_event")  # the relay and the consumer poll on the same engine
 
@@ -47,3 +47,13 @@ async def test_a_refresh_sends_two_statements(app: FastAPI, client: httpx.AsyncC
         response = await refresh(client, tokens["refresh_token"])
     assert response.status_code == 200, response.text
     assert len(sent) <= 2, "\n".join(sent)
+
+
+async def test_my_profile_reads_the_user_once(app: FastAPI, client: httpx.AsyncClient) -> None:
+    user = await register(client)
+    tokens = await login(client, user["email"])
+    with statements(app) as sent:
+        response = await client.get("/auth/me", headers=bearer(tokens))
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == user["email"]
+    assert len(sent) == 1, "\n".join(sent)

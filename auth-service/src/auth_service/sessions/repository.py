@@ -9,6 +9,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from auth_service.accounts.repository import WITH_PROFILE
 from auth_service.models import AuthSession, LoginCode, RefreshToken, User
 from gatehouse_platform.db import Repository, utcnow
 
@@ -46,6 +47,7 @@ class SessionRepository(Repository[AuthSession]):
                 select(User, AuthSession)
                 .join(AuthSession, AuthSession.user_id == User.id)
                 .where(User.id == user_id, AuthSession.id == session_id)
+                .options(WITH_PROFILE)  # /auth/me answers from it: no second read of the user
             )
         ).one_or_none()
         return None if row is None else (row[0], row[1])
