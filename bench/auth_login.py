@@ -13,6 +13,26 @@ The Argon2 bound is cores ÷ the measured time of one verification. It is measur
 alone (the textbook figure), and as many hashes at once as there are cores (what the machine can
 really sustain, since parallel hashes share memory bandwidth and caches). wrk drives the logins;
 a Python probe samples /healthz every 20 ms meanwhile.
+
+Refreshes run under wrk too, one chain per wrk thread (each refresh rotates the token, so a Lua
+script takes the successor from every answer). The CPU rows give, per sign-up, login and refresh,
+all of auth-service's CPU (its event loop's in brackets) plus PostgreSQL's and Redis's (every such
+process on the machine: other work there counts too); their sums go to `support.record_costs`.
+
+Where a login's time went (December 2026, split of CPU by thread, statements counted with
+SQLAlchemy's before_cursor_execute in auth-service/tests/test_statement_counts.py; no sampling
+profiler run): besides the Argon2 pool, the event loop spent ~13 ms per login on 7 statements (the
+pool's pre-ping added a round trip to each checkout), a count of the user's whole sign-in history
+(it grows with every sign-in), ORM flushes of four rows, and sync dependencies each hopping to the
+thread pool. A refresh was 4 statements. Now: the pool pings only a connection idle over 1 s, the
+sign-in memory is three EXISTS, a login's session, first refresh token and last-sign-in stamp go in
+one prebuilt Core statement (5 in all: user, factors, memory, that one, the audit row), a refresh
+is its row lock and one statement, and the dependencies are async. Measured with this script
+(`--seconds 5 --sign-ins 60` and 30), before and after in turns, load 1.6 to 2.5: refresh 304 and
+373/s -> 727 and 738/s (auth-service CPU 2.5-2.8 -> 1.3-1.4 ms each); event-loop CPU per login
+7.0-7.9 -> 6.3 ms (13 ms at load 4 before). What is left of a login's event-loop time beside
+Argon2: HTTP, JWT signing, JSON, and the 5 statements (user, factors and sign-in memory could be
+one).
 """
 
 from __future__ import annotations
@@ -37,6 +57,8 @@ from auth_service.settings import Settings
 from gatehouse_platform import testing
 from support import (
     ROOT,
+    WrkResult,
+    children,
     cpu_seconds,
     free_port,
     lua_request,
@@ -44,6 +66,7 @@ from support import (
     percentile,
     pids_named,
     print_table,
+    record_costs,
     run_wrk,
     thread_cpu_seconds,
     tracing_env,
@@ -102,26 +125,98 @@ async def probe_health(base: str, stop: asyncio.Event) -> list[float]:
     return samples
 
 
-async def refresh_rate(base: str, seconds: float, clients: int, email: str) -> float:
-    """Refresh rotates the token on every call, so each client carries its own chain."""
+def refresh_chains_lua(tokens: list[str]) -> str:
+    """A wrk script for refreshes: refresh rotates the token on every call, so each wrk thread
+    (one connection each) carries its own chain, taking the successor from every answer."""
+    listed = ", ".join(f'"{token}"' for token in tokens)
+    return f"""
+local tokens = {{{listed}}}
+local next_chain = 1
+function setup(thread)
+  thread:set("token", tokens[next_chain])
+  next_chain = next_chain + 1
+end
+function request()
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}},
+    '{{"refresh_token": "' .. token .. '"}}')
+end
+function response(status, headers, body)
+  local successor = body:match('"refresh_token"%s*:%s*"([^"]+)"')
+  if successor then token = successor end
+end
+"""
+
+
+def backend_cpu() -> dict[int, float]:
+    """CPU so far of each PostgreSQL and Redis process."""
+    return cpu_by_pid(pids_named("postgres") + pids_named("redis-server"))
+
+
+def backend_cpu_since(before: dict[int, float]) -> float:
+    """What PostgreSQL and Redis spent since `before`: a backend that ended meanwhile is left out
+    (its CPU can no longer be read: subtracting it made the figure go negative), one that started
+    meanwhile counts whole."""
+    after = backend_cpu()
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
+
+
+def auth_cpu(server: int) -> float:
+    """All of auth-service's processes (uvicorn and any child)."""
+    return cpu_seconds([server, *children(server)])
+
+
+async def sign_up_cpu(base: str, server: int, count: int, connections: int) -> tuple[float, float]:
+    """(auth-service CPU, PostgreSQL + Redis CPU) per sign-up (POST /auth/register)."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        limit = asyncio.Semaphore(connections)
+
+        async def sign_up() -> None:
+            async with limit:
+                account = {
+                    "email": f"bench-{uuid.uuid4().hex[:12]}@example.com",
+                    "username": f"b{uuid.uuid4().hex[:12]}",
+                    "password": PASSWORD,
+                }
+                (await http.post("/auth/register", json=account)).raise_for_status()
+
+        own_before, others_before = auth_cpu(server), backend_cpu()
+        await asyncio.gather(*(sign_up() for _ in range(count)))
+        return (auth_cpu(server) - own_before) / count, backend_cpu_since(others_before) / count
+
+
+async def refresh_storm(
+    base: str, server: int, seconds: float, chains: int, email: str
+) -> tuple[WrkResult, float, float, float]:
+    """Refreshes under wrk, one chain per wrk thread: the result, and per refresh the CPU of
+    auth-service, of its event loop, and of PostgreSQL + Redis."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         login = {"email": email, "password": PASSWORD}
-        tokens = [
-            (await http.post("/auth/login", json=login)).json()["refresh_token"] for _ in range(clients)
-        ]
-        stop = time.monotonic() + seconds
-        done = 0
+        tokens = [(await http.post("/auth/login", json=login)).json()["refresh_token"] for _ in range(chains)]
+    own_before, loop_before, others_before = auth_cpu(server), thread_cpu_seconds(server), backend_cpu()
+    storm = await run_wrk(
+        f"{base}/auth/refresh-token",
+        seconds=seconds,
+        connections=chains,
+        threads=chains,
+        script=refresh_chains_lua(tokens),
+    )
+    done = max(storm.requests, 1)
+    own = (auth_cpu(server) - own_before) / done
+    loop = (thread_cpu_seconds(server).get("main", 0.0) - loop_before.get("main", 0.0)) / done
+    return storm, own, loop, backend_cpu_since(others_before) / done
 
-        async def chain(token: str) -> None:
-            nonlocal done
-            while time.monotonic() < stop:
-                response = await http.post("/auth/refresh-token", json={"refresh_token": token})
-                response.raise_for_status()
-                token = response.json()["refresh_token"]
-                done += 1
 
-        await asyncio.gather(*(chain(t) for t in tokens))
-    return done / seconds
+def costs_rows(costs: dict[str, tuple[float, float | None, float]]) -> list[tuple[str, str]]:
+    """Rows of CPU ms per operation: all of auth-service, its event loop, PostgreSQL + Redis."""
+    return [
+        (
+            f"CPU per {operation}: auth-service (event loop) + PostgreSQL and Redis",
+            f"{own * 1000:.1f} ms"
+            + (f" ({loop * 1000:.1f} ms)" if loop is not None else "")
+            + f" + {backends * 1000:.1f} ms",
+        )
+        for operation, (own, loop, backends) in costs.items()
+    ]
 
 
 async def with_totp(http: httpx.AsyncClient) -> tuple[str, pyotp.TOTP]:
@@ -191,13 +286,9 @@ async def measure(server: int, chains: list[list[Any]]) -> tuple[float, float]:
         for job in chain:
             await job()
 
-    own_before = cpu_seconds([server])
-    others_before = cpu_by_pid(pids_named("postgres") + pids_named("redis-server"))
+    own_before, others_before = cpu_seconds([server]), backend_cpu()
     await asyncio.gather(*(run(chain) for chain in chains))
-    own = cpu_seconds([server]) - own_before
-    others_after = cpu_by_pid(list(others_before))
-    shared = sum(others_after[pid] - spent for pid, spent in others_before.items() if others_after[pid] > 0)
-    return own, shared
+    return cpu_seconds([server]) - own_before, backend_cpu_since(others_before)
 
 
 async def sign_in_cpu(
@@ -295,7 +386,8 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
         )
         stop = asyncio.Event()
         probe = asyncio.create_task(probe_health(base, stop))
-        threads_before, postgres_before = thread_cpu_seconds(server.pid), cpu_seconds(pids_named("postgres"))
+        threads_before, postgres_before = thread_cpu_seconds(server.pid), backend_cpu()
+        own_before = auth_cpu(server.pid)
         try:
             storm = await run_wrk(
                 f"{base}/auth/login", seconds=seconds, connections=connections, script=login
@@ -303,10 +395,13 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
         finally:
             stop.set()
             health = await probe
-        threads_after = thread_cpu_seconds(server.pid)
+        threads_after, own_after = thread_cpu_seconds(server.pid), auth_cpu(server.pid)
         threads = {name: spent - threads_before.get(name, 0.0) for name, spent in threads_after.items()}
-        postgres = cpu_seconds(pids_named("postgres")) - postgres_before
-        refreshes = await refresh_rate(base, seconds, connections, email)
+        postgres = backend_cpu_since(postgres_before)
+        refreshes, refresh_own, refresh_loop, refresh_backends = await refresh_storm(
+            base, server.pid, seconds, connections, email
+        )
+        sign_up_own, sign_up_backends = await sign_up_cpu(base, server.pid, 2 * connections, connections)
 
         bound_alone = cores / alone
         logins = storm.requests_per_second * seconds
@@ -316,8 +411,9 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
         per_login = {
             "other threads (the Argon2 pool)": hashing / logins,
             "event loop (HTTP, SQLAlchemy + asyncpg, JWT, JSON)": threads.get("main", 0.0) / logins,
-            "PostgreSQL backends": postgres / logins,
+            "PostgreSQL + Redis": postgres / logins,
         }
+        login_own = (own_after - own_before) / logins
         needed = sum(per_login.values())
         rows = [
             ("cores", f"{cores}"),
@@ -340,7 +436,18 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
                 "most logins/s that CPU allows = cores / CPU per login",
                 f"{cores / needed:.1f} /s ({cores / needed / bound_alone:.2f} of the bound)",
             ),
-            (f"refreshes (Python client, {connections} chains)", f"{refreshes:.1f} /s"),
+            (
+                f"refreshes (wrk, {connections} chains, {seconds:.0f} s; target >= 400/s)",
+                f"{refreshes.requests_per_second:.1f} /s, p50 {refreshes.p50_ms:.1f} ms, "
+                f"{refreshes.errors} failed",
+            ),
+            *costs_rows(
+                {
+                    "sign-up": (sign_up_own, None, sign_up_backends),
+                    "login": (login_own, threads.get("main", 0.0) / logins, postgres / logins),
+                    "refresh": (refresh_own, refresh_loop, refresh_backends),
+                }
+            ),
             ("/healthz during the login storm p50", f"{percentile(health, 50) * 1000:.2f} ms"),
             (
                 "/healthz during the login storm p99 (target <= 10 ms)",
@@ -349,6 +456,15 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
             ("/healthz samples", f"{len(health)}"),
         ]
         print_table(rows)
+        record_costs(
+            "auth_login",
+            {
+                "sign-up": (sign_up_own + sign_up_backends) * 1000,
+                "login": (login_own + postgres / logins) * 1000,
+                "refresh": (refresh_own + refresh_backends) * 1000,
+            },
+            " ".join(["uv run python bench/auth_login.py", *sys.argv[1:]]),
+        )
 
         # the kinds take turns, a few rounds each, so a shared machine's busy spells fall on all
         rounds, totals = 6, {kind: (0.0, 0.0, 0.0) for kind in ("password", "totp", "passkey")}

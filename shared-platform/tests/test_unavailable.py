@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gatehouse_platform.app import DbSession, Lifespan, service_app
 from gatehouse_platform.db import make_engine, make_session_factory
@@ -157,3 +157,32 @@ async def test_a_client_that_leaves_mid_body_is_no_server_error() -> None:
         writer.close()
         await eventually(lambda: count("499") == 1, "the request to be counted")
     assert count("500") == 0
+
+
+async def _backend_alive(engine: AsyncEngine, pid: int) -> bool:
+    async with engine.connect() as connection:
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        return bool((await connection.execute(query, {"pid": pid})).scalar_one())
+
+
+async def test_a_pooled_connection_killed_while_idle_is_replaced_unseen(database_url: str) -> None:
+    """A connection idle longer than the threshold (0 s here) is pinged when checked out: one its
+    server ended meanwhile is replaced before the statement runs, so the caller sees no error."""
+    engine = make_engine(database_url, pool_size=1, ping_idle_seconds=0.0)
+    killer = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            first = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with killer.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+
+        async def gone() -> bool:
+            return not await _backend_alive(killer, first)
+
+        await eventually(gone, "the pooled connection's backend to end")
+        async with engine.connect() as connection:
+            second = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert second != first
+    finally:
+        await engine.dispose()
+        await killer.dispose()

@@ -97,7 +97,7 @@ HttpDep = Annotated[httpx.AsyncClient, Depends(from_services("http"))]
 """The outbound HTTP client (sign-in providers, org domain verification)."""
 
 
-def get_client(request: Request, proxies: ProxiesDep, places: PlacesDep) -> Client:
+async def get_client(request: Request, proxies: ProxiesDep, places: PlacesDep) -> Client:
     agent = request.headers.get("user-agent")
     ip = proxies.client_of(request).ip if request.client else None
     return Client(ip=ip, user_agent=agent[:512] if agent else None, place=places.of(ip))
@@ -144,7 +144,7 @@ ProfileReader = Annotated[Principal, Depends(scoped_principal("profile:read"))]
 
 
 @raises(ReauthenticationRequired)
-def recent_principal(principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep) -> Principal:
+async def recent_principal(principal: CurrentPrincipal, settings: SettingsDep, clock: ClockDep) -> Principal:
     require_recent_sign_in(principal, settings, clock)
     return principal
 

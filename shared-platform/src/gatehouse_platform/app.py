@@ -56,11 +56,12 @@ class HasSessionFactory(Protocol):
     session_factory: async_sessionmaker[AsyncSession]
 
 
-def from_services(attribute: str) -> Callable[[Request], Any]:
+def from_services(attribute: str) -> Callable[[Request], Awaitable[Any]]:
     """A dependency handing a route one collaborator the composition root built (an attribute of
-    the app's `Services`); the alias that uses it declares its type."""
+    the app's `Services`); the alias that uses it declares its type. `async` although it never
+    waits: FastAPI runs a plain `def` dependency in its thread pool, a hop per request."""
 
-    def dependency(request: Request) -> Any:
+    async def dependency(request: Request) -> Any:
         return getattr(request.app.state.services, attribute)
 
     dependency.__name__ = f"get_{attribute}"

@@ -73,6 +73,8 @@ def service_cli(
         os.environ[STOP_SECONDS_VARIABLE] = str(stop_seconds)  # for the lifespan, in every worker
         options: dict[str, Any] = {
             "proxy_headers": True,
+            "loop": "uvloop",  # named, not "auto": a missing uvloop or httptools fails loudly
+            "http": "httptools",
             "timeout_graceful_shutdown": drain_seconds,
             "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
             **(uvicorn_options or {}),

@@ -6,15 +6,17 @@ Services never commit: the session of a request, message or task is committed on
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import DateTime, MetaData, Result, Select, delete, func, select
+from sqlalchemy import DateTime, MetaData, Result, Select, delete, event, exc, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,10 +41,40 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow, onupdate=utcnow)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
-    )
+PING_IDLE_SECONDS = 1.0
+"""A pooled connection idle longer than this is pinged before it is handed out."""
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, ping_idle_seconds: float = PING_IDLE_SECONDS
+) -> AsyncEngine:
+    """An engine whose pool pings a connection on checkout only if it sat idle more than
+    `ping_idle_seconds` (SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip per
+    request). A connection that fails its ping is replaced before anyone sees it; one lost while
+    busy or just checked in fails its statement, and the pool is invalidated (the error is a
+    disconnect), as with `pool_pre_ping`."""
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, echo=echo)
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at <= ping_idle_seconds:
+            return  # just connected, or just used
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # the pool invalidates this connection and checks out another (a fresh one, unpinged)
+            raise exc.DisconnectionError("a pooled connection failed its ping") from error
+
+    return engine
+
+
+_CHECKED_IN_AT = "gatehouse_checked_in_at"
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from auth_service.accounts.repository import WITH_PROFILE
 from auth_service.models import ApiKey, User
 from gatehouse_platform.db import Repository, utcnow
 
@@ -88,6 +89,7 @@ class ApiKeyRepository(Repository[ApiKey]):
                 select(User, ApiKey)
                 .join(ApiKey, ApiKey.user_id == User.id)
                 .where(User.id == user_id, ApiKey.id == key_id, ApiKey.org_id.is_(None))
+                .options(WITH_PROFILE)  # /auth/me answers from it: no second read of the user
             )
         ).one_or_none()
         return None if row is None else (row[0], row[1])

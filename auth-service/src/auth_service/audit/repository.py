@@ -6,11 +6,27 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Exists, String, Text, and_, bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import array
 
 from auth_service.models import AuditEvent
 from gatehouse_platform.db import Repository
+
+
+def _signed_in(*recent: ColumnElement[bool]) -> Exists:
+    return exists().where(
+        AuditEvent.user_id == bindparam("user_id"), AuditEvent.type == bindparam("type"), *recent
+    )
+
+
+_RECENT = AuditEvent.occurred_at >= bindparam("since")
+# Built once, at import (a login runs it). Three EXISTS, each stopping at its first row: a user's
+# thousandth sign-in costs what their second does. A None device or network matches nothing.
+_SIGN_IN_MEMORY = select(
+    _signed_in(),
+    _signed_in(_RECENT, AuditEvent.device == bindparam("device", type_=String)),
+    _signed_in(_RECENT, AuditEvent.network == bindparam("network", type_=String)),
+)
 
 
 @dataclass(frozen=True)
@@ -53,14 +69,9 @@ class AuditEventRepository(Repository[AuditEvent]):
     async def sign_in_memory(
         self, user_id: uuid.UUID, type_: str, *, since: datetime, device: str | None, network: str | None
     ) -> SignInMemory:
-        recent = AuditEvent.occurred_at >= since
-        stmt = select(
-            func.count(),
-            func.coalesce(func.bool_or(and_(recent, AuditEvent.device == device)), False),
-            func.coalesce(func.bool_or(and_(recent, AuditEvent.network == network)), False),
-        ).where(AuditEvent.user_id == user_id, AuditEvent.type == type_)
-        count, device_seen, network_seen = (await self.session.execute(stmt)).one()
-        return SignInMemory(any_before=count > 0, device_seen=device_seen, network_seen=network_seen)
+        params = {"user_id": user_id, "type": type_, "since": since, "device": device, "network": network}
+        any_before, device_seen, network_seen = (await self.session.execute(_SIGN_IN_MEMORY, params)).one()
+        return SignInMemory(any_before=any_before, device_seen=device_seen, network_seen=network_seen)
 
     async def purge(self, horizon: datetime) -> int:
         """The retention purge: the only delete the trail knows."""

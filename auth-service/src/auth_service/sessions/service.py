@@ -164,8 +164,12 @@ async def _issue(
     )
 
 
+def _refresh_expiry(settings: Settings, session: AuthSession) -> datetime:
+    return min(utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds), session.expires_at)
+
+
 def _new_refresh_row(settings: Settings, session: AuthSession, token: str) -> RefreshToken:
-    expires = min(utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds), session.expires_at)
+    expires = _refresh_expiry(settings, session)
     return RefreshToken(session_id=session.id, token_hash=token_digest(token), expires_at=expires)
 
 
@@ -203,12 +207,11 @@ async def start_session(
         user_agent=client.user_agent,
         ip=client.ip,
     )
-    user.last_login_at = now
     await audit.record_sign_in(db, settings, user, method=method, client=client, second_step=second_step)
-    db.add(session)
     token = new_token()
-    db.add(_new_refresh_row(settings, session, token))
-    await db.flush()
+    await SessionRepository(db).start(
+        session, user, token_digest=token_digest(token), expires_at=_refresh_expiry(settings, session)
+    )
     return await _issue(keyring, settings, user, session, token)
 
 
@@ -249,12 +252,15 @@ async def refresh_session(
         if member is None:  # its removal revoked the session; never sign an org claim without one
             raise InvalidRefreshToken("This session has ended.")
         session.org_role = member.role
-    token.rotated_at = now
-    session.last_used_at = now
-    session.user_agent = client.user_agent or session.user_agent
-    session.ip = client.ip or session.ip
-    db.add(_new_refresh_row(settings, session, successor))
-    await db.flush()
+    await tokens.rotate(
+        token,
+        session,
+        successor_digest=token_digest(successor),
+        expires_at=_refresh_expiry(settings, session),
+        at=now,
+        user_agent=client.user_agent or session.user_agent,
+        ip=client.ip or session.ip,
+    )
     return await _issue(keyring, settings, user, session, successor)
 
 
