@@ -5,7 +5,7 @@ weight (the HTML plus the CSS and JS it loads; there are no images).
     uv run python bench/web.py [--requests 400]
 
 The API is not part of the figure: for the pages that call it (`/account`: `GET /auth/me`,
-`/auth/identities`; `/account/sessions`; the billing pages: plans, my subscription, my payments, a
+`/auth/identities`; `/account/sessions`; the billing pages: plans, my subscription, my payments, my card, a
 plan change's preview), an in-process stand-in answers at once, so the row measures the web's own
 work. Targets (issue 14): a page renders in at most 20 ms p50 and weighs at most 100 KB with its
 CSS and JS.
@@ -104,6 +104,7 @@ ANSWERS = {
     "/billing/subscriptions/me": SUBSCRIPTION,
     "/billing/payments/me": {"items": [PAYMENT] * 12, "next_cursor": None},
     "/billing/subscriptions/upgrade/preview": PREVIEW,
+    "/billing/payment-method/me": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030},
 }
 IDENTITIES = {
     "items": [
