@@ -429,7 +429,7 @@ async def bench(seconds: float, connections: int, sign_ins: int, *, tracing: Rec
             ),
             ("login p50 / p99", f"{storm.p50_ms:.1f} ms / {storm.p99_ms:.1f} ms"),
             ("failed logins (non-2xx or socket errors)", f"{storm.errors}"),
-            ("login rate / Argon2 bound (target >= 0.9)", f"{storm.requests_per_second / bound_alone:.2f}"),
+            ("login rate / Argon2 bound (target >= 0.85)", f"{storm.requests_per_second / bound_alone:.2f}"),
             ("login rate / parallel Argon2 capacity", f"{storm.requests_per_second / parallel:.2f}"),
             *((f"CPU per login: {part}", f"{spent * 1000:.1f} ms") for part, spent in per_login.items()),
             (
