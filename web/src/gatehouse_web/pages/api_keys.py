@@ -27,7 +27,7 @@ def scope_labels(_: Callable[..., str]) -> dict[str, str]:
     """What each scope lets a key do, in the person's words (gatehouse_contracts.tokens.API_KEY_SCOPES)."""
     return {
         "profile:read": _("Read your profile"),
-        "orgs:read": _("Read your organizations, their members and invitations"),
+        "orgs:read": _("Read your organizations and their members"),
         "billing:read": _("Read your subscription, payments and invoices"),
         "billing:write": _("Subscribe, change plan, cancel and resume"),
     }
