@@ -20,19 +20,29 @@ all of auth-service's CPU (its event loop's in brackets) plus PostgreSQL's and R
 process on the machine: other work there counts too); their sums go to `support.record_costs`.
 
 Where a login's time went (December 2026, split of CPU by thread, statements counted with
-SQLAlchemy's before_cursor_execute in auth-service/tests/test_statement_counts.py; no sampling
-profiler run): besides the Argon2 pool, the event loop spent ~13 ms per login on 7 statements (the
-pool's pre-ping added a round trip to each checkout), a count of the user's whole sign-in history
-(it grows with every sign-in), ORM flushes of four rows, and sync dependencies each hopping to the
-thread pool. A refresh was 4 statements. Now: the pool pings only a connection idle over 1 s, the
-sign-in memory is three EXISTS, a login's session, first refresh token and last-sign-in stamp go in
-one prebuilt Core statement (5 in all: user, factors, memory, that one, the audit row), a refresh
-is its row lock and one statement, and the dependencies are async. Measured with this script
-(`--seconds 5 --sign-ins 60` and 30), before and after in turns, load 1.6 to 2.5: refresh 304 and
-373/s -> 727 and 738/s (auth-service CPU 2.5-2.8 -> 1.3-1.4 ms each); event-loop CPU per login
-7.0-7.9 -> 6.3 ms (13 ms at load 4 before). What is left of a login's event-loop time beside
-Argon2: HTTP, JWT signing, JSON, and the 5 statements (user, factors and sign-in memory could be
-one).
+SQLAlchemy's before_cursor_execute in auth-service/tests/test_statement_counts.py): besides the
+Argon2 pool, the event loop spent ~13 ms per login on 7 statements (the pool's pre-ping added a
+round trip to each checkout), a count of the user's whole sign-in history (it grows with every
+sign-in), ORM flushes of four rows, and sync dependencies each hopping to the thread pool. A refresh
+was 4 statements. Now: the pool pings only a connection idle over 1 s, the sign-in memory is three
+EXISTS, a login's session, first refresh token and last-sign-in stamp go in one prebuilt Core
+statement (5 in all: user, factors, memory, that one, the audit row), a refresh is its row lock and
+one statement, and the dependencies are async. Measured with this script (`--seconds 5 --sign-ins
+60` and 30), before and after in turns, load 1.6 to 2.5: refresh 304 and 373/s -> 727 and 738/s
+(auth-service CPU 2.5-2.8 -> 1.3-1.4 ms each); event-loop CPU per login 7.0-7.9 -> 6.3 ms (13 ms at
+load 4 before). A py-spy profile of the event loop during the login storm after these changes (`py-
+spy record -r 200 -f raw` on auth-service, 12 s, 1,173 samples of the event-loop thread and its
+greenlets, load ~2): uvloop's own loop (sockets, wake-ups) 19%, asyncpg executing the 5 statements
+15%, SQLAlchemy's layers over them (session, compile cache, result) ~12%, Starlette/FastAPI
+middleware and routing ~10%, writing the response 6.5%, RS256 signing 4.6%, the audit row 4.9%. No
+one part is the 2.5 ms left to the 4 ms target: merging the user, factors and sign-in memory reads
+would save about two statements (~0.7 ms).
+
+What the Argon2 bound allows on 2 cores: two hashes at once take 2 / 113.7/s = 17.6 ms of CPU
+each (one alone: 15.0-15.9 ms; they share memory bandwidth), so with no other work at all a login
+could reach 0.91 of the bound; 0.85 of it leaves ~1.2 ms per login for the event loop, PostgreSQL
+and Redis together. With the event loop at the 4 ms target the ceiling is about 0.70; at today's
+6.2-6.5 ms, 0.58-0.60 (the measured 0.50-0.55 is that ceiling less queueing).
 """
 
 from __future__ import annotations
