@@ -299,6 +299,8 @@ def test_every_signed_in_page_fits_a_phone(browser: Browser, system: System) -> 
             shot(page, "phone" + path.replace("/", "-"))
         page.goto(f"{system.gateway}/account/security")
         page.get_by_role("button", name="Set up an authenticator app").click()
+        # the click posts a form: measure the page it leads to, not the one it leaves mid-navigation
+        expect(page.get_by_role("heading", level=1)).to_have_text("Set up an authenticator app")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

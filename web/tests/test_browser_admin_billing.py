@@ -115,7 +115,8 @@ def test_an_admin_creates_a_plan_and_refunds_part_of_a_payment(
     # The customer's billing, from their user page; refund $4.00 of the $9.00.
     page.goto(f"{system.gateway}/admin/users?q={customer}")
     page.get_by_role("link", name=customer).click()
-    user_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_url(re.compile(r"/admin/users/[0-9a-f-]{36}$"))  # the user's page, not the search
+    user_id = page.url.rsplit("/", 1)[1]
     page.get_by_role("link", name="Subscription, payments and refunds").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing of {customer}")
     payments = page.locator("section", has=page.get_by_role("heading", name="Payments and invoices"))
