@@ -99,67 +99,53 @@ _tokens, _sessions = cast(Table, RefreshToken.__table__), cast(Table, AuthSessio
 # Core on the tables (no ORM bookkeeping), built once: a refresh is its lock and this statement.
 # Parameter names match no column: SQLAlchemy would add a parameter named like a column of an
 # INSERT or UPDATE to it (a `p_` prefix keeps a refresh from resetting the old token's `expires_at`).
-_ROTATE = (
-    insert(_tokens)
+# A session's new refresh token, which a login's and a refresh's statement each store.
+_NEW_TOKEN = insert(_tokens).values(
+    id=bindparam("p_token_id"),
+    session_id=bindparam("p_session_id"),
+    token_hash=bindparam("p_token_hash"),
+    created_at=bindparam("p_at"),
+    expires_at=bindparam("p_expires_at"),
+)
+_ROTATE = _NEW_TOKEN.add_cte(
+    update(_tokens)
+    .where(_tokens.c.id == bindparam("p_old_token_id"))
+    .values(rotated_at=bindparam("p_at"))
+    .cte("rotated_out")
+).add_cte(
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("p_session_id"))
     .values(
-        id=bindparam("p_successor_id"),
-        session_id=bindparam("p_session_id"),
-        token_hash=bindparam("p_successor_hash"),
-        created_at=bindparam("p_at"),
-        expires_at=bindparam("p_expires_at"),
+        last_used_at=bindparam("p_at"),
+        user_agent=bindparam("p_user_agent"),
+        ip=bindparam("p_ip"),
+        org_role=bindparam("p_org_role"),
     )
-    .add_cte(
-        update(_tokens)
-        .where(_tokens.c.id == bindparam("p_token_id"))
-        .values(rotated_at=bindparam("p_at"))
-        .cte("rotated_out")
-    )
-    .add_cte(
-        update(_sessions)
-        .where(_sessions.c.id == bindparam("p_session_id"))
-        .values(
-            last_used_at=bindparam("p_at"),
-            user_agent=bindparam("p_user_agent"),
-            ip=bindparam("p_ip"),
-            org_role=bindparam("p_org_role"),
-        )
-        .cte("used")
-    )
+    .cte("used")
 )
 
 
 _users = cast(Table, User.__table__)
-_START = (
-    insert(_tokens)
+_START = _NEW_TOKEN.add_cte(
+    insert(_sessions)
     .values(
-        id=bindparam("p_token_id"),
-        session_id=bindparam("p_session_id"),
-        token_hash=bindparam("p_token_hash"),
+        id=bindparam("p_session_id"),
+        user_id=bindparam("p_user_id"),
+        method=bindparam("p_method"),
         created_at=bindparam("p_at"),
-        expires_at=bindparam("p_expires_at"),
+        last_used_at=bindparam("p_at"),
+        auth_time=bindparam("p_at"),
+        expires_at=bindparam("p_session_expires_at"),
+        user_agent=bindparam("p_user_agent"),
+        ip=bindparam("p_ip"),
+        amr=bindparam("p_amr"),
     )
-    .add_cte(
-        insert(_sessions)
-        .values(
-            id=bindparam("p_session_id"),
-            user_id=bindparam("p_user_id"),
-            method=bindparam("p_method"),
-            created_at=bindparam("p_at"),
-            last_used_at=bindparam("p_at"),
-            auth_time=bindparam("p_at"),
-            expires_at=bindparam("p_session_expires_at"),
-            user_agent=bindparam("p_user_agent"),
-            ip=bindparam("p_ip"),
-            amr=bindparam("p_amr"),
-        )
-        .cte("started")
-    )
-    .add_cte(
-        update(_users)
-        .where(_users.c.id == bindparam("p_user_id"))
-        .values(last_login_at=bindparam("p_at"), updated_at=bindparam("p_at"))
-        .cte("signed_in")
-    )
+    .cte("started")
+).add_cte(
+    update(_users)
+    .where(_users.c.id == bindparam("p_user_id"))
+    .values(last_login_at=bindparam("p_at"), updated_at=bindparam("p_at"))
+    .cte("signed_in")
 )
 
 
@@ -187,14 +173,14 @@ class RefreshTokenRepository(Repository[RefreshToken]):
         (with the client's user agent and address, and `session.org_role`, which the caller may
         have refreshed). The loaded objects are brought in line without being made dirty."""
         params = {
-            "p_token_id": token.id,
+            "p_old_token_id": token.id,
             "p_session_id": session.id,
             "p_at": at,
             "p_user_agent": user_agent,
             "p_ip": ip,
             "p_org_role": session.org_role,
-            "p_successor_id": uuid.uuid4(),
-            "p_successor_hash": successor_digest,
+            "p_token_id": uuid.uuid4(),
+            "p_token_hash": successor_digest,
             "p_expires_at": expires_at,
         }
         await self.session.execute(_ROTATE, params)
