@@ -31,6 +31,8 @@ from gatehouse_emulators.smtp import read_maildir, start_catcher
 from gatehouse_platform import testing
 from gatehouse_platform.outbox import event_message
 from gatehouse_platform.testing import free_port
+from notification_service.email.links import Links
+from notification_service.email.render import Renderer
 from notification_service.main import create_app
 from notification_service.models import Delivery
 from notification_service.previews.samples import SAMPLE_EVENTS
@@ -317,3 +319,11 @@ async def wait_for_deliveries(
         settled, f"deliveries of {event_id} to be {sorted(statuses)}", within=timeout
     )
     return rows
+
+
+@pytest.fixture(scope="module")
+def renderer_and_links() -> tuple[Renderer, Links]:
+    """The email renderer and its links, as a service configured for app.example.com has them."""
+    settings = Settings(environment="test", app_url="https://app.example.com")
+    links = Links(settings)
+    return Renderer(settings, links), links

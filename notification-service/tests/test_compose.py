@@ -26,12 +26,6 @@ SETTINGS = Settings(environment="test", app_url="https://app.example.com")
 MESSAGE_ID = "<42.abc@mail.example.com>"
 
 
-@pytest.fixture(scope="module")
-def renderer_and_links() -> tuple[Renderer, Links]:
-    links = Links(SETTINGS)
-    return Renderer(SETTINGS, links), links
-
-
 def read_back(data: bytes) -> tuple[EmailMessage, str, str]:
     message = message_from_bytes(data, policy=policy.default)
     assert isinstance(message, EmailMessage)

@@ -21,13 +21,6 @@ from notification_service.previews.service import render_sample
 from notification_service.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def renderer_and_links() -> tuple[Renderer, Links]:
-    settings = Settings(environment="test", app_url="https://app.example.com")
-    links = Links(settings)
-    return Renderer(settings, links), links
-
-
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_template_renders_its_sample_in_html_and_text(
     renderer_and_links: tuple[Renderer, Links], name: str
